@@ -1,0 +1,735 @@
+"""SLOs as code: the spec file, its validation, and the report (SLI, budget, burn, alerts).
+
+A spec is YAML (or JSON) in the SPEC format; :func:`load_slo_spec` turns it into a
+:class:`SloSpec` or raises :class:`SloSpecError` naming the file, the SLO and the field of
+every mistake. :func:`slo_report` evaluates a spec on a span frame at one instant and
+returns the ``slo --json`` shape; :func:`render_slo_table` and :func:`render_slo_markdown`
+print it. The arithmetic and its choices are written out, with a worked example, in
+``docs/reports.md``.
+
+Ratios are computed with :class:`fractions.Fraction` from the objective as written
+(99.9 is 999/1000, not 99.900000000000006) and only turned into floats for output, so a
+burn rate of exactly 14.4 is 14.4 and meets the 14.4 alert threshold.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Final, Literal, TypeAlias, TypedDict, cast
+
+import polars as pl
+import yaml
+
+from analyzer.failures import render_table, sanitize_text, with_error_flag
+from analyzer.timeparse import (
+    NS_PER_DAY,
+    NS_PER_HOUR,
+    NS_PER_MINUTE,
+    NS_PER_SECOND,
+    format_duration,
+    format_unix_nano,
+    parse_duration,
+)
+
+__all__ = [
+    "ALERT_PAIRS",
+    "BURN_RATE_WINDOWS",
+    "Alert",
+    "AlertWindow",
+    "Sli",
+    "SloDefinition",
+    "SloReport",
+    "SloResult",
+    "SloSpec",
+    "SloSpecError",
+    "load_slo_spec",
+    "render_slo_markdown",
+    "render_slo_table",
+    "slo_bad_trace_ids",
+    "slo_frame_start",
+    "slo_report",
+]
+
+Sli: TypeAlias = Literal["availability", "latency"]
+Severity: TypeAlias = Literal["page", "ticket"]
+
+#: The burn-rate windows every report shows (SPEC: ``burn_rates``).
+BURN_RATE_WINDOWS: Final[tuple[tuple[str, int], ...]] = (
+    ("1h", NS_PER_HOUR),
+    ("6h", 6 * NS_PER_HOUR),
+    ("1d", NS_PER_DAY),
+    ("3d", 3 * NS_PER_DAY),
+)
+
+#: The SRE workbook's multiwindow, multi-burn-rate alerts for a 30-day SLO (chapter 5,
+#: "Alerting on SLOs", table 5-8): (severity, long window, short window, burn rate).
+#: 14.4 over 1h is 2% of a 30-day budget in an hour; 6 over 6h is 5%; 3 over 1d and
+#: 1 over 3d are 10%.
+ALERT_PAIRS: Final[tuple[tuple[Severity, int, int, Fraction], ...]] = (
+    ("page", NS_PER_HOUR, 5 * NS_PER_MINUTE, Fraction(144, 10)),
+    ("page", 6 * NS_PER_HOUR, 30 * NS_PER_MINUTE, Fraction(6)),
+    ("ticket", NS_PER_DAY, 2 * NS_PER_HOUR, Fraction(3)),
+    ("ticket", 3 * NS_PER_DAY, 6 * NS_PER_HOUR, Fraction(1)),
+)
+_REFERENCE_WINDOW: Final = 30 * NS_PER_DAY
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+class SloSpecError(ValueError):
+    """A spec that cannot be used. ``errors`` lists every problem found, each naming the
+    file, the SLO and the field; ``str()`` joins them on one line for the CLI."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors: tuple[str, ...] = tuple(errors)
+        super().__init__("; ".join(self.errors))
+
+
+@dataclass(frozen=True, slots=True)
+class SloDefinition:
+    name: str
+    service: str
+    operation: str
+    sli: Sli
+    objective: float
+    window: str
+    window_ns: int
+    threshold_ms: float | None = None
+    description: str | None = None
+
+    @property
+    def objective_fraction(self) -> Fraction:
+        """The objective as an exact fraction of events (99.9 -> 999/1000)."""
+        # repr() is the shortest text that reads back as this float: what the user wrote.
+        return Fraction(repr(self.objective)) / 100
+
+    @property
+    def threshold_ns(self) -> int | None:
+        if self.threshold_ms is None:
+            return None
+        return round(Fraction(repr(self.threshold_ms)) * 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class SloSpec:
+    slos: tuple[SloDefinition, ...]
+    source_name: str = "slo spec"
+
+
+_REQUIRED: Final = ("name", "service", "operation", "sli", "objective", "window")
+_OPTIONAL: Final = ("threshold_ms", "description")
+_SLIS: Final = ("availability", "latency")
+
+
+def _parse_document(text: str, source: str) -> object:
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        # JSON first: its error messages point at the JSON syntax the user wrote.
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SloSpecError(
+                [f"{source}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}"]
+            ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+        raise SloSpecError(
+            [f"{source}: {where}invalid YAML: {exc.problem or exc.context or 'syntax error'}"]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SloSpecError([f"{source}: invalid YAML: {exc}"]) from None
+
+
+def _is_number(value: object) -> bool:
+    # YAML reads "yes" as True, and bool is an int in Python: refuse it explicitly.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_slo(
+    item: object, index: int, source: str, seen: set[str], errors: list[str]
+) -> SloDefinition | None:
+    label = f"slo #{index + 1}"
+    if isinstance(item, Mapping) and isinstance(item.get("name"), str) and item["name"].strip():
+        label = f'slo "{sanitize_text(item["name"])}"'
+
+    def fail(field: str, problem: str) -> None:
+        errors.append(f"{source}: {label}: {field} {problem}")
+
+    if not isinstance(item, Mapping):
+        errors.append(
+            f"{source}: {label}: expected a mapping with the fields "
+            f"{', '.join(_REQUIRED)}, got {type(item).__name__}"
+        )
+        return None
+    before = len(errors)
+    for key in item:
+        if key not in _REQUIRED and key not in _OPTIONAL:
+            close = difflib.get_close_matches(str(key), [*_REQUIRED, *_OPTIONAL], n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            fail(sanitize_text(key), f"is not a known field{hint}")
+
+    strings: dict[str, str] = {}
+    for field in ("name", "service", "operation"):
+        value = item.get(field)
+        if value is None:
+            fail(field, "is required")
+        elif not isinstance(value, str) or not value.strip():
+            fail(field, f"must be a non-empty string, got {value!r}")
+        else:
+            strings[field] = value
+    name = strings.get("name")
+    if name is not None:
+        if name in seen:
+            fail("name", "is used by an earlier SLO; names must be unique")
+        seen.add(name)
+
+    sli = item.get("sli")
+    if sli is None:
+        fail("sli", "is required (availability or latency)")
+    elif sli not in _SLIS:
+        fail("sli", f"must be availability or latency, got {sli!r}")
+
+    threshold = item.get("threshold_ms")
+    threshold_ms: float | None = None
+    if threshold is None:
+        if sli == "latency":
+            fail("threshold_ms", "is required when sli is latency")
+    elif not _is_number(threshold) or not math.isfinite(threshold) or threshold <= 0:
+        fail("threshold_ms", f"must be a positive number of milliseconds, got {threshold!r}")
+    else:
+        threshold_ms = float(threshold)
+
+    objective = item.get("objective")
+    objective_value = 0.0
+    if objective is None:
+        fail("objective", "is required (percent of good events, e.g. 99.5)")
+    elif not _is_number(objective) or not math.isfinite(objective):
+        fail("objective", f"must be a number of percent such as 99.5, got {objective!r}")
+    elif not 0 < objective < 100:
+        # 100 leaves no error budget: every burn rate would divide by zero.
+        fail("objective", f"must be above 0 and below 100 (percent), got {objective!r}")
+    else:
+        objective_value = float(objective)
+
+    window = item.get("window")
+    window_ns = 0
+    if window is None:
+        fail("window", "is required (e.g. 30d)")
+    elif not isinstance(window, str):
+        fail("window", f"must be a duration such as 30d, 7d or 1h, got {window!r}")
+    else:
+        try:
+            window_ns = parse_duration(window)
+        except ValueError as exc:
+            fail("window", str(exc))
+        else:
+            if window_ns < NS_PER_MINUTE:
+                fail("window", f"must be at least 1m, got {window!r}")
+
+    description = item.get("description")
+    if description is not None and not isinstance(description, str):
+        fail("description", f"must be a string, got {description!r}")
+
+    if len(errors) > before:
+        return None
+    assert name is not None and sli in _SLIS  # every field was checked above
+    return SloDefinition(
+        name=name,
+        service=strings["service"],
+        operation=strings["operation"],
+        sli="latency" if sli == "latency" else "availability",
+        objective=objective_value,
+        window=str(window).strip(),
+        window_ns=window_ns,
+        threshold_ms=threshold_ms,
+        description=description,
+    )
+
+
+def load_slo_spec(text: str, source_name: str = "slo spec") -> SloSpec:
+    """Parse and validate a spec (YAML or JSON). ``source_name`` prefixes every error.
+
+    Errors look like ``slo.yaml: slo "checkout-availability": threshold_ms is required
+    when sli is latency`` (an SLO without a usable name is ``slo #N``, counting from 1).
+    All problems are collected before raising, so one run shows every fix to make.
+    """
+    source = sanitize_text(source_name)
+    document = _parse_document(text, source)
+    if document is None:
+        raise SloSpecError([f"{source}: the file is empty; expected a 'slos:' list"])
+    if not isinstance(document, Mapping) or "slos" not in document:
+        raise SloSpecError([f"{source}: expected a mapping with a 'slos:' list at the top level"])
+    extra = [str(k) for k in document if k != "slos"]
+    items = document["slos"]
+    errors: list[str] = [
+        f"{source}: {sanitize_text(k)} is not a known top-level field (only slos)" for k in extra
+    ]
+    if not isinstance(items, list) or not items:
+        errors.append(f"{source}: slos must be a non-empty list of SLOs")
+        raise SloSpecError(errors)
+    seen: set[str] = set()
+    slos = [_check_slo(item, i, source, seen, errors) for i, item in enumerate(items)]
+    if errors:
+        raise SloSpecError(errors)
+    return SloSpec(slos=tuple(s for s in slos if s is not None), source_name=source_name)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+class Alert(TypedDict):
+    severity: Severity
+    long_window: str
+    short_window: str
+    #: The burn rate observed over the long window (what is happening); the rule's
+    #: threshold is in ``threshold``.
+    burn_rate: float
+    # Added fields.
+    short_burn_rate: float
+    threshold: float
+
+
+class AlertWindow(TypedDict):
+    severity: Severity
+    long_window: str
+    short_window: str
+    threshold: float
+    long_burn_rate: float
+    short_burn_rate: float
+    firing: bool
+
+
+class SloResult(TypedDict):
+    name: str
+    window: str
+    objective: float
+    total: int
+    good: int
+    bad: int
+    partial: int
+    sli: float
+    error_budget_remaining: float
+    burn_rates: dict[str, float]
+    alerts: list[Alert]
+    affected_entities: dict[str, list[str]]
+    # Added fields.
+    service: str
+    operation: str
+    indicator: Sli
+    threshold_ms: float | None
+    window_start_unix_nano: int
+    affected_traces: int
+    alert_windows: list[AlertWindow]
+
+
+class SloReport(TypedDict):
+    at_unix_nano: int
+    slos: list[SloResult]
+    # Added field.
+    source: str
+
+
+def _scaled(length_ns: int, window_ns: int) -> int:
+    """An alert window for an SLO window, scaled from 30 days; whole seconds, >= 1 s."""
+    scaled = Fraction(length_ns * window_ns, _REFERENCE_WINDOW)
+    seconds = max(1, round(scaled / NS_PER_SECOND))
+    return seconds * NS_PER_SECOND
+
+
+def slo_frame_start(spec: SloSpec, at_unix_nano: int) -> int:
+    """The earliest span start :func:`slo_report` reads: the longest SLO window, or the
+    3-day burn-rate window if that is longer. The store should fetch whole traces from
+    here to ``at_unix_nano`` (inclusive)."""
+    longest = max([3 * NS_PER_DAY, *(s.window_ns for s in spec.slos)])
+    return at_unix_nano - longest
+
+
+def _operation_match(operation: str) -> pl.Expr:
+    # The SPEC's three spellings, plus "METHOD route" (a frontend SLO on "POST /checkout"
+    # still matches when the span is named just "POST", as older HTTP conventions do)
+    # and "service/method" for gRPC.
+    return (
+        (pl.col("name") == operation)
+        | (pl.col("http_route") == operation)
+        | (pl.col("rpc_method") == operation)
+        | (pl.concat_str([pl.col("http_method"), pl.col("http_route")], separator=" ") == operation)
+        | (pl.concat_str([pl.col("rpc_service"), pl.col("rpc_method")], separator="/") == operation)
+    ).fill_null(False)
+
+
+def _events(slo: SloDefinition, flagged: pl.DataFrame, start: int, at: int) -> pl.DataFrame:
+    """The SLO's events in (start, at]: trace_id, span_id, start, valid and bad flags.
+
+    A span nested in another span of the same SLO (two instrumentation layers naming
+    the same request, as Next.js and its HTTP server do in the OTel demo) is one
+    request, so only the outermost counts.
+    """
+    matching = flagged.filter(
+        (pl.col("service_name") == slo.service)
+        & _operation_match(slo.operation)
+        & (pl.col("start_unix_nano") > start)
+        & (pl.col("start_unix_nano") <= at)
+    )
+    outer = matching.join(
+        matching.select("trace_id", pl.col("span_id").alias("parent_span_id")),
+        on=["trace_id", "parent_span_id"],
+        how="anti",
+    )
+    if slo.sli == "latency":
+        # The workbook's latency SLI is the share of *successful* requests served fast
+        # enough: errors belong to the availability SLO, and a fast 500 must not count
+        # as good latency. Exactly at the threshold is good ("within 300 ms").
+        threshold = slo.threshold_ns
+        assert threshold is not None
+        valid = ~pl.col("is_error")
+        bad = valid & (pl.col("duration") > threshold)
+    else:
+        valid = pl.lit(True)
+        bad = pl.col("is_error")
+    return outer.select(
+        "trace_id",
+        "span_id",
+        pl.col("start_unix_nano").alias("start"),
+        valid.alias("valid"),
+        bad.alias("bad"),
+    ).filter(pl.col("valid"))
+
+
+def _with_error_ancestry(flagged: pl.DataFrame, traces: pl.DataFrame) -> pl.DataFrame:
+    """(trace_id, span_id) of every span in ``traces`` that has an error descendant."""
+    tree = flagged.join(traces, on="trace_id", how="semi").select(
+        "trace_id", "span_id", "parent_span_id"
+    )
+    frontier = (
+        flagged.join(traces, on="trace_id", how="semi")
+        .filter(pl.col("is_error"))
+        .select("trace_id", pl.col("parent_span_id").alias("span_id"))
+        .drop_nulls()
+        .unique()
+    )
+    found = frontier
+    # One join per tree level; the anti-join against what is already found ends a
+    # parent cycle in hostile input after one lap.
+    while frontier.height:
+        frontier = (
+            frontier.join(tree, on=["trace_id", "span_id"])
+            .select("trace_id", pl.col("parent_span_id").alias("span_id"))
+            .drop_nulls()
+            .unique()
+            .join(found, on=["trace_id", "span_id"], how="anti")
+        )
+        found = pl.concat([found, frontier])
+    return found
+
+
+def _ratio(bad: int, total: int) -> Fraction:
+    return Fraction(bad, total) if total else Fraction(0)
+
+
+def _burn(events: pl.DataFrame, since: int, budget: Fraction) -> Fraction:
+    """Bad fraction of the events that started after ``since``, over the budget."""
+    window = events.filter(pl.col("start") > since)
+    total = window.height
+    bad = int(window["bad"].sum()) if total else 0
+    return _ratio(bad, total) / budget
+
+
+def _evaluate(
+    slo: SloDefinition,
+    flagged: pl.DataFrame,
+    entities: Mapping[str, Mapping[str, Sequence[str]]],
+    at: int,
+) -> SloResult:
+    budget = 1 - slo.objective_fraction
+    window_start = at - slo.window_ns
+    horizon = min(window_start, at - BURN_RATE_WINDOWS[-1][1])
+    events = _events(slo, flagged, horizon, at)
+    in_window = events.filter(pl.col("start") > window_start)
+    total = in_window.height
+    bad = int(in_window["bad"].sum()) if total else 0
+    good = total - bad
+
+    good_events = in_window.filter(~pl.col("bad"))
+    partial = 0
+    if good_events.height:
+        explained = _with_error_ancestry(flagged, good_events.select("trace_id").unique())
+        partial = good_events.join(explained, on=["trace_id", "span_id"], how="semi").height
+
+    # With no events there is no evidence of unreliability: the SLI is met (1.0) and
+    # nothing of the budget is spent, rather than a NaN that breaks every consumer.
+    sli = Fraction(good, total) if total else Fraction(1)
+    remaining = 1 - _ratio(bad, total) / budget
+
+    burn_rates = {
+        label: float(_burn(events, at - length, budget)) for label, length in BURN_RATE_WINDOWS
+    }
+
+    alert_windows: list[AlertWindow] = []
+    alerts: list[Alert] = []
+    for severity, long_ns, short_ns, threshold in ALERT_PAIRS:
+        long_len = _scaled(long_ns, slo.window_ns)
+        short_len = _scaled(short_ns, slo.window_ns)
+        long_burn = _burn(events, at - long_len, budget)
+        short_burn = _burn(events, at - short_len, budget)
+        # "Exceeds" is read as "reaches": the workbook's 14.4 is the rate that spends
+        # 2% of the budget in an hour, which is meant to page.
+        firing = long_burn >= threshold and short_burn >= threshold
+        alert_windows.append(
+            AlertWindow(
+                severity=severity,
+                long_window=format_duration(long_len),
+                short_window=format_duration(short_len),
+                threshold=float(threshold),
+                long_burn_rate=float(long_burn),
+                short_burn_rate=float(short_burn),
+                firing=firing,
+            )
+        )
+        if firing:
+            alerts.append(
+                Alert(
+                    severity=severity,
+                    long_window=format_duration(long_len),
+                    short_window=format_duration(short_len),
+                    burn_rate=float(long_burn),
+                    short_burn_rate=float(short_burn),
+                    threshold=float(threshold),
+                )
+            )
+
+    bad_traces = in_window.filter(pl.col("bad"))["trace_id"].unique().sort().to_list()
+    merged: dict[str, set[str]] = {}
+    for trace_id in bad_traces:
+        for key, values in (entities.get(trace_id) or {}).items():
+            merged.setdefault(key, set()).update(values)
+
+    return SloResult(
+        name=slo.name,
+        window=slo.window,
+        objective=slo.objective,
+        total=total,
+        good=good,
+        bad=bad,
+        partial=partial,
+        sli=float(sli),
+        error_budget_remaining=float(remaining),
+        burn_rates=burn_rates,
+        alerts=alerts,
+        affected_entities={k: sorted(v) for k, v in sorted(merged.items())},
+        service=slo.service,
+        operation=slo.operation,
+        indicator=slo.sli,
+        threshold_ms=slo.threshold_ms,
+        window_start_unix_nano=window_start,
+        affected_traces=len(bad_traces),
+        alert_windows=alert_windows,
+    )
+
+
+def _flagged(frame: pl.DataFrame) -> pl.DataFrame:
+    return with_error_flag(frame).with_columns(
+        (pl.col("end_unix_nano") - pl.col("start_unix_nano")).alias("duration")
+    )
+
+
+def slo_report(
+    spec: SloSpec,
+    frame: pl.DataFrame,
+    entities: Mapping[str, Mapping[str, Sequence[str]]],
+    at_unix_nano: int,
+) -> dict[str, Any]:
+    """The ``slo --json`` report of every SLO in ``spec``, evaluated at ``at_unix_nano``.
+
+    An SLO's events are the spans of its service whose name, ``http.route`` or
+    ``rpc.method`` equals its operation and that started in (at - window, at]: the end
+    is inclusive so that ``at`` = the newest span's time (the CLI default) counts that
+    span. ``frame`` must cover :func:`slo_frame_start` .. at with whole traces; ``entities``
+    needs the traces of :func:`slo_bad_trace_ids` (others are ignored).
+    """
+    flagged = _flagged(frame)
+    report = SloReport(
+        at_unix_nano=at_unix_nano,
+        slos=[_evaluate(slo, flagged, entities, at_unix_nano) for slo in spec.slos],
+        source=spec.source_name,
+    )
+    # A plain dict for callers (JSON bodies); SloReport checks the shape where built.
+    return cast(dict[str, Any], report)
+
+
+def slo_bad_trace_ids(spec: SloSpec, frame: pl.DataFrame, at_unix_nano: int) -> list[str]:
+    """Traces with a bad event of any SLO in its window: the ones whose entities the
+    report lists, so the store need not look up entities for every trace."""
+    flagged = _flagged(frame)
+    ids: set[str] = set()
+    for slo in spec.slos:
+        events = _events(slo, flagged, at_unix_nano - slo.window_ns, at_unix_nano)
+        ids.update(events.filter(pl.col("bad"))["trace_id"].to_list())
+    return sorted(ids)
+
+
+# --------------------------------------------------------------------------- text output
+
+
+def _percent(value: float, digits: int = 3) -> str:
+    return f"{value * 100:.{digits}f}%"
+
+
+def _rate(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _entities_line(entities: Mapping[str, Sequence[str]], limit: int) -> list[tuple[str, str, int]]:
+    return [
+        (key, ", ".join(values[:limit]), max(0, len(values) - limit))
+        for key, values in entities.items()
+    ]
+
+
+def render_slo_table(report: Mapping[str, Any]) -> str:
+    """The report for a terminal: one row per SLO, then its firing alerts and entities."""
+    rows = []
+    for s in report["slos"]:
+        indicator = s.get("indicator", "")
+        if indicator == "latency" and s.get("threshold_ms") is not None:
+            indicator = f"latency<={s['threshold_ms']:g}ms"
+        rows.append(
+            (
+                s["name"],
+                f"{s.get('service', '')}: {s.get('operation', '')}",
+                indicator,
+                f"{s['objective']:g}%",
+                s["window"],
+                s["total"],
+                s["bad"],
+                s["partial"],
+                _percent(s["sli"]),
+                _percent(s["error_budget_remaining"], 1),
+                *(_rate(s["burn_rates"].get(label, 0.0)) for label, _ in BURN_RATE_WINDOWS),
+                ", ".join(
+                    f"{a['severity']} {a['long_window']}/{a['short_window']}" for a in s["alerts"]
+                )
+                or "-",
+            )
+        )
+    table = render_table(
+        (
+            "SLO",
+            "SERVICE: OPERATION",
+            "SLI",
+            "OBJECTIVE",
+            "WINDOW",
+            "EVENTS",
+            "BAD",
+            "PARTIAL",
+            "SLI VALUE",
+            "BUDGET LEFT",
+            "BURN 1h",
+            "6h",
+            "1d",
+            "3d",
+            "ALERTS",
+        ),
+        rows,
+        right=frozenset(range(5, 14)),
+        max_width=40,
+    )
+    lines = [f"SLO report at {format_unix_nano(report['at_unix_nano'])}", "", table]
+    for s in report["slos"]:
+        if s["affected_entities"]:
+            lines.append("")
+            lines.append(f"{sanitize_text(s['name'])}: affected entities")
+            for key, shown, more in _entities_line(s["affected_entities"], 10):
+                extra = f" (+{more} more)" if more else ""
+                lines.append(f"  {sanitize_text(key)}: {sanitize_text(shown)}{extra}")
+    return "\n".join(lines)
+
+
+# CommonMark lets a backslash escape any ASCII punctuation; escaping all of it means no
+# span name or entity value can open a link, an HTML tag, a code span or a table cell.
+_MD_PUNCTUATION: Final = frozenset("\\`*_{}[]()<>#+-.!|~&\"'=:;$%^@,/?")
+
+
+def _md(value: object) -> str:
+    text = sanitize_text(value)
+    return "".join("\\" + ch if ch in _MD_PUNCTUATION else ch for ch in text)
+
+
+def render_slo_markdown(report: Mapping[str, Any]) -> str:
+    """The report as Markdown to paste into a postmortem: a summary table, then per SLO
+    the alert windows and the affected business entities. All data is escaped."""
+    at = format_unix_nano(report["at_unix_nano"])
+    out = [
+        f"## SLO report at {at}",
+        "",
+        "| SLO | Service: operation | SLI | Objective | Window | Events | Bad | Partial "
+        "| SLI value | Budget left | Burn 1h | Burn 6h | Burn 1d | Burn 3d | Alerts |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in report["slos"]:
+        indicator = str(s.get("indicator", ""))
+        if indicator == "latency" and s.get("threshold_ms") is not None:
+            indicator = f"latency ≤ {s['threshold_ms']:g} ms"
+        alerts = ", ".join(
+            f"**{a['severity']}** ({a['long_window']}/{a['short_window']})" for a in s["alerts"]
+        )
+        cells = [
+            _md(s["name"]),
+            _md(f"{s.get('service', '')}: {s.get('operation', '')}"),
+            _md(indicator),
+            _md(f"{s['objective']:g}%"),
+            _md(s["window"]),
+            str(s["total"]),
+            str(s["bad"]),
+            str(s["partial"]),
+            _percent(s["sli"]),
+            _percent(s["error_budget_remaining"], 1),
+            *(_rate(s["burn_rates"].get(label, 0.0)) for label, _ in BURN_RATE_WINDOWS),
+            alerts or "none",
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    for s in report["slos"]:
+        out += ["", f"### {_md(s['name'])}", ""]
+        remaining = s["error_budget_remaining"]
+        objective = f"{s['objective']:g}"
+        spent = "overspent" if remaining < 0 else "left"
+        out.append(
+            f"- {s['good']} good of {s['total']} events ({_percent(s['sli'])}) against "
+            f"{_md(objective)}% over {_md(s['window'])}; "
+            f"error budget {spent}: {_percent(remaining, 1)}."
+        )
+        if s["partial"]:
+            out.append(
+                f"- {s['partial']} good events hid a failure beneath them (partial failures)."
+            )
+        windows = s.get("alert_windows") or []
+        if windows:
+            out += [
+                "",
+                "| Severity | Long / short window | Threshold | Long burn | Short burn | Firing |",
+                "|---|---|---:|---:|---:|---|",
+            ]
+            for w in windows:
+                out.append(
+                    f"| {w['severity']} | {_md(w['long_window'])} / {_md(w['short_window'])} "
+                    f"| {w['threshold']:g} | {_rate(w['long_burn_rate'])} "
+                    f"| {_rate(w['short_burn_rate'])} | {'**yes**' if w['firing'] else 'no'} |"
+                )
+        if s["affected_entities"]:
+            out += [
+                "",
+                f"Affected entities ({s.get('affected_traces', 0)} traces with bad events):",
+                "",
+            ]
+            for key, shown, more in _entities_line(s["affected_entities"], 50):
+                extra = f" and {more} more" if more else ""
+                out.append(f"- {_md(key)}: {_md(shown)}{extra}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,449 @@
+"""The read side every consumer uses: the CLI's analysis commands, the query API, the UI.
+
+A :class:`Source` answers in the JSON shapes of SPEC.md. :class:`LocalSource` computes the
+answers from a :class:`~spanstore.base.SpanReader` (in the server, or on a database file
+opened read-only); :class:`HttpSource` asks a running server's query API. Both return the
+same dicts, so the UI and the CLI never know which one they have.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from spanstore.base import SpanReader
+
+__all__ = [
+    "DEFAULT_RANGE_NS",
+    "HttpSource",
+    "LocalSource",
+    "Source",
+    "SourceError",
+    "parse_entity",
+]
+
+#: Reports without --from/--to cover the 24 hours ending at the newest stored span.
+DEFAULT_RANGE_NS = 24 * 3_600_000_000_000
+
+
+class SourceError(Exception):
+    """A read failed. ``status`` follows HTTP: 4xx the request was wrong, 5xx the server."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_entity(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` -> (key, value); the value may itself contain '='."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value:
+        raise SourceError(f"entity must look like KEY=VALUE (e.g. order.id=ORD-1002), got {text!r}")
+    return key.strip(), value
+
+
+@runtime_checkable
+class Source(Protocol):
+    def stats(self) -> dict[str, Any]: ...
+
+    def entities(
+        self,
+        key: str | None = None,
+        limit: int = 100,
+        prefix: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]: ...
+
+    def diagram(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        show_internal: bool = False,
+        fmt: str = "json",
+    ) -> dict[str, Any] | str:
+        """The diagram as SPEC JSON (fmt json) or rendered text (mermaid, plantuml, svg,
+        markdown)."""
+        ...
+
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        """``{"trace_id", "spans": [flat span dicts]}`` for one trace."""
+        ...
+
+    def trace_otlp(self, trace_id: str) -> dict[str, Any]:
+        """The trace as OTLP/JSON, as the exporters sent it."""
+        ...
+
+    def failures(
+        self, start: int | None = None, end: int | None = None, service: str | None = None
+    ) -> dict[str, Any]: ...
+
+    def slo(self, spec_text: str, at: int | None = None, source_name: str = "spec") -> dict[str, Any]: ...
+
+    def throughput(
+        self, start: int | None = None, end: int | None = None, buckets: int = 60
+    ) -> dict[str, Any]: ...
+
+    def recent_traces(self, limit: int = 50) -> dict[str, Any]: ...
+
+    def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]: ...
+
+
+def span_to_flat(span: Any) -> dict[str, Any]:
+    """A model span as a plain JSON object (bytes as hex) for the API and the UI."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return value.hex()
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, Mapping):
+            return {str(k): plain(v) for k, v in value.items()}
+        return value
+
+    return {
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id,
+        "service_name": span.service_name,
+        "name": span.name,
+        "kind": span.kind,
+        "start_unix_nano": span.start_unix_nano,
+        "end_unix_nano": span.end_unix_nano,
+        "duration_ns": span.duration_ns,
+        "status_code": span.status_code,
+        "status_message": span.status_message,
+        "attributes": plain(span.attributes),
+        "resource_attributes": plain(span.resource_attributes),
+        "events": [
+            {"name": e.name, "time_unix_nano": e.time_unix_nano, "attributes": plain(e.attributes)}
+            for e in span.events
+        ],
+        "links": [{"trace_id": link.trace_id, "span_id": link.span_id} for link in span.links],
+        "scope_name": span.scope_name,
+        "scope_version": span.scope_version,
+        "trace_state": span.trace_state,
+    }
+
+
+def _valid_trace_id(trace_id: str) -> str:
+    text = trace_id.strip().lower()
+    if len(text) < 32:
+        text = text.rjust(32, "0")
+    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
+        raise SourceError(f"trace id must be 32 hex digits, got {trace_id!r}")
+    return text
+
+
+class LocalSource:
+    """Answers from a span reader in this process."""
+
+    def __init__(self, reader: SpanReader) -> None:
+        self.reader = reader
+
+    # -- helpers
+    def _range(self, start: int | None, end: int | None) -> tuple[int, int]:
+        if start is not None and end is not None:
+            if end <= start:
+                raise SourceError("--to must be after --from")
+            return start, end
+        newest = self.reader.stats().last_unix_nano
+        if end is None:
+            end = (newest + 1) if newest is not None else 0
+        if start is None:
+            start = end - DEFAULT_RANGE_NS
+        return start, end
+
+    def stats(self) -> dict[str, Any]:
+        s = self.reader.stats()
+        return {
+            "spans": s.spans,
+            "traces": s.traces,
+            "services": s.services,
+            "first_unix_nano": s.first_unix_nano,
+            "last_unix_nano": s.last_unix_nano,
+        }
+
+    def entities(
+        self,
+        key: str | None = None,
+        limit: int = 100,
+        prefix: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]:
+        limit = max(1, min(limit, 10_000))
+        if key is None:
+            return {
+                "keys": [
+                    {
+                        "key": k.key,
+                        "values": k.values,
+                        "spans": k.spans,
+                        "traces": k.traces,
+                        "services": k.services,
+                    }
+                    for k in self.reader.entity_keys(limit)
+                ]
+            }
+        values = self.reader.entity_values(key, limit, start, end, prefix)
+        return {
+            "key": key,
+            "values": [
+                {
+                    "value": v.value,
+                    "spans": v.spans,
+                    "traces": v.traces,
+                    "first_unix_nano": v.first_unix_nano,
+                    "last_unix_nano": v.last_unix_nano,
+                }
+                for v in values
+            ],
+        }
+
+    def _diagram_spans(
+        self, entity: str | None, trace_id: str | None, start: int | None, end: int | None
+    ) -> tuple[list[Any], tuple[str, str] | None]:
+        if trace_id:
+            return self.reader.spans([_valid_trace_id(trace_id)]), None
+        if not entity:
+            raise SourceError("give an entity (KEY=VALUE) or a trace id")
+        key, value = parse_entity(entity)
+        trace_ids = self.reader.entity_trace_ids(key, value, start, end)
+        if not trace_ids:
+            raise SourceError(f"no spans carry {key}={value}", status=404)
+        linked = self.reader.linked_trace_ids(trace_ids)
+        return self.reader.spans([*trace_ids, *linked]), (key, value)
+
+    def diagram(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        show_internal: bool = False,
+        fmt: str = "json",
+    ) -> dict[str, Any] | str:
+        from analyzer.diagram import build_diagram, render, to_dict
+
+        spans, ent = self._diagram_spans(entity, trace_id, start, end)
+        if not spans:
+            raise SourceError(f"no trace {trace_id}", status=404)
+        diagram = build_diagram(spans, ent, show_internal=show_internal)
+        if fmt == "json":
+            result: dict[str, Any] = to_dict(diagram)
+            return result
+        if fmt not in ("mermaid", "plantuml", "svg", "markdown"):
+            raise SourceError(
+                f"unknown diagram format {fmt!r}; use mermaid, plantuml, svg, json or markdown"
+            )
+        text: str = render(diagram, fmt)
+        return text
+
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        tid = _valid_trace_id(trace_id)
+        spans = self.reader.spans([tid])
+        if not spans:
+            raise SourceError(f"no trace {tid}", status=404)
+        return {"trace_id": tid, "spans": [span_to_flat(s) for s in spans]}
+
+    def trace_otlp(self, trace_id: str) -> dict[str, Any]:
+        from spanstore.otlp import request_to_json
+
+        tid = _valid_trace_id(trace_id)
+        request = self.reader.trace_request(tid)
+        if request is None:
+            raise SourceError(f"no trace {tid}", status=404)
+        return request_to_json(request)
+
+    def _entities_for(self, trace_ids: list[str]) -> dict[str, dict[str, list[str]]]:
+        return self.reader.trace_entities(trace_ids)
+
+    def failures(
+        self, start: int | None = None, end: int | None = None, service: str | None = None
+    ) -> dict[str, Any]:
+        from analyzer.failures import failure_report
+
+        lo, hi = self._range(start, end)
+        frame = self.reader.span_frame(lo, hi, service)
+        trace_ids = frame.get_column("trace_id").unique().to_list() if frame.height else []
+        report: dict[str, Any] = failure_report(
+            frame, self._entities_for(trace_ids), lo, hi, service
+        )
+        return report
+
+    def slo(self, spec_text: str, at: int | None = None, source_name: str = "spec") -> dict[str, Any]:
+        from analyzer.slo import load_slo_spec, slo_report
+
+        spec = load_slo_spec(spec_text, source_name)
+        if at is None:
+            newest = self.reader.stats().last_unix_nano
+            at = (newest + 1) if newest is not None else 0
+        longest = max((slo.window_ns for slo in spec.slos), default=DEFAULT_RANGE_NS)
+        frame = self.reader.span_frame(at - longest, at)
+        trace_ids = frame.get_column("trace_id").unique().to_list() if frame.height else []
+        report: dict[str, Any] = slo_report(spec, frame, self._entities_for(trace_ids), at)
+        return report
+
+    def throughput(
+        self, start: int | None = None, end: int | None = None, buckets: int = 60
+    ) -> dict[str, Any]:
+        lo, hi = self._range(start, end)
+        bucket = max(1, (hi - lo) // max(1, buckets))
+        frame = self.reader.throughput(lo, hi, bucket)
+        return {
+            "from_unix_nano": lo,
+            "to_unix_nano": hi,
+            "bucket_ns": bucket,
+            "buckets": frame.to_dicts(),
+        }
+
+    def recent_traces(self, limit: int = 50) -> dict[str, Any]:
+        return {"traces": self.reader.recent_traces(max(1, min(limit, 1000))).to_dicts()}
+
+    def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]:
+        from analyzer.servicemap import service_map
+
+        lo, hi = self._range(start, end)
+        result: dict[str, Any] = service_map(self.reader.span_frame(lo, hi, whole_traces=False))
+        return result
+
+
+class HttpSource:
+    """Answers from a running server's query API (``seqtrace serve``)."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def _request(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        raw: bool = False,
+    ) -> Any:
+        query = {k: v for k, v in (params or {}).items() if v is not None and v is not False}
+        url = f"{self.base_url}{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode(
+                {k: ("1" if v is True else str(v)) for k, v in query.items()}
+            )
+        request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+        request.add_header("Accept-Encoding", "gzip")
+        if body is not None:
+            request.add_header("Content-Type", content_type)
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                data = response.read()
+                if response.headers.get("Content-Encoding") == "gzip":
+                    data = gzip.decompress(data)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()
+            try:
+                message = json.loads(detail)["error"]
+            except (ValueError, KeyError, TypeError):
+                message = detail.decode("utf-8", "replace")[:200] or exc.reason
+            raise SourceError(str(message), status=exc.code) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise SourceError(f"cannot reach the query API at {self.base_url}: {reason}", 503) from None
+        if raw:
+            return data.decode("utf-8")
+        return json.loads(data)
+
+    def healthz(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("/healthz")
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("/api/v1/stats")
+        return result
+
+    def entities(
+        self,
+        key: str | None = None,
+        limit: int = 100,
+        prefix: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "/api/v1/entities",
+            {"key": key, "limit": limit, "prefix": prefix, "from": start, "to": end},
+        )
+        return result
+
+    def diagram(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        show_internal: bool = False,
+        fmt: str = "json",
+    ) -> dict[str, Any] | str:
+        params = {
+            "entity": entity,
+            "trace": trace_id,
+            "from": start,
+            "to": end,
+            "internal": show_internal,
+            "format": fmt if fmt != "json" else None,
+        }
+        result: dict[str, Any] | str = self._request("/api/v1/diagram", params, raw=fmt != "json")
+        return result
+
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            f"/api/v1/traces/{urllib.parse.quote(trace_id)}", {"view": "spans"}
+        )
+        return result
+
+    def trace_otlp(self, trace_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(f"/api/v1/traces/{urllib.parse.quote(trace_id)}")
+        return result
+
+    def failures(
+        self, start: int | None = None, end: int | None = None, service: str | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "/api/v1/failures", {"from": start, "to": end, "service": service}
+        )
+        return result
+
+    def slo(self, spec_text: str, at: int | None = None, source_name: str = "spec") -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "/api/v1/slo",
+            {"at": at, "name": source_name},
+            body=spec_text.encode("utf-8"),
+            content_type="application/yaml",
+        )
+        return result
+
+    def throughput(
+        self, start: int | None = None, end: int | None = None, buckets: int = 60
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "/api/v1/throughput", {"from": start, "to": end, "buckets": buckets}
+        )
+        return result
+
+    def recent_traces(self, limit: int = 50) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("/api/v1/traces", {"limit": limit})
+        return result
+
+    def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("/api/v1/service-map", {"from": start, "to": end})
+        return result

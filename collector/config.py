@@ -1,0 +1,95 @@
+"""Receiver settings: one dataclass, its defaults, and the checks that run before binding."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+__all__ = ["MIB", "ReceiverConfig"]
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConfig:
+    """How the OTLP receivers listen and what they accept.
+
+    A port of ``0`` picks a free port; ``None`` turns that receiver off (the query API
+    server can then mount the HTTP handler itself).
+    """
+
+    host: str = "127.0.0.1"
+    grpc_port: int | None = 4317
+    http_port: int | None = 4318
+    #: Limit on the request body AFTER Content-Encoding is undone (OTLP: the size limit
+    #: applies to the decompressed payload, so a gzip bomb is refused at this size).
+    max_http_body_bytes: int = 20 * MIB
+    #: gRPC's own ``max_receive_message_length``; grpc answers RESOURCE_EXHAUSTED above it.
+    max_grpc_message_bytes: int = 4 * MIB
+    #: Seconds a request may wait for the store to commit before it is answered as
+    #: retryable (HTTP 503 / gRPC UNAVAILABLE).
+    write_timeout: float = 10.0
+    #: Seconds a client is told to wait before retrying (Retry-After / RetryInfo).
+    retry_after_seconds: int = 2
+    #: When set, requests need ``Authorization: Bearer <token>``.
+    ingest_token: str | None = None
+    grpc_workers: int = 8
+    #: Seconds an idle or stalled HTTP connection is kept before it is closed.
+    http_idle_timeout: float = 30.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: Browser origins allowed to POST (``"https://app.example.com"``, or ``"*"``).
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    def validate(self) -> ReceiverConfig:
+        """Raise ``ValueError`` naming the first bad setting; return ``self`` when all are fine."""
+        if not self.host or any(c.isspace() for c in self.host):
+            raise ValueError(f"bind host must be a host name or address, got {self.host!r}")
+        for name in ("grpc_port", "http_port"):
+            port = getattr(self, name)
+            if port is None:
+                continue
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+                raise ValueError(
+                    f"{name} must be an integer in 0..65535 (0 = any free port), got {port!r}"
+                )
+        if self.grpc_port is not None and self.grpc_port == self.http_port and self.grpc_port != 0:
+            raise ValueError(f"grpc_port and http_port must differ, both are {self.grpc_port}")
+        _positive_int("max_http_body_bytes", self.max_http_body_bytes)
+        _positive_int("max_grpc_message_bytes", self.max_grpc_message_bytes)
+        # grpc stores the limit in a C int.
+        if self.max_grpc_message_bytes > 2**31 - 1:
+            raise ValueError("max_grpc_message_bytes must be below 2 GiB")
+        _positive_int("grpc_workers", self.grpc_workers)
+        _positive_int("retry_after_seconds", self.retry_after_seconds)
+        for name in ("write_timeout", "http_idle_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.ingest_token is not None and (
+            not self.ingest_token or any(c.isspace() for c in self.ingest_token)
+        ):
+            raise ValueError(
+                "ingest_token must be a non-empty string without spaces (None disables it)"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        for name in ("tls_cert", "tls_key"):
+            path = getattr(self, name)
+            if path is not None and not os.access(path, os.R_OK):
+                raise ValueError(f"{name}: cannot read {path}")
+        if isinstance(self.cors_origins, str):
+            raise ValueError("cors_origins must be a list of origins, not one string")
+        for origin in self.cors_origins:
+            if origin != "*" and not (
+                origin.startswith(("http://", "https://")) and "/" not in origin.split("//", 1)[1]
+            ):
+                raise ValueError(
+                    f"cors origin {origin!r} must be '*' or scheme://host[:port] without a path"
+                )
+        return self
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")

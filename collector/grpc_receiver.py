@@ -1,0 +1,128 @@
+"""OTLP/gRPC: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+
+grpcio's synchronous server with a thread pool (measured faster than grpc.aio on these
+machines, NOTES.md). The method is registered as a generic handler that takes and returns
+raw bytes: the request is parsed in the handler, so a malformed message is answered
+INVALID_ARGUMENT (a failing grpc deserializer would answer INTERNAL), and the token is
+checked from the call's metadata before the body is parsed at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from collector.config import ReceiverConfig
+from collector.errors import ErrorKind, IngestError, grpc_status
+from collector.ingest import Ingest
+
+__all__ = ["EXPORT_METHOD", "GrpcReceiver", "format_address"]
+
+log = logging.getLogger(__name__)
+
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _TraceService(grpc.GenericRpcHandler):  # type: ignore[misc]
+    def __init__(self, ingest: Ingest) -> None:
+        self._ingest = ingest
+        # No (de)serializers: grpc hands us bytes and sends the bytes we return.
+        self._export = grpc.unary_unary_rpc_method_handler(self._export_call)
+        self._deny = grpc.unary_unary_rpc_method_handler(self._deny_call)
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        if handler_call_details.method != EXPORT_METHOD:
+            return None  # grpc answers UNIMPLEMENTED
+        authorization = None
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization" and isinstance(value, str):
+                authorization = value
+        try:
+            self._ingest.authorize(authorization)
+        except IngestError:
+            return self._deny
+        return self._export
+
+    def _deny_call(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        err = IngestError(
+            ErrorKind.UNAUTHENTICATED,
+            "missing or wrong ingest token (expected metadata 'authorization: Bearer <token>')",
+        )
+        context.abort_with_status(grpc_status(err))
+        raise AssertionError("unreachable: abort_with_status raises")
+
+    def _export_call(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            try:
+                message = ExportTraceServiceRequest.FromString(request)
+            except DecodeError as exc:
+                raise IngestError(
+                    ErrorKind.BAD_REQUEST, f"malformed ExportTraceServiceRequest: {exc}"
+                ) from None
+            response = self._ingest.export(message, context.time_remaining())
+        except IngestError as err:
+            context.abort_with_status(grpc_status(err))
+            raise AssertionError("unreachable: abort_with_status raises") from None
+        answer: bytes = response.SerializeToString()
+        return answer
+
+
+class GrpcReceiver:
+    """The gRPC listener; ``start()`` binds and returns the bound address."""
+
+    def __init__(self, config: ReceiverConfig, ingest: Ingest) -> None:
+        self.config = config
+        self._ingest = ingest
+        self._server: grpc.Server | None = None
+        self.address: str | None = None
+
+    def start(self) -> str:
+        config = self.config
+        assert config.grpc_port is not None
+        server = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=config.grpc_workers, thread_name_prefix="otlp-grpc"
+            ),
+            handlers=[_TraceService(self._ingest)],
+            options=[
+                ("grpc.max_receive_message_length", config.max_grpc_message_bytes),
+                # Without this a second server could bind the same port and steal half
+                # the connections; we want "address in use" to fail loudly instead.
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        target = format_address(config.host, config.grpc_port)
+        try:
+            if config.tls_cert is not None and config.tls_key is not None:
+                credentials = grpc.ssl_server_credentials(
+                    [(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())]
+                )
+                port = server.add_secure_port(target, credentials)
+            else:
+                port = server.add_insecure_port(target)
+        except RuntimeError as exc:  # grpc raises RuntimeError("Failed to bind ...")
+            raise OSError(f"otlp-grpc: cannot listen on {target}: {exc}") from None
+        if port == 0:  # older grpcio report a failed bind this way
+            raise OSError(f"otlp-grpc: cannot listen on {target}")
+        server.start()
+        self._server = server
+        self.address = format_address(config.host, port)
+        log.info("otlp-grpc listening on %s", self.address)
+        return self.address
+
+    def stop(self, grace: float) -> None:
+        """Refuse new calls, let in-flight ones finish for up to ``grace`` seconds."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(grace).wait()

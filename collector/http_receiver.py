@@ -1,0 +1,513 @@
+"""OTLP/HTTP: ``POST /v1/traces`` with protobuf or JSON bodies, optionally gzip-compressed.
+
+:class:`OtlpHttpHandler` holds the whole protocol as a function of (method, path, headers,
+body) so that another server (the query API) can mount it on its own port;
+:class:`HttpReceiver` is a thin ``ThreadingHTTPServer`` shell around it that adds
+HTTP/1.1 keep-alive, TLS and a graceful stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from collector.config import ReceiverConfig
+from collector.errors import JSON, PROTOBUF, ErrorKind, IngestError, http_error_body
+from collector.grpc_receiver import format_address
+from collector.ingest import Ingest
+from spanstore.otlp import OtlpJsonError, request_from_json
+
+__all__ = ["TRACES_PATH", "BodyReader", "HttpAnswer", "HttpReceiver", "OtlpHttpHandler"]
+
+log = logging.getLogger(__name__)
+
+TRACES_PATH = "/v1/traces"
+_CONTENT_TYPES = {
+    "application/x-protobuf": PROTOBUF,
+    # Not in the OTLP spec, but the registered name of the same format; accepting it
+    # costs nothing and some clients send it.
+    "application/protobuf": PROTOBUF,
+    "application/json": JSON,
+}
+#: Output produced per zlib call while inflating: small enough to stop a bomb early,
+#: large enough that a 20 MiB body takes few Python-level iterations.
+_INFLATE_CHUNK = 256 * 1024
+#: Bounds on draining an unread body before closing (see ``_RequestHandler._linger``).
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 64 * 1024 * 1024
+_CORS_ALLOW_HEADERS = "Content-Type, Content-Encoding, Authorization, User-Agent, X-Requested-With"
+
+
+class BodyReader(Protocol):
+    """The request body stream (``rfile`` of a stdlib handler, or any binary file)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    #: True when the request body was not read to its end: the connection is out of
+    #: step with the client and must be closed after this answer.
+    close: bool = False
+
+
+class OtlpHttpHandler:
+    """The OTLP/HTTP protocol with no server attached.
+
+    ``handle(method, path, headers, body)`` returns the complete answer. ``body`` is
+    either the raw (possibly compressed) body as bytes, when the caller's framework has
+    already read it, or a reader positioned at the start of the body, from which the
+    handler reads ``Content-Length`` bytes or a chunked body, never more than the limit.
+    Socket errors while reading propagate (``OSError``); the caller closes the connection.
+    """
+
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
+        self.config = ingest.config
+        self._cors_any = "*" in self.config.cors_origins
+        self._cors = frozenset(self.config.cors_origins)
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        body: bytes | BodyReader,
+    ) -> HttpAnswer:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        lowered = {key.lower(): value for key, value in items}
+        cors = self._cors_headers(lowered.get("origin"))
+        # Errors answer in the request's encoding when it is one of ours, else JSON.
+        media = _CONTENT_TYPES.get(_media_type(lowered.get("content-type", "")), JSON)
+        # Whether the body has been read to its end (so the connection can be reused).
+        consumed = isinstance(body, bytes) or not _declares_body(lowered)
+        try:
+            if path.partition("?")[0] != TRACES_PATH:
+                raise IngestError(ErrorKind.NOT_FOUND, f"no such endpoint; POST {TRACES_PATH}")
+            if method == "OPTIONS" and cors:
+                return self._preflight(cors, lowered)
+            if method != "POST":
+                raise IngestError(ErrorKind.METHOD_NOT_ALLOWED, f"{method} not allowed; use POST")
+            self.ingest.authorize(lowered.get("authorization"))
+            raw_type = lowered.get("content-type", "")
+            if _media_type(raw_type) not in _CONTENT_TYPES:
+                raise IngestError(
+                    ErrorKind.UNSUPPORTED_MEDIA_TYPE,
+                    f"unsupported content type {raw_type!r}; "
+                    "use application/x-protobuf or application/json",
+                )
+            data = self._read_body(lowered, body)
+            consumed = True
+            request = _decode(self._decode_content(lowered, data), media)
+            response = self.ingest.export(request)
+        except IngestError as err:
+            return self._error(err, media, cors, consumed)
+        return HttpAnswer(200, (("Content-Type", media), *cors), _encode_response(response, media))
+
+    # ------------------------------------------------------------------ pieces
+
+    def _error(
+        self, err: IngestError, media: str, cors: tuple[tuple[str, str], ...], consumed: bool
+    ) -> HttpAnswer:
+        extra: list[tuple[str, str]] = [("Content-Type", media), *cors]
+        if err.kind is ErrorKind.METHOD_NOT_ALLOWED:
+            extra.append(("Allow", "POST, OPTIONS" if self._cors else "POST"))
+        if err.kind is ErrorKind.UNAUTHENTICATED:
+            extra.append(("WWW-Authenticate", 'Bearer realm="otlp"'))
+        if err.retry_after is not None:
+            extra.append(("Retry-After", str(err.retry_after)))
+        return HttpAnswer(
+            err.kind.http_status, tuple(extra), http_error_body(err, media), close=not consumed
+        )
+
+    def _cors_headers(self, origin: str | None) -> tuple[tuple[str, str], ...]:
+        if origin is None or not (self._cors_any or origin in self._cors):
+            return ()
+        return (("Access-Control-Allow-Origin", origin), ("Vary", "Origin"))
+
+    def _preflight(
+        self, cors: tuple[tuple[str, str], ...], headers: Mapping[str, str]
+    ) -> HttpAnswer:
+        requested = headers.get("access-control-request-headers")
+        return HttpAnswer(
+            204,
+            (
+                *cors,
+                ("Access-Control-Allow-Methods", "POST"),
+                ("Access-Control-Allow-Headers", requested or _CORS_ALLOW_HEADERS),
+                ("Access-Control-Max-Age", "7200"),
+            ),
+            b"",
+        )
+
+    def _read_body(self, headers: Mapping[str, str], body: bytes | BodyReader) -> bytes:
+        limit = self.config.max_http_body_bytes
+        if isinstance(body, bytes):
+            if len(body) > limit:
+                raise _too_large(limit)
+            return body
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            return _read_chunked(body, limit)
+        length_text = headers.get("content-length")
+        if length_text is None:
+            raise IngestError(
+                ErrorKind.LENGTH_REQUIRED, "Content-Length (or chunked transfer) required"
+            )
+        try:
+            length = int(length_text)
+        except ValueError:
+            length = -1
+        if length < 0:
+            raise IngestError(ErrorKind.BAD_REQUEST, f"bad Content-Length {length_text!r}")
+        if length > limit:
+            raise _too_large(limit)
+        data = body.read(length)
+        if len(data) != length:
+            raise IngestError(
+                ErrorKind.BAD_REQUEST, f"body ended after {len(data)} of {length} bytes"
+            )
+        return data
+
+    def _decode_content(self, headers: Mapping[str, str], data: bytes) -> bytes:
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            return data
+        if encoding in ("gzip", "x-gzip"):
+            return _inflate(data, 16 + zlib.MAX_WBITS, self.config.max_http_body_bytes)
+        if encoding == "deflate":
+            return _inflate(data, zlib.MAX_WBITS, self.config.max_http_body_bytes)
+        raise IngestError(
+            ErrorKind.UNSUPPORTED_MEDIA_TYPE,
+            f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none",
+        )
+
+
+def _declares_body(headers: Mapping[str, str]) -> bool:
+    if "transfer-encoding" in headers:
+        return True
+    return headers.get("content-length", "0").strip() not in ("0", "")
+
+
+def _media_type(content_type: str) -> str:
+    # "application/json; charset=utf-8" -> "application/json"
+    return content_type.partition(";")[0].strip().lower()
+
+
+def _too_large(limit: int) -> IngestError:
+    return IngestError(ErrorKind.TOO_LARGE, f"request body larger than {limit} bytes")
+
+
+def _read_chunked(reader: BodyReader, limit: int) -> bytes:
+    """Undo ``Transfer-Encoding: chunked`` (RFC 9112 section 7.1), refusing over ``limit``."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = reader.readline(1024)
+        if not line.endswith(b"\n"):
+            raise IngestError(ErrorKind.BAD_REQUEST, "truncated chunked body")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise IngestError(ErrorKind.BAD_REQUEST, "bad chunk size line") from None
+        if size < 0:
+            raise IngestError(ErrorKind.BAD_REQUEST, "bad chunk size line")
+        if size == 0:
+            # Trailer fields, if any, then the empty line that ends the body.
+            while True:
+                trailer = reader.readline(8192)
+                if trailer in (b"\r\n", b"\n", b""):
+                    return b"".join(parts)
+        total += size
+        if total > limit:
+            raise _too_large(limit)
+        chunk = reader.read(size)
+        if len(chunk) != size or reader.readline(8) not in (b"\r\n", b"\n"):
+            raise IngestError(ErrorKind.BAD_REQUEST, "truncated chunked body")
+        parts.append(chunk)
+
+
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
+    """Decompress, stopping as soon as the output passes ``limit``.
+
+    zlib's ``max_length`` bounds each step's output, so a gzip bomb (kilobytes that
+    inflate to gigabytes) costs at most ``limit`` bytes of memory and the time to
+    produce them. Concatenated gzip members (RFC 1952) are all decompressed.
+    """
+    parts: list[bytes] = []
+    total = 0
+    pending = data
+    try:
+        while True:
+            inflater = zlib.decompressobj(wbits)
+            tail = pending
+            while True:
+                piece = inflater.decompress(tail, _INFLATE_CHUNK)
+                total += len(piece)
+                if total > limit:
+                    raise IngestError(
+                        ErrorKind.TOO_LARGE, f"decompressed body larger than {limit} bytes"
+                    )
+                parts.append(piece)
+                tail = inflater.unconsumed_tail
+                # A full output chunk may leave output buffered inside zlib: go round again.
+                if not tail and (len(piece) < _INFLATE_CHUNK or inflater.eof):
+                    break
+            if not inflater.eof:
+                raise IngestError(ErrorKind.BAD_REQUEST, "compressed body is truncated")
+            pending = inflater.unused_data
+            if not pending:
+                return b"".join(parts)
+    except zlib.error as exc:
+        raise IngestError(ErrorKind.BAD_REQUEST, f"corrupt compressed body: {exc}") from None
+
+
+def _decode(data: bytes, media: str) -> ExportTraceServiceRequest:
+    try:
+        if media == PROTOBUF:
+            request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(data)
+            return request
+        if not data.strip():
+            return ExportTraceServiceRequest()
+        return request_from_json(orjson.loads(data))
+    except DecodeError as exc:
+        raise IngestError(
+            ErrorKind.BAD_REQUEST, f"malformed protobuf ExportTraceServiceRequest: {exc}"
+        ) from None
+    except orjson.JSONDecodeError as exc:
+        raise IngestError(ErrorKind.BAD_REQUEST, f"malformed JSON: {exc}") from None
+    except OtlpJsonError as exc:
+        raise IngestError(ErrorKind.BAD_REQUEST, f"invalid OTLP/JSON: {exc}") from None
+
+
+def _encode_response(response: ExportTraceServiceResponse, media: str) -> bytes:
+    if media == PROTOBUF:
+        body: bytes = response.SerializeToString()
+        return body
+    if not response.HasField("partial_success"):
+        return b"{}"
+    # MessageToDict writes int64 as a string ("rejectedSpans": "3"), as OTLP/JSON does.
+    return orjson.dumps(json_format.MessageToDict(response))
+
+
+# ---------------------------------------------------------------------------- the server
+
+
+class _Connections:
+    """Which connections are open and which are inside a request, for a graceful stop."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._open: dict[socket.socket, bool] = {}  # socket -> busy
+        self.stopping = False
+
+    def opened(self, sock: socket.socket) -> None:
+        with self._cond:
+            self._open[sock] = False
+
+    def closed(self, sock: socket.socket) -> None:
+        with self._cond:
+            self._open.pop(sock, None)
+            self._cond.notify_all()
+
+    def set_busy(self, sock: socket.socket, busy: bool) -> bool:
+        """Mark a connection busy or idle; returns False when the server is stopping."""
+        with self._cond:
+            if sock in self._open:
+                self._open[sock] = busy
+            self._cond.notify_all()
+            return not self.stopping
+
+    def drain(self, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        with self._cond:
+            self.stopping = True
+            while True:
+                # Idle keep-alive connections are waiting for a request line: wake them.
+                for sock, busy in list(self._open.items()):
+                    if not busy:
+                        _shutdown(sock)
+                left = deadline - time.monotonic()
+                if not any(self._open.values()) or left <= 0:
+                    break
+                self._cond.wait(min(left, 0.05))
+            for sock in list(self._open):
+                _shutdown(sock)
+            # Give the handler threads a moment to notice and unregister.
+            end = time.monotonic() + 1.0
+            while self._open and time.monotonic() < end:
+                self._cond.wait(0.05)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: OtlpHttpHandler,
+        tls: ssl.SSLContext | None,
+        idle_timeout: float,
+    ) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.otlp = handler
+        self.tls = tls
+        self.idle_timeout = idle_timeout
+        self.connections = _Connections()
+        super().__init__(address, _RequestHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # Runs on the connection's own thread, so a slow TLS handshake stalls only it.
+        request.settimeout(self.idle_timeout)
+        # Headers and body go out in two writes; without NODELAY, Nagle's algorithm and
+        # the client's delayed ACK add ~40 ms to every answer with a body.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError) as exc:
+                log.debug("TLS handshake with %s failed: %s", client_address, exc)
+                return
+        self.connections.opened(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            self.connections.closed(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+
+    def version_string(self) -> str:
+        return "seqtrace"
+
+    server: _Server
+
+    def _dispatch(self) -> None:
+        connections = self.server.connections
+        running = connections.set_busy(self.connection, True)
+        try:
+            answer = self.server.otlp.handle(
+                self.command, self.path, self.headers.items(), self.rfile
+            )
+            self.send_response(answer.status)
+            for name, value in answer.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            if answer.close or not running:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(answer.body)
+            self.wfile.flush()
+            if answer.close:
+                self._linger()
+        finally:
+            if not connections.set_busy(self.connection, False):
+                self.close_connection = True
+
+    def _linger(self) -> None:
+        """Read and drop what the client is still sending before closing.
+
+        Closing a socket with unread input makes the kernel send a reset, and a client
+        still busy writing its body then sees "connection reset" instead of our 413 or
+        401. Half-closing and draining for a bounded time and amount lets it read the
+        answer (as Go's net/http and nginx's lingering_close do).
+        """
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(_LINGER_SECONDS)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            drained = 0
+            while drained < _LINGER_BYTES and time.monotonic() < deadline:
+                chunk = self.rfile.read1(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:
+            pass
+
+    do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+class HttpReceiver:
+    """The OTLP/HTTP listener; ``start()`` binds and returns the bound address."""
+
+    def __init__(self, config: ReceiverConfig, ingest: Ingest) -> None:
+        self.config = config
+        self.handler = OtlpHttpHandler(ingest)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.address: str | None = None
+
+    def start(self) -> str:
+        config = self.config
+        assert config.http_port is not None
+        tls = None
+        if config.tls_cert is not None and config.tls_key is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(config.tls_cert, config.tls_key)
+        try:
+            server = _Server(
+                (config.host, config.http_port), self.handler, tls, config.http_idle_timeout
+            )
+        except OSError as exc:
+            target = format_address(config.host, config.http_port)
+            raise OSError(f"otlp-http: cannot listen on {target}: {exc.strerror or exc}") from None
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="otlp-http",
+            daemon=True,
+        )
+        self._thread.start()
+        self.address = format_address(config.host, server.server_address[1])
+        log.info("otlp-http listening on %s", self.address)
+        return self.address
+
+    def stop(self, grace: float) -> None:
+        """Stop accepting, let requests in progress finish for up to ``grace`` seconds,
+        then close every connection."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()  # the accept loop ends
+        server.server_close()  # the listening socket closes: new connections are refused
+        server.connections.drain(grace)
+        if self._thread is not None:
+            self._thread.join()

@@ -1,0 +1,288 @@
+"""The query API (read side, HTTP+JSON, SPEC "Query API"), served by `seqtrace serve`.
+
+Other processes (the UI, the CLI) read the database through this server because DuckDB
+lets only the owning process open the file. Every route takes parameters only (never SQL),
+answers JSON in the shapes of SPEC.md, and errors as ``{"error": str}``. ``POST /v1/traces``
+is also accepted here (OTLP/HTTP, ingest token) so that `seqtrace load` can send files to
+a running server through the one address it knows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hmac
+import json
+import logging
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from analyzer.source import LocalSource, SourceError
+from analyzer.timeparse import parse_time
+from collector import OtlpHttpHandler
+
+__all__ = ["ApiServer"]
+
+log = logging.getLogger(__name__)
+
+MAX_SPEC_BYTES: Final = 1 << 20
+_GZIP_MIN: Final = 4096
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+class _Request:
+    def __init__(self, query: dict[str, list[str]]) -> None:
+        self.query = query
+
+    def text(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+    def integer(self, name: str, default: int, lo: int = 1, hi: int = 100_000) -> int:
+        text = self.text(name)
+        if text is None or text == "":
+            return default
+        try:
+            return max(lo, min(hi, int(text)))
+        except ValueError:
+            raise SourceError(f"{name} must be an integer, got {text!r}") from None
+
+    def time(self, name: str) -> int | None:
+        text = self.text(name)
+        if text is None or text == "":
+            return None
+        if text.lstrip("-").isdigit() and len(text.lstrip("-")) > 12:
+            return int(text)  # already Unix nanoseconds
+        try:
+            return parse_time(text, _now_ns())
+        except ValueError as exc:
+            raise SourceError(f"{name}: {exc}") from None
+
+    def flag(self, name: str) -> bool:
+        return (self.text(name) or "").lower() in ("1", "true", "yes")
+
+
+Route = Callable[[_Request, bytes], tuple[int, Any]]
+
+
+class ApiServer:
+    """A threaded HTTP server answering the query API from a :class:`LocalSource`."""
+
+    def __init__(
+        self,
+        source: LocalSource,
+        host: str = "127.0.0.1",
+        port: int = 4319,
+        read_token: str | None = None,
+        otlp: OtlpHttpHandler | None = None,
+        info: dict[str, Any] | None = None,
+        ssl_context: Any = None,
+    ) -> None:
+        self.source = source
+        self.read_token = read_token
+        self.otlp = otlp
+        self.info = info if info is not None else {}
+        self._server = _Server((host, port), _Handler)
+        self._server.api = self
+        if ssl_context is not None:
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    def start(self) -> str:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="seqtrace-api", daemon=True
+        )
+        self._thread.start()
+        return self.address
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # ------------------------------------------------------------------ routing
+
+    def authorized(self, header: str | None) -> bool:
+        if not self.read_token:
+            return True
+        expected = f"Bearer {self.read_token}".encode()
+        return hmac.compare_digest((header or "").encode(), expected)
+
+    def route(self, method: str, path: str) -> Route | None:
+        if method == "GET":
+            if path == "/healthz":
+                return self._healthz
+            if path == "/api/v1/stats":
+                return lambda q, b: (200, self.source.stats())
+            if path == "/api/v1/entities":
+                return self._entities
+            if path == "/api/v1/diagram":
+                return self._diagram
+            if path == "/api/v1/traces":
+                return lambda q, b: (200, self.source.recent_traces(q.integer("limit", 50)))
+            if path.startswith("/api/v1/traces/"):
+                trace_id = urllib.parse.unquote(path.removeprefix("/api/v1/traces/"))
+                return lambda q, b: self._trace(trace_id, q)
+            if path == "/api/v1/failures":
+                return lambda q, b: (
+                    200,
+                    self.source.failures(q.time("from"), q.time("to"), q.text("service")),
+                )
+            if path == "/api/v1/throughput":
+                return lambda q, b: (
+                    200,
+                    self.source.throughput(q.time("from"), q.time("to"), q.integer("buckets", 60)),
+                )
+            if path == "/api/v1/service-map":
+                return lambda q, b: (200, self.source.service_map(q.time("from"), q.time("to")))
+        if method == "POST" and path == "/api/v1/slo":
+            return self._slo
+        return None
+
+    def _healthz(self, query: _Request, body: bytes) -> tuple[int, Any]:
+        return 200, {"status": "ok", **self.info}
+
+    def _entities(self, q: _Request, body: bytes) -> tuple[int, Any]:
+        return 200, self.source.entities(
+            q.text("key") or None,
+            q.integer("limit", 100, hi=10_000),
+            q.text("prefix"),
+            q.time("from"),
+            q.time("to"),
+        )
+
+    def _diagram(self, q: _Request, body: bytes) -> tuple[int, Any]:
+        fmt = q.text("format") or "json"
+        result = self.source.diagram(
+            q.text("entity"), q.text("trace"), q.time("from"), q.time("to"), q.flag("internal"), fmt
+        )
+        return 200, result
+
+    def _trace(self, trace_id: str, q: _Request) -> tuple[int, Any]:
+        if q.text("view") == "spans":
+            return 200, self.source.trace(trace_id)
+        return 200, self.source.trace_otlp(trace_id)
+
+    def _slo(self, q: _Request, body: bytes) -> tuple[int, Any]:
+        if not body:
+            raise SourceError("POST the SLO spec (YAML or JSON) as the request body")
+        text = body.decode("utf-8", errors="replace")
+        return 200, self.source.slo(text, q.time("at"), q.text("name") or "request body")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    api: ApiServer
+
+
+_CONTENT_TYPES: Final = {
+    "svg": "image/svg+xml; charset=utf-8",
+    "mermaid": "text/plain; charset=utf-8",
+    "plantuml": "text/plain; charset=utf-8",
+    "markdown": "text/markdown; charset=utf-8",
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "seqtrace"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+        log.debug("api %s - %s", self.address_string(), format % args)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        accepts_gzip = "gzip" in (self.headers.get("Accept-Encoding") or "")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if accepts_gzip and len(body) >= _GZIP_MIN:
+            body = gzip.compress(body, compresslevel=5)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _dispatch(self) -> None:
+        api = self.server.api
+        parsed = urllib.parse.urlsplit(self.path)
+        if parsed.path == "/v1/traces" and api.otlp is not None:
+            answer = api.otlp.handle(self.command, parsed.path, self.headers.items(), self.rfile)
+            self.send_response(answer.status)
+            for name, value in answer.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            if answer.close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(answer.body)
+            return
+        body = b""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_SPEC_BYTES:
+            self.close_connection = True
+            self._send_json(413, {"error": f"body over {MAX_SPEC_BYTES} bytes"})
+            return
+        if length:
+            body = self.rfile.read(length)
+        route = api.route(self.command, parsed.path)
+        if route is None:
+            known = api.route("GET", parsed.path) or api.route("POST", parsed.path)
+            if known is not None:
+                self._send_json(405, {"error": f"{self.command} not allowed on {parsed.path}"})
+            else:
+                self._send_json(404, {"error": f"no such endpoint: {parsed.path}"})
+            return
+        if parsed.path != "/healthz" and not api.authorized(self.headers.get("Authorization")):
+            self._send_json(401, {"error": "missing or wrong read token (Authorization: Bearer ...)"})
+            return
+        try:
+            status, result = route(_Request(urllib.parse.parse_qs(parsed.query)), body)
+        except SourceError as exc:
+            self._send_json(exc.status, {"error": str(exc)})
+            return
+        except ValueError as exc:  # spec and input validation errors from the analyzer
+            self._send_json(400, {"error": str(exc)})
+            return
+        except Exception as exc:  # noqa: BLE001 - the client gets a JSON error, we log it
+            log.exception("query API %s failed", parsed.path)
+            self._send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+            return
+        if isinstance(result, str):
+            fmt = _Request(urllib.parse.parse_qs(parsed.query)).text("format") or ""
+            self._send(status, result.encode(), _CONTENT_TYPES.get(fmt, "text/plain; charset=utf-8"))
+        else:
+            self._send_json(status, result)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch()

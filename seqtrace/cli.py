@@ -1,0 +1,370 @@
+"""The `seqtrace` command: wires the collector, the store, the query API and the UI.
+
+Each subcommand is a small function over the layers below; every failure goes through
+:mod:`seqtrace.errors`, so users see one line and an exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from seqtrace import __version__
+from seqtrace.errors import EXIT_OK, EXIT_USAGE, UsageError, fail, internal_error
+
+DEFAULT_DB = "seqtrace.duckdb"
+DEFAULT_API = "http://127.0.0.1:4319"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def _parse_time(text: str | None, flag: str) -> int | None:
+    from analyzer.timeparse import parse_time
+
+    if text is None:
+        return None
+    try:
+        return parse_time(text, _now_ns())
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+def _api_alive(url: str, token: str | None) -> bool:
+    from analyzer.source import HttpSource, SourceError
+
+    try:
+        HttpSource(url, token, timeout=1.5).healthz()
+    except SourceError:
+        return False
+    return True
+
+
+def open_source(args: argparse.Namespace) -> Any:
+    """The read side per SPEC "Data location": --api, else --db, else the default API if a
+    server answers there, else ./seqtrace.duckdb read-only."""
+    from analyzer.source import HttpSource, LocalSource
+    from spanstore.base import StoreError
+    from spanstore.duckdb_store import DuckDBStore
+
+    token = getattr(args, "read_token", None) or _env("SEQTRACE_READ_TOKEN")
+    api = getattr(args, "api", None) or _env("SEQTRACE_API")
+    db = getattr(args, "db", None) or _env("SEQTRACE_DB")
+    if api:
+        return HttpSource(api, token)
+    tried = []
+    if db is None:
+        if _api_alive(DEFAULT_API, token):
+            return HttpSource(DEFAULT_API, token)
+        tried.append(f"the query API at {DEFAULT_API} (no answer)")
+        db = DEFAULT_DB
+    try:
+        return LocalSource(DuckDBStore(db, read_only=True))
+    except StoreError as exc:
+        tried.append(f"the database file {db} ({exc})")
+        raise UsageError(
+            "cannot get at the data: tried " + " and ".join(tried) + "; start `seqtrace serve`"
+            " or give --api URL / --db PATH"
+        ) from None
+
+
+def _add_source_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--api", metavar="URL", help="query API of a running server (env SEQTRACE_API)")
+    p.add_argument("--db", metavar="PATH", help="database file to open read-only (env SEQTRACE_DB)")
+    p.add_argument("--read-token", metavar="TOKEN", help="read token (env SEQTRACE_READ_TOKEN)")
+
+
+def _add_range_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="start", metavar="T", help="RFC 3339 or relative (-1h)")
+    p.add_argument("--to", dest="end", metavar="T", help="RFC 3339 or relative (now)")
+
+
+def _format_ns_time(ns: int | None) -> str:
+    from analyzer.timeparse import format_unix_nano
+
+    return "-" if ns is None else format_unix_nano(ns)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    stats = open_source(args).stats()
+    if args.json:
+        _print_json(stats)
+        return EXIT_OK
+    print(f"spans     {stats['spans']}")
+    print(f"traces    {stats['traces']}")
+    print(f"services  {', '.join(stats['services']) or '-'}")
+    print(f"first     {_format_ns_time(stats['first_unix_nano'])}")
+    print(f"last      {_format_ns_time(stats['last_unix_nano'])}")
+    return EXIT_OK
+
+
+def cmd_entities(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    result = open_source(args).entities(args.key, args.limit)
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    if args.key is None:
+        rows = [(k["key"], k["values"], k["spans"], k.get("traces", "")) for k in result["keys"]]
+        if not rows:
+            print("no entity keys found (spans carry none of order.id, customer.id, *.id, ...)")
+            return EXIT_OK
+        print(_table(("key", "values", "spans", "traces"), rows))
+    else:
+        rows = [
+            (
+                v["value"],
+                v["spans"],
+                v["traces"],
+                _format_ns_time(v["first_unix_nano"]),
+                _format_ns_time(v["last_unix_nano"]),
+            )
+            for v in result["values"]
+        ]
+        if not rows:
+            print(f"no values of {args.key}")
+            return EXIT_OK
+        print(_table(("value", "spans", "traces", "first", "last"), rows))
+    return EXIT_OK
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    if not args.entity and not args.trace:
+        raise UsageError("give --entity KEY=VALUE or --trace ID")
+    source = open_source(args)
+    result = source.diagram(
+        args.entity,
+        args.trace,
+        _parse_time(args.start, "--from"),
+        _parse_time(args.end, "--to"),
+        args.internal,
+        args.format,
+    )
+    text = json.dumps(result, indent=2, ensure_ascii=False) if args.format == "json" else result
+    if not text.endswith("\n"):
+        text += "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"seqtrace: wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    from analyzer.failures import render_failures_table
+
+    report = open_source(args).failures(
+        _parse_time(args.start, "--from"), _parse_time(args.end, "--to"), args.service
+    )
+    if args.json:
+        _print_json(report)
+    else:
+        print(render_failures_table(report))
+    return EXIT_OK
+
+
+def cmd_slo(args: argparse.Namespace) -> int:
+    from analyzer.slo import render_slo_markdown, render_slo_table
+
+    try:
+        spec_text = Path(args.spec).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read SLO spec {args.spec}: {exc.strerror}") from None
+    report = open_source(args).slo(spec_text, _parse_time(args.at, "--at"), args.spec)
+    if args.json:
+        _print_json(report)
+    elif args.markdown:
+        print(render_slo_markdown(report))
+    else:
+        print(render_slo_table(report))
+    return EXIT_OK
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from seqtrace.loading import load_files
+
+    return load_files(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from seqtrace.server import run_server
+
+    return run_server(args, with_ui=False)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from seqtrace.server import run_server
+
+    return run_server(args, with_ui=True)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from seqtrace.server import run_ui_only
+
+    return run_ui_only(args)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_server_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="PATH", help=f"database file (env SEQTRACE_DB; default ./{DEFAULT_DB})")
+    p.add_argument("--bind", metavar="HOST", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--grpc-port", type=int, default=4317, metavar="N", help="OTLP/gRPC port (0 picks one)")
+    p.add_argument("--http-port", type=int, default=4318, metavar="N", help="OTLP/HTTP port (0 picks one)")
+    p.add_argument("--api-port", type=int, default=4319, metavar="N", help="query API port (0 picks one)")
+    p.add_argument("--ingest-token", metavar="TOKEN", help="bearer token for OTLP (env SEQTRACE_INGEST_TOKEN)")
+    p.add_argument("--read-token", metavar="TOKEN", help="bearer token for the query API (env SEQTRACE_READ_TOKEN)")
+    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve every listener over TLS")
+    p.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
+    p.add_argument(
+        "--entity-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="attribute key that names a business entity (repeatable; *.id keys are found anyway)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqtrace",
+        description="OpenTelemetry traces in; one sequence diagram per business entity, "
+        "partial-failure and SLO reports out.",
+    )
+    parser.add_argument("--version", action="version", version=f"seqtrace {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the collector and the query API until SIGINT/SIGTERM")
+    _add_server_flags(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("up", help="serve + the UI, with the sample traces in an empty database")
+    _add_server_flags(p)
+    p.add_argument("--ui-port", type=int, default=8501, metavar="N", help="UI port (0 picks one)")
+    p.add_argument("--no-demo", action="store_true", help="do not load sample_traces/ into an empty database")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("ui", help="the UI alone, against a running server or a database file")
+    p.add_argument("--api", metavar="URL", help="query API of a running server (env SEQTRACE_API)")
+    p.add_argument("--db", metavar="PATH", help="database file to open read-only (env SEQTRACE_DB)")
+    p.add_argument("--read-token", metavar="TOKEN", help="read token (env SEQTRACE_READ_TOKEN)")
+    p.add_argument("--ui-port", type=int, default=8501, metavar="N", help="UI port (0 picks one)")
+    p.add_argument("--bind", metavar="HOST", default="127.0.0.1", help="listen address")
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("load", help="import OTLP/JSON, OTLP protobuf and Jaeger JSON files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--api", metavar="URL", help="send through this running server (env SEQTRACE_API)")
+    p.add_argument("--db", metavar="PATH", help="write straight into this database (env SEQTRACE_DB)")
+    p.add_argument("--ingest-token", metavar="TOKEN", help="ingest token (env SEQTRACE_INGEST_TOKEN)")
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("stats", help="spans, traces, services, first/last span time")
+    _add_source_flags(p)
+    p.add_argument("--json", action="store_true", help="print SPEC JSON")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("entities", help="entity keys found, or the values of one key")
+    _add_source_flags(p)
+    p.add_argument("--key", metavar="KEY", help="list this key's values")
+    p.add_argument("--limit", type=int, default=100, metavar="N")
+    p.add_argument("--json", action="store_true", help="print SPEC JSON")
+    p.set_defaults(func=cmd_entities)
+
+    p = sub.add_parser("diagram", help="an entity's (or a trace's) sequence diagram")
+    _add_source_flags(p)
+    p.add_argument("--entity", metavar="KEY=VALUE")
+    p.add_argument("--trace", metavar="ID")
+    _add_range_flags(p)
+    p.add_argument(
+        "--format",
+        default="mermaid",
+        choices=("mermaid", "plantuml", "svg", "json", "markdown"),
+    )
+    p.add_argument("--internal", action="store_true", help="show INTERNAL spans as self-calls")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_diagram)
+
+    p = sub.add_parser("failures", help="the partial-failure report")
+    _add_source_flags(p)
+    _add_range_flags(p)
+    p.add_argument("--service", metavar="S", help="only traces touching this service")
+    p.add_argument("--json", action="store_true", help="print SPEC JSON")
+    p.set_defaults(func=cmd_failures)
+
+    p = sub.add_parser("slo", help="the SLO report for a spec file")
+    _add_source_flags(p)
+    p.add_argument("--spec", required=True, metavar="FILE", help="SLO spec (YAML)")
+    p.add_argument("--at", metavar="T", help="evaluate at T (default: newest stored span)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print SPEC JSON")
+    out.add_argument("--markdown", action="store_true", help="print Markdown for a postmortem")
+    p.set_defaults(func=cmd_slo)
+    return parser
+
+
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from analyzer.source import SourceError
+    from spanstore.base import StoreError
+
+    try:
+        return func(args)
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except SourceError as exc:
+        fail(str(exc), EXIT_USAGE if exc.status < 500 else EXIT_USAGE)
+    except StoreError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except ValueError as exc:  # validation errors from the analyzer (SLO spec, ...)
+        fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit 3
+        internal_error(exc)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""`seqtrace load`: trace files into a running server, or straight into a database file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from seqtrace.errors import EXIT_OK, UsageError
+
+DEFAULT_API = "http://127.0.0.1:4319"
+#: Requests larger than this are split by resource so no request nears the 20 MiB limit.
+MAX_REQUEST_BYTES = 8 << 20
+
+
+def _split(request: ExportTraceServiceRequest) -> Iterable[ExportTraceServiceRequest]:
+    if request.ByteSize() <= MAX_REQUEST_BYTES or len(request.resource_spans) <= 1:
+        yield request
+        return
+    for resource_spans in request.resource_spans:
+        part = ExportTraceServiceRequest()
+        part.resource_spans.append(resource_spans)
+        yield part
+
+
+def _post(api: str, token: str | None, request: ExportTraceServiceRequest) -> tuple[int, str]:
+    """Send one request to the server's OTLP/HTTP route; returns (rejected, message)."""
+    http_request = urllib.request.Request(
+        f"{api.rstrip('/')}/v1/traces",
+        data=request.SerializeToString(),
+        method="POST",
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    if token:
+        http_request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(http_request, timeout=60) as response:
+            answer = ExportTraceServiceResponse.FromString(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:300].decode("utf-8", "replace")
+        raise UsageError(f"the server at {api} refused the spans ({exc.code}): {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise UsageError(f"cannot reach the server at {api}: {getattr(exc, 'reason', exc)}") from None
+    partial = answer.partial_success
+    return partial.rejected_spans, partial.error_message
+
+
+def _server_running(api: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api.rstrip('/')}/healthz", timeout=1.5) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def load_files(args: argparse.Namespace) -> int:
+    from collector.files import TraceFileError, read_trace_file
+    from spanstore.base import StoreError
+    from spanstore.duckdb_store import DuckDBStore
+
+    requests: list[tuple[str, ExportTraceServiceRequest]] = []
+    for path in args.files:
+        try:
+            for request in read_trace_file(path):
+                requests.extend((path, part) for part in _split(request))
+        except TraceFileError as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    token = args.ingest_token or os.environ.get("SEQTRACE_INGEST_TOKEN") or None
+    api = args.api or os.environ.get("SEQTRACE_API")
+    db = args.db or os.environ.get("SEQTRACE_DB")
+    if api is None and db is None and _server_running(DEFAULT_API):
+        api = DEFAULT_API
+    sent = rejected = 0
+    if api:
+        for path, request in requests:
+            n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+            bad, message = _post(api, token, request)
+            sent += n - bad
+            rejected += bad
+            if bad:
+                print(f"seqtrace: {path}: {bad} span(s) rejected: {message}", file=sys.stderr)
+        where = api
+    else:
+        db = db or "seqtrace.duckdb"
+        try:
+            store = DuckDBStore(db)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            for path, request in requests:
+                result = store.write(request)
+                sent += result.accepted + result.duplicates
+                rejected += result.rejected
+                if result.rejected:
+                    print(
+                        f"seqtrace: {path}: {result.rejected} span(s) rejected: "
+                        + "; ".join(result.messages),
+                        file=sys.stderr,
+                    )
+        finally:
+            store.close()
+        where = db
+    print(f"seqtrace: loaded {sent} spans from {len(args.files)} file(s) into {where}")
+    if rejected:
+        print(f"seqtrace: {rejected} span(s) were rejected", file=sys.stderr)
+    return EXIT_OK

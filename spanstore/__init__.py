@@ -1,0 +1,36 @@
+"""The storage layer: one write path and one read path over the span store.
+
+It imports nothing above it (collector, analyzer, ui, seqtrace); an import-linter contract
+in the tests keeps it so.
+"""
+
+from spanstore.base import (
+    SchemaVersionError,
+    SpanReader,
+    SpanWriter,
+    StoreError,
+    StoreUnavailable,
+    WriteResult,
+)
+from spanstore.model import Span, SpanEvent, SpanLink, StoreStats
+
+__all__ = [
+    "SchemaVersionError",
+    "Span",
+    "SpanEvent",
+    "SpanLink",
+    "SpanReader",
+    "SpanWriter",
+    "StoreError",
+    "StoreStats",
+    "StoreUnavailable",
+    "WriteResult",
+    "open_store",
+]
+
+
+def open_store(path: str, *, read_only: bool = False) -> "SpanReader":
+    """Open the default (DuckDB) store on ``path``."""
+    from spanstore.duckdb_store import DuckDBStore
+
+    return DuckDBStore(path, read_only=read_only)

@@ -1,0 +1,121 @@
+"""The storage interface: one write path and one read path, free of any engine's types.
+
+The collector writes through :class:`SpanWriter`; the analyzer reads through
+:class:`SpanReader`. DuckDB implements both today (``spanstore.duckdb_store``); another
+engine (ClickHouse) implements the same two protocols and nothing above this layer changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import polars as pl
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+
+from spanstore.model import EntityKey, EntityValue, Span, StoreStats
+
+
+class StoreError(Exception):
+    """A storage failure. ``retryable`` tells receivers whether a client should try again."""
+
+    retryable: bool = True
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be opened or written now (lock held, disk full, shutting down)."""
+
+
+class SchemaVersionError(StoreError):
+    """The database file was written by another, incompatible version of seqtrace."""
+
+    retryable = False
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    accepted: int
+    rejected: int = 0
+    duplicates: int = 0
+    messages: tuple[str, ...] = field(default_factory=tuple)
+
+
+@runtime_checkable
+class SpanWriter(Protocol):
+    def write(
+        self, request: ExportTraceServiceRequest, timeout: float | None = None
+    ) -> WriteResult:
+        """Store a request's valid spans; returns only once they are committed (durable)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class SpanReader(Protocol):
+    def stats(self) -> StoreStats: ...
+
+    def entity_keys(self, limit: int = 100) -> list[EntityKey]: ...
+
+    def entity_values(
+        self,
+        key: str,
+        limit: int = 100,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+        prefix: str | None = None,
+    ) -> list[EntityValue]: ...
+
+    def entity_trace_ids(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[str]:
+        """Traces with a span whose span or resource attributes carry key=value, oldest first."""
+        ...
+
+    def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
+        """Traces joined to these by span links, in either direction (one hop)."""
+        ...
+
+    def spans(self, trace_ids: Iterable[str]) -> list[Span]:
+        """Every stored span of these traces, ordered by start time."""
+        ...
+
+    def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
+        """The trace as an OTLP request, exactly as stored (lossless); None if unknown."""
+        ...
+
+    def span_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        service: str | None = None,
+        whole_traces: bool = True,
+    ) -> pl.DataFrame:
+        """Spans starting in [start, end) as a frame (``spanstore.frame.FRAME_SCHEMA``).
+
+        With ``whole_traces`` the frame holds every span of each trace that has a span in
+        the range, so trees are complete. ``service`` keeps traces that touch that service.
+        """
+        ...
+
+    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        """trace_id -> entity key -> sorted distinct values."""
+        ...
+
+    def throughput(
+        self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int
+    ) -> pl.DataFrame:
+        """Columns bucket_unix_nano, spans, errors: span counts per time bucket."""
+        ...
+
+    def recent_traces(self, limit: int = 50) -> pl.DataFrame:
+        """The newest root spans: trace_id, service_name, name, start_unix_nano,
+        duration_ns, status_code, spans."""
+        ...

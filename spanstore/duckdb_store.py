@@ -1,0 +1,548 @@
+"""The DuckDB backend: one writer thread owns the file; readers share it under MVCC.
+
+DuckDB lets one process hold a database file read-write (NOTES.md). Inside that process
+this class is the only owner: the collector's threads hand prepared batches to a single
+writer thread, which commits several of them per transaction (group commit) and only then
+releases the callers, so an acknowledged export is on disk. Readers get cursors of their
+own and see committed data while ingest runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from functools import cache
+from importlib import resources as importlib_resources
+from typing import Any, Final
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
+
+from spanstore.base import SchemaVersionError, StoreError, StoreUnavailable, WriteResult
+from spanstore.frame import FRAME_SCHEMA
+from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
+from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
+from spanstore.otlp import attributes_to_dict, span_from_proto
+
+__all__ = ["SCHEMA_VERSION", "DuckDBStore"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+_FAR_PAST: Final = -(1 << 62)
+_FAR_FUTURE: Final = 1 << 62
+_HOUR_NS: Final = 3_600_000_000_000
+_GROUP_COMMIT_SPANS: Final = 32_768
+_STOP: Final = object()
+
+
+@cache
+def sql(name: str) -> str:
+    """A query from ``spanstore/sql/NAME.sql`` (all SQL lives in those files)."""
+    return (importlib_resources.files("spanstore") / "sql" / f"{name}.sql").read_text()
+
+
+def _ids(hex_ids: Iterable[str]) -> list[bytes]:
+    out = []
+    for value in hex_ids:
+        try:
+            out.append(bytes.fromhex(value))
+        except ValueError:
+            continue  # not an id: it cannot match anything
+    return out
+
+
+class DuckDBStore:
+    """Span store on one DuckDB file. Implements SpanWriter and SpanReader."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        entity_keys: Iterable[str] = (),
+        memory_limit: str = "1GB",
+        threads: int = 2,
+        max_queued_spans: int = 200_000,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.read_only = read_only
+        self._keys = KeyClassifier(frozenset(entity_keys))
+        self._closed = False
+        if read_only and not os.path.exists(self.path):
+            raise StoreUnavailable(f"no database file at {self.path}")
+        try:
+            self._db = duckdb.connect(
+                self.path,
+                read_only=read_only,
+                config={"memory_limit": memory_limit, "threads": threads},
+            )
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                raise StoreUnavailable(
+                    f"{self.path} is held by another process (a running `seqtrace serve`?); "
+                    "read through its query API (--api) or stop it first"
+                ) from None
+            raise StoreUnavailable(f"cannot open {self.path}: {text.splitlines()[0]}") from None
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {str(exc).splitlines()[0]}") from None
+        self._check_schema()
+        self._known_resources: set[int] = set()
+        self._known_scopes: set[int] = set()
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queued_spans = 0
+        self._queued_lock = threading.Lock()
+        self.max_queued_spans = max_queued_spans
+        self._writer: threading.Thread | None = None
+        if not read_only:
+            self._writer = threading.Thread(target=self._write_loop, name="seqtrace-writer")
+            self._writer.daemon = True
+            self._writer.start()
+
+    # ------------------------------------------------------------------ schema
+
+    def _check_schema(self) -> None:
+        con = self._db.cursor()
+        try:
+            has_meta = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'seqtrace_meta'"
+            ).fetchall()[0][0]
+            if not has_meta:
+                if self.read_only:
+                    raise SchemaVersionError(
+                        f"{self.path} is not a seqtrace database (no seqtrace_meta table)"
+                    )
+                tables = con.execute("SELECT count(*) FROM information_schema.tables").fetchall()
+                if tables[0][0]:
+                    raise SchemaVersionError(
+                        f"{self.path} holds other tables and is not a seqtrace database; "
+                        "give --db a new file"
+                    )
+                con.execute("BEGIN")
+                con.execute(sql("schema"))
+                con.execute(
+                    "INSERT INTO seqtrace_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+                )
+                con.execute("COMMIT")
+                return
+            rows = con.execute(
+                "SELECT value FROM seqtrace_meta WHERE key = 'schema_version'"
+            ).fetchall()
+            found = rows[0][0] if rows else "none"
+            if found != str(SCHEMA_VERSION):
+                raise SchemaVersionError(
+                    f"{self.path} has schema version {found}; this seqtrace reads version "
+                    f"{SCHEMA_VERSION}. Use the seqtrace that wrote it, or a new --db file"
+                )
+        finally:
+            con.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def write(
+        self, request: ExportTraceServiceRequest, timeout: float | None = None
+    ) -> WriteResult:
+        """Store the request's valid spans; returns once they are committed."""
+        if self.read_only or self._writer is None:
+            raise StoreError("this store was opened read-only")
+        if self._closed:
+            raise StoreUnavailable("the store is shutting down")
+        batch = prepare_request(request, self._keys)
+        if batch.size == 0:
+            return WriteResult(
+                accepted=0,
+                rejected=batch.rejected,
+                duplicates=batch.duplicates,
+                messages=tuple(batch.messages),
+            )
+        with self._queued_lock:
+            if self._queued_spans + batch.size > self.max_queued_spans:
+                raise StoreUnavailable(
+                    f"the write queue is full ({self._queued_spans} spans waiting); retry later"
+                )
+            self._queued_spans += batch.size
+        done: Future[int] = Future()
+        self._queue.put((batch, done))
+        try:
+            duplicates = done.result(timeout=timeout)
+        except FutureTimeout:
+            # The batch stays queued and will be committed; the client retries and the
+            # retry is de-duplicated, so nothing is lost or doubled.
+            raise StoreUnavailable("the write did not commit in time; retry") from None
+        return WriteResult(
+            accepted=batch.size - duplicates,
+            rejected=batch.rejected,
+            duplicates=batch.duplicates + duplicates,
+            messages=tuple(batch.messages),
+        )
+
+    def _write_loop(self) -> None:
+        con = self._db.cursor()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                group = [first]
+                spans = first[0].size
+                while spans < _GROUP_COMMIT_SPANS:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        self._queue.put(_STOP)
+                        break
+                    group.append(item)
+                    spans += item[0].size
+                self._commit_group(con, group)
+        finally:
+            con.close()
+
+    def _commit_group(self, con: duckdb.DuckDBPyConnection, group: list[Any]) -> None:
+        try:
+            con.execute("BEGIN")
+            results = [self._append(con, batch) for batch, _ in group]
+            con.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the callers
+            with contextlib.suppress(Exception):
+                con.execute("ROLLBACK")
+            self._known_resources.clear()
+            self._known_scopes.clear()
+            if len(group) > 1:
+                # One bad batch must not fail its neighbours: retry each on its own.
+                for item in group:
+                    self._commit_group(con, [item])
+                return
+            batch, done = group[0]
+            self._release(batch.size)
+            done.set_exception(StoreUnavailable(f"write failed: {str(exc).splitlines()[0]}"))
+            log.warning("write of %d spans failed: %s", batch.size, exc)
+            return
+        for (batch, done), duplicates in zip(group, results, strict=True):
+            self._release(batch.size)
+            done.set_result(duplicates)
+
+    def _release(self, size: int) -> None:
+        with self._queued_lock:
+            self._queued_spans -= size
+
+    def _append(self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch) -> int:
+        """Append one batch inside the open transaction; returns how many were duplicates."""
+        spans, entities, links = batch.spans, batch.entities, batch.links
+        batch_keys = pa.table(
+            {
+                "row_index": pa.array(range(batch.size), pa.int64()),
+                "trace_id": spans.column("trace_id"),
+                "span_id": spans.column("span_id"),
+            }
+        )
+        con.register("batch_keys", batch_keys)
+        try:
+            dup_rows = con.execute(
+                sql("find_duplicates"),
+                {"min_start": batch.min_start, "max_start": batch.max_start},
+            ).fetchall()
+        finally:
+            con.unregister("batch_keys")
+        if dup_rows:
+            dup_keys = {batch.span_keys[row[0]] for row in dup_rows}
+            keep = pa.array([key not in dup_keys for key in batch.span_keys])
+            spans = spans.filter(keep)
+            if entities.num_rows:
+                ent_keys = [
+                    t + s
+                    for t, s in zip(
+                        entities.column("trace_id").to_pylist(),
+                        entities.column("span_id").to_pylist(),
+                        strict=True,
+                    )
+                ]
+                entities = entities.filter(pa.array([k not in dup_keys for k in ent_keys]))
+            if links.num_rows:
+                link_keys = [
+                    t + s
+                    for t, s in zip(
+                        links.column("trace_id").to_pylist(),
+                        links.column("span_id").to_pylist(),
+                        strict=True,
+                    )
+                ]
+                links = links.filter(pa.array([k not in dup_keys for k in link_keys]))
+        for resource_id, (service, schema_url, raw) in batch.resources.items():
+            if resource_id not in self._known_resources:
+                con.execute(
+                    "INSERT OR IGNORE INTO resources VALUES (?, ?, ?, ?)",
+                    [resource_id, service, schema_url, raw],
+                )
+                self._known_resources.add(resource_id)
+        for scope_id, (name, version, schema_url, raw) in batch.scopes.items():
+            if scope_id not in self._known_scopes:
+                con.execute(
+                    "INSERT OR IGNORE INTO scopes VALUES (?, ?, ?, ?, ?)",
+                    [scope_id, name, version, schema_url, raw],
+                )
+                self._known_scopes.add(scope_id)
+        con.register("new_spans", spans)
+        con.execute("INSERT INTO spans BY NAME SELECT * FROM new_spans")
+        con.unregister("new_spans")
+        if entities.num_rows:
+            con.register("new_entities", entities)
+            con.execute("INSERT INTO span_entities BY NAME SELECT * FROM new_entities")
+            con.unregister("new_entities")
+        if links.num_rows:
+            con.register("new_links", links)
+            con.execute("INSERT INTO span_links BY NAME SELECT * FROM new_links")
+            con.unregister("new_links")
+        return len(dup_rows)
+
+    @property
+    def queued_spans(self) -> int:
+        return self._queued_spans
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, then close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            self._writer.join(timeout)
+            with contextlib.suppress(duckdb.Error):
+                self._db.execute("CHECKPOINT")
+        self._db.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ reads
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        con = self._db.cursor()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._cursor() as con:
+            return con.execute(sql(name), params or {}).fetchall()
+
+    def _frame(self, name: str, params: dict[str, Any]) -> pl.DataFrame:
+        with self._cursor() as con:
+            table = con.sql(sql(name), params=params).to_arrow_table()
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def stats(self) -> StoreStats:
+        spans, traces, first, last = self._rows("stats")[0]
+        services = [row[0] for row in self._rows("services")]
+        return StoreStats(
+            spans=spans,
+            traces=traces,
+            services=services,
+            first_unix_nano=first,
+            last_unix_nano=last,
+        )
+
+    def entity_keys(self, limit: int = 100) -> list[EntityKey]:
+        return [
+            EntityKey(key=k, values=v, spans=s, traces=t, services=sv)
+            for k, v, s, t, sv in self._rows("entity_keys", {"limit": limit})
+        ]
+
+    def entity_values(
+        self,
+        key: str,
+        limit: int = 100,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+        prefix: str | None = None,
+    ) -> list[EntityValue]:
+        rows = self._rows(
+            "entity_values",
+            {
+                "key": key,
+                "limit": limit,
+                "start": _FAR_PAST if start_unix_nano is None else start_unix_nano,
+                "end": _FAR_FUTURE if end_unix_nano is None else end_unix_nano,
+                "prefix": prefix or "",
+            },
+        )
+        return [
+            EntityValue(value=v, spans=s, traces=t, first_unix_nano=f, last_unix_nano=la)
+            for v, s, t, f, la in rows
+        ]
+
+    def entity_trace_ids(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[str]:
+        rows = self._rows(
+            "entity_trace_ids",
+            {
+                "key": key,
+                "value": value,
+                "start": _FAR_PAST if start_unix_nano is None else start_unix_nano,
+                "end": _FAR_FUTURE if end_unix_nano is None else end_unix_nano,
+            },
+        )
+        return [row[0].hex() for row in rows]
+
+    def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
+        ids = _ids(trace_ids)
+        if not ids:
+            return []
+        rows = self._rows("linked_trace_ids", {"trace_ids": ids})
+        given = set(ids)
+        return sorted(row[0].hex() for row in rows if row[0] not in given)
+
+    def spans(self, trace_ids: Iterable[str]) -> list[Span]:
+        ids = _ids(trace_ids)
+        if not ids:
+            return []
+        with self._cursor() as con:
+            rows = con.execute(sql("spans_of_traces"), {"trace_ids": ids}).fetchall()
+            resource_ids = sorted({row[3] for row in rows})
+            scope_ids = sorted({row[4] for row in rows})
+            resources = {
+                rid: raw
+                for rid, raw, _ in con.execute(
+                    sql("resources_by_id"), {"ids": resource_ids}
+                ).fetchall()
+            }
+            scopes = {
+                sid: (name, version)
+                for sid, name, version in con.execute(
+                    sql("scopes_by_id"), {"ids": scope_ids}
+                ).fetchall()
+            }
+        resource_attrs: dict[int, dict[str, AttrValue]] = {}
+        for rid, raw in resources.items():
+            resource = Resource.FromString(raw)
+            resource_attrs[rid] = attributes_to_dict(resource.attributes)
+        out: list[Span] = []
+        for trace_id, span_id, parent, rid, sid, service, raw in rows:
+            proto = SpanProto.FromString(raw)
+            proto.trace_id = trace_id
+            proto.span_id = span_id
+            if parent:
+                proto.parent_span_id = parent
+            scope_name, scope_version = scopes.get(sid, ("", ""))
+            out.append(
+                span_from_proto(
+                    proto, service, resource_attrs.get(rid, {}), scope_name, scope_version
+                )
+            )
+        return out
+
+    def span_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        service: str | None = None,
+        whole_traces: bool = True,
+    ) -> pl.DataFrame:
+        frame = self._frame(
+            "span_frame",
+            {
+                "start": start_unix_nano,
+                "end": end_unix_nano,
+                "service": service,
+                "whole_traces": whole_traces,
+                "margin": _HOUR_NS if whole_traces else 0,
+            },
+        )
+        return frame.cast(FRAME_SCHEMA)  # type: ignore[arg-type]
+
+    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        ids = _ids(trace_ids)
+        if not ids:
+            return {}
+        out: dict[str, dict[str, list[str]]] = {}
+        for trace_id, key, value in self._rows("trace_entities", {"trace_ids": ids}):
+            out.setdefault(trace_id, {}).setdefault(key, []).append(value)
+        return out
+
+    def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
+        return self._frame(
+            "throughput",
+            {"start": start_unix_nano, "end": end_unix_nano, "bucket": max(1, bucket_ns)},
+        )
+
+    def recent_traces(self, limit: int = 50) -> pl.DataFrame:
+        return self._frame("recent_traces", {"limit": limit})
+
+    def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
+        ids = _ids([trace_id])
+        if not ids:
+            return None
+        with self._cursor() as con:
+            rows = con.execute(sql("trace_rows"), {"trace_id": ids[0]}).fetchall()
+            if not rows:
+                return None
+            resource_rows = con.execute(
+                sql("resources_by_id"), {"ids": sorted({r[3] for r in rows})}
+            ).fetchall()
+            scope_rows = con.execute(
+                sql("scope_raw_by_id"), {"ids": sorted({r[4] for r in rows})}
+            ).fetchall()
+        resources = {rid: (raw, url) for rid, raw, url in resource_rows}
+        scopes = {sid: (raw, url) for sid, raw, url in scope_rows}
+        request = ExportTraceServiceRequest()
+        groups: dict[tuple[int, int], Any] = {}
+        by_resource: dict[int, Any] = {}
+        for tid, sid, parent, rid, scope_id, raw in rows:
+            if rid not in by_resource:
+                resource_spans = request.resource_spans.add()
+                raw_resource, schema_url = resources.get(rid, (b"", ""))
+                resource_spans.resource.ParseFromString(raw_resource)
+                resource_spans.schema_url = schema_url
+                by_resource[rid] = resource_spans
+            if (rid, scope_id) not in groups:
+                scope_spans = by_resource[rid].scope_spans.add()
+                raw_scope, scope_url = scopes.get(scope_id, (b"", ""))
+                scope_spans.scope.ParseFromString(raw_scope)
+                scope_spans.schema_url = scope_url
+                groups[(rid, scope_id)] = scope_spans
+            span = groups[(rid, scope_id)].spans.add()
+            span.ParseFromString(raw)
+            span.trace_id = tid
+            span.span_id = sid
+            if parent:
+                span.parent_span_id = parent
+        return request
+
+
+def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until true or ``timeout``; for tests and tools."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())

@@ -1,0 +1,6 @@
+SELECT trace_id, min(start_unix_nano) AS first_start
+FROM span_entities
+WHERE key = $key AND value = $value
+  AND start_unix_nano >= $start AND start_unix_nano < $end
+GROUP BY trace_id
+ORDER BY first_start, trace_id

@@ -1,0 +1,1 @@
+SELECT scope_id, name, version FROM scopes WHERE scope_id IN (SELECT unnest($ids::UBIGINT[]))

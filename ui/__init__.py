@@ -1,0 +1,1 @@
+"""The Streamlit incident UI; it reads through analyzer.source only."""
