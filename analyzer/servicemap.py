@@ -189,9 +189,7 @@ def service_map(frame: pl.DataFrame) -> dict[str, Any]:
     # CONSUMER spans whose producer is not their parent: the queue delivered to them.
     produced = queued.select("trace_id", "span_id")
     from_orphan_queue = (
-        spans.filter(
-            (pl.col("kind") == "CONSUMER") & pl.col("messaging_destination").is_not_null()
-        )
+        spans.filter((pl.col("kind") == "CONSUMER") & pl.col("messaging_destination").is_not_null())
         .join(produced, on=["trace_id", "span_id"], how="anti")
         .select(
             pl.col("messaging_destination").alias("from"),

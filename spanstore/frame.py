@@ -58,7 +58,9 @@ def semantic_value(span: Span, keys: tuple[str, ...]) -> object:
 def frame_from_spans(spans: Iterable[Span]) -> pl.DataFrame:
     rows: dict[str, list[object]] = {name: [] for name in FRAME_SCHEMA}
     for span in spans:
-        etype, emessage = exception_of(span)
+        # Like the store, only error spans carry their exception in the frame: the
+        # ingest path reads events of error spans only, to stay fast.
+        etype, emessage = exception_of(span) if span.is_error else (None, None)
         rows["trace_id"].append(span.trace_id)
         rows["span_id"].append(span.span_id)
         rows["parent_span_id"].append(span.parent_span_id)

@@ -1,0 +1,89 @@
+"""Shared fixtures: sample data, temporary stores, a running `seqtrace serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_traces"
+REAL_TRACES = ROOT.parent / "shared" / "real_traces"
+SEQTRACE = [sys.executable, "-m", "seqtrace.cli"]
+
+
+def sample_files() -> list[Path]:
+    return sorted(SAMPLES.glob("*.json"))
+
+
+@pytest.fixture
+def sample_db(tmp_path: Path) -> Path:
+    """A database file holding every sample trace (the shop incident)."""
+    from collector.files import read_trace_file
+    from spanstore.duckdb_store import DuckDBStore
+
+    path = tmp_path / "samples.duckdb"
+    with DuckDBStore(path) as store:
+        for file in sample_files():
+            for request in read_trace_file(file):
+                store.write(request)
+    return path
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[str], addresses: dict[str, str]) -> None:
+        self.process = process
+        self.addresses = addresses
+
+    @property
+    def api(self) -> str:
+        return f"http://{self.addresses['api']}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+def start_server(db: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+    """`seqtrace serve` on free ports; returns once every listener is printed."""
+    process = subprocess.Popen(
+        [*SEQTRACE, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0",
+         "--api-port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    addresses: dict[str, str] = {}
+    deadline = time.monotonic() + 60
+    assert process.stdout is not None
+    while time.monotonic() < deadline and len(addresses) < 3:
+        line = process.stdout.readline()
+        if not line:
+            err = process.stderr.read() if process.stderr else ""
+            raise AssertionError(f"seqtrace serve exited: {err}")
+        match = re.match(r"seqtrace: listening (\S+)=(\S+)", line)
+        if match:
+            addresses[match.group(1)] = match.group(2)
+    assert len(addresses) == 3, addresses
+    return Server(process, addresses)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(tmp_path / "served.duckdb")
+    yield srv
+    srv.stop()
+
+
+def load_json(path: Path) -> object:
+    return json.loads(path.read_text())
