@@ -221,25 +221,31 @@ def with_error_flag(frame: pl.DataFrame) -> pl.DataFrame:
 def _is_root_expr() -> pl.Expr:
     # Some exporters write an all-zero or empty parent id instead of leaving it out.
     parent = pl.col("parent_span_id")
+    return parent.is_null() | (parent.str.strip_chars("0") == "")
+
+
+_ROOT_COLUMNS: Final = (
+    pl.col("span_id").alias("root_span_id"),
+    pl.col("service_name").alias("root_service"),
+    pl.col("name").alias("root_operation"),
+    pl.col("start_unix_nano").alias("root_start"),
+    pl.col("is_error").alias("root_error"),
+)
+
+
+def _earliest_per_trace(spans: pl.LazyFrame) -> pl.LazyFrame:
     return (
-        parent.is_null()
-        | (parent == "")
-        | (parent.str.count_matches("0") == parent.str.len_chars())
+        spans.sort(["trace_id", "start_unix_nano", "span_id"])
+        .unique("trace_id", keep="first")
+        .select("trace_id", *_ROOT_COLUMNS)
     )
-
-
-# --------------------------------------------------------------------------- vectorised pass
 
 
 def _trace_table(
     frame: pl.DataFrame, from_unix_nano: int, to_unix_nano: int, service: str | None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(flagged spans, one row per in-range trace with its root and error counts)."""
-    spans = (
-        with_error_flag(frame)
-        .select([*_STRING_COLUMNS, *_INT_COLUMNS, "is_error"])
-        .with_columns(_is_root_expr().alias("_is_root"))
-    )
+    spans = with_error_flag(frame).select([*_STRING_COLUMNS, *_INT_COLUMNS, "is_error"]).lazy()
     touches = (pl.col("service_name") == service).any() if service is not None else pl.lit(True)
     per_trace = spans.group_by("trace_id").agg(
         pl.len().alias("spans"),
@@ -250,24 +256,12 @@ def _trace_table(
     )
     # The root: the span without a parent (the earliest, should a broken trace have
     # several), else the earliest span, so traces whose root is not stored yet still
-    # count, at the time their first stored span started.
-    roots = (
-        spans.sort(
-            ["trace_id", "_is_root", "start_unix_nano", "span_id"],
-            descending=[False, True, False, False],
-        )
-        .unique("trace_id", keep="first")
-        .select(
-            "trace_id",
-            pl.col("span_id").alias("root_span_id"),
-            pl.col("service_name").alias("root_service"),
-            pl.col("name").alias("root_operation"),
-            pl.col("start_unix_nano").alias("root_start"),
-            pl.col("is_error").alias("root_error"),
-        )
-    )
+    # count, at the time their first stored span started. Only the few parentless
+    # spans are sorted, and the whole trace only where no root was stored.
+    roots = _earliest_per_trace(spans.filter(_is_root_expr()))
+    rootless = _earliest_per_trace(spans.join(roots.select("trace_id"), on="trace_id", how="anti"))
     traces = (
-        per_trace.join(roots, on="trace_id")
+        per_trace.join(pl.concat([roots, rootless]), on="trace_id")
         .filter(
             (pl.col("root_start") >= from_unix_nano)
             & (pl.col("root_start") < to_unix_nano)
@@ -275,7 +269,8 @@ def _trace_table(
         )
         .drop("_touches")
     )
-    return spans, traces
+    spans_df, traces_df = pl.collect_all([spans, traces])
+    return spans_df, traces_df
 
 
 # --------------------------------------------------------------------------- per-trace walk
@@ -285,28 +280,19 @@ _SEVERITY: Final[dict[Pattern, int]] = {"retried": 1, "failed_branch": 2, "degra
 
 @dataclass(slots=True)
 class _Columns:
-    """Column lists of the error traces' spans, sorted by trace then start time."""
+    """Column lists of the error traces' spans, sorted by trace then start time.
+
+    Plain lists because the walk indexes them one span at a time, which polars Series
+    make slow; only the columns the walk needs, the rest is gathered for the causes.
+    """
 
     span_id: list[str]
     parent: list[str | None]
-    service: list[str]
-    name: list[str]
-    kind: list[str]
     start: list[int]
     end: list[int]
     is_error: list[bool]
-    status_message: list[str | None]
-    exception_type: list[str | None]
-    exception_message: list[str | None]
-    http_status_code: list[int | None]
-    call_key: list[tuple[object, ...]]
-
-
-@dataclass(slots=True)
-class _Analysis:
-    pattern: Pattern
-    root_cause: int
-    error_services: list[str]
+    #: a hash of the :data:`CALL_KEY_COLUMNS`; equal for attempts of the same call.
+    call_key: list[int]
 
 
 def _classify_top(c: _Columns, top: int, siblings: Sequence[int]) -> Pattern:
@@ -334,24 +320,21 @@ def _classify_top(c: _Columns, top: int, siblings: Sequence[int]) -> Pattern:
     return "failed_branch" if other_ok else "degraded"
 
 
-def _analyze_trace(c: _Columns, lo: int, hi: int, root_span_id: str) -> _Analysis:
-    by_id: dict[str, int] = {}
-    for i in range(lo, hi):
-        by_id.setdefault(c.span_id[i], i)
+def _analyze_trace(c: _Columns, lo: int, hi: int, root_span_id: str) -> tuple[Pattern, int]:
+    """(pattern, index of the root-cause span) of one trace holding an error."""
+    span_ids, parents, is_error = c.span_id, c.parent, c.is_error
+    # Reversed so the first of two spans sharing an id (hostile or buggy input) wins.
+    by_id = {span_ids[i]: i for i in range(hi - 1, lo - 1, -1)}
     root = by_id[root_span_id]
 
     children: dict[int, list[int]] = {}
-    siblings: dict[str | None, list[int]] = {}
     for i in range(lo, hi):
-        parent_id = c.parent[i]
-        siblings.setdefault(parent_id, []).append(i)
-        if i == root or parent_id is None:
-            continue
-        p = by_id.get(parent_id)
-        if p is not None and p != i:
-            children.setdefault(p, []).append(i)
+        if i != root:
+            p = by_id.get(parents[i])  # type: ignore[arg-type]  # None is never a key
+            if p is not None and p != i:
+                children.setdefault(p, []).append(i)
 
-    # A breadth-first walk gives each span one tree parent and a depth. Spans the root
+    # A walk from the root gives each span one tree parent and a depth. Spans the root
     # does not reach (orphans whose parent is not stored, or a parent cycle in hostile
     # input) hang from the root at depth 1, so every span is analysed exactly once and
     # no walk below can loop.
@@ -360,15 +343,16 @@ def _analyze_trace(c: _Columns, lo: int, hi: int, root_span_id: str) -> _Analysi
     order: list[int] = []
 
     def walk(start: int) -> None:
-        queue = [start]
-        while queue:
-            node = queue.pop()
+        stack = [start]
+        while stack:
+            node = stack.pop()
             order.append(node)
+            below = depth[node] + 1
             for child in children.get(node, ()):
                 if child not in depth:
-                    depth[child] = depth[node] + 1
+                    depth[child] = below
                     tparent[child] = node
-                    queue.append(child)
+                    stack.append(child)
 
     walk(root)
     if len(order) < hi - lo:
@@ -377,24 +361,25 @@ def _analyze_trace(c: _Columns, lo: int, hi: int, root_span_id: str) -> _Analysi
                 depth[i] = 1
                 walk(i)
 
-    # error_child[i]: some child of i is an error, i.e. i's own failure is explained.
-    error_child: set[int] = set()
-    for i, p in tparent.items():
-        if c.is_error[i]:
-            error_child.add(p)
+    # error_child: spans with an error child, i.e. whose own failure is explained.
+    error_child = {tparent[i] for i in order if is_error[i] and i in tparent}
 
-    # Tops: error spans whose (tree) parent is not an error, where an error was absorbed.
-    tops = [
-        i
-        for i in order
-        if c.is_error[i] and i != root and (i not in tparent or not c.is_error[tparent[i]])
-    ]
-
-    if c.is_error[root]:
+    if is_error[root]:
         pattern: Pattern = "failed"
         decisive = [root]
     else:
-        classified = [(_classify_top(c, t, siblings[c.parent[t]]), t) for t in tops]
+        # Tops: error spans whose tree parent is not an error: where a failure was
+        # absorbed. Siblings are the spans under the same parent id, which also groups
+        # orphans whose parent was never stored.
+        tops = [i for i in order if is_error[i] and (i not in tparent or not is_error[tparent[i]])]
+        classified = []
+        for top in tops:
+            parent = tparent.get(top)
+            if parent is not None:
+                siblings: Sequence[int] = children[parent]
+            else:
+                siblings = [i for i in range(lo, hi) if parents[i] == parents[top]]
+            classified.append((_classify_top(c, top, siblings), top))
         pattern = max((p for p, _ in classified), key=_SEVERITY.__getitem__)
         decisive = [t for p, t in classified if p == pattern]
 
@@ -407,38 +392,25 @@ def _analyze_trace(c: _Columns, lo: int, hi: int, root_span_id: str) -> _Analysi
         node = stack.pop()
         if node not in error_child:
             candidates.append(node)
-        stack.extend(
-            ch for ch in children.get(node, ()) if c.is_error[ch] and tparent.get(ch) == node
-        )
-    cause = min(candidates, key=lambda i: (-depth[i], c.start[i], c.span_id[i]))
-    services = sorted({c.service[i] for i in range(lo, hi) if c.is_error[i]})
-    return _Analysis(pattern=pattern, root_cause=cause, error_services=services)
+        else:
+            stack.extend(ch for ch in children[node] if is_error[ch] and tparent.get(ch) == node)
+    cause = min(candidates, key=lambda i: (-depth[i], c.start[i], span_ids[i]))
+    return pattern, cause
 
 
-def _message(c: _Columns, i: int) -> str | None:
+def _message(status_message: str | None, exception_message: str | None) -> str | None:
     # An empty status message is what most SDKs store when none was given.
-    for value in (c.status_message[i], c.exception_message[i]):
-        if value:
-            return value
-    return None
+    return status_message or exception_message or None
 
 
 def _columns_of(spans: pl.DataFrame) -> _Columns:
-    key_rows = spans.select(CALL_KEY_COLUMNS).rows()
     return _Columns(
         span_id=spans["span_id"].to_list(),
         parent=spans["parent_span_id"].to_list(),
-        service=spans["service_name"].to_list(),
-        name=spans["name"].to_list(),
-        kind=spans["kind"].to_list(),
         start=spans["start_unix_nano"].to_list(),
         end=spans["end_unix_nano"].to_list(),
         is_error=spans["is_error"].to_list(),
-        status_message=spans["status_message"].to_list(),
-        exception_type=spans["exception_type"].to_list(),
-        exception_message=spans["exception_message"].to_list(),
-        http_status_code=spans["http_status_code"].to_list(),
-        call_key=key_rows,
+        call_key=spans["_call_key"].to_list(),
     )
 
 
@@ -469,18 +441,21 @@ def failure_report(
 
     ``frame`` must hold whole traces (``reader.span_frame(..., whole_traces=True)``);
     ``entities`` maps trace id to entity key to values (``reader.trace_entities``) and
-    may omit traces, which then list no entities. ``service`` keeps the traces that
-    touch that service (any span of it), as the store's ``service`` filter does.
-    Traces are listed oldest first.
+    may omit traces, which then list no entities; :func:`failing_trace_ids` says which
+    traces it needs. ``service`` keeps the traces that touch that service (any span of
+    it), as the store's ``service`` filter does. Traces are listed oldest first.
     """
     spans, traces = _trace_table(frame, from_unix_nano, to_unix_nano, service)
     bad = traces.filter(pl.col("error_spans") > 0).sort(["root_start", "trace_id"])
     total = traces.height
     failed_count = int(bad["root_error"].sum()) if bad.height else 0
-    partial_count = bad.height - failed_count
 
-    bad_spans = spans.join(bad.select("trace_id"), on="trace_id", how="semi").sort(
-        ["trace_id", "start_unix_nano", "span_id"]
+    # Hashing the call key in polars spares the walk a tuple per span; two different
+    # calls would have to collide in 64 bits under one parent to be confused.
+    bad_spans = (
+        spans.join(bad.select("trace_id"), on="trace_id", how="semi")
+        .sort(["trace_id", "start_unix_nano", "span_id"])
+        .with_columns(pl.struct(CALL_KEY_COLUMNS).hash(seed=0).alias("_call_key"))
     )
     columns = _columns_of(bad_spans)
     # Row ranges of each trace inside the sorted span lists.
@@ -490,52 +465,79 @@ def failure_report(
         bounds[tid] = (offset, offset + count)
         offset += count
 
+    errors = bad_spans.filter(pl.col("is_error"))
+    error_services: dict[str, list[str]] = dict(
+        errors.group_by("trace_id").agg(pl.col("service_name").unique().sort()).iter_rows()
+    )
+
+    analysed = [
+        _analyze_trace(columns, *bounds[trace_id], root_span_id)
+        for trace_id, root_span_id in zip(
+            bad["trace_id"].to_list(), bad["root_span_id"].to_list(), strict=True
+        )
+    ]
+    causes = bad_spans.select(
+        "service_name",
+        "name",
+        "span_id",
+        "kind",
+        "status_message",
+        "exception_type",
+        "exception_message",
+        "http_status_code",
+    )[[cause for _, cause in analysed]]
+
     out: list[FailureTrace] = []
     patterns: dict[str, int] = {"retried": 0, "degraded": 0, "failed_branch": 0, "failed": 0}
-    by_service: dict[str, ByService] = {}
-
-    def service_row(name: str) -> ByService:
-        row = by_service.get(name)
-        if row is None:
-            row = by_service[name] = ByService(service=name, partial=0, failed=0, error_spans=0)
-        return row
-
-    for row in bad.iter_rows(named=True):
-        trace_id: str = row["trace_id"]
-        lo, hi = bounds[trace_id]
-        analysis = _analyze_trace(columns, lo, hi, row["root_span_id"])
-        cause = analysis.root_cause
-        outcome: Literal["partial", "failed"] = "failed" if row["root_error"] else "partial"
-        patterns[analysis.pattern] += 1
-        service_row(columns.service[cause])[outcome] += 1
-        for i in range(lo, hi):
-            if columns.is_error[i]:
-                service_row(columns.service[i])["error_spans"] += 1
+    by_service: dict[str, ByService] = {
+        name: ByService(service=name, partial=0, failed=0, error_spans=count)
+        for name, count in errors.group_by("service_name").len().iter_rows()
+    }
+    trace_rows = bad.select(
+        "trace_id",
+        "root_service",
+        "root_operation",
+        "root_start",
+        "first_start",
+        "last_end",
+        "root_error",
+        "error_spans",
+        "root_span_id",
+        "spans",
+    ).iter_rows()
+    for (pattern, _), row, cause in zip(analysed, trace_rows, causes.iter_rows(), strict=True):
+        (trace_id, root_service, root_operation, root_start, first_start, last_end,
+         root_error, error_count, root_span_id, span_count) = row  # fmt: skip
+        (c_service, c_name, c_span_id, c_kind, c_status_message, c_exception_type,
+         c_exception_message, c_http) = cause  # fmt: skip
+        outcome: Literal["partial", "failed"] = "failed" if root_error else "partial"
+        patterns[pattern] += 1
+        by_service[c_service][outcome] += 1
         trace_entities = entities.get(trace_id) or {}
         out.append(
             FailureTrace(
                 trace_id=trace_id,
-                root_service=row["root_service"],
-                root_operation=row["root_operation"],
-                start_unix_nano=row["root_start"],
-                duration_ns=max(0, row["last_end"] - row["first_start"]),
+                root_service=root_service,
+                root_operation=root_operation,
+                start_unix_nano=root_start,
+                duration_ns=max(0, last_end - first_start),
                 outcome=outcome,
-                pattern=analysis.pattern,
+                pattern=pattern,
                 root_cause=RootCause(
-                    service=columns.service[cause],
-                    operation=columns.name[cause],
-                    span_id=columns.span_id[cause],
-                    message=_message(columns, cause),
-                    kind=columns.kind[cause],
-                    exception_type=columns.exception_type[cause] or None,
-                    exception_message=columns.exception_message[cause] or None,
-                    http_status_code=columns.http_status_code[cause],
+                    service=c_service,
+                    operation=c_name,
+                    span_id=c_span_id,
+                    message=_message(c_status_message, c_exception_message),
+                    kind=c_kind,
+                    exception_type=c_exception_type or None,
+                    exception_message=c_exception_message or None,
+                    http_status_code=c_http,
                 ),
-                error_spans=row["error_spans"],
+                error_spans=error_count,
                 entities={k: list(v) for k, v in sorted(trace_entities.items())},
-                root_span_id=row["root_span_id"],
-                spans=row["spans"],
-                error_services=analysis.error_services,
+                root_span_id=root_span_id,
+                spans=span_count,
+                error_services=error_services.get(trace_id, []),
             )
         )
 
@@ -554,7 +556,7 @@ def failure_report(
         summary=FailureSummary(
             traces=total,
             ok=total - bad.height,
-            partial=partial_count,
+            partial=bad.height - failed_count,
             failed=failed_count,
             patterns=patterns,
         ),

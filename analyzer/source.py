@@ -24,6 +24,7 @@ __all__ = [
     "LocalSource",
     "Source",
     "SourceError",
+    "open_database",
     "parse_entity",
 ]
 
@@ -85,7 +86,9 @@ class Source(Protocol):
         self, start: int | None = None, end: int | None = None, service: str | None = None
     ) -> dict[str, Any]: ...
 
-    def slo(self, spec_text: str, at: int | None = None, source_name: str = "spec") -> dict[str, Any]: ...
+    def slo(
+        self, spec_text: str, at: int | None = None, source_name: str = "spec"
+    ) -> dict[str, Any]: ...
 
     def throughput(
         self, start: int | None = None, end: int | None = None, buckets: int = 60
@@ -189,6 +192,7 @@ class LocalSource:
                         "spans": k.spans,
                         "traces": k.traces,
                         "services": k.services,
+                        "recurring_values": k.recurring_values,
                     }
                     for k in self.reader.entity_keys(limit)
                 ]
@@ -231,9 +235,9 @@ class LocalSource:
         show_internal: bool = False,
         fmt: str = "json",
     ) -> dict[str, Any] | str:
+        spans, ent = self._diagram_spans(entity, trace_id, start, end)
         from analyzer.diagram import build_diagram, render, to_dict
 
-        spans, ent = self._diagram_spans(entity, trace_id, start, end)
         if not spans:
             raise SourceError(f"no trace {trace_id}", status=404)
         diagram = build_diagram(spans, ent, show_internal=show_internal)
@@ -279,7 +283,9 @@ class LocalSource:
         )
         return report
 
-    def slo(self, spec_text: str, at: int | None = None, source_name: str = "spec") -> dict[str, Any]:
+    def slo(
+        self, spec_text: str, at: int | None = None, source_name: str = "spec"
+    ) -> dict[str, Any]:
         from analyzer.slo import load_slo_spec, slo_report
 
         spec = load_slo_spec(spec_text, source_name)
@@ -338,7 +344,9 @@ class HttpSource:
             url += "?" + urllib.parse.urlencode(
                 {k: ("1" if v is True else str(v)) for k, v in query.items()}
             )
-        request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+        request = urllib.request.Request(
+            url, data=body, method="POST" if body is not None else "GET"
+        )
         request.add_header("Accept-Encoding", "gzip")
         if body is not None:
             request.add_header("Content-Type", content_type)
@@ -358,7 +366,9 @@ class HttpSource:
             raise SourceError(str(message), status=exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise SourceError(f"cannot reach the query API at {self.base_url}: {reason}", 503) from None
+            raise SourceError(
+                f"cannot reach the query API at {self.base_url}: {reason}", 503
+            ) from None
         if raw:
             return data.decode("utf-8")
         return json.loads(data)
@@ -423,7 +433,9 @@ class HttpSource:
         )
         return result
 
-    def slo(self, spec_text: str, at: int | None = None, source_name: str = "spec") -> dict[str, Any]:
+    def slo(
+        self, spec_text: str, at: int | None = None, source_name: str = "spec"
+    ) -> dict[str, Any]:
         result: dict[str, Any] = self._request(
             "/api/v1/slo",
             {"at": at, "name": source_name},
@@ -447,3 +459,18 @@ class HttpSource:
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self._request("/api/v1/service-map", {"from": start, "to": end})
         return result
+
+
+def open_database(path: str) -> LocalSource:
+    """A read-only source on a database file (for `seqtrace ui --db` and the CLI).
+
+    Raises :class:`SourceError` naming the file when it cannot be opened (missing, locked
+    by a running server, not a seqtrace database).
+    """
+    from spanstore.base import StoreError
+    from spanstore.duckdb_store import DuckDBStore
+
+    try:
+        return LocalSource(DuckDBStore(path, read_only=True))
+    except StoreError as exc:
+        raise SourceError(str(exc), status=503) from None

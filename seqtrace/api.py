@@ -97,7 +97,7 @@ class ApiServer:
     @property
     def address(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        return f"{host!s}:{port}"
 
     def start(self) -> str:
         self._thread = threading.Thread(
@@ -200,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "seqtrace"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("api %s - %s", self.address_string(), format % args)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -252,7 +252,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(404, {"error": f"no such endpoint: {parsed.path}"})
             return
         if parsed.path != "/healthz" and not api.authorized(self.headers.get("Authorization")):
-            self._send_json(401, {"error": "missing or wrong read token (Authorization: Bearer ...)"})
+            self._send_json(
+                401, {"error": "missing or wrong read token (Authorization: Bearer ...)"}
+            )
             return
         try:
             status, result = route(_Request(urllib.parse.parse_qs(parsed.query)), body)
@@ -262,13 +264,15 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:  # spec and input validation errors from the analyzer
             self._send_json(400, {"error": str(exc)})
             return
-        except Exception as exc:  # noqa: BLE001 - the client gets a JSON error, we log it
+        except Exception as exc:
             log.exception("query API %s failed", parsed.path)
             self._send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
             return
         if isinstance(result, str):
             fmt = _Request(urllib.parse.parse_qs(parsed.query)).text("format") or ""
-            self._send(status, result.encode(), _CONTENT_TYPES.get(fmt, "text/plain; charset=utf-8"))
+            self._send(
+                status, result.encode(), _CONTENT_TYPES.get(fmt, "text/plain; charset=utf-8")
+            )
         else:
             self._send_json(status, result)
 

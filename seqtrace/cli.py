@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from seqtrace import __version__
-from seqtrace.errors import EXIT_OK, EXIT_USAGE, UsageError, fail, internal_error
+from seqtrace.errors import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    fail,
+    internal_error,
+)
 
 DEFAULT_DB = "seqtrace.duckdb"
 DEFAULT_API = "http://127.0.0.1:4319"
@@ -136,7 +143,9 @@ def cmd_entities(args: argparse.Namespace) -> int:
         _print_json(result)
         return EXIT_OK
     if args.key is None:
-        rows = [(k["key"], k["values"], k["spans"], k.get("traces", "")) for k in result["keys"]]
+        rows: list[tuple[object, ...]] = [
+            (k["key"], k["values"], k["spans"], k.get("traces", "")) for k in result["keys"]
+        ]
         if not rows:
             print("no entity keys found (spans carry none of order.id, customer.id, *.id, ...)")
             return EXIT_OK
@@ -212,6 +221,34 @@ def cmd_slo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_postmortem(args: argparse.Namespace) -> int:
+    from analyzer.postmortem import build_postmortem
+
+    spec_text = None
+    if args.slo_spec:
+        try:
+            spec_text = Path(args.slo_spec).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read SLO spec {args.slo_spec}: {exc.strerror}") from None
+    bundle = build_postmortem(
+        open_source(args),
+        args.entity,
+        _parse_time(args.start, "--from"),
+        _parse_time(args.end, "--to"),
+        spec_text,
+        args.slo_spec or "slo spec",
+    )
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in bundle.files.items():
+            (out / name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    print(f"seqtrace: wrote {out / 'postmortem.md'} and {len(bundle.files) - 1} diagram files")
+    return EXIT_OK
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from seqtrace.loading import load_files
 
@@ -240,14 +277,32 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _add_server_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="PATH", help=f"database file (env SEQTRACE_DB; default ./{DEFAULT_DB})")
-    p.add_argument("--bind", metavar="HOST", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--grpc-port", type=int, default=4317, metavar="N", help="OTLP/gRPC port (0 picks one)")
-    p.add_argument("--http-port", type=int, default=4318, metavar="N", help="OTLP/HTTP port (0 picks one)")
-    p.add_argument("--api-port", type=int, default=4319, metavar="N", help="query API port (0 picks one)")
-    p.add_argument("--ingest-token", metavar="TOKEN", help="bearer token for OTLP (env SEQTRACE_INGEST_TOKEN)")
-    p.add_argument("--read-token", metavar="TOKEN", help="bearer token for the query API (env SEQTRACE_READ_TOKEN)")
-    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve every listener over TLS")
+    p.add_argument(
+        "--db", metavar="PATH", help=f"database file (env SEQTRACE_DB; default ./{DEFAULT_DB})"
+    )
+    p.add_argument(
+        "--bind", metavar="HOST", default="127.0.0.1", help="listen address (default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--grpc-port", type=int, default=4317, metavar="N", help="OTLP/gRPC port (0 picks one)"
+    )
+    p.add_argument(
+        "--http-port", type=int, default=4318, metavar="N", help="OTLP/HTTP port (0 picks one)"
+    )
+    p.add_argument(
+        "--api-port", type=int, default=4319, metavar="N", help="query API port (0 picks one)"
+    )
+    p.add_argument(
+        "--ingest-token", metavar="TOKEN", help="bearer token for OTLP (env SEQTRACE_INGEST_TOKEN)"
+    )
+    p.add_argument(
+        "--read-token",
+        metavar="TOKEN",
+        help="bearer token for the query API (env SEQTRACE_READ_TOKEN)",
+    )
+    p.add_argument(
+        "--tls-cert", metavar="FILE", help="PEM certificate: serve every listener over TLS"
+    )
     p.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     p.add_argument(
         "--entity-key",
@@ -274,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="serve + the UI, with the sample traces in an empty database")
     _add_server_flags(p)
     p.add_argument("--ui-port", type=int, default=8501, metavar="N", help="UI port (0 picks one)")
-    p.add_argument("--no-demo", action="store_true", help="do not load sample_traces/ into an empty database")
+    p.add_argument(
+        "--no-demo", action="store_true", help="do not load sample_traces/ into an empty database"
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("ui", help="the UI alone, against a running server or a database file")
@@ -287,9 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("load", help="import OTLP/JSON, OTLP protobuf and Jaeger JSON files")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--api", metavar="URL", help="send through this running server (env SEQTRACE_API)")
-    p.add_argument("--db", metavar="PATH", help="write straight into this database (env SEQTRACE_DB)")
-    p.add_argument("--ingest-token", metavar="TOKEN", help="ingest token (env SEQTRACE_INGEST_TOKEN)")
+    p.add_argument(
+        "--api", metavar="URL", help="send through this running server (env SEQTRACE_API)"
+    )
+    p.add_argument(
+        "--db", metavar="PATH", help="write straight into this database (env SEQTRACE_DB)"
+    )
+    p.add_argument(
+        "--ingest-token", metavar="TOKEN", help="ingest token (env SEQTRACE_INGEST_TOKEN)"
+    )
     p.set_defaults(func=cmd_load)
 
     p = sub.add_parser("stats", help="spans, traces, services, first/last span time")
@@ -333,9 +396,21 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="print SPEC JSON")
     out.add_argument("--markdown", action="store_true", help="print Markdown for a postmortem")
     p.set_defaults(func=cmd_slo)
+
+    p = sub.add_parser("postmortem", help="write a postmortem bundle for one or more entities")
+    _add_source_flags(p)
+    p.add_argument(
+        "--entity",
+        action="append",
+        required=True,
+        metavar="KEY=VALUE",
+        help="an entity to include (repeatable)",
+    )
+    _add_range_flags(p)
+    p.add_argument("--slo-spec", metavar="FILE", help="SLO spec for the SLO impact section")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the bundle into")
+    p.set_defaults(func=cmd_postmortem)
     return parser
-
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -353,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         fail(str(exc), EXIT_USAGE)
     except SourceError as exc:
-        fail(str(exc), EXIT_USAGE if exc.status < 500 else EXIT_USAGE)
+        fail(str(exc), EXIT_INTERNAL if exc.status == 500 else EXIT_USAGE)
     except StoreError as exc:
         fail(str(exc), EXIT_USAGE)
     except ValueError as exc:  # validation errors from the analyzer (SLO spec, ...)
@@ -362,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit 3
+    except Exception as exc:
         internal_error(exc)
 
 

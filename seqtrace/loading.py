@@ -48,7 +48,9 @@ def _post(api: str, token: str | None, request: ExportTraceServiceRequest) -> tu
         detail = exc.read()[:300].decode("utf-8", "replace")
         raise UsageError(f"the server at {api} refused the spans ({exc.code}): {detail}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise UsageError(f"cannot reach the server at {api}: {getattr(exc, 'reason', exc)}") from None
+        raise UsageError(
+            f"cannot reach the server at {api}: {getattr(exc, 'reason', exc)}"
+        ) from None
     partial = answer.partial_success
     return partial.rejected_spans, partial.error_message
 

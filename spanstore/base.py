@@ -109,9 +109,7 @@ class SpanReader(Protocol):
         """trace_id -> entity key -> sorted distinct values."""
         ...
 
-    def throughput(
-        self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int
-    ) -> pl.DataFrame:
+    def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
         """Columns bucket_unix_nano, spans, errors: span counts per time bucket."""
         ...
 

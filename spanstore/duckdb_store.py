@@ -218,7 +218,7 @@ class DuckDBStore:
             con.execute("BEGIN")
             results = [self._append(con, batch) for batch, _ in group]
             con.execute("COMMIT")
-        except Exception as exc:  # noqa: BLE001 - every failure must reach the callers
+        except Exception as exc:
             with contextlib.suppress(Exception):
                 con.execute("ROLLBACK")
             self._known_resources.clear()
@@ -368,8 +368,8 @@ class DuckDBStore:
 
     def entity_keys(self, limit: int = 100) -> list[EntityKey]:
         return [
-            EntityKey(key=k, values=v, spans=s, traces=t, services=sv)
-            for k, v, s, t, sv in self._rows("entity_keys", {"limit": limit})
+            EntityKey(key=k, values=v, spans=s, traces=t, services=sv, recurring_values=r)
+            for k, v, s, t, sv, r in self._rows("entity_keys", {"limit": limit})
         ]
 
     def entity_values(

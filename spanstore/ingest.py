@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -26,7 +26,7 @@ _MAX_INT64: Final = (1 << 63) - 1
 _ZERO_TRACE: Final = bytes(16)
 _ZERO_SPAN: Final = bytes(8)
 _MAX_REJECT_MESSAGES: Final = 5
-_UNSEEN: Final = object()
+_UNSEEN: Final[tuple[str, int]] = ("<unseen>", -1)
 
 SPAN_COLUMNS: Final[tuple[str, ...]] = (
     "trace_id",
@@ -108,12 +108,13 @@ class PreparedBatch:
 
     @property
     def size(self) -> int:
-        return self.spans.num_rows
+        return int(self.spans.num_rows)
 
 
 def _stable_id(*parts: bytes) -> int:
-    digest = hashlib.blake2b(b"\x00".join(parts), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
+    digest: bytes = hashlib.blake2b(b"\x00".join(parts), digest_size=8).digest()
+    value: int = int.from_bytes(digest, "little")
+    return value
 
 
 def _scalar_text(value: AnyValue) -> str | None:
@@ -269,7 +270,7 @@ def prepare_request(request: ExportTraceServiceRequest, keys: KeyClassifier) -> 
                         where = classify(attr_key)
                     if where is None:
                         continue
-                    column, rank = where  # type: ignore[misc]
+                    column, rank = where
                     attr_value = kv.value
                     if column == "":
                         text = attr_value.string_value or _scalar_text(attr_value)
@@ -292,9 +293,7 @@ def prepare_request(request: ExportTraceServiceRequest, keys: KeyClassifier) -> 
                             number = int(attr_value.string_value)
                         values_of_column[row] = number
                     else:
-                        values_of_column[row] = attr_value.string_value or _scalar_text(
-                            attr_value
-                        )
+                        values_of_column[row] = attr_value.string_value or _scalar_text(attr_value)
                 for entity_key, entity_value in resource_entities:
                     ent["key"].append(entity_key)
                     ent["value"].append(entity_value)
@@ -322,6 +321,7 @@ def prepare_request(request: ExportTraceServiceRequest, keys: KeyClassifier) -> 
                         lnk["start_unix_nano"].append(start)
 
     n = len(trace_ids)
+    start_times = cast(list[int], starts)
     for column, values in sparse.items():
         dense: list[object] = [None] * n
         for row, value in values.items():
@@ -334,8 +334,8 @@ def prepare_request(request: ExportTraceServiceRequest, keys: KeyClassifier) -> 
         resources=resources,
         scopes=scopes,
         span_keys=span_keys,
-        min_start=min(starts, default=0),  # type: ignore[type-var]
-        max_start=max(starts, default=0),  # type: ignore[type-var]
+        min_start=min(start_times, default=0),
+        max_start=max(start_times, default=0),
         rejected=rejected,
         duplicates=duplicates_in_request,
         messages=messages,

@@ -13,13 +13,11 @@ from typing import Literal, TypeAlias
 
 #: An attribute value as OTLP carries it: scalars, bytes, arrays and maps (nested).
 AttrValue: TypeAlias = (
-    str | bool | int | float | bytes | None | list["AttrValue"] | dict[str, "AttrValue"]
+    str | bool | int | float | bytes | list["AttrValue"] | dict[str, "AttrValue"] | None
 )
 Attributes: TypeAlias = Mapping[str, AttrValue]
 
-SpanKind: TypeAlias = Literal[
-    "UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"
-]
+SpanKind: TypeAlias = Literal["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"]
 StatusCode: TypeAlias = Literal["UNSET", "OK", "ERROR"]
 
 #: OTLP's integer enums, by position.
@@ -109,6 +107,8 @@ class EntityKey:
     spans: int
     traces: int = 0
     services: int = 0
+    #: values seen in more than one trace or service: what makes a key a likely entity
+    recurring_values: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,18 +85,22 @@ def request_from_json(doc: Any) -> ExportTraceServiceRequest:
     if not isinstance(doc, dict):
         raise OtlpJsonError("expected a JSON object with a resourceSpans array")
     rewritten = _rewrite_ids(doc, "$")
+    request = ExportTraceServiceRequest()
     try:
-        return json_format.ParseDict(
-            rewritten, ExportTraceServiceRequest(), ignore_unknown_fields=True
-        )
+        json_format.ParseDict(rewritten, request, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise OtlpJsonError(str(exc).splitlines()[0]) from None
+    return request
 
 
 def _b64_to_hex(tree: Any) -> Any:
     if isinstance(tree, dict):
         return {
-            k: (base64.b64decode(v).hex() if k in _ID_FIELDS and isinstance(v, str) else _b64_to_hex(v))
+            k: (
+                base64.b64decode(v).hex()
+                if k in _ID_FIELDS and isinstance(v, str)
+                else _b64_to_hex(v)
+            )
             for k, v in tree.items()
         }
     if isinstance(tree, list):

@@ -56,8 +56,19 @@ class Server:
 def start_server(db: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     """`seqtrace serve` on free ports; returns once every listener is printed."""
     process = subprocess.Popen(
-        [*SEQTRACE, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0",
-         "--api-port", "0", *extra],
+        [
+            *SEQTRACE,
+            "serve",
+            "--db",
+            str(db),
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+            "--api-port",
+            "0",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

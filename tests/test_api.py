@@ -32,7 +32,9 @@ def get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, d
 def load_through(server: Server, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*SEQTRACE, "load", "--api", server.api, *extra, *map(str, sample_files())],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -64,7 +66,9 @@ def test_api_errors_are_json(server: Server) -> None:
 
 
 def test_tokens_guard_reads_and_writes(tmp_path: Path) -> None:
-    srv = start_server(tmp_path / "t.duckdb", "--ingest-token", "in-secret", "--read-token", "rd-secret")
+    srv = start_server(
+        tmp_path / "t.duckdb", "--ingest-token", "in-secret", "--read-token", "rd-secret"
+    )
     try:
         assert load_through(srv).returncode == 2  # no ingest token
         assert load_through(srv, "--ingest-token", "wrong").returncode == 2
@@ -103,10 +107,14 @@ def test_cli_reads_through_a_running_server_while_it_holds_the_file(tmp_path: Pa
     try:
         load_through(srv)
         env = {**os.environ, "SEQTRACE_API": srv.api}
-        out = subprocess.run([*SEQTRACE, "stats", "--json"], capture_output=True, text=True, env=env)
+        out = subprocess.run(
+            [*SEQTRACE, "stats", "--json"], capture_output=True, text=True, env=env
+        )
         assert out.returncode == 0 and json.loads(out.stdout)["spans"] == 500
         # the file itself is locked by the server: a direct open says what to do instead
-        direct = subprocess.run([*SEQTRACE, "stats", "--db", str(db)], capture_output=True, text=True)
+        direct = subprocess.run(
+            [*SEQTRACE, "stats", "--db", str(db)], capture_output=True, text=True
+        )
         assert direct.returncode == 2 and "query API" in direct.stderr
     finally:
         srv.stop()
@@ -119,7 +127,9 @@ def test_reads_stay_fast_while_a_writer_floods(tmp_path: Path) -> None:
         http = srv.addresses["otlp-http"]
         stop_at = time.monotonic() + 6
         writer = subprocess.Popen(
-            [*SEQTRACE[:1], "-c", FLOOD.format(http=http, seconds=6)], stdout=subprocess.PIPE, text=True
+            [*SEQTRACE[:1], "-c", FLOOD.format(http=http, seconds=6)],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         latencies = []
         source = HttpSource(srv.api)
@@ -150,7 +160,8 @@ while time.monotonic() < deadline:
     ss = rs.scope_spans.add()
     for i in range(500):
         s = ss.spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name="GET /x", kind=2)
-        s.start_time_unix_nano = time.time_ns(); s.end_time_unix_nano = s.start_time_unix_nano + 1000
+        s.start_time_unix_nano = time.time_ns()
+        s.end_time_unix_nano = s.start_time_unix_nano + 1000
         s.attributes.add(key="order.id").value.string_value = "ORD-%d" % i
     r = urllib.request.Request("http://{http}/v1/traces", data=req.SerializeToString(),
                                headers={{"Content-Type": "application/x-protobuf"}})

@@ -96,7 +96,10 @@ def test_load_then_stats_and_entities(tmp_path: Path) -> None:
     assert values["key"] == "order.id"
     by_value = {v["value"]: v for v in values["values"]}
     assert by_value["ORD-1001"]["traces"] == 4
-    assert by_value["ORD-1001"]["last_unix_nano"] - by_value["ORD-1001"]["first_unix_nano"] > 2 * 86400e9 - 3600e9
+    assert (
+        by_value["ORD-1001"]["last_unix_nano"] - by_value["ORD-1001"]["first_unix_nano"]
+        > 2 * 86400e9 - 3600e9
+    )
     # loading the same files again stores nothing twice
     run("load", "--db", str(db), *map(str, sample_files()))
     assert json.loads(run("stats", "--db", str(db), "--json").stdout)["spans"] == 500

@@ -45,4 +45,6 @@ def test_bad_settings_are_named(settings: dict[str, Any], message: str) -> None:
 
 def test_zero_and_none_ports(tmp_path: Path) -> None:
     ReceiverConfig(grpc_port=0, http_port=0).validate()
-    ReceiverConfig(grpc_port=None, http_port=0, cors_origins=("*", "http://localhost:3000")).validate()
+    ReceiverConfig(
+        grpc_port=None, http_port=0, cors_origins=("*", "http://localhost:3000")
+    ).validate()

@@ -4,7 +4,7 @@ tokens, the error mapping (with RetryInfo), TLS and a clean stop."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -57,17 +57,18 @@ def export(
     with channel:
         call = channel.unary_unary(EXPORT)
         reply = call(payload, metadata=metadata, compression=compression, timeout=30)
-    return ExportTraceServiceResponse.FromString(reply)
+    response: ExportTraceServiceResponse = ExportTraceServiceResponse.FromString(reply)
+    return response
 
 
-def rpc_error(fn: object, *args: object, **kwargs: object) -> grpc.RpcError:
+def rpc_error(fn: Callable[..., object], *args: object, **kwargs: object) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as info:
-        fn(*args, **kwargs)  # type: ignore[operator]
+        fn(*args, **kwargs)
     return info.value
 
 
 def status_details(err: grpc.RpcError) -> status_pb2.Status:
-    for key, value in err.trailing_metadata() or ():  # type: ignore[attr-defined]
+    for key, value in err.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
             return status_pb2.Status.FromString(value)
     raise AssertionError("no grpc-status-details-bin in the trailers")
@@ -107,7 +108,7 @@ def test_partial_success(collector: Collector, store: DuckDBStore) -> None:
 
 def test_malformed_request_is_invalid_argument(collector: Collector, store: DuckDBStore) -> None:
     err = rpc_error(export, collector.addresses["otlp-grpc"], b"\xff\xff\xff\xff")
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert status_details(err).code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert store.stats().spans == 0
 
@@ -118,7 +119,7 @@ def test_over_4_mib_is_resource_exhausted(collector: Collector, store: DuckDBSto
         key="big"
     ).value.string_value = "x" * (4 * 1024 * 1024 + 10)
     err = rpc_error(export, collector.addresses["otlp-grpc"], request.SerializeToString())
-    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert store.stats().spans == 0
 
 
@@ -133,7 +134,7 @@ def test_limit_applies_after_gzip(collector: Collector, store: DuckDBStore) -> N
         request.SerializeToString(),
         compression=grpc.Compression.Gzip,
     )
-    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert store.stats().spans == 0
 
 
@@ -143,7 +144,7 @@ def test_token(store: DuckDBStore) -> None:
         address = c.addresses["otlp-grpc"]
         for metadata in ((), (("authorization", "Bearer nope"),), (("authorization", "t0ken"),)):
             err = rpc_error(export, address, payload, metadata)
-            assert err.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+            assert err.code() == grpc.StatusCode.UNAUTHENTICATED
         assert store.stats().spans == 0
         export(address, payload, (("authorization", "Bearer t0ken"),))
     assert store.stats().spans == 3
@@ -152,7 +153,7 @@ def test_token(store: DuckDBStore) -> None:
 def test_retryable_store_error_is_unavailable_with_retry_info() -> None:
     with running_collector(FailingWriter(StoreUnavailable("locked")), retry_after_seconds=4) as c:
         err = rpc_error(export, c.addresses["otlp-grpc"], make_request().SerializeToString())
-    assert err.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.UNAVAILABLE
     status = status_details(err)
     info = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(info)
@@ -162,7 +163,7 @@ def test_retryable_store_error_is_unavailable_with_retry_info() -> None:
 def test_permanent_store_error_is_internal() -> None:
     with running_collector(FailingWriter(PermanentStoreError("bad schema"))) as c:
         err = rpc_error(export, c.addresses["otlp-grpc"], make_request().SerializeToString())
-    assert err.code() == grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.INTERNAL
     assert not status_details(err).details
 
 
@@ -170,7 +171,7 @@ def test_unknown_method_is_unimplemented(collector: Collector) -> None:
     with grpc.insecure_channel(collector.addresses["otlp-grpc"]) as channel:
         call = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")
         err = rpc_error(call, b"", timeout=10)
-    assert err.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_tls_on_both_listeners(store: DuckDBStore, tmp_path: Path) -> None:
@@ -188,8 +189,10 @@ def test_tls_on_both_listeners(store: DuckDBStore, tmp_path: Path) -> None:
         )
         assert status == 200
         # A plain-text client gets no answer from a TLS listener.
-        err = rpc_error(export, c.addresses["otlp-grpc"], make_request(first=20).SerializeToString())
-        assert err.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        err = rpc_error(
+            export, c.addresses["otlp-grpc"], make_request(first=20).SerializeToString()
+        )
+        assert err.code() == grpc.StatusCode.UNAVAILABLE
     assert store.stats().spans == 5
 
 

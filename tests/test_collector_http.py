@@ -26,7 +26,6 @@ from test_collector_support import (
     make_request,
     open_store,
     running_collector,
-    span_count,
 )
 
 from collector import Collector, OtlpHttpHandler, ReceiverConfig
@@ -101,9 +100,7 @@ def test_compressed_body_is_accepted(
 ) -> None:
     raw = make_request(spans=6).SerializeToString()
     body = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
-    status, _, _ = http_call(
-        http_address(collector), body, {**PB, "Content-Encoding": encoding}
-    )
+    status, _, _ = http_call(http_address(collector), body, {**PB, "Content-Encoding": encoding})
     assert status == 200
     assert store.stats().spans == 6
 
@@ -113,9 +110,9 @@ def test_chunked_body_is_accepted(collector: Collector, store: DuckDBStore) -> N
     host, port = http_address(collector).rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         head = (
-            "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n"
-        ).encode()
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         half = len(raw) // 2
         chunks = b"".join(
             f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (raw[:half], raw[half:])
@@ -160,7 +157,7 @@ def test_partly_invalid_spans_get_partial_success_and_valid_ones_are_stored(
     no_span_id.CopyFrom(spans[1])
     no_span_id.ClearField("span_id")
 
-    status, headers, body = http_call(http_address(collector), request.SerializeToString(), PB)
+    status, _, body = http_call(http_address(collector), request.SerializeToString(), PB)
     assert status == 200
     response = ExportTraceServiceResponse.FromString(body)
     assert response.partial_success.rejected_spans == 2
@@ -172,9 +169,7 @@ def test_partly_invalid_spans_get_partial_success_and_valid_ones_are_stored(
     extra = second.resource_spans[0].scope_spans[0].spans.add()
     extra.CopyFrom(second.resource_spans[0].scope_spans[0].spans[0])
     extra.span_id = b"\x02" * 3
-    status, headers, body = http_call(
-        http_address(collector), orjson.dumps(request_to_json(second)), JS
-    )
+    status, _, body = http_call(http_address(collector), orjson.dumps(request_to_json(second)), JS)
     assert status == 200
     answer = orjson.loads(body)
     assert answer["partialSuccess"]["rejectedSpans"] == "1"
@@ -255,8 +250,10 @@ def test_bad_input_is_refused_and_nothing_is_stored(
     assert status == expected
     # Errors carry a google.rpc.Status in the request's content type (JSON otherwise).
     content_type = answer_headers["content-type"]
-    wanted = "application/x-protobuf" if headers.get("Content-Type") == PB["Content-Type"] else (
-        "application/json"
+    wanted = (
+        "application/x-protobuf"
+        if headers.get("Content-Type") == PB["Content-Type"]
+        else ("application/json")
     )
     assert content_type == wanted
     rpc = status_of(answer, content_type)
@@ -269,7 +266,9 @@ def test_bad_input_is_refused_and_nothing_is_stored(
 
 
 @pytest.mark.parametrize("headers", [PB, JS], ids=["protobuf", "json"])
-def test_empty_body_is_ok(collector: Collector, store: DuckDBStore, headers: dict[str, str]) -> None:
+def test_empty_body_is_ok(
+    collector: Collector, store: DuckDBStore, headers: dict[str, str]
+) -> None:
     status, answer_headers, body = http_call(http_address(collector), b"", headers)
     assert status == 200
     assert answer_headers["content-type"] == headers["Content-Type"]
@@ -298,9 +297,7 @@ def test_gzip_bomb_is_refused_with_bounded_work(store: DuckDBStore) -> None:
     body = b"".join(parts) + bomb.flush()
     with running_collector(store, max_http_body_bytes=LIMIT) as c:
         started = time.monotonic()
-        status, _, _ = http_call(
-            c.addresses["otlp-http"], body, {**PB, "Content-Encoding": "gzip"}
-        )
+        status, _, _ = http_call(c.addresses["otlp-http"], body, {**PB, "Content-Encoding": "gzip"})
         assert status == 413
         assert time.monotonic() - started < 1.0
     assert store.stats().spans == 0
@@ -313,7 +310,11 @@ def test_token_is_required_when_configured(store: DuckDBStore) -> None:
     body = make_request(spans=2).SerializeToString()
     with running_collector(store, ingest_token="s3cret") as c:
         address = c.addresses["otlp-http"]
-        for headers in (PB, {**PB, "Authorization": "Bearer wrong"}, {**PB, "Authorization": "s3cret"}):
+        for headers in (
+            PB,
+            {**PB, "Authorization": "Bearer wrong"},
+            {**PB, "Authorization": "s3cret"},
+        ):
             status, answer_headers, answer = http_call(address, body, headers)
             assert status == 401
             assert status_of(answer, "application/x-protobuf").code == 16  # UNAUTHENTICATED
@@ -348,7 +349,9 @@ def test_retryable_store_error_is_503_with_retry_after_and_retry_info() -> None:
 
 def test_store_timeout_is_retryable() -> None:
     with running_collector(FailingWriter(TimeoutError())) as c:
-        status, headers, _ = http_call(c.addresses["otlp-http"], make_request().SerializeToString(), PB)
+        status, headers, _ = http_call(
+            c.addresses["otlp-http"], make_request().SerializeToString(), PB
+        )
     assert status == 503
     assert "retry-after" in headers
 
@@ -365,7 +368,9 @@ def test_permanent_store_error_is_500_without_retry() -> None:
 
 def test_unexpected_error_is_500_and_hides_internals() -> None:
     with running_collector(FailingWriter(KeyError("secret internal detail"))) as c:
-        status, _, body = http_call(c.addresses["otlp-http"], make_request().SerializeToString(), PB)
+        status, _, body = http_call(
+            c.addresses["otlp-http"], make_request().SerializeToString(), PB
+        )
     assert status == 500
     assert b"secret internal detail" not in body
 
@@ -453,7 +458,9 @@ class SlowWriter:
         self.delay = delay
         self.entered = threading.Event()
 
-    def write(self, request: ExportTraceServiceRequest, timeout: float | None = None) -> WriteResult:
+    def write(
+        self, request: ExportTraceServiceRequest, timeout: float | None = None
+    ) -> WriteResult:
         self.entered.set()
         time.sleep(self.delay)
         return self.store.write(request, timeout)

@@ -25,7 +25,10 @@ TOKEN = "node-test-token"
 def ensure_node_app() -> None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.fail("node and npm are required for the Node.js exporter test (apt-get install nodejs npm)", pytrace=False)
+        pytest.fail(
+            "node and npm are required for the Node.js exporter test (apt-get install nodejs npm)",
+            pytrace=False,
+        )
     if (APP / "node_modules" / "@opentelemetry" / "exporter-trace-otlp-grpc").is_dir():
         return
     command = [npm, "ci", "--no-audit", "--no-fund"]

@@ -62,7 +62,9 @@ def emit(exporter: SpanExporter, service: str) -> list[ReadableSpan]:
         BatchSpanProcessor(exporter, max_queue_size=100_000, max_export_batch_size=512)
     )
     provider.add_span_processor(SimpleSpanProcessor(recorded))
-    tracer = provider.get_tracer("shop.checkout", "1.4.2", schema_url="https://opentelemetry.io/schemas/1.21.0")
+    tracer = provider.get_tracer(
+        "shop.checkout", "1.4.2", schema_url="https://opentelemetry.io/schemas/1.21.0"
+    )
 
     with tracer.start_as_current_span("warmup") as earlier:
         earlier_context = earlier.get_span_context()
@@ -162,7 +164,9 @@ def check_round_trip(store: DuckDBStore, sent: list[ReadableSpan]) -> None:
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
-def test_python_sdk_grpc_exporter(collector: Collector, store: DuckDBStore, compressed: bool) -> None:
+def test_python_sdk_grpc_exporter(
+    collector: Collector, store: DuckDBStore, compressed: bool
+) -> None:
     import grpc
 
     exporter = GrpcExporter(
@@ -179,7 +183,9 @@ def test_python_sdk_grpc_exporter(collector: Collector, store: DuckDBStore, comp
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
-def test_python_sdk_http_exporter(collector: Collector, store: DuckDBStore, compressed: bool) -> None:
+def test_python_sdk_http_exporter(
+    collector: Collector, store: DuckDBStore, compressed: bool
+) -> None:
     exporter = HttpExporter(
         endpoint=f"http://{collector.addresses['otlp-http']}/v1/traces",
         headers={"Authorization": f"Bearer {TOKEN}"},
@@ -192,7 +198,9 @@ def test_python_sdk_http_exporter(collector: Collector, store: DuckDBStore, comp
 
 
 def test_exporter_without_token_stores_nothing(collector: Collector, store: DuckDBStore) -> None:
-    exporter = HttpExporter(endpoint=f"http://{collector.addresses['otlp-http']}/v1/traces", timeout=5)
+    exporter = HttpExporter(
+        endpoint=f"http://{collector.addresses['otlp-http']}/v1/traces", timeout=5
+    )
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     with provider.get_tracer("t").start_as_current_span("denied"):

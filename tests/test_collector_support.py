@@ -7,8 +7,8 @@ failure modes a real store cannot be driven into on demand use the small writers
 from __future__ import annotations
 
 import http.client
-import subprocess
 import ssl
+import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,7 +53,9 @@ class FailingWriter:
         self.error = error
         self.calls = 0
 
-    def write(self, request: ExportTraceServiceRequest, timeout: float | None = None) -> WriteResult:
+    def write(
+        self, request: ExportTraceServiceRequest, timeout: float | None = None
+    ) -> WriteResult:
         self.calls += 1
         raise self.error
 
@@ -126,9 +128,11 @@ def make_self_signed_cert(directory: Path) -> tuple[str, str]:
     cert = directory / "cert.pem"
     key = directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
         check=True,
         capture_output=True,
     )

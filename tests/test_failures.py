@@ -122,7 +122,10 @@ def only_trace(spans: Iterable[S]) -> dict[str, Any]:
         (S("a", status="ERROR", exception_type="asyncio.exceptions.CancelledError"), False),
         (S("a", status="ERROR", exception_type="System.OperationCanceledException"), False),
         (S("a", status="ERROR", message="context canceled"), False),
-        (S("a", status="ERROR", message="rpc error: code = Canceled desc = context canceled"), False),
+        (
+            S("a", status="ERROR", message="rpc error: code = Canceled desc = context canceled"),
+            False,
+        ),
         (S("a", status="ERROR", message="StatusCode.CANCELLED"), False),
         (S("a", status="ERROR", message="CANCELLED: call cancelled by client"), False),
         (S("a", status="ERROR", kind="SERVER", http=499), False),
@@ -205,13 +208,37 @@ def test_error_swallowed_by_fallback_is_degraded() -> None:
         [
             S("root", kind="SERVER", name="GET /confirmation", http=200, dur_ms=300),
             S("order", "root", kind="CLIENT", name="GetOrder", start_ms=1, dur_ms=20),
-            S("recs", "root", kind="CLIENT", name="ListRecommendations", start_ms=1,
-              dur_ms=210, status="ERROR", message="DEADLINE_EXCEEDED"),
-            S("recs-srv", "recs", kind="SERVER", service="recommendation",
-              name="ListRecommendations", start_ms=2, dur_ms=205, status="ERROR",
-              message="TimeoutError"),
-            S("features", "recs-srv", service="recommendation", name="load user features",
-              start_ms=3, dur_ms=200, status="ERROR", message="feature store timed out"),
+            S(
+                "recs",
+                "root",
+                kind="CLIENT",
+                name="ListRecommendations",
+                start_ms=1,
+                dur_ms=210,
+                status="ERROR",
+                message="DEADLINE_EXCEEDED",
+            ),
+            S(
+                "recs-srv",
+                "recs",
+                kind="SERVER",
+                service="recommendation",
+                name="ListRecommendations",
+                start_ms=2,
+                dur_ms=205,
+                status="ERROR",
+                message="TimeoutError",
+            ),
+            S(
+                "features",
+                "recs-srv",
+                service="recommendation",
+                name="load user features",
+                start_ms=3,
+                dur_ms=200,
+                status="ERROR",
+                message="feature store timed out",
+            ),
             S("fallback", "root", name="recommendations fallback", start_ms=215, dur_ms=5),
         ]
     )
@@ -276,8 +303,17 @@ def test_worst_pattern_wins() -> None:
     # One retried call and one degraded call in the same trace: degraded.
     spans = [
         *retry_tree(),
-        S("x", "root", kind="CLIENT", service="payment", name="GET fraud-score",
-          start_ms=350, dur_ms=5, status="ERROR", message="fraud service down"),
+        S(
+            "x",
+            "root",
+            kind="CLIENT",
+            service="payment",
+            name="GET fraud-score",
+            start_ms=350,
+            dur_ms=5,
+            status="ERROR",
+            message="fraud service down",
+        ),
     ]
     trace = only_trace(spans)
     assert trace["pattern"] == "degraded"
@@ -287,17 +323,61 @@ def test_worst_pattern_wins() -> None:
 
 def checkout_deadlock(extra: Iterable[S] = ()) -> list[S]:
     return [
-        S("root", kind="SERVER", name="POST /api/checkout", status="ERROR", http=502,
-          message="UpstreamError: checkout returned 500", dur_ms=300),
-        S("cli", "root", kind="CLIENT", name="POST /api/orders", status="ERROR", http=500,
-          message="500 Internal Server Error", start_ms=1, dur_ms=290),
-        S("srv", "cli", kind="SERVER", service="checkout", name="POST /api/orders",
-          status="ERROR", http=500, message="DeadlockDetected", start_ms=2, dur_ms=280),
-        S("pay", "srv", kind="CLIENT", service="checkout", name="POST /api/payments",
-          start_ms=10, dur_ms=100, http=201),
-        S("insert", "srv", kind="CLIENT", service="checkout", name="INSERT orders",
-          start_ms=120, dur_ms=40, status="ERROR", exception_type="DeadlockDetected",
-          exception_message="deadlock detected", extra={"db_system": "postgresql"}),
+        S(
+            "root",
+            kind="SERVER",
+            name="POST /api/checkout",
+            status="ERROR",
+            http=502,
+            message="UpstreamError: checkout returned 500",
+            dur_ms=300,
+        ),
+        S(
+            "cli",
+            "root",
+            kind="CLIENT",
+            name="POST /api/orders",
+            status="ERROR",
+            http=500,
+            message="500 Internal Server Error",
+            start_ms=1,
+            dur_ms=290,
+        ),
+        S(
+            "srv",
+            "cli",
+            kind="SERVER",
+            service="checkout",
+            name="POST /api/orders",
+            status="ERROR",
+            http=500,
+            message="DeadlockDetected",
+            start_ms=2,
+            dur_ms=280,
+        ),
+        S(
+            "pay",
+            "srv",
+            kind="CLIENT",
+            service="checkout",
+            name="POST /api/payments",
+            start_ms=10,
+            dur_ms=100,
+            http=201,
+        ),
+        S(
+            "insert",
+            "srv",
+            kind="CLIENT",
+            service="checkout",
+            name="INSERT orders",
+            start_ms=120,
+            dur_ms=40,
+            status="ERROR",
+            exception_type="DeadlockDetected",
+            exception_message="deadlock detected",
+            extra={"db_system": "postgresql"},
+        ),
         *extra,
     ]
 
@@ -322,11 +402,28 @@ def test_failed_trace_ignores_deeper_recovered_errors_elsewhere() -> None:
         checkout_deadlock(
             [
                 S("pay-srv", "pay", kind="SERVER", service="payment", start_ms=11, dur_ms=90),
-                S("cache1", "pay-srv", kind="CLIENT", service="payment", name="GET", start_ms=12,
-                  dur_ms=5, status="ERROR", message="redis timeout",
-                  extra={"db_system": "redis"}),
-                S("cache2", "pay-srv", kind="CLIENT", service="payment", name="GET",
-                  start_ms=20, dur_ms=5, extra={"db_system": "redis"}),
+                S(
+                    "cache1",
+                    "pay-srv",
+                    kind="CLIENT",
+                    service="payment",
+                    name="GET",
+                    start_ms=12,
+                    dur_ms=5,
+                    status="ERROR",
+                    message="redis timeout",
+                    extra={"db_system": "redis"},
+                ),
+                S(
+                    "cache2",
+                    "pay-srv",
+                    kind="CLIENT",
+                    service="payment",
+                    name="GET",
+                    start_ms=20,
+                    dur_ms=5,
+                    extra={"db_system": "redis"},
+                ),
             ]
         )
     )
@@ -339,12 +436,36 @@ def test_error_whose_children_are_fine_is_its_own_root_cause() -> None:
     trace = only_trace(
         [
             S("root", kind="CLIENT", service="load-generator", name="user_checkout", dur_ms=15_100),
-            S("proxy", "root", kind="SERVER", service="frontend-proxy", name="POST",
-              status="ERROR", http=504, start_ms=1, dur_ms=15_001),
-            S("egress", "proxy", kind="CLIENT", service="frontend-proxy", start_ms=2,
-              dur_ms=15_000, http=0),
-            S("front", "egress", kind="SERVER", service="frontend", name="POST", start_ms=3,
-              dur_ms=14_999, http=200),
+            S(
+                "proxy",
+                "root",
+                kind="SERVER",
+                service="frontend-proxy",
+                name="POST",
+                status="ERROR",
+                http=504,
+                start_ms=1,
+                dur_ms=15_001,
+            ),
+            S(
+                "egress",
+                "proxy",
+                kind="CLIENT",
+                service="frontend-proxy",
+                start_ms=2,
+                dur_ms=15_000,
+                http=0,
+            ),
+            S(
+                "front",
+                "egress",
+                kind="SERVER",
+                service="frontend",
+                name="POST",
+                start_ms=3,
+                dur_ms=14_999,
+                http=200,
+            ),
         ]
     )
     assert trace["outcome"] == "partial"
@@ -361,8 +482,16 @@ def test_error_below_a_span_that_absorbed_it_does_not_explain_the_parent() -> No
         [
             S("root", kind="SERVER", status="ERROR", message="validation failed", dur_ms=50),
             S("lookup", "root", name="lookup with fallback", start_ms=1, dur_ms=20),
-            S("cache", "lookup", kind="CLIENT", name="GET", start_ms=2, dur_ms=5,
-              status="ERROR", message="cache miss storm"),
+            S(
+                "cache",
+                "lookup",
+                kind="CLIENT",
+                name="GET",
+                start_ms=2,
+                dur_ms=5,
+                status="ERROR",
+                message="cache miss storm",
+            ),
         ]
     )
     assert trace["outcome"] == "failed"
@@ -375,8 +504,17 @@ def test_parallel_error_branches_deepest_wins_then_earliest() -> None:
         S("root", kind="SERVER", status="ERROR", dur_ms=100),
         S("a", "root", kind="CLIENT", name="A", start_ms=5, dur_ms=50, status="ERROR"),
         S("b", "root", kind="CLIENT", name="B", start_ms=1, dur_ms=50, status="ERROR"),
-        S("a2", "a", kind="SERVER", service="svc-a", name="A", start_ms=6, dur_ms=40,
-          status="ERROR", message="a failed"),
+        S(
+            "a2",
+            "a",
+            kind="SERVER",
+            service="svc-a",
+            name="A",
+            start_ms=6,
+            dur_ms=40,
+            status="ERROR",
+            message="a failed",
+        ),
     ]
     assert only_trace(spans)["root_cause"]["span_id"] == sid("a2")
     # Equal depth: the earlier start wins.
@@ -390,10 +528,27 @@ def test_server_4xx_is_not_blamed() -> None:
     trace = only_trace(
         [
             S("root", kind="SERVER", name="GET /api/orders/{orderId}", http=404),
-            S("cli", "root", kind="CLIENT", name="GET /api/orders/{orderId}", status="ERROR",
-              message="404 Not Found", http=404, start_ms=1, dur_ms=5),
-            S("srv", "cli", kind="SERVER", service="checkout", name="GET /api/orders/{orderId}",
-              http=404, start_ms=2, dur_ms=3),
+            S(
+                "cli",
+                "root",
+                kind="CLIENT",
+                name="GET /api/orders/{orderId}",
+                status="ERROR",
+                message="404 Not Found",
+                http=404,
+                start_ms=1,
+                dur_ms=5,
+            ),
+            S(
+                "srv",
+                "cli",
+                kind="SERVER",
+                service="checkout",
+                name="GET /api/orders/{orderId}",
+                http=404,
+                start_ms=2,
+                dur_ms=3,
+            ),
         ]
     )
     assert trace["outcome"] == "partial"
@@ -479,20 +634,29 @@ def test_service_filter_keeps_traces_touching_the_service() -> None:
     assert report["summary"]["traces"] == 2
     assert report["summary"]["ok"] == 1
     assert report["service"] == "checkout"
-    assert failing_trace_ids(frame(spans), T0 - 10**12, T0 + 10**12) == sorted(
-        [TRACE, "2" * 32]
-    )
+    assert failing_trace_ids(frame(spans), T0 - 10**12, T0 + 10**12) == sorted([TRACE, "2" * 32])
 
 
 def test_entities_and_per_service_summary() -> None:
     spans = [
         *retry_tree(),
         *(
-            S(s.span_id, s.parent, service=s.service, name=s.name, kind=s.kind,
-              start_ms=s.start_ms + 1000, dur_ms=s.dur_ms, status=s.status,
-              message=s.message, exception_type=s.exception_type,
-              exception_message=s.exception_message, http=s.http, trace_id="f" * 32,
-              extra=s.extra)
+            S(
+                s.span_id,
+                s.parent,
+                service=s.service,
+                name=s.name,
+                kind=s.kind,
+                start_ms=s.start_ms + 1000,
+                dur_ms=s.dur_ms,
+                status=s.status,
+                message=s.message,
+                exception_type=s.exception_type,
+                exception_message=s.exception_message,
+                http=s.http,
+                trace_id="f" * 32,
+                extra=s.extra,
+            )
             for s in checkout_deadlock()
         ),
     ]
@@ -606,8 +770,7 @@ def test_sanitize_text_escapes_controls() -> None:
 
 def test_table_limit_says_how_many_were_left_out() -> None:
     spans = [
-        S("root", kind="SERVER", status="ERROR", start_ms=i, trace_id=f"{i:032x}")
-        for i in range(5)
+        S("root", kind="SERVER", status="ERROR", start_ms=i, trace_id=f"{i:032x}") for i in range(5)
     ]
     text = render_failures_table(report_of(spans), limit=2)
     assert "... 3 more traces" in text

@@ -159,9 +159,7 @@ def test_whole_incident_hour() -> None:
     assert summary["ok"] == summary["traces"] - 5
     assert summary["patterns"] == {"retried": 1, "degraded": 3, "failed_branch": 0, "failed": 1}
     by_order = {
-        value: t["pattern"]
-        for t in report["traces"]
-        for value in t["entities"].get("order.id", [])
+        value: t["pattern"] for t in report["traces"] for value in t["entities"].get("order.id", [])
     }
     assert by_order["ORD-1002"] == "retried"
     assert by_order["ORD-1004"] == "degraded"

@@ -76,7 +76,7 @@ def test_petclinic_31_digit_trace_id_is_padded_and_tree_is_whole() -> None:
     assert {s.trace_id for s in spans} == {"0df84e36b9e2ee3815d07f0867a5be1f"}
     ids = {s.span_id for s in spans}
     roots = [s for s in spans if s.parent_span_id is None]
-    assert len(roots) == 1 and roots[0].name == "GET /owners" or roots[0].kind == "SERVER"
+    assert (len(roots) == 1 and roots[0].name == "GET /owners") or roots[0].kind == "SERVER"
     assert all(s.parent_span_id in ids for s in spans if s.parent_span_id)
     assert sum(s.name == "HikariProxyPreparedStatement.executeQuery" for s in spans) == 14
     query = next(s for s in spans if s.name == "HikariProxyPreparedStatement.executeQuery")
@@ -150,11 +150,18 @@ JAEGER_TRACE: dict[str, Any] = {
             "operationName": "SELECT orders",
             "references": [
                 {"refType": "CHILD_OF", "traceID": "abc123def4567890", "spanID": "1"},
-                {"refType": "FOLLOWS_FROM", "traceID": "ffffffffffffffff0000000000000001", "spanID": "c3"},
+                {
+                    "refType": "FOLLOWS_FROM",
+                    "traceID": "ffffffffffffffff0000000000000001",
+                    "spanID": "c3",
+                },
             ],
             "startTime": 1700000000000500,
             "duration": 100,
-            "process": {"serviceName": "db", "tags": [{"key": "db.system", "type": "string", "value": "postgresql"}]},
+            "process": {
+                "serviceName": "db",
+                "tags": [{"key": "db.system", "type": "string", "value": "postgresql"}],
+            },
             "tags": [
                 {"key": "span.kind", "type": "string", "value": "client"},
                 {"key": "otel.status_code", "type": "string", "value": "OK"},
@@ -271,14 +278,22 @@ def test_jsonl_gzip_protobuf_and_lists(tmp_path: Path) -> None:
         ("notes.txt", b"hello, world\n", "not a trace file"),
         ("thing.json", b'{"foo": 1}', "unrecognised JSON object"),
         ("broken.json", b'{"resourceSpans": [', "malformed JSON"),
-        ("bad-id.json", b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz"}]}]}]}', "not hex"),
+        (
+            "bad-id.json",
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz"}]}]}]}',
+            "not hex",
+        ),
         ("garbage.pb", b"\x0a\xff\xff\xff\xff\x0f", "not a valid OTLP protobuf"),
         ("empty.json", b"", "empty file"),
         ("bad.jsonl", b'{"resourceSpans": []}\n{oops\n', "bad.jsonl:2"),
         ("corrupt.json.gz", b"\x1f\x8b\x08\x00broken", "corrupt gzip"),
-        ("jaeger-bad.json", b'{"traceID": "1", "spans": [{"spanID": "zz", "startTime": 1}]}', "spanID"),
+        (
+            "jaeger-bad.json",
+            b'{"traceID": "1", "spans": [{"spanID": "zz", "startTime": 1}]}',
+            "spanID",
+        ),
         ("number.json", b"42", "not a trace file"),
-        ("strings.json", b"[\"a\"]", "not a trace document"),
+        ("strings.json", b'["a"]', "not a trace document"),
     ],
 )
 def test_bad_files_get_one_line_errors_naming_the_file(

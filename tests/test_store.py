@@ -118,7 +118,11 @@ def test_model_spans_carry_every_value_type(tmp_path: Path) -> None:
     assert s.links[0].trace_id == "02" * 16 and s.links[0].attributes == {"link.kind": "follows"}
     assert (s.status_code, s.status_message, s.kind) == ("ERROR", "boom", "CLIENT")
     assert (s.scope_name, s.scope_version, s.trace_state, s.flags) == (
-        "io.seqtrace.test", "1.2.3", "vendor=abc", 257)
+        "io.seqtrace.test",
+        "1.2.3",
+        "vendor=abc",
+        257,
+    )
 
 
 def test_resent_span_is_stored_once(tmp_path: Path) -> None:
@@ -170,10 +174,15 @@ def test_read_only_open_of_missing_or_locked_file(tmp_path: Path) -> None:
         DuckDBStore(tmp_path / "missing.duckdb", read_only=True)
     path = tmp_path / "held.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from spanstore.duckdb_store import DuckDBStore;"
-         f"s = DuckDBStore({str(path)!r}); print('ready', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ},
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from spanstore.duckdb_store import DuckDBStore;"
+            f"s = DuckDBStore({str(path)!r}); print('ready', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
@@ -227,9 +236,14 @@ def test_span_frame_columns(tmp_path: Path) -> None:
     assert frame.sort("span_id").equals(frame_from_spans(spans).sort("span_id"))
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in REAL_TRACES.glob("*.json")
-                                        if "resourceSpans" in p.read_text()[:200]
-                                        or "result" in p.read_text()[:30]))
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        p.name
+        for p in REAL_TRACES.glob("*.json")
+        if "resourceSpans" in p.read_text()[:200] or "result" in p.read_text()[:30]
+    ),
+)
 def test_real_otlp_files_round_trip(tmp_path: Path, name: str) -> None:
     doc = load_json(REAL_TRACES / name)
     assert isinstance(doc, dict)

@@ -163,8 +163,7 @@ def test_rfc3339_agrees_with_datetime(moment: datetime, offset_minutes: int) -> 
     local = moment.astimezone(timezone(timedelta(minutes=offset_minutes)))
     text = local.isoformat()  # 2026-11-25T11:00:00.123456+01:00
     expected = (
-        int(moment.replace(microsecond=0).timestamp()) * NS_PER_SECOND
-        + moment.microsecond * 1000
+        int(moment.replace(microsecond=0).timestamp()) * NS_PER_SECOND + moment.microsecond * 1000
     )
     assert parse_time(text, 0) == expected
 

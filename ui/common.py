@@ -1,0 +1,228 @@
+"""Pieces every page uses: the time range, error handling, links, the empty-store note."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn, TypeVar
+
+import streamlit as st
+
+from analyzer.source import SourceError
+from analyzer.timeparse import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, parse_time
+from ui import data
+from ui.format import fmt_time, rfc3339
+
+T = TypeVar("T")
+
+EMPTY_STORE: Final = (
+    "No spans yet. Point an exporter at it: "
+    "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 or run `seqtrace load FILE`"
+)
+
+#: label -> length of the window that ends at the newest stored span (None: everything)
+PRESETS: Final[dict[str, int | None]] = {
+    "Everything stored": None,
+    "Last 15 min of data": 15 * NS_PER_MINUTE,
+    "Last 1 h of data": NS_PER_HOUR,
+    "Last 6 h of data": 6 * NS_PER_HOUR,
+    "Last 24 h of data": NS_PER_DAY,
+    "Last 7 days of data": 7 * NS_PER_DAY,
+}
+CUSTOM: Final = "Custom (from / to)"
+#: The default is "Everything stored" unless the store covers more than this.
+_ALL_BY_DEFAULT_NS: Final = 7 * NS_PER_DAY
+
+
+def src() -> str:
+    """The cache key of the current source."""
+    return data.source_config().key
+
+
+_MD_SPECIAL: Final = set("\\`*_{}[]()<>#+-.!|~$&:")
+
+
+def md(text: Any) -> str:
+    """``text`` for a markdown element (st.error, st.caption...), every markdown and HTML
+    character backslash-escaped so it shows literally: messages can quote span data."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
+def stop_with(message: str, kind: str = "error") -> NoReturn:
+    getattr(st, kind)(md(message))
+    st.stop()
+    raise AssertionError("unreachable")  # st.stop raises; this keeps the type checker happy
+
+
+def fetch(fn: Callable[..., T], *args: Any, spinner: str | None = None) -> T:
+    """Call a cached read; a read that fails shows its one-line message and ends the page."""
+    try:
+        if spinner:
+            with st.spinner(spinner):
+                return fn(src(), *args)
+        return fn(src(), *args)
+    except data.SourceUnavailable as exc:
+        stop_with(str(exc))
+    except SourceError as exc:
+        stop_with(str(exc), "warning" if exc.status == 404 else "error")
+
+
+def try_fetch(fn: Callable[..., T], *args: Any) -> tuple[T | None, str | None]:
+    """Like :func:`fetch` but hands the error back instead of ending the page."""
+    try:
+        return fn(src(), *args), None
+    except (data.SourceUnavailable, SourceError) as exc:
+        return None, str(exc)
+
+
+def store_stats() -> dict[str, Any]:
+    result: dict[str, Any] = fetch(data.stats)
+    return result
+
+
+def show_empty_store() -> None:
+    st.info(EMPTY_STORE, icon="📭")
+    st.code(
+        "export OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318\n"
+        "# or import a file:\n"
+        "seqtrace load traces.json",
+        language="bash",
+    )
+
+
+# --------------------------------------------------------------------------- time range
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: int | None
+    end: int | None
+    everything: bool
+    label: str
+
+    def describe(self) -> str:
+        if self.start is None or self.end is None:
+            return "no spans stored"
+        return f"{fmt_time(self.start, False)} → {fmt_time(self.end, False)}"
+
+    def link_params(self) -> dict[str, str]:
+        """``from``/``to`` for a shareable link; nothing when the range is the default."""
+        if self.everything or self.start is None or self.end is None:
+            return {}
+        return {"from": rfc3339(self.start), "to": rfc3339(self.end)}
+
+
+def _first(value: Any) -> str:
+    if isinstance(value, list):
+        return str(value[-1]) if value else ""
+    return str(value)
+
+
+def time_range_sidebar(stats: dict[str, Any] | None) -> None:
+    """The sidebar's range picker (rendered once, in app.py; pages read :func:`time_range`)."""
+    if "range" not in st.session_state:
+        params = st.query_params
+        if "from" in params or "to" in params:
+            st.session_state["range"] = CUSTOM
+            st.session_state["range_from"] = _first(params.get("from", ""))
+            st.session_state["range_to"] = _first(params.get("to", "now"))
+        else:
+            first = (stats or {}).get("first_unix_nano")
+            last = (stats or {}).get("last_unix_nano")
+            wide = first is not None and last is not None and last - first > _ALL_BY_DEFAULT_NS
+            st.session_state["range"] = "Last 24 h of data" if wide else "Everything stored"
+    options = [*PRESETS, CUSTOM]
+    st.sidebar.selectbox(
+        "Time range",
+        options,
+        key="range",
+        help="Windows end at the newest stored span, so a database copied from an old "
+        "incident still shows that incident.",
+    )
+    if st.session_state["range"] == CUSTOM:
+        st.sidebar.text_input(
+            "From", key="range_from", placeholder="2026-11-25T10:00:00Z or -1h"
+        )
+        st.sidebar.text_input("To", key="range_to", placeholder="now")
+    current = time_range(stats)
+    st.sidebar.caption(current.describe())
+
+
+def time_range(stats: dict[str, Any] | None) -> TimeRange:
+    choice = st.session_state.get("range", "Everything stored")
+    first = (stats or {}).get("first_unix_nano")
+    last = (stats or {}).get("last_unix_nano")
+    if choice == CUSTOM:
+        now = time.time_ns()
+        text_from = str(st.session_state.get("range_from") or "").strip()
+        text_to = str(st.session_state.get("range_to") or "").strip() or "now"
+        try:
+            start = parse_time(text_from, now) if text_from else (first or 0)
+            end = parse_time(text_to, now)
+        except ValueError as exc:
+            st.sidebar.error(str(exc))
+            return _everything(first, last)
+        if end <= start:
+            st.sidebar.error("'To' must be after 'From'.")
+            return _everything(first, last)
+        return TimeRange(start, end, False, CUSTOM)
+    if first is None or last is None:
+        return TimeRange(None, None, True, choice)
+    window = PRESETS.get(choice)
+    if window is None:
+        return _everything(first, last)
+    return TimeRange(last + 1 - window, last + 1, False, choice)
+
+
+def _everything(first: int | None, last: int | None) -> TimeRange:
+    if first is None or last is None:
+        return TimeRange(None, None, True, "Everything stored")
+    return TimeRange(first, last + 1, True, "Everything stored")
+
+
+# --------------------------------------------------------------------------- links
+
+
+def base_url() -> str:
+    """The app's address as the browser sees it, for links to copy into a chat."""
+    url = ""
+    try:
+        url = st.context.url or ""
+    except Exception:  # noqa: BLE001 - older runtimes, tests
+        url = ""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return "http://localhost:8501"
+    base_path = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"{parts.scheme}://{parts.netloc}" + (f"/{base_path}" if base_path else "")
+
+
+def query_string(params: dict[str, str]) -> str:
+    """``entity=order.id=ORD-1002&from=...``; a flag without a value stays bare
+    (``failures``), as SPEC writes it. ``=``, ``:`` and ``/`` stay readable."""
+    parts = []
+    for key, value in params.items():
+        name = urllib.parse.quote(key, safe="")
+        parts.append(name if value == "" else f"{name}={urllib.parse.quote(value, safe='=:/.,@')}")
+    return "&".join(parts)
+
+
+def link(**params: str) -> str:
+    """A relative deep link (``./?entity=order.id=ORD-1002``) for tables and markdown."""
+    return f"./?{query_string(params)}" if params else "./"
+
+
+def share_link(params: dict[str, str]) -> None:
+    """Show the current view's shareable link (SPEC "UI deep links") in a copyable box."""
+    query = query_string(params)
+    st.code(base_url() + "/" + (f"?{query}" if query else ""), language=None)
+
+
+def entity_link(key: str, value: str) -> str:
+    return link(entity=f"{key}={value}")
+
+
+def trace_link(trace_id: str) -> str:
+    return link(trace=trace_id)

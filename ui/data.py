@@ -1,0 +1,199 @@
+"""Where the UI gets its data: one :class:`analyzer.source.Source`, and cached reads.
+
+The CLI starts the UI with environment variables (SPEC "Data location"):
+
+* ``SEQTRACE_API`` (and ``SEQTRACE_READ_TOKEN``): ask a running ``seqtrace serve`` through
+  its query API (:class:`~analyzer.source.HttpSource`);
+* else ``SEQTRACE_DB``: open that DuckDB file **read-only** and compute in this process
+  (:class:`~analyzer.source.LocalSource`).
+
+The UI never opens a database for writing. Each read below is cached for a few seconds
+(``st.cache_data``), keyed by the source and the parameters, so reruns caused by widgets
+do not repeat queries, while a live view still sees new spans.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Final
+
+import streamlit as st
+
+from analyzer.source import HttpSource, LocalSource, Source, SourceError
+
+__all__ = [
+    "TTL_S",
+    "SourceConfig",
+    "SourceUnavailable",
+    "source_config",
+    "get_source",
+]
+
+#: Seconds a cached answer stays fresh; below the live view's refresh interval.
+TTL_S: Final = 3
+
+
+class SourceUnavailable(Exception):
+    """The UI has no way to the data (no env var, missing file, unreachable API)."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    kind: str  # "api" | "db" | "none"
+    target: str  # URL or absolute path
+    token: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What cached reads are keyed by (never the token itself)."""
+        return f"{self.kind}:{self.target}:{'t' if self.token else '-'}"
+
+    def describe(self) -> str:
+        if self.kind == "api":
+            return f"query API {self.target}"
+        if self.kind == "db":
+            return f"{self.target} (read-only)"
+        return "no data source"
+
+
+def source_config() -> SourceConfig:
+    api = os.environ.get("SEQTRACE_API", "").strip()
+    if api:
+        return SourceConfig("api", api.rstrip("/"), os.environ.get("SEQTRACE_READ_TOKEN") or None)
+    db = os.environ.get("SEQTRACE_DB", "").strip()
+    if db:
+        return SourceConfig("db", os.path.abspath(db))
+    return SourceConfig("none", "")
+
+
+@st.cache_resource(show_spinner=False)
+def _open_source(kind: str, target: str, token: str | None) -> Source:
+    if kind == "api":
+        return HttpSource(target, token)
+    # Imported here: the API-backed UI never needs DuckDB.
+    from spanstore.duckdb_store import DuckDBStore
+
+    return LocalSource(DuckDBStore(target, read_only=True))
+
+
+def get_source() -> Source:
+    config = source_config()
+    if config.kind == "none":
+        raise SourceUnavailable(
+            "The UI was started without a data source. Start it with `seqtrace up`, "
+            "`seqtrace ui --api URL` or `seqtrace ui --db PATH` (env SEQTRACE_API or "
+            "SEQTRACE_DB)."
+        )
+    try:
+        return _open_source(config.kind, config.target, config.token)
+    except SourceError as exc:
+        raise SourceUnavailable(str(exc)) from None
+    except Exception as exc:  # StoreUnavailable and friends from the store layer
+        raise SourceUnavailable(f"cannot open {config.target}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- cached reads
+# Every function takes ``src`` (SourceConfig.key) first so that two sources never share a
+# cache entry. Errors are not cached (Streamlit re-raises and forgets them).
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def stats(src: str) -> dict[str, Any]:
+    return get_source().stats()
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def entity_keys(src: str) -> list[dict[str, Any]]:
+    keys: list[dict[str, Any]] = get_source().entities(limit=500).get("keys", [])
+    return keys
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def entity_values(
+    src: str,
+    key: str,
+    prefix: str | None,
+    start: int | None,
+    end: int | None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    values: list[dict[str, Any]] = (
+        get_source()
+        .entities(key=key, limit=limit, prefix=prefix or None, start=start, end=end)
+        .get("values", [])
+    )
+    return values
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def diagram(
+    src: str,
+    entity: str | None,
+    trace_id: str | None,
+    start: int | None,
+    end: int | None,
+    show_internal: bool,
+) -> dict[str, Any]:
+    result = get_source().diagram(
+        entity=entity, trace_id=trace_id, start=start, end=end, show_internal=show_internal
+    )
+    assert isinstance(result, dict)
+    return result
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def diagram_text(
+    src: str,
+    fmt: str,
+    entity: str | None,
+    trace_id: str | None,
+    start: int | None,
+    end: int | None,
+    show_internal: bool,
+) -> str:
+    result = get_source().diagram(
+        entity=entity,
+        trace_id=trace_id,
+        start=start,
+        end=end,
+        show_internal=show_internal,
+        fmt=fmt,
+    )
+    return result if isinstance(result, str) else str(result)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def trace(src: str, trace_id: str) -> dict[str, Any]:
+    return get_source().trace(trace_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def trace_otlp(src: str, trace_id: str) -> dict[str, Any]:
+    return get_source().trace_otlp(trace_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def failures(src: str, start: int | None, end: int | None, service: str | None) -> dict[str, Any]:
+    return get_source().failures(start=start, end=end, service=service)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def slo(src: str, spec_text: str, at: int | None) -> dict[str, Any]:
+    return get_source().slo(spec_text, at=at, source_name="ui")
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def throughput(src: str, start: int | None, end: int | None, buckets: int) -> dict[str, Any]:
+    return get_source().throughput(start=start, end=end, buckets=buckets)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def recent_traces(src: str, limit: int) -> list[dict[str, Any]]:
+    traces: list[dict[str, Any]] = get_source().recent_traces(limit).get("traces", [])
+    return traces
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def service_map(src: str, start: int | None, end: int | None) -> dict[str, Any]:
+    return get_source().service_map(start=start, end=end)
