@@ -10,20 +10,21 @@ form:
 * a trace is ``failed`` when its root span is an error, ``partial`` when the root is fine
   but a span beneath it is an error, ``ok`` otherwise;
 * a partial trace is ``retried``, ``failed_branch`` or ``degraded`` after what its caller
-  did with each failed call (see :func:`_classify_top`);
+  did with each failed call (see :func:`_analyze`);
 * the root cause is the deepest error span whose own children do not explain it.
 
-Speed: everything that touches every span (error flags, roots, per-trace counts, the range
-and service filters) is one polars pass; Python walks only the trees of traces that hold
-an error, which is a small share of the traffic even during an incident.
+Speed: no Python loop runs per span. Error flags, roots, per-trace counts and the range
+and service filters are one polars pass; the tree analysis of the traces holding an
+error is vectorised too (pointer jumping for depths and error chains, one join for
+siblings), so a full outage, where every trace fails, still fits the 2 s budget for an
+hour of a busy store. Python only builds the JSON objects of the listed traces.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias, TypedDict, cast
+from typing import Any, Final, Literal, TypeAlias, TypedDict
 
 import polars as pl
 
@@ -50,6 +51,11 @@ __all__ = [
 
 Outcome: TypeAlias = Literal["ok", "partial", "failed"]
 Pattern: TypeAlias = Literal["retried", "degraded", "failed_branch", "failed"]
+
+
+# The report's shape. failure_report returns a plain dict (what JSON encoders and the
+# API take); callers who want it typed can cast to FailureReport, and the tests check
+# that the keys never drift from these declarations.
 
 
 class RootCause(TypedDict):
@@ -273,145 +279,184 @@ def _trace_table(
     return spans_df, traces_df
 
 
-# --------------------------------------------------------------------------- per-trace walk
+# --------------------------------------------------------------------------- tree analysis
 
+#: Severity of the partial patterns; a trace takes its worst absorbed failure's pattern.
 _SEVERITY: Final[dict[Pattern, int]] = {"retried": 1, "failed_branch": 2, "degraded": 3}
+_PATTERN_OF: Final[dict[int, Pattern]] = {v: k for k, v in _SEVERITY.items()}
+#: Rounds of pointer jumping; 2**40 levels is far beyond any trace, and a parent cycle
+#: (hostile input) must not spin forever.
+_MAX_ROUNDS: Final = 40
 
 
-@dataclass(slots=True)
-class _Columns:
-    """Column lists of the error traces' spans, sorted by trace then start time.
+def _ancestry(parent: pl.Series, index: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """(terminal ancestor, distance to it) of every row, by pointer jumping.
 
-    Plain lists because the walk indexes them one span at a time, which polars Series
-    make slow; only the columns the walk needs, the rest is gathered for the causes.
+    ``parent`` holds each row's parent row (null for tree tops). Each round every row
+    jumps to its pointer's pointer and adds the distance it skipped, so a chain of
+    length L takes log2(L) rounds of two vectorised gathers, with no Python per span.
     """
+    pointer = parent.fill_null(index)
+    distance = parent.is_not_null().cast(pl.Int64)
+    for _ in range(_MAX_ROUNDS):
+        jumped = pointer.gather(pointer)
+        if (jumped == pointer).all():
+            break
+        distance = distance + distance.gather(pointer)
+        pointer = jumped
+    return pointer, distance
 
-    span_id: list[str]
-    parent: list[str | None]
-    start: list[int]
-    end: list[int]
-    is_error: list[bool]
-    #: a hash of the :data:`CALL_KEY_COLUMNS`; equal for attempts of the same call.
-    call_key: list[int]
+
+def _key(*columns: str) -> pl.Expr:
+    return pl.struct(columns).hash(seed=0)
 
 
-def _classify_top(c: _Columns, top: int, siblings: Sequence[int]) -> Pattern:
-    """What the caller did with a failed call ``top`` (an error span with a fine parent).
+def _analyze(spans: pl.DataFrame, roots: pl.DataFrame) -> pl.DataFrame:
+    """Pattern and root-cause row of every trace, all in vectorised polars.
 
-    * ``retried``: a later attempt of the same call (a sibling with the same call key,
-      started at or after this one ended) succeeded: the caller tried again and got it.
-    * ``failed_branch``: no later attempt succeeded, but another branch of the same call
-      did (one started before or alongside this one): a fan-out where only some
-      branches failed, so the caller returned with part of its data.
-    * ``degraded``: every attempt of this call failed (or it was made once) and the
-      caller still did not fail: it worked around the call, e.g. with a fallback.
+    ``spans`` are the spans of the traces holding an error; ``roots`` gives each trace's
+    ``root_span_id`` and ``root_error``. Returns trace_id, pattern and ``cause`` (a row
+    index into ``spans``).
 
-    A hedged request (a second attempt started before the first ended) therefore reads
-    as ``failed_branch``: from the trace alone it is a fan-out of one call.
+    The tree: a span's parent is the first row of its trace with its parent id. The
+    chosen root has no parent (a trace whose root is not stored is rooted at its
+    earliest span); a span whose parent is missing (an orphan) is a tree top at depth 1,
+    as if hanging from the root; a span caught in a parent cycle is made an orphan.
+
+    Joins go through 64-bit hashes of (trace, span id): joining on two string columns
+    costs several times more. A parent found by hash is checked against the real ids,
+    so a collision can only make a span an orphan, never give it a wrong parent.
     """
-    key = c.call_key[top]
-    other_ok = False
-    for s in siblings:
-        if s == top or c.is_error[s] or c.call_key[s] != key:
-            continue
-        if c.start[s] >= c.end[top]:
-            return "retried"
-        other_ok = True
-    return "failed_branch" if other_ok else "degraded"
-
-
-def _analyze_trace(c: _Columns, lo: int, hi: int, root_span_id: str) -> tuple[Pattern, int]:
-    """(pattern, index of the root-cause span) of one trace holding an error."""
-    span_ids, parents, is_error = c.span_id, c.parent, c.is_error
-    # Reversed so the first of two spans sharing an id (hostile or buggy input) wins.
-    by_id = {span_ids[i]: i for i in range(hi - 1, lo - 1, -1)}
-    root = by_id[root_span_id]
-
-    children: dict[int, list[int]] = {}
-    for i in range(lo, hi):
-        if i != root:
-            p = by_id.get(parents[i])  # type: ignore[arg-type]  # None is never a key
-            if p is not None and p != i:
-                children.setdefault(p, []).append(i)
-
-    # A walk from the root gives each span one tree parent and a depth. Spans the root
-    # does not reach (orphans whose parent is not stored, or a parent cycle in hostile
-    # input) hang from the root at depth 1, so every span is analysed exactly once and
-    # no walk below can loop.
-    tparent: dict[int, int] = {}
-    depth: dict[int, int] = {root: 0}
-    order: list[int] = []
-
-    def walk(start: int) -> None:
-        stack = [start]
-        while stack:
-            node = stack.pop()
-            order.append(node)
-            below = depth[node] + 1
-            for child in children.get(node, ()):
-                if child not in depth:
-                    depth[child] = below
-                    tparent[child] = node
-                    stack.append(child)
-
-    walk(root)
-    if len(order) < hi - lo:
-        for i in range(lo, hi):  # spans are in start order: earliest orphan first
-            if i not in depth:
-                depth[i] = 1
-                walk(i)
-
-    # error_child: spans with an error child, i.e. whose own failure is explained.
-    error_child = {tparent[i] for i in order if is_error[i] and i in tparent}
-
-    if is_error[root]:
-        pattern: Pattern = "failed"
-        decisive = [root]
-    else:
-        # Tops: error spans whose tree parent is not an error: where a failure was
-        # absorbed. Siblings are the spans under the same parent id, which also groups
-        # orphans whose parent was never stored.
-        tops = [i for i in order if is_error[i] and (i not in tparent or not is_error[tparent[i]])]
-        classified = []
-        for top in tops:
-            parent = tparent.get(top)
-            if parent is not None:
-                siblings: Sequence[int] = children[parent]
-            else:
-                siblings = [i for i in range(lo, hi) if parents[i] == parents[top]]
-            classified.append((_classify_top(c, top, siblings), top))
-        pattern = max((p for p, _ in classified), key=_SEVERITY.__getitem__)
-        decisive = [t for p, t in classified if p == pattern]
-
-    # The root cause lies in the error chains hanging from the decisive spans: the
-    # root's chain for a failed trace, the worst-classified absorbed errors otherwise.
-    # A retried redis timeout elsewhere in a failed trace is not why it failed.
-    candidates: list[int] = []
-    stack = list(decisive)
-    while stack:
-        node = stack.pop()
-        if node not in error_child:
-            candidates.append(node)
-        else:
-            stack.extend(ch for ch in children[node] if is_error[ch] and tparent.get(ch) == node)
-    cause = min(candidates, key=lambda i: (-depth[i], c.start[i], span_ids[i]))
-    return pattern, cause
-
-
-def _message(status_message: str | None, exception_message: str | None) -> str | None:
-    # An empty status message is what most SDKs store when none was given.
-    return status_message or exception_message or None
-
-
-def _columns_of(spans: pl.DataFrame) -> _Columns:
-    return _Columns(
-        span_id=spans["span_id"].to_list(),
-        parent=spans["parent_span_id"].to_list(),
-        start=spans["start_unix_nano"].to_list(),
-        end=spans["end_unix_nano"].to_list(),
-        is_error=spans["is_error"].to_list(),
-        call_key=spans["_call_key"].to_list(),
+    n = spans.height
+    rows = spans.with_row_index("_i").with_columns(
+        pl.col("_i").cast(pl.Int64),
+        _key("trace_id", "span_id").alias("_k"),
+        pl.when(pl.col("parent_span_id").is_not_null())
+        .then(_key("trace_id", "parent_span_id"))
+        .alias("_pk"),
+        # Attempts or branches of the same call: same trace, same parent id (orphans
+        # whose parent was never stored included), same call key.
+        _key("trace_id", "parent_span_id", *CALL_KEY_COLUMNS).alias("_call"),
     )
+    first = rows.group_by("_k").agg(pl.col("_i").min().alias("_row"))
+    root_rows = (
+        roots.with_columns(_key("trace_id", "root_span_id").alias("_k"))
+        .join(first, on="_k")
+        .select("trace_id", pl.col("_row").alias("_root"), "root_error")
+    )
+    rows = rows.join(root_rows, on="trace_id", how="left", maintain_order="left").join(
+        first.rename({"_k": "_pk", "_row": "_p"}), on="_pk", how="left", maintain_order="left"
+    )
+    index = rows["_i"]
+    is_root = (index == rows["_root"]).fill_null(False)
+    found = rows["_p"]
+    genuine = (rows["trace_id"].gather(found) == rows["trace_id"]) & (
+        rows["span_id"].gather(found) == rows["parent_span_id"]
+    )
+    # The root keeps no parent even when it has one (a rootless trace's earliest span).
+    parent = pl.select(
+        pl.when(genuine.fill_null(False) & ~is_root & (found != index)).then(found)
+    ).to_series()
+
+    terminal, distance = _ancestry(parent, index)
+    # A true tree top has no parent; anything else is a cycle (or hangs below one).
+    cyclic = parent.gather(terminal).is_not_null()
+    if cyclic.any():
+        parent = pl.select(pl.when(~cyclic).then(parent)).to_series()
+        terminal, distance = _ancestry(parent, index)
+    depth = distance + (terminal != rows["_root"]).fill_null(True).cast(pl.Int64)
+
+    is_error = rows["is_error"]
+    parent_error = is_error.gather(parent).fill_null(False)
+    # A top is where a failure was absorbed: an error span whose parent is fine.
+    top = is_error & ~parent_error & ~is_root
+    error_parents = parent.filter(is_error & parent.is_not_null())
+    error_child = pl.Series([False] * n).scatter(error_parents, True) if n else is_error
+
+    # Each error span's chain top: follow error parents up to the top (or the root).
+    chain_parent = pl.select(pl.when(is_error & parent_error).then(parent)).to_series()
+    chain_top, _ = _ancestry(chain_parent, index)
+
+    frame = rows.select(
+        "trace_id",
+        "_i",
+        "_root",
+        "span_id",
+        "start_unix_nano",
+        "end_unix_nano",
+        "root_error",
+        "_call",
+    ).with_columns(
+        _top=top,
+        _err=is_error,
+        _is_root=is_root,
+        _depth=depth,
+        _chain_top=chain_top,
+        _leaf=is_error & ~error_child,
+    )
+
+    # What the caller did with each absorbed failure (a top), from the top's siblings
+    # of the same call that did not fail:
+    # * retried: one of them started at or after the top ended (the caller tried again
+    #   and got it);
+    # * failed_branch: none came later, but one ran before or alongside (a fan-out
+    #   where only some branches failed; a hedged request reads this way too);
+    # * degraded: none (every attempt failed, or the call was made once) and the caller
+    #   still did not fail: it worked around the call, e.g. with a fallback.
+    tops = frame.filter(pl.col("_top") & ~pl.col("root_error")).select(
+        "_i", "_call", "end_unix_nano"
+    )
+    fine_siblings = frame.filter(~pl.col("_err") & ~pl.col("_is_root")).select(
+        "_call", pl.col("start_unix_nano").alias("_sib_start")
+    )
+    severity = (
+        tops.join(fine_siblings, on="_call", how="left")
+        .group_by("_i")
+        .agg(
+            (pl.col("_sib_start") >= pl.col("end_unix_nano")).any().alias("_retried"),
+            pl.col("_sib_start").is_not_null().any().alias("_other_ok"),
+        )
+        .select(
+            pl.col("_i").alias("_chain_top"),
+            pl.when(pl.col("_retried"))
+            .then(_SEVERITY["retried"])
+            .when(pl.col("_other_ok"))
+            .then(_SEVERITY["failed_branch"])
+            .otherwise(_SEVERITY["degraded"])
+            .alias("_severity"),
+        )
+    )
+    leaves = frame.filter(pl.col("_leaf")).join(severity, on="_chain_top", how="left")
+    # The root cause lies in the error chains below the decisive spans: the root's own
+    # chain for a failed trace, the worst-classified absorbed failures otherwise (a
+    # retried redis timeout elsewhere in a failed trace is not why it failed). Among
+    # those leaves: the deepest, then the earliest, then the lowest span id.
+    causes = (
+        leaves.with_columns(_worst=pl.col("_severity").max().over("trace_id"))
+        .filter(
+            pl.when(pl.col("root_error"))
+            .then(pl.col("_chain_top") == pl.col("_root"))
+            .otherwise(pl.col("_severity") == pl.col("_worst"))
+        )
+        .sort(
+            ["trace_id", "_depth", "start_unix_nano", "span_id"],
+            descending=[False, True, False, False],
+        )
+        .unique("trace_id", keep="first")
+    )
+    return causes.select(
+        "trace_id",
+        pl.when(pl.col("root_error"))
+        .then(pl.lit("failed"))
+        .otherwise(pl.col("_worst").replace_strict(_PATTERN_OF, return_dtype=pl.String))
+        .alias("pattern"),
+        pl.col("_i").alias("cause"),
+    )
+
+
+def _nonempty(column: str) -> pl.Expr:
+    # An empty string is what most SDKs store when no message was given.
+    return pl.when(pl.col(column) != "").then(pl.col(column))
 
 
 # --------------------------------------------------------------------------- the report
@@ -446,127 +491,104 @@ def failure_report(
     it), as the store's ``service`` filter does. Traces are listed oldest first.
     """
     spans, traces = _trace_table(frame, from_unix_nano, to_unix_nano, service)
-    bad = traces.filter(pl.col("error_spans") > 0).sort(["root_start", "trace_id"])
+    bad = traces.filter(pl.col("error_spans") > 0)
     total = traces.height
     failed_count = int(bad["root_error"].sum()) if bad.height else 0
-
-    # Hashing the call key in polars spares the walk a tuple per span; two different
-    # calls would have to collide in 64 bits under one parent to be confused.
-    bad_spans = (
-        spans.join(bad.select("trace_id"), on="trace_id", how="semi")
-        .sort(["trace_id", "start_unix_nano", "span_id"])
-        .with_columns(pl.struct(CALL_KEY_COLUMNS).hash(seed=0).alias("_call_key"))
-    )
-    columns = _columns_of(bad_spans)
-    # Row ranges of each trace inside the sorted span lists.
-    bounds: dict[str, tuple[int, int]] = {}
-    offset = 0
-    for tid, count in bad_spans.group_by("trace_id", maintain_order=True).len().iter_rows():
-        bounds[tid] = (offset, offset + count)
-        offset += count
-
-    errors = bad_spans.filter(pl.col("is_error"))
-    error_services: dict[str, list[str]] = dict(
-        errors.group_by("trace_id").agg(pl.col("service_name").unique().sort()).iter_rows()
-    )
-
-    analysed = [
-        _analyze_trace(columns, *bounds[trace_id], root_span_id)
-        for trace_id, root_span_id in zip(
-            bad["trace_id"].to_list(), bad["root_span_id"].to_list(), strict=True
-        )
-    ]
-    causes = bad_spans.select(
-        "service_name",
-        "name",
-        "span_id",
-        "kind",
-        "status_message",
-        "exception_type",
-        "exception_message",
-        "http_status_code",
-    )[[cause for _, cause in analysed]]
-
-    out: list[FailureTrace] = []
     patterns: dict[str, int] = {"retried": 0, "degraded": 0, "failed_branch": 0, "failed": 0}
-    by_service: dict[str, ByService] = {
-        name: ByService(service=name, partial=0, failed=0, error_spans=count)
-        for name, count in errors.group_by("service_name").len().iter_rows()
-    }
-    trace_rows = bad.select(
-        "trace_id",
-        "root_service",
-        "root_operation",
-        "root_start",
-        "first_start",
-        "last_end",
-        "root_error",
-        "error_spans",
-        "root_span_id",
-        "spans",
-    ).iter_rows()
-    for (pattern, _), row, cause in zip(analysed, trace_rows, causes.iter_rows(), strict=True):
-        (trace_id, root_service, root_operation, root_start, first_start, last_end,
-         root_error, error_count, root_span_id, span_count) = row  # fmt: skip
-        (c_service, c_name, c_span_id, c_kind, c_status_message, c_exception_type,
-         c_exception_message, c_http) = cause  # fmt: skip
-        outcome: Literal["partial", "failed"] = "failed" if root_error else "partial"
-        patterns[pattern] += 1
-        by_service[c_service][outcome] += 1
-        trace_entities = entities.get(trace_id) or {}
-        out.append(
-            FailureTrace(
-                trace_id=trace_id,
-                root_service=root_service,
-                root_operation=root_operation,
-                start_unix_nano=root_start,
-                duration_ns=max(0, last_end - first_start),
-                outcome=outcome,
-                pattern=pattern,
-                root_cause=RootCause(
-                    service=c_service,
-                    operation=c_name,
-                    span_id=c_span_id,
-                    message=_message(c_status_message, c_exception_message),
-                    kind=c_kind,
-                    exception_type=c_exception_type or None,
-                    exception_message=c_exception_message or None,
-                    http_status_code=c_http,
+    out: list[dict[str, Any]] = []
+    by_service: list[dict[str, Any]] = []
+
+    if bad.height:
+        bad_spans = spans.join(bad.select("trace_id"), on="trace_id", how="semi")
+        analysis = _analyze(bad_spans, bad.select("trace_id", "root_span_id", "root_error"))
+        causes = bad_spans[analysis["cause"].to_list()].select(
+            pl.struct(
+                pl.col("service_name").alias("service"),
+                pl.col("name").alias("operation"),
+                "span_id",
+                pl.coalesce(_nonempty("status_message"), _nonempty("exception_message")).alias(
+                    "message"
                 ),
-                error_spans=error_count,
-                entities={k: list(v) for k, v in sorted(trace_entities.items())},
-                root_span_id=root_span_id,
-                spans=span_count,
-                error_services=error_services.get(trace_id, []),
+                "kind",
+                _nonempty("exception_type").alias("exception_type"),
+                _nonempty("exception_message").alias("exception_message"),
+                "http_status_code",
+            ).alias("root_cause"),
+        )
+        errors = bad_spans.filter(pl.col("is_error"))
+        table = (
+            bad.join(pl.concat([analysis, causes], how="horizontal"), on="trace_id")
+            .join(
+                errors.group_by("trace_id").agg(
+                    pl.col("service_name").unique().sort().alias("error_services")
+                ),
+                on="trace_id",
             )
+            .with_columns(
+                pl.when(pl.col("root_error"))
+                .then(pl.lit("failed"))
+                .otherwise(pl.lit("partial"))
+                .alias("outcome")
+            )
+            .sort(["root_start", "trace_id"])
+        )
+        out = table.select(
+            "trace_id",
+            "root_service",
+            "root_operation",
+            pl.col("root_start").alias("start_unix_nano"),
+            (pl.col("last_end") - pl.col("first_start")).clip(0).alias("duration_ns"),
+            "outcome",
+            "pattern",
+            "root_cause",
+            "error_spans",
+            pl.lit(None).alias("entities"),  # keeps the SPEC's key order; filled below
+            "root_span_id",
+            "spans",
+            "error_services",
+        ).to_dicts()
+        for trace in out:
+            found = entities.get(trace["trace_id"]) or {}
+            trace["entities"] = {key: list(values) for key, values in sorted(found.items())}
+        patterns.update(dict(table.group_by("pattern").len().iter_rows()))
+
+        caused = table.select(
+            pl.col("root_cause").struct.field("service").alias("service"), "outcome"
+        ).pivot(on="outcome", index="service", values="outcome", aggregate_function="len")
+        by_service = (
+            errors.group_by(pl.col("service_name").alias("service"))
+            .agg(pl.len().alias("error_spans"))
+            .join(caused, on="service", how="left")
+            .with_columns(
+                *(
+                    (pl.col(o) if o in caused.columns else pl.lit(0)).fill_null(0).alias(o)
+                    for o in ("partial", "failed")
+                )
+            )
+            .with_columns((pl.col("partial") + pl.col("failed")).alias("_caused"))
+            .sort(
+                ["_caused", "failed", "error_spans", "service"],
+                descending=[True, True, True, False],
+            )
+            .select("service", "partial", "failed", "error_spans")
+            .to_dicts()
         )
 
-    ranked = sorted(
-        by_service.values(),
-        key=lambda r: (
-            -(r["failed"] + r["partial"]),
-            -r["failed"],
-            -r["error_spans"],
-            r["service"],
-        ),
-    )
-    report = FailureReport(
-        from_unix_nano=from_unix_nano,
-        to_unix_nano=to_unix_nano,
-        summary=FailureSummary(
-            traces=total,
-            ok=total - bad.height,
-            partial=bad.height - failed_count,
-            failed=failed_count,
-            patterns=patterns,
-        ),
-        traces=out,
-        service=service,
-        by_service=ranked,
-    )
-    # Callers serialise the report or pass it on as a plain dict; the TypedDicts above
-    # document and check its shape where it is built.
-    return cast(dict[str, Any], report)
+    report = {
+        "from_unix_nano": from_unix_nano,
+        "to_unix_nano": to_unix_nano,
+        "summary": {
+            "traces": total,
+            "ok": total - bad.height,
+            "partial": bad.height - failed_count,
+            "failed": failed_count,
+            "patterns": patterns,
+        },
+        "traces": out,
+        "service": service,
+        "by_service": by_service,
+    }
+    return report
 
 
 # --------------------------------------------------------------------------- text output
@@ -632,14 +654,19 @@ def render_table(
     *,
     right: frozenset[int] = frozenset(),
     max_width: int = 60,
+    wide: Mapping[int, int] | None = None,
 ) -> str:
     """Aligned columns for the terminal. ``right`` holds the indexes of numeric columns.
 
     Cells are sanitised (:func:`sanitize_text`) and cut to ``max_width`` display
-    columns (East Asian wide characters count two), so one hostile span name cannot
-    push the rest of the table off the screen.
+    columns (East Asian wide characters count two; ``wide`` overrides it per column
+    index), so one hostile span name cannot push the rest of the table off the screen.
     """
-    cells = [[_truncate(sanitize_text(v), max_width) for v in row] for row in rows]
+    limits = wide or {}
+    cells = [
+        [_truncate(sanitize_text(v), limits.get(i, max_width)) for i, v in enumerate(row)]
+        for row in rows
+    ]
     heads = [sanitize_text(h) for h in headers]
     widths = [_width(h) for h in heads]
     for row in cells:

@@ -59,27 +59,31 @@ def peer_kind_expr() -> pl.Expr:
     )
 
 
-def peer_id_expr() -> pl.Expr:
+def peer_id_expr(services: list[str] | None = None) -> pl.Expr:
     """The peer's name, from the semantic-convention columns (null when nothing names it).
 
-    * queue: ``messaging.destination.name``, else the messaging system or the broker's
-      address;
-    * database: ``peer.service``, else ``server.address``, else ``db.name``, else
-      ``db.system`` (the address first: a database named ``orders`` must not merge with a
-      service named ``orders``);
-    * external: ``peer.service``, else ``server.address``.
+    The same rules as the diagram's participants (``analyzer.diagram.semantics``), so a
+    node here is a lifeline there:
+
+    * ``peer.service`` or ``server.address`` naming an instrumented service: that service;
+    * queue: ``messaging.destination.name``, else ``peer.service``, else the messaging system;
+    * database: ``peer.service``, else ``server.address``, else ``db.name`` (unless it is a
+      number, as Redis database indexes are), else ``db.system``;
+    * external: ``peer.service``, else ``rpc.service``, else ``server.address``.
     """
     kind = peer_kind_expr()
+    known = services or []
+    db_name = pl.when(pl.col("db_name").str.contains(r"^\d+$")).then(None).otherwise("db_name")
     return (
-        pl.when(kind == "queue")
-        .then(
-            pl.coalesce(
-                "messaging_destination", "messaging_system", "peer_service", "server_address"
-            )
-        )
+        pl.when(pl.col("peer_service").is_in(known))
+        .then(pl.col("peer_service"))
+        .when(pl.col("server_address").is_in(known))
+        .then(pl.col("server_address"))
+        .when(kind == "queue")
+        .then(pl.coalesce("messaging_destination", "peer_service", "messaging_system"))
         .when(kind == "database")
-        .then(pl.coalesce("peer_service", "server_address", "db_name", "db_system"))
-        .otherwise(pl.coalesce("peer_service", "server_address"))
+        .then(pl.coalesce("peer_service", "server_address", db_name, "db_system"))
+        .otherwise(pl.coalesce("peer_service", "rpc_service", "server_address"))
     )
 
 
@@ -101,28 +105,26 @@ def service_map(frame: pl.DataFrame) -> dict[str, Any]:
     """Nodes and edges of the service map for the spans in ``frame``."""
     if frame.height == 0:
         return {"nodes": [], "edges": []}
-    spans = (
-        _complete(frame)
-        .with_columns(
-            error_expr().alias("_error"),
-            pl.coalesce("duration_ns", pl.col("end_unix_nano") - pl.col("start_unix_nano"))
-            .fill_null(0)
-            .alias("_duration"),
-            peer_id_expr().alias("_peer"),
-            peer_kind_expr().alias("_peer_kind"),
-        )
-        .select(
-            "trace_id",
-            "span_id",
-            "parent_span_id",
-            "service_name",
-            "kind",
-            "_error",
-            "_duration",
-            "_peer",
-            "_peer_kind",
-            "messaging_destination",
-        )
+    frame = _complete(frame)
+    known = frame.get_column("service_name").drop_nulls().unique().to_list()
+    spans = frame.with_columns(
+        error_expr().alias("_error"),
+        pl.coalesce("duration_ns", pl.col("end_unix_nano") - pl.col("start_unix_nano"))
+        .fill_null(0)
+        .alias("_duration"),
+        peer_id_expr(known).alias("_peer"),
+        peer_kind_expr().alias("_peer_kind"),
+    ).select(
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "service_name",
+        "kind",
+        "_error",
+        "_duration",
+        "_peer",
+        "_peer_kind",
+        "messaging_destination",
     )
     parents = spans.select(
         "trace_id",

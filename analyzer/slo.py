@@ -286,6 +286,9 @@ def load_slo_spec(text: str, source_name: str = "slo spec") -> SloSpec:
 # --------------------------------------------------------------------------- the report
 
 
+# The report's shape; slo_report returns it as a plain dict (see analyzer.failures).
+
+
 class Alert(TypedDict):
     severity: Severity
     long_window: str
@@ -641,6 +644,7 @@ def render_slo_table(report: Mapping[str, Any]) -> str:
         rows,
         right=frozenset(range(5, 14)),
         max_width=40,
+        wide={14: 120},  # every firing alert must show
     )
     lines = [f"SLO report at {format_unix_nano(report['at_unix_nano'])}", "", table]
     for s in report["slos"]:
@@ -653,14 +657,16 @@ def render_slo_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# CommonMark lets a backslash escape any ASCII punctuation; escaping all of it means no
-# span name or entity value can open a link, an HTML tag, a code span or a table cell.
-_MD_PUNCTUATION: Final = frozenset("\\`*_{}[]()<>#+-.!|~&\"'=:;$%^@,/?")
+# The characters that can start Markdown (or GitHub's HTML and math) inside a table cell
+# or a list item: emphasis, code spans, links and images ([ opens both), HTML tags and
+# entities, cell separators, strikethrough, math. A backslash escapes each of them in
+# CommonMark; other punctuation is left alone so the pasted text stays readable.
+_MD_SPECIAL: Final = frozenset("\\`*_[]<>|~&$")
 
 
 def _md(value: object) -> str:
     text = sanitize_text(value)
-    return "".join("\\" + ch if ch in _MD_PUNCTUATION else ch for ch in text)
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
 
 
 def render_slo_markdown(report: Mapping[str, Any]) -> str:
@@ -707,9 +713,8 @@ def render_slo_markdown(report: Mapping[str, Any]) -> str:
             f"error budget {spent}: {_percent(remaining, 1)}."
         )
         if s["partial"]:
-            out.append(
-                f"- {s['partial']} good events hid a failure beneath them (partial failures)."
-            )
+            events = "event" if s["partial"] == 1 else "events"
+            out.append(f"- {s['partial']} good {events} hid a failure beneath (partial failures).")
         windows = s.get("alert_windows") or []
         if windows:
             out += [

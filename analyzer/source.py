@@ -273,29 +273,37 @@ class LocalSource:
     def failures(
         self, start: int | None = None, end: int | None = None, service: str | None = None
     ) -> dict[str, Any]:
-        from analyzer.failures import failure_report
+        from analyzer.failures import failing_trace_ids, failure_report
 
         lo, hi = self._range(start, end)
         frame = self.reader.span_frame(lo, hi, service)
-        trace_ids = frame.get_column("trace_id").unique().to_list() if frame.height else []
-        report: dict[str, Any] = failure_report(
-            frame, self._entities_for(trace_ids), lo, hi, service
-        )
+        # Entities are looked up for the failing traces only: the report lists no others.
+        entities = self._entities_for(failing_trace_ids(frame, lo, hi, service))
+        report: dict[str, Any] = failure_report(frame, entities, lo, hi, service)
         return report
 
     def slo(
         self, spec_text: str, at: int | None = None, source_name: str = "spec"
     ) -> dict[str, Any]:
-        from analyzer.slo import load_slo_spec, slo_report
+        from analyzer.slo import (
+            SloSpecError,
+            load_slo_spec,
+            slo_bad_trace_ids,
+            slo_frame_start,
+            slo_report,
+        )
 
-        spec = load_slo_spec(spec_text, source_name)
+        try:
+            spec = load_slo_spec(spec_text, source_name)
+        except SloSpecError as exc:
+            raise SourceError(str(exc), status=400) from None
         if at is None:
             newest = self.reader.stats().last_unix_nano
             at = (newest + 1) if newest is not None else 0
-        longest = max((slo.window_ns for slo in spec.slos), default=DEFAULT_RANGE_NS)
-        frame = self.reader.span_frame(at - longest, at)
-        trace_ids = frame.get_column("trace_id").unique().to_list() if frame.height else []
-        report: dict[str, Any] = slo_report(spec, frame, self._entities_for(trace_ids), at)
+        # The frame reaches back far enough for the longest window and the 3d burn rate.
+        frame = self.reader.span_frame(slo_frame_start(spec, at), at + 1)
+        entities = self._entities_for(slo_bad_trace_ids(spec, frame, at))
+        report: dict[str, Any] = slo_report(spec, frame, entities, at)
         return report
 
     def throughput(

@@ -202,7 +202,9 @@ def serve(args: argparse.Namespace) -> None:
     else:
         from spanstore.duckdb_store import DuckDBStore
 
-        store = DuckDBStore(args.db)
+        store = DuckDBStore(
+            args.db, decoder_processes=int(os.environ.get("SEQTRACE_DECODERS", "0"))
+        )
     collector = Collector(
         ReceiverConfig(grpc_port=0, http_port=None, grpc_workers=args.workers), store
     )

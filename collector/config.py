@@ -36,6 +36,8 @@ class ReceiverConfig:
     grpc_workers: int = 8
     #: Seconds an idle or stalled HTTP connection is kept before it is closed.
     http_idle_timeout: float = 30.0
+    #: Open HTTP connections (one thread each) beyond which new ones are refused with 503.
+    http_max_connections: int = 256
     tls_cert: str | None = None
     tls_key: str | None = None
     #: Browser origins allowed to POST (``"https://app.example.com"``, or ``"*"``).
@@ -61,6 +63,7 @@ class ReceiverConfig:
         if self.max_grpc_message_bytes > 2**31 - 1:
             raise ValueError("max_grpc_message_bytes must be below 2 GiB")
         _positive_int("grpc_workers", self.grpc_workers)
+        _positive_int("http_max_connections", self.http_max_connections)
         _positive_int("retry_after_seconds", self.retry_after_seconds)
         for name in ("write_timeout", "http_idle_timeout"):
             value = getattr(self, name)

@@ -19,7 +19,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-from spanstore.base import StoreError
+from spanstore.base import InvalidRequest, StoreError
 from spanstore.otlp import OtlpJsonError
 
 __all__ = ["ErrorKind", "IngestError", "classify", "grpc_status", "http_error_body", "rpc_status"]
@@ -74,7 +74,7 @@ def classify(exc: BaseException, retry_after: int) -> IngestError:
     """Map an exception raised while decoding or storing a request to its answer."""
     if isinstance(exc, IngestError):
         return exc
-    if isinstance(exc, OtlpJsonError | DecodeError | UnicodeDecodeError):
+    if isinstance(exc, OtlpJsonError | DecodeError | UnicodeDecodeError | InvalidRequest):
         return IngestError(ErrorKind.BAD_REQUEST, f"malformed request: {exc}")
     if isinstance(exc, TimeoutError):
         return IngestError(

@@ -13,7 +13,7 @@ import binascii
 import gzip
 import os
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,13 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from spanstore.otlp import OtlpJsonError, request_from_json
 
-__all__ = ["TraceFileError", "jaeger_trace_to_request", "read_trace_file", "requests_from_json"]
+__all__ = [
+    "TraceFileError",
+    "batched",
+    "jaeger_trace_to_request",
+    "read_trace_file",
+    "requests_from_json",
+]
 
 _EXPECTED = (
     "expected OTLP/JSON (an object with resourceSpans, optionally inside Jaeger's "
@@ -81,6 +87,24 @@ def read_trace_file(path: str | os.PathLike[str]) -> list[ExportTraceServiceRequ
         except (OSError, EOFError, zlib.error) as exc:
             raise TraceFileError(f"{name}: corrupt gzip data: {exc}") from None
     return _parse_bytes(data, name)
+
+
+def batched(
+    requests: Iterable[ExportTraceServiceRequest], max_spans: int = 8192
+) -> Iterator[ExportTraceServiceRequest]:
+    """Merge small requests into requests of up to ``max_spans`` spans (a bigger one
+    passes whole), so loading a file of many small traces costs few store commits."""
+    batch = ExportTraceServiceRequest()
+    size = 0
+    for request in requests:
+        spans = sum(len(s.spans) for rs in request.resource_spans for s in rs.scope_spans)
+        if size and size + spans > max_spans:
+            yield batch
+            batch, size = ExportTraceServiceRequest(), 0
+        batch.resource_spans.extend(request.resource_spans)
+        size += spans
+    if batch.resource_spans:
+        yield batch
 
 
 def _parse_bytes(data: bytes, name: str) -> list[ExportTraceServiceRequest]:
@@ -288,13 +312,19 @@ def _hex_id(raw: Any, size: int, at: str) -> bytes:
         raise TraceFileError(f"{at}: {raw!r} is not hex") from None
 
 
+_MAX_MICROS = (2**64 - 1) // 1000 // 2  # start + duration must fit OTLP's fixed64 nanos
+
+
 def _micros(raw: Any, at: str) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise TraceFileError(f"{at}: expected microseconds as a number, got {raw!r}")
-    try:
-        return int(raw)
-    except ValueError:
-        raise TraceFileError(f"{at}: expected microseconds as a number, got {raw!r}") from None
+    value: int | None = None
+    if isinstance(raw, int | float | str) and not isinstance(raw, bool):
+        try:
+            value = int(raw)
+        except (ValueError, OverflowError):  # "abc", inf, nan
+            value = None
+    if value is None or not 0 <= value <= _MAX_MICROS:
+        raise TraceFileError(f"{at}: expected microseconds as a non-negative number, got {raw!r}")
+    return value
 
 
 def _span(

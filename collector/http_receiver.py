@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector.config import ReceiverConfig
-from collector.errors import JSON, PROTOBUF, ErrorKind, IngestError, http_error_body
+from collector.errors import JSON, PROTOBUF, ErrorKind, IngestError, classify, http_error_body
 from collector.grpc_receiver import format_address
 from collector.ingest import Ingest
 from spanstore.otlp import OtlpJsonError, request_from_json
@@ -52,6 +52,10 @@ _INFLATE_CHUNK = 256 * 1024
 #: Bounds on draining an unread body before closing (see ``_RequestHandler._linger``).
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 64 * 1024 * 1024
+_OVERLOADED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
+    b"Connection: close\r\n\r\n"
+)
 _CORS_ALLOW_HEADERS = "Content-Type, Content-Encoding, Authorization, User-Agent, X-Requested-With"
 
 
@@ -124,6 +128,12 @@ class OtlpHttpHandler:
             response = self.ingest.export(request)
         except IngestError as err:
             return self._error(err, media, cors, consumed)
+        except OSError:
+            raise  # the connection broke while reading: nothing to answer
+        except Exception as exc:
+            return self._error(
+                classify(exc, self.config.retry_after_seconds), media, cors, consumed
+            )
         return HttpAnswer(200, (("Content-Type", media), *cors), _encode_response(response, media))
 
     # ------------------------------------------------------------------ pieces
@@ -283,11 +293,11 @@ def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
         raise IngestError(ErrorKind.BAD_REQUEST, f"corrupt compressed body: {exc}") from None
 
 
-def _decode(data: bytes, media: str) -> ExportTraceServiceRequest:
+def _decode(data: bytes, media: str) -> ExportTraceServiceRequest | bytes:
     try:
         if media == PROTOBUF:
-            request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(data)
-            return request
+            # Protobuf goes to the store as bytes: it parses them off this thread.
+            return data
         if not data.strip():
             return ExportTraceServiceRequest()
         return request_from_json(orjson.loads(data))
@@ -299,6 +309,8 @@ def _decode(data: bytes, media: str) -> ExportTraceServiceRequest:
         raise IngestError(ErrorKind.BAD_REQUEST, f"malformed JSON: {exc}") from None
     except OtlpJsonError as exc:
         raise IngestError(ErrorKind.BAD_REQUEST, f"invalid OTLP/JSON: {exc}") from None
+    except RecursionError:
+        raise IngestError(ErrorKind.BAD_REQUEST, "JSON nested too deeply") from None
 
 
 def _encode_response(response: ExportTraceServiceResponse, media: str) -> bytes:
@@ -375,13 +387,40 @@ class _Server(ThreadingHTTPServer):
         handler: OtlpHttpHandler,
         tls: ssl.SSLContext | None,
         idle_timeout: float,
+        max_connections: int,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.otlp = handler
         self.tls = tls
         self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
         self.connections = _Connections()
+        self._active = 0
+        self._active_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # One thread per connection: cap them, so a flood of (slow) clients cannot
+        # exhaust threads and memory. Over the cap a connection is closed at once
+        # (plain HTTP gets a 503 first, which exporters retry).
+        with self._active_lock:
+            full = self._active >= self.max_connections
+            if not full:
+                self._active += 1
+        if full:
+            if self.tls is None:
+                with contextlib.suppress(OSError):
+                    request.sendall(_OVERLOADED)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._active_lock:
+                self._active -= 1
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # Runs on the connection's own thread, so a slow TLS handshake stalls only it.
@@ -389,17 +428,23 @@ class _Server(ThreadingHTTPServer):
         # Headers and body go out in two writes; without NODELAY, Nagle's algorithm and
         # the client's delayed ACK add ~40 ms to every answer with a body.
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = request
         if self.tls is not None:
             try:
-                request = self.tls.wrap_socket(request, server_side=True)
+                connection = self.tls.wrap_socket(request, server_side=True)
             except (OSError, ssl.SSLError) as exc:
                 log.debug("TLS handshake with %s failed: %s", client_address, exc)
                 return
-        self.connections.opened(request)
+        self.connections.opened(connection)
         try:
-            super().finish_request(request, client_address)
+            super().finish_request(connection, client_address)
         finally:
-            self.connections.closed(request)
+            self.connections.closed(connection)
+            if connection is not request:
+                # wrap_socket took over the descriptor; the caller's shutdown_request
+                # only sees the husk, so close the TLS socket here.
+                _shutdown(connection)
+                connection.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
@@ -483,7 +528,11 @@ class HttpReceiver:
             tls.load_cert_chain(config.tls_cert, config.tls_key)
         try:
             server = _Server(
-                (config.host, config.http_port), self.handler, tls, config.http_idle_timeout
+                (config.host, config.http_port),
+                self.handler,
+                tls,
+                config.http_idle_timeout,
+                config.http_max_connections,
             )
         except OSError as exc:
             target = format_address(config.host, config.http_port)

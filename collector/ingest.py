@@ -66,15 +66,18 @@ class Ingest:
             )
 
     def export(
-        self, request: ExportTraceServiceRequest, time_left: float | None = None
+        self, request: ExportTraceServiceRequest | bytes, time_left: float | None = None
     ) -> ExportTraceServiceResponse:
         """Store a request; returns once the store has committed it.
+
+        ``request`` may be the serialized protobuf, which the store parses itself (in a
+        decoder process when it has one), so the receiver's thread does no per-span work.
 
         ``time_left`` is the client's remaining deadline in seconds, when it sent one.
         Raises :class:`IngestError` (already classified) on failure.
         """
         response = ExportTraceServiceResponse()
-        if not request.resource_spans:
+        if not (request if isinstance(request, bytes) else request.resource_spans):
             # OTLP: an empty request is valid and answered with success.
             return response
         timeout = self.config.write_timeout

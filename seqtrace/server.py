@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -116,15 +117,21 @@ def _start_ui(
         "none",
         "--global.developmentMode",
         "false",
+        "--client.toolbarMode",
+        "minimal",
     ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Streamlit's own log goes to a file: a pipe nobody reads would fill up and stall it.
+    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the UI
+        prefix="seqtrace-ui-", suffix=".log", delete=False
+    )
+    process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     address = f"{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            err = (process.stderr.read() if process.stderr else b"").decode("utf-8", "replace")
-            last = err.strip().splitlines()[-1] if err.strip() else "no output"
-            raise UsageError(f"the UI failed to start on {address}: {last}")
+            err = Path(log_file.name).read_text(encoding="utf-8", errors="replace").strip()
+            last = err.splitlines()[-1] if err else "no output"
+            raise UsageError(f"the UI failed to start on {address}: {last} (log: {log_file.name})")
         try:
             with urllib.request.urlopen(f"http://{address}/_stcore/health", timeout=1) as r:
                 if r.status == 200:
@@ -145,6 +152,9 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 def run_server(args: argparse.Namespace, with_ui: bool) -> int:
+    from spanstore.nopandas import keep_pandas_out
+
+    keep_pandas_out()  # before pyarrow converts anything: see spanstore/nopandas.py
     from analyzer.source import LocalSource
     from collector import Collector, ReceiverConfig
     from seqtrace.api import ApiServer
@@ -171,7 +181,9 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        store = DuckDBStore(db, entity_keys=args.entity_key)
+        store = DuckDBStore(
+            db, entity_keys=args.entity_key, decoder_processes=min(4, os.cpu_count() or 1)
+        )
     except StoreError as exc:
         raise UsageError(str(exc)) from None
 

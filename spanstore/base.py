@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
-
-import polars as pl
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-)
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from spanstore.model import EntityKey, EntityValue, Span, StoreStats
+
+if TYPE_CHECKING:  # imported for annotations only: decoder processes stay small and quick
+    import polars as pl
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
 
 
 class StoreError(Exception):
@@ -27,6 +28,12 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The store cannot be opened or written now (lock held, disk full, shutting down)."""
+
+
+class InvalidRequest(StoreError):
+    """The request itself is malformed (not a valid ExportTraceServiceRequest)."""
+
+    retryable = False
 
 
 class SchemaVersionError(StoreError):
@@ -46,9 +53,13 @@ class WriteResult:
 @runtime_checkable
 class SpanWriter(Protocol):
     def write(
-        self, request: ExportTraceServiceRequest, timeout: float | None = None
+        self, request: ExportTraceServiceRequest | bytes, timeout: float | None = None
     ) -> WriteResult:
-        """Store a request's valid spans; returns only once they are committed (durable)."""
+        """Store a request's valid spans; returns only once they are committed (durable).
+
+        ``request`` may be the serialized protobuf: the store then parses it where it is
+        cheapest (a decoder process), and raises :class:`InvalidRequest` if it is malformed.
+        """
         ...
 
     def close(self) -> None: ...

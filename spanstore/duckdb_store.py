@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import queue
 import threading
@@ -23,8 +24,10 @@ from importlib import resources as importlib_resources
 from typing import Any, Final
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -32,6 +35,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from spanstore.base import SchemaVersionError, StoreError, StoreUnavailable, WriteResult
+from spanstore.decoder import DecoderPool, prepare_serialized
+from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
 from spanstore.frame import FRAME_SCHEMA
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
@@ -77,10 +82,12 @@ class DuckDBStore:
         memory_limit: str = "1GB",
         threads: int = 2,
         max_queued_spans: int = 200_000,
+        decoder_processes: int = 0,
     ) -> None:
         self.path = os.fspath(path)
         self.read_only = read_only
-        self._keys = KeyClassifier(frozenset(entity_keys))
+        keys = frozenset(entity_keys)
+        self._keys = KeyClassifier(keys)
         self._closed = False
         if read_only and not os.path.exists(self.path):
             raise StoreUnavailable(f"no database file at {self.path}")
@@ -101,6 +108,13 @@ class DuckDBStore:
         except duckdb.Error as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {str(exc).splitlines()[0]}") from None
         self._check_schema()
+        self._seen = SeenFilter()
+        if not read_only:
+            con = self._db.cursor()
+            try:
+                self._rebuild_seen(con)
+            finally:
+                con.close()
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -108,6 +122,9 @@ class DuckDBStore:
         self._queued_lock = threading.Lock()
         self.max_queued_spans = max_queued_spans
         self._writer: threading.Thread | None = None
+        self._decoder: DecoderPool | None = None
+        if not read_only and decoder_processes > 0:
+            self._decoder = DecoderPool(decoder_processes, keys)
         if not read_only:
             self._writer = threading.Thread(target=self._write_loop, name="seqtrace-writer")
             self._writer.daemon = True
@@ -154,14 +171,14 @@ class DuckDBStore:
     # ------------------------------------------------------------------ writes
 
     def write(
-        self, request: ExportTraceServiceRequest, timeout: float | None = None
+        self, request: ExportTraceServiceRequest | bytes, timeout: float | None = None
     ) -> WriteResult:
         """Store the request's valid spans; returns once they are committed."""
         if self.read_only or self._writer is None:
             raise StoreError("this store was opened read-only")
         if self._closed:
             raise StoreUnavailable("the store is shutting down")
-        batch = prepare_request(request, self._keys)
+        batch = self._prepare(request, timeout)
         if batch.size == 0:
             return WriteResult(
                 accepted=0,
@@ -189,6 +206,19 @@ class DuckDBStore:
             duplicates=batch.duplicates + duplicates,
             messages=tuple(batch.messages),
         )
+
+    def _prepare(
+        self, request: ExportTraceServiceRequest | bytes, timeout: float | None
+    ) -> PreparedBatch:
+        if self._decoder is None:
+            if isinstance(request, bytes):
+                return prepare_serialized(request, self._keys)
+            return prepare_request(request, self._keys)
+        data = request if isinstance(request, bytes) else request.SerializeToString()
+        try:
+            return self._decoder.prepare(data, timeout)
+        except multiprocessing.TimeoutError:
+            raise StoreUnavailable("decoding did not finish in time; retry") from None
 
     def _write_loop(self) -> None:
         con = self._db.cursor()
@@ -244,21 +274,11 @@ class DuckDBStore:
     def _append(self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch) -> int:
         """Append one batch inside the open transaction; returns how many were duplicates."""
         spans, entities, links = batch.spans, batch.entities, batch.links
-        batch_keys = pa.table(
-            {
-                "row_index": pa.array(range(batch.size), pa.int64()),
-                "trace_id": spans.column("trace_id"),
-                "span_id": spans.column("span_id"),
-            }
-        )
-        con.register("batch_keys", batch_keys)
-        try:
-            dup_rows = con.execute(
-                sql("find_duplicates"),
-                {"min_start": batch.min_start, "max_start": batch.max_start},
-            ).fetchall()
-        finally:
-            con.unregister("batch_keys")
+        hashes = key_hashes(batch.span_keys)
+        maybe = self._seen.maybe_seen(hashes)
+        dup_rows: list[tuple[Any, ...]] = []
+        if maybe.any():
+            dup_rows = self._stored_among(con, batch, np.flatnonzero(maybe))
         if dup_rows:
             dup_keys = {batch.span_keys[row[0]] for row in dup_rows}
             keep = pa.array([key not in dup_keys for key in batch.span_keys])
@@ -283,6 +303,7 @@ class DuckDBStore:
                     )
                 ]
                 links = links.filter(pa.array([k not in dup_keys for k in link_keys]))
+            hashes = hashes[np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)]
         for resource_id, (service, schema_url, raw) in batch.resources.items():
             if resource_id not in self._known_resources:
                 con.execute(
@@ -308,7 +329,42 @@ class DuckDBStore:
             con.register("new_links", links)
             con.execute("INSERT INTO span_links BY NAME SELECT * FROM new_links")
             con.unregister("new_links")
+        self._seen.add(hashes)
+        if self._seen.full:
+            self._rebuild_seen(con)
         return len(dup_rows)
+
+    def _stored_among(
+        self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch, rows: Any
+    ) -> list[tuple[Any, ...]]:
+        """The exact check for the batch rows the filter flagged: which are stored."""
+        starts = batch.spans.column("start_unix_nano").take(pa.array(rows)).to_pylist()
+        candidates = pa.table(
+            {
+                "row_index": pa.array(rows, pa.int64()),
+                "trace_id": batch.spans.column("trace_id").take(pa.array(rows)),
+                "span_id": batch.spans.column("span_id").take(pa.array(rows)),
+            }
+        )
+        con.register("batch_keys", candidates)
+        try:
+            return con.execute(
+                sql("find_duplicates"), {"min_start": min(starts), "max_start": max(starts)}
+            ).fetchall()
+        finally:
+            con.unregister("batch_keys")
+
+    def _rebuild_seen(self, con: duckdb.DuckDBPyConnection) -> None:
+        """(Re)build the seen-filter from every stored span, sized for twice as many."""
+        count = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
+        seen = SeenFilter(capacity=2 * count)
+        reader = con.sql(sql("all_span_keys")).to_arrow_reader(batch_size=1 << 20)
+        for record_batch in reader:
+            keys = pc.cast(record_batch.column(0), pa.binary(24))
+            data = keys.buffers()[1]
+            offset = keys.offset * 24
+            seen.add(key_hashes_from_buffer(memoryview(data)[offset : offset + 24 * len(keys)]))
+        self._seen = seen
 
     @property
     def queued_spans(self) -> int:
@@ -324,6 +380,8 @@ class DuckDBStore:
             self._writer.join(timeout)
             with contextlib.suppress(duckdb.Error):
                 self._db.execute("CHECKPOINT")
+        if self._decoder is not None:
+            self._decoder.close()
         self._db.close()
 
     def __enter__(self) -> DuckDBStore:

@@ -3,6 +3,7 @@ tokens, the error mapping (with RetryInfo), TLS and a clean stop."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -219,3 +220,20 @@ def test_request_with_only_resources_is_ok(collector: Collector, store: DuckDBSt
     request.resource_spans.add().resource.attributes.add(key="service.name")
     export(collector.addresses["otlp-grpc"], request.SerializeToString())
     assert store.stats().spans == 0
+
+
+def test_ipv6_loopback(store: DuckDBStore) -> None:
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    with running_collector(store, host="::1") as c:
+        assert c.addresses["otlp-grpc"].startswith("[::1]:")
+        export(c.addresses["otlp-grpc"], make_request(spans=2).SerializeToString())
+        status, _, _ = http_call(
+            c.addresses["otlp-http"],
+            make_request(spans=1, first=30).SerializeToString(),
+            {"Content-Type": "application/x-protobuf"},
+        )
+        assert status == 200
+    assert store.stats().spans == 3

@@ -109,12 +109,12 @@ def http_call(
     path: str = "/v1/traces",
     tls: ssl.SSLContext | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    host, port = address.rsplit(":", 1)
     conn: http.client.HTTPConnection
+    # http.client parses "host:port" itself, including "[::1]:port".
     if tls is not None:
-        conn = http.client.HTTPSConnection(host, int(port), timeout=30, context=tls)
+        conn = http.client.HTTPSConnection(address, timeout=30, context=tls)
     else:
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn = http.client.HTTPConnection(address, timeout=30)
     try:
         conn.request(method, path, body=body, headers=dict(headers or {}))
         response = conn.getresponse()

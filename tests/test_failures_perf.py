@@ -7,8 +7,9 @@ root. It needs nothing but polars, so it doubles as a benchmark helper::
 
     .venv/bin/python -c "from tests.test_failures_perf import bench; bench()"
 
-Measured on the development container (2 vCPUs), 500k spans / 50k traces, median of 3:
-about 0.2 s with 2% of traces failing and 0.8 s with 30%; the budget is 2 s.
+Measured on the development container (2 vCPUs, load average 5 to 9 from other jobs),
+500k spans / 50k traces, median of 3: 0.08-0.13 s with 2% of traces failing, 0.4-0.6 s
+with 30%, 1.7-2.1 s with every trace failing; the budget is 2 s.
 """
 
 from __future__ import annotations

@@ -11,10 +11,18 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.trace.v1 import trace_pb2
 from test_collector_support import make_request, open_store
 
-from collector.files import TraceFileError, jaeger_trace_to_request, read_trace_file
+from collector.files import (
+    TraceFileError,
+    batched,
+    jaeger_trace_to_request,
+    read_trace_file,
+    requests_from_json,
+)
 from spanstore.model import Span
 from spanstore.otlp import request_to_json, spans_from_request
 
@@ -317,3 +325,143 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_sample_counts_by_kind() -> None:
     spans = spans_of(REAL / "jaegertracing-jaeger-otel-demo-error_timeout_masked.json")
     assert set(Counter(s.kind for s in spans)) == {"INTERNAL", "SERVER", "CLIENT"}
+
+
+# ------------------------------------------------------------------------------ fuzzing
+
+_JAEGER_KEYS = [
+    "data",
+    "result",
+    "resourceSpans",
+    "traceID",
+    "spanID",
+    "spans",
+    "processes",
+    "processID",
+    "references",
+    "refType",
+    "tags",
+    "logs",
+    "fields",
+    "key",
+    "type",
+    "value",
+    "startTime",
+    "duration",
+    "timestamp",
+    "serviceName",
+    "process",
+    "operationName",
+    "flags",
+]
+_DOCS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.sampled_from(["CHILD_OF", "FOLLOWS_FROM", "int64", "bool", "binary", "p1", "ab12", "zz"])
+    | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(_JAEGER_KEYS), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=_DOCS)
+def test_any_json_loads_or_fails_with_a_trace_file_error(doc: Any) -> None:
+    try:
+        requests = requests_from_json(doc)
+    except TraceFileError as exc:
+        assert "\n" not in str(exc)
+        return
+    for request in requests:
+        request.SerializeToString()  # a well-formed protobuf message
+
+
+_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=6)
+    | st.sampled_from(["1", "00ff", "abc123def4567890", "2992f2a5b5d037a8aabffd08ef384237"])
+)
+_TAGS = st.lists(
+    st.fixed_dictionaries(
+        {"key": st.sampled_from(["span.kind", "error", "otel.status_code", "k", "event"])},
+        optional={
+            "type": st.sampled_from(["string", "bool", "int64", "float64", "binary", "x"]),
+            "value": _VALUES,
+        },
+    ),
+    max_size=3,
+)
+_JAEGER_SPAN = st.fixed_dictionaries(
+    {
+        "spanID": st.sampled_from(["1", "00ff", "abc123def4567890"]) | _VALUES,
+        "startTime": st.integers(min_value=0, max_value=2**52) | _VALUES,
+    },
+    optional={
+        "traceID": _VALUES,
+        "duration": _VALUES,
+        "operationName": _VALUES,
+        "processID": st.sampled_from(["p1", "p2"]),
+        "flags": _VALUES,
+        "tags": _TAGS,
+        "references": st.lists(
+            st.fixed_dictionaries(
+                {"spanID": _VALUES},
+                optional={
+                    "refType": st.sampled_from(["CHILD_OF", "FOLLOWS_FROM"]),
+                    "traceID": _VALUES,
+                },
+            ),
+            max_size=2,
+        ),
+        "logs": st.lists(
+            st.fixed_dictionaries({"timestamp": _VALUES}, optional={"fields": _TAGS}), max_size=2
+        ),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    spans=st.lists(_JAEGER_SPAN, max_size=3),
+    trace_id=st.just("abc123def4567890") | _VALUES,
+    process_tags=_TAGS,
+)
+def test_any_jaeger_shaped_trace_loads_or_fails_cleanly(
+    spans: list[dict[str, Any]], trace_id: Any, process_tags: list[dict[str, Any]]
+) -> None:
+    doc = {
+        "data": [
+            {
+                "traceID": trace_id,
+                "spans": spans,
+                "processes": {"p1": {"serviceName": "svc", "tags": process_tags}},
+            }
+        ]
+    }
+    try:
+        requests = requests_from_json(doc)
+    except TraceFileError as exc:
+        assert "\n" not in str(exc)
+        return
+    for request in requests:
+        request.SerializeToString()
+
+
+def test_batched_merges_small_requests_and_keeps_every_span(tmp_path: Path) -> None:
+    requests = [make_request(spans=3, first=10 * n) for n in range(1, 8)] + [
+        make_request(spans=20, first=1000)
+    ]
+    batches = list(batched(requests, max_spans=10))
+    assert [sum(1 for _ in spans_from_request(b)) for b in batches] == [9, 9, 3, 20]
+    with open_store(tmp_path) as store:
+        for batch in batches:
+            store.write(batch, 10)
+        assert store.stats().spans == 41

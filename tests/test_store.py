@@ -257,3 +257,30 @@ def test_real_otlp_files_round_trip(tmp_path: Path, name: str) -> None:
                 key=lambda s: (s.start_unix_nano, s.span_id),
             )
             assert stored == sent
+
+
+def test_resent_spans_are_found_after_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with DuckDBStore(path) as store:
+        store.write(rich_request())
+    with DuckDBStore(path) as store:  # the seen-filter is rebuilt from the table
+        again = store.write(rich_request())
+        assert (again.accepted, again.duplicates) == (0, 3)
+        assert store.stats().spans == 3
+
+
+def test_seen_filter_has_no_false_negatives_and_few_false_positives() -> None:
+    from spanstore.dedup import SeenFilter, key_hashes
+
+    seen = SeenFilter()
+    added = [os.urandom(24) for _ in range(200_000)]
+    seen.add(key_hashes(added))
+    assert seen.maybe_seen(key_hashes(added)).all()
+    fresh = [os.urandom(24) for _ in range(200_000)]
+    assert seen.maybe_seen(key_hashes(fresh)).mean() < 0.001
+    # hand-made, non-random ids spread as well as random ones
+    made = [bytes([i]) * 16 + bytes([j]) * 8 for i in range(256) for j in range(200)]
+    seen2 = SeenFilter()
+    seen2.add(key_hashes(made[::2]))
+    assert seen2.maybe_seen(key_hashes(made[::2])).all()
+    assert seen2.maybe_seen(key_hashes(made[1::2])).mean() < 0.001

@@ -66,7 +66,7 @@ if page.url_path == PAGES["overview"].url_path:
 config = data.source_config()
 stats, error = common.try_fetch(data.stats)
 with st.sidebar:
-    st.markdown("### 🧭 seqtrace")
+    st.markdown("### seqtrace")
     st.caption(f"Reading {config.describe()}")
     if error:
         st.error(error)

@@ -56,16 +56,20 @@ def filled_buckets(throughput: Mapping[str, Any]) -> list[dict[str, int]]:
             {"bucket_unix_nano": k, "spans": int(v["spans"]), "errors": int(v["errors"])}
             for k, v in sorted(given.items())
         ]
-    out = []
+    out: list[dict[str, int]] = []
     t = start
     while t < end and len(out) < 10_000:
         bucket = given.get(t, {"spans": 0, "errors": 0})
-        out.append({"bucket_unix_nano": t, "spans": int(bucket["spans"]), "errors": int(bucket["errors"])})
+        out.append(
+            {"bucket_unix_nano": t, "spans": int(bucket["spans"]), "errors": int(bucket["errors"])}
+        )
         t += size
     known = {b["bucket_unix_nano"] for b in out}
     for k, v in given.items():  # buckets off the grid (another server's arithmetic)
         if k not in known:
-            out.append({"bucket_unix_nano": k, "spans": int(v["spans"]), "errors": int(v["errors"])})
+            out.append(
+                {"bucket_unix_nano": k, "spans": int(v["spans"]), "errors": int(v["errors"])}
+            )
     return sorted(out, key=lambda b: b["bucket_unix_nano"])
 
 
@@ -173,7 +177,7 @@ def burn_figure(slos: Sequence[Mapping[str, Any]]) -> go.Figure:
     fig.add_hline(
         y=1.0,
         line={"color": "#5f6368", "dash": "dash"},
-        annotation_text="1× = budget gone at window end",
+        annotation_text="1x = budget gone at window end",
         annotation_position="top left",
     )
     fig.update_layout(
@@ -181,7 +185,7 @@ def burn_figure(slos: Sequence[Mapping[str, Any]]) -> go.Figure:
         barmode="group",
         height=320,
         margin={"l": 50, "r": 10, "t": 40, "b": 40},
-        yaxis={"title": "× budget rate", "rangemode": "tozero"},
+        yaxis={"title": "burn rate (x budget)", "rangemode": "tozero"},
         legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
     )
     return fig
@@ -193,7 +197,7 @@ _KIND_SYMBOL: Final = {
     "service": "circle",
     "database": "square",
     "queue": "diamond",
-    "external": "hexagon-open",
+    "external": "hexagon",
 }
 
 
@@ -253,9 +257,11 @@ def service_map_figure(service_map: Mapping[str, Any]) -> go.Figure:
     columns: dict[int, list[str]] = {}
     for node_id in ids:
         columns.setdefault(layer.get(node_id, 0), []).append(node_id)
+    for members in columns.values():
+        members.sort(key=lambda m: (0 if _kind(nodes, m) == "service" else 1, m))
+    _reduce_crossings(columns, [(str(e["from"]), str(e["to"])) for e in edges])
     pos: dict[str, tuple[float, float]] = {}
     for col, members in columns.items():
-        members.sort(key=lambda m: (0 if _kind(nodes, m) == "service" else 1, m))
         for row, member in enumerate(members):
             pos[member] = (float(col), -(row - (len(members) - 1) / 2.0))
     max_calls = max((int(e.get("calls") or 0) for e in edges), default=1) or 1
@@ -317,20 +323,19 @@ def service_map_figure(service_map: Mapping[str, Any]) -> go.Figure:
         )
     )
     for kind, symbol in _KIND_SYMBOL.items():
-        members = [n for n in nodes if (n.get("kind") or "service") == kind]
-        if not members:
+        group = [n for n in nodes if (n.get("kind") or "service") == kind]
+        if not group:
             continue
-        xs = [pos[str(n["id"])][0] for n in members]
-        ys = [pos[str(n["id"])][1] for n in members]
+        xs = [pos[str(n["id"])][0] for n in group]
+        ys = [pos[str(n["id"])][1] for n in group]
         colors = [
-            _rate_color(int(n.get("errors") or 0) / max(1, int(n.get("spans") or 0)))
-            for n in members
+            _rate_color(int(n.get("errors") or 0) / max(1, int(n.get("spans") or 0))) for n in group
         ]
         fig.add_trace(
             go.Scatter(
                 x=xs,
                 y=ys,
-                mode="markers+text",
+                mode="markers",
                 name=kind,
                 marker={
                     "symbol": symbol,
@@ -338,16 +343,26 @@ def service_map_figure(service_map: Mapping[str, Any]) -> go.Figure:
                     "color": "white",
                     "line": {"color": colors, "width": 3},
                 },
-                text=[esc(n["id"], 28) for n in members],
-                textposition="bottom center",
-                textfont={"size": 12},
-                customdata=[
-                    [int(n.get("spans") or 0), int(n.get("errors") or 0)] for n in members
-                ],
+                text=[esc(n["id"], 40) for n in group],
+                customdata=[[int(n.get("spans") or 0), int(n.get("errors") or 0)] for n in group],
                 hovertemplate="<b>%{text}</b> ("
                 + kind
                 + ")<br>%{customdata[0]:,} spans, %{customdata[1]:,} errors<extra></extra>",
             )
+        )
+    for node in nodes:
+        x, y = pos[str(node["id"])]
+        annotations.append(
+            {
+                "x": x,
+                "y": y,
+                "yshift": -24,
+                "yanchor": "top",
+                "text": esc(node["id"], 28),
+                "showarrow": False,
+                "font": {"size": 12, "color": "#202124"},
+                "bgcolor": "rgba(255,255,255,0.85)",
+            }
         )
     width_cols = max(columns) + 1 if columns else 1
     height_rows = max((len(m) for m in columns.values()), default=1)
@@ -362,6 +377,28 @@ def service_map_figure(service_map: Mapping[str, Any]) -> go.Figure:
         hovermode="closest",
     )
     return fig
+
+
+def _reduce_crossings(columns: dict[int, list[str]], edges: Sequence[tuple[str, str]]) -> None:
+    """Barycenter heuristic: order each column by the mean row of its neighbours in the
+    previous column (left to right), then of the next column (right to left); twice."""
+    neighbours: dict[str, set[str]] = {}
+    for a, b in edges:
+        if a != b:
+            neighbours.setdefault(a, set()).add(b)
+            neighbours.setdefault(b, set()).add(a)
+    order = sorted(columns)
+    for _ in range(2):
+        for sweep in (order[1:], list(reversed(order[:-1]))):
+            for col in sweep:
+                rows = {m: i for c in columns if c != col for i, m in enumerate(columns[c])}
+
+                def centre(member: str, rows: dict[str, int] = rows) -> float:
+                    linked = [rows[n] for n in neighbours.get(member, ()) if n in rows]
+                    return sum(linked) / len(linked) if linked else float("inf")
+
+                current = {m: i for i, m in enumerate(columns[col])}
+                columns[col].sort(key=lambda m: (centre(m), current[m]))
 
 
 def _kind(nodes: Sequence[Mapping[str, Any]], node_id: str) -> str:

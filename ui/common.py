@@ -92,6 +92,27 @@ def show_empty_store() -> None:
     )
 
 
+# --------------------------------------------------------------------------- widget memory
+# Streamlit forgets a widget's value on a run that does not draw it, so going to another
+# page and back would reset every field. Widgets copy their value to ``keep_<key>`` on
+# change and start from it; code that wants to set a widget (a deep link) sets
+# ``keep_<key>`` and drops the widget's own state (``set_kept``).
+
+
+def kept(key: str, default: Any = None) -> Any:
+    return st.session_state.get(f"keep_{key}", default)
+
+
+def keep(key: str) -> None:
+    """on_change callback: remember the widget's value across pages."""
+    st.session_state[f"keep_{key}"] = st.session_state.get(key)
+
+
+def set_kept(key: str, value: Any) -> None:
+    st.session_state[f"keep_{key}"] = value
+    st.session_state.pop(key, None)
+
+
 # --------------------------------------------------------------------------- time range
 
 
@@ -101,6 +122,7 @@ class TimeRange:
     end: int | None
     everything: bool
     label: str
+    error: str | None = None
 
     def describe(self) -> str:
         if self.start is None or self.end is None:
@@ -120,53 +142,78 @@ def _first(value: Any) -> str:
     return str(value)
 
 
+_STATE: Final = {
+    "range": "range_choice",
+    "range_from": "range_from_text",
+    "range_to": "range_to_text",
+}
+
+
+def _keep(widget_key: str) -> None:
+    """Copy a sidebar widget's value to a plain session key: widget state is dropped on
+    runs that do not draw the widget, the plain key survives page changes."""
+    st.session_state[_STATE[widget_key]] = st.session_state[widget_key]
+
+
 def time_range_sidebar(stats: dict[str, Any] | None) -> None:
     """The sidebar's range picker (rendered once, in app.py; pages read :func:`time_range`)."""
-    if "range" not in st.session_state:
+    if _STATE["range"] not in st.session_state:
         params = st.query_params
         if "from" in params or "to" in params:
-            st.session_state["range"] = CUSTOM
-            st.session_state["range_from"] = _first(params.get("from", ""))
-            st.session_state["range_to"] = _first(params.get("to", "now"))
+            st.session_state[_STATE["range"]] = CUSTOM
+            st.session_state[_STATE["range_from"]] = _first(params.get("from", ""))
+            st.session_state[_STATE["range_to"]] = _first(params.get("to", "now"))
         else:
             first = (stats or {}).get("first_unix_nano")
             last = (stats or {}).get("last_unix_nano")
             wide = first is not None and last is not None and last - first > _ALL_BY_DEFAULT_NS
-            st.session_state["range"] = "Last 24 h of data" if wide else "Everything stored"
+            st.session_state[_STATE["range"]] = "Last 24 h of data" if wide else "Everything stored"
     options = [*PRESETS, CUSTOM]
+    choice = st.session_state[_STATE["range"]]
     st.sidebar.selectbox(
         "Time range",
         options,
+        index=options.index(choice) if choice in options else 0,
         key="range",
+        on_change=_keep,
+        args=("range",),
         help="Windows end at the newest stored span, so a database copied from an old "
         "incident still shows that incident.",
     )
-    if st.session_state["range"] == CUSTOM:
-        st.sidebar.text_input(
-            "From", key="range_from", placeholder="2026-11-25T10:00:00Z or -1h"
-        )
-        st.sidebar.text_input("To", key="range_to", placeholder="now")
+    if st.session_state[_STATE["range"]] == CUSTOM:
+        for key, label, placeholder in (
+            ("range_from", "From", "2026-11-25T10:00:00Z or -1h"),
+            ("range_to", "To", "now"),
+        ):
+            st.sidebar.text_input(
+                label,
+                value=str(st.session_state.get(_STATE[key]) or ""),
+                key=key,
+                on_change=_keep,
+                args=(key,),
+                placeholder=placeholder,
+            )
     current = time_range(stats)
+    if current.error:
+        st.sidebar.error(md(current.error))
     st.sidebar.caption(current.describe())
 
 
 def time_range(stats: dict[str, Any] | None) -> TimeRange:
-    choice = st.session_state.get("range", "Everything stored")
+    choice = st.session_state.get(_STATE["range"], "Everything stored")
     first = (stats or {}).get("first_unix_nano")
     last = (stats or {}).get("last_unix_nano")
     if choice == CUSTOM:
         now = time.time_ns()
-        text_from = str(st.session_state.get("range_from") or "").strip()
-        text_to = str(st.session_state.get("range_to") or "").strip() or "now"
+        text_from = str(st.session_state.get(_STATE["range_from"]) or "").strip()
+        text_to = str(st.session_state.get(_STATE["range_to"]) or "").strip() or "now"
         try:
             start = parse_time(text_from, now) if text_from else (first or 0)
             end = parse_time(text_to, now)
         except ValueError as exc:
-            st.sidebar.error(str(exc))
-            return _everything(first, last)
+            return _everything(first, last, str(exc))
         if end <= start:
-            st.sidebar.error("'To' must be after 'From'.")
-            return _everything(first, last)
+            return _everything(first, last, "'To' must be after 'From'.")
         return TimeRange(start, end, False, CUSTOM)
     if first is None or last is None:
         return TimeRange(None, None, True, choice)
@@ -176,10 +223,11 @@ def time_range(stats: dict[str, Any] | None) -> TimeRange:
     return TimeRange(last + 1 - window, last + 1, False, choice)
 
 
-def _everything(first: int | None, last: int | None) -> TimeRange:
+def _everything(first: int | None, last: int | None, error: str | None = None) -> TimeRange:
+    label = "Everything stored" + (" (the custom range is invalid)" if error else "")
     if first is None or last is None:
-        return TimeRange(None, None, True, "Everything stored")
-    return TimeRange(first, last + 1, True, "Everything stored")
+        return TimeRange(None, None, True, label, error)
+    return TimeRange(first, last + 1, True, label, error)
 
 
 # --------------------------------------------------------------------------- links
@@ -190,7 +238,7 @@ def base_url() -> str:
     url = ""
     try:
         url = st.context.url or ""
-    except Exception:  # noqa: BLE001 - older runtimes, tests
+    except Exception:  # older runtimes, tests
         url = ""
     parts = urllib.parse.urlsplit(url)
     if not parts.scheme or not parts.netloc:

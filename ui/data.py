@@ -5,7 +5,7 @@ The CLI starts the UI with environment variables (SPEC "Data location"):
 * ``SEQTRACE_API`` (and ``SEQTRACE_READ_TOKEN``): ask a running ``seqtrace serve`` through
   its query API (:class:`~analyzer.source.HttpSource`);
 * else ``SEQTRACE_DB``: open that DuckDB file **read-only** and compute in this process
-  (:class:`~analyzer.source.LocalSource`).
+  (:func:`~analyzer.source.open_database`, a :class:`~analyzer.source.LocalSource`).
 
 The UI never opens a database for writing. Each read below is cached for a few seconds
 (``st.cache_data``), keyed by the source and the parameters, so reruns caused by widgets
@@ -20,14 +20,14 @@ from typing import Any, Final
 
 import streamlit as st
 
-from analyzer.source import HttpSource, LocalSource, Source, SourceError
+from analyzer.source import HttpSource, Source, SourceError, open_database
 
 __all__ = [
     "TTL_S",
     "SourceConfig",
     "SourceUnavailable",
-    "source_config",
     "get_source",
+    "source_config",
 ]
 
 #: Seconds a cached answer stays fresh; below the live view's refresh interval.
@@ -71,10 +71,7 @@ def source_config() -> SourceConfig:
 def _open_source(kind: str, target: str, token: str | None) -> Source:
     if kind == "api":
         return HttpSource(target, token)
-    # Imported here: the API-backed UI never needs DuckDB.
-    from spanstore.duckdb_store import DuckDBStore
-
-    return LocalSource(DuckDBStore(target, read_only=True))
+    return open_database(target)  # read-only; the UI never writes
 
 
 def get_source() -> Source:
@@ -89,8 +86,6 @@ def get_source() -> Source:
         return _open_source(config.kind, config.target, config.token)
     except SourceError as exc:
         raise SourceUnavailable(str(exc)) from None
-    except Exception as exc:  # StoreUnavailable and friends from the store layer
-        raise SourceUnavailable(f"cannot open {config.target}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- cached reads

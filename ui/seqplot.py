@@ -49,6 +49,7 @@ class Layout:
 
     rows: list[float] = field(default_factory=list)
     separators: list[tuple[float, str, int]] = field(default_factory=list)  # y, trace, start
+    notes: list[tuple[float, Mapping[str, Any]]] = field(default_factory=list)  # y, note
     bottom: float = 1.0
 
 
@@ -56,14 +57,21 @@ def _is_error(message: Mapping[str, Any]) -> bool:
     return message.get("status") == "error" or bool(message.get("error"))
 
 
+def _has_caption(message: Mapping[str, Any]) -> bool:
+    """Failed calls get the error text under the arrow; their returns do not repeat it."""
+    return _is_error(message) and bool(message.get("error")) and message.get("kind") != "return"
+
+
 def layout_rows(
     messages: Sequence[Mapping[str, Any]],
     multi_trace: bool,
     block_starts: Mapping[int, int] | None = None,
+    notes: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
 ) -> Layout:
     """Row positions: one unit per message, more for self-calls and error captions, room
-    for block labels (``block_starts``: message index -> blocks opening there), and a
-    separator row wherever the trace changes (entity diagrams span several traces)."""
+    for block labels (``block_starts``: message index -> blocks opening there) and notes
+    (``notes``: message index -> notes drawn before it; ``len(messages)``: after the last),
+    and a separator row wherever the trace changes (entity diagrams span several traces)."""
     out = Layout()
     y = 0.0
     previous_trace: str | None = None
@@ -74,12 +82,18 @@ def layout_rows(
             out.separators.append((y - 0.15, trace_id, int(message.get("start_unix_nano") or 0)))
             y += 0.3
         previous_trace = trace_id
-        y += 1.0 + 0.45 * (block_starts or {}).get(i, 0)
+        for note in (notes or {}).get(i, ()):
+            y += 0.9
+            out.notes.append((y, note))
+        y += 1.0 + 0.55 * (block_starts or {}).get(i, 0)
         out.rows.append(y)
         if message.get("kind") == "self" or message.get("from") == message.get("to"):
             y += 0.55
-        if _is_error(message):
+        if _has_caption(message):
             y += 0.35
+    for note in (notes or {}).get(len(messages), ()):
+        y += 0.9
+        out.notes.append((y, note))
     out.bottom = y + 0.9
     return out
 
@@ -95,8 +109,15 @@ def _hover(message: Mapping[str, Any], labels: Mapping[str, str], t0: int, index
         f"duration {esc(fmt_duration(message.get('duration_ns')))}",
         f"status {esc(message.get('status'))}",
     ]
+    count = int(message.get("count") or 1)
+    if count > 1:
+        lines.append(f"{count} identical calls, {int(message.get('failed') or 0)} failed")
     if message.get("error"):
         lines.append(f"<b>error:</b> {esc(clip(message.get('error'), 160))}")
+    attributes = message.get("attributes") or {}
+    if isinstance(attributes, Mapping):
+        for key, value in list(attributes.items())[:8]:
+            lines.append(f"{esc(clip(key, 40))}: {esc(clip(value, 80))}")
     lines.append(f"trace {esc(message.get('trace_id'))}<br>span {esc(message.get('span_id'))}")
     lines.append(f"<i>#{index + 1} · click for the whole span</i>")
     return "<br>".join(lines)
@@ -154,7 +175,14 @@ def sequence_figure(
         first = max(int(b["first"]), offset) - offset
         block_starts[first] = block_starts.get(first, 0) + 1
     multi = len(traces) > 1 or len(diagram.get("traces") or []) > 1
-    layout = layout_rows(messages, multi_trace=multi, block_starts=block_starts)
+    notes_at: dict[int, list[Mapping[str, Any]]] = {}
+    for note in diagram.get("notes") or []:
+        index = int(note.get("index") or 0) - offset
+        if 0 <= index <= len(messages) and (
+            index < len(messages) or offset + index >= len(all_messages)
+        ):
+            notes_at.setdefault(index, []).append(note)
+    layout = layout_rows(messages, multi_trace=multi, block_starts=block_starts, notes=notes_at)
     n = max(1, len(participants))
     t0 = min((int(m.get("start_unix_nano") or 0) for m in messages), default=0)
 
@@ -170,6 +198,8 @@ def sequence_figure(
     for p in participants:
         x = x_of[str(p["id"])]
         fill, border, dash, caption = KIND_STYLE.get(str(p.get("kind")), KIND_STYLE["service"])
+        if p.get("implicit"):
+            fill, border, dash, caption = "#ffffff", "#9aa0a6", "dot", "caller"
         label = "<br>".join(esc(line) for line in wrap(p.get("label") or p["id"], column_chars))
         rows = [-0.8] + ([bottom + 0.8] if footer else [])
         for y in rows:
@@ -206,6 +236,31 @@ def sequence_figure(
             }
         )
 
+    # Activation bars: from a call to its return (same span), on the callee's lifeline.
+    open_calls: dict[str, int] = {}
+    for i, message in enumerate(messages):
+        kind = message.get("kind")
+        span_id = str(message.get("span_id") or "")
+        if kind == "call" and message.get("from") != message.get("to"):
+            open_calls[span_id] = i
+        elif kind == "return" and span_id in open_calls:
+            first = open_calls.pop(span_id)
+            x = x_of[str(messages[first].get("to"))]
+            if x != x_of[str(message.get("from"))]:
+                continue
+            shapes.append(
+                {
+                    "type": "rect",
+                    "x0": x - 0.035,
+                    "x1": x + 0.035,
+                    "y0": layout.rows[first],
+                    "y1": layout.rows[i],
+                    "fillcolor": "#f1f3f4",
+                    "line": {"color": "#9aa0a6", "width": 1},
+                    "layer": "below",
+                }
+            )
+
     # Blocks (loop / par / alt / opt) behind the messages.
     for block, depth in zip(blocks, _block_depths(blocks), strict=True):
         first = max(int(block["first"]), offset) - offset
@@ -220,10 +275,10 @@ def sequence_figure(
             max(xs) + pad + (0.3 if any(m.get("from") == m.get("to") for m in inside) else 0),
         )
         opening = block_starts.get(first, 1)
-        y0 = layout.rows[first] - 0.55 - 0.45 * (opening - _rank_at(blocks, block, first, offset))
+        y0 = layout.rows[first] - 0.62 - 0.5 * (opening - _rank_at(blocks, block, first, offset))
         last_msg = inside[-1]
         y1 = layout.rows[last] + 0.3 + (0.55 if last_msg.get("from") == last_msg.get("to") else 0)
-        y1 += 0.35 if _is_error(last_msg) else 0
+        y1 += 0.35 if _has_caption(last_msg) else 0
         kind = str(block.get("kind") or "")
         color = "#8e24aa" if kind == "loop" else "#00796b" if kind == "par" else "#5f6368"
         shapes.append(
@@ -253,6 +308,32 @@ def sequence_figure(
             }
         )
 
+    # Notes (gaps, clock skew, partial traces, omitted messages) over their lifelines.
+    for y, note in layout.notes:
+        over = [x_of[str(p)] for p in note.get("participants") or [] if str(p) in x_of]
+        x0, x1 = (min(over) - 0.4, max(over) + 0.4) if over else (-0.45, n - 0.55)
+        shapes.append(
+            {
+                "type": "rect",
+                "x0": x0,
+                "x1": x1,
+                "y0": y - 0.32,
+                "y1": y + 0.32,
+                "fillcolor": "#fff8e1",
+                "line": {"color": "#f9ab00", "width": 1},
+                "layer": "below",
+            }
+        )
+        notes.append(
+            {
+                "x": (x0 + x1) / 2,
+                "y": y,
+                "text": f"<i>{esc(clip(note.get('text'), 110))}</i>",
+                "showarrow": False,
+                "font": {"size": 10, "color": "#5f4b00"},
+            }
+        )
+
     # Trace separators.
     for y, trace_id, start in layout.separators:
         shapes.append(
@@ -272,7 +353,8 @@ def sequence_figure(
                 "y": y,
                 "xanchor": "left",
                 "yanchor": "bottom",
-                "text": f"trace {esc(short_id(trace_id, 12))} · {esc(fmt_time(start, with_ms=False))}",
+                "text": f"trace {esc(short_id(trace_id, 12))} · "
+                f"{esc(fmt_time(start, with_ms=False))}",
                 "showarrow": False,
                 "font": {"size": 10, "color": "#5f6368"},
             }
@@ -299,7 +381,11 @@ def sequence_figure(
         )
         dashed = kind in ("return", "async")
         width = 2.2 if index == selected else 1.4
+        count = int(message.get("count") or 1)
         label = esc(clip(message.get("label"), LABEL_LIMIT))
+        if count > 1:
+            failed = int(message.get("failed") or 0)
+            label += f" (x{count}" + (f", {failed} failed)" if failed else ")")
         arrowhead = 2 if kind in ("call", "self") else 1
         if a == b:
             loop_x = a + 0.28
@@ -307,7 +393,9 @@ def sequence_figure(
             shapes.append(
                 {
                     "type": "path",
-                    "path": f"M {a},{y} L {loop_x},{y} L {loop_x},{bottom_y} L {a + 0.03},{bottom_y}",
+                    "path": (
+                        f"M {a},{y} L {loop_x},{y} L {loop_x},{bottom_y} L {a + 0.03},{bottom_y}"
+                    ),
                     "line": {"color": color, "width": width, "dash": "dash" if dashed else "solid"},
                 }
             )
@@ -331,7 +419,7 @@ def sequence_figure(
             notes.append(_label((a + b) / 2, y - 0.08, label, color, "center", "bottom"))
             point = ((a + b) / 2, y)
             caption_at = ((a + b) / 2, y + 0.12, "center")
-        if error and message.get("error"):
+        if _has_caption(message):
             notes.append(
                 {
                     "x": caption_at[0],
@@ -385,13 +473,8 @@ def sequence_figure(
         paper_bgcolor="white",
         hovermode="closest",
         hoverdistance=40,
-        dragmode="select",
-        clickmode="event+select",
         xaxis={
-            "range": [
-                -0.55,
-                n - 0.45 + (0.3 if any(m.get("from") == m.get("to") for m in messages) else 0),
-            ],
+            "range": [-0.55, n - 0.45 + _right_room(messages, x_of, n)],
             "visible": False,
             "fixedrange": True,
         },
@@ -406,6 +489,17 @@ def sequence_figure(
         },
     )
     return fig
+
+
+def _right_room(messages: Sequence[Mapping[str, Any]], x_of: Mapping[str, int], n: int) -> float:
+    """Extra room right of the last lifeline for self-call loops and their labels."""
+    room = 0.0
+    for m in messages:
+        if m.get("from") == m.get("to"):
+            x = x_of[str(m.get("from"))]
+            label_width = 0.3 + len(clip(m.get("label"), LABEL_LIMIT)) * 0.06
+            room = max(room, x + label_width - (n - 1))
+    return max(0.0, room)
 
 
 def _offset_text(ns: int) -> str:

@@ -32,7 +32,7 @@ def find_span(trace: Mapping[str, Any], span_id: str) -> dict[str, Any] | None:
     return next((s for s in trace.get("spans") or [] if s.get("span_id") == span_id), None)
 
 
-def show_span(span: Mapping[str, Any], *, link_to_trace: bool = True, key: str = "span") -> None:
+def show_span(span: Mapping[str, Any], *, link_to_trace: bool = True) -> None:
     """One span: identity, timing, status, attributes, events, resource, raw JSON."""
     with st.container(border=True):
         st.markdown("**Selected span**")
@@ -40,7 +40,7 @@ def show_span(span: Mapping[str, Any], *, link_to_trace: bool = True, key: str =
         cols = st.columns(4)
         cols[0].metric("Duration", fmt_duration(span.get("duration_ns")))
         status = str(span.get("status_code") or "UNSET")
-        cols[1].metric("Status", {"ERROR": "❌ ERROR", "OK": "✅ OK"}.get(status, "UNSET"))
+        cols[1].metric("Status", status if status in ("ERROR", "OK") else "UNSET")
         cols[2].metric("Kind", str(span.get("kind") or ""))
         cols[3].metric("Events", len(span.get("events") or []))
         st.text(
@@ -113,7 +113,36 @@ def show_span(span: Mapping[str, Any], *, link_to_trace: bool = True, key: str =
             )
 
 
-def show_span_by_id(trace_id: str, span_id: str, *, key: str = "span") -> None:
+def picked(event: Any, kind: type) -> Any:
+    """The ``customdata`` of the first selected point of a plotly selection event, if it
+    has the expected type (int: a message index; str: a span id)."""
+    try:
+        points = event["selection"]["points"] if event else []
+    except (KeyError, TypeError):
+        return None
+    if not points:
+        return None
+    custom = points[0].get("customdata")
+    if isinstance(custom, list):
+        custom = custom[0] if custom else None
+    if kind is int and isinstance(custom, int | float):
+        return int(custom)
+    if kind is str and isinstance(custom, str):
+        return custom
+    return None
+
+
+@st.dialog("Span", width="large")
+def span_dialog(trace_id: str, span_id: str) -> None:
+    show_span_by_id(trace_id, span_id)
+
+
+@st.dialog("Span", width="large")
+def span_dialog_for(span: Mapping[str, Any]) -> None:
+    show_span(span, link_to_trace=False)
+
+
+def show_span_by_id(trace_id: str, span_id: str) -> None:
     trace, error = common.try_fetch(data.trace, trace_id)
     if trace is None:
         st.warning("Could not load the span's trace.")
@@ -123,4 +152,4 @@ def show_span_by_id(trace_id: str, span_id: str, *, key: str = "span") -> None:
     if span is None:
         st.warning("That span is not in its trace any more.")
         return
-    show_span(span, key=key)
+    show_span(span)

@@ -55,7 +55,9 @@ def body() -> None:
 
     if report_error:
         st.warning(f"Failure report unavailable: {report_error}")
-    elif report is not None and (report["summary"].get("failed") or report["summary"].get("partial")):
+    elif report is not None and (
+        report["summary"].get("failed") or report["summary"].get("partial")
+    ):
         st.page_link(
             "pages/failures.py",
             label=(
@@ -71,7 +73,7 @@ def body() -> None:
     left.plotly_chart(spans_fig, key="overview_spans", config={"displayModeBar": False})
     right.plotly_chart(errors_fig, key="overview_errors", config={"displayModeBar": False})
 
-    services_col, traces_col = st.columns([1, 2])
+    services_col, traces_col = st.columns([2, 5])
     with services_col:
         st.subheader("Services")
         smap, smap_error = common.try_fetch(data.service_map, rng.start, rng.end)
@@ -90,16 +92,17 @@ def body() -> None:
         elif smap_error:
             st.caption(f"Service figures unavailable: {smap_error}")
         if not rows:
-            rows = [{"service": s, "spans": None, "errors": None, "error %": None} for s in current.get("services") or []]
+            rows = [
+                {"service": s, "spans": None, "errors": None, "error %": None}
+                for s in current.get("services") or []
+            ]
         st.dataframe(
-            pl.DataFrame(rows, infer_schema_length=None).sort("errors", descending=True, nulls_last=True),
+            pl.DataFrame(rows, infer_schema_length=None).sort(
+                "errors", descending=True, nulls_last=True
+            ),
             hide_index=True,
             width="stretch",
-            column_config={
-                "error %": st.column_config.ProgressColumn(
-                    "error %", min_value=0, max_value=100, format="%.1f%%"
-                )
-            },
+            column_config={"error %": st.column_config.NumberColumn("error %", format="%.1f")},
         )
     with traces_col:
         st.subheader("Newest traces")
@@ -110,16 +113,16 @@ def body() -> None:
             table = pl.DataFrame(
                 [
                     {
+                        "trace": common.trace_link(str(t["trace_id"])),
                         "started (UTC)": fmt_time(t["start_unix_nano"]),
-                        "status": "❌ error"
+                        "outcome": "FAILED"
                         if t.get("status_code") == "ERROR"
-                        else ("⚠️ partial" if int(t.get("errors") or 0) else "ok"),
+                        else ("partial" if int(t.get("errors") or 0) else "ok"),
                         "service": t.get("service_name"),
                         "operation": t.get("name"),
                         "duration": fmt_duration(t.get("duration_ns")),
                         "spans": int(t.get("spans") or 0),
                         "errors": int(t.get("errors") or 0),
-                        "trace": common.trace_link(str(t["trace_id"])),
                     }
                     for t in recent
                 ]
@@ -137,4 +140,5 @@ def body() -> None:
 
 
 body()
+st.caption("Link to this view:")
 common.share_link({})

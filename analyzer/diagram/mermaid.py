@@ -1,0 +1,117 @@
+"""Mermaid ``sequenceDiagram`` text (Mermaid 11: participant types via ``@{ "type": ... }``).
+
+Escaping: every label character outside a small safe set becomes a Mermaid entity code
+``#<decimal>;`` (Mermaid turns it back into the character when drawing), so no label can
+end its statement (``;``, newline), start a comment (``%%``), inject markup (``<``, ``>``)
+or close a code fence (backtick). Participant ids become ``[A-Za-z0-9_]`` aliases that are
+never a keyword such as ``end``; the real name is the quoted-free label after ``as``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
+from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, steps
+from analyzer.diagram.text import one_line, safe_aliases, shorten
+
+__all__ = ["escape", "render"]
+
+KEYWORDS: Final = frozenset(
+    {
+        "sequencediagram", "participant", "actor", "create", "destroy", "as", "box",
+        "loop", "rect", "opt", "alt", "else", "par", "par_over", "and", "critical",
+        "option", "break", "end", "left", "right", "of", "over", "note", "links", "link",
+        "properties", "details", "activate", "deactivate", "title", "autonumber", "off",
+        "acctitle", "accdescr",
+    }
+)  # fmt: skip
+_SAFE_ASCII: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-/()+*?!=^~"
+)
+# A participant's label ends at ``:``, ``,`` or ``@``; message and note text does not.
+_SAFE_IN_TEXT: Final = _SAFE_ASCII | frozenset(",:")
+_ERROR_LIMIT: Final = 80
+_INDENT: Final = "    "
+
+_SHAPES: Final = {"database": "database", "queue": "queue", "external": "boundary"}
+_ARROWS: Final = {
+    ("call", "ok"): "->>",
+    ("call", "error"): "->>",
+    ("return", "ok"): "-->>",
+    ("return", "error"): "--x",
+    ("async", "ok"): "-)",
+    ("async", "error"): "-x",
+    ("self", "ok"): "->>",
+    ("self", "error"): "-x",
+}
+
+
+def escape(text: str, *, participant: bool = False) -> str:
+    """One line of label text in which only safe characters stay literal."""
+    safe = _SAFE_ASCII if participant else _SAFE_IN_TEXT
+    return "".join(
+        char if char in safe or (ord(char) > 127 and char.isprintable()) else f"#{ord(char)};"
+        for char in one_line(text)
+    )
+
+
+def message_text(message: Message) -> str:
+    """What an arrow says; a failed answer carries its error."""
+    if not message.error or message.kind == "call":
+        return message.label
+    error = shorten(message.error, _ERROR_LIMIT)
+    if error.startswith(message.label):
+        return "✗ " + error  # "503 Service Unavailable" already says "503"
+    return f"{message.label} ✗ {error}"
+
+
+def render(diagram: Diagram) -> str:
+    aliases = safe_aliases([p.id for p in diagram.participants], KEYWORDS)
+    lines = ["sequenceDiagram", _INDENT + "autonumber"]
+    lines += [_INDENT + _participant(p, aliases[p.id]) for p in diagram.participants]
+    everyone = [aliases[p.id] for p in diagram.participants]
+    for step in steps(diagram):
+        indent = _INDENT * (step.depth + 1)
+        if isinstance(step, MessageStep):
+            lines.append(indent + _message(step.message, aliases))
+        elif isinstance(step, NoteStep):
+            note = _note(step.note, aliases, everyone)
+            if note:
+                lines.append(indent + note)
+        elif isinstance(step, Open):
+            lines.append(indent + _open(step.block))
+        elif isinstance(step, Branch):
+            lines.append(indent + ("and" if step.block.kind == "par" else "else"))
+        elif isinstance(step, Close):
+            lines.append(indent + "end")
+    return "\n".join(lines) + "\n"
+
+
+def _participant(participant: Participant, alias: str) -> str:
+    label = escape(participant.label, participant=True)
+    if participant.implicit:
+        return f"actor {alias} as {label}"
+    shape = _SHAPES.get(participant.kind)
+    if shape:
+        return f'participant {alias}@{{ "type": "{shape}" }} as {label}'
+    return f"participant {alias} as {label}"
+
+
+def _message(message: Message, aliases: dict[str, str]) -> str:
+    arrow = _ARROWS[(message.kind, message.status)]
+    source, target = aliases[message.source], aliases[message.target]
+    return f"{source}{arrow}{target}: {escape(message_text(message))}"
+
+
+def _note(note: Note, aliases: dict[str, str], everyone: list[str]) -> str | None:
+    over = [aliases[p] for p in note.participants if p in aliases] or everyone
+    if not over:
+        return None
+    span = over[0] if len(over) == 1 else f"{over[0]},{over[-1]}"
+    text = f"⋯ {note.text} ⋯" if note.kind == "gap" else note.text
+    return f"Note over {span}: {escape(text)}"
+
+
+def _open(block: Block) -> str:
+    return f"{block.kind} {escape(block.label)}"

@@ -1,0 +1,117 @@
+"""PlantUML sequence diagram text (``@startuml`` ... ``@enduml``).
+
+Escaping: every label character outside a small safe set is written as ``<U+XXXX>``,
+which PlantUML draws as that character. Entities like ``&#36;`` are not used because
+PlantUML feeds them through a regular-expression replacement that breaks on ``$`` and
+``\\``. This keeps labels on their line and away from the preprocessor (``!include``,
+``%getenv(...)`` expands anywhere in a line), Creole markup (``**``, ``//``, ``[[link]]``,
+``<img:...>``) and directives (``@enduml``). Participant ids become ``[A-Za-z0-9_]``
+aliases; the real name is the quoted display name.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from analyzer.diagram.mermaid import message_text
+from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
+from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, steps
+from analyzer.diagram.text import one_line, safe_aliases
+
+__all__ = ["escape", "render"]
+
+KEYWORDS: Final = frozenset(
+    {
+        "participant", "actor", "boundary", "control", "entity", "database", "collections",
+        "queue", "as", "loop", "par", "alt", "else", "opt", "group", "break", "critical",
+        "end", "note", "ref", "over", "of", "left", "right", "activate", "deactivate",
+        "destroy", "create", "return", "autonumber", "box", "title", "legend", "hide",
+        "show", "skinparam", "newpage", "also", "header", "footer", "caption", "delay",
+    }
+)  # fmt: skip
+_SAFE_ASCII: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:()?+"
+)
+_ERROR_COLOUR: Final = "#D93025"
+_INDENT: Final = "  "
+
+_SHAPES: Final = {
+    "service": "participant",
+    "database": "database",
+    "queue": "queue",
+    "external": "boundary",
+}
+_ARROWS: Final = {"call": "->", "return": "-->", "async": "->>", "self": "->"}
+_ERROR_ARROWS: Final = {
+    "call": f"-[{_ERROR_COLOUR}]>",
+    "return": f"-[{_ERROR_COLOUR}]->",
+    "async": f"-[{_ERROR_COLOUR}]>>",
+    "self": f"-[{_ERROR_COLOUR}]>",
+}
+_EMPTY: Final = 'participant "no spans to draw" as nothing'
+_HEADER: Final = (
+    "@startuml",
+    "autonumber",
+    "skinparam shadowing false",
+    "skinparam sequenceMessageAlign left",
+    "skinparam ParticipantPadding 12",
+)
+
+
+def escape(text: str) -> str:
+    """One line of label text in which only letters, digits and a few marks stay literal."""
+    return "".join(
+        char
+        if char in _SAFE_ASCII or (ord(char) > 127 and char.isalnum())
+        else f"<U+{ord(char):04X}>"
+        for char in one_line(text)
+    )
+
+
+def render(diagram: Diagram) -> str:
+    aliases = safe_aliases([p.id for p in diagram.participants], KEYWORDS)
+    lines = list(_HEADER)
+    lines += [_participant(p, aliases[p.id]) for p in diagram.participants]
+    if not diagram.participants:
+        lines.append(_EMPTY)  # PlantUML rejects a diagram with nothing in it
+    everyone = [aliases[p.id] for p in diagram.participants]
+    for step in steps(diagram):
+        indent = _INDENT * step.depth
+        if isinstance(step, MessageStep):
+            lines.append(indent + _message(step.message, aliases))
+        elif isinstance(step, NoteStep):
+            lines.append(indent + _note(step.note, aliases, everyone))
+        elif isinstance(step, Open):
+            lines.append(indent + _open(step.block))
+        elif isinstance(step, Branch):
+            lines.append(indent + "else")
+        elif isinstance(step, Close):
+            lines.append(indent + "end")
+    lines.append("@enduml")
+    return "\n".join(line for line in lines if line.strip()) + "\n"
+
+
+def _participant(participant: Participant, alias: str) -> str:
+    shape = "actor" if participant.implicit else _SHAPES[participant.kind]
+    return f'{shape} "{escape(participant.label)}" as {alias}'
+
+
+def _message(message: Message, aliases: dict[str, str]) -> str:
+    arrows = _ERROR_ARROWS if message.is_error else _ARROWS
+    text = message_text(message)
+    source, target = aliases[message.source], aliases[message.target]
+    return f"{source} {arrows[message.kind]} {target} : {escape(text)}"
+
+
+def _note(note: Note, aliases: dict[str, str], everyone: list[str]) -> str:
+    if note.kind == "gap":
+        return f"== {escape('⋯ ' + note.text + ' ⋯')} =="
+    over = [aliases[p] for p in note.participants if p in aliases] or everyone
+    if not over:
+        return f"== {escape(note.text)} =="
+    span = over[0] if len(over) == 1 else f"{over[0]}, {over[-1]}"
+    return f"note over {span} : {escape(note.text)}"
+
+
+def _open(block: Block) -> str:
+    return f"{block.kind} {escape(block.label)}"

@@ -1,0 +1,1849 @@
+"""The ClickHouse backend: the same SpanWriter and SpanReader over a ClickHouse database.
+
+One SQL code path (``spanstore/sql/clickhouse/*.sql``), two transports:
+
+* **chdb** — the ClickHouse engine embedded in this process, on a directory
+  (``chdb:///var/lib/seqtrace``). Like a DuckDB file, one process owns the directory.
+  Needs the optional extra: ``pip install 'seqtrace[clickhouse]'``.
+* **HTTP** — a ClickHouse server or cluster through its HTTP interface
+  (``clickhouse://user@host:8123/db``; the password comes from the environment variable
+  ``SEQTRACE_CLICKHOUSE_PASSWORD``), with the standard library's ``urllib`` only. Several
+  ``seqtrace serve`` processes can write to one server; the API and the UI read from it.
+
+Both move data as Arrow: inserts send the Arrow IPC stream that ``spanstore.ingest``
+prepares (``INSERT ... FORMAT ArrowStream``), queries return ``ArrowStream``.
+
+Two table layouts are read:
+
+* seqtrace's own (``schema.sql``: ``seqtrace_spans``, ``seqtrace_entities``, ...), which
+  this class creates and writes, losslessly (each span's OTLP protobuf is kept);
+* the OpenTelemetry Collector contrib ``clickhouseexporter``'s ``otel_traces`` table, read
+  only: a team that already exports to ClickHouse points seqtrace at that database and
+  gets entity diagrams and reports without running the seqtrace collector. Attribute
+  values in that table are strings (the exporter stores ``AsString()``), and span flags
+  and dropped counts are not kept, so spans read from it carry string attributes.
+
+Re-sent spans: before inserting, the writer drops spans already stored (one query over
+the batch's traces and hours), so one writer never stores a span twice. Two writers that
+receive the same retry at the same moment can both insert it; ReplacingMergeTree then
+collapses the copies at its next merge, and until then reads that must be exact
+de-duplicate (``FINAL``, ``LIMIT 1 BY``, ``uniqExact(trace_id, span_id)``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import math
+import multiprocessing
+import os
+import queue
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources as importlib_resources
+from typing import Any, Final, Literal, Protocol
+
+import polars as pl
+import pyarrow as pa
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
+
+from spanstore.base import SchemaVersionError, StoreError, StoreUnavailable, WriteResult
+from spanstore.decoder import DecoderPool, prepare_serialized
+from spanstore.frame import FRAME_SCHEMA
+from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
+from spanstore.model import (
+    SPAN_KINDS,
+    AttrValue,
+    EntityKey,
+    EntityValue,
+    Span,
+    SpanEvent,
+    SpanKind,
+    SpanLink,
+    StatusCode,
+    StoreStats,
+)
+from spanstore.otlp import attributes_to_dict, span_from_proto
+from spanstore.semconv import INT_COLUMNS, KEY_TO_COLUMN, STRING_COLUMNS, is_entity_key
+
+__all__ = [
+    "DEFAULT_OTEL_TABLE",
+    "INSTALL_HINT",
+    "PASSWORD_ENV",
+    "SCHEMA_VERSION",
+    "ChdbTransport",
+    "ClickHouseStore",
+    "HttpTransport",
+    "Layout",
+    "Transport",
+    "literal",
+    "otel_rows",
+    "render",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+DEFAULT_OTEL_TABLE: Final = "otel_traces"
+PASSWORD_ENV: Final = "SEQTRACE_CLICKHOUSE_PASSWORD"  # noqa: S105 - a variable name
+INSTALL_HINT: Final = "pip install 'seqtrace[clickhouse]'"
+
+Layout = Literal["auto", "seqtrace", "otel"]
+
+_INT64_MAX: Final = (1 << 63) - 1
+_FAR_PAST: Final = 0
+_FAR_FUTURE: Final = _INT64_MAX
+_HOUR_NS: Final = 3_600_000_000_000
+_GROUP_COMMIT_SPANS: Final = 32_768
+_IDS_PER_QUERY: Final = 100_000
+_ENTITY_KEYS_TTL_S: Final = 60.0
+_STOP: Final = object()
+
+#: Settings every query runs with, on both transports. Strings come back as Arrow binary
+#: (ClickHouse strings are bytes; `raw` holds protobuf) and are decoded here; id lists
+#: in IN (...) can be long.
+QUERY_SETTINGS: Final[dict[str, str]] = {
+    "output_format_arrow_string_as_string": "0",
+    "output_format_arrow_low_cardinality_as_dictionary": "0",
+    "max_query_size": str(64 << 20),
+}
+#: An insert may touch many day partitions (a file of old traces being loaded).
+_INSERT_SETTINGS: Final = "SETTINGS max_partitions_per_insert_block = 0"
+
+_BINARY_COLUMNS: Final = frozenset({"raw"})
+
+
+# --------------------------------------------------------------------------- SQL text
+
+
+@cache
+def sql(name: str) -> str:
+    """``spanstore/sql/clickhouse/NAME.sql`` without its comments (all SQL lives there)."""
+    text = (
+        importlib_resources.files("spanstore") / "sql" / "clickhouse" / f"{name}.sql"
+    ).read_text()
+    # The files hold no string literal with "--" in it, so a comment runs to the line end.
+    return re.sub(r"--[^\n]*", "", text)
+
+
+def _quote_string(text: str) -> str:
+    out = []
+    for char in text:
+        if char in "\\'":
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or char == "\x7f":
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return "'" + "".join(out) + "'"
+
+
+_SHORT_ID_SET: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class IdSet:
+    """Ids (bytes, or hex strings) for ``column IN $ids``.
+
+    A short set is an array literal. A long one is a single string literal split on the
+    server: ClickHouse parses and folds thousands of ``unhex('...')`` literals slowly
+    (1.4 s for 10,000 measured here; 0.1 s this way).
+    """
+
+    ids: tuple[bytes, ...] | tuple[str, ...]
+
+    def sql(self) -> str:
+        if not self.ids:
+            raise ValueError("an empty id set matches nothing; do not query with it")
+        if len(self.ids) <= _SHORT_ID_SET:
+            return literal(list(self.ids))
+        if isinstance(self.ids[0], bytes):
+            joined = ",".join(bytes(i).hex() for i in self.ids)
+            return f"(SELECT arrayJoin(arrayMap(x -> unhex(x), splitByChar(',', '{joined}'))))"
+        texts = [str(i) for i in self.ids]
+        if any(not t or not all(c in _HEX for c in t) for t in texts):
+            raise ValueError("string ids must be hex")
+        return f"(SELECT arrayJoin(splitByChar(',', '{','.join(texts)}')))"
+
+
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def literal(value: object) -> str:
+    """A Python value as a ClickHouse SQL literal (lists become arrays)."""
+    if isinstance(value, IdSet):
+        return value.sql()
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot send {value!r} as a literal")
+        return repr(value)
+    if isinstance(value, str):
+        return _quote_string(value)
+    if isinstance(value, bytes | bytearray):
+        return f"unhex('{bytes(value).hex()}')"
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return "[" + ", ".join(literal(item) for item in items) + "]"
+    raise TypeError(f"no ClickHouse literal for {type(value).__name__}")
+
+
+def quote_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+_TOKEN: Final = re.compile(r"\$([a-z_][a-z0-9_]*)|@([a-z_][a-z0-9_]*)")
+
+
+def render(
+    template: str,
+    params: Mapping[str, object] | None = None,
+    fragments: Mapping[str, str] | None = None,
+) -> str:
+    """Fill ``$name`` with literals and ``@name`` with SQL fragments, in one pass (a
+    literal's text is never scanned again)."""
+    params = params or {}
+    fragments = fragments or {}
+
+    def fill(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return literal(params[match.group(1)])
+        return fragments[match.group(2)]
+
+    return _TOKEN.sub(fill, template)
+
+
+def statements(text: str) -> list[str]:
+    """A file of statements separated by ';' at line ends."""
+    return [part.strip() for part in re.split(r";\s*\n", text + "\n") if part.strip()]
+
+
+# --------------------------------------------------------------------------- Arrow helpers
+
+
+def _as_text_type(kind: pa.DataType) -> pa.DataType:
+    """The type with every (large) binary inside it turned into string."""
+    if pa.types.is_binary(kind):
+        return pa.string()
+    if pa.types.is_large_binary(kind):
+        return pa.large_string()
+    if pa.types.is_map(kind):
+        return pa.map_(_as_text_type(kind.key_type), _as_text_type(kind.item_type))
+    if pa.types.is_list(kind):
+        return pa.list_(_as_text_type(kind.value_type))
+    if pa.types.is_large_list(kind):
+        return pa.large_list(_as_text_type(kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([pa.field(f.name, _as_text_type(f.type), f.nullable) for f in kind])
+    return kind
+
+
+def decode_strings(table: pa.Table, keep: frozenset[str] = _BINARY_COLUMNS) -> pa.Table:
+    """ClickHouse strings arrive as binary; decode all but the ``keep`` columns as UTF-8."""
+    fields = []
+    for field in table.schema:
+        kind = field.type if field.name in keep else _as_text_type(field.type)
+        fields.append(pa.field(field.name, kind, field.nullable))
+    schema = pa.schema(fields)
+    if schema == table.schema:
+        return table
+    try:
+        return table.cast(schema)
+    except pa.ArrowInvalid:
+        # Not UTF-8 (a writer other than OTLP put bytes in a string): decode leniently.
+        columns = []
+        for field, column in zip(schema, table.columns, strict=True):
+            if field.type == column.type:
+                columns.append(column)
+            else:
+                columns.append(pa.array(_lenient(column.to_pylist()), field.type))
+        return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _lenient(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [_lenient(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_lenient(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _lenient(v) for k, v in value.items()}
+    return value
+
+
+def arrow_stream(table: pa.Table) -> bytes:
+    """A table as the Arrow IPC stream that ``INSERT ... FORMAT ArrowStream`` reads."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
+
+
+def _read_stream(data: bytes) -> pa.Table:
+    if not data:
+        return pa.table({})
+    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+        return reader.read_all()
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "no message"
+    return line[:500]
+
+
+# --------------------------------------------------------------------------- transports
+
+
+class Transport(Protocol):
+    """How SQL reaches ClickHouse. Results are Arrow tables, strings as binary."""
+
+    description: str
+
+    def query(self, text: str) -> pa.Table: ...
+
+    def command(self, text: str) -> None: ...
+
+    def insert(self, table: str, columns: Sequence[str], data: bytes) -> None:
+        """``INSERT INTO table (columns)`` of an Arrow IPC stream."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ChdbTransport:
+    """The ClickHouse engine in this process (chdb), on one directory.
+
+    chdb hosts one engine per process, bound to one directory, which it locks against other
+    processes. Connections are pooled: each runs one query at a time, several run at once.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        database: str = "default",
+        *,
+        create: bool = True,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
+        try:
+            import chdb
+        except ImportError:
+            raise StoreUnavailable(f"chdb is not installed: {INSTALL_HINT}") from None
+        self._chdb: Any = chdb
+        self.path = os.path.abspath(os.fspath(path))
+        self.database = database
+        self.description = f"chdb:///{self.path.lstrip('/')} (database {database})"
+        if not create and not os.path.isdir(self.path):
+            raise StoreUnavailable(f"no chdb database directory at {self.path}")
+        merged = {**QUERY_SETTINGS, **(settings or {})}
+        self._dsn = f"file:{self.path}?" + urllib.parse.urlencode(merged)
+        self._pool: list[Any] = []
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        first = self._connect(use=False)
+        try:
+            if create:
+                first.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}", "CSV")
+            first.query(f"USE {quote_identifier(database)}", "CSV")
+        except Exception as exc:
+            raise StoreUnavailable(f"{self.description}: {_first_line(str(exc))}") from None
+        self._pool.append(first)
+        # chdb crashes at interpreter exit when connections are still open (the engine
+        # is torn down under them), so a store nobody closed is closed on the way out.
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    def _connect(self, use: bool = True) -> Any:
+        try:
+            conn = self._chdb.connect(self._dsn)
+        except Exception as exc:
+            text = str(exc)
+            if _locked_elsewhere(self.path) or "another server instance" in text.lower():
+                raise StoreUnavailable(
+                    f"{self.path} is held by another process (a running `seqtrace serve`?); "
+                    "read through its query API (--api) or stop it first"
+                ) from None
+            if "different" in text.lower() or "another path" in text.lower():
+                raise StoreUnavailable(
+                    f"this process has chdb open on another directory; chdb serves one "
+                    f"directory per process ({_first_line(text)})"
+                ) from None
+            raise StoreUnavailable(f"cannot open {self.path}: {_first_line(text)}") from None
+        if use:
+            conn.query(f"USE {quote_identifier(self.database)}", "CSV")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailable("the store is closed")
+            conn = self._pool.pop() if self._pool else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                if self._closed:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                else:
+                    self._pool.append(conn)
+
+    def _error(self, exc: Exception) -> StoreError:
+        return StoreError(f"ClickHouse ({self.description}): {_first_line(str(exc))}")
+
+    def query(self, text: str) -> pa.Table:
+        with self._connection() as conn:
+            try:
+                # ArrowStream bytes, read here: chdb's own "ArrowTable" imports pandas.
+                data: bytes = conn.query(text, "ArrowStream").bytes()
+            except Exception as exc:
+                raise self._error(exc) from None
+        return _read_stream(data)
+
+    def command(self, text: str) -> None:
+        with self._connection() as conn:
+            try:
+                conn.query(text, "CSV")
+            except Exception as exc:
+                raise self._error(exc) from None
+
+    def insert(self, table: str, columns: Sequence[str], data: bytes) -> None:
+        names = ", ".join(quote_identifier(c) for c in columns)
+        statement = f"INSERT INTO {quote_identifier(table)} ({names}) {_INSERT_SETTINGS}"
+        with self._connection() as conn:
+            try:
+                with conn.send_insert(statement, "ArrowStream") as inserter:
+                    inserter.append(data)
+                    inserter.finish()
+            except Exception as exc:
+                raise self._error(exc) from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            conns, self._all, self._pool = self._all, [], []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def _close_at_exit(ref: weakref.ref[ChdbTransport]) -> None:
+    transport = ref()
+    if transport is not None:
+        transport.close()
+
+
+def _locked_elsewhere(path: str) -> bool:
+    """Whether another engine holds the directory: ClickHouse flock()s its ``status``
+    file for as long as it runs (chdb reports only "Error initializing EmbeddedServer")."""
+    status = os.path.join(path, "status")
+    if not os.path.exists(status):
+        return False
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return False
+    try:
+        with open(status, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+class HttpTransport:
+    """A ClickHouse server through its HTTP interface (port 8123, or 8443 with TLS)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        database: str = "default",
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        create: bool = True,
+        settings: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.database = database
+        self.user = user
+        self.password = password
+        self.timeout = timeout
+        self.settings = {**QUERY_SETTINGS, **(settings or {})}
+        who = f"{user}@" if user else ""
+        netloc = urllib.parse.urlsplit(self.base_url).netloc
+        self.description = (
+            f"{urllib.parse.urlsplit(self.base_url).scheme}://{who}{netloc}/{database}"
+        )
+        if create:
+            self._post(
+                f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}".encode(),
+                {},
+                database="default",
+            )
+        else:
+            # Fails with UNKNOWN_DATABASE (or an auth error) now rather than at first read.
+            self._post(b"SELECT 1", {})
+
+    def _post(self, body: bytes, params: Mapping[str, str], database: str | None = None) -> bytes:
+        query = {"database": database or self.database, **self.settings, **params}
+        url = f"{self.base_url}/?{urllib.parse.urlencode(query)}"
+        request = urllib.request.Request(url, data=body, method="POST")
+        if self.user:
+            request.add_header("X-ClickHouse-User", self.user)
+        if self.password:
+            request.add_header("X-ClickHouse-Key", self.password)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                data: bytes = response.read()
+                return data
+        except urllib.error.HTTPError as exc:
+            detail = _first_line(exc.read().decode("utf-8", "replace"))
+            if exc.code in (401, 403) or "AUTHENTICATION_FAILED" in detail:
+                raise StoreUnavailable(
+                    f"ClickHouse at {self.description} refused the credentials "
+                    f"(user from the URL, password from ${PASSWORD_ENV}): {detail}"
+                ) from None
+            if exc.code in (502, 503, 504):
+                raise StoreUnavailable(f"ClickHouse ({self.description}): {detail}") from None
+            raise StoreError(f"ClickHouse ({self.description}): {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise StoreUnavailable(
+                f"cannot reach ClickHouse at {self.description}: {reason}"
+            ) from None
+
+    def query(self, text: str) -> pa.Table:
+        return _read_stream(self._post(text.encode("utf-8"), {"default_format": "ArrowStream"}))
+
+    def command(self, text: str) -> None:
+        self._post(text.encode("utf-8"), {})
+
+    def insert(self, table: str, columns: Sequence[str], data: bytes) -> None:
+        names = ", ".join(quote_identifier(c) for c in columns)
+        statement = (
+            f"INSERT INTO {quote_identifier(table)} ({names}) {_INSERT_SETTINGS} FORMAT ArrowStream"
+        )
+        self._post(data, {"query": statement})
+
+    def close(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- shared
+
+
+def _ids(hex_ids: Iterable[str], width: int = 16) -> list[bytes]:
+    out = []
+    for value in hex_ids:
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            continue  # not an id: it cannot match anything
+        if len(raw) == width:
+            out.append(raw)
+    return out
+
+
+def _hex_ids(hex_ids: Iterable[str]) -> list[str]:
+    return [raw.hex() for raw in _ids(hex_ids)]
+
+
+def _chunks(items: Sequence[Any], size: int = _IDS_PER_QUERY) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _clamp(value: int) -> int:
+    return max(0, min(_INT64_MAX, value))
+
+
+def _frame(table: pa.Table, schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
+    table = decode_strings(table)
+    if schema is not None:
+        if table.num_columns == 0:
+            return pl.DataFrame(schema=dict(schema))
+        table = table.select(list(schema))
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if schema is not None:
+        frame = frame.cast(dict(schema))  # type: ignore[arg-type]
+    return frame
+
+
+_THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "bucket_unix_nano": pl.Int64(),
+    "spans": pl.Int64(),
+    "errors": pl.Int64(),
+}
+_RECENT_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "trace_id": pl.String(),
+    "service_name": pl.String(),
+    "name": pl.String(),
+    "start_unix_nano": pl.Int64(),
+    "duration_ns": pl.Int64(),
+    "status_code": pl.String(),
+    "spans": pl.Int64(),
+    "errors": pl.Int64(),
+}
+
+
+class _Sql:
+    """Renders a named query and runs it on the transport."""
+
+    def __init__(self, transport: Transport, fragments: Mapping[str, str] | None = None) -> None:
+        self.transport = transport
+        self.fragments = dict(fragments or {})
+
+    def text(
+        self,
+        name: str,
+        params: Mapping[str, object] | None = None,
+        fragments: Mapping[str, str] | None = None,
+    ) -> str:
+        return render(sql(name), params, {**self.fragments, **(fragments or {})})
+
+    def table(
+        self,
+        name: str,
+        params: Mapping[str, object] | None = None,
+        fragments: Mapping[str, str] | None = None,
+    ) -> pa.Table:
+        return self.transport.query(self.text(name, params, fragments))
+
+    def rows(
+        self,
+        name: str,
+        params: Mapping[str, object] | None = None,
+        fragments: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = decode_strings(self.table(name, params, fragments)).to_pylist()
+        return rows
+
+    def raw_rows(
+        self,
+        name: str,
+        params: Mapping[str, object] | None = None,
+        fragments: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows with strings left as bytes (protobuf columns)."""
+        rows: list[dict[str, Any]] = self.table(name, params, fragments).to_pylist()
+        return rows
+
+
+# --------------------------------------------------------------------------- seqtrace layout
+
+
+class _SeqtraceReader:
+    """Reads seqtrace's own tables (``schema.sql``)."""
+
+    def __init__(self, db: _Sql) -> None:
+        self.db = db
+
+    def stats(self) -> StoreStats:
+        row = self.db.rows("stats")[0]
+        services = [r["service_name"] for r in self.db.rows("services")]
+        return StoreStats(
+            spans=int(row["spans"]),
+            traces=int(row["traces"]),
+            services=services,
+            first_unix_nano=row["first_unix_nano"],
+            last_unix_nano=row["last_unix_nano"],
+        )
+
+    def entity_keys(self, limit: int = 100) -> list[EntityKey]:
+        return [_entity_key(r) for r in self.db.rows("entity_keys", {"limit": limit})]
+
+    def entity_values(
+        self,
+        key: str,
+        limit: int = 100,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+        prefix: str | None = None,
+    ) -> list[EntityValue]:
+        rows = self.db.rows(
+            "entity_values",
+            {
+                "key": key,
+                "limit": limit,
+                "start": -_INT64_MAX if start_unix_nano is None else start_unix_nano,
+                "end": _INT64_MAX if end_unix_nano is None else end_unix_nano,
+                "prefix": prefix or "",
+            },
+        )
+        return [_entity_value(r) for r in rows]
+
+    def entity_trace_ids(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[str]:
+        rows = self.db.raw_rows(
+            "entity_trace_ids",
+            {
+                "key": key,
+                "value": value,
+                "start": -_INT64_MAX if start_unix_nano is None else start_unix_nano,
+                "end": _INT64_MAX if end_unix_nano is None else end_unix_nano,
+            },
+        )
+        return [row["trace_id"].hex() for row in rows]
+
+    def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
+        ids = _ids(trace_ids)
+        if not ids:
+            return []
+        found: set[bytes] = set()
+        for chunk in _chunks(ids):
+            found.update(
+                r["other"]
+                for r in self.db.raw_rows("linked_trace_ids", {"trace_ids": IdSet(tuple(chunk))})
+            )
+        return sorted(t.hex() for t in found - set(ids))
+
+    def _resources_and_scopes(
+        self, rows: list[dict[str, Any]]
+    ) -> tuple[dict[int, tuple[bytes, str]], dict[int, tuple[str, str, bytes, str]]]:
+        resource_ids = sorted({row["resource_id"] for row in rows})
+        scope_ids = sorted({row["scope_id"] for row in rows})
+        resources: dict[int, tuple[bytes, str]] = {}
+        scopes: dict[int, tuple[str, str, bytes, str]] = {}
+        if not rows:
+            return resources, scopes
+        for r in self.db.raw_rows(
+            "refs_by_id", {"resource_ids": resource_ids, "scope_ids": scope_ids}
+        ):
+            url = r["schema_url"].decode("utf-8")
+            if r["what"] == b"resource":
+                resources[r["id"]] = (r["raw"], url)
+            else:
+                scopes[r["id"]] = (
+                    r["name"].decode("utf-8"),
+                    r["version"].decode("utf-8"),
+                    r["raw"],
+                    url,
+                )
+        return resources, scopes
+
+    def spans(self, trace_ids: Iterable[str]) -> list[Span]:
+        ids = sorted(set(_ids(trace_ids)))
+        if not ids:
+            return []
+        rows: list[dict[str, Any]] = []
+        for chunk in _chunks(ids):
+            hours = self.db.text("trace_hours", {"trace_ids": IdSet(tuple(chunk))})
+            rows.extend(self.db.raw_rows("spans_of_traces", fragments={"trace_hours": hours}))
+        if len(ids) > _IDS_PER_QUERY:
+            rows.sort(key=lambda r: (r["start_unix_nano"], r["span_id"]))
+        resources, scopes = self._resources_and_scopes(rows)
+        resource_attrs: dict[int, dict[str, AttrValue]] = {
+            rid: attributes_to_dict(Resource.FromString(raw).attributes)
+            for rid, (raw, _) in resources.items()
+        }
+        out: list[Span] = []
+        for row in rows:
+            proto = SpanProto.FromString(row["raw"])
+            proto.trace_id = row["trace_id"]
+            proto.span_id = row["span_id"]
+            if row["parent_span_id"] is not None:
+                proto.parent_span_id = row["parent_span_id"]
+            scope_name, scope_version, _, _ = scopes.get(row["scope_id"], ("", "", b"", ""))
+            out.append(
+                span_from_proto(
+                    proto,
+                    row["service_name"].decode("utf-8"),
+                    resource_attrs.get(row["resource_id"], {}),
+                    scope_name,
+                    scope_version,
+                )
+            )
+        return out
+
+    def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
+        ids = _ids([trace_id])
+        if not ids:
+            return None
+        hours = self.db.text("trace_hours", {"trace_ids": IdSet((ids[0],))})
+        rows = self.db.raw_rows("trace_rows", fragments={"trace_hours": hours})
+        if not rows:
+            return None
+        resources, scopes = self._resources_and_scopes(rows)
+        request = ExportTraceServiceRequest()
+        groups: dict[tuple[int, int], Any] = {}
+        by_resource: dict[int, Any] = {}
+        for row in rows:
+            rid, sid = row["resource_id"], row["scope_id"]
+            if rid not in by_resource:
+                resource_spans = request.resource_spans.add()
+                raw_resource, schema_url = resources.get(rid, (b"", ""))
+                resource_spans.resource.ParseFromString(raw_resource)
+                resource_spans.schema_url = schema_url
+                by_resource[rid] = resource_spans
+            if (rid, sid) not in groups:
+                scope_spans = by_resource[rid].scope_spans.add()
+                _, _, raw_scope, scope_url = scopes.get(sid, ("", "", b"", ""))
+                scope_spans.scope.ParseFromString(raw_scope)
+                scope_spans.schema_url = scope_url
+                groups[(rid, sid)] = scope_spans
+            span = groups[(rid, sid)].spans.add()
+            span.ParseFromString(row["raw"])
+            span.trace_id = row["trace_id"]
+            span.span_id = row["span_id"]
+            if row["parent_span_id"] is not None:
+                span.parent_span_id = row["parent_span_id"]
+        return request
+
+    def span_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        service: str | None = None,
+        whole_traces: bool = True,
+    ) -> pl.DataFrame:
+        margin = _HOUR_NS if whole_traces else 0
+        table = self.db.table(
+            "span_frame",
+            {
+                "start": start_unix_nano,
+                "end": end_unix_nano,
+                "lo": max(-_INT64_MAX, start_unix_nano - margin),
+                "hi": min(_INT64_MAX, end_unix_nano + margin),
+                "service": service,
+                "whole_traces": whole_traces,
+            },
+        )
+        return _frame(table, FRAME_SCHEMA)
+
+    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        ids = _ids(trace_ids)
+        out: dict[str, dict[str, list[str]]] = {}
+        for chunk in _chunks(ids):
+            for row in self.db.rows("trace_entities", {"trace_ids": IdSet(tuple(chunk))}):
+                out.setdefault(row["trace_id"], {}).setdefault(row["key"], []).append(row["value"])
+        return out
+
+    def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
+        table = self.db.table(
+            "throughput",
+            {"start": start_unix_nano, "end": end_unix_nano, "bucket": max(1, bucket_ns)},
+        )
+        return _frame(table, _THROUGHPUT_SCHEMA)
+
+    def recent_traces(self, limit: int = 50) -> pl.DataFrame:
+        return _frame(self.db.table("recent_traces", {"limit": limit}), _RECENT_SCHEMA)
+
+
+def _entity_key(row: Mapping[str, Any]) -> EntityKey:
+    return EntityKey(
+        key=row["key"],
+        values=int(row["values"]),
+        spans=int(row["spans"]),
+        traces=int(row["traces"]),
+        services=int(row["services"]),
+        recurring_values=int(row["recurring_values"]),
+    )
+
+
+def _entity_value(row: Mapping[str, Any]) -> EntityValue:
+    return EntityValue(
+        value=row["value"],
+        spans=int(row["spans"]),
+        traces=int(row["traces"]),
+        first_unix_nano=int(row["first_unix_nano"]),
+        last_unix_nano=int(row["last_unix_nano"]),
+    )
+
+
+# --------------------------------------------------------------------------- otel_traces
+
+
+#: The exporter has written enums two ways: the proto names (``SPAN_KIND_SERVER``,
+#: ``STATUS_CODE_ERROR``, collector-contrib's ``traceutil``) and pdata's ``String()``
+#: (``Server``, ``Error``). Both, and the bare upper-case names, are read.
+def _enum_spellings(prefix: str, names: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in names:
+        for spelling in (name, name.capitalize(), f"{prefix}{name}"):
+            out[spelling] = name
+    return out
+
+
+_KIND_NAMES: Final = _enum_spellings("SPAN_KIND_", SPAN_KINDS)
+_STATUS_NAMES: Final = _enum_spellings("STATUS_CODE_", ("UNSET", "OK", "ERROR"))
+
+
+def _enum_sql(column: str, names: Mapping[str, str], default: str) -> str:
+    by_value: dict[str, list[str]] = {}
+    for spelling, name in names.items():
+        if name != default:
+            by_value.setdefault(name, []).append(spelling)
+    branches = ", ".join(
+        f"{column} IN {literal(tuple(sorted(spellings)))}, {literal(name)}"
+        for name, spellings in by_value.items()
+    )
+    return f"multiIf({branches}, {literal(default)})"
+
+
+def _semantic_sql() -> str:
+    """The frame's semantic-convention columns over SpanAttributes, preferred key first
+    (as the ingest path fills them from ``spanstore.semconv``)."""
+    parts = []
+    for column, keys in STRING_COLUMNS.items():
+        branches = ", ".join(
+            f"mapContains(SpanAttributes, {literal(k)}), SpanAttributes[{literal(k)}]" for k in keys
+        )
+        parts.append(f"multiIf({branches}, NULL) AS {column}")
+    for column, keys in INT_COLUMNS.items():
+        branches = ", ".join(
+            f"mapContains(SpanAttributes, {literal(k)}), "
+            f"toInt64OrNull(SpanAttributes[{literal(k)}])"
+            for k in keys
+        )
+        parts.append(f"multiIf({branches}, NULL) AS {column}")
+    return ",\n    ".join(parts)
+
+
+_OTEL_SCOPE_KEYS: Final = ("otel.scope.name", "otel.scope.version")
+
+
+class _OtelReader:
+    """Reads the OpenTelemetry Collector clickhouseexporter's ``otel_traces`` table."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        table: str,
+        columns: set[str],
+        lookup_table: str | None,
+        entity_keys: frozenset[str],
+    ) -> None:
+        self.table = table
+        self.has_scope_columns = {"ScopeName", "ScopeVersion"} <= columns
+        status = _enum_sql("toString(StatusCode)", _STATUS_NAMES, "UNSET")
+        self.db = _Sql(
+            transport,
+            {
+                "table": quote_identifier(table),
+                "lookup": quote_identifier(lookup_table or table),
+                "scope_name": "ScopeName"
+                if self.has_scope_columns
+                else "SpanAttributes['otel.scope.name']",
+                "scope_version": "ScopeVersion"
+                if self.has_scope_columns
+                else "SpanAttributes['otel.scope.version']",
+                "kind": _enum_sql("toString(SpanKind)", _KIND_NAMES, "UNSPECIFIED"),
+                "status": status,
+                "semantic": _semantic_sql(),
+            },
+        )
+        self.lookup_table = lookup_table
+        self.configured_keys = entity_keys
+        self._keys_cache: tuple[float, list[str]] | None = None
+        self._keys_lock = threading.Lock()
+
+    # -- entity keys are found among the attribute keys, by the ingest path's rule
+    def entity_key_names(self) -> list[str]:
+        with self._keys_lock:
+            now = time.monotonic()
+            if self._keys_cache is not None and now - self._keys_cache[0] < _ENTITY_KEYS_TTL_S:
+                return self._keys_cache[1]
+        keys = sorted(
+            key
+            for key in (r["key"] for r in self.db.rows("otel_attribute_keys"))
+            if key not in KEY_TO_COLUMN and is_entity_key(key, self.configured_keys)
+        )
+        with self._keys_lock:
+            self._keys_cache = (time.monotonic(), keys)
+        return keys
+
+    def stats(self) -> StoreStats:
+        row = self.db.rows("otel_stats")[0]
+        services = [r["service_name"] for r in self.db.rows("otel_services")]
+        spans = int(row["spans"])
+        return StoreStats(
+            spans=spans,
+            traces=int(row["traces"]),
+            services=services,
+            first_unix_nano=row["first_unix_nano"] if spans else None,
+            last_unix_nano=row["last_unix_nano"] if spans else None,
+        )
+
+    def entity_keys(self, limit: int = 100) -> list[EntityKey]:
+        keys = self.entity_key_names()
+        if not keys:
+            return []
+        return [
+            _entity_key(r) for r in self.db.rows("otel_entity_keys", {"keys": keys, "limit": limit})
+        ]
+
+    def entity_values(
+        self,
+        key: str,
+        limit: int = 100,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+        prefix: str | None = None,
+    ) -> list[EntityValue]:
+        rows = self.db.rows(
+            "otel_entity_values",
+            {
+                "key": key,
+                "limit": limit,
+                "start": _clamp(_FAR_PAST if start_unix_nano is None else start_unix_nano),
+                "end": _clamp(_FAR_FUTURE if end_unix_nano is None else end_unix_nano),
+                "prefix": prefix or "",
+            },
+        )
+        return [_entity_value(r) for r in rows]
+
+    def entity_trace_ids(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[str]:
+        rows = self.db.rows(
+            "otel_entity_trace_ids",
+            {
+                "key": key,
+                "value": value,
+                "start": _clamp(_FAR_PAST if start_unix_nano is None else start_unix_nano),
+                "end": _clamp(_FAR_FUTURE if end_unix_nano is None else end_unix_nano),
+            },
+        )
+        return [row["trace_id"] for row in rows]
+
+    def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
+        ids = _hex_ids(trace_ids)
+        if not ids:
+            return []
+        found: set[str] = set()
+        for chunk in _chunks(ids):
+            found.update(
+                r["other"]
+                for r in self.db.rows("otel_linked_trace_ids", {"trace_ids": IdSet(tuple(chunk))})
+            )
+        found.discard("")
+        return sorted(found - set(ids))
+
+    def _bounds(self, ids: Sequence[str]) -> tuple[int, int]:
+        """Time bounds of these traces from the exporter's lookup table, when it has them
+        all; otherwise the whole table."""
+        if self.lookup_table is None:
+            return 0, _INT64_MAX
+        row = self.db.rows("otel_trace_bounds", {"trace_ids": IdSet(tuple(ids))})[0]
+        if int(row["found"]) < len(ids):
+            return 0, _INT64_MAX
+        return (
+            _clamp(int(row["first_second"]) * 1_000_000_000),
+            _clamp((int(row["last_second"]) + 1) * 1_000_000_000),
+        )
+
+    def spans(self, trace_ids: Iterable[str]) -> list[Span]:
+        ids = sorted(set(_hex_ids(trace_ids)))
+        if not ids:
+            return []
+        out: list[Span] = []
+        for chunk in _chunks(ids):
+            lo, hi = self._bounds(chunk)
+            for row in self.db.rows(
+                "otel_spans", {"trace_ids": IdSet(tuple(chunk)), "lo": lo, "hi": hi}
+            ):
+                out.append(self._span(row))
+        if len(ids) > _IDS_PER_QUERY:
+            out.sort(key=lambda s: (s.start_unix_nano, s.span_id))
+        return out
+
+    def _span(self, row: Mapping[str, Any]) -> Span:
+        attributes: dict[str, AttrValue] = dict(row["attributes"])
+        scope_name = row["scope_name"] or ""
+        scope_version = row["scope_version"] or ""
+        # The exporter copied the scope into the span's attributes (older versions had no
+        # Scope columns); those copies are not the application's attributes.
+        for key, value in zip(_OTEL_SCOPE_KEYS, (scope_name, scope_version), strict=True):
+            if key in attributes and attributes[key] == value:
+                del attributes[key]
+        start = int(row["start_unix_nano"])
+        kind: SpanKind = _KIND_NAMES.get(row["kind"], "UNSPECIFIED")  # type: ignore[assignment]
+        status: StatusCode = _STATUS_NAMES.get(row["status_code"], "UNSET")  # type: ignore[assignment]
+        return Span(
+            trace_id=row["trace_id"],
+            span_id=row["span_id"],
+            parent_span_id=row["parent_span_id"] or None,
+            name=row["name"],
+            kind=kind,
+            start_unix_nano=start,
+            end_unix_nano=start + int(row["duration_ns"]),
+            service_name=row["service_name"] or "unknown_service",
+            status_code=status,
+            status_message=row["status_message"],
+            attributes=attributes,
+            resource_attributes=dict(row["resource_attributes"]),
+            events=tuple(
+                SpanEvent(name=name, time_unix_nano=int(at), attributes=dict(attrs))
+                for at, name, attrs in zip(
+                    row["event_times"], row["event_names"], row["event_attributes"], strict=False
+                )
+            ),
+            links=tuple(
+                SpanLink(trace_id=tid, span_id=sid, trace_state=state, attributes=dict(attrs))
+                for tid, sid, state, attrs in zip(
+                    row["link_trace_ids"],
+                    row["link_span_ids"],
+                    row["link_trace_states"],
+                    row["link_attributes"],
+                    strict=False,
+                )
+            ),
+            scope_name=scope_name,
+            scope_version=scope_version,
+            trace_state=row["trace_state"],
+        )
+
+    def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
+        spans = self.spans([trace_id])
+        return request_from_spans(spans) if spans else None
+
+    def span_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        service: str | None = None,
+        whole_traces: bool = True,
+    ) -> pl.DataFrame:
+        margin = _HOUR_NS if whole_traces else 0
+        table = self.db.table(
+            "otel_span_frame",
+            {
+                "start": _clamp(start_unix_nano),
+                "end": _clamp(end_unix_nano),
+                "lo": _clamp(start_unix_nano - margin),
+                "hi": _clamp(end_unix_nano + margin),
+                "service": service,
+                "whole_traces": whole_traces,
+            },
+        )
+        return _frame(table, FRAME_SCHEMA)
+
+    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        ids = _hex_ids(trace_ids)
+        keys = self.entity_key_names()
+        out: dict[str, dict[str, list[str]]] = {}
+        if not ids or not keys:
+            return out
+        for chunk in _chunks(ids):
+            rows = self.db.rows(
+                "otel_trace_entities", {"trace_ids": IdSet(tuple(chunk)), "keys": keys}
+            )
+            for row in rows:
+                out.setdefault(row["trace_id"], {}).setdefault(row["key"], []).append(row["value"])
+        return out
+
+    def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
+        table = self.db.table(
+            "otel_throughput",
+            {
+                "start": _clamp(start_unix_nano),
+                "end": _clamp(end_unix_nano),
+                "bucket": max(1, bucket_ns),
+            },
+        )
+        return _frame(table, _THROUGHPUT_SCHEMA)
+
+    def recent_traces(self, limit: int = 50) -> pl.DataFrame:
+        return _frame(self.db.table("otel_recent_traces", {"limit": limit}), _RECENT_SCHEMA)
+
+
+def _any_value(value: AttrValue, out: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int):
+        out.int_value = value
+    elif isinstance(value, float):
+        out.double_value = value
+    elif isinstance(value, bytes):
+        out.bytes_value = value
+    elif isinstance(value, list):
+        out.array_value.SetInParent()
+        for item in value:
+            _any_value(item, out.array_value.values.add())
+    elif isinstance(value, dict):
+        out.kvlist_value.SetInParent()
+        for key, item in value.items():
+            _any_value(item, out.kvlist_value.values.add(key=key).value)
+    else:
+        out.string_value = str(value)
+
+
+def _set_attributes(target: Any, attributes: Mapping[str, AttrValue]) -> None:
+    for key, value in attributes.items():
+        kv: KeyValue = target.add(key=key)
+        _any_value(value, kv.value)
+
+
+def request_from_spans(spans: Sequence[Span]) -> ExportTraceServiceRequest:
+    """Model spans as an OTLP request, grouped by resource and scope (the inverse of
+    ``spans_from_request`` for what the model keeps)."""
+    request = ExportTraceServiceRequest()
+    resources: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+    scopes: dict[tuple[int, str, str], Any] = {}
+    for span in spans:
+        rkey = (
+            span.service_name,
+            tuple(sorted((k, repr(v)) for k, v in span.resource_attributes.items())),
+        )
+        if rkey not in resources:
+            resource_spans = request.resource_spans.add()
+            _set_attributes(resource_spans.resource.attributes, span.resource_attributes)
+            resources[rkey] = resource_spans
+        resource_spans = resources[rkey]
+        skey = (id(resource_spans), span.scope_name, span.scope_version)
+        if skey not in scopes:
+            scope_spans = resource_spans.scope_spans.add()
+            scope_spans.scope.name = span.scope_name
+            scope_spans.scope.version = span.scope_version
+            scopes[skey] = scope_spans
+        proto = scopes[skey].spans.add()
+        proto.trace_id = bytes.fromhex(span.trace_id)
+        proto.span_id = bytes.fromhex(span.span_id)
+        if span.parent_span_id:
+            proto.parent_span_id = bytes.fromhex(span.parent_span_id)
+        proto.trace_state = span.trace_state
+        proto.name = span.name
+        proto.kind = SPAN_KINDS.index(span.kind)
+        proto.start_time_unix_nano = span.start_unix_nano
+        proto.end_time_unix_nano = span.end_unix_nano
+        proto.flags = span.flags
+        _set_attributes(proto.attributes, span.attributes)
+        for event in span.events:
+            proto_event = proto.events.add(name=event.name, time_unix_nano=event.time_unix_nano)
+            _set_attributes(proto_event.attributes, event.attributes)
+        for link in span.links:
+            with contextlib.suppress(ValueError):
+                proto_link = proto.links.add(
+                    trace_id=bytes.fromhex(link.trace_id),
+                    span_id=bytes.fromhex(link.span_id),
+                    trace_state=link.trace_state,
+                )
+                _set_attributes(proto_link.attributes, link.attributes)
+        proto.status.code = ("UNSET", "OK", "ERROR").index(span.status_code)
+        proto.status.message = span.status_message
+    return request
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class ClickHouseStore:
+    """Span store on a ClickHouse database. Implements SpanWriter and SpanReader.
+
+    Writes go to seqtrace's tables through one writer thread that inserts several
+    requests' batches at once (ClickHouse wants few, large inserts); ``write`` returns
+    once its spans are inserted. On a database that holds only the OpenTelemetry
+    exporter's ``otel_traces`` table, the store reads that table and refuses writes.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        read_only: bool = False,
+        layout: Layout = "auto",
+        otel_table: str = DEFAULT_OTEL_TABLE,
+        ttl_days: int = 0,
+        entity_keys: Iterable[str] = (),
+        max_queued_spans: int = 200_000,
+        decoder_processes: int = 0,
+    ) -> None:
+        self.transport = transport
+        self.description = transport.description
+        self.read_only = read_only
+        self.ttl_days = ttl_days
+        self._keys = KeyClassifier(frozenset(entity_keys))
+        self._closed = False
+        self._db = _Sql(transport)
+        try:
+            self.layout, self._reader = self._open_layout(
+                layout, otel_table, frozenset(entity_keys)
+            )
+        except BaseException:
+            transport.close()
+            raise
+        self._known_resources: set[int] = set()
+        self._known_scopes: set[int] = set()
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queued_spans = 0
+        self._queued_lock = threading.Lock()
+        self.max_queued_spans = max_queued_spans
+        self._writer: threading.Thread | None = None
+        self._decoder: DecoderPool | None = None
+        if not read_only and self.layout == "seqtrace" and decoder_processes > 0:
+            self._decoder = DecoderPool(decoder_processes, frozenset(entity_keys))
+        if not read_only and self.layout == "seqtrace":
+            self._writer = threading.Thread(target=self._write_loop, name="seqtrace-ch-writer")
+            self._writer.daemon = True
+            self._writer.start()
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def chdb(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        database: str = "default",
+        read_only: bool = False,
+        settings: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> ClickHouseStore:
+        """A store on the embedded engine, in directory ``path`` (created if missing)."""
+        transport = ChdbTransport(path, database, create=not read_only, settings=settings)
+        return cls(transport, read_only=read_only, **options)
+
+    @classmethod
+    def http(
+        cls,
+        base_url: str,
+        *,
+        database: str = "default",
+        user: str | None = None,
+        password: str | None = None,
+        read_only: bool = False,
+        settings: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        **options: Any,
+    ) -> ClickHouseStore:
+        """A store on a ClickHouse server, e.g. ``http://clickhouse:8123``."""
+        if password is None:
+            password = os.environ.get(PASSWORD_ENV)
+        transport = HttpTransport(
+            base_url,
+            database,
+            user=user,
+            password=password,
+            create=not read_only,
+            settings=settings,
+            timeout=timeout,
+        )
+        return cls(transport, read_only=read_only, **options)
+
+    def _open_layout(
+        self, layout: Layout, otel_table: str, entity_keys: frozenset[str]
+    ) -> tuple[Literal["seqtrace", "otel"], _SeqtraceReader | _OtelReader]:
+        lookup = f"{otel_table}_trace_id_ts"
+        tables = {name for name in ("seqtrace_meta", otel_table, lookup) if self._exists(name)}
+        ours = "seqtrace_meta" in tables
+        if layout == "otel" or (layout == "auto" and not ours and otel_table in tables):
+            if otel_table not in tables:
+                raise SchemaVersionError(f"{self.description} has no table {otel_table!r}")
+            columns = {r["name"] for r in self._db.rows("otel_columns", {"table": otel_table})}
+            missing = {"Timestamp", "TraceId", "SpanId", "SpanAttributes", "ResourceAttributes"}
+            if not missing <= columns:
+                raise SchemaVersionError(
+                    f"{otel_table} in {self.description} is not the OpenTelemetry exporter's "
+                    f"traces table (no {', '.join(sorted(missing - columns))})"
+                )
+            reader = _OtelReader(
+                self.transport,
+                otel_table,
+                columns,
+                lookup if lookup in tables else None,
+                entity_keys,
+            )
+            return "otel", reader
+        if ours:
+            rows = self._db.rows("schema_version")
+            found = rows[0]["value"] if rows else "none"
+            if found != str(SCHEMA_VERSION):
+                raise SchemaVersionError(
+                    f"{self.description} has seqtrace schema version {found}; this seqtrace "
+                    f"reads version {SCHEMA_VERSION}. Use the seqtrace that wrote it, or "
+                    "another database"
+                )
+            return "seqtrace", _SeqtraceReader(self._db)
+        if self.read_only:
+            raise SchemaVersionError(
+                f"{self.description} holds no seqtrace tables and no {otel_table!r} table"
+            )
+        self._create_schema()
+        return "seqtrace", _SeqtraceReader(self._db)
+
+    def _exists(self, table: str) -> bool:
+        text = render(sql("table_exists"), fragments={"name": quote_identifier(table)})
+        result = self.transport.query(text)
+        return bool(result.num_rows and result.column(0)[0].as_py())
+
+    def _create_schema(self) -> None:
+        ttl = ttl_day = ""
+        if self.ttl_days > 0:
+            days = f"toIntervalDay({int(self.ttl_days)})"
+            ttl = f"TTL toDateTime(intDiv(start_unix_nano, 1000000000), 'UTC') + {days}"
+            ttl_day = f"TTL day + {days}"
+        for statement in statements(
+            render(sql("schema"), fragments={"ttl": ttl, "ttl_day": ttl_day})
+        ):
+            self.transport.command(statement)
+        self.transport.command(
+            render(
+                "INSERT INTO seqtrace_meta (key, value) VALUES ('schema_version', $version)",
+                {"version": str(SCHEMA_VERSION)},
+            )
+        )
+
+    # ------------------------------------------------------------------ writes
+
+    def write(
+        self, request: ExportTraceServiceRequest | bytes, timeout: float | None = None
+    ) -> WriteResult:
+        """Store the request's valid spans; returns once they are inserted.
+
+        ``request`` may be the serialized protobuf (parsed in a decoder process when the
+        store has them; :class:`~spanstore.base.InvalidRequest` if malformed)."""
+        if self.layout == "otel":
+            raise StoreError(
+                f"{self.description} is read through the OpenTelemetry exporter's "
+                f"table, which seqtrace does not write; send spans to that collector, or "
+                "give seqtrace a database of its own"
+            )
+        if self.read_only or self._writer is None:
+            raise StoreError("this store was opened read-only")
+        if self._closed:
+            raise StoreUnavailable("the store is shutting down")
+        batch = self._prepare(request, timeout)
+        if batch.size == 0:
+            return WriteResult(
+                accepted=0,
+                rejected=batch.rejected,
+                duplicates=batch.duplicates,
+                messages=tuple(batch.messages),
+            )
+        with self._queued_lock:
+            if self._queued_spans + batch.size > self.max_queued_spans:
+                raise StoreUnavailable(
+                    f"the write queue is full ({self._queued_spans} spans waiting); retry later"
+                )
+            self._queued_spans += batch.size
+        done: Future[int] = Future()
+        self._queue.put((batch, done))
+        try:
+            duplicates = done.result(timeout=timeout)
+        except FutureTimeout:
+            # The batch stays queued and will be inserted; the client's retry is then a
+            # duplicate and is dropped, so nothing is lost or doubled.
+            raise StoreUnavailable("the write did not commit in time; retry") from None
+        return WriteResult(
+            accepted=batch.size - duplicates,
+            rejected=batch.rejected,
+            duplicates=batch.duplicates + duplicates,
+            messages=tuple(batch.messages),
+        )
+
+    def _prepare(
+        self, request: ExportTraceServiceRequest | bytes, timeout: float | None
+    ) -> PreparedBatch:
+        if self._decoder is None:
+            if isinstance(request, bytes):
+                return prepare_serialized(request, self._keys)
+            return prepare_request(request, self._keys)
+        data = request if isinstance(request, bytes) else request.SerializeToString()
+        try:
+            return self._decoder.prepare(data, timeout)
+        except multiprocessing.TimeoutError:
+            raise StoreUnavailable("decoding did not finish in time; retry") from None
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            group = [first]
+            spans = first[0].size
+            while spans < _GROUP_COMMIT_SPANS:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                group.append(item)
+                spans += item[0].size
+            self._commit_group(group)
+
+    def _commit_group(self, group: list[Any]) -> None:
+        try:
+            results = self._insert([batch for batch, _ in group])
+        except Exception as exc:
+            self._known_resources.clear()
+            self._known_scopes.clear()
+            if len(group) > 1:
+                # One bad batch must not fail its neighbours: retry each on its own.
+                for item in group:
+                    self._commit_group([item])
+                return
+            batch, done = group[0]
+            self._release(batch.size)
+            error = exc if isinstance(exc, StoreUnavailable) else None
+            done.set_exception(error or StoreUnavailable(f"write failed: {_first_line(str(exc))}"))
+            log.warning("write of %d spans failed: %s", batch.size, exc)
+            return
+        for (batch, done), duplicates in zip(group, results, strict=True):
+            self._release(batch.size)
+            done.set_result(duplicates)
+
+    def _release(self, size: int) -> None:
+        with self._queued_lock:
+            self._queued_spans -= size
+
+    def _stored_keys(self, batches: Sequence[PreparedBatch]) -> set[bytes]:
+        """trace_id + span_id of the batches' spans that are stored already."""
+        trace_ids = sorted({t for b in batches for t in b.spans.column("trace_id").to_pylist()})
+        lo = min(b.min_start for b in batches)
+        hi = max(b.max_start for b in batches)
+        found: set[bytes] = set()
+        for chunk in _chunks(trace_ids):
+            rows = self._db.raw_rows(
+                "find_duplicates",
+                {"min_start": lo, "max_start": hi, "trace_ids": IdSet(tuple(chunk))},
+            )
+            found.update(r["trace_id"] + r["span_id"] for r in rows)
+        return found
+
+    def _insert(self, batches: Sequence[PreparedBatch]) -> list[int]:
+        """Insert a group of batches; returns how many spans of each were duplicates."""
+        stored = self._stored_keys(batches)
+        seen: set[bytes] = set()
+        duplicates: list[int] = []
+        spans: list[pa.Table] = []
+        entities: list[pa.Table] = []
+        links: list[pa.Table] = []
+        resources: dict[int, tuple[str, str, bytes]] = {}
+        scopes: dict[int, tuple[str, str, str, bytes]] = {}
+        for batch in batches:
+            dup_keys = set()
+            keep = []
+            for key in batch.span_keys:
+                dup = key in stored or key in seen
+                if dup:
+                    dup_keys.add(key)
+                seen.add(key)
+                keep.append(not dup)
+            duplicates.append(len(dup_keys))
+            if len(dup_keys) == batch.size:
+                continue
+            if dup_keys:
+                spans.append(batch.spans.filter(pa.array(keep)))
+                entities.append(_without(batch.entities, dup_keys))
+                links.append(_without(batch.links, dup_keys))
+            else:
+                spans.append(batch.spans)
+                entities.append(batch.entities)
+                links.append(batch.links)
+            for rid, resource in batch.resources.items():
+                if rid not in self._known_resources:
+                    resources[rid] = resource
+            for sid, scope in batch.scopes.items():
+                if sid not in self._known_scopes:
+                    scopes[sid] = scope
+        if not spans:
+            return duplicates
+        if resources:
+            ids = sorted(resources)
+            self._insert_table(
+                "seqtrace_resources",
+                pa.table(
+                    {
+                        "resource_id": pa.array(ids, pa.uint64()),
+                        "service_name": [resources[i][0] for i in ids],
+                        "schema_url": [resources[i][1] for i in ids],
+                        "raw": pa.array([resources[i][2] for i in ids], pa.binary()),
+                    }
+                ),
+            )
+        if scopes:
+            ids = sorted(scopes)
+            self._insert_table(
+                "seqtrace_scopes",
+                pa.table(
+                    {
+                        "scope_id": pa.array(ids, pa.uint64()),
+                        "name": [scopes[i][0] for i in ids],
+                        "version": [scopes[i][1] for i in ids],
+                        "schema_url": [scopes[i][2] for i in ids],
+                        "raw": pa.array([scopes[i][3] for i in ids], pa.binary()),
+                    }
+                ),
+            )
+        # Spans last: a failure before them leaves no span behind, so the client's retry
+        # is not taken for a duplicate and writes everything again (the extra entity and
+        # link rows are collapsed by ReplacingMergeTree and counted once by the reads).
+        for name, tables in (("seqtrace_links", links), ("seqtrace_entities", entities)):
+            table = pa.concat_tables(tables)
+            if table.num_rows:
+                self._insert_table(name, table)
+        self._insert_table("seqtrace_spans", pa.concat_tables(spans))
+        self._known_resources.update(resources)
+        self._known_scopes.update(scopes)
+        return duplicates
+
+    def _insert_table(self, name: str, table: pa.Table) -> None:
+        self.transport.insert(name, table.column_names, arrow_stream(table))
+
+    @property
+    def queued_spans(self) -> int:
+        return self._queued_spans
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Insert what is queued, then let go of the database."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            self._writer.join(timeout)
+        if self._decoder is not None:
+            self._decoder.close()
+        self.transport.close()
+
+    def __enter__(self) -> ClickHouseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ reads
+
+    def _read(self) -> _SeqtraceReader | _OtelReader:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        return self._reader
+
+    def stats(self) -> StoreStats:
+        return self._read().stats()
+
+    def entity_keys(self, limit: int = 100) -> list[EntityKey]:
+        return self._read().entity_keys(limit)
+
+    def entity_values(
+        self,
+        key: str,
+        limit: int = 100,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+        prefix: str | None = None,
+    ) -> list[EntityValue]:
+        return self._read().entity_values(key, limit, start_unix_nano, end_unix_nano, prefix)
+
+    def entity_trace_ids(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[str]:
+        return self._read().entity_trace_ids(key, value, start_unix_nano, end_unix_nano)
+
+    def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
+        return self._read().linked_trace_ids(trace_ids)
+
+    def spans(self, trace_ids: Iterable[str]) -> list[Span]:
+        return self._read().spans(trace_ids)
+
+    def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
+        return self._read().trace_request(trace_id)
+
+    def span_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        service: str | None = None,
+        whole_traces: bool = True,
+    ) -> pl.DataFrame:
+        return self._read().span_frame(start_unix_nano, end_unix_nano, service, whole_traces)
+
+    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        return self._read().trace_entities(trace_ids)
+
+    def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
+        return self._read().throughput(start_unix_nano, end_unix_nano, bucket_ns)
+
+    def recent_traces(self, limit: int = 50) -> pl.DataFrame:
+        return self._read().recent_traces(limit)
+
+
+def _without(table: pa.Table, span_keys: set[bytes]) -> pa.Table:
+    """Rows of an entity or link table whose span is not among ``span_keys``."""
+    if not table.num_rows:
+        return table
+    keep = [
+        t + s not in span_keys
+        for t, s in zip(
+            table.column("trace_id").to_pylist(), table.column("span_id").to_pylist(), strict=True
+        )
+    ]
+    return table.filter(pa.array(keep))
+
+
+# --------------------------------------------------------------------------- otel rows
+
+
+def _as_string(value: AttrValue) -> str:
+    """An attribute value as the collector's ``pcommon.Value.AsString()`` writes it."""
+    import base64
+    import json
+
+    def plain(v: AttrValue) -> object:
+        if isinstance(v, bytes):
+            return base64.b64encode(v).decode("ascii")
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e21:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return json.dumps(plain(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def _string_map(attributes: Mapping[str, AttrValue]) -> list[tuple[str, str]]:
+    return [(k, _as_string(v)) for k, v in attributes.items()]
+
+
+_OTEL_ROW_SCHEMA: Final = pa.schema(
+    [
+        ("Timestamp", pa.timestamp("ns")),
+        ("TraceId", pa.string()),
+        ("SpanId", pa.string()),
+        ("ParentSpanId", pa.string()),
+        ("TraceState", pa.string()),
+        ("SpanName", pa.string()),
+        ("SpanKind", pa.string()),
+        ("ServiceName", pa.string()),
+        ("ResourceAttributes", pa.map_(pa.string(), pa.string())),
+        ("ScopeName", pa.string()),
+        ("ScopeVersion", pa.string()),
+        ("SpanAttributes", pa.map_(pa.string(), pa.string())),
+        ("Duration", pa.uint64()),
+        ("StatusCode", pa.string()),
+        ("StatusMessage", pa.string()),
+        ("Events.Timestamp", pa.list_(pa.timestamp("ns"))),
+        ("Events.Name", pa.list_(pa.string())),
+        ("Events.Attributes", pa.list_(pa.map_(pa.string(), pa.string()))),
+        ("Links.TraceId", pa.list_(pa.string())),
+        ("Links.SpanId", pa.list_(pa.string())),
+        ("Links.TraceState", pa.list_(pa.string())),
+        ("Links.Attributes", pa.list_(pa.map_(pa.string(), pa.string()))),
+    ]
+)
+
+
+def otel_rows(
+    spans: Iterable[Span],
+    *,
+    enum_style: Literal["proto", "pdata"] = "proto",
+    scope_columns: bool = True,
+) -> pa.Table:
+    """Spans as rows of the clickhouseexporter's ``otel_traces`` table, the way the
+    exporter writes them (attribute values as strings, hex ids, enum names). For tests,
+    benchmarks and migrations; seqtrace itself never writes that table.
+
+    ``enum_style`` "proto" writes ``SPAN_KIND_SERVER``/``STATUS_CODE_ERROR`` (the
+    exporter's ``traceutil``), "pdata" ``Server``/``Error``. Without ``scope_columns``
+    (older exporter versions) the scope goes into the span attributes
+    ``otel.scope.name``/``otel.scope.version`` and the Scope columns are left out.
+    """
+    cols: dict[str, list[object]] = {name: [] for name in _OTEL_ROW_SCHEMA.names}
+
+    def enum(prefix: str, name: str) -> str:
+        return f"{prefix}{name}" if enum_style == "proto" else name.capitalize()
+
+    for span in spans:
+        attributes = _string_map(span.attributes)
+        if not scope_columns:
+            if span.scope_name:
+                attributes.append(("otel.scope.name", span.scope_name))
+            if span.scope_version:
+                attributes.append(("otel.scope.version", span.scope_version))
+        cols["Timestamp"].append(span.start_unix_nano)
+        cols["TraceId"].append(span.trace_id)
+        cols["SpanId"].append(span.span_id)
+        cols["ParentSpanId"].append(span.parent_span_id or "")
+        cols["TraceState"].append(span.trace_state)
+        cols["SpanName"].append(span.name)
+        cols["SpanKind"].append(enum("SPAN_KIND_", span.kind))
+        cols["ServiceName"].append(
+            str(span.resource_attributes.get("service.name", ""))
+            if span.resource_attributes
+            else ""
+        )
+        cols["ResourceAttributes"].append(_string_map(span.resource_attributes))
+        cols["ScopeName"].append(span.scope_name)
+        cols["ScopeVersion"].append(span.scope_version)
+        cols["SpanAttributes"].append(attributes)
+        cols["Duration"].append(max(0, span.end_unix_nano - span.start_unix_nano))
+        cols["StatusCode"].append(enum("STATUS_CODE_", span.status_code))
+        cols["StatusMessage"].append(span.status_message)
+        cols["Events.Timestamp"].append([e.time_unix_nano for e in span.events])
+        cols["Events.Name"].append([e.name for e in span.events])
+        cols["Events.Attributes"].append([_string_map(e.attributes) for e in span.events])
+        cols["Links.TraceId"].append([link.trace_id for link in span.links])
+        cols["Links.SpanId"].append([link.span_id for link in span.links])
+        cols["Links.TraceState"].append([link.trace_state for link in span.links])
+        cols["Links.Attributes"].append([_string_map(link.attributes) for link in span.links])
+    table = pa.Table.from_pydict(cols, schema=_OTEL_ROW_SCHEMA)
+    if not scope_columns:
+        table = table.drop_columns(["ScopeName", "ScopeVersion"])
+    return table

@@ -1,0 +1,98 @@
+"""Which incoming spans might be stored already: a Bloom filter over (trace_id, span_id).
+
+A span re-sent with the same ids must be stored once. Checking every batch against the
+table would scan the newest data on every write (ids are random, so no index or zone map
+narrows it), which is what made ingest slow. Instead a Bloom filter answers "certainly new"
+for almost every span in microseconds per batch, vectorised with numpy; only the few
+"maybe seen" spans are checked exactly against the table. The filter is rebuilt from the
+table when the store opens, and doubled when it fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["SeenFilter", "key_hashes", "key_hashes_from_buffer"]
+
+_BITS_PER_KEY: Final = 16
+_HASHES: Final = 7  # with 16 bits per key: ~0.05% false positives at capacity
+_MIN_CAPACITY: Final = 1 << 20
+_M1: Final = np.uint64(0x9E3779B97F4A7C15)
+_M2: Final = np.uint64(0xBF58476D1CE4E5B9)
+_M3: Final = np.uint64(0x94D049BB133111EB)
+
+U64Array = npt.NDArray[np.uint64]
+
+
+def _mix(x: U64Array) -> U64Array:
+    """splitmix64's finaliser: spreads every input bit over the output (ids may be
+    hand-made, like 0x0101..., not random)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M2
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M3
+    return x ^ (x >> np.uint64(31))
+
+
+def key_hashes(keys: Sequence[bytes]) -> U64Array:
+    """One 64-bit hash per 24-byte key (16-byte trace id + 8-byte span id)."""
+    return key_hashes_from_buffer(b"".join(keys))
+
+
+def key_hashes_from_buffer(packed: bytes | memoryview) -> U64Array:
+    """Hashes of 24-byte keys packed back to back (as a fixed-size Arrow column is)."""
+    if len(packed) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    words = np.frombuffer(packed, dtype="<u8").reshape(-1, 3)
+    with np.errstate(over="ignore"):
+        return _mix(words[:, 0] ^ _mix(words[:, 1] * _M1) ^ _mix(words[:, 2] + _M1))
+
+
+class SeenFilter:
+    """A growable Bloom filter of stored span keys. Not thread-safe: the writer owns it."""
+
+    def __init__(self, capacity: int = _MIN_CAPACITY) -> None:
+        self.capacity = max(_MIN_CAPACITY, capacity)
+        self.count = 0
+        self._bits_total = np.uint64(self.capacity * _BITS_PER_KEY)
+        self._bits = np.zeros(self.capacity * _BITS_PER_KEY // 8, dtype=np.uint8)
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.capacity
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._bits.nbytes)
+
+    def _positions(self, hashes: U64Array) -> U64Array:
+        # Double hashing (Kirsch-Mitzenmacher): position_i = h1 + i * h2.
+        h1 = hashes
+        with np.errstate(over="ignore"):
+            h2 = _mix(hashes + _M1) | np.uint64(1)
+            steps = np.arange(_HASHES, dtype=np.uint64)[:, None]
+            return (h1[None, :] + steps * h2[None, :]) % self._bits_total
+
+    def add(self, hashes: U64Array) -> None:
+        if hashes.size == 0:
+            return
+        positions = self._positions(hashes).ravel()
+        np.bitwise_or.at(
+            self._bits,
+            (positions >> np.uint64(3)).astype(np.intp),
+            (np.uint8(1) << (positions & np.uint64(7)).astype(np.uint8)),
+        )
+        self.count += int(hashes.size)
+
+    def maybe_seen(self, hashes: U64Array) -> npt.NDArray[np.bool_]:
+        """False means certainly not added; True means perhaps (check exactly)."""
+        if hashes.size == 0:
+            return np.zeros(0, dtype=bool)
+        positions = self._positions(hashes)
+        bytes_ = self._bits[(positions >> np.uint64(3)).astype(np.intp)]
+        bits = (bytes_ >> (positions & np.uint64(7)).astype(np.uint8)) & np.uint8(1)
+        return np.asarray(bits.all(axis=0), dtype=bool)

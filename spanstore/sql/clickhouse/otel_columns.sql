@@ -1,0 +1,1 @@
+SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = $table

@@ -1,0 +1,1 @@
+SELECT value FROM seqtrace_meta FINAL WHERE key = 'schema_version'

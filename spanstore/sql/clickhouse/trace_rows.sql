@@ -1,0 +1,5 @@
+SELECT trace_id, span_id, parent_span_id, resource_id, scope_id, raw
+FROM seqtrace_spans
+WHERE (intDiv(start_unix_nano, 3600000000000), trace_id) IN (@trace_hours)
+ORDER BY start_unix_nano, span_id
+LIMIT 1 BY trace_id, span_id

@@ -1,0 +1,122 @@
+"""The analyzer cannot tell the backends apart: the sample traces loaded into DuckDB and
+into ClickHouse give the same stats, entities, partial-failure report, SLO report and,
+for every entity value and every trace, the same sequence diagram (SPEC JSON)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_clickhouse import BACKENDS, StoreMaker, load_samples, require_chdb
+
+from analyzer.source import LocalSource
+from spanstore.duckdb_store import DuckDBStore
+
+EVERYTHING = (0, 1 << 62)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def sources(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LocalSource, LocalSource]]:
+    """The samples in DuckDB and in ClickHouse (loaded once per backend for the module)."""
+    if request.param != "live":
+        require_chdb()
+    duck = DuckDBStore(tmp_path_factory.mktemp("parity") / "samples.duckdb")
+    load_samples(duck.write)
+    maker = StoreMaker(request.param)
+    clickhouse = maker()
+    load_samples(clickhouse.write)
+    yield LocalSource(duck), LocalSource(clickhouse)
+    duck.close()
+    maker.teardown()
+
+
+def _slo_spec(source: LocalSource) -> str:
+    """Availability and latency SLOs for every root operation of the samples."""
+    roots = {(t["service_name"], t["name"]) for t in source.recent_traces(1000)["traces"]}
+    slos = []
+    for i, (service, operation) in enumerate(sorted(roots)):
+        slos.append(
+            {
+                "name": f"slo-{i}-availability",
+                "service": service,
+                "operation": operation,
+                "sli": "availability",
+                "objective": 99.0,
+                "window": "30d",
+            }
+        )
+        slos.append(
+            {
+                "name": f"slo-{i}-latency",
+                "service": service,
+                "operation": operation,
+                "sli": "latency",
+                "threshold_ms": 250,
+                "objective": 95.0,
+                "window": "7d",
+            }
+        )
+    return json.dumps({"slos": slos})
+
+
+def test_reports_are_identical(sources: tuple[LocalSource, LocalSource]) -> None:
+    duck, clickhouse = sources
+    assert clickhouse.stats() == duck.stats()
+    assert duck.stats()["spans"] > 0
+    assert clickhouse.failures() == duck.failures()
+    assert clickhouse.failures(*EVERYTHING) == duck.failures(*EVERYTHING)
+    assert duck.failures(*EVERYTHING)["traces"], "the samples hold failures"
+    for service in duck.stats()["services"]:
+        assert clickhouse.failures(*EVERYTHING, service=service) == duck.failures(
+            *EVERYTHING, service=service
+        ), service
+    assert clickhouse.recent_traces(1000) == duck.recent_traces(1000)
+    assert clickhouse.throughput() == duck.throughput()
+    assert clickhouse.service_map() == duck.service_map()
+    spec = _slo_spec(duck)
+    assert clickhouse.slo(spec) == duck.slo(spec)
+
+
+def test_entities_are_identical(sources: tuple[LocalSource, LocalSource]) -> None:
+    duck, clickhouse = sources
+    keys = duck.entities(limit=1000)
+    assert clickhouse.entities(limit=1000) == keys
+    assert keys["keys"], "the samples carry entities"
+    for key in (k["key"] for k in keys["keys"]):
+        assert clickhouse.entities(key, limit=10_000) == duck.entities(key, limit=10_000), key
+
+
+def _entity_values(source: LocalSource) -> list[str]:
+    out = []
+    for key in (k["key"] for k in source.entities(limit=1000)["keys"]):
+        out.extend(f"{key}={v['value']}" for v in source.entities(key, limit=10_000)["values"])
+    return out
+
+
+def test_every_entity_diagram_is_identical(sources: tuple[LocalSource, LocalSource]) -> None:
+    duck, clickhouse = sources
+    entities = _entity_values(duck)
+    assert any(e.startswith("order.id=") for e in entities)
+    for entity in entities:
+        expected: Any = duck.diagram(entity=entity, fmt="json")
+        assert clickhouse.diagram(entity=entity, fmt="json") == expected, entity
+        assert expected["messages"], entity
+    entity = next(e for e in entities if e.startswith("order.id="))
+    for fmt in ("mermaid", "plantuml", "markdown"):
+        assert clickhouse.diagram(entity=entity, fmt=fmt) == duck.diagram(entity=entity, fmt=fmt)
+
+
+def test_every_trace_is_identical(sources: tuple[LocalSource, LocalSource]) -> None:
+    duck, clickhouse = sources
+    trace_ids = [t["trace_id"] for t in duck.recent_traces(1000)["traces"]]
+    assert len(trace_ids) == duck.stats()["traces"]
+    for trace_id in trace_ids:
+        assert clickhouse.trace(trace_id) == duck.trace(trace_id)
+        assert clickhouse.trace_otlp(trace_id) == duck.trace_otlp(trace_id)
+        assert clickhouse.diagram(trace_id=trace_id, fmt="json") == duck.diagram(
+            trace_id=trace_id, fmt="json"
+        )

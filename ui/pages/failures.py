@@ -1,0 +1,197 @@
+"""Failures: the partial-failure report. Which traces failed, which only partly, and the
+root cause of each. Deep link: ``/?failures``."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+
+from ui import charts, common, data
+from ui.format import clip, esc, fmt_duration, fmt_time
+
+PATTERN_HELP: Final = {
+    "failed": "the request itself failed (root span is an error)",
+    "failed_branch": "a branch failed and the request went on without it",
+    "degraded": "a dependency failed and the caller answered with less",
+    "retried": "a call failed and a retry succeeded",
+}
+OUTCOME_ICON: Final = {"failed": "FAILED", "partial": "partial"}
+
+st.title("Failures")
+st.caption(
+    "Traces with an error span: **failed** when the request itself failed, **partial** "
+    "when it succeeded but something beneath it did not. Root cause = the deepest error."
+)
+
+stats = common.store_stats()
+if not stats.get("spans"):
+    common.show_empty_store()
+    st.stop()
+rng = common.time_range(stats)
+
+services = ["(all services)", *sorted(stats.get("services") or [])]
+filter_cols = st.columns([1, 1, 1, 2])
+kept_service = common.kept("failures_service")
+service_choice = filter_cols[0].selectbox(
+    "Service",
+    services,
+    index=services.index(kept_service) if kept_service in services else 0,
+    key="failures_service",
+    on_change=common.keep,
+    args=("failures_service",),
+)
+service = None if service_choice == services[0] else service_choice
+report: dict[str, Any] = common.fetch(
+    data.failures, rng.start, rng.end, service, spinner="Classifying traces…"
+)
+summary = report.get("summary", {})
+patterns = filter_cols[1].multiselect(
+    "Pattern",
+    list(PATTERN_HELP),
+    default=common.kept("failures_patterns", []),
+    key="failures_patterns",
+    on_change=common.keep,
+    args=("failures_patterns",),
+    help="\n".join(f"- {k}: {v}" for k, v in PATTERN_HELP.items()),
+)
+outcomes = filter_cols[2].multiselect(
+    "Outcome",
+    ["failed", "partial"],
+    default=common.kept("failures_outcomes", []),
+    key="failures_outcomes",
+    on_change=common.keep,
+    args=("failures_outcomes",),
+)
+search = filter_cols[3].text_input(
+    "Search root cause / operation / entity",
+    value=str(common.kept("failures_search", "") or ""),
+    key="failures_search",
+    on_change=common.keep,
+    args=("failures_search",),
+    placeholder="e.g. deadlock, payment, ORD-1005",
+)
+
+cols = st.columns(4)
+cols[0].metric("Traces in range", f"{summary.get('traces', 0):,}")
+cols[1].metric("OK", f"{summary.get('ok', 0):,}")
+cols[2].metric("Partly failed", f"{summary.get('partial', 0):,}")
+cols[3].metric("Failed", f"{summary.get('failed', 0):,}")
+st.caption(
+    f"Range: {rng.label} — {fmt_time(report.get('from_unix_nano'), False)} → "
+    f"{fmt_time(report.get('to_unix_nano'), False)}"
+    + (" · service filter applied" if service else "")
+)
+
+rows: list[dict[str, Any]] = []
+for t in report.get("traces") or []:
+    cause = t.get("root_cause") or {}
+    entity_pairs = [(k, v) for k, values in (t.get("entities") or {}).items() for v in values]
+    preferred = next((p for p in entity_pairs if p[0] == "order.id"), None)
+    first_entity = preferred or (entity_pairs[0] if entity_pairs else None)
+    row = {
+        "started (UTC)": fmt_time(t.get("start_unix_nano")),
+        "outcome": OUTCOME_ICON.get(str(t.get("outcome")), str(t.get("outcome"))),
+        "pattern": str(t.get("pattern")),
+        "trace": common.trace_link(str(t["trace_id"])),
+        "entity": common.entity_link(*first_entity) if first_entity else None,
+        "root cause": f"{cause.get('service')}: {cause.get('operation')}",
+        "message": clip(cause.get("message") or "", 200),
+        "request": f"{t.get('root_service')}: {t.get('root_operation')}",
+        "errors": int(t.get("error_spans") or 0),
+        "duration": fmt_duration(t.get("duration_ns")),
+        "entities": ", ".join(f"{k}={v}" for k, v in entity_pairs),
+        "_outcome": str(t.get("outcome")),
+    }
+    rows.append(row)
+
+table = pl.DataFrame(
+    rows,
+    schema={
+        "started (UTC)": pl.String,
+        "outcome": pl.String,
+        "pattern": pl.String,
+        "trace": pl.String,
+        "entity": pl.String,
+        "root cause": pl.String,
+        "message": pl.String,
+        "request": pl.String,
+        "errors": pl.Int64,
+        "duration": pl.String,
+        "entities": pl.String,
+        "_outcome": pl.String,
+    },
+)
+if patterns:
+    table = table.filter(pl.col("pattern").is_in(patterns))
+if outcomes:
+    table = table.filter(pl.col("_outcome").is_in(outcomes))
+if search.strip():
+    needle = search.strip().lower()
+    table = table.filter(
+        pl.concat_str(["request", "root cause", "message", "entities", "trace"], separator=" ")
+        .str.to_lowercase()
+        .str.contains(needle, literal=True)
+    )
+
+st.subheader(f"Failing traces ({table.height} shown)")
+if table.height == 0:
+    if not report.get("traces"):
+        st.success("No failed or partly failed traces in this range.")
+    else:
+        st.info("No trace matches the filters.")
+else:
+    st.dataframe(
+        table.drop("_outcome"),
+        hide_index=True,
+        width="stretch",
+        key="failures_table",
+        column_config={
+            "trace": st.column_config.LinkColumn(
+                "trace", display_text=r"trace=([0-9a-f]{12})", help="Open the trace"
+            ),
+            "entity": st.column_config.LinkColumn(
+                "entity diagram",
+                display_text=r"entity=(.*)$",
+                help="Open the sequence diagram of the entity",
+            ),
+            "message": st.column_config.TextColumn("root-cause message", width="large"),
+        },
+    )
+
+by_service = report.get("by_service") or []
+if by_service:
+    st.subheader("Root causes by service")
+    names = [esc(b["service"]) for b in by_service]
+    fig = go.Figure(
+        [
+            go.Bar(
+                name="failed",
+                y=names,
+                x=[int(b.get("failed") or 0) for b in by_service],
+                orientation="h",
+                marker={"color": charts.ERROR_RED},
+            ),
+            go.Bar(
+                name="partial",
+                y=names,
+                x=[int(b.get("partial") or 0) for b in by_service],
+                orientation="h",
+                marker={"color": charts.WARN_AMBER},
+            ),
+        ]
+    )
+    fig.update_layout(
+        barmode="stack",
+        height=max(160, 50 + 32 * len(by_service)),
+        margin={"l": 10, "r": 10, "t": 30, "b": 30},
+        yaxis={"autorange": "reversed", "automargin": True},
+        xaxis={"title": "traces whose root cause is in the service", "dtick": 1},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+    )
+    st.plotly_chart(fig, key="failures_by_service", config={"displayModeBar": False})
+
+st.caption("Link to this view:")
+common.share_link({"failures": "", **rng.link_params()})
