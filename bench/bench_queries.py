@@ -137,8 +137,12 @@ class Series:
     errors: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     load: list[str] = field(default_factory=list)
+    #: CPU seconds used so far by the process that answers (the server, or this one)
+    cpu_clock: Callable[[], float] | None = None
+    cpu: list[float] = field(default_factory=list)
 
     def time(self, call: Callable[[], Any]) -> Any:
+        cpu_before = self.cpu_clock() if self.cpu_clock else 0.0
         started = time.perf_counter()
         try:
             result = call()
@@ -146,6 +150,8 @@ class Series:
             self.errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
             return None
         self.samples.append(time.perf_counter() - started)
+        if self.cpu_clock:
+            self.cpu.append(self.cpu_clock() - cpu_before)
         return result
 
     def summary(self) -> dict[str, Any]:
@@ -162,6 +168,11 @@ class Series:
                 max_ms=round(max(self.samples) * 1000, 1),
                 mean_ms=round(statistics.fmean(self.samples) * 1000, 1),
             )
+        if self.cpu:
+            # CPU time of the answering process per call: less sensitive than wall time
+            # to other work on the machine (it still includes DuckDB's worker threads).
+            out["cpu_p50_ms"] = round(statistics.median(self.cpu) * 1000, 1)
+            out["cpu_p95_ms"] = round(percentile(self.cpu, 95) * 1000, 1)
         target = TARGETS.get(self.name)
         if target and self.samples:
             stat, limit = target
@@ -186,6 +197,14 @@ class Server:
     api: str
     grpc: str
     started_s: float
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used so far."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> dict[str, float]:
         """Current and peak resident memory of the server process, MiB."""
@@ -315,17 +334,21 @@ def run_suite(
     at: int,
     repeat: int,
     key: str,
+    cpu_clock: Callable[[], float] | None = None,
 ) -> list[Series]:
     out: list[Series] = []
 
+    def new(name: str) -> Series:
+        return Series(name, label, cpu_clock=cpu_clock)
+
     # (a) diagrams
-    cold = Series("diagram_first_call", label)
+    cold = new("diagram_first_call")
     if warmup:
         cold.time(partial(src.diagram, entity=f"{key}={warmup[0]}"))
         for value in warmup[1:]:
             src_call_quiet(partial(src.diagram, entity=f"{key}={value}"))
     out.append(cold)
-    diagrams = Series("diagram", label)
+    diagrams = new("diagram")
     messages: list[int] = []
     traces: list[int] = []
     diagrams.load.append(load_average())
@@ -350,7 +373,7 @@ def run_suite(
         ("entities_order_id", lambda: src.entities(key=key)),
         ("entities_customer_id", lambda: src.entities(key="customer.id")),
     ):
-        series = Series(name, label)
+        series = new(name)
         series.load.append(load_average())
         result = repeated(series, call, repeat)
         if isinstance(result, dict):
@@ -359,7 +382,7 @@ def run_suite(
         out.append(series)
 
     # (c) failure report, one hour each
-    failures = Series("failures_1h", label)
+    failures = new("failures_1h")
     failures.load.append(load_average())
     per_hour: list[dict[str, Any]] = []
     for hour in hours:
@@ -376,7 +399,7 @@ def run_suite(
     out.append(failures)
 
     # (d) SLO report over the whole store
-    slo = Series("slo_whole_store", label)
+    slo = new("slo_whole_store")
     slo.load.append(load_average())
     result = repeated(slo, partial(src.slo, SLO_SPEC, at=at, source_name="bench-slo.yaml"), repeat)
     if isinstance(result, dict):
@@ -570,7 +593,7 @@ def machine() -> dict[str, Any]:
 def table(rows: list[dict[str, Any]]) -> str:
     header = (
         f"{'benchmark':24} {'via':6} {'n':>4} {'err':>4} {'p50 ms':>9} {'p95 ms':>9} "
-        f"{'max ms':>9}  target"
+        f"{'max ms':>9} {'cpu p50':>8}  target"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -580,7 +603,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"{row['name']:24} {row['source']:6} {row['n']:>4} {row['errors']:>4} "
             f"{row.get('p50_ms', '-'):>9} {row.get('p95_ms', '-'):>9} {row.get('max_ms', '-'):>9}"
-            f"  {verdict}"
+            f" {row.get('cpu_p50_ms', '-'):>8}  {verdict}"
         )
     return "\n".join(lines)
 
@@ -654,7 +677,11 @@ def main(argv: list[str] | None = None) -> int:
         report["values"] = values
         report["hours"] = hours
         if not args.no_http:
-            rows.extend(run_suite(http, "http", values, warmup, hours, at, args.repeat, args.key))
+            rows.extend(
+                run_suite(
+                    http, "http", values, warmup, hours, at, args.repeat, args.key, server.cpu_s
+                )
+            )
             report["server_memory_mb"] = server.rss_mb()
             say(f"query API pass done; server memory {report['server_memory_mb']}")
 
@@ -664,7 +691,19 @@ def main(argv: list[str] | None = None) -> int:
         report["local_open_s"] = round(time.perf_counter() - started, 2)
         try:
             local = LocalSource(store)
-            rows.extend(run_suite(local, "local", values, warmup, hours, at, args.repeat, args.key))
+            rows.extend(
+                run_suite(
+                    local,
+                    "local",
+                    values,
+                    warmup,
+                    hours,
+                    at,
+                    args.repeat,
+                    args.key,
+                    time.process_time,
+                )
+            )
         finally:
             store.close()
         say("in-process pass done")

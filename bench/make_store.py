@@ -9,9 +9,10 @@ their producer, order-status lookups, carrier webhooks and cancellations; Postgr
 and Elasticsearch CLIENT spans; external HTTPS APIs (payprovider, carrier, mailer, risk);
 retries that recovered, degraded fallbacks, failed branches and hard failures.
 
-Every span reaches the store through ``DuckDBStore.write`` as an OTLP
-``ExportTraceServiceRequest`` of ~512 spans, from several threads so that the store's
-group commit works as it does behind the receivers.
+Every span reaches the store through ``DuckDBStore.write`` as a serialized OTLP
+``ExportTraceServiceRequest`` of ~512 spans (the bytes the receivers hand over), with the
+store's decoder processes set as ``seqtrace serve`` sets them, from several threads so
+that the store's group commit works as it does behind the receivers.
 
 How it stays fast: protobuf construction in Python is the bottleneck (NOTES.md), so a few
 hundred *trace templates* are built once as real protobuf messages whose ids, timestamps
@@ -2212,6 +2213,13 @@ def main(argv: list[str] | None = None) -> int:
         help="sys.setswitchinterval in seconds for this process (default: Python's 0.005); "
         "see bench/README.md on the GIL convoy in the store's writer thread",
     )
+    parser.add_argument(
+        "--decoders",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="the store's decoder processes, as `seqtrace serve` sets them (default "
+        "min(4, nproc)); 0 decodes in the writing threads",
+    )
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--json-out", help="write the build figures as JSON here")
     parser.add_argument(
@@ -2266,13 +2274,9 @@ def main(argv: list[str] | None = None) -> int:
     chunks = chunks_in_order(args.workers, n_requests)
     first_chunk = next(chunks, [])
 
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-
     from spanstore.duckdb_store import DuckDBStore
 
-    store = DuckDBStore(out)
+    store = DuckDBStore(out, decoder_processes=args.decoders)
     work: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=args.threads * 4)
     lock = threading.Lock()
     done = {"spans": 0, "accepted": 0, "requests": 0}
@@ -2285,7 +2289,8 @@ def main(argv: list[str] | None = None) -> int:
                 return
             n, blob = item
             try:
-                result = store.write(ExportTraceServiceRequest.FromString(blob))
+                # serialized bytes, as the receivers hand them to the store
+                result = store.write(blob)
             except BaseException as exc:  # reported after the run
                 errors.append(exc)
                 return
@@ -2343,6 +2348,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "threads": args.threads,
         "workers": args.workers,
+        "decoders": args.decoders,
         "switch_interval": sys.getswitchinterval(),
         "seconds_total": round(total_s, 1),
         "seconds_ingest": round(ingest_s, 1),

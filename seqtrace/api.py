@@ -147,6 +147,8 @@ class ApiServer:
                 return lambda q, b: (200, self.source.service_map(q.time("from"), q.time("to")))
         if method == "POST" and path == "/api/v1/slo":
             return self._slo
+        if method == "POST" and path == "/api/v1/contracts/check":
+            return self._contracts_check
         return None
 
     def _healthz(self, query: _Request, body: bytes) -> tuple[int, Any]:
@@ -178,6 +180,20 @@ class ApiServer:
             raise SourceError("POST the SLO spec (YAML or JSON) as the request body")
         text = body.decode("utf-8", errors="replace")
         return 200, self.source.slo(text, q.time("at"), q.text("name") or "request body")
+
+    def _contracts_check(self, q: _Request, body: bytes) -> tuple[int, Any]:
+        from analyzer.contracts import check_request
+
+        return 200, check_request(
+            self.source,
+            body,
+            entity=q.text("entity"),
+            key=q.text("key"),
+            start=q.time("from"),
+            end=q.time("to"),
+            file=q.text("file"),
+            steps=True if q.flag("steps") else None,
+        )
 
 
 class _Server(ThreadingHTTPServer):

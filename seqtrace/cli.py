@@ -17,6 +17,7 @@ from typing import Any
 
 from seqtrace import __version__
 from seqtrace.errors import (
+    EXIT_FOUND,
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_USAGE,
@@ -249,6 +250,69 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_contract_init(args: argparse.Namespace) -> int:
+    from analyzer.contracts import contract_init
+
+    text = contract_init(
+        open_source(args),
+        args.entity,
+        _parse_time(args.start, "--from"),
+        _parse_time(args.end, "--to"),
+    )
+    try:
+        Path(args.out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"seqtrace: wrote {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_contract_check(args: argparse.Namespace) -> int:
+    from analyzer.contracts import contract_check, render_check_text
+
+    if bool(args.entity) == bool(args.key):
+        raise UsageError("give exactly one of --entity KEY=VALUE or --key KEY")
+    files = []
+    for name in args.files:
+        try:
+            files.append((name, Path(name).read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise UsageError(f"cannot read contract {name}: {exc.strerror or exc}") from None
+    result = contract_check(
+        open_source(args),
+        files,
+        entity=args.entity,
+        key=args.key,
+        start=_parse_time(args.start, "--from"),
+        end=_parse_time(args.end, "--to"),
+    )
+    if args.json:
+        _print_json(result)
+    else:
+        print(render_check_text(result))
+    return EXIT_OK if result["conforming"] else EXIT_FOUND
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from analyzer.contracts import diff
+
+    if len(args.entity) != 2:
+        raise UsageError("give --entity twice: the reference first, then the one to compare")
+    result = diff(
+        open_source(args),
+        args.entity[0],
+        args.entity[1],
+        args.format,
+        _parse_time(args.start, "--from"),
+        _parse_time(args.end, "--to"),
+    )
+    if isinstance(result, str):
+        sys.stdout.write(result if result.endswith("\n") else result + "\n")
+    else:
+        _print_json(result)
+    return EXIT_OK
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from seqtrace.loading import load_files
 
@@ -410,7 +474,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slo-spec", metavar="FILE", help="SLO spec for the SLO impact section")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the bundle into")
     p.set_defaults(func=cmd_postmortem)
+
+    p = sub.add_parser("contract", help="sequence contracts: init from an entity, check traffic")
+    contract = p.add_subparsers(dest="contract_command", metavar="ACTION")
+    p.set_defaults(func=lambda a, parser=p: _missing_action(parser))
+    c = contract.add_parser("init", help="write an entity's observed sequence as a contract")
+    _add_source_flags(c)
+    c.add_argument("--entity", required=True, metavar="KEY=VALUE")
+    _add_range_flags(c)
+    c.add_argument("--out", required=True, metavar="FILE.mmd", help="contract file to write")
+    c.set_defaults(func=cmd_contract_init)
+    c = contract.add_parser("check", help="check observed sequences against contracts")
+    _add_source_flags(c)
+    c.add_argument("files", nargs="+", metavar="FILE.mmd")
+    c.add_argument("--entity", metavar="KEY=VALUE", help="check this entity")
+    c.add_argument("--key", metavar="KEY", help="check every entity of this key in the range")
+    _add_range_flags(c)
+    c.add_argument("--json", action="store_true", help="print SPEC JSON")
+    c.set_defaults(func=cmd_contract_check)
+
+    p = sub.add_parser("diff", help="how the second entity's sequence differs from the first's")
+    _add_source_flags(p)
+    p.add_argument(
+        "--entity",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="give twice: the reference, then the entity to compare",
+    )
+    _add_range_flags(p)
+    p.add_argument("--format", default="markdown", choices=("json", "mermaid", "markdown"))
+    p.set_defaults(func=cmd_diff)
     return parser
+
+
+def _missing_action(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -546,6 +546,17 @@ class DuckDBStore:
             out.setdefault(trace_id, {}).setdefault(key, []).append(value)
         return out
 
+    def entity_traces_in_range(
+        self, key: str, start_unix_nano: int, end_unix_nano: int
+    ) -> list[tuple[Any, ...]]:
+        """(value, trace_id, trace_start, shape, span_ids) per trace of every entity of
+        ``key`` with a span in the range; ``shape`` hashes the trace's span tree, so
+        entities that did the same thing can share one diagram (analyzer.contracts)."""
+        return self._rows(
+            "entity_traces_in_range",
+            {"key": key, "start": start_unix_nano, "end": end_unix_nano},
+        )
+
     def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
         return self._frame(
             "throughput",

@@ -8,11 +8,23 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.contracts import Matcher, draft_contract, observed_sequence, parse_contract, write_contract
+from analyzer.contracts import (
+    Matcher,
+    draft_contract,
+    observed_sequence,
+    parse_contract,
+    write_contract,
+)
 from analyzer.contracts.matcher import Alignment
 
 PARTICIPANTS = ["client", "frontend", "checkout", "orders-db", "end", "9lives"]
-LABELS = ["POST /api/orders", "GET /api/orders/{orderId}", "INSERT orders", "publish #1; 50%% off", "x"]
+LABELS = [
+    "POST /api/orders",
+    "GET /api/orders/{orderId}",
+    "INSERT orders",
+    "publish #1; 50%% off",
+    "x",
+]
 
 Message = tuple[str, str, str, str, str]  # from, to, label, kind, status
 
@@ -51,7 +63,9 @@ def diagram(calls: list[Message]) -> dict[str, Any]:
         "entity": {"key": "order.id", "value": "ORD-1"},
         "traces": ["0" * 32],
         "participants": [
-            {"id": p, "label": p, "kind": "service"} for p in PARTICIPANTS if any(p in c[:2] for c in calls)
+            {"id": p, "label": p, "kind": "service"}
+            for p in PARTICIPANTS
+            if any(p in c[:2] for c in calls)
         ],
         "messages": out,
         "blocks": [],
@@ -89,7 +103,9 @@ def test_a_contract_accepts_the_sequence_it_was_drafted_from(calls: list[Message
 
 @SETTINGS
 @given(sequences, st.data())
-def test_deleting_a_call_is_one_missing_violation(calls: list[Message], data: st.DataObject) -> None:
+def test_deleting_a_call_is_one_missing_violation(
+    calls: list[Message], data: st.DataObject
+) -> None:
     index = data.draw(st.integers(0, len(calls) - 1))
     matcher = contract_of(calls)
     shorter = calls[:index] + calls[index + 1 :]
@@ -101,7 +117,9 @@ def test_deleting_a_call_is_one_missing_violation(calls: list[Message], data: st
 
 @SETTINGS
 @given(sequences, st.data())
-def test_swapping_two_calls_is_one_order_violation(calls: list[Message], data: st.DataObject) -> None:
+def test_swapping_two_calls_is_one_order_violation(
+    calls: list[Message], data: st.DataObject
+) -> None:
     pairs = [i for i in range(len(calls) - 1) if calls[i][:3] != calls[i + 1][:3]]
     if not pairs:
         return
@@ -116,10 +134,12 @@ def test_swapping_two_calls_is_one_order_violation(calls: list[Message], data: s
 
 @SETTINGS
 @given(sequences, st.data())
-def test_an_added_call_is_one_unexpected_violation(calls: list[Message], data: st.DataObject) -> None:
+def test_an_added_call_is_one_unexpected_violation(
+    calls: list[Message], data: st.DataObject
+) -> None:
     index = data.draw(st.integers(0, len(calls)))
     extra: Message = ("frontend", "audit", "never drawn", "call", "ok")
-    longer = calls[:index] + [extra] + calls[index:]
+    longer = [*calls[:index], extra, *calls[index:]]
     alignment = align(contract_of(calls), longer)
     assert [(v.kind, v.observed) for v in alignment.violations] == [
         ("unexpected", "frontend->audit: never drawn")
@@ -143,7 +163,9 @@ def test_a_failure_where_success_is_drawn_is_a_status_violation(
 
 @SETTINGS
 @given(sequences, st.integers(1, 4), st.data())
-def test_a_loop_accepts_retries_that_recover(calls: list[Message], failures: int, data: st.DataObject) -> None:
+def test_a_loop_accepts_retries_that_recover(
+    calls: list[Message], failures: int, data: st.DataObject
+) -> None:
     """Retried attempts of a call drawn inside a loop conform when the last one succeeded."""
     index = data.draw(st.integers(0, len(calls) - 1))
     call = (*calls[index][:4], "ok")

@@ -89,7 +89,9 @@ def test_init_draws_retries_as_a_loop_and_failures_as_expected(shop: LocalSource
     assert "par concurrent" in degraded and "\n    and\n" in degraded
 
 
-@pytest.mark.parametrize("order", ["ORD-1001", "ORD-1002", "ORD-1003", "ORD-1004", "ORD-1005", "ORD-1666"])
+@pytest.mark.parametrize(
+    "order", ["ORD-1001", "ORD-1002", "ORD-1003", "ORD-1004", "ORD-1005", "ORD-1666"]
+)
 def test_every_entity_conforms_to_its_own_contract(shop: LocalSource, order: str) -> None:
     text = contract_init(shop, f"order.id={order}")
     result = check(shop, text, entity=f"order.id={order}")
@@ -154,12 +156,7 @@ def test_a_retry_needs_a_loop(shop: LocalSource, happy: str) -> None:
 
 
 def test_a_loop_does_not_excuse_a_failure_that_never_recovered(shop: LocalSource) -> None:
-    contract = (
-        "sequenceDiagram\n"
-        "    loop\n"
-        "        checkout->>orders_db: INSERT orders\n"
-        "    end\n"
-    )
+    contract = "sequenceDiagram\n    loop\n        checkout->>orders_db: INSERT orders\n    end\n"
     text = contract.replace("orders_db", "orders-db")
     result = contract_check(
         shop, [("c.mmd", text)], key="order.id", start=INCIDENT[0], end=INCIDENT[1]
@@ -267,13 +264,17 @@ def test_errors(shop: LocalSource, happy: str) -> None:
         check(shop, happy, entity="order.id=ORD-0000")
     assert missing.value.status == 404
     with pytest.raises(ContractSyntaxError, match=r"^bad\.mmd:2:"):
-        contract_check(shop, [("bad.mmd", "sequenceDiagram\n  a=>b: x\n")], entity="order.id=ORD-1003")
+        contract_check(
+            shop, [("bad.mmd", "sequenceDiagram\n  a=>b: x\n")], entity="order.id=ORD-1003"
+        )
 
 
 def test_api_body(shop: LocalSource, happy: str) -> None:
     raw = check_request(shop, happy.encode(), entity="order.id=ORD-1005", file="happy.mmd")
     assert raw["contracts"][0]["file"] == "happy.mmd"
-    body = json.dumps({"contracts": [{"file": "a.mmd", "text": happy}, {"file": "b.mmd", "text": happy}]})
+    body = json.dumps(
+        {"contracts": [{"file": "a.mmd", "text": happy}, {"file": "b.mmd", "text": happy}]}
+    )
     both = check_request(shop, body.encode(), key="order.id", start=INCIDENT[0], end=INCIDENT[1])
     assert [c["file"] for c in both["contracts"]] == ["a.mmd", "b.mmd"]
     with pytest.raises(SourceError):
@@ -306,3 +307,33 @@ def test_http_source_without_the_endpoint_falls_back(tmp_path: Path, happy: str)
         assert len(one["contracts"][0]["violations"]) == 14
     finally:
         server.stop()
+
+
+def test_the_reader_method_and_the_fallbacks_agree(shop: LocalSource) -> None:
+    """`entity_rows` reads the SQL file through DuckDBStore, a reader method of the same
+    name when the store grows one, or per value through the SpanReader protocol."""
+    from analyzer.contracts.fetch import entity_rows
+
+    store = shop.reader
+    direct = entity_rows(store, "order.id", *INCIDENT)
+
+    class WithMethod:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def entity_traces_in_range(self, key: str, start: int, end: int) -> list[Any]:
+            params = {"key": key, "start": start, "end": end}
+            return store._rows("entity_traces_in_range", params)  # type: ignore[attr-defined]
+
+    class Plain:
+        def __getattr__(self, name: str) -> Any:
+            if name in ("_rows", "entity_traces_in_range"):
+                raise AttributeError(name)
+            return getattr(store, name)
+
+    assert entity_rows(WithMethod(), "order.id", *INCIDENT) == direct  # type: ignore[arg-type]
+    plain = entity_rows(Plain(), "order.id", *INCIDENT)  # type: ignore[arg-type]
+    assert {v: sorted(r.trace_id for r in rows) for v, rows in plain.items()} == {
+        v: sorted(r.trace_id for r in rows) for v, rows in direct.items()
+    }
+    assert all(row.shape for rows in direct.values() for row in rows)

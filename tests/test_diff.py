@@ -9,7 +9,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-
 import pytest
 
 from analyzer.contracts import contract_diff, contract_init, diff
@@ -55,7 +54,9 @@ def mmdc() -> str:
     ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    pytest.fail("mermaid-cli (mmdc) not found: run `make tools` or set SEQTRACE_MMDC", pytrace=False)
+    pytest.fail(
+        "mermaid-cli (mmdc) not found: run `make tools` or set SEQTRACE_MMDC", pytrace=False
+    )
 
 
 def render_with_mmdc(source: str, tmp_path: Path) -> str:
@@ -113,7 +114,7 @@ def test_diff_mermaid_styles(shop: LocalSource) -> None:
     assert "rect rgba(128, 128, 128, 0.15)" in text  # missing: grey
     assert "-->>orders_db: ❌ missing: INSERT order_items" in text  # dashed
     assert "rect rgba(255, 0, 0, 0.12)" in text  # unexpected: red
-    assert "➕ unexpected: POST /api/payments/#123;paymentId#125;/void" in text
+    assert "\u2795 unexpected: POST /api/payments/#123;paymentId#125;/void" in text
     assert "checkout-xorders_db: ⚠ changed: INSERT orders (failed: DeadlockDetected" in text
     same = diff(shop, "order.id=ORD-1003", "order.id=ORD-1003", "markdown")
     assert isinstance(same, str) and "No differences" in same
@@ -125,7 +126,9 @@ def test_the_same_entity_has_no_differences(shop: LocalSource) -> None:
     # the retried order's base has a loop, so the single-attempt order matches it too
     single = diff(shop, "order.id=ORD-1002", "order.id=ORD-1003", "json")
     assert isinstance(single, dict)
-    assert not [s for s in single["steps"] if "payprovider" in s["from"] + s["to"] and s["status"] != "same"]
+    assert not [
+        s for s in single["steps"] if "payprovider" in s["from"] + s["to"] and s["status"] != "same"
+    ]
 
 
 def test_contract_diff_for_the_ui(shop: LocalSource) -> None:
@@ -152,7 +155,9 @@ def test_hostile_labels_stay_inside_their_arrows(shop: LocalSource) -> None:
 
 
 @pytest.mark.parametrize(("base", "other"), PAIRS)
-def test_diff_renders_with_mermaid_cli(shop: LocalSource, base: str, other: str, tmp_path: Path) -> None:
+def test_diff_renders_with_mermaid_cli(
+    shop: LocalSource, base: str, other: str, tmp_path: Path
+) -> None:
     mermaid = diff(shop, f"order.id={base}", f"order.id={other}", "mermaid")
     assert isinstance(mermaid, str)
     svg = render_with_mmdc(mermaid, tmp_path)
@@ -164,5 +169,3 @@ def test_init_renders_with_mermaid_cli(shop: LocalSource, tmp_path: Path) -> Non
     text = contract_init(shop, "order.id=ORD-1004")
     svg = render_with_mmdc(text, tmp_path)
     assert "ListRecommendations" in svg
-
-

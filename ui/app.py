@@ -51,6 +51,9 @@ PAGES = {
         icon=":material/hub:",
         url_path="service-map",
     ),
+    "contracts": st.Page(
+        _PAGES_DIR / "contracts.py", title="Contracts", icon=":material/rule:", url_path="contracts"
+    ),
 }
 
 page = st.navigation(list(PAGES.values()))

@@ -88,7 +88,9 @@ def contract_check(
         parse_entity(entity)
         diagram = entity_diagram(source, entity, start, end)
         scope = {"entity": entity, "key": None, "from_unix_nano": start, "to_unix_nano": end}
-        return check_diagrams(matchers, [(entity, diagram)], scope, True if steps is None else steps)
+        return check_diagrams(
+            matchers, [(entity, diagram)], scope, True if steps is None else steps
+        )
     assert key is not None
     if not key.strip():
         raise SourceError("--key needs an entity key, e.g. order.id")
@@ -109,7 +111,13 @@ class _Report:
         self.steps = steps
         self.count = 0
         self.reports: list[dict[str, Any]] = [
-            {"file": m.contract.name, "checked": 0, "conforming": 0, "violations": [], "entities": []}
+            {
+                "file": m.contract.name,
+                "checked": 0,
+                "conforming": 0,
+                "violations": [],
+                "entities": [],
+            }
             for m in matchers
         ]
 
@@ -288,7 +296,12 @@ def step_dicts(alignment: Alignment) -> list[dict[str, Any]]:
 def _step_dict(contract: Contract, index: int, step: Step, messages: list[str]) -> dict[str, Any]:
     expected, observed = step.expected, step.observed
     if observed is not None:
-        source, target, label, kind = observed.source, observed.target, observed.label, observed.kind
+        source, target, label, kind = (
+            observed.source,
+            observed.target,
+            observed.label,
+            observed.kind,
+        )
     else:
         assert expected is not None
         source = contract.display_name(expected.source)
@@ -348,12 +361,15 @@ def check_request(
 def request_files(body: bytes, file: str | None = None) -> list[tuple[str, str]]:
     text = body.decode("utf-8", errors="replace")
     if not text.strip():
-        raise SourceError("POST a contract (Mermaid text) or {\"contracts\": [...]} as the body")
+        raise SourceError('POST a contract (Mermaid text) or {"contracts": [...]} as the body')
     if text.lstrip().startswith("{"):
         try:
             payload = json.loads(text)
-            entries = payload["contracts"] if "contracts" in payload else [payload]
-            return [(str(e.get("file") or f"contract-{i + 1}.mmd"), str(e["text"])) for i, e in enumerate(entries)]
+            entries = payload.get("contracts", [payload])
+            return [
+                (str(e.get("file") or f"contract-{i + 1}.mmd"), str(e["text"]))
+                for i, e in enumerate(entries)
+            ]
         except (ValueError, KeyError, TypeError, AttributeError):
             raise SourceError(
                 'a JSON body must be {"contracts": [{"file": "NAME.mmd", "text": "..."}]}'
@@ -407,7 +423,8 @@ def render_check_text(result: Mapping[str, Any]) -> str:
             by_entity.setdefault((ent["key"], ent["value"]), []).append(violation)
         if not rows and by_entity:  # a result without the added "entities" rows
             violating = [
-                {"entity": {"key": k, "value": v}, "violations": len(vs)} for (k, v), vs in by_entity.items()
+                {"entity": {"key": k, "value": v}, "violations": len(vs)}
+                for (k, v), vs in by_entity.items()
             ]
         for row in violating[:_TEXT_ENTITIES]:
             ent = row["entity"]
@@ -416,7 +433,9 @@ def render_check_text(result: Mapping[str, Any]) -> str:
             for violation in found:
                 kinds[violation["kind"]] = kinds.get(violation["kind"], 0) + 1
             summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
-            lines.append(f"  ✗ {_t(ent['key'])}={_t(ent['value'])}: {len(found)} violation(s) ({summary})")
+            lines.append(
+                f"  ✗ {_t(ent['key'])}={_t(ent['value'])}: {len(found)} violation(s) ({summary})"
+            )
             if row.get("steps") is not None:
                 lines += _diff_lines(row["steps"], "      ")
             else:
@@ -425,7 +444,9 @@ def render_check_text(result: Mapping[str, Any]) -> str:
                 if len(found) > _TEXT_VIOLATIONS:
                     lines.append(f"      … {len(found) - _TEXT_VIOLATIONS} more (see --json)")
         if len(violating) > _TEXT_ENTITIES:
-            lines.append(f"  … {len(violating) - _TEXT_ENTITIES} more violating entities (see --json)")
+            lines.append(
+                f"  … {len(violating) - _TEXT_ENTITIES} more violating entities (see --json)"
+            )
         good = [r["entity"] for r in rows if r.get("conforming")]
         if good:
             names = ", ".join(_t(e["value"]) for e in good[:10])

@@ -16,10 +16,11 @@ Diff JSON (docs/contracts.md, "Diff JSON")::
      "violations": [{"kind", "expected", "observed", "message", ...}]}
 
 Mermaid: every step is one arrow (``autonumber`` numbers them as the table does). Missing
-calls are dashed (``-->>``) with a ``❌ missing:`` label inside a grey ``rect``; unexpected
-ones red (``rect rgba(255,0,0,0.12)``) with ``➕ unexpected:``; changed ones (kind or
-status) orange with ``⚠ changed:``; an ``order`` violation is a grey ``↕ moved from
-here:`` and a red ``↕ moved here:``. Mermaid has no per-arrow colour, hence the frames.
+calls are dashed (``-->>``) with a "missing:" label (after a cross mark) inside a grey
+``rect``; unexpected ones red (``rect rgba(255,0,0,0.12)``) with "unexpected:" (after a
+heavy plus sign); changed ones (kind or status) orange with "changed:" (after a warning
+sign); an ``order`` violation is a grey "moved from here:" and a red "moved here:" (after
+an up-down arrow). Mermaid has no per-arrow colour, hence the frames.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ _FRAMES: Final = {
 _SHAPES: Final = {"database": "database", "queue": "queue", "external": "boundary"}
 _INDENT: Final = "    "
 _ERROR_LIMIT: Final = 80
+MISSING: Final = "\u274c missing: "
+UNEXPECTED: Final = "\u2795 unexpected: "
+CHANGED: Final = "\u26a0 changed: "
+MOVED_FROM: Final = "\u2195 moved from here: "
+MOVED_TO: Final = "\u2195 moved here: "
 
 
 def diff(
@@ -83,7 +89,11 @@ def diff(
     alignment = Matcher(contract).align(observed_sequence(other))
     result = diff_result(
         alignment,
-        {"kind": "entity", "name": f"{key_a}={value_a}", "entity": {"key": key_a, "value": value_a}},
+        {
+            "kind": "entity",
+            "name": f"{key_a}={value_a}",
+            "entity": {"key": key_a, "value": value_a},
+        },
         [*(base.get("participants") or ()), *(other.get("participants") or ())],
     )
     return render_diff(result, fmt)
@@ -144,7 +154,10 @@ def diff_result(
     for step in steps:
         used.setdefault(step["from"])
         used.setdefault(step["to"])
-    drawn = [known.get(pid) or {"id": pid, "label": pid, "kind": "service", "implicit": False} for pid in used]
+    drawn = [
+        known.get(pid) or {"id": pid, "label": pid, "kind": "service", "implicit": False}
+        for pid in used
+    ]
     return {
         "base": dict(base),
         "other": {"key": entity[0], "value": entity[1]} if entity else None,
@@ -177,7 +190,10 @@ def render_diff_mermaid(result: Mapping[str, Any]) -> str:
     steps: list[Mapping[str, Any]] = list(result.get("steps") or ())
     lines = ["sequenceDiagram", _INDENT + "autonumber"]
     if not participants:
-        lines += [_INDENT + "participant nothing as (no calls)", _INDENT + "Note over nothing: no calls on either side"]
+        lines += [
+            _INDENT + "participant nothing as (no calls)",
+            _INDENT + "Note over nothing: no calls on either side",
+        ]
         return "\n".join(lines) + "\n"
     aliases = safe_aliases([str(p["id"]) for p in participants])
     for participant in participants:
@@ -221,15 +237,15 @@ def _arrow(step: Mapping[str, Any], aliases: Mapping[str, str]) -> str:
     label = str(step.get("label") or "")
     if status == "missing":
         arrow = "--)" if is_async else "-->>"
-        prefix = "↕ moved from here: " if "order" in problems else "❌ missing: "
+        prefix = MOVED_FROM if "order" in problems else MISSING
         text = prefix + label
     elif status == "unexpected":
         arrow = "-x" if failed else ("-)" if is_async else "->>")
-        prefix = "↕ moved here: " if "order" in problems else "➕ unexpected: "
+        prefix = MOVED_TO if "order" in problems else UNEXPECTED
         text = prefix + label + _failure(step)
     elif status == "changed":
         arrow = "-x" if failed else ("-)" if is_async else "->>")
-        text = "⚠ changed: " + label + _change(step)
+        text = CHANGED + label + _change(step)
     else:
         arrow = "-x" if failed else ("-)" if is_async else "->>")
         text = label + (" (failed, retried)" if step.get("excused") else "")
@@ -287,7 +303,8 @@ def render_diff_markdown(result: Mapping[str, Any]) -> str:
     lines += [
         "## Differences",
         "",
-        f"| # | difference | expected ({md_cell(base_name)}) | observed ({md_cell(other_name)}) | detail |",
+        f"| # | difference | expected ({md_cell(base_name)}) "
+        f"| observed ({md_cell(other_name)}) | detail |",
         "|--:|---|---|---|---|",
     ]
     for step in steps:

@@ -18,15 +18,17 @@ The output is deterministic: the same diagram always drafts the same text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from analyzer.contracts.model import (
+    BlockKind,
     CBlock,
     CMessage,
     Contract,
     CParticipant,
     Item,
+    MessageKind,
     ParticipantShape,
 )
 from analyzer.contracts.observed import message_label
@@ -47,9 +49,12 @@ def draft_contract(diagram: Mapping[str, Any], name: str = "contract.mmd") -> Co
     """The contract that the observed ``diagram`` (SPEC dict) conforms to, cleaned up."""
     messages: list[Mapping[str, Any]] = list(diagram.get("messages") or ())
     blocks = [
-        _Block(str(b.get("kind")), int(b.get("first", 0)), int(b.get("last", -1)), tuple(
-            int(i) for i in b.get("branches") or ()
-        ))
+        _Block(
+            str(b.get("kind")),
+            int(b.get("first", 0)),
+            int(b.get("last", -1)),
+            tuple(int(i) for i in b.get("branches") or ()),
+        )
         for b in diagram.get("blocks") or ()
         if int(b.get("first", 0)) <= int(b.get("last", -1)) < len(messages)
     ]
@@ -102,7 +107,11 @@ class _Drafter:
             starting = [b for b in blocks if b.first == index and b.last <= hi]
             if starting:
                 block = max(starting, key=lambda b: (b.last, b.kind != "loop"))
-                inner = [b for b in blocks if b is not block and block.first <= b.first and b.last <= block.last]
+                inner = [
+                    b
+                    for b in blocks
+                    if b is not block and block.first <= b.first and b.last <= block.last
+                ]
                 items += self._block(block, inner)
                 index = block.last + 1
                 continue
@@ -118,12 +127,12 @@ class _Drafter:
         error = message.get("status") == "error"
         if count > 1:
             error = error and (failed == 0 or failed >= count)  # the run ended in success?
-        kind = "async" if message.get("kind") == "async" else "sync"
+        kind: MessageKind = "async" if message.get("kind") == "async" else "sync"
         cmessage = CMessage(
             str(message.get("from")),
             str(message.get("to")),
             message_label(message),
-            "any" if error else kind,  # type: ignore[arg-type]
+            "any" if error else kind,
             "error" if error else "ok",
             origin=index,
         )
@@ -146,8 +155,8 @@ class _Drafter:
         if block.kind == "loop":
             return [self._loop(block, inner)]
         branch = tuple(self.convert(block.first, block.last, inner))
-        kind = block.kind if block.kind in ("opt", "alt") else "opt"
-        return [CBlock(kind, "", (branch,))]  # type: ignore[arg-type]
+        kind: BlockKind = "alt" if block.kind == "alt" else "opt"
+        return [CBlock(kind, "", (branch,))]
 
     def _par_branches(self, block: _Block) -> list[int]:
         if block.branches:
@@ -168,7 +177,8 @@ class _Drafter:
         starts = [
             i
             for i in range(block.first, block.last + 1)
-            if self.depth[i] == depth and _signature(self.messages[i]) == signature
+            if self.depth[i] == depth
+            and _signature(self.messages[i]) == signature
             and self.messages[i].get("kind") != "return"
         ]
         ends = [*(s - 1 for s in starts[1:]), block.last]
@@ -243,20 +253,27 @@ def _excuse_retries(repetitions: list[list[Item]]) -> list[list[Item]]:
         later_ok.append(set(seen))
         seen |= {(m.source, m.target, m.label) for m in _walk(repetition) if m.expect == "ok"}
     later_ok.reverse()
-    return [
-        _map_messages(rep, lambda m, ok=ok: _succeeding(m) if (m.source, m.target, m.label) in ok else m)  # type: ignore[misc]
-        for rep, ok in zip(repetitions, later_ok, strict=True)
-    ]
+    return [_map_messages(rep, _excuser(ok)) for rep, ok in zip(repetitions, later_ok, strict=True)]
+
+
+def _excuser(ok: set[tuple[str, str, str]]) -> Callable[[CMessage], CMessage]:
+    def excuse(message: CMessage) -> CMessage:
+        key = (message.source, message.target, message.label)
+        return _succeeding(message) if key in ok else message
+
+    return excuse
 
 
 def _succeeding(message: CMessage) -> CMessage:
     if message.expect == "ok":
         return message
     kind = "sync" if message.kind == "any" else message.kind
-    return CMessage(message.source, message.target, message.label, kind, "ok", origin=message.origin)
+    return CMessage(
+        message.source, message.target, message.label, kind, "ok", origin=message.origin
+    )
 
 
-def _map_messages(items: Sequence[Item], fn: Any) -> list[Item]:
+def _map_messages(items: Sequence[Item], fn: Callable[[CMessage], CMessage]) -> list[Item]:
     out: list[Item] = []
     for item in items:
         if isinstance(item, CMessage):

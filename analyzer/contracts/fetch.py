@@ -46,7 +46,9 @@ def reader_of(source: Source | SpanReader) -> SpanReader | None:
     return None
 
 
-def default_range(source: Source | SpanReader, start: int | None, end: int | None) -> tuple[int, int]:
+def default_range(
+    source: Source | SpanReader, start: int | None, end: int | None
+) -> tuple[int, int]:
     """``[start, end)``; a missing bound from SPEC's default: the 24 hours that end at the
     newest stored span."""
     if start is not None and end is not None:
@@ -111,13 +113,15 @@ class TraceRow:
 def entity_rows(reader: SpanReader, key: str, start: int, end: int) -> dict[str, list[TraceRow]]:
     """value -> its traces (own ones in the window and linked ones), in diagram order, for
     every value of ``key`` with an entity span in ``[start, end)``."""
+    from spanstore.duckdb_store import DuckDBStore
+
     method = getattr(reader, "entity_traces_in_range", None)
-    run = getattr(reader, "_rows", None)
     found: list[tuple[Any, ...]]
     if callable(method):  # a reader that offers the query as a method
         found = list(method(key, start, end))
-    elif callable(run):  # DuckDBStore: the query file ships in spanstore/sql/
-        found = run("entity_traces_in_range", {"key": key, "start": start, "end": end})
+    elif isinstance(reader, DuckDBStore):  # the query file ships in spanstore/sql/
+        params = {"key": key, "start": start, "end": end}
+        found = reader._rows("entity_traces_in_range", params)
     else:
         found = [(v, tid, 0, None, ()) for v, tid in _traces_one_by_one(reader, key, start, end)]
     out: dict[str, list[TraceRow]] = {}

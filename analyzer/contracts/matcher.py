@@ -5,7 +5,7 @@
    punctuation). Observed participants left over can match nothing.
 2. Tokens: the observed calls and async messages become (from, to, label, kind, status).
 3. Alignment: a minimum-cost edit alignment of the tokens against the contract's automaton
-   (:mod:`analyzer.contracts.automaton`): a dynamic programme over (observed position ×
+   (:mod:`analyzer.contracts.automaton`): a dynamic programme over (observed position by
    automaton state). Moves: *match* a token to a state carrying the same (from, to, label)
    (cost 0; +1 if the kind differs, +1 if the status differs, except a failed attempt
    inside a ``loop``, see 5), *unexpected* (skip a token, cost 1), *missing* (skip a
@@ -371,9 +371,7 @@ class Matcher:
             assert expected is not None and observed is not None
             want = "an async message" if expected.kind == "async" else "a synchronous call"
             got = "an async message" if observed.kind == "async" else "a synchronous call"
-            text = (
-                f"{observed_name(observed)} was {got}; {_source(expected)} draws {want}"
-            )
+            text = f"{observed_name(observed)} was {got}; {_source(expected)} draws {want}"
         else:  # status
             assert expected is not None and observed is not None
             if expected.expect == "error":
@@ -382,9 +380,11 @@ class Matcher:
                     "failing (-x)"
                 )
             else:
-                later = " and no later attempt in its loop succeeded" if self._in_loop[
-                    expected.index
-                ] else ""
+                later = (
+                    " and no later attempt in its loop succeeded"
+                    if self._in_loop[expected.index]
+                    else ""
+                )
                 text = (
                     f"{observed_name(observed)} failed ({_error(observed)}){later}; "
                     f"{_source(expected)} draws it succeeding"

@@ -3,7 +3,7 @@
 Input is SPEC's ``diagram --format json`` shape (a dict), so this module depends on the
 diagram's public contract only. Returns are dropped (they answer a call that is compared
 already); a self-call counts as a call; a collapsed run (``count`` > 1, label ending in
-`` ×N``) becomes ``count`` attempts, the first ``failed`` of them failed.
+a times sign and N) becomes ``count`` attempts, the first ``failed`` of them failed.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class ObservedSequence:
 
 
 def message_label(message: Mapping[str, Any]) -> str:
-    """A message's label without the collapse suffix (`` ×12``) the diagram adds."""
+    """A message's label without the collapse suffix (a times sign and the count)."""
     label = str(message.get("label") or "")
     count = int(message.get("count") or 1)
     suffix = f" {TIMES}{count}"
@@ -69,7 +69,9 @@ def message_label(message: Mapping[str, Any]) -> str:
 def observed_sequence(diagram: Mapping[str, Any]) -> ObservedSequence:
     """The tokens of a diagram dict (SPEC shape; added fields used when present)."""
     participants = tuple(
-        ObservedParticipant(str(p.get("id")), str(p.get("label") or p.get("id")), str(p.get("kind")))
+        ObservedParticipant(
+            str(p.get("id")), str(p.get("label") or p.get("id")), str(p.get("kind"))
+        )
         for p in diagram.get("participants") or ()
     )
     tokens: list[Observed] = []

@@ -411,7 +411,7 @@ def _arrow_candidates(head: str) -> list[tuple[int, str]]:
         if run.endswith("-") and index < len(head) and head[index] == "x":
             run += "x"
             index += 1
-        elif run == "-" and 0 < start and index < len(head) and head[index] not in " \t":
+        elif run == "-" and start > 0 and index < len(head) and head[index] not in " \t":
             continue  # a hyphen inside a name
         out.append((start, run))
     return out

@@ -96,7 +96,7 @@ def mermaid_text(text: str) -> str:
 def mermaid_participant_label(text: str) -> str:
     """A participant label (ends at ``:``, ``,`` or ``@`` in Mermaid, so those are coded)."""
     return "".join(
-        c if c in _SAFE and c not in ",:" or (ord(c) > 127 and c.isprintable()) else f"#{ord(c)};"
+        c if (c in _SAFE and c not in ",:") or (ord(c) > 127 and c.isprintable()) else f"#{ord(c)};"
         for c in one_line(text)
     )
 
