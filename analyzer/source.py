@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,6 +32,8 @@ __all__ = [
 
 #: Reports without --from/--to cover the 24 hours ending at the newest stored span.
 DEFAULT_RANGE_NS = 24 * 3_600_000_000_000
+#: How far from an entity's span its trace (and linked traces) are searched for spans.
+TRACE_REACH_NS = 3_600_000_000_000
 
 
 class SourceError(Exception):
@@ -136,6 +140,17 @@ def span_to_flat(span: Any) -> dict[str, Any]:
     }
 
 
+def _windows(times: list[int], reach: int) -> list[tuple[int, int]]:
+    """Disjoint [lo, hi] windows covering ``reach`` either side of each (sorted) time."""
+    windows: list[tuple[int, int]] = []
+    for t in times:
+        if windows and t - reach <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], t + reach)
+        else:
+            windows.append((t - reach, t + reach))
+    return windows
+
+
 def _valid_trace_id(trace_id: str) -> str:
     text = trace_id.strip().lower()
     if len(text) < 32:
@@ -148,8 +163,11 @@ def _valid_trace_id(trace_id: str) -> str:
 class LocalSource:
     """Answers from a span reader in this process."""
 
-    def __init__(self, reader: SpanReader) -> None:
+    def __init__(self, reader: SpanReader, max_diagram_traces: int | None = None) -> None:
+        """``max_diagram_traces`` bounds one diagram (the query API sets it): an entity
+        seen in more traces in the range is refused with 413, asking for a narrower range."""
         self.reader = reader
+        self.max_diagram_traces = max_diagram_traces
 
     # -- helpers
     def _range(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -157,7 +175,7 @@ class LocalSource:
             if end <= start:
                 raise SourceError("--to must be after --from")
             return start, end
-        newest = self.reader.stats().last_unix_nano
+        newest = self.reader.last_unix_nano()
         if end is None:
             end = (newest + 1) if newest is not None else 0
         if start is None:
@@ -192,7 +210,6 @@ class LocalSource:
                         "spans": k.spans,
                         "traces": k.traces,
                         "services": k.services,
-                        "recurring_values": k.recurring_values,
                     }
                     for k in self.reader.entity_keys(limit)
                 ]
@@ -223,6 +240,13 @@ class LocalSource:
         trace_ids = self.reader.entity_trace_ids(key, value, start, end)
         if not trace_ids:
             raise SourceError(f"no spans carry {key}={value}", status=404)
+        limit = self.max_diagram_traces
+        if limit is not None and len(trace_ids) > limit:
+            raise SourceError(
+                f"{key}={value} is in {len(trace_ids)} traces, more than the {limit} one "
+                "diagram may draw; narrow the time range (--from/--to)",
+                status=413,
+            )
         linked = self.reader.linked_trace_ids(trace_ids)
         return self.reader.spans([*trace_ids, *linked]), (key, value)
 
@@ -298,10 +322,16 @@ class LocalSource:
         except SloSpecError as exc:
             raise SourceError(str(exc), status=400) from None
         if at is None:
-            newest = self.reader.stats().last_unix_nano
+            newest = self.reader.last_unix_nano()
             at = (newest + 1) if newest is not None else 0
-        # The frame reaches back far enough for the longest window and the 3d burn rate.
-        frame = self.reader.span_frame(slo_frame_start(spec, at), at + 1)
+        # The frame reaches back far enough for the longest window and the 3d burn rate,
+        # and holds only the SLOs' own spans plus the traces where they meet an error.
+        frame = self.reader.slo_frame(
+            slo_frame_start(spec, at),
+            at + 1,
+            sorted({slo.service for slo in spec.slos}),
+            sorted({slo.operation for slo in spec.slos}),
+        )
         entities = self._entities_for(slo_bad_trace_ids(spec, frame, at))
         report: dict[str, Any] = slo_report(spec, frame, entities, at)
         return report
@@ -330,6 +360,22 @@ class LocalSource:
         return result
 
 
+def _pinned_tls() -> ssl.SSLContext | None:
+    """With env ``SEQTRACE_API_CA`` (a PEM certificate, e.g. the server's own self-signed
+    one, which `seqtrace up` hands to its UI), trust that certificate for the query API,
+    whatever host name the API is reached by; otherwise the system's trust store."""
+    cafile = os.environ.get("SEQTRACE_API_CA")
+    if not cafile:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise SourceError(f"SEQTRACE_API_CA: cannot use {cafile}: {exc}") from None
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.check_hostname = False
+    return context
+
+
 class HttpSource:
     """Answers from a running server's query API (``seqtrace serve``)."""
 
@@ -337,6 +383,7 @@ class HttpSource:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self._tls = _pinned_tls()
 
     def _request(
         self,
@@ -361,7 +408,9 @@ class HttpSource:
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(
+                request, timeout=self.timeout, context=self._tls
+            ) as response:
                 data = response.read()
                 if response.headers.get("Content-Encoding") == "gzip":
                     data = gzip.decompress(data)

@@ -228,6 +228,25 @@ def pick_entities(duck_path: Path, count: int, seed: int) -> list[str]:
     return [f"order.id={v}" for v in busiest + sample]
 
 
+def same(name: str, a: Any, b: Any) -> bool:
+    """Equal answers; for entity keys, whose distinct counts are estimates in both
+    engines (HyperLogLog, uniq), the same keys, span and service counts, and distinct
+    counts within 5 %."""
+    if name != "entity keys":
+        return bool(a == b)
+    mine = {k["key"]: k for k in a["keys"]}
+    theirs = {k["key"]: k for k in b["keys"]}
+    if sorted(mine) != sorted(theirs):
+        return False
+    for key, x in mine.items():
+        y = theirs[key]
+        if (x["spans"], x["services"]) != (y["spans"], y["services"]):
+            return False
+        if any(abs(x[f] - y[f]) > max(2, 0.05 * x[f]) for f in ("values", "traces")):
+            return False
+    return True
+
+
 def query_figures(
     sources: dict[str, Any], entities: list[str], repeat: int
 ) -> tuple[dict[str, Any], list[str]]:
@@ -248,7 +267,7 @@ def query_figures(
         for engine, source in sources.items():
             times, results[engine] = timed(lambda fn=fn, source=source: fn(source), repeat)
             row[engine] = ms(times)
-        if results["duckdb"] != results["chdb"]:
+        if not same(name, results["duckdb"], results["chdb"]):
             mismatches.append(name)
         figures[name] = row
         log(f"{name}: duckdb {row['duckdb']['median_ms']} ms, chdb {row['chdb']['median_ms']} ms")
@@ -274,6 +293,109 @@ def query_figures(
         f"{figures['entity diagram']['chdb']['median_ms']} ms (median)"
     )
     return figures, mismatches
+
+
+def otel_figures(
+    duck_path: Path, chdb_dir: Path, spans_wanted: int, repeat: int, seed: int
+) -> dict[str, Any]:
+    """The newest traces of the store, ~``spans_wanted`` spans, written into an
+    ``otel_traces`` table (the collector-contrib exporter's DDL and row format), then
+    read through seqtrace's otel layout: entity diagrams, the failure report, and how
+    many granules the exporter's bloom filters let an entity lookup skip."""
+    import duckdb
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_clickhouse_otel import (  # the exporter's DDL, verbatim
+        TRACES_ID_TS_LOOKUP_MV_SQL,
+        TRACES_ID_TS_LOOKUP_TABLE_SQL,
+        TRACES_TABLE_SQL,
+    )
+
+    from analyzer.source import LocalSource
+    from spanstore.clickhouse_store import ChdbTransport, ClickHouseStore, arrow_stream, otel_rows
+    from spanstore.duckdb_store import DuckDBStore
+
+    con = duckdb.connect(str(duck_path), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT trace_id, count(*) FROM spans GROUP BY trace_id "
+            "ORDER BY min(start_unix_nano) DESC"
+        ).fetchall()
+    finally:
+        con.close()
+    chosen: list[str] = []
+    total = 0
+    for trace_id, count in rows:
+        if total >= spans_wanted:
+            break
+        chosen.append(bytes(trace_id).hex())
+        total += count
+    transport = ChdbTransport(chdb_dir, "otel")
+    transport.command("DROP TABLE IF EXISTS otel_traces_trace_id_ts_mv SYNC")
+    transport.command("DROP TABLE IF EXISTS otel_traces_trace_id_ts SYNC")
+    transport.command("DROP TABLE IF EXISTS otel_traces SYNC")
+    db = "`otel`"
+    transport.command(TRACES_TABLE_SQL % ("otel_traces", "", "MergeTree()", ""))
+    transport.command(TRACES_ID_TS_LOOKUP_TABLE_SQL % ("otel_traces", "", "MergeTree()", ""))
+    transport.command(
+        TRACES_ID_TS_LOOKUP_MV_SQL % ("otel_traces", "", db, "otel_traces", db, "otel_traces")
+    )
+    duck = DuckDBStore(duck_path, read_only=True)
+    t0 = time.perf_counter()
+    try:
+        for start in range(0, len(chosen), 5000):
+            table = otel_rows(duck.spans(chosen[start : start + 5000]))
+            transport.insert("otel_traces", table.column_names, arrow_stream(table))
+    finally:
+        duck.close()
+    convert_s = time.perf_counter() - t0
+    transport.command("OPTIMIZE TABLE otel_traces FINAL")
+    on_disk = int(
+        transport.query(
+            "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'otel' "
+            "AND table = 'otel_traces' AND active"
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    store = ClickHouseStore(transport, read_only=True)
+    source = LocalSource(store)
+    figures: dict[str, Any] = {
+        "spans": total,
+        "traces": len(chosen),
+        "bytes_per_span": round(on_disk / max(1, total), 1),
+        "load_seconds": round(convert_s, 1),
+    }
+    try:
+        values = [v.value for v in store.entity_values("order.id", limit=100_000)]
+        entities = [
+            f"order.id={v}" for v in random.Random(seed).sample(values, min(20, len(values)))
+        ]
+        diagram = []
+        for entity in entities:
+            times, _ = timed(lambda e=entity: source.diagram(entity=e, fmt="json"), repeat)
+            diagram.append(statistics.median(times))
+        figures["entity diagram"] = ms(diagram)
+        newest = store.stats().last_unix_nano or 0
+        hour = 3_600_000_000_000
+        times, _ = timed(lambda: source.failures(newest + 1 - hour, newest + 1), repeat)
+        figures["failures, last 1 h"] = ms(times)
+        times, _ = timed(lambda: source.failures(), repeat)
+        figures["failures, default 24 h"] = ms(times)
+        key, value = entities[0].split("=", 1)
+        plan = transport.query(
+            "EXPLAIN indexes = 1 SELECT TraceId FROM otel_traces WHERE "
+            f"SpanAttributes['{key}'] = '{value}' OR ResourceAttributes['{key}'] = '{value}'"
+        )
+        lines = [line.decode().strip() for line in plan.column(0).to_pylist()]
+        granules = [line for line in lines if line.startswith("Granules:")]
+        figures["entity lookup granules (first / after skip indexes)"] = (
+            f"{granules[0].split()[-1]} / {granules[-1].split()[-1]}" if granules else "?"
+        )
+    finally:
+        store.close()
+    log(f"otel_traces: {json.dumps(figures)}")
+    return figures
 
 
 # --------------------------------------------------------------------------- report
@@ -321,12 +443,30 @@ def markdown(report: dict[str, Any]) -> str:
         f"| `write()` ingest, {ing['spans']:,} spans, {ing['threads']} threads | "
         f"{ing['duckdb_spans_per_s']:,} spans/s | {ing['chdb_spans_per_s']:,} spans/s |",
         "",
+        *otel_lines(report),
         f"Copying the DuckDB tables into chdb (Arrow batches of 500k rows): "
         f"{report['copy']['seqtrace_spans']['seconds']} s for the spans; "
         f"`OPTIMIZE ... FINAL` afterwards {report['copy']['optimize_final_seconds']} s.",
         END,
     ]
     return "\n".join(lines) + "\n"
+
+
+def otel_lines(report: dict[str, Any]) -> list[str]:
+    otel = report.get("otel")
+    if not otel:
+        return []
+    return [
+        f"Read from the OpenTelemetry exporter's `otel_traces` (the newest {otel['traces']:,} "
+        f"traces, {otel['spans']:,} spans, in the exporter's DDL and row format; "
+        f"{otel['bytes_per_span']} B/span on disk): entity diagram median "
+        f"{otel['entity diagram']['median_ms']:,} ms (20 `order.id` values), failure report "
+        f"over the last hour {otel['failures, last 1 h']['median_ms']:,} ms and over the "
+        f"default 24 h {otel['failures, default 24 h']['median_ms']:,} ms; an entity lookup "
+        "reads granules (all / after the exporter's bloom filters on mapKeys/mapValues): "
+        f"{otel['entity lookup granules (first / after skip indexes)']}.",
+        "",
+    ]
 
 
 def write_docs(section: str) -> Path:
@@ -349,10 +489,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duckdb", help="copy this make_store.py store instead of building")
     parser.add_argument("--workdir", help="where the stores go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --workdir: query the stores an earlier run left there (no build, no copy)",
+    )
     parser.add_argument("--entities", type=int, default=20, help="order ids to draw (20)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query (5)")
     parser.add_argument("--ingest-spans", type=int, default=200_000, help="write() test size")
     parser.add_argument("--threads", type=int, default=3, help="writer threads (3)")
+    parser.add_argument(
+        "--otel-spans",
+        type=int,
+        default=1_000_000,
+        help="spans to write into an otel_traces table and read back (0: skip)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json-out", help="write the figures as JSON here")
     parser.add_argument("--write-docs", action="store_true", help="update the docs section")
@@ -377,29 +528,47 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
     }
     try:
-        duck_path = build_duckdb(args, work)
         chdb_dir = work / "chdb"
-        store = ClickHouseStore.chdb(chdb_dir, database="bench", settings={"max_threads": "2"})
-        report["copy"] = copy_into_chdb(duck_path, store)
-        spans = report["copy"]["seqtrace_spans"]["rows"]
-        report["spans"] = spans
-        duck_bytes = duck_path.stat().st_size
-        # active parts only: merged-away parts stay on disk for a few minutes
-        chdb_bytes = int(
-            store.transport.query(
-                "SELECT sum(bytes_on_disk) AS b FROM system.parts "
-                "WHERE database = currentDatabase() AND active"
+        saved = work / "copy.json"
+        if args.reuse and saved.exists() and (work / "bench.duckdb").exists():
+            # the stores of an earlier run with the same --workdir: queries only
+            duck_path = work / "bench.duckdb"
+            report.update(json.loads(saved.read_text()))
+            store = ClickHouseStore.chdb(
+                chdb_dir, database="bench", read_only=True, settings={"max_threads": "2"}
             )
-            .column(0)[0]
-            .as_py()
+            log(f"reusing the stores in {work}")
+        else:
+            duck_path = build_duckdb(args, work)
+            store = ClickHouseStore.chdb(chdb_dir, database="bench", settings={"max_threads": "2"})
+            report["copy"] = copy_into_chdb(duck_path, store)
+            spans = report["copy"]["seqtrace_spans"]["rows"]
+            report["spans"] = spans
+            duck_bytes = duck_path.stat().st_size
+            # active parts only: merged-away parts stay on disk for a few minutes
+            chdb_bytes = int(
+                store.transport.query(
+                    "SELECT sum(bytes_on_disk) AS b FROM system.parts "
+                    "WHERE database = currentDatabase() AND active"
+                )
+                .column(0)[0]
+                .as_py()
+            )
+            report["size"] = {
+                "duckdb_bytes": duck_bytes,
+                "chdb_bytes": chdb_bytes,
+                "duckdb_bytes_per_span": round(duck_bytes / spans, 1),
+                "chdb_bytes_per_span": round(chdb_bytes / spans, 1),
+            }
+            saved.write_text(
+                json.dumps({k: report[k] for k in ("copy", "spans", "size")}, indent=2)
+            )
+        spans = report["spans"]
+        size = report["size"]
+        log(
+            f"disk: duckdb {size['duckdb_bytes_per_span']} B/span, "
+            f"chdb {size['chdb_bytes_per_span']} B/span ({spans:,} spans)"
         )
-        report["size"] = {
-            "duckdb_bytes": duck_bytes,
-            "chdb_bytes": chdb_bytes,
-            "duckdb_bytes_per_span": round(duck_bytes / spans, 1),
-            "chdb_bytes_per_span": round(chdb_bytes / spans, 1),
-        }
-        log(f"disk: duckdb {duck_bytes / spans:.1f} B/span, chdb {chdb_bytes / spans:.1f} B/span")
 
         # -- queries
         entities = pick_entities(duck_path, args.entities, args.seed)
@@ -413,10 +582,11 @@ def main(argv: list[str] | None = None) -> int:
         # -- ingest through write()
         log(f"generating {args.ingest_spans:,} spans of OTLP requests")
         requests = generated_requests(args.ingest_spans, args.seed + 1000)
-        fresh_duck = DuckDBStore(work / "ingest.duckdb")
+        fresh_path = work / f"ingest_{int(time.time())}.duckdb"
+        fresh_duck = DuckDBStore(fresh_path)
         duck_rate = ingest(fresh_duck.write, requests, args.threads)
         fresh_duck.close()
-        fresh_ch = ClickHouseStore.chdb(chdb_dir, database="ingest")
+        fresh_ch = ClickHouseStore.chdb(chdb_dir, database=f"ingest_{int(time.time())}")
         ch_rate = ingest(fresh_ch.write, requests, args.threads)
         fresh_ch.close()
         report["ingest"] = {
@@ -426,6 +596,10 @@ def main(argv: list[str] | None = None) -> int:
             "chdb_spans_per_s": round(ch_rate),
         }
         log(f"write(): duckdb {duck_rate:,.0f} spans/s, chdb {ch_rate:,.0f} spans/s")
+        if args.otel_spans > 0:
+            report["otel"] = otel_figures(
+                duck_path, chdb_dir, args.otel_spans, args.repeat, args.seed
+            )
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

@@ -193,6 +193,13 @@ def serve(args: argparse.Namespace) -> None:
 
         class NullWriter:
             def write(self, request: Any, timeout: float | None = None) -> WriteResult:
+                # Receivers hand over raw bytes; the ceiling still pays for parsing them.
+                if isinstance(request, bytes):
+                    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+                        ExportTraceServiceRequest,
+                    )
+
+                    request = ExportTraceServiceRequest.FromString(request)
                 return WriteResult(accepted=0)
 
             def close(self) -> None:
@@ -200,11 +207,17 @@ def serve(args: argparse.Namespace) -> None:
 
         store = NullWriter()
     else:
-        from spanstore.duckdb_store import DuckDBStore
+        import gc
 
-        store = DuckDBStore(
-            args.db, decoder_processes=int(os.environ.get("SEQTRACE_DECODERS", "0"))
-        )
+        from spanstore.duckdb_store import DuckDBStore
+        from spanstore.nopandas import keep_pandas_out
+
+        # As `seqtrace serve` sets itself up (seqtrace/server.py).
+        keep_pandas_out()
+        decoders = int(os.environ.get("SEQTRACE_DECODERS", str(min(4, os.cpu_count() or 1))))
+        store = DuckDBStore(args.db, decoder_processes=decoders)
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
     collector = Collector(
         ReceiverConfig(grpc_port=0, http_port=None, grpc_workers=args.workers), store
     )

@@ -314,7 +314,7 @@ def sample_values(src: Source, key: str, n: int, rng: random.Random) -> list[str
 
 
 def pick_hours(first_ns: int, last_ns: int, rng: random.Random, count: int) -> list[int]:
-    """Start times of ``count`` whole hours: the last full day's 14:00 UTC (the peak),
+    """Start times of ``count`` whole hours: the last full day's 14:00 UTC (near the peak),
     its 03:00 (the trough), and random hours of the stored range."""
     day = (last_ns // DAY_NS - 1) * DAY_NS
     hours = [day + 14 * HOUR_NS, day + 3 * HOUR_NS]
@@ -608,6 +608,27 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def git_state() -> str:
+    """The commit measured, with "+dirty" when the work tree has changes (read-only git)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+dirty" if dirty else head
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--db", help="the DuckDB store to measure")
@@ -643,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
         "db": args.db,
         "db_bytes": Path(args.db).stat().st_size,
         "machine": machine(),
+        "git": git_state(),
         "load_average_start": load_average(),
     }
     rows: list[Series] = []

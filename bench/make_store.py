@@ -39,6 +39,7 @@ import queue
 import random
 import re
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -2183,6 +2184,27 @@ def store_summary(path: str) -> dict[str, Any]:
     }
 
 
+def git_state() -> str:
+    """The commit measured, with "+dirty" when the work tree has changes (read-only git)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+dirty" if dirty else head
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -2207,13 +2229,6 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=8, help="threads calling write() (default 8)"
     )
     parser.add_argument(
-        "--switch-interval",
-        type=float,
-        default=0.0,
-        help="sys.setswitchinterval in seconds for this process (default: Python's 0.005); "
-        "see bench/README.md on the GIL convoy in the store's writer thread",
-    )
-    parser.add_argument(
         "--decoders",
         type=int,
         default=min(4, os.cpu_count() or 1),
@@ -2230,8 +2245,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     global _GEN
-    if args.switch_interval > 0:
-        sys.setswitchinterval(args.switch_interval)
     started = time.perf_counter()
     templates, by_kind = build_templates(args.seed)
     t_templates = time.perf_counter() - started
@@ -2291,9 +2304,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 # serialized bytes, as the receivers hand them to the store
                 result = store.write(blob)
-            except BaseException as exc:  # reported after the run
+            except BaseException as exc:  # reported after the run; keep draining the queue
                 errors.append(exc)
-                return
+                continue
             with lock:
                 done["spans"] += n
                 done["accepted"] += result.accepted
@@ -2349,7 +2362,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "workers": args.workers,
         "decoders": args.decoders,
-        "switch_interval": sys.getswitchinterval(),
+        "git": git_state(),
         "seconds_total": round(total_s, 1),
         "seconds_ingest": round(ingest_s, 1),
         "seconds_close": round(t_closed - t_written, 1),

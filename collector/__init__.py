@@ -22,6 +22,7 @@ from collector.grpc_receiver import GrpcReceiver
 from collector.http_receiver import HttpAnswer, HttpReceiver, OtlpHttpHandler
 from collector.ingest import Ingest, IngestCounters
 from spanstore.base import SpanWriter
+from spanstore.budget import MemoryBudget
 
 __all__ = ["Collector", "HttpAnswer", "IngestCounters", "OtlpHttpHandler", "ReceiverConfig"]
 
@@ -34,9 +35,13 @@ class Collector:
     ``start``/``stop`` are thread-safe; a stopped collector can be started again.
     """
 
-    def __init__(self, config: ReceiverConfig, writer: SpanWriter) -> None:
+    def __init__(
+        self, config: ReceiverConfig, writer: SpanWriter, budget: MemoryBudget | None = None
+    ) -> None:
+        """``budget`` is the memory budget for request bodies in flight; by default one
+        of ``config.max_inflight_bytes``."""
         self.config = config.validate()
-        self.ingest = Ingest(self.config, writer)
+        self.ingest = Ingest(self.config, writer, budget)
         self._grpc: GrpcReceiver | None = None
         self._http: HttpReceiver | None = None
         self._addresses: dict[str, str] = {}

@@ -42,6 +42,12 @@ class ReceiverConfig:
     tls_key: str | None = None
     #: Browser origins allowed to POST (``"https://app.example.com"``, or ``"*"``).
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    #: Memory budget for request bodies the receivers hold (being read, decompressed,
+    #: decoded or waiting for the store). A request that does not fit is answered
+    #: 503 + Retry-After / UNAVAILABLE + RetryInfo before its body is read.
+    max_inflight_bytes: int = 64 * MIB
+    #: Seconds a request may wait in line for room in that budget before it is refused.
+    admission_wait: float = 1.0
 
     def validate(self) -> ReceiverConfig:
         """Raise ``ValueError`` naming the first bad setting; return ``self`` when all are fine."""
@@ -65,6 +71,15 @@ class ReceiverConfig:
         _positive_int("grpc_workers", self.grpc_workers)
         _positive_int("http_max_connections", self.http_max_connections)
         _positive_int("retry_after_seconds", self.retry_after_seconds)
+        _positive_int("max_inflight_bytes", self.max_inflight_bytes)
+        if isinstance(self.admission_wait, bool) or not isinstance(
+            self.admission_wait, int | float
+        ):
+            raise ValueError(
+                f"admission_wait must be a number of seconds, got {self.admission_wait!r}"
+            )
+        if self.admission_wait < 0:
+            raise ValueError(f"admission_wait must be >= 0, got {self.admission_wait!r}")
         for name in ("write_timeout", "http_idle_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
 from dataclasses import dataclass
 
 import grpc
@@ -125,8 +126,15 @@ def grpc_status(err: IngestError) -> grpc.Status:
     """A grpc Status carrying the ``google.rpc.Status`` in ``grpc-status-details-bin``,
     where OTLP exporters look for ``RetryInfo``."""
     status = rpc_status(err)
-    return _GrpcStatus(
-        code=err.kind.grpc_code,
-        details=err.message,
-        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    trailers: tuple[tuple[str, bytes], ...] = (
+        ("grpc-status-details-bin", status.SerializeToString()),
     )
+    if err.retry_after is not None:
+        # The Python SDK's exporter reads RetryInfo from this key instead of the status
+        # details; sending both makes every exporter wait as long as we ask. A little
+        # jitter (under a second) keeps refused exporters from coming back in lockstep.
+        info = error_details_pb2.RetryInfo()
+        info.retry_delay.seconds = err.retry_after
+        info.retry_delay.nanos = random.randrange(0, 1_000_000_000)
+        trailers += (("google.rpc.retryinfo-bin", info.SerializeToString()),)
+    return _GrpcStatus(code=err.kind.grpc_code, details=err.message, trailing_metadata=trailers)

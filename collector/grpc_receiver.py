@@ -61,13 +61,21 @@ class _TraceService(grpc.GenericRpcHandler):  # type: ignore[misc]
         raise AssertionError("unreachable: abort_with_status raises")
 
     def _export_call(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        charge = self._ingest.charge()
         try:
+            # grpc has read the message already; charging it still bounds how many wait
+            # for the store, and a full collector answers UNAVAILABLE + RetryInfo at once.
+            left = context.time_remaining()
+            wait = self._ingest.config.admission_wait
+            charge.grow(len(request), wait if left is None else min(wait, left / 2))
             # The bytes go to the store as they came: it parses them in a decoder process
             # and answers InvalidRequest (-> INVALID_ARGUMENT) when they are malformed.
             response = self._ingest.export(request, context.time_remaining())
         except IngestError as err:
+            charge.release()
             context.abort_with_status(grpc_status(err))
             raise AssertionError("unreachable: abort_with_status raises") from None
+        charge.release()
         answer: bytes = response.SerializeToString()
         return answer
 

@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from collector.config import ReceiverConfig
 from collector.errors import JSON, PROTOBUF, ErrorKind, IngestError, classify, http_error_body
 from collector.grpc_receiver import format_address
-from collector.ingest import Ingest
+from collector.ingest import Charge, Ingest
 from spanstore.otlp import OtlpJsonError, request_from_json
 
 __all__ = ["TRACES_PATH", "BodyReader", "HttpAnswer", "HttpReceiver", "OtlpHttpHandler"]
@@ -57,6 +57,9 @@ _OVERLOADED = (
     b"Connection: close\r\n\r\n"
 )
 _CORS_ALLOW_HEADERS = "Content-Type, Content-Encoding, Authorization, User-Agent, X-Requested-With"
+#: Memory charged per byte of decompressed OTLP/JSON, for the parsed document and the
+#: protobuf built from it (protobuf bodies go to the store as they are).
+_JSON_MEMORY_FACTOR = 4
 
 
 class BodyReader(Protocol):
@@ -107,6 +110,7 @@ class OtlpHttpHandler:
         media = _CONTENT_TYPES.get(_media_type(lowered.get("content-type", "")), JSON)
         # Whether the body has been read to its end (so the connection can be reused).
         consumed = isinstance(body, bytes) or not _declares_body(lowered)
+        charge = self.ingest.charge()
         try:
             if path.partition("?")[0] != TRACES_PATH:
                 raise IngestError(ErrorKind.NOT_FOUND, f"no such endpoint; POST {TRACES_PATH}")
@@ -122,9 +126,14 @@ class OtlpHttpHandler:
                     f"unsupported content type {raw_type!r}; "
                     "use application/x-protobuf or application/json",
                 )
-            data = self._read_body(lowered, body)
+            data = self._read_body(lowered, body, charge)
             consumed = True
-            request = _decode(self._decode_content(lowered, data), media)
+            decoded = self._decode_content(lowered, data, charge)
+            del data
+            if media == JSON:
+                charge.grow(len(decoded) * _JSON_MEMORY_FACTOR)
+            request = _decode(decoded, media)
+            del decoded
             response = self.ingest.export(request)
         except IngestError as err:
             return self._error(err, media, cors, consumed)
@@ -134,6 +143,8 @@ class OtlpHttpHandler:
             return self._error(
                 classify(exc, self.config.retry_after_seconds), media, cors, consumed
             )
+        finally:
+            charge.release()
         return HttpAnswer(200, (("Content-Type", media), *cors), _encode_response(response, media))
 
     # ------------------------------------------------------------------ pieces
@@ -172,14 +183,17 @@ class OtlpHttpHandler:
             b"",
         )
 
-    def _read_body(self, headers: Mapping[str, str], body: bytes | BodyReader) -> bytes:
+    def _read_body(
+        self, headers: Mapping[str, str], body: bytes | BodyReader, charge: Charge
+    ) -> bytes:
         limit = self.config.max_http_body_bytes
         if isinstance(body, bytes):
             if len(body) > limit:
                 raise _too_large(limit)
+            charge.grow(len(body))
             return body
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            return _read_chunked(body, limit)
+            return _read_chunked(body, limit, charge)
         length_text = headers.get("content-length")
         if length_text is None:
             raise IngestError(
@@ -193,6 +207,7 @@ class OtlpHttpHandler:
             raise IngestError(ErrorKind.BAD_REQUEST, f"bad Content-Length {length_text!r}")
         if length > limit:
             raise _too_large(limit)
+        charge.grow(length)  # before reading: a full collector does not take the body in
         data = body.read(length)
         if len(data) != length:
             raise IngestError(
@@ -200,14 +215,14 @@ class OtlpHttpHandler:
             )
         return data
 
-    def _decode_content(self, headers: Mapping[str, str], data: bytes) -> bytes:
+    def _decode_content(self, headers: Mapping[str, str], data: bytes, charge: Charge) -> bytes:
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding in ("", "identity"):
             return data
         if encoding in ("gzip", "x-gzip"):
-            return _inflate(data, 16 + zlib.MAX_WBITS, self.config.max_http_body_bytes)
+            return _inflate(data, 16 + zlib.MAX_WBITS, self.config.max_http_body_bytes, charge)
         if encoding == "deflate":
-            return _inflate(data, zlib.MAX_WBITS, self.config.max_http_body_bytes)
+            return _inflate(data, zlib.MAX_WBITS, self.config.max_http_body_bytes, charge)
         raise IngestError(
             ErrorKind.UNSUPPORTED_MEDIA_TYPE,
             f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none",
@@ -229,7 +244,7 @@ def _too_large(limit: int) -> IngestError:
     return IngestError(ErrorKind.TOO_LARGE, f"request body larger than {limit} bytes")
 
 
-def _read_chunked(reader: BodyReader, limit: int) -> bytes:
+def _read_chunked(reader: BodyReader, limit: int, charge: Charge) -> bytes:
     """Undo ``Transfer-Encoding: chunked`` (RFC 9112 section 7.1), refusing over ``limit``."""
     parts: list[bytes] = []
     total = 0
@@ -252,13 +267,14 @@ def _read_chunked(reader: BodyReader, limit: int) -> bytes:
         total += size
         if total > limit:
             raise _too_large(limit)
+        charge.grow(size)
         chunk = reader.read(size)
         if len(chunk) != size or reader.readline(8) not in (b"\r\n", b"\n"):
             raise IngestError(ErrorKind.BAD_REQUEST, "truncated chunked body")
         parts.append(chunk)
 
 
-def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
+def _inflate(data: bytes, wbits: int, limit: int, charge: Charge) -> bytes:
     """Decompress, stopping as soon as the output passes ``limit``.
 
     zlib's ``max_length`` bounds each step's output, so a gzip bomb (kilobytes that
@@ -279,6 +295,7 @@ def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
                     raise IngestError(
                         ErrorKind.TOO_LARGE, f"decompressed body larger than {limit} bytes"
                     )
+                charge.grow(len(piece))
                 parts.append(piece)
                 tail = inflater.unconsumed_tail
                 # A full output chunk may leave output buffered inside zlib: go round again.

@@ -6,8 +6,10 @@ receiver's cost per request does not grow with the attributes it carries.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import threading
+import time
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -18,8 +20,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from collector.config import ReceiverConfig
 from collector.errors import ErrorKind, IngestError, classify
 from spanstore.base import SpanWriter
+from spanstore.budget import MemoryBudget
 
-__all__ = ["Ingest", "IngestCounters"]
+__all__ = ["Charge", "Ingest", "IngestCounters", "token_matches"]
 
 #: Partial-success messages name at most this many problems; the count is exact anyway.
 _MAX_MESSAGES = 5
@@ -34,14 +37,62 @@ class IngestCounters:
     spans_accepted: int
     spans_rejected: int
     failed_requests: int
+    #: Requests refused because the receivers' memory budget was full.
+    refused_requests: int = 0
+
+
+def token_matches(given: bytes, expected: bytes) -> bool:
+    """Constant-time comparison that does not even leak the expected token's length:
+    both sides are hashed first, then compared with ``hmac.compare_digest``."""
+    return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected).digest())
+
+
+class Charge:
+    """What one request holds of the receivers' memory budget; grows as the body does."""
+
+    __slots__ = ("_budget", "_ingest", "_wait_left", "bytes")
+
+    def __init__(self, ingest: Ingest) -> None:
+        self._ingest = ingest
+        self._budget = ingest.budget
+        #: One request waits at most ``admission_wait`` in all, however often it grows.
+        self._wait_left = ingest.config.admission_wait
+        self.bytes = 0
+
+    def grow(self, nbytes: int, wait: float | None = None) -> None:
+        """Charge ``nbytes`` more, waiting for room up to ``wait`` seconds and what is
+        left of the request's ``admission_wait``; raise a retryable UNAVAILABLE when they
+        do not fit."""
+        if nbytes <= 0:
+            return
+        wait = self._wait_left if wait is None else min(wait, self._wait_left)
+        started = time.monotonic()
+        admitted = self._budget.try_charge(nbytes, held=self.bytes, wait=wait)
+        self._wait_left = max(0.0, self._wait_left - (time.monotonic() - started))
+        if not admitted:
+            self._ingest.note_refused()
+            raise IngestError(
+                ErrorKind.UNAVAILABLE,
+                "the collector is at its memory limit for requests in flight; retry later",
+                self._ingest.config.retry_after_seconds,
+            )
+        self.bytes += nbytes
+
+    def release(self) -> None:
+        self._budget.release(self.bytes)
+        self.bytes = 0
 
 
 class Ingest:
     """Shared by the gRPC and HTTP receivers (and any server that mounts the HTTP handler)."""
 
-    def __init__(self, config: ReceiverConfig, writer: SpanWriter) -> None:
+    def __init__(
+        self, config: ReceiverConfig, writer: SpanWriter, budget: MemoryBudget | None = None
+    ) -> None:
         self.config = config
         self.writer = writer
+        #: Bytes of request bodies held by the receivers (see ``max_inflight_bytes``).
+        self.budget = budget if budget is not None else MemoryBudget(config.max_inflight_bytes)
         self._token = (
             f"bearer {config.ingest_token}".encode() if config.ingest_token is not None else None
         )
@@ -50,6 +101,15 @@ class Ingest:
         self._accepted = 0
         self._rejected = 0
         self._failed = 0
+        self._refused = 0
+
+    def charge(self) -> Charge:
+        """A new, empty charge against the receivers' memory budget."""
+        return Charge(self)
+
+    def note_refused(self) -> None:
+        with self._lock:
+            self._refused += 1
 
     def authorize(self, authorization: str | None) -> None:
         """Raise UNAUTHENTICATED unless the Authorization value carries the ingest token."""
@@ -59,7 +119,7 @@ class Ingest:
         scheme, _, credentials = given.partition(" ")
         # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
         candidate = f"{scheme.lower()} {credentials.strip()}".encode()
-        if not hmac.compare_digest(candidate, self._token):
+        if not token_matches(candidate, self._token):
             raise IngestError(
                 ErrorKind.UNAUTHENTICATED,
                 "missing or wrong ingest token (expected 'Authorization: Bearer <token>')",
@@ -106,4 +166,6 @@ class Ingest:
 
     def counters(self) -> IngestCounters:
         with self._lock:
-            return IngestCounters(self._requests, self._accepted, self._rejected, self._failed)
+            return IngestCounters(
+                self._requests, self._accepted, self._rejected, self._failed, self._refused
+            )

@@ -10,9 +10,11 @@ a running server through the one address it knows.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import hmac
 import json
 import logging
+import socket
 import threading
 import time
 import urllib.parse
@@ -23,13 +25,22 @@ from typing import Any, Final
 from analyzer.source import LocalSource, SourceError
 from analyzer.timeparse import parse_time
 from collector import OtlpHttpHandler
+from spanstore.base import QueryTimeout, StoreError
+from spanstore.deadline import query_deadline
 
 __all__ = ["ApiServer"]
 
 log = logging.getLogger(__name__)
 
 MAX_SPEC_BYTES: Final = 1 << 20
+#: Larger answers are refused (413) instead of sent: narrow the time range.
+MAX_RESPONSE_BYTES: Final = 64 << 20
 _GZIP_MIN: Final = 4096
+#: Told to clients when the store is unavailable (503).
+_RETRY_AFTER: Final = "2"
+#: Bounds on draining an unread request body before closing the connection.
+_LINGER_SECONDS: Final = 2.0
+_LINGER_BYTES: Final = 64 << 20
 
 
 def _now_ns() -> int:
@@ -83,16 +94,31 @@ class ApiServer:
         otlp: OtlpHttpHandler | None = None,
         info: dict[str, Any] | None = None,
         ssl_context: Any = None,
+        query_timeout: float | None = None,
+        ingest_stats: Callable[[], dict[str, Any]] | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
+        """``query_timeout`` bounds the database time of one request (the store interrupts
+        its query; the client gets 504); ``ingest_stats`` feeds /api/v1/ingest-stats."""
         self.source = source
         self.read_token = read_token
+        # Only a hash of the token is kept for comparing: the token itself is never
+        # compared byte by byte (timing) nor put in any message or log line.
+        self._expected = (
+            hashlib.sha256(f"Bearer {read_token}".encode()).digest() if read_token else None
+        )
         self.otlp = otlp
         self.info = info if info is not None else {}
+        self.query_timeout = query_timeout
+        self.ingest_stats = ingest_stats
+        self.max_response_bytes = max_response_bytes
         self._server = _Server((host, port), _Handler)
         self._server.api = self
         if ssl_context is not None:
             self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
         self._thread: threading.Thread | None = None
+        self._active = 0
+        self._idle = threading.Condition()
 
     @property
     def address(self) -> str:
@@ -106,17 +132,48 @@ class ApiServer:
         self._thread.start()
         return self.address
 
-    def stop(self) -> None:
-        self._server.shutdown()
+    def stop_accepting(self) -> None:
+        """Close the listening socket; requests in progress go on (see :meth:`drain`)."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()
+
+    def drain(self, grace: float) -> bool:
+        """Wait up to ``grace`` seconds for requests in progress; True when none is left."""
+        deadline = time.monotonic() + grace
+        with self._idle:
+            while self._active:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.1))
+        return True
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.stop_accepting()
+        self.drain(grace)
+
+    def request_started(self) -> None:
+        with self._idle:
+            self._active += 1
+
+    def request_finished(self) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
 
     # ------------------------------------------------------------------ routing
 
     def authorized(self, header: str | None) -> bool:
-        if not self.read_token:
+        """Constant time, and the token's length does not leak either (both hashed)."""
+        if self._expected is None:
             return True
-        expected = f"Bearer {self.read_token}".encode()
-        return hmac.compare_digest((header or "").encode(), expected)
+        scheme, _, credentials = (header or "").strip().partition(" ")
+        # The scheme is case-insensitive (RFC 7235), the token is not.
+        normalized = f"{'Bearer' if scheme.lower() == 'bearer' else scheme} {credentials.strip()}"
+        given = hashlib.sha256(normalized.encode()).digest()
+        return hmac.compare_digest(given, self._expected)
 
     def route(self, method: str, path: str) -> Route | None:
         if method == "GET":
@@ -143,6 +200,8 @@ class ApiServer:
                     200,
                     self.source.throughput(q.time("from"), q.time("to"), q.integer("buckets", 60)),
                 )
+            if path == "/api/v1/ingest-stats":
+                return self._ingest_stats
             if path == "/api/v1/service-map":
                 return lambda q, b: (200, self.source.service_map(q.time("from"), q.time("to")))
         if method == "POST" and path == "/api/v1/slo":
@@ -153,6 +212,11 @@ class ApiServer:
 
     def _healthz(self, query: _Request, body: bytes) -> tuple[int, Any]:
         return 200, {"status": "ok", **self.info}
+
+    def _ingest_stats(self, query: _Request, body: bytes) -> tuple[int, Any]:
+        if self.ingest_stats is None:
+            raise SourceError("this server does not ingest", status=404)
+        return 200, self.ingest_stats()
 
     def _entities(self, q: _Request, body: bytes) -> tuple[int, Any]:
         return 200, self.source.entities(
@@ -219,10 +283,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("api %s - %s", self.address_string(), format % args)
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, retry_after: str | None = None
+    ) -> None:
         accepts_gzip = "gzip" in (self.headers.get("Accept-Encoding") or "")
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
         if accepts_gzip and len(body) >= _GZIP_MIN:
             body = gzip.compress(body, compresslevel=5)
             self.send_header("Content-Encoding", "gzip")
@@ -233,11 +301,18 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _send_json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json")
+    def _send_json(self, status: int, payload: Any, retry_after: str | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json", retry_after)
 
     def _dispatch(self) -> None:
         api = self.server.api
+        api.request_started()
+        try:
+            self._dispatch_request(api)
+        finally:
+            api.request_finished()
+
+    def _dispatch_request(self, api: ApiServer) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         if parsed.path == "/v1/traces" and api.otlp is not None:
             answer = api.otlp.handle(self.command, parsed.path, self.headers.items(), self.rfile)
@@ -250,9 +325,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             self.end_headers()
             self.wfile.write(answer.body)
+            if answer.close:
+                self._linger()
             return
         body = b""
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._send_json(400, {"error": "bad Content-Length"})
+            return
         if length > MAX_SPEC_BYTES:
             self.close_connection = True
             self._send_json(413, {"error": f"body over {MAX_SPEC_BYTES} bytes"})
@@ -273,9 +357,21 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         try:
-            status, result = route(_Request(urllib.parse.parse_qs(parsed.query)), body)
+            # Parameters only, never SQL: every value reaches the store as a bound
+            # parameter of a fixed query (spanstore/sql/*.sql).
+            with query_deadline(api.query_timeout):
+                status, result = route(_Request(urllib.parse.parse_qs(parsed.query)), body)
         except SourceError as exc:
             self._send_json(exc.status, {"error": str(exc)})
+            return
+        except QueryTimeout as exc:
+            self._send_json(504, {"error": str(exc)})
+            return
+        except StoreError as exc:
+            if exc.retryable:
+                self._send_json(503, {"error": f"the store is unavailable: {exc}"}, _RETRY_AFTER)
+            else:
+                self._send_json(500, {"error": f"store error: {exc}"})
             return
         except ValueError as exc:  # spec and input validation errors from the analyzer
             self._send_json(400, {"error": str(exc)})
@@ -286,11 +382,38 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if isinstance(result, str):
             fmt = _Request(urllib.parse.parse_qs(parsed.query)).text("format") or ""
-            self._send(
-                status, result.encode(), _CONTENT_TYPES.get(fmt, "text/plain; charset=utf-8")
-            )
+            data = result.encode()
+            content_type = _CONTENT_TYPES.get(fmt, "text/plain; charset=utf-8")
         else:
-            self._send_json(status, result)
+            data = json.dumps(result).encode()
+            content_type = "application/json"
+        if len(data) > api.max_response_bytes:
+            self._send_json(
+                413,
+                {
+                    "error": f"the answer is larger than {api.max_response_bytes >> 20} MiB; "
+                    "narrow the time range or the entity"
+                },
+            )
+            return
+        self._send(status, data, content_type)
+
+    def _linger(self) -> None:
+        """Read and drop the body the client is still sending (bounded), so it reads our
+        answer (413, 401, 503) instead of a connection reset; as the OTLP receiver does."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(_LINGER_SECONDS)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            drained = 0
+            while drained < _LINGER_BYTES and time.monotonic() < deadline:
+                chunk = self.rfile.read1(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except (OSError, ValueError):
+            pass
 
     def do_GET(self) -> None:
         self._dispatch()

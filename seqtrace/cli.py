@@ -344,17 +344,16 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db", metavar="PATH", help=f"database file (env SEQTRACE_DB; default ./{DEFAULT_DB})"
     )
+    # Defaults are None here so a --config file can set them; see seqtrace.server.
+    p.add_argument("--bind", metavar="HOST", help="listen address (default 127.0.0.1)")
     p.add_argument(
-        "--bind", metavar="HOST", default="127.0.0.1", help="listen address (default 127.0.0.1)"
+        "--grpc-port", type=int, metavar="N", help="OTLP/gRPC port (default 4317; 0 picks one)"
     )
     p.add_argument(
-        "--grpc-port", type=int, default=4317, metavar="N", help="OTLP/gRPC port (0 picks one)"
+        "--http-port", type=int, metavar="N", help="OTLP/HTTP port (default 4318; 0 picks one)"
     )
     p.add_argument(
-        "--http-port", type=int, default=4318, metavar="N", help="OTLP/HTTP port (0 picks one)"
-    )
-    p.add_argument(
-        "--api-port", type=int, default=4319, metavar="N", help="query API port (0 picks one)"
+        "--api-port", type=int, metavar="N", help="query API port (default 4319; 0 picks one)"
     )
     p.add_argument(
         "--ingest-token", metavar="TOKEN", help="bearer token for OTLP (env SEQTRACE_INGEST_TOKEN)"
@@ -375,6 +374,26 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
         metavar="KEY",
         help="attribute key that names a business entity (repeatable; *.id keys are found anyway)",
     )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="browser origin allowed to POST /v1/traces, e.g. https://app.example.com "
+        "(repeatable; '*' allows any; default: none)",
+    )
+    p.add_argument(
+        "--max-queue-mib",
+        type=int,
+        metavar="N",
+        help="ingest memory budget: at most N MiB of request bodies in flight and N MiB of "
+        "decoded spans waiting to be written; past it, clients are told to retry (default 64)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML configuration file (env SEQTRACE_CONFIG): limits, tokens, CORS, "
+        "redaction, retention; see docs/config.md",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="serve + the UI, with the sample traces in an empty database")
     _add_server_flags(p)
-    p.add_argument("--ui-port", type=int, default=8501, metavar="N", help="UI port (0 picks one)")
+    p.add_argument("--ui-port", type=int, metavar="N", help="UI port (default 8501; 0 picks one)")
     p.add_argument(
         "--no-demo", action="store_true", help="do not load sample_traces/ into an empty database"
     )
@@ -404,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-token", metavar="TOKEN", help="read token (env SEQTRACE_READ_TOKEN)")
     p.add_argument("--ui-port", type=int, default=8501, metavar="N", help="UI port (0 picks one)")
     p.add_argument("--bind", metavar="HOST", default="127.0.0.1", help="listen address")
+    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve the UI over HTTPS")
+    p.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("load", help="import OTLP/JSON, OTLP protobuf and Jaeger JSON files")
@@ -416,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ingest-token", metavar="TOKEN", help="ingest token (env SEQTRACE_INGEST_TOKEN)"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="with --db: apply this configuration's entity keys, limits and redaction "
+        "(env SEQTRACE_CONFIG)",
     )
     p.set_defaults(func=cmd_load)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -19,6 +20,10 @@ from seqtrace.errors import EXIT_OK, UsageError
 DEFAULT_API = "http://127.0.0.1:4319"
 #: Requests larger than this are split by resource so no request nears the 20 MiB limit.
 MAX_REQUEST_BYTES = 8 << 20
+#: A busy server answers 503/429 + Retry-After (backpressure): wait and send again, up to
+#: this many times per request.
+MAX_RETRIES = 30
+_RETRYABLE = (429, 502, 503, 504)
 
 
 def _split(request: ExportTraceServiceRequest) -> Iterable[ExportTraceServiceRequest]:
@@ -41,18 +46,39 @@ def _post(api: str, token: str | None, request: ExportTraceServiceRequest) -> tu
     )
     if token:
         http_request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(http_request, timeout=60) as response:
-            answer = ExportTraceServiceResponse.FromString(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read()[:300].decode("utf-8", "replace")
-        raise UsageError(f"the server at {api} refused the spans ({exc.code}): {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise UsageError(
-            f"cannot reach the server at {api}: {getattr(exc, 'reason', exc)}"
-        ) from None
+    for attempt in range(MAX_RETRIES + 1):
+        try:
+            with urllib.request.urlopen(http_request, timeout=60) as response:
+                answer = ExportTraceServiceResponse.FromString(response.read())
+            break
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:300].decode("utf-8", "replace")
+            if exc.code in _RETRYABLE and attempt < MAX_RETRIES:
+                time.sleep(_retry_after(exc.headers.get("Retry-After"), attempt))
+                continue
+            raise UsageError(
+                f"the server at {api} refused the spans ({exc.code}): {detail}"
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            # A busy server may close the connection while the body is still being sent
+            # (it answered 503 before reading it): send again; a refused one is down.
+            if isinstance(reason, ConnectionResetError | BrokenPipeError) and (
+                attempt < MAX_RETRIES
+            ):
+                time.sleep(_retry_after(None, min(attempt, 4)))
+                continue
+            raise UsageError(f"cannot reach the server at {api}: {reason}") from None
     partial = answer.partial_success
     return partial.rejected_spans, partial.error_message
+
+
+def _retry_after(header: object, attempt: int) -> float:
+    try:
+        seconds = float(str(header or ""))
+    except ValueError:
+        seconds = 0.5 * 2**attempt
+    return min(30.0, max(0.1, seconds))
 
 
 def _server_running(api: str) -> bool:
@@ -95,8 +121,15 @@ def load_files(args: argparse.Namespace) -> int:
         where = api
     else:
         db = db or "seqtrace.duckdb"
+        from seqtrace.config import FileConfig, config_path, load_config
+
+        # Straight into a file: apply the configuration's entity keys and policies
+        # (redaction, limits; the default limits without a file) as the server would.
+        path = config_path(getattr(args, "config", None))
+        file = load_config(path) if path else FileConfig()
+        entity_keys, policy = file.entity_keys, file.policy().validate()
         try:
-            store = DuckDBStore(db)
+            store = DuckDBStore(db, entity_keys=entity_keys, policy=policy)
         except StoreError as exc:
             raise UsageError(str(exc)) from None
         try:

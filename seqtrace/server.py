@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,14 @@ from seqtrace import __version__
 from seqtrace.errors import EXIT_OK, UsageError
 
 DEFAULT_DB = "seqtrace.duckdb"
+MIB = 1024 * 1024
+DEFAULT_MAX_QUEUE_MIB = 64
+DEFAULT_QUERY_TIMEOUT = 30.0
+DEFAULT_MAX_DIAGRAM_TRACES = 1000
+#: DuckDB's own memory limit (its buffer pool: cached blocks, query state).
+DEFAULT_DB_MEMORY_MIB = 1024
+#: Seconds `serve` waits for in-flight requests on SIGTERM before it commits and exits.
+DRAIN_GRACE = 10.0
 
 
 def _free_port(host: str) -> int:
@@ -92,8 +102,19 @@ def _wait_for_signal() -> None:
         stop.wait(0.5)
 
 
+def _client_tls(cert: str) -> ssl.SSLContext:
+    """Trust exactly our own certificate (for the server's health checks of its UI)."""
+    context = ssl.create_default_context(cafile=cert)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.check_hostname = False
+    return context
+
+
 def _start_ui(
-    host: str, port: int, env_extra: dict[str, str]
+    host: str,
+    port: int,
+    env_extra: dict[str, str],
+    tls: tuple[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     if port == 0:
         port = _free_port(host)
@@ -120,12 +141,17 @@ def _start_ui(
         "--client.toolbarMode",
         "minimal",
     ]
+    context = None
+    if tls is not None:
+        command += ["--server.sslCertFile", tls[0], "--server.sslKeyFile", tls[1]]
+        context = _client_tls(tls[0])
     # Streamlit's own log goes to a file: a pipe nobody reads would fill up and stall it.
     log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the UI
         prefix="seqtrace-ui-", suffix=".log", delete=False
     )
     process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    address = f"{host}:{port}"
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    scheme = "https" if tls is not None else "http"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -133,7 +159,8 @@ def _start_ui(
             last = err.splitlines()[-1] if err else "no output"
             raise UsageError(f"the UI failed to start on {address}: {last} (log: {log_file.name})")
         try:
-            with urllib.request.urlopen(f"http://{address}/_stcore/health", timeout=1) as r:
+            health = f"{scheme}://{address}/_stcore/health"
+            with urllib.request.urlopen(health, timeout=1, context=context) as r:
                 if r.status == 200:
                     return process, address
         except (urllib.error.URLError, OSError):
@@ -151,6 +178,90 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Everything `serve`/`up` run with: flags over env over the config file over defaults."""
+
+    db: str
+    bind: str
+    grpc_port: int
+    http_port: int
+    api_port: int
+    ui_port: int
+    ingest_token: str | None
+    read_token: str | None
+    tls_cert: str | None
+    tls_key: str | None
+    cors_origins: tuple[str, ...]
+    entity_keys: tuple[str, ...]
+    max_queue_mib: int
+    max_http_body_mib: int | None
+    max_grpc_message_mib: int | None
+    write_timeout: float | None
+    query_timeout: float
+    max_diagram_traces: int
+    config: Any  # seqtrace.config.FileConfig
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def resolve_settings(args: argparse.Namespace) -> ServerSettings:
+    """Combine flags, environment, the configuration file and defaults; validate."""
+    from seqtrace.config import FileConfig, config_path, load_config
+
+    path = config_path(getattr(args, "config", None))
+    file = load_config(path) if path else FileConfig()
+    env = os.environ.get
+    settings = ServerSettings(
+        db=args.db or env("SEQTRACE_DB") or file.db or DEFAULT_DB,
+        bind=_first(args.bind, file.bind, "127.0.0.1"),
+        grpc_port=_first(args.grpc_port, file.grpc_port, 4317),
+        http_port=_first(args.http_port, file.http_port, 4318),
+        api_port=_first(args.api_port, file.api_port, 4319),
+        ui_port=_first(getattr(args, "ui_port", None), file.ui_port, 8501),
+        ingest_token=args.ingest_token or env("SEQTRACE_INGEST_TOKEN") or file.ingest_token,
+        read_token=args.read_token or env("SEQTRACE_READ_TOKEN") or file.read_token,
+        tls_cert=args.tls_cert or file.tls_cert,
+        tls_key=args.tls_key or file.tls_key,
+        cors_origins=tuple(args.cors_origin or ()) or file.cors_origins,
+        entity_keys=(*file.entity_keys, *args.entity_key),
+        max_queue_mib=_first(args.max_queue_mib, file.max_queue_mib, DEFAULT_MAX_QUEUE_MIB),
+        max_http_body_mib=file.max_http_body_mib,
+        max_grpc_message_mib=file.max_grpc_message_mib,
+        write_timeout=file.write_timeout_seconds,
+        query_timeout=_first(file.query_timeout_seconds, DEFAULT_QUERY_TIMEOUT),
+        max_diagram_traces=_first(file.max_diagram_traces, DEFAULT_MAX_DIAGRAM_TRACES),
+        config=file,
+    )
+    for flag in ("grpc_port", "http_port", "api_port", "ui_port"):
+        value = getattr(settings, flag)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+            raise UsageError(f"--{flag.replace('_', '-')} must be 0-65535, got {value}")
+    if settings.max_queue_mib < 1:
+        raise UsageError(f"--max-queue-mib must be at least 1, got {settings.max_queue_mib}")
+    if settings.ingest_token is not None and settings.ingest_token == settings.read_token:
+        # The same secret for both would let every exporter read the data back.
+        raise UsageError("the ingest token and the read token must differ")
+    if settings.read_token is not None and (
+        any(c.isspace() for c in settings.read_token) or not settings.read_token
+    ):
+        raise UsageError("the read token must be a non-empty string without spaces")
+    return settings
+
+
+def _setup_logging() -> None:
+    """Warnings and errors (a store that failed, retention) to stderr, one line each.
+    Nothing here logs a token: receivers and the API never put one in a message."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("seqtrace: %(levelname)s: %(name)s: %(message)s"))
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
 def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     from spanstore.nopandas import keep_pandas_out
 
@@ -159,35 +270,71 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     from collector import Collector, ReceiverConfig
     from seqtrace.api import ApiServer
     from spanstore.base import StoreError
+    from spanstore.budget import MemoryBudget
     from spanstore.duckdb_store import DuckDBStore
 
-    db = args.db or os.environ.get("SEQTRACE_DB") or DEFAULT_DB
-    ingest_token = args.ingest_token or os.environ.get("SEQTRACE_INGEST_TOKEN") or None
-    read_token = args.read_token or os.environ.get("SEQTRACE_READ_TOKEN") or None
-    tls = _ssl_context(args.tls_cert, args.tls_key)
-    for flag in ("grpc_port", "http_port", "api_port"):
-        value = getattr(args, flag)
-        if not 0 <= value <= 65535:
-            raise UsageError(f"--{flag.replace('_', '-')} must be 0-65535, got {value}")
+    settings = resolve_settings(args)
+    _setup_logging()
+    db = settings.db
+    tls = _ssl_context(settings.tls_cert, settings.tls_key)
+    budget_bytes = settings.max_queue_mib * MIB
+    receiver_settings: dict[str, Any] = {}
+    if settings.max_http_body_mib is not None:
+        receiver_settings["max_http_body_bytes"] = settings.max_http_body_mib * MIB
+    if settings.max_grpc_message_mib is not None:
+        receiver_settings["max_grpc_message_bytes"] = settings.max_grpc_message_mib * MIB
+    if settings.write_timeout is not None:
+        receiver_settings["write_timeout"] = settings.write_timeout
     try:
         config = ReceiverConfig(
-            host=args.bind,
-            grpc_port=args.grpc_port,
-            http_port=args.http_port,
-            ingest_token=ingest_token,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-        )
+            host=settings.bind,
+            grpc_port=settings.grpc_port,
+            http_port=settings.http_port,
+            ingest_token=settings.ingest_token,
+            tls_cert=settings.tls_cert,
+            tls_key=settings.tls_key,
+            cors_origins=settings.cors_origins,
+            max_inflight_bytes=budget_bytes,
+            **receiver_settings,
+        ).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
+        policy = settings.config.policy().validate()
+    except ValueError as exc:
+        raise UsageError(f"config: {exc}") from None
+    try:
         store = DuckDBStore(
-            db, entity_keys=args.entity_key, decoder_processes=min(4, os.cpu_count() or 1)
+            db,
+            entity_keys=settings.entity_keys,
+            decoder_processes=min(4, os.cpu_count() or 1),
+            max_queue_bytes=budget_bytes,
+            memory_limit=f"{settings.config.db_memory_mib or DEFAULT_DB_MEMORY_MIB}MB",
+            policy=policy,
+            retention=settings.config.retention,
         )
     except StoreError as exc:
         raise UsageError(str(exc)) from None
 
-    collector = Collector(config, store)
+    collector = Collector(config, store, MemoryBudget(budget_bytes))
+
+    def ingest_stats() -> dict[str, Any]:
+        counters = collector.counters()
+        budget = collector.ingest.budget.snapshot()
+        return {
+            "receivers": {
+                "requests": counters.requests,
+                "spans_accepted": counters.spans_accepted,
+                "spans_rejected": counters.spans_rejected,
+                "failed_requests": counters.failed_requests,
+                "refused_requests": counters.refused_requests,
+                "inflight_bytes": budget.used_bytes,
+                "max_inflight_bytes": budget.limit_bytes,
+                "peak_inflight_bytes": budget.peak_bytes,
+            },
+            **store.ingest_stats(),
+        }
+
     api: ApiServer | None = None
     ui_process: subprocess.Popen[bytes] | None = None
     try:
@@ -198,12 +345,14 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
         try:
             addresses = collector.start()
             api = ApiServer(
-                LocalSource(store),
-                host=args.bind,
-                port=args.api_port,
-                read_token=read_token,
+                LocalSource(store, max_diagram_traces=settings.max_diagram_traces),
+                host=settings.bind,
+                port=settings.api_port,
+                read_token=settings.read_token,
                 otlp=collector.http_handler(),
                 ssl_context=tls,
+                query_timeout=settings.query_timeout,
+                ingest_stats=ingest_stats,
             )
         except OSError as exc:
             raise UsageError(f"cannot listen: {exc.strerror or exc}") from None
@@ -216,11 +365,16 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
         scheme = "https" if tls else "http"
         if with_ui:
             env = {"SEQTRACE_API": f"{scheme}://{api_address}"}
-            if read_token:
-                env["SEQTRACE_READ_TOKEN"] = read_token
-            ui_process, ui_address = _start_ui(args.bind, args.ui_port, env)
+            if settings.read_token:
+                env["SEQTRACE_READ_TOKEN"] = settings.read_token
+            ui_tls = None
+            if settings.tls_cert and settings.tls_key:
+                # The UI serves HTTPS with the same certificate and trusts it for the API.
+                env["SEQTRACE_API_CA"] = os.path.abspath(settings.tls_cert)
+                ui_tls = (settings.tls_cert, settings.tls_key)
+            ui_process, ui_address = _start_ui(settings.bind, settings.ui_port, env, ui_tls)
             _say(f"listening ui={ui_address}")
-            _say(f"open http://{ui_address}/ in a browser")
+            _say(f"open {scheme}://{ui_address}/ in a browser")
         http_port = addresses.get("otlp-http", "").rpartition(":")[2]
         _say(
             f"point an exporter at it: OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://localhost:{http_port}"
@@ -235,9 +389,13 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     finally:
         if ui_process is not None:
             _stop_process(ui_process)
-        collector.stop(grace=10.0)
+        # Every listener stops accepting at once; requests in progress (on the OTLP
+        # receivers and on the API's /v1/traces) finish, then the store commits and closes.
         if api is not None:
-            api.stop()
+            api.stop_accepting()
+        collector.stop(grace=DRAIN_GRACE)
+        if api is not None:
+            api.drain(DRAIN_GRACE)
         store.close()
     _say("stopped; every acknowledged span is committed")
     return EXIT_OK
@@ -259,9 +417,12 @@ def run_ui_only(args: argparse.Namespace) -> int:
         env["SEQTRACE_DB"] = os.path.abspath(db)
     if token:
         env["SEQTRACE_READ_TOKEN"] = token
-    process, address = _start_ui(args.bind, args.ui_port, env)
+    tls = None
+    if getattr(args, "tls_cert", None) and getattr(args, "tls_key", None):
+        tls = (args.tls_cert, args.tls_key)
+    process, address = _start_ui(args.bind, args.ui_port, env, tls)
     _say(f"listening ui={address}")
-    _say(f"open http://{address}/ in a browser; Ctrl-C stops")
+    _say(f"open {'https' if tls else 'http'}://{address}/ in a browser; Ctrl-C stops")
     try:
         _wait_for_signal()
     finally:

@@ -30,6 +30,10 @@ class StoreUnavailable(StoreError):
     """The store cannot be opened or written now (lock held, disk full, shutting down)."""
 
 
+class QueryTimeout(StoreError):
+    """A read ran past its deadline (``spanstore.deadline``) and was interrupted."""
+
+
 class InvalidRequest(StoreError):
     """The request itself is malformed (not a valid ExportTraceServiceRequest)."""
 
@@ -90,12 +94,32 @@ class SpanReader(Protocol):
         """Traces with a span whose span or resource attributes carry key=value, oldest first."""
         ...
 
+    def entity_traces(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[tuple[str, int]]:
+        """Like :meth:`entity_trace_ids`, with the time the entity first appears in each."""
+        ...
+
     def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
         """Traces joined to these by span links, in either direction (one hop)."""
         ...
 
-    def spans(self, trace_ids: Iterable[str]) -> list[Span]:
-        """Every stored span of these traces, ordered by start time."""
+    def spans(
+        self,
+        trace_ids: Iterable[str],
+        *,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[Span]:
+        """Every stored span of these traces, ordered by start time.
+
+        The optional bounds say where the spans can be (a hint that makes the lookup
+        fast on big stores); spans starting outside them are not returned.
+        """
         ...
 
     def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
@@ -114,6 +138,23 @@ class SpanReader(Protocol):
         With ``whole_traces`` the frame holds every span of each trace that has a span in
         the range, so trees are complete. ``service`` keeps traces that touch that service.
         """
+        ...
+
+    def slo_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        """The frame an SLO report needs (FRAME_SCHEMA): spans of ``services`` starting in
+        the range whose name, ``http_route``, ``rpc_method``, "METHOD route" or
+        "service/method" is one of ``operations``, plus every span of the traces where
+        such a span shares its trace with an error span."""
+        ...
+
+    def last_unix_nano(self) -> int | None:
+        """When the newest stored span ended (cheap; None for an empty store)."""
         ...
 
     def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:

@@ -80,6 +80,8 @@ from spanstore.model import (
     StoreStats,
 )
 from spanstore.otlp import attributes_to_dict, span_from_proto
+from spanstore.policy import IngestPolicy, PolicyEngine
+from spanstore.retention import RetentionPolicy
 from spanstore.semconv import INT_COLUMNS, KEY_TO_COLUMN, STRING_COLUMNS, is_entity_key
 
 __all__ = [
@@ -174,8 +176,14 @@ class IdSet:
         if len(self.ids) <= _SHORT_ID_SET:
             return literal(list(self.ids))
         if isinstance(self.ids[0], bytes):
+            width = len(self.ids[0])
             joined = ",".join(bytes(i).hex() for i in self.ids)
-            return f"(SELECT arrayJoin(arrayMap(x -> unhex(x), splitByChar(',', '{joined}'))))"
+            # toFixedString: a String set would be compared with the FixedString column
+            # converted to String, which drops trailing zero bytes (ids ending in 00).
+            return (
+                f"(SELECT arrayJoin(arrayMap(x -> toFixedString(unhex(x), {width}), "
+                f"splitByChar(',', '{joined}'))))"
+            )
         texts = [str(i) for i in self.ids]
         if any(not t or not all(c in _HEX for c in t) for t in texts):
             raise ValueError("string ids must be hex")
@@ -358,7 +366,9 @@ class ChdbTransport:
         self.description = f"chdb:///{self.path.lstrip('/')} (database {database})"
         if not create and not os.path.isdir(self.path):
             raise StoreUnavailable(f"no chdb database directory at {self.path}")
-        merged = {**QUERY_SETTINGS, **(settings or {})}
+        # In-process, compressing the Arrow output only costs CPU.
+        merged = {**QUERY_SETTINGS, "output_format_arrow_compression_method": "none"}
+        merged.update(settings or {})
         self._dsn = f"file:{self.path}?" + urllib.parse.urlencode(merged)
         self._pool: list[Any] = []
         self._all: list[Any] = []
@@ -548,7 +558,15 @@ class HttpTransport:
             ) from None
 
     def query(self, text: str) -> pa.Table:
-        return _read_stream(self._post(text.encode("utf-8"), {"default_format": "ArrowStream"}))
+        data = self._post(text.encode("utf-8"), {"default_format": "ArrowStream"})
+        try:
+            return _read_stream(data)
+        except (pa.ArrowInvalid, OSError):
+            # An error after the first bytes were sent ends the body with its message.
+            tail = data[-2000:].decode("utf-8", "replace")
+            start = tail.rfind("Code:")
+            message = _first_line(tail[start:] if start >= 0 else "unreadable ArrowStream")
+            raise StoreError(f"ClickHouse ({self.description}): {message}") from None
 
     def command(self, text: str) -> None:
         self._post(text.encode("utf-8"), {})
@@ -715,6 +733,15 @@ class _SeqtraceReader:
         start_unix_nano: int | None = None,
         end_unix_nano: int | None = None,
     ) -> list[str]:
+        return [t for t, _ in self.entity_traces(key, value, start_unix_nano, end_unix_nano)]
+
+    def entity_traces(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[tuple[str, int]]:
         rows = self.db.raw_rows(
             "entity_trace_ids",
             {
@@ -724,7 +751,31 @@ class _SeqtraceReader:
                 "end": _INT64_MAX if end_unix_nano is None else end_unix_nano,
             },
         )
-        return [row["trace_id"].hex() for row in rows]
+        return [(row["trace_id"].hex(), int(row["first_start"])) for row in rows]
+
+    def last_unix_nano(self) -> int | None:
+        value = self.db.rows("last_span_end")[0]["last"]
+        return None if value is None else int(value)
+
+    def slo_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        if not services or not operations:
+            return pl.DataFrame(schema=FRAME_SCHEMA)
+        params = {
+            "start": start_unix_nano,
+            "end": end_unix_nano,
+            "lo": max(-_INT64_MAX, start_unix_nano - _HOUR_NS),
+            "hi": min(_INT64_MAX, end_unix_nano + _HOUR_NS),
+            "services": list(services),
+            "operations": list(operations),
+        }
+        events = self.db.text("slo_events", params)
+        return _frame(self.db.table("slo_frame", params, {"events": events}), FRAME_SCHEMA)
 
     def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
         ids = _ids(trace_ids)
@@ -762,14 +813,26 @@ class _SeqtraceReader:
                 )
         return resources, scopes
 
-    def spans(self, trace_ids: Iterable[str]) -> list[Span]:
+    def spans(
+        self,
+        trace_ids: Iterable[str],
+        *,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[Span]:
         ids = sorted(set(_ids(trace_ids)))
         if not ids:
             return []
+        bounds = {
+            "lo": -_INT64_MAX if start_unix_nano is None else start_unix_nano,
+            "hi": _INT64_MAX if end_unix_nano is None else end_unix_nano,
+        }
         rows: list[dict[str, Any]] = []
         for chunk in _chunks(ids):
-            hours = self.db.text("trace_hours", {"trace_ids": IdSet(tuple(chunk))})
-            rows.extend(self.db.raw_rows("spans_of_traces", fragments={"trace_hours": hours}))
+            hours = self.db.text("trace_hours", {"trace_ids": IdSet(tuple(chunk)), **bounds})
+            rows.extend(
+                self.db.raw_rows("spans_of_traces", bounds, fragments={"trace_hours": hours})
+            )
         if len(ids) > _IDS_PER_QUERY:
             rows.sort(key=lambda r: (r["start_unix_nano"], r["span_id"]))
         resources, scopes = self._resources_and_scopes(rows)
@@ -800,7 +863,9 @@ class _SeqtraceReader:
         ids = _ids([trace_id])
         if not ids:
             return None
-        hours = self.db.text("trace_hours", {"trace_ids": IdSet((ids[0],))})
+        hours = self.db.text(
+            "trace_hours", {"trace_ids": IdSet((ids[0],)), "lo": -_INT64_MAX, "hi": _INT64_MAX}
+        )
         rows = self.db.raw_rows("trace_rows", fragments={"trace_hours": hours})
         if not rows:
             return None
@@ -852,12 +917,12 @@ class _SeqtraceReader:
         return _frame(table, FRAME_SCHEMA)
 
     def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-        ids = _ids(trace_ids)
-        out: dict[str, dict[str, list[str]]] = {}
-        for chunk in _chunks(ids):
-            for row in self.db.rows("trace_entities", {"trace_ids": IdSet(tuple(chunk))}):
-                out.setdefault(row["trace_id"], {}).setdefault(row["key"], []).append(row["value"])
-        return out
+        ids = sorted(set(_ids(trace_ids)))
+        found: dict[str, dict[str, list[str]]] = {}
+        for chunk in _chunks(ids):  # rows come ordered by (trace_id, key), chunk by chunk
+            table = self.db.table("trace_entities", {"trace_ids": IdSet(tuple(chunk))})
+            _collect_entities(table, found)
+        return found
 
     def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
         table = self.db.table(
@@ -870,6 +935,21 @@ class _SeqtraceReader:
         return _frame(self.db.table("recent_traces", {"limit": limit}), _RECENT_SCHEMA)
 
 
+def _collect_entities(table: pa.Table, out: dict[str, dict[str, list[str]]]) -> None:
+    """Rows of (trace_id, key, trace_values) into trace -> key -> values, column-wise
+    (a dict per row costs seconds on a day's traces)."""
+    if not table.num_rows:
+        return
+    table = decode_strings(table)
+    trace_ids = table.column("trace_id").to_pylist()
+    if trace_ids and isinstance(trace_ids[0], bytes):
+        trace_ids = [t.hex() for t in trace_ids]
+    keys = table.column("key").to_pylist()
+    values = table.column("trace_values").to_pylist()
+    for trace_id, key, vals in zip(trace_ids, keys, values, strict=True):
+        out.setdefault(trace_id, {})[key] = vals
+
+
 def _entity_key(row: Mapping[str, Any]) -> EntityKey:
     return EntityKey(
         key=row["key"],
@@ -877,7 +957,7 @@ def _entity_key(row: Mapping[str, Any]) -> EntityKey:
         spans=int(row["spans"]),
         traces=int(row["traces"]),
         services=int(row["services"]),
-        recurring_values=int(row["recurring_values"]),
+        recurring_values=int(row.get("recurring_values") or 0),
     )
 
 
@@ -970,6 +1050,13 @@ class _OtelReader:
                 else "SpanAttributes['otel.scope.version']",
                 "kind": _enum_sql("toString(SpanKind)", _KIND_NAMES, "UNSPECIFIED"),
                 "status": status,
+            },
+        )
+        self.db.fragments["frame_columns"] = render(
+            sql("otel_frame_columns"),
+            fragments={
+                "kind": self.db.fragments["kind"],
+                "status": status,
                 "semantic": _semantic_sql(),
             },
         )
@@ -1040,6 +1127,15 @@ class _OtelReader:
         start_unix_nano: int | None = None,
         end_unix_nano: int | None = None,
     ) -> list[str]:
+        return [t for t, _ in self.entity_traces(key, value, start_unix_nano, end_unix_nano)]
+
+    def entity_traces(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[tuple[str, int]]:
         rows = self.db.rows(
             "otel_entity_trace_ids",
             {
@@ -1049,7 +1145,33 @@ class _OtelReader:
                 "end": _clamp(_FAR_FUTURE if end_unix_nano is None else end_unix_nano),
             },
         )
-        return [row["trace_id"] for row in rows]
+        return [(row["trace_id"], int(row["first_start"])) for row in rows]
+
+    def last_unix_nano(self) -> int | None:
+        value = self.db.rows("otel_last_span_end")[0]["last"]
+        return None if value is None else int(value)
+
+    def slo_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        if not services or not operations:
+            return pl.DataFrame(schema=FRAME_SCHEMA)
+        table = self.db.table(
+            "otel_slo_frame",
+            {
+                "start": start_unix_nano,
+                "end": end_unix_nano,
+                "lo": _clamp(start_unix_nano - _HOUR_NS),
+                "hi": _clamp(end_unix_nano + _HOUR_NS),
+                "services": list(services),
+                "operations": list(operations),
+            },
+        )
+        return _frame(table, FRAME_SCHEMA)
 
     def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
         ids = _hex_ids(trace_ids)
@@ -1077,13 +1199,23 @@ class _OtelReader:
             _clamp((int(row["last_second"]) + 1) * 1_000_000_000),
         )
 
-    def spans(self, trace_ids: Iterable[str]) -> list[Span]:
+    def spans(
+        self,
+        trace_ids: Iterable[str],
+        *,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[Span]:
         ids = sorted(set(_hex_ids(trace_ids)))
         if not ids:
             return []
         out: list[Span] = []
         for chunk in _chunks(ids):
             lo, hi = self._bounds(chunk)
+            if start_unix_nano is not None:
+                lo = max(lo, _clamp(start_unix_nano))
+            if end_unix_nano is not None:
+                hi = min(hi, _clamp(end_unix_nano + 1))
             for row in self.db.rows(
                 "otel_spans", {"trace_ids": IdSet(tuple(chunk)), "lo": lo, "hi": hi}
             ):
@@ -1164,17 +1296,16 @@ class _OtelReader:
         return _frame(table, FRAME_SCHEMA)
 
     def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-        ids = _hex_ids(trace_ids)
+        ids = sorted(set(_hex_ids(trace_ids)))
         keys = self.entity_key_names()
         out: dict[str, dict[str, list[str]]] = {}
         if not ids or not keys:
             return out
         for chunk in _chunks(ids):
-            rows = self.db.rows(
+            table = self.db.table(
                 "otel_trace_entities", {"trace_ids": IdSet(tuple(chunk)), "keys": keys}
             )
-            for row in rows:
-                out.setdefault(row["trace_id"], {}).setdefault(row["key"], []).append(row["value"])
+            _collect_entities(table, out)
         return out
 
     def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
@@ -1294,12 +1425,27 @@ class ClickHouseStore:
         entity_keys: Iterable[str] = (),
         max_queued_spans: int = 200_000,
         decoder_processes: int = 0,
+        policy: IngestPolicy | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
+        """``policy`` (attribute limits, redaction) is applied to every request before it
+        is stored, as in the DuckDB store. Retention is ``ttl_days`` (ClickHouse drops
+        whole day partitions; no background deletes); a ``retention`` policy's max age
+        becomes ``ttl_days`` (rounded up to days) for tables this store creates, its
+        size limit has no ClickHouse equivalent and is ignored (logged)."""
         self.transport = transport
         self.description = transport.description
         self.read_only = read_only
+        if retention is not None and retention.max_age_seconds and not ttl_days:
+            ttl_days = max(1, math.ceil(retention.max_age_seconds / 86_400))
+        if retention is not None and retention.max_size_bytes:
+            log.warning("%s: retention by size is not supported; use ttl_days", self.description)
         self.ttl_days = ttl_days
         self._keys = KeyClassifier(frozenset(entity_keys))
+        self._policy_config = policy.validate() if policy is not None else None
+        self._policy = PolicyEngine(self._policy_config) if self._policy_config else None
+        self._counts: dict[str, int] = {}
+        self._refused = 0
         self._closed = False
         self._db = _Sql(transport)
         try:
@@ -1318,7 +1464,9 @@ class ClickHouseStore:
         self._writer: threading.Thread | None = None
         self._decoder: DecoderPool | None = None
         if not read_only and self.layout == "seqtrace" and decoder_processes > 0:
-            self._decoder = DecoderPool(decoder_processes, frozenset(entity_keys))
+            self._decoder = DecoderPool(
+                decoder_processes, frozenset(entity_keys), self._policy_config
+            )
         if not read_only and self.layout == "seqtrace":
             self._writer = threading.Thread(target=self._write_loop, name="seqtrace-ch-writer")
             self._writer.daemon = True
@@ -1458,7 +1606,10 @@ class ClickHouseStore:
                 messages=tuple(batch.messages),
             )
         with self._queued_lock:
+            for name, count in batch.counts.items():
+                self._counts[name] = self._counts.get(name, 0) + count
             if self._queued_spans + batch.size > self.max_queued_spans:
+                self._refused += 1
                 raise StoreUnavailable(
                     f"the write queue is full ({self._queued_spans} spans waiting); retry later"
                 )
@@ -1483,8 +1634,8 @@ class ClickHouseStore:
     ) -> PreparedBatch:
         if self._decoder is None:
             if isinstance(request, bytes):
-                return prepare_serialized(request, self._keys)
-            return prepare_request(request, self._keys)
+                return prepare_serialized(request, self._keys, self._policy)
+            return prepare_request(request, self._keys, self._policy)
         data = request if isinstance(request, bytes) else request.SerializeToString()
         try:
             return self._decoder.prepare(data, timeout)
@@ -1633,6 +1784,34 @@ class ClickHouseStore:
     def queued_spans(self) -> int:
         return self._queued_spans
 
+    def ingest_stats(self) -> dict[str, Any]:
+        """The write side's state, in the DuckDB store's shape (no byte budget here)."""
+        with self._queued_lock:
+            counts = dict(self._counts)
+            queued = self._queued_spans
+            refused = self._refused
+        rules = self._policy_config.rules if self._policy_config is not None else ()
+        return {
+            "queue": {
+                "spans": queued,
+                "max_spans": self.max_queued_spans,
+                "refused_writes": refused,
+            },
+            "policy": {
+                "redacted": {r.name: counts.get(f"redacted:{r.name}", 0) for r in rules},
+                "truncated_values": counts.get("truncated_values", 0),
+                "dropped_attributes": counts.get("dropped_attributes", 0),
+            },
+            "retention": {"ttl_days": self.ttl_days} if self.ttl_days else None,
+            "database": {
+                "writable": not self.read_only and self.layout == "seqtrace",
+                "error": None,
+                "reopened": 0,
+                "store": self.description,
+                "layout": self.layout,
+            },
+        }
+
     def close(self, timeout: float = 30.0) -> None:
         """Insert what is queued, then let go of the database."""
         if self._closed:
@@ -1686,8 +1865,37 @@ class ClickHouseStore:
     def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
         return self._read().linked_trace_ids(trace_ids)
 
-    def spans(self, trace_ids: Iterable[str]) -> list[Span]:
-        return self._read().spans(trace_ids)
+    def entity_traces(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[tuple[str, int]]:
+        return self._read().entity_traces(key, value, start_unix_nano, end_unix_nano)
+
+    def spans(
+        self,
+        trace_ids: Iterable[str],
+        *,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[Span]:
+        return self._read().spans(
+            trace_ids, start_unix_nano=start_unix_nano, end_unix_nano=end_unix_nano
+        )
+
+    def slo_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        return self._read().slo_frame(start_unix_nano, end_unix_nano, services, operations)
+
+    def last_unix_nano(self) -> int | None:
+        return self._read().last_unix_nano()
 
     def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
         return self._read().trace_request(trace_id)

@@ -24,31 +24,36 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from spanstore.base import InvalidRequest
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.nopandas import keep_pandas_out
+from spanstore.policy import IngestPolicy, PolicyEngine
 
 __all__ = ["DecoderPool", "prepare_serialized"]
 
 _worker_keys: KeyClassifier | None = None
+_worker_policy: PolicyEngine | None = None
 #: forkserver, not fork: the server process runs gRPC threads, which fork would copy.
 _START_METHOD: Final = (
     "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 )
 
 
-def prepare_serialized(data: bytes, keys: KeyClassifier) -> PreparedBatch:
+def prepare_serialized(
+    data: bytes, keys: KeyClassifier, policy: PolicyEngine | None = None
+) -> PreparedBatch:
     """Parse a serialized ExportTraceServiceRequest and prepare its batch."""
     try:
         request = ExportTraceServiceRequest.FromString(data)
     except DecodeError as exc:
         raise InvalidRequest(f"malformed ExportTraceServiceRequest: {exc}") from None
-    return prepare_request(request, keys)
+    return prepare_request(request, keys, policy)
 
 
-def _init_worker(entity_keys: frozenset[str]) -> None:
+def _init_worker(entity_keys: frozenset[str], policy: IngestPolicy | None = None) -> None:
     import gc
 
     keep_pandas_out()
-    global _worker_keys
+    global _worker_keys, _worker_policy
     _worker_keys = KeyClassifier(entity_keys)
+    _worker_policy = PolicyEngine(policy) if policy is not None else None
     # The worker allocates many short-lived objects and keeps almost nothing: collect the
     # young generation rarely (NOTES.md: the collector's scans halve decode speed).
     gc.freeze()
@@ -70,7 +75,7 @@ def _prepare_in_worker(data: bytes) -> tuple[Any, ...]:
     """The batch as plain values: Arrow tables travel as IPC streams, because unpickling
     a pyarrow Table imports pandas (seconds, and tens of MiB) in the receiving process."""
     assert _worker_keys is not None
-    batch = prepare_serialized(data, _worker_keys)
+    batch = prepare_serialized(data, _worker_keys, _worker_policy)
     return (
         _ipc(batch.spans),
         _ipc(batch.entities),
@@ -83,6 +88,7 @@ def _prepare_in_worker(data: bytes) -> tuple[Any, ...]:
         batch.rejected,
         batch.duplicates,
         batch.messages,
+        batch.counts,
     )
 
 
@@ -93,13 +99,18 @@ def _ready(_: int) -> bool:
 class DecoderPool:
     """Worker processes that turn serialized requests into prepared batches."""
 
-    def __init__(self, workers: int | None = None, entity_keys: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        workers: int | None = None,
+        entity_keys: frozenset[str] = frozenset(),
+        policy: IngestPolicy | None = None,
+    ):
         self.workers = workers or min(4, os.cpu_count() or 1)
         context = multiprocessing.get_context(_START_METHOD)
         if _START_METHOD == "forkserver":
             context.set_forkserver_preload(["spanstore.decoder"])
         self._pool: multiprocessing.pool.Pool | None = context.Pool(
-            self.workers, initializer=_init_worker, initargs=(entity_keys,)
+            self.workers, initializer=_init_worker, initargs=(entity_keys, policy)
         )
 
         # Start every worker now (imports take a second or two), not on the first export.
@@ -109,7 +120,8 @@ class DecoderPool:
         if self._pool is None:
             raise RuntimeError("the decoder pool is closed")
         parts = self._pool.apply_async(_prepare_in_worker, (data,)).get(timeout)
-        spans, entities, links, resources, scopes, keys, lo, hi, rejected, dups, messages = parts
+        spans, entities, links, resources, scopes, keys, lo, hi, rejected, dups = parts[:10]
+        messages, counts = parts[10:]
         return PreparedBatch(
             spans=_from_ipc(spans),
             entities=_from_ipc(entities),
@@ -122,6 +134,7 @@ class DecoderPool:
             rejected=rejected,
             duplicates=dups,
             messages=messages,
+            counts=counts,
         )
 
     def close(self) -> None:

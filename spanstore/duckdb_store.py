@@ -34,13 +34,23 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
-from spanstore.base import SchemaVersionError, StoreError, StoreUnavailable, WriteResult
+from spanstore.base import (
+    QueryTimeout,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailable,
+    WriteResult,
+)
+from spanstore.budget import MemoryBudget
+from spanstore.deadline import deadline_seconds, time_left
 from spanstore.decoder import DecoderPool, prepare_serialized
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
 from spanstore.frame import FRAME_SCHEMA
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
 from spanstore.otlp import attributes_to_dict, span_from_proto
+from spanstore.policy import IngestPolicy, PolicyEngine
+from spanstore.retention import RetentionEnforcer, RetentionPolicy
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
 
@@ -52,6 +62,18 @@ _FAR_FUTURE: Final = 1 << 62
 _HOUR_NS: Final = 3_600_000_000_000
 _GROUP_COMMIT_SPANS: Final = 32_768
 _STOP: Final = object()
+_MIB: Final = 1024 * 1024
+#: Default memory budget for prepared batches waiting for the writer.
+DEFAULT_MAX_QUEUE_BYTES: Final = 64 * _MIB
+#: Memory of a decoded batch per byte of its request, charged before decoding (the raw
+#: span bytes plus the columns and index rows); corrected to the batch's size after.
+_BATCH_BYTES_PER_REQUEST_BYTE: Final = 2
+#: How long a write may wait for room in the queue before it is refused (retryable).
+_ADMISSION_WAIT: Final = 1.0
+#: How long the writer waits for work before housekeeping (retention, reopening).
+_IDLE_WAIT: Final = 0.5
+#: Seconds between attempts to reopen a database that a fatal error invalidated.
+_REOPEN_INTERVAL: Final = 1.0
 
 
 @cache
@@ -70,6 +92,19 @@ def _ids(hex_ids: Iterable[str]) -> list[bytes]:
     return out
 
 
+def _is_fatal(exc: BaseException) -> bool:
+    """DuckDB invalidates the database after a fatal error (a checkpoint that could not
+    write, for one): every later statement fails until the file is opened again."""
+    if isinstance(exc, duckdb.FatalException | duckdb.ConnectionException):
+        return True
+    return "invalidated" in str(exc) or "Connection already closed" in str(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class DuckDBStore:
     """Span store on one DuckDB file. Implements SpanWriter and SpanReader."""
 
@@ -82,31 +117,32 @@ class DuckDBStore:
         memory_limit: str = "1GB",
         threads: int = 2,
         max_queued_spans: int = 200_000,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         decoder_processes: int = 0,
+        policy: IngestPolicy | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
+        """``policy`` (attribute limits, redaction) is applied to every request before it
+        is stored; ``retention`` deletes old spans in the background. ``max_queued_spans``
+        and ``max_queue_bytes`` bound what waits for the writer: past either, ``write``
+        raises :class:`StoreUnavailable` (retryable) at once."""
         self.path = os.fspath(path)
         self.read_only = read_only
         keys = frozenset(entity_keys)
         self._keys = KeyClassifier(keys)
         self._closed = False
+        self._config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": memory_limit,
+            "threads": threads,
+        }
         if read_only and not os.path.exists(self.path):
             raise StoreUnavailable(f"no database file at {self.path}")
-        try:
-            self._db = duckdb.connect(
-                self.path,
-                read_only=read_only,
-                config={"memory_limit": memory_limit, "threads": threads},
-            )
-        except duckdb.IOException as exc:
-            text = str(exc)
-            if "lock" in text.lower():
-                raise StoreUnavailable(
-                    f"{self.path} is held by another process (a running `seqtrace serve`?); "
-                    "read through its query API (--api) or stop it first"
-                ) from None
-            raise StoreUnavailable(f"cannot open {self.path}: {text.splitlines()[0]}") from None
-        except duckdb.Error as exc:
-            raise StoreUnavailable(f"cannot open {self.path}: {str(exc).splitlines()[0]}") from None
+        #: Guards replacing ``_db`` (after a fatal error) against readers taking cursors.
+        self._db_lock = threading.RLock()
+        self._db = self._connect()
+        #: Why the database cannot be written now (None: it can).
+        self._broken: str | None = None
+        self._reopens = 0
         self._check_schema()
         self._seen = SeenFilter()
         if not read_only:
@@ -121,14 +157,36 @@ class DuckDBStore:
         self._queued_spans = 0
         self._queued_lock = threading.Lock()
         self.max_queued_spans = max_queued_spans
+        self.queue_budget = MemoryBudget(max_queue_bytes)
+        self._refused = 0
+        self._policy_config = policy.validate() if policy is not None else None
+        self._policy = PolicyEngine(policy) if policy is not None else None
+        self._counts: dict[str, int] = {}
+        self._retention: RetentionEnforcer | None = None
+        if not read_only and retention is not None and retention.enabled:
+            self._retention = RetentionEnforcer(retention, self.path)
         self._writer: threading.Thread | None = None
         self._decoder: DecoderPool | None = None
         if not read_only and decoder_processes > 0:
-            self._decoder = DecoderPool(decoder_processes, keys)
+            self._decoder = DecoderPool(decoder_processes, keys, policy)
         if not read_only:
             self._writer = threading.Thread(target=self._write_loop, name="seqtrace-writer")
             self._writer.daemon = True
             self._writer.start()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(self.path, read_only=self.read_only, config=self._config)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                raise StoreUnavailable(
+                    f"{self.path} is held by another process (a running `seqtrace serve`?); "
+                    "read through its query API (--api) or stop it first"
+                ) from None
+            raise StoreUnavailable(f"cannot open {self.path}: {text.splitlines()[0]}") from None
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {_first_line(exc)}") from None
 
     # ------------------------------------------------------------------ schema
 
@@ -165,6 +223,9 @@ class DuckDBStore:
                     f"{self.path} has schema version {found}; this seqtrace reads version "
                     f"{SCHEMA_VERSION}. Use the seqtrace that wrote it, or a new --db file"
                 )
+            if not self.read_only:
+                # Indexes added within a schema version are created on the next write open.
+                con.execute(sql("indexes"))
         finally:
             con.close()
 
@@ -178,7 +239,30 @@ class DuckDBStore:
             raise StoreError("this store was opened read-only")
         if self._closed:
             raise StoreUnavailable("the store is shutting down")
-        batch = self._prepare(request, timeout)
+        if self._broken is not None:
+            raise StoreUnavailable(f"the database cannot be written now ({self._broken})")
+        # Charge an estimate before decoding (waiting briefly for room): under a flood,
+        # decoding requests that cannot be queued would only burn the CPU the writer needs.
+        size_hint = len(request) if isinstance(request, bytes) else request.ByteSize()
+        estimate = _BATCH_BYTES_PER_REQUEST_BYTE * size_hint
+        wait = _ADMISSION_WAIT if timeout is None else min(_ADMISSION_WAIT, timeout / 2)
+        if not self.queue_budget.try_charge(estimate, wait=wait):
+            self._refuse()
+        try:
+            batch = self._prepare(request, timeout)
+        except BaseException:
+            self.queue_budget.release(estimate)
+            raise
+        # From here the batch's own size is charged (released when it is committed).
+        nbytes = batch.nbytes if batch.size else 0
+        if nbytes > estimate:
+            self.queue_budget.charge(nbytes - estimate)
+        else:
+            self.queue_budget.release(estimate - nbytes)
+        if batch.counts:
+            with self._queued_lock:
+                for name, count in batch.counts.items():
+                    self._counts[name] = self._counts.get(name, 0) + count
         if batch.size == 0:
             return WriteResult(
                 accepted=0,
@@ -188,6 +272,8 @@ class DuckDBStore:
             )
         with self._queued_lock:
             if self._queued_spans + batch.size > self.max_queued_spans:
+                self._refused += 1
+                self.queue_budget.release(nbytes)
                 raise StoreUnavailable(
                     f"the write queue is full ({self._queued_spans} spans waiting); retry later"
                 )
@@ -207,13 +293,25 @@ class DuckDBStore:
             messages=tuple(batch.messages),
         )
 
+    def _full_message(self) -> str:
+        used = self.queue_budget.used / _MIB
+        return (
+            f"the write queue is full ({used:.0f} of {self.queue_budget.limit / _MIB:.0f} MiB "
+            "waiting); retry later"
+        )
+
+    def _refuse(self) -> None:
+        with self._queued_lock:
+            self._refused += 1
+        raise StoreUnavailable(self._full_message())
+
     def _prepare(
         self, request: ExportTraceServiceRequest | bytes, timeout: float | None
     ) -> PreparedBatch:
         if self._decoder is None:
             if isinstance(request, bytes):
-                return prepare_serialized(request, self._keys)
-            return prepare_request(request, self._keys)
+                return prepare_serialized(request, self._keys, self._policy)
+            return prepare_request(request, self._keys, self._policy)
         data = request if isinstance(request, bytes) else request.SerializeToString()
         try:
             return self._decoder.prepare(data, timeout)
@@ -221,10 +319,19 @@ class DuckDBStore:
             raise StoreUnavailable("decoding did not finish in time; retry") from None
 
     def _write_loop(self) -> None:
-        con = self._db.cursor()
+        con: duckdb.DuckDBPyConnection | None = self._db.cursor()
+        next_reopen = 0.0
         try:
             while True:
-                first = self._queue.get()
+                if self._broken is not None and time.monotonic() >= next_reopen:
+                    con = self._reopen(con)
+                    next_reopen = time.monotonic() + _REOPEN_INTERVAL
+                try:
+                    first = self._queue.get(timeout=_IDLE_WAIT)
+                except queue.Empty:
+                    if con is not None and self._broken is None:
+                        self._housekeeping(con)
+                    continue
                 if first is _STOP:
                     return
                 group = [first]
@@ -239,9 +346,61 @@ class DuckDBStore:
                         break
                     group.append(item)
                     spans += item[0].size
+                if con is None or self._broken is not None:
+                    self._fail_group(group, self._broken or "the database is not open")
+                    continue
                 self._commit_group(con, group)
+                if self._broken is None and self._retention is not None:
+                    self._housekeeping(con)
         finally:
-            con.close()
+            if con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
+
+    def _housekeeping(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Retention, one small step, between batches (never inside one)."""
+        if self._retention is None or not self._retention.due():
+            return
+        try:
+            self._retention.step(con)
+        except Exception as exc:
+            if _is_fatal(exc):
+                self._mark_broken(exc)
+
+    def _mark_broken(self, exc: BaseException) -> None:
+        if self._broken is None:
+            log.error("the database failed and will be reopened: %s", _first_line(exc))
+        self._broken = _first_line(exc)
+
+    def _reopen(self, con: duckdb.DuckDBPyConnection | None) -> duckdb.DuckDBPyConnection | None:
+        """Open the file again after a fatal error (DuckDB replays its WAL, so everything
+        committed before the error is there). Returns the writer's new cursor, or None
+        when the file cannot be opened yet (the disk is still full): try again later."""
+        with self._db_lock:
+            if con is not None:
+                with contextlib.suppress(Exception):
+                    con.close()
+            with contextlib.suppress(Exception):
+                self._db.close()
+            try:
+                self._db = self._connect()
+                fresh = self._db.cursor()
+                fresh.execute("SELECT count(*) FROM seqtrace_meta").fetchall()
+            except Exception as exc:
+                self._broken = _first_line(exc)
+                log.warning("reopening %s failed (will retry): %s", self.path, self._broken)
+                return None
+            self._known_resources.clear()
+            self._known_scopes.clear()
+            self._reopens += 1
+            self._broken = None
+            log.warning("reopened %s; writes resume", self.path)
+            return fresh
+
+    def _fail_group(self, group: list[Any], reason: str) -> None:
+        for batch, done in group:
+            self._release(batch)
+            done.set_exception(StoreUnavailable(f"the database cannot be written now ({reason})"))
 
     def _commit_group(self, con: duckdb.DuckDBPyConnection, group: list[Any]) -> None:
         try:
@@ -253,23 +412,32 @@ class DuckDBStore:
                 con.execute("ROLLBACK")
             self._known_resources.clear()
             self._known_scopes.clear()
+            if _is_fatal(exc):
+                # The file must be opened again; nothing of this group is acknowledged.
+                self._mark_broken(exc)
+                self._fail_group(group, _first_line(exc))
+                return
             if len(group) > 1:
                 # One bad batch must not fail its neighbours: retry each on its own.
                 for item in group:
-                    self._commit_group(con, [item])
+                    if self._broken is not None:
+                        self._fail_group([item], self._broken)
+                    else:
+                        self._commit_group(con, [item])
                 return
             batch, done = group[0]
-            self._release(batch.size)
-            done.set_exception(StoreUnavailable(f"write failed: {str(exc).splitlines()[0]}"))
-            log.warning("write of %d spans failed: %s", batch.size, exc)
+            self._release(batch)
+            done.set_exception(StoreUnavailable(f"write failed: {_first_line(exc)}"))
+            log.warning("write of %d spans failed: %s", batch.size, _first_line(exc))
             return
         for (batch, done), duplicates in zip(group, results, strict=True):
-            self._release(batch.size)
+            self._release(batch)
             done.set_result(duplicates)
 
-    def _release(self, size: int) -> None:
+    def _release(self, batch: PreparedBatch) -> None:
+        self.queue_budget.release(batch.nbytes)
         with self._queued_lock:
-            self._queued_spans -= size
+            self._queued_spans -= batch.size
 
     def _append(self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch) -> int:
         """Append one batch inside the open transaction; returns how many were duplicates."""
@@ -370,6 +538,37 @@ class DuckDBStore:
     def queued_spans(self) -> int:
         return self._queued_spans
 
+    def ingest_stats(self) -> dict[str, Any]:
+        """The write side's state: queue, what the policy changed, retention, health."""
+        budget = self.queue_budget.snapshot()
+        with self._queued_lock:
+            counts = dict(self._counts)
+            queued = self._queued_spans
+            refused = self._refused
+        rules = self._policy_config.rules if self._policy_config is not None else ()
+        redacted = {rule.name: counts.get(f"redacted:{rule.name}", 0) for rule in rules}
+        return {
+            "queue": {
+                "spans": queued,
+                "max_spans": self.max_queued_spans,
+                "bytes": budget.used_bytes,
+                "max_bytes": budget.limit_bytes,
+                "peak_bytes": budget.peak_bytes,
+                "refused_writes": refused,
+            },
+            "policy": {
+                "redacted": redacted,
+                "truncated_values": counts.get("truncated_values", 0),
+                "dropped_attributes": counts.get("dropped_attributes", 0),
+            },
+            "retention": self._retention.snapshot() if self._retention is not None else None,
+            "database": {
+                "writable": self._broken is None and not self.read_only,
+                "error": self._broken,
+                "reopened": self._reopens,
+            },
+        }
+
     def close(self, timeout: float = 30.0) -> None:
         """Commit what is queued, then close the file."""
         if self._closed:
@@ -378,11 +577,12 @@ class DuckDBStore:
         if self._writer is not None:
             self._queue.put(_STOP)
             self._writer.join(timeout)
-            with contextlib.suppress(duckdb.Error):
+            with self._db_lock, contextlib.suppress(duckdb.Error):
                 self._db.execute("CHECKPOINT")
         if self._decoder is not None:
             self._decoder.close()
-        self._db.close()
+        with self._db_lock, contextlib.suppress(duckdb.Error):
+            self._db.close()
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -394,13 +594,35 @@ class DuckDBStore:
 
     @contextlib.contextmanager
     def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read cursor; interrupted when the thread's query deadline passes."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        con = self._db.cursor()
+        if self._broken is not None:
+            raise StoreUnavailable(f"the database is being reopened ({self._broken})")
+        left = time_left()
+        if left is not None and left <= 0:
+            raise QueryTimeout(_timeout_message())
+        with self._db_lock:
+            try:
+                con = self._db.cursor()
+            except duckdb.Error as exc:
+                raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from None
+        timer = None
+        if left is not None:
+            timer = threading.Timer(left, _interrupt, (con,))
+            timer.daemon = True
+            timer.start()
         try:
             yield con
+        except duckdb.InterruptException:
+            raise QueryTimeout(_timeout_message()) from None
+        except (duckdb.FatalException, duckdb.ConnectionException) as exc:
+            raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from None
         finally:
-            con.close()
+            if timer is not None:
+                timer.cancel()
+            with contextlib.suppress(duckdb.Error):
+                con.close()
 
     def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self._cursor() as con:
@@ -426,8 +648,8 @@ class DuckDBStore:
 
     def entity_keys(self, limit: int = 100) -> list[EntityKey]:
         return [
-            EntityKey(key=k, values=v, spans=s, traces=t, services=sv, recurring_values=r)
-            for k, v, s, t, sv, r in self._rows("entity_keys", {"limit": limit})
+            EntityKey(key=k, values=v, spans=s, traces=t, services=sv)
+            for k, v, s, t, sv in self._rows("entity_keys", {"limit": limit})
         ]
 
     def entity_values(
@@ -453,13 +675,13 @@ class DuckDBStore:
             for v, s, t, f, la in rows
         ]
 
-    def entity_trace_ids(
+    def entity_traces(
         self,
         key: str,
         value: str,
         start_unix_nano: int | None = None,
         end_unix_nano: int | None = None,
-    ) -> list[str]:
+    ) -> list[tuple[str, int]]:
         rows = self._rows(
             "entity_trace_ids",
             {
@@ -469,7 +691,16 @@ class DuckDBStore:
                 "end": _FAR_FUTURE if end_unix_nano is None else end_unix_nano,
             },
         )
-        return [row[0].hex() for row in rows]
+        return [(row[0].hex(), row[1]) for row in rows]
+
+    def entity_trace_ids(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[str]:
+        return [t for t, _ in self.entity_traces(key, value, start_unix_nano, end_unix_nano)]
 
     def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
         ids = _ids(trace_ids)
@@ -479,12 +710,22 @@ class DuckDBStore:
         given = set(ids)
         return sorted(row[0].hex() for row in rows if row[0] not in given)
 
-    def spans(self, trace_ids: Iterable[str]) -> list[Span]:
+    def spans(
+        self,
+        trace_ids: Iterable[str],
+        *,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[Span]:
         ids = _ids(trace_ids)
         if not ids:
             return []
+        bounds = {
+            "lo": _FAR_PAST if start_unix_nano is None else start_unix_nano,
+            "hi": _FAR_FUTURE if end_unix_nano is None else end_unix_nano,
+        }
         with self._cursor() as con:
-            rows = con.execute(sql("spans_of_traces"), {"trace_ids": ids}).fetchall()
+            rows = con.execute(sql("spans_of_traces"), {"trace_ids": ids, **bounds}).fetchall()
             resource_ids = sorted({row[3] for row in rows})
             scope_ids = sorted({row[4] for row in rows})
             resources = {
@@ -536,6 +777,30 @@ class DuckDBStore:
             },
         )
         return frame.cast(FRAME_SCHEMA)  # type: ignore[arg-type]
+
+    def slo_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        frame = self._frame(
+            "slo_frame",
+            {
+                "start": start_unix_nano,
+                "end": end_unix_nano,
+                "services": list(services),
+                "operations": list(operations),
+                "margin": _HOUR_NS,
+            },
+        )
+        return frame.cast(FRAME_SCHEMA)  # type: ignore[arg-type]
+
+    def last_unix_nano(self) -> int | None:
+        rows = self._rows("last_span_end")
+        value: int | None = rows[0][0] if rows else None
+        return value
 
     def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
         ids = _ids(trace_ids)
@@ -605,6 +870,17 @@ class DuckDBStore:
             if parent:
                 span.parent_span_id = parent
         return request
+
+
+def _interrupt(con: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(Exception):
+        con.interrupt()
+
+
+def _timeout_message() -> str:
+    seconds = deadline_seconds()
+    limit = f"{seconds:g} s" if seconds is not None else "its deadline"
+    return f"the query ran longer than {limit} and was stopped; narrow the time range"
 
 
 def wait_until(predicate: Any, timeout: float = 10.0) -> bool:

@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from spanstore.policy import PolicyEngine
 from spanstore.semconv import INT_COLUMNS, KEY_TO_COLUMN, STRING_COLUMNS, is_entity_key
 
 _MAX_INT64: Final = (1 << 63) - 1
@@ -105,10 +106,18 @@ class PreparedBatch:
     rejected: int = 0
     duplicates: int = 0
     messages: list[str] = field(default_factory=list)
+    #: What the ingest policy did: ``redacted:<rule>``, ``truncated_values``,
+    #: ``dropped_attributes`` -> how many values.
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         return int(self.spans.num_rows)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the batch holds (its Arrow buffers), for the store's queue budget."""
+        return int(self.spans.nbytes + self.entities.nbytes + self.links.nbytes)
 
 
 def _stable_id(*parts: bytes) -> int:
@@ -160,7 +169,15 @@ class KeyClassifier:
         return found
 
 
-def prepare_request(request: ExportTraceServiceRequest, keys: KeyClassifier) -> PreparedBatch:
+def prepare_request(
+    request: ExportTraceServiceRequest,
+    keys: KeyClassifier,
+    policy: PolicyEngine | None = None,
+) -> PreparedBatch:
+    """The request's valid spans as Arrow tables, after ``policy`` (limits, redaction).
+
+    The policy changes the request in place, before anything is read from it.
+    """
     cols: dict[str, list[object]] = {name: [] for name in SPAN_COLUMNS}
     trace_ids = cols["trace_id"]
     span_ids = cols["span_id"]
@@ -190,9 +207,13 @@ def prepare_request(request: ExportTraceServiceRequest, keys: KeyClassifier) -> 
     classify = keys.classify
     known_keys = keys.cache
     ranks: dict[tuple[int, str], int] = {}
+    counts: dict[str, int] = {}
+    needs_look = policy.span_needs_look if policy is not None else None
 
     for resource_spans in request.resource_spans:
         resource = resource_spans.resource
+        if policy is not None:
+            policy.apply_attributes(resource, counts)
         resource_raw = resource.SerializeToString(deterministic=True)
         resource_id = _stable_id(resource_raw, resource_spans.schema_url.encode())
         service = "unknown_service"
@@ -208,6 +229,8 @@ def prepare_request(request: ExportTraceServiceRequest, keys: KeyClassifier) -> 
 
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
+            if policy is not None and scope.attributes:
+                policy.apply_attributes(scope, counts)
             scope_raw = scope.SerializeToString(deterministic=True)
             scope_id = _stable_id(scope_raw, scope_spans.schema_url.encode())
             scopes[scope_id] = (scope.name, scope.version, scope_spans.schema_url, scope_raw)
@@ -239,6 +262,13 @@ def prepare_request(request: ExportTraceServiceRequest, keys: KeyClassifier) -> 
                 row = len(trace_ids)
                 span_keys.append(key)
                 raw = span.SerializeToString()
+                if (
+                    needs_look is not None
+                    and needs_look(span, raw)
+                    and policy is not None
+                    and policy.apply_span(span, counts)
+                ):
+                    raw = span.SerializeToString()
                 # upb writes fields in number order: trace_id (1), span_id (2), then
                 # trace_state (3) and parent_span_id (4). The ids have columns, so drop
                 # their bytes from `raw` (random bytes do not compress); reads put them back.
@@ -339,4 +369,5 @@ def prepare_request(request: ExportTraceServiceRequest, keys: KeyClassifier) -> 
         rejected=rejected,
         duplicates=duplicates_in_request,
         messages=messages,
+        counts=counts,
     )

@@ -29,7 +29,7 @@ import os
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from spanstore.base import SpanReader, SpanWriter
 
@@ -170,16 +170,25 @@ def _with_options(url: StoreURL, options: dict[str, str], text: str) -> StoreURL
 
 
 def open_store_url(
-    url: str | StoreURL, *, read_only: bool = False, entity_keys: Iterable[str] = ()
+    url: str | StoreURL,
+    *,
+    read_only: bool = False,
+    entity_keys: Iterable[str] = (),
+    **store_options: Any,
 ) -> SpanStore:
-    """Open the store a URL names. Raises :class:`StoreURLError` for a bad URL and
-    :class:`~spanstore.base.StoreError` (``StoreUnavailable``, ``SchemaVersionError``)
-    when the store cannot be opened."""
+    """Open the store a URL names. ``store_options`` go to the store's constructor
+    (both stores take ``policy``, ``decoder_processes``, ``max_queued_spans`` and
+    ``retention``; the DuckDB store also ``memory_limit``, ``max_queue_bytes``, ...).
+
+    Raises :class:`StoreURLError` for a bad URL and :class:`~spanstore.base.StoreError`
+    (``StoreUnavailable``, ``SchemaVersionError``) when the store cannot be opened."""
     parsed = url if isinstance(url, StoreURL) else parse_store_url(url)
     if parsed.backend == "duckdb":
         from spanstore.duckdb_store import DuckDBStore
 
-        return DuckDBStore(parsed.path, read_only=read_only, entity_keys=entity_keys)
+        return DuckDBStore(
+            parsed.path, read_only=read_only, entity_keys=entity_keys, **store_options
+        )
     from spanstore.clickhouse_store import PASSWORD_ENV, ClickHouseStore
 
     options = {
@@ -187,6 +196,7 @@ def open_store_url(
         "otel_table": parsed.table,
         "ttl_days": parsed.ttl_days,
         "entity_keys": entity_keys,
+        **store_options,
     }
     if parsed.backend == "chdb":
         return ClickHouseStore.chdb(

@@ -16,7 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_traces"
-REAL_TRACES = ROOT.parent / "shared" / "real_traces"
+#: Public trace files from other projects (Apache-2.0; see its README.md), kept in the repo
+#: so the suite needs nothing outside the checkout.
+REAL_TRACES = ROOT / "tests" / "data" / "real_traces"
 SEQTRACE = [sys.executable, "-m", "seqtrace.cli"]
 
 

@@ -54,7 +54,7 @@ from spanstore.urls import StoreURLError, open_store_url, parse_store_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_traces"
-REAL_TRACES = ROOT.parent / "shared" / "real_traces"
+REAL_TRACES = ROOT / "tests" / "data" / "real_traces"
 LIVE_URL = os.environ.get("SEQTRACE_CLICKHOUSE_URL", "")
 HTTP_USER = "seqtrace"
 HTTP_PASSWORD = "s3cret 'quoted' \\ pass"
@@ -346,6 +346,22 @@ def test_serialized_requests_and_decoder_processes(ch: StoreMaker) -> None:
     assert pooled.stats().spans == 6
 
 
+def test_ingest_policy_redacts_before_storing(ch: StoreMaker) -> None:
+    from spanstore.policy import IngestPolicy, RedactionRule
+
+    policy = IngestPolicy(rules=(RedactionRule("secrets", ("ratio", "blob"), "drop"),))
+    store = ch(policy=policy)
+    store.write(rich_request())
+    for span in store.spans(["01" * 16]):
+        assert "ratio" not in span.attributes and "blob" not in span.attributes
+        assert span.attributes["order.id"] == "ORD-1"
+    raw = store.transport.query("SELECT raw FROM seqtrace_spans").column(0).to_pylist()
+    assert all(b"\x00\xff" not in r for r in raw)
+    stats = store.ingest_stats()
+    assert stats["policy"]["redacted"] == {"secrets": 6}
+    assert stats["queue"]["spans"] == 0 and stats["database"]["writable"]
+
+
 def test_resent_span_is_stored_once(ch: StoreMaker) -> None:
     store = ch()
     assert store.write(rich_request()).accepted == 3
@@ -450,6 +466,10 @@ def test_entities_and_links(ch: StoreMaker) -> None:
     assert store.entity_trace_ids("order.id", "ORD-1") == ["01" * 16, "02" * 16]
     assert store.entity_trace_ids("order.id", "nope") == []
     assert store.entity_trace_ids("order.id", "ORD-1", 1_700_000_000_000_000_001) == ["01" * 16]
+    assert store.entity_traces("order.id", "ORD-1") == [
+        ("01" * 16, 1_700_000_000_000_000_000),
+        ("02" * 16, 1_700_000_000_000_000_000),
+    ]
     # links are found from either end
     assert store.linked_trace_ids(["01" * 16]) == ["02" * 16]
     assert store.linked_trace_ids(["02" * 16]) == ["01" * 16]
@@ -458,6 +478,55 @@ def test_entities_and_links(ch: StoreMaker) -> None:
         "01" * 16: {"order.id": ["ORD-1"], "tenant.id": ["T-9"]},
         "02" * 16: {"order.id": ["ORD-1"], "tenant.id": ["T-9"]},
     }
+
+
+@pytest.mark.parametrize("count", [3, 90])  # a literal array; a set built on the server
+def test_ids_ending_in_zero_bytes(ch: StoreMaker, count: int) -> None:
+    """FixedString ids that end in 0x00 survive every id lookup (ClickHouse drops
+    trailing zero bytes when it turns a FixedString into a String)."""
+    traces = [bytes([i + 1]) + bytes(14) + (b"\x00" if i % 2 else b"\x01") for i in range(count)]
+    traces[0] = b"\x05" + bytes(15)
+    store = ch()
+    for i, trace in enumerate(traces):
+        req = rich_request(trace, n=2)
+        for span in req.resource_spans[0].scope_spans[0].spans:
+            span.span_id = span.span_id[:7] + b"\x00"
+            if span.parent_span_id:
+                span.parent_span_id = span.span_id
+            span.links[0].trace_id = traces[(i + 1) % count]
+        req.resource_spans[0].scope_spans[0].spans[1].parent_span_id = (
+            req.resource_spans[0].scope_spans[0].spans[0].span_id
+        )
+        assert store.write(req).accepted == 2
+        assert store.write(req).duplicates == 2
+    hex_ids = [t.hex() for t in traces]
+    spans = store.spans(hex_ids)
+    assert sorted({s.trace_id for s in spans}) == sorted(hex_ids)
+    assert len(spans) == 2 * count
+    assert all(s.span_id.endswith("00") for s in spans)
+    entities = store.trace_entities(hex_ids)
+    assert sorted(entities) == sorted(hex_ids)
+    assert set(store.linked_trace_ids(hex_ids[:1])) == {hex_ids[1 % count], hex_ids[-1]} - {
+        hex_ids[0]
+    }
+    assert sorted(store.entity_trace_ids("order.id", "ORD-1")) == sorted(hex_ids)
+    assert store.trace_request(hex_ids[0]) is not None
+    assert store.stats().spans == 2 * count
+
+
+def test_span_bounds_and_last_span_end(ch: StoreMaker) -> None:
+    store = ch()
+    assert store.last_unix_nano() is None
+    store.write(rich_request())
+    first = 1_700_000_000_000_000_000
+    assert store.last_unix_nano() == store.stats().last_unix_nano == first + 2000 + 5_000_000
+    ids = ["01" * 16]
+    assert len(store.spans(ids, start_unix_nano=first, end_unix_nano=first + 2000)) == 3
+    later = store.spans(ids, start_unix_nano=first + 1)
+    assert [s.span_id for s in later] == ["02" * 8, "03" * 8]
+    earlier = store.spans(ids, end_unix_nano=first + 1000)
+    assert [s.span_id for s in earlier] == ["01" * 8, "02" * 8]
+    assert store.spans(ids, start_unix_nano=first + 10**12) == []
 
 
 def test_hostile_entity_values_are_literals(ch: StoreMaker) -> None:
@@ -563,6 +632,17 @@ def test_ttl_is_part_of_the_schema(ch: StoreMaker) -> None:
     text = store.transport.query("SHOW CREATE TABLE seqtrace_spans").column(0)[0].as_py()
     assert b"TTL" in text and b"toIntervalDay(30)" in text
     assert b"ReplacingMergeTree" in text and b"PARTITION BY toDate" in text
+    index = store.transport.query("SHOW CREATE TABLE seqtrace_trace_index").column(0)[0]
+    assert b"TTL day + toIntervalDay(30)" in index.as_py()
+
+
+def test_retention_policy_becomes_ttl(ch: StoreMaker) -> None:
+    from spanstore.retention import RetentionPolicy
+
+    store = ch(retention=RetentionPolicy(max_age_seconds=9.5 * 86_400))
+    assert store.ttl_days == 10
+    text = store.transport.query("SHOW CREATE TABLE seqtrace_entities").column(0)[0].as_py()
+    assert b"toIntervalDay(10)" in text
 
 
 def test_closed_store_refuses_reads_and_writes(ch: StoreMaker) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from test_clickhouse import BACKENDS, SAMPLES, StoreMaker, ch, require_chdb  # noqa: F401
+from test_clickhouse_parity import _slo_spec, assert_same_keys
 
 from analyzer.source import LocalSource
 from collector.files import read_trace_file
@@ -286,7 +287,7 @@ def test_entity_lookups_and_links(exported: tuple[StoreMaker, list[Span]]) -> No
     maker, spans = exported
     store = maker(read_only=True)
     keys = {k.key: k for k in store.entity_keys()}
-    assert "order.id" in keys and keys["order.id"].recurring_values > 0
+    assert "order.id" in keys and keys["order.id"].traces > 1
     carrying = sorted(
         {s.trace_id for s in spans if s.attributes.get("order.id") == "ORD-1002"},
     )
@@ -341,12 +342,14 @@ def test_reports_match_duckdb(otel_sources: tuple[LocalSource, LocalSource]) -> 
     assert otel.recent_traces(1000) == duck.recent_traces(1000)
     assert otel.throughput() == duck.throughput()
     assert otel.service_map() == duck.service_map()
+    spec = _slo_spec(duck)
+    assert otel.slo(spec) == duck.slo(spec)
 
 
 def test_entities_and_diagrams_match_duckdb(otel_sources: tuple[LocalSource, LocalSource]) -> None:
     duck, otel = otel_sources
     keys = duck.entities(limit=1000)
-    assert otel.entities(limit=1000) == keys
+    assert_same_keys(otel.entities(limit=1000), keys)
     for key in (k["key"] for k in keys["keys"]):
         values = duck.entities(key, limit=10_000)
         assert otel.entities(key, limit=10_000) == values, key

@@ -28,7 +28,7 @@ from spanstore.otlp import request_from_json, spans_from_request
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_traces"
-REAL = Path(os.environ.get("SEQTRACE_REAL_TRACES", "/work/shared/real_traces"))
+REAL = Path(__file__).resolve().parent / "data" / "real_traces"
 GOLDEN = REPO / "tests" / "golden" / "diagram"
 UPDATE = os.environ.get("SEQTRACE_UPDATE_GOLDEN") == "1"
 SUFFIXES = {"mermaid": "mmd", "plantuml": "puml", "svg": "svg", "json": "json", "markdown": "md"}

@@ -8,7 +8,6 @@ retried) and the OpenTelemetry demo (a proxy timeout whose span below is fine).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from spanstore.semconv import is_entity_key
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_traces"
-REAL = Path(os.environ.get("SEQTRACE_REAL_TRACES", "/work/shared/real_traces"))
+REAL = Path(__file__).resolve().parent / "data" / "real_traces"
 EVERYTHING = (0, 2**62)
 
 

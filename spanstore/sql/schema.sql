@@ -73,3 +73,6 @@ CREATE TABLE IF NOT EXISTS span_links (
     linked_span_id BLOB NOT NULL,
     start_unix_nano BIGINT NOT NULL
 );
+
+-- Entity lookups by value (see entity_trace_ids.sql for how queries reach it).
+CREATE INDEX IF NOT EXISTS span_entities_value ON span_entities (value);

@@ -1,7 +1,5 @@
--- The span frame (spanstore/frame.py) straight from otel_traces: semantic-convention
--- columns come from SpanAttributes in the conventions' order of preference (@semantic is
--- generated from spanstore/semconv.py), the exception from the first `exception` event
--- of error spans. Whole traces are searched within `margin` of the range, as span_frame.sql.
+-- The span frame straight from otel_traces (columns: otel_frame_columns.sql). Whole
+-- traces are searched within a margin of the range ([lo, hi)), as span_frame.sql.
 WITH in_range AS (
     SELECT DISTINCT TraceId
     FROM @table
@@ -10,25 +8,7 @@ WITH in_range AS (
       AND ($service IS NULL OR ServiceName = $service)
 )
 SELECT
-    lower(TraceId) AS trace_id,
-    lower(SpanId) AS span_id,
-    if(ParentSpanId = '', NULL, lower(ParentSpanId)) AS parent_span_id,
-    if(ServiceName = '', 'unknown_service', toString(ServiceName)) AS service_name,
-    toString(SpanName) AS name,
-    @kind AS kind,
-    toUnixTimestamp64Nano(Timestamp) AS start_unix_nano,
-    toUnixTimestamp64Nano(Timestamp) + toInt64(Duration) AS end_unix_nano,
-    toInt64(Duration) AS duration_ns,
-    @status AS status_code,
-    StatusMessage AS status_message,
-    indexOf(`Events.Name`, 'exception') AS exception_at,
-    if(status_code = 'ERROR' AND exception_at > 0
-           AND mapContains(`Events.Attributes`[exception_at], 'exception.type'),
-       `Events.Attributes`[exception_at]['exception.type'], NULL) AS exception_type,
-    if(status_code = 'ERROR' AND exception_at > 0
-           AND mapContains(`Events.Attributes`[exception_at], 'exception.message'),
-       `Events.Attributes`[exception_at]['exception.message'], NULL) AS exception_message,
-    @semantic
+    @frame_columns
 FROM @table
 WHERE Timestamp >= fromUnixTimestamp64Nano(toInt64($lo))
   AND Timestamp < fromUnixTimestamp64Nano(toInt64($hi))

@@ -1,4 +1,6 @@
-SELECT DISTINCT trace_id, key, value FROM (
+-- Each trace's entity keys with their distinct values, sorted.
+SELECT trace_id, key, arraySort(groupUniqArray(value)) AS trace_values
+FROM (
     SELECT lower(TraceId) AS trace_id, toString(kv.1) AS key, kv.2 AS value
     FROM @table
     ARRAY JOIN arrayConcat(
@@ -9,4 +11,5 @@ SELECT DISTINCT trace_id, key, value FROM (
     ) AS kv
     WHERE TraceId IN $trace_ids
 )
-ORDER BY trace_id, key, value
+GROUP BY trace_id, key
+ORDER BY trace_id, key

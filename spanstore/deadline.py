@@ -1,0 +1,41 @@
+"""Per-request deadlines for reads: a server bounds how long one request may query.
+
+``with query_deadline(5.0): ...`` sets a deadline for the calling thread; the store
+interrupts any query still running when it passes (DuckDB's ``interrupt()`` from a timer)
+and raises :class:`spanstore.base.QueryTimeout`. Without a deadline nothing is timed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+
+__all__ = ["query_deadline", "time_left"]
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def query_deadline(seconds: float | None) -> Iterator[None]:
+    """Reads in this thread must finish within ``seconds`` (None: no deadline)."""
+    previous = getattr(_local, "deadline", None)
+    _local.deadline = None if seconds is None else time.monotonic() + seconds
+    _local.seconds = seconds
+    try:
+        yield
+    finally:
+        _local.deadline = previous
+
+
+def time_left() -> float | None:
+    """Seconds until this thread's deadline (may be <= 0), or None when it has none."""
+    deadline: float | None = getattr(_local, "deadline", None)
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def deadline_seconds() -> float | None:
+    """The length of this thread's current deadline, for messages."""
+    seconds: float | None = getattr(_local, "seconds", None)
+    return seconds

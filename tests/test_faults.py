@@ -1,0 +1,248 @@
+"""Faults: `kill -9` at random moments during ingest, a disk that fills up, SIGTERM with
+requests in flight. What must hold: nothing acknowledged is lost, the database opens
+again, failures are answered as retryable and the process does not crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+from test_collector_support import EXPORT, http_call, make_request, running_collector
+
+from analyzer.source import HttpSource
+from spanstore.duckdb_store import DuckDBStore, wait_until
+from tests.conftest import Server, start_server
+
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+def keys_of(request: ExportTraceServiceRequest) -> set[bytes]:
+    return {
+        s.trace_id + s.span_id
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    }
+
+
+def stored_keys(db: Path) -> list[bytes]:
+    with DuckDBStore(db, read_only=True) as store:
+        rows = store._db.cursor().execute("SELECT trace_id || span_id FROM spans").fetchall()
+    return [row[0] for row in rows]
+
+
+class Clients:
+    """Exporters sending fresh spans over HTTP and gRPC until stopped or refused;
+    ``acked`` holds every span whose request was answered with success."""
+
+    def __init__(self, server: Server, counter: itertools.count[int], spans: int) -> None:
+        self.server = server
+        self.counter = counter
+        self.spans = spans
+        self.acked: set[bytes] = set()
+        self.log: list[tuple[float, float, bool]] = []  # (sent, answered, ok)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._run, args=(kind,), daemon=True)
+            for kind in ("http", "grpc", "http", "api")
+        ]
+
+    def start(self) -> Clients:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def join(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def _send(self, kind: str, request: ExportTraceServiceRequest) -> bool:
+        body = request.SerializeToString()
+        if kind == "grpc":
+            with grpc.insecure_channel(self.server.addresses["otlp-grpc"]) as channel:
+                try:
+                    channel.unary_unary(EXPORT)(body, timeout=20)
+                except grpc.RpcError:
+                    return False
+            return True
+        address = self.server.addresses["otlp-http" if kind == "http" else "api"]
+        try:
+            return http_call(address, body, PB)[0] == 200
+        except OSError:
+            return False
+
+    def _run(self, kind: str) -> None:
+        while not self.stop.is_set():
+            request = make_request(spans=self.spans, first=next(self.counter) * 10_000, attrs=3)
+            sent = time.monotonic()
+            ok = self._send(kind, request)
+            with self.lock:
+                self.log.append((sent, time.monotonic(), ok))
+                if ok:
+                    self.acked |= keys_of(request)
+            if not ok and self.server.process.poll() is not None:
+                return
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """Five rounds: ingest over gRPC, OTLP/HTTP and the API's /v1/traces, `kill -9` at
+    a random moment, start again on the same file. Every acknowledged span is there."""
+    db = tmp_path / "killed.duckdb"
+    rng = random.Random(1)
+    counter = itertools.count(1)
+    acked: set[bytes] = set()
+    for _round in range(5):
+        server = start_server(db)  # the file must open again after the previous kill
+        assert HttpSource(server.api).stats()["spans"] >= len(acked)
+        clients = Clients(server, counter, spans=rng.choice([20, 200, 1000])).start()
+        time.sleep(rng.uniform(0.3, 1.2))
+        server.process.kill()
+        server.process.wait(30)
+        clients.join()
+        acked |= clients.acked
+        failed = sum(1 for _, _, ok in clients.log if not ok)
+        print(f"round {_round}: {len(clients.acked)} spans acknowledged, {failed} requests cut off")
+    stored = stored_keys(db)
+    assert len(acked) > 1000, "too little was acknowledged to test anything"
+    assert len(stored) == len(set(stored)), "a span is stored twice"
+    missing = acked - set(stored)
+    assert not missing, f"{len(missing)} acknowledged spans lost"
+
+
+def test_sigterm_drains_requests_in_flight_and_commits(tmp_path: Path) -> None:
+    db = tmp_path / "drained.duckdb"
+    server = start_server(db)
+    clients = Clients(server, itertools.count(1), spans=3000).start()
+    time.sleep(1.5)
+    signalled = time.monotonic()
+    assert server.stop(signal.SIGTERM) == 0
+    clients.join()
+    # Requests under way when SIGTERM came were finished and acknowledged, not dropped.
+    drained = [
+        (sent, answered) for sent, answered, ok in clients.log if ok and sent < signalled < answered
+    ]
+    assert drained, clients.log
+    stored = stored_keys(db)
+    assert len(stored) == len(set(stored))
+    assert clients.acked <= set(stored)
+    out = server.process.stdout.read() if server.process.stdout else ""
+    assert "every acknowledged span is committed" in out
+
+
+# ------------------------------------------------------------------------ a full disk
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, size_mib: int = 24) -> Iterator[Path]:
+    """A directory on a tmpfs of ``size_mib`` (needs root: `mount -t tmpfs`)."""
+    folder.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(folder)],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
+
+
+def _can_mount() -> bool:
+    return os.geteuid() == 0 and shutil.which("mount") is not None
+
+
+class DiskFiller:
+    """Fills the disk (tmpfs) or, without root, caps file sizes (RLIMIT_FSIZE: writes
+    past it fail with EFBIG, as they fail with ENOSPC on a full disk)."""
+
+    def __init__(self, folder: Path, use_tmpfs: bool) -> None:
+        self.folder = folder
+        self.use_tmpfs = use_tmpfs
+        self.filler = folder / "filler"
+        self._limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def fill(self) -> None:
+        if self.use_tmpfs:
+            with open(self.filler, "wb") as out, contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * (1 << 20))
+                    out.flush()
+        else:
+            biggest = max(p.stat().st_size for p in self.folder.iterdir())
+            resource.setrlimit(resource.RLIMIT_FSIZE, (biggest + 64 * 1024, self._limits[1]))
+
+    def free(self) -> None:
+        if self.use_tmpfs:
+            self.filler.unlink(missing_ok=True)
+        else:
+            resource.setrlimit(resource.RLIMIT_FSIZE, self._limits)
+
+
+def test_full_disk_gives_retryable_errors_and_recovers(tmp_path: Path) -> None:
+    use_tmpfs = _can_mount()
+    folder = tmp_path / "disk"
+    with contextlib.ExitStack() as stack:
+        if use_tmpfs:
+            stack.enter_context(small_filesystem(folder))
+        else:
+            folder.mkdir()
+        disk = DiskFiller(folder, use_tmpfs)
+        stack.callback(disk.free)
+        store = stack.enter_context(DuckDBStore(folder / "full.duckdb"))
+        collector = stack.enter_context(running_collector(store, write_timeout=5.0))
+        address = collector.addresses["otlp-http"]
+        acked: set[bytes] = set()
+        counter = itertools.count(1)
+
+        def send(spans: int = 500) -> int:
+            request = make_request(spans=spans, first=next(counter) * 10_000, attrs=10)
+            status, headers, _ = http_call(address, request.SerializeToString(), PB)
+            if status == 200:
+                acked.update(keys_of(request))
+            else:
+                assert status == 503 and headers["retry-after"], status  # retryable
+            return status
+
+        for _ in range(5):
+            assert send() == 200
+        disk.fill()
+        statuses = [send() for _ in range(20)]
+        assert 503 in statuses, "the full disk never made a write fail"
+        # A checkpoint that cannot write (as retention's or an automatic one would)
+        # makes DuckDB invalidate the database: the store must notice and reopen it.
+        with pytest.raises(duckdb.Error, match=r"No space|File too large|write"):
+            store._db.cursor().execute("CHECKPOINT")
+        statuses = [send() for _ in range(5)]
+        assert set(statuses) == {503}
+        disk.free()
+        assert wait_until(lambda: send(50) == 200, timeout=30), "no recovery after freeing"
+        for _ in range(3):
+            assert send() == 200
+        database = store.ingest_stats()["database"]
+        assert database["writable"] and database["reopened"] >= 1
+        collector.stop(grace=5.0)
+        store.close()
+        stored = stored_keys(folder / "full.duckdb")  # the file opens again, complete
+        assert len(stored) == len(set(stored))
+        missing = acked - set(stored)
+        assert not missing, f"{len(missing)} acknowledged spans lost"
