@@ -243,8 +243,9 @@ def pick_entities(duck_path: Path, count: int, seed: int) -> list[str]:
 
 def same(name: str, a: Any, b: Any) -> bool:
     """Equal answers; for entity keys, whose distinct counts are estimates in both
-    engines (HyperLogLog, uniq), the same keys, span and service counts, and distinct
-    counts within 5 %."""
+    engines, the same keys, span and service counts, and distinct counts within 10 %
+    (at 10M spans DuckDB's HyperLogLog was up to 7 % off the exact count, ClickHouse's
+    uniq 0.2 %)."""
     if name != "entity keys":
         return bool(a == b)
     mine = {k["key"]: k for k in a["keys"]}
@@ -255,7 +256,7 @@ def same(name: str, a: Any, b: Any) -> bool:
         y = theirs[key]
         if (x["spans"], x["services"]) != (y["spans"], y["services"]):
             return False
-        if any(abs(x[f] - y[f]) > max(2, 0.05 * x[f]) for f in ("values", "traces")):
+        if any(abs(x[f] - y[f]) > max(2, 0.10 * x[f]) for f in ("values", "traces")):
             return False
     return True
 

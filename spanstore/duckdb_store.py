@@ -74,6 +74,29 @@ _ADMISSION_WAIT: Final = 1.0
 _IDLE_WAIT: Final = 0.5
 #: Seconds between attempts to reopen a database that a fatal error invalidated.
 _REOPEN_INTERVAL: Final = 1.0
+#: Resource and scope ids remembered as stored (saves an INSERT OR IGNORE each).
+_KNOWN_LIMIT: Final = 100_000
+_RESOURCE_COLUMNS: Final = pa.schema(
+    [
+        ("resource_id", pa.uint64()),
+        ("service_name", pa.string()),
+        ("schema_url", pa.string()),
+        ("raw", pa.binary()),
+    ]
+)
+_SCOPE_COLUMNS: Final = pa.schema(
+    [
+        ("scope_id", pa.uint64()),
+        ("name", pa.string()),
+        ("version", pa.string()),
+        ("schema_url", pa.string()),
+        ("raw", pa.binary()),
+    ]
+)
+_INSERT_NEW: Final = {
+    "resources": "INSERT OR IGNORE INTO resources BY NAME SELECT * FROM new_rows",
+    "scopes": "INSERT OR IGNORE INTO scopes BY NAME SELECT * FROM new_rows",
+}
 
 
 @cache
@@ -472,20 +495,27 @@ class DuckDBStore:
                 ]
                 links = links.filter(pa.array([k not in dup_keys for k in link_keys]))
             hashes = hashes[np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)]
-        for resource_id, (service, schema_url, raw) in batch.resources.items():
-            if resource_id not in self._known_resources:
-                con.execute(
-                    "INSERT OR IGNORE INTO resources VALUES (?, ?, ?, ?)",
-                    [resource_id, service, schema_url, raw],
-                )
-                self._known_resources.add(resource_id)
-        for scope_id, (name, version, schema_url, raw) in batch.scopes.items():
-            if scope_id not in self._known_scopes:
-                con.execute(
-                    "INSERT OR IGNORE INTO scopes VALUES (?, ?, ?, ?, ?)",
-                    [scope_id, name, version, schema_url, raw],
-                )
-                self._known_scopes.add(scope_id)
+        # New resources and scopes go in with one statement each, whatever their number
+        # (a request may carry thousands of tiny resource groups).
+        new_resources = [
+            (rid, *value)
+            for rid, value in batch.resources.items()
+            if rid not in self._known_resources
+        ]
+        if new_resources:
+            self._insert_new(con, "resources", _RESOURCE_COLUMNS, new_resources)
+            self._known_resources.update(row[0] for row in new_resources)
+        new_scopes = [
+            (sid, *value) for sid, value in batch.scopes.items() if sid not in self._known_scopes
+        ]
+        if new_scopes:
+            self._insert_new(con, "scopes", _SCOPE_COLUMNS, new_scopes)
+            self._known_scopes.update(row[0] for row in new_scopes)
+        # The caches only save statements: keep them bounded under unbounded cardinality.
+        if len(self._known_resources) > _KNOWN_LIMIT:
+            self._known_resources.clear()
+        if len(self._known_scopes) > _KNOWN_LIMIT:
+            self._known_scopes.clear()
         con.register("new_spans", spans)
         con.execute("INSERT INTO spans BY NAME SELECT * FROM new_spans")
         con.unregister("new_spans")
@@ -501,6 +531,26 @@ class DuckDBStore:
         if self._seen.full:
             self._rebuild_seen(con)
         return len(dup_rows)
+
+    @staticmethod
+    def _insert_new(
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        columns: pa.Schema,
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        data = pa.Table.from_arrays(
+            [
+                pa.array([row[i] for row in rows], type=field.type)
+                for i, field in enumerate(columns)
+            ],
+            schema=columns,
+        )
+        con.register("new_rows", data)
+        try:
+            con.execute(_INSERT_NEW[table])
+        finally:
+            con.unregister("new_rows")
 
     def _stored_among(
         self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch, rows: Any
