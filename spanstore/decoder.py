@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.pool
 import os
+import signal
 from typing import Any, Final
 
 import pyarrow as pa
@@ -51,6 +52,9 @@ def _init_worker(entity_keys: frozenset[str], policy: IngestPolicy | None = None
     import gc
 
     keep_pandas_out()
+    # Ctrl-C reaches the whole process group; the server decides when workers stop (it
+    # closes the pool after draining), so a worker must not die with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _worker_keys, _worker_policy
     _worker_keys = KeyClassifier(entity_keys)
     _worker_policy = PolicyEngine(policy) if policy is not None else None
