@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -69,7 +70,7 @@ def grpc_status(address: str, body: bytes, auth: str | None) -> grpc.StatusCode:
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Server:
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("guarded")
     server = start_server(
         folder / "g.duckdb",
@@ -79,7 +80,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Server:
         ORIGIN,
         env={"SEQTRACE_READ_TOKEN": READ},
     )
-    return server
+    yield server
+    server.stop()  # already stopped when the last test ran; a no-op then
 
 
 def test_tokens_on_every_listener(guarded: Server) -> None:
