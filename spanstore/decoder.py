@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 
-from spanstore.base import InvalidRequest
+from spanstore.base import InvalidRequest, StoreUnavailable
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.nopandas import keep_pandas_out
 from spanstore.policy import IngestPolicy, PolicyEngine
@@ -30,6 +30,8 @@ from spanstore.policy import IngestPolicy, PolicyEngine
 __all__ = ["DecoderPool", "prepare_serialized"]
 
 _worker_keys: KeyClassifier | None = None
+#: Seconds the pool's workers may take to start (imports) before the store gives up.
+_START_TIMEOUT: Final = 120.0
 _worker_policy: PolicyEngine | None = None
 #: forkserver, not fork: the server process runs gRPC threads, which fork would copy.
 _START_METHOD: Final = (
@@ -118,7 +120,16 @@ class DecoderPool:
         )
 
         # Start every worker now (imports take a second or two), not on the first export.
-        self._pool.map(_ready, range(self.workers), chunksize=1)
+        # A worker that dies while starting is restarted by the pool, forever: give up
+        # after a while with an error instead of hanging.
+        try:
+            self._pool.map_async(_ready, range(self.workers), chunksize=1).get(_START_TIMEOUT)
+        except multiprocessing.TimeoutError:
+            self._pool.terminate()
+            self._pool = None
+            raise StoreUnavailable(
+                f"the decoder processes did not start within {_START_TIMEOUT:.0f} s"
+            ) from None
 
     def prepare(self, data: bytes, timeout: float | None = None) -> PreparedBatch:
         if self._pool is None:

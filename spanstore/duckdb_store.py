@@ -191,7 +191,11 @@ class DuckDBStore:
         self._writer: threading.Thread | None = None
         self._decoder: DecoderPool | None = None
         if not read_only and decoder_processes > 0:
-            self._decoder = DecoderPool(decoder_processes, keys, policy)
+            try:
+                self._decoder = DecoderPool(decoder_processes, keys, policy)
+            except BaseException:
+                self._db.close()  # release the file: nothing else holds it now
+                raise
         if not read_only:
             self._writer = threading.Thread(target=self._write_loop, name="seqtrace-writer")
             self._writer.daemon = True

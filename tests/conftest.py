@@ -34,6 +34,16 @@ def sample_files() -> list[Path]:
     return sorted(SAMPLES.glob("*.json"))
 
 
+@pytest.fixture(autouse=True)
+def _restore_main_module() -> Iterator[None]:
+    """Streamlit's AppTest leaves the page it ran as ``sys.modules["__main__"]``; worker
+    processes started later in this process (the store's decoder pool) would then re-run
+    that page as they start, fail, and be restarted forever. Put the real one back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 @pytest.fixture
 def sample_db(tmp_path: Path) -> Path:
     """A database file holding every sample trace (the shop incident)."""

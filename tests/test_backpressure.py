@@ -334,15 +334,18 @@ def test_flood_keeps_rss_bounded_and_retries_get_every_span_in(tmp_path: Path) -
     finally:
         assert server.stop() == 0
     sustained = total / elapsed
-    # Every client sends its first request at once: that demand, spread over at least a
-    # second, against what the store can take per second.
-    burst_window = max(max(client.first_started_at) - started, 1.0)
+    # Every client sends its first request at once: that demand, over the time it took
+    # all of them to start sending (at least 0.1 s), against what the store takes per
+    # second; and the bytes demanded at once against the two budgets together.
+    burst_window = max(max(client.first_started_at) - started, 0.1)
     offered = FLOOD_THREADS * FLOOD_SPANS / burst_window
+    demanded_bytes = sum(len(b[0]) for b in bodies)
     over_mib = (peak_kib - idle_kib) / 1024
     bound_mib = DB_MEMORY_MIB + 2 * FLOOD_BUDGET_MIB + SLACK_MIB
     print(
         f"flood: {total} spans in {elapsed:.1f} s ({sustained:.0f}/s stored); offered at "
-        f"{offered:.0f}/s ({offered / sustained:.1f}x); {client.refusals} "
+        f"{offered:.0f}/s ({offered / sustained:.0f}x), {demanded_bytes >> 20} MiB at once; "
+        f"{client.refusals} "
         f"refusals; RSS idle {idle_kib / 1024:.0f} MiB, peak {peak_kib / 1024:.0f} MiB "
         f"(+{over_mib:.0f}, bound +{bound_mib})"
     )
@@ -351,4 +354,5 @@ def test_flood_keeps_rss_bounded_and_retries_get_every_span_in(tmp_path: Path) -
     assert stats["receivers"]["peak_inflight_bytes"] <= FLOOD_BUDGET_MIB * MIB + len(bodies[0][0])
     assert stats["queue"]["peak_bytes"] <= FLOOD_BUDGET_MIB * MIB * 2
     assert over_mib < bound_mib, f"peak RSS {over_mib:.0f} MiB over idle, bound {bound_mib}"
-    assert offered > 6 * sustained, "the flood was not a flood"
+    assert offered > 10 * sustained, "the flood was not a flood"
+    assert demanded_bytes > 5 * 2 * FLOOD_BUDGET_MIB * MIB

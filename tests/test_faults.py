@@ -246,3 +246,29 @@ def test_full_disk_gives_retryable_errors_and_recovers(tmp_path: Path) -> None:
         assert len(stored) == len(set(stored))
         missing = acked - set(stored)
         assert not missing, f"{len(missing)} acknowledged spans lost"
+
+
+def test_decoder_workers_that_cannot_start_are_an_error_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder process that dies while starting is restarted by the pool forever; the
+    store gives up after a bounded time with a clear error instead of hanging."""
+    import types
+
+    import spanstore.decoder as decoder
+    from spanstore.base import StoreUnavailable
+
+    boom = tmp_path / "boom.py"
+    boom.write_text("raise SystemExit('this worker cannot start')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(boom)
+    fake_main.__spec__ = None
+    monkeypatch.setitem(__import__("sys").modules, "__main__", fake_main)
+    monkeypatch.setattr(decoder, "_START_TIMEOUT", 3.0)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="did not start"):
+        DuckDBStore(tmp_path / "never.duckdb", decoder_processes=1)
+    assert time.monotonic() - started < 30
+    monkeypatch.undo()
+    with DuckDBStore(tmp_path / "never.duckdb") as store:  # the file was let go
+        assert store.stats().spans == 0
