@@ -519,15 +519,19 @@ class HttpSource:
 
 
 def open_database(path: str) -> LocalSource:
-    """A read-only source on a database file (for `seqtrace ui --db` and the CLI).
+    """A read-only source on a store: a DuckDB file path or a store URL (``duckdb://``,
+    ``chdb://``, ``clickhouse://``; see ``spanstore.urls``), for `seqtrace ui` and the CLI.
 
-    Raises :class:`SourceError` naming the file when it cannot be opened (missing, locked
-    by a running server, not a seqtrace database).
+    Raises :class:`SourceError`: status 400 for a URL that cannot be understood, 503
+    naming the store when it cannot be opened (missing, locked by a running server, not
+    a seqtrace database).
     """
     from spanstore.base import StoreError
-    from spanstore.duckdb_store import DuckDBStore
+    from spanstore.urls import StoreURLError, open_store_url
 
     try:
-        return LocalSource(DuckDBStore(path, read_only=True))
+        return LocalSource(open_store_url(path, read_only=True))
+    except StoreURLError as exc:
+        raise SourceError(str(exc), status=400) from None
     except StoreError as exc:
         raise SourceError(str(exc), status=503) from None

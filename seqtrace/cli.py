@@ -28,6 +28,11 @@ from seqtrace.errors import (
 
 DEFAULT_DB = "seqtrace.duckdb"
 DEFAULT_API = "http://127.0.0.1:4319"
+_STORE_URLS = (
+    "a DuckDB path or duckdb://PATH, chdb://DIR?database=NAME, "
+    "clickhouse://USER@HOST:8123/DATABASE (password from env SEQTRACE_CLICKHOUSE_PASSWORD); "
+    "not with --db"
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -68,35 +73,44 @@ def _api_alive(url: str, token: str | None) -> bool:
 
 
 def open_source(args: argparse.Namespace) -> Any:
-    """The read side per SPEC "Data location": --api, else --db, else the default API if a
-    server answers there, else ./seqtrace.duckdb read-only."""
-    from analyzer.source import HttpSource, LocalSource
-    from spanstore.base import StoreError
-    from spanstore.duckdb_store import DuckDBStore
+    """The read side per SPEC "Data location": --api, else --store, else --db, else the
+    default API if a server answers there, else ./seqtrace.duckdb read-only."""
+    from analyzer.source import HttpSource, SourceError, open_database
+    from seqtrace.stores import StoreChoice, chosen_store
 
     token = getattr(args, "read_token", None) or _env("SEQTRACE_READ_TOKEN")
+    choice = chosen_store(args)  # first: --store with --db is an error whatever else is set
     api = getattr(args, "api", None) or _env("SEQTRACE_API")
-    db = getattr(args, "db", None) or _env("SEQTRACE_DB")
     if api:
         return HttpSource(api, token)
     tried = []
-    if db is None:
+    if choice is None:
         if _api_alive(DEFAULT_API, token):
             return HttpSource(DEFAULT_API, token)
         tried.append(f"the query API at {DEFAULT_API} (no answer)")
-        db = DEFAULT_DB
+        choice = StoreChoice(DEFAULT_DB, "--db")
     try:
-        return LocalSource(DuckDBStore(db, read_only=True))
-    except StoreError as exc:
-        tried.append(f"the database file {db} ({exc})")
+        return open_database(choice.target)
+    except SourceError as exc:
+        if exc.status == 400:
+            raise UsageError(f"{choice.flag}: {exc}") from None
+        if choice.is_url:
+            tried.append(f"the store {choice.describe()} ({exc})")
+        else:
+            tried.append(f"the database file {choice.target} ({exc})")
         raise UsageError(
             "cannot get at the data: tried " + " and ".join(tried) + "; start `seqtrace serve`"
-            " or give --api URL / --db PATH"
+            " or give --api URL / --store URL / --db PATH"
         ) from None
 
 
 def _add_source_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api", metavar="URL", help="query API of a running server (env SEQTRACE_API)")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="store to open read-only (env SEQTRACE_STORE): " + _STORE_URLS,
+    )
     p.add_argument("--db", metavar="PATH", help="database file to open read-only (env SEQTRACE_DB)")
     p.add_argument("--read-token", metavar="TOKEN", help="read token (env SEQTRACE_READ_TOKEN)")
 
@@ -344,6 +358,12 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db", metavar="PATH", help=f"database file (env SEQTRACE_DB; default ./{DEFAULT_DB})"
     )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="store to write to and read from, instead of --db (env SEQTRACE_STORE): "
+        + _STORE_URLS,
+    )
     # Defaults are None here so a --config file can set them; see seqtrace.server.
     p.add_argument("--bind", metavar="HOST", help="listen address (default 127.0.0.1)")
     p.add_argument(
@@ -418,9 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("ui", help="the UI alone, against a running server or a database file")
-    p.add_argument("--api", metavar="URL", help="query API of a running server (env SEQTRACE_API)")
-    p.add_argument("--db", metavar="PATH", help="database file to open read-only (env SEQTRACE_DB)")
-    p.add_argument("--read-token", metavar="TOKEN", help="read token (env SEQTRACE_READ_TOKEN)")
+    _add_source_flags(p)
     p.add_argument("--ui-port", type=int, default=8501, metavar="N", help="UI port (0 picks one)")
     p.add_argument("--bind", metavar="HOST", default="127.0.0.1", help="listen address")
     p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve the UI over HTTPS")
@@ -433,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--api", metavar="URL", help="send through this running server (env SEQTRACE_API)"
     )
     p.add_argument(
+        "--store",
+        metavar="URL",
+        help="write straight into this store (env SEQTRACE_STORE): " + _STORE_URLS,
+    )
+    p.add_argument(
         "--db", metavar="PATH", help="write straight into this database (env SEQTRACE_DB)"
     )
     p.add_argument(
@@ -441,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         metavar="FILE",
-        help="with --db: apply this configuration's entity keys, limits and redaction "
+        help="with --store/--db: apply this configuration's entity keys, limits and redaction "
         "(env SEQTRACE_CONFIG)",
     )
     p.set_defaults(func=cmd_load)

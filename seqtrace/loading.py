@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -16,6 +17,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from seqtrace.errors import EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from spanstore.urls import StoreURL
 
 DEFAULT_API = "http://127.0.0.1:4319"
 #: Requests larger than this are split by resource so no request nears the 20 MiB limit.
@@ -89,11 +93,19 @@ def _server_running(api: str) -> bool:
         return False
 
 
+def _duckdb_url(path: str) -> StoreURL:
+    from spanstore.urls import StoreURL
+
+    return StoreURL("duckdb", path=path)
+
+
 def load_files(args: argparse.Namespace) -> int:
     from collector.files import TraceFileError, read_trace_file
+    from seqtrace.stores import StoreChoice, chosen_store, parsed_url
     from spanstore.base import StoreError
-    from spanstore.duckdb_store import DuckDBStore
+    from spanstore.urls import open_store_url
 
+    choice = chosen_store(args)  # first: --store with --db is an error whatever else is set
     requests: list[tuple[str, ExportTraceServiceRequest]] = []
     for path in args.files:
         try:
@@ -106,8 +118,7 @@ def load_files(args: argparse.Namespace) -> int:
 
     token = args.ingest_token or os.environ.get("SEQTRACE_INGEST_TOKEN") or None
     api = args.api or os.environ.get("SEQTRACE_API")
-    db = args.db or os.environ.get("SEQTRACE_DB")
-    if api is None and db is None and _server_running(DEFAULT_API):
+    if api is None and choice is None and _server_running(DEFAULT_API):
         api = DEFAULT_API
     sent = rejected = 0
     if api:
@@ -120,7 +131,8 @@ def load_files(args: argparse.Namespace) -> int:
                 print(f"seqtrace: {path}: {bad} span(s) rejected: {message}", file=sys.stderr)
         where = api
     else:
-        db = db or "seqtrace.duckdb"
+        if choice is None:
+            choice = StoreChoice("seqtrace.duckdb", "--db")
         from seqtrace.config import FileConfig, config_path, load_config
 
         # Straight into a file: apply the configuration's entity keys and policies
@@ -128,8 +140,10 @@ def load_files(args: argparse.Namespace) -> int:
         path = config_path(getattr(args, "config", None))
         file = load_config(path) if path else FileConfig()
         entity_keys, policy = file.entity_keys, file.policy().validate()
+        # --db names a DuckDB file whatever it looks like; --store is a URL.
+        target = parsed_url(choice.target) if choice.is_url else _duckdb_url(choice.target)
         try:
-            store = DuckDBStore(db, entity_keys=entity_keys, policy=policy)
+            store = open_store_url(target, entity_keys=entity_keys, policy=policy)
         except StoreError as exc:
             raise UsageError(str(exc)) from None
         try:
@@ -145,7 +159,7 @@ def load_files(args: argparse.Namespace) -> int:
                     )
         finally:
             store.close()
-        where = db
+        where = choice.describe()
     print(f"seqtrace: loaded {sent} spans from {len(args.files)} file(s) into {where}")
     if rejected:
         print(f"seqtrace: {rejected} span(s) were rejected", file=sys.stderr)

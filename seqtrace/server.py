@@ -201,6 +201,8 @@ class ServerSettings:
     query_timeout: float
     max_diagram_traces: int
     config: Any  # seqtrace.config.FileConfig
+    #: A store URL (``--store``, env SEQTRACE_STORE): used instead of ``db`` when set.
+    store: str | None = None
 
 
 def _first(*values: Any) -> Any:
@@ -210,12 +212,15 @@ def _first(*values: Any) -> Any:
 def resolve_settings(args: argparse.Namespace) -> ServerSettings:
     """Combine flags, environment, the configuration file and defaults; validate."""
     from seqtrace.config import FileConfig, config_path, load_config
+    from seqtrace.stores import chosen_store
 
     path = config_path(getattr(args, "config", None))
     file = load_config(path) if path else FileConfig()
     env = os.environ.get
+    choice = chosen_store(args)
     settings = ServerSettings(
-        db=args.db or env("SEQTRACE_DB") or file.db or DEFAULT_DB,
+        db=choice.target if choice and not choice.is_url else file.db or DEFAULT_DB,
+        store=choice.target if choice and choice.is_url else None,
         bind=_first(args.bind, file.bind, "127.0.0.1"),
         grpc_port=_first(args.grpc_port, file.grpc_port, 4317),
         http_port=_first(args.http_port, file.http_port, 4318),
@@ -303,18 +308,30 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
         policy = settings.config.policy().validate()
     except ValueError as exc:
         raise UsageError(f"config: {exc}") from None
+    duckdb_options: dict[str, Any] = {
+        "max_queue_bytes": budget_bytes,
+        "memory_limit": f"{settings.config.db_memory_mib or DEFAULT_DB_MEMORY_MIB}MB",
+    }
+    common: dict[str, Any] = {
+        "entity_keys": settings.entity_keys,
+        "decoder_processes": min(4, os.cpu_count() or 1),
+        "policy": policy,
+        "retention": settings.config.retention,
+    }
     try:
-        store = DuckDBStore(
-            db,
-            entity_keys=settings.entity_keys,
-            decoder_processes=min(4, os.cpu_count() or 1),
-            max_queue_bytes=budget_bytes,
-            memory_limit=f"{settings.config.db_memory_mib or DEFAULT_DB_MEMORY_MIB}MB",
-            policy=policy,
-            retention=settings.config.retention,
-        )
+        if settings.store is None:
+            store: Any = DuckDBStore(db, **duckdb_options, **common)
+        else:
+            store = _open_url_store(settings.store, duckdb_options, common)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
+    where = f"database {db}" if settings.store is None else f"store {_redacted(settings.store)}"
+    writes = getattr(store, "layout", "seqtrace") != "otel"
+    if not writes:
+        _say(
+            f"{where} is the OpenTelemetry Collector's traces table: serving reads only, "
+            "OTLP exports to this server are refused"
+        )
 
     collector = Collector(config, store, MemoryBudget(budget_bytes))
 
@@ -338,7 +355,7 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     api: ApiServer | None = None
     ui_process: subprocess.Popen[bytes] | None = None
     try:
-        if with_ui and not args.no_demo and store.stats().spans == 0:
+        if with_ui and writes and not args.no_demo and store.stats().spans == 0:
             loaded = _load_demo(store)
             if loaded:
                 _say(f"loaded {loaded} sample spans from sample_traces/ (--no-demo to skip)")
@@ -379,7 +396,7 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
         _say(
             f"point an exporter at it: OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://localhost:{http_port}"
         )
-        _say(f"database {db}; Ctrl-C stops")
+        _say(f"{where}; Ctrl-C stops")
         # Long-lived objects (modules, the store) need no scanning: freezing them and
         # collecting less often keeps the ingest path's allocations cheap (NOTES.md).
         gc.freeze()
@@ -401,18 +418,49 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     return EXIT_OK
 
 
+def _redacted(url: str) -> str:
+    from seqtrace.stores import parsed_url
+
+    text: str = parsed_url(url).redacted()
+    return text
+
+
+def _open_url_store(url: str, duckdb_options: dict[str, Any], common: dict[str, Any]) -> Any:
+    """The store a ``--store`` URL names, opened for writing with the server's options
+    (the DuckDB-only ones for a DuckDB URL)."""
+    from seqtrace.stores import parsed_url
+    from spanstore.urls import open_store_url
+
+    parsed = parsed_url(url)
+    options = {**common, **(duckdb_options if parsed.backend == "duckdb" else {})}
+    return open_store_url(parsed, **options)
+
+
 def run_ui_only(args: argparse.Namespace) -> int:
+    from seqtrace.stores import chosen_store, parsed_url
+
+    choice = chosen_store(args)  # first: --store with --db is an error whatever else is set
     api = args.api or os.environ.get("SEQTRACE_API")
-    db = args.db or os.environ.get("SEQTRACE_DB")
-    env: dict[str, str] = {}
+    # The UI process inherits this environment: the variables not chosen are blanked so
+    # that it reads from exactly the source chosen here (ui/data.py: API, store, file).
+    env: dict[str, str] = {"SEQTRACE_STORE": "", "SEQTRACE_DB": ""}
     token = args.read_token or os.environ.get("SEQTRACE_READ_TOKEN")
     if api:
         env["SEQTRACE_API"] = api
+    elif choice is not None and choice.is_url:
+        parsed = parsed_url(choice.target)
+        if parsed.backend != "clickhouse" and not os.path.exists(parsed.path):
+            what = "database file" if parsed.backend == "duckdb" else "chdb directory"
+            raise UsageError(
+                f"no {what} at {parsed.path}; check --store, or use --api URL for a running server"
+            )
+        env["SEQTRACE_STORE"] = choice.target
     else:
-        db = db or DEFAULT_DB
+        db = choice.target if choice is not None else DEFAULT_DB
         if not os.path.exists(db):
             raise UsageError(
-                f"no server given and no database file at {db}; use --api URL or --db PATH"
+                f"no server given and no database file at {db}; use --api URL, --store URL "
+                "or --db PATH"
             )
         env["SEQTRACE_DB"] = os.path.abspath(db)
     if token:

@@ -30,7 +30,9 @@ __all__ = [
 
 
 def open_store(path: str, *, read_only: bool = False) -> "SpanReader":
-    """Open the default (DuckDB) store on ``path``."""
-    from spanstore.duckdb_store import DuckDBStore
+    """Open the store ``path`` names: a DuckDB file path or a store URL (``duckdb://``,
+    ``chdb://``, ``clickhouse://``; see :mod:`spanstore.urls`). Raises
+    ``spanstore.urls.StoreURLError`` (a ``ValueError``) for a URL it cannot understand."""
+    from spanstore.urls import open_store_url
 
-    return DuckDBStore(path, read_only=read_only)
+    return open_store_url(path, read_only=read_only)

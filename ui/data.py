@@ -4,6 +4,9 @@ The CLI starts the UI with environment variables (SPEC "Data location"):
 
 * ``SEQTRACE_API`` (and ``SEQTRACE_READ_TOKEN``): ask a running ``seqtrace serve`` through
   its query API (:class:`~analyzer.source.HttpSource`);
+* else ``SEQTRACE_STORE``: open that store URL (``chdb://``, ``clickhouse://``,
+  ``duckdb://``; e.g. an OpenTelemetry Collector's ``otel_traces`` database) **read-only**
+  and compute in this process;
 * else ``SEQTRACE_DB``: open that DuckDB file **read-only** and compute in this process
   (:func:`~analyzer.source.open_database`, a :class:`~analyzer.source.LocalSource`).
 
@@ -15,6 +18,7 @@ do not repeat queries, while a live view still sees new spans.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,27 +44,35 @@ class SourceUnavailable(Exception):
 
 @dataclass(frozen=True)
 class SourceConfig:
-    kind: str  # "api" | "db" | "none"
+    kind: str  # "api" | "store" | "db" | "none"
     target: str  # URL or absolute path
     token: str | None = None
 
     @property
     def key(self) -> str:
-        """What cached reads are keyed by (never the token itself)."""
-        return f"{self.kind}:{self.target}:{'t' if self.token else '-'}"
+        """What cached reads are keyed by (never the token or a password itself)."""
+        return f"{self.kind}:{_without_password(self.target)}:{'t' if self.token else '-'}"
 
     def describe(self) -> str:
         if self.kind == "api":
             return f"query API {self.target}"
-        if self.kind == "db":
-            return f"{self.target} (read-only)"
+        if self.kind in ("store", "db"):
+            return f"{_without_password(self.target)} (read-only)"
         return "no data source"
+
+
+def _without_password(target: str) -> str:
+    """``clickhouse://user:secret@host`` -> ``clickhouse://user@host`` (for display)."""
+    return re.sub(r"^([a-z+]+://[^/@:]*):[^/@]*@", r"\1@", target)
 
 
 def source_config() -> SourceConfig:
     api = os.environ.get("SEQTRACE_API", "").strip()
     if api:
         return SourceConfig("api", api.rstrip("/"), os.environ.get("SEQTRACE_READ_TOKEN") or None)
+    store = os.environ.get("SEQTRACE_STORE", "").strip()
+    if store:
+        return SourceConfig("store", store)
     db = os.environ.get("SEQTRACE_DB", "").strip()
     if db:
         return SourceConfig("db", os.path.abspath(db))
@@ -71,7 +83,7 @@ def source_config() -> SourceConfig:
 def _open_source(kind: str, target: str, token: str | None) -> Source:
     if kind == "api":
         return HttpSource(target, token)
-    return open_database(target)  # read-only; the UI never writes
+    return open_database(target)  # a store URL or a file, read-only; the UI never writes
 
 
 def get_source() -> Source:
@@ -79,8 +91,8 @@ def get_source() -> Source:
     if config.kind == "none":
         raise SourceUnavailable(
             "The UI was started without a data source. Start it with `seqtrace up`, "
-            "`seqtrace ui --api URL` or `seqtrace ui --db PATH` (env SEQTRACE_API or "
-            "SEQTRACE_DB)."
+            "`seqtrace ui --api URL`, `seqtrace ui --store URL` or `seqtrace ui --db PATH` "
+            "(env SEQTRACE_API, SEQTRACE_STORE or SEQTRACE_DB)."
         )
     try:
         return _open_source(config.kind, config.target, config.token)
