@@ -757,6 +757,18 @@ class _SeqtraceReader:
         value = self.db.rows("last_span_end")[0]["last"]
         return None if value is None else int(value)
 
+    def entity_traces_in_range(
+        self, key: str, start_unix_nano: int, end_unix_nano: int
+    ) -> list[tuple[Any, ...]]:
+        rows = self.db.rows(
+            "entity_traces_in_range",
+            {"key": key, "start": start_unix_nano, "end": end_unix_nano},
+        )
+        return [
+            (r["value"], r["trace_id"], int(r["trace_start"]), r["shape"], tuple(r["span_ids"]))
+            for r in rows
+        ]
+
     def slo_frame(
         self,
         start_unix_nano: int,
@@ -1150,6 +1162,19 @@ class _OtelReader:
     def last_unix_nano(self) -> int | None:
         value = self.db.rows("otel_last_span_end")[0]["last"]
         return None if value is None else int(value)
+
+    def entity_traces_in_range(
+        self, key: str, start_unix_nano: int, end_unix_nano: int
+    ) -> list[tuple[Any, ...]]:
+        """Per value: its own traces in the range, then the linked ones; no shapes (each
+        entity's diagram is built on its own)."""
+        rows: list[tuple[Any, ...]] = []
+        for entry in self.entity_values(key, 1_000_000, start_unix_nano, end_unix_nano):
+            own = self.entity_traces(key, entry.value, start_unix_nano, end_unix_nano)
+            rows += [(entry.value, tid, first, None, ()) for tid, first in own]
+            linked = self.linked_trace_ids([tid for tid, _ in own])
+            rows += [(entry.value, tid, 0, None, ()) for tid in linked]
+        return rows
 
     def slo_frame(
         self,
@@ -1864,6 +1889,14 @@ class ClickHouseStore:
 
     def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
         return self._read().linked_trace_ids(trace_ids)
+
+    def entity_traces_in_range(
+        self, key: str, start_unix_nano: int, end_unix_nano: int
+    ) -> list[tuple[Any, ...]]:
+        """(value, trace_id, trace_start, shape, span_ids) per trace of every entity of
+        ``key`` with a span in the range, as ``DuckDBStore.entity_traces_in_range``
+        (``sql/clickhouse/entity_traces_in_range.sql``); used by analyzer.contracts."""
+        return self._read().entity_traces_in_range(key, start_unix_nano, end_unix_nano)
 
     def entity_traces(
         self,
