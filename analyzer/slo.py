@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Final, Literal, TypeAlias, TypedDict, cast
@@ -53,6 +53,7 @@ __all__ = [
     "slo_bad_trace_ids",
     "slo_frame_start",
     "slo_report",
+    "slo_report_spans",
 ]
 
 Sli: TypeAlias = Literal["availability", "latency"]
@@ -370,11 +371,12 @@ def _operation_match(operation: str) -> pl.Expr:
 
 
 def _events(slo: SloDefinition, flagged: pl.DataFrame, start: int, at: int) -> pl.DataFrame:
-    """The SLO's events in (start, at]: trace_id, span_id, start, valid and bad flags.
+    """The SLO's events in (start, at]: trace_id, span_key, start and bad, valid ones only.
 
-    A span nested in another span of the same SLO (two instrumentation layers naming
-    the same request, as Next.js and its HTTP server do in the OTel demo) is one
-    request, so only the outermost counts.
+    ``flagged`` holds candidate spans with ``span_key``/``parent_key`` (see
+    :func:`slo_report_spans`) and ``is_error``. A span nested in another span of the same
+    SLO (two instrumentation layers naming the same request, as Next.js and its HTTP
+    server do in the OTel demo) is one request, so only the outermost counts.
     """
     matching = flagged.filter(
         (pl.col("service_name") == slo.service)
@@ -382,10 +384,9 @@ def _events(slo: SloDefinition, flagged: pl.DataFrame, start: int, at: int) -> p
         & (pl.col("start_unix_nano") > start)
         & (pl.col("start_unix_nano") <= at)
     )
+    # Null keys never match (a root has no parent key): polars joins leave nulls unequal.
     outer = matching.join(
-        matching.select("trace_id", pl.col("span_id").alias("parent_span_id")),
-        on=["trace_id", "parent_span_id"],
-        how="anti",
+        matching.select(pl.col("span_key").alias("parent_key")), on="parent_key", how="anti"
     )
     if slo.sli == "latency":
         # The workbook's latency SLI is the share of *successful* requests served fast
@@ -400,22 +401,21 @@ def _events(slo: SloDefinition, flagged: pl.DataFrame, start: int, at: int) -> p
         bad = pl.col("is_error")
     return outer.select(
         "trace_id",
-        "span_id",
+        "span_key",
         pl.col("start_unix_nano").alias("start"),
         valid.alias("valid"),
         bad.alias("bad"),
     ).filter(pl.col("valid"))
 
 
-def _with_error_ancestry(flagged: pl.DataFrame, traces: pl.DataFrame) -> pl.DataFrame:
-    """(trace_id, span_id) of every span in ``traces`` that has an error descendant."""
-    tree = flagged.join(traces, on="trace_id", how="semi").select(
-        "trace_id", "span_id", "parent_span_id"
-    )
+def _with_error_ancestry(tree: pl.DataFrame) -> pl.DataFrame:
+    """``span_key`` of every span in ``tree`` (flagged) that has an error descendant.
+
+    Keys name the trace as well as the span, so the walk stays inside each trace."""
+    edges = tree.select("span_key", "parent_key")
     frontier = (
-        flagged.join(traces, on="trace_id", how="semi")
-        .filter(pl.col("is_error"))
-        .select("trace_id", pl.col("parent_span_id").alias("span_id"))
+        tree.filter(pl.col("is_error"))
+        .select(pl.col("parent_key").alias("span_key"))
         .drop_nulls()
         .unique()
     )
@@ -424,11 +424,11 @@ def _with_error_ancestry(flagged: pl.DataFrame, traces: pl.DataFrame) -> pl.Data
     # parent cycle in hostile input after one lap.
     while frontier.height:
         frontier = (
-            frontier.join(tree, on=["trace_id", "span_id"])
-            .select("trace_id", pl.col("parent_span_id").alias("span_id"))
+            frontier.join(edges, on="span_key")
+            .select(pl.col("parent_key").alias("span_key"))
             .drop_nulls()
             .unique()
-            .join(found, on=["trace_id", "span_id"], how="anti")
+            .join(found, on="span_key", how="anti")
         )
         found = pl.concat([found, frontier])
     return found
@@ -446,17 +446,34 @@ def _burn(events: pl.DataFrame, since: int, budget: Fraction) -> Fraction:
     return _ratio(bad, total) / budget
 
 
-def _evaluate(
-    slo: SloDefinition,
-    flagged: pl.DataFrame,
-    entities: Mapping[str, Mapping[str, Sequence[str]]],
-    at: int,
-) -> SloResult:
-    budget = 1 - slo.objective_fraction
+@dataclass(slots=True)
+class _Measured:
+    """One SLO's events over its window and the burn-rate horizon."""
+
+    slo: SloDefinition
+    events: pl.DataFrame
+    in_window: pl.DataFrame
+    bad_traces: list[str]
+
+
+def _measure(slo: SloDefinition, flagged: pl.DataFrame, at: int) -> _Measured:
     window_start = at - slo.window_ns
     horizon = min(window_start, at - BURN_RATE_WINDOWS[-1][1])
     events = _events(slo, flagged, horizon, at)
     in_window = events.filter(pl.col("start") > window_start)
+    bad_traces = in_window.filter(pl.col("bad"))["trace_id"].unique().sort().to_list()
+    return _Measured(slo, events, in_window, bad_traces)
+
+
+def _evaluate(
+    measured: _Measured,
+    explained: Callable[[], pl.DataFrame],
+    entities: Mapping[str, Mapping[str, Sequence[str]]],
+    at: int,
+) -> SloResult:
+    slo, events, in_window = measured.slo, measured.events, measured.in_window
+    budget = 1 - slo.objective_fraction
+    window_start = at - slo.window_ns
     total = in_window.height
     bad = int(in_window["bad"].sum()) if total else 0
     good = total - bad
@@ -464,8 +481,7 @@ def _evaluate(
     good_events = in_window.filter(~pl.col("bad"))
     partial = 0
     if good_events.height:
-        explained = _with_error_ancestry(flagged, good_events.select("trace_id").unique())
-        partial = good_events.join(explained, on=["trace_id", "span_id"], how="semi").height
+        partial = good_events.join(explained(), on="span_key", how="semi").height
 
     # With no events there is no evidence of unreliability: the SLI is met (1.0) and
     # nothing of the budget is spent, rather than a NaN that breaks every consumer.
@@ -509,9 +525,8 @@ def _evaluate(
                 )
             )
 
-    bad_traces = in_window.filter(pl.col("bad"))["trace_id"].unique().sort().to_list()
     merged: dict[str, set[str]] = {}
-    for trace_id in bad_traces:
+    for trace_id in measured.bad_traces:
         for key, values in (entities.get(trace_id) or {}).items():
             merged.setdefault(key, set()).update(values)
 
@@ -533,7 +548,7 @@ def _evaluate(
         indicator=slo.sli,
         threshold_ms=slo.threshold_ms,
         window_start_unix_nano=window_start,
-        affected_traces=len(bad_traces),
+        affected_traces=len(measured.bad_traces),
         alert_windows=alert_windows,
     )
 
@@ -542,6 +557,44 @@ def _flagged(frame: pl.DataFrame) -> pl.DataFrame:
     return with_error_flag(frame).with_columns(
         (pl.col("end_unix_nano") - pl.col("start_unix_nano")).alias("duration")
     )
+
+
+def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
+    """A span frame with the keys of :data:`spanstore.frame.SLO_SPANS_SCHEMA`: every span
+    is both a candidate event and part of the ancestry tree. NUL cannot occur in an id."""
+    ids = ("trace_id", "span_id", "parent_span_id")
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in ids if c not in frame.columns]
+    return frame.with_columns(missing).with_columns(
+        pl.concat_str(["trace_id", "span_id"], separator="\0").alias("span_key"),
+        pl.concat_str(["trace_id", "parent_span_id"], separator="\0").alias("parent_key"),
+    )
+
+
+def _report(
+    spec: SloSpec,
+    events: pl.DataFrame,
+    tree: pl.DataFrame,
+    entities_for: Callable[[list[str]], Mapping[str, Mapping[str, Sequence[str]]]],
+    at_unix_nano: int,
+) -> dict[str, Any]:
+    flagged = _flagged(events)
+    measured = [_measure(slo, flagged, at_unix_nano) for slo in spec.slos]
+    entities = entities_for(sorted({t for m in measured for t in m.bad_traces}))
+    ancestry: list[pl.DataFrame] = []
+
+    def explained() -> pl.DataFrame:
+        # The walk is the same for every SLO: done once, and only if some SLO needs it.
+        if not ancestry:
+            ancestry.append(_with_error_ancestry(_flagged(tree)))
+        return ancestry[0]
+
+    report = SloReport(
+        at_unix_nano=at_unix_nano,
+        slos=[_evaluate(m, explained, entities, at_unix_nano) for m in measured],
+        source=spec.source_name,
+    )
+    # A plain dict for callers (JSON bodies); SloReport checks the shape where built.
+    return cast(dict[str, Any], report)
 
 
 def slo_report(
@@ -558,24 +611,32 @@ def slo_report(
     span. ``frame`` must cover :func:`slo_frame_start` .. at with whole traces; ``entities``
     needs the traces of :func:`slo_bad_trace_ids` (others are ignored).
     """
-    flagged = _flagged(frame)
-    report = SloReport(
-        at_unix_nano=at_unix_nano,
-        slos=[_evaluate(slo, flagged, entities, at_unix_nano) for slo in spec.slos],
-        source=spec.source_name,
-    )
-    # A plain dict for callers (JSON bodies); SloReport checks the shape where built.
-    return cast(dict[str, Any], report)
+    keyed = _keyed(frame)
+    return _report(spec, keyed, keyed, lambda _ids: entities, at_unix_nano)
+
+
+def slo_report_spans(
+    spec: SloSpec,
+    spans: pl.DataFrame,
+    entities_for: Callable[[list[str]], Mapping[str, Mapping[str, Sequence[str]]]],
+    at_unix_nano: int,
+) -> dict[str, Any]:
+    """:func:`slo_report` on the store's narrow ``SpanReader.slo_spans`` rows (from
+    :func:`slo_frame_start` to ``at`` + 1, the spec's services and operations), the same
+    report as over whole traces. ``entities_for`` is called once, with the hex ids of the
+    traces that hold a bad event, and returns their entities."""
+    events = spans.filter(pl.col("event"))
+    tree = spans.filter(~pl.col("event"))
+    return _report(spec, events, tree, entities_for, at_unix_nano)
 
 
 def slo_bad_trace_ids(spec: SloSpec, frame: pl.DataFrame, at_unix_nano: int) -> list[str]:
     """Traces with a bad event of any SLO in its window: the ones whose entities the
     report lists, so the store need not look up entities for every trace."""
-    flagged = _flagged(frame)
+    flagged = _flagged(_keyed(frame))
     ids: set[str] = set()
     for slo in spec.slos:
-        events = _events(slo, flagged, at_unix_nano - slo.window_ns, at_unix_nano)
-        ids.update(events.filter(pl.col("bad"))["trace_id"].to_list())
+        ids.update(_measure(slo, flagged, at_unix_nano).bad_traces)
     return sorted(ids)
 
 

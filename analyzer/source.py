@@ -312,9 +312,8 @@ class LocalSource:
         from analyzer.slo import (
             SloSpecError,
             load_slo_spec,
-            slo_bad_trace_ids,
             slo_frame_start,
-            slo_report,
+            slo_report_spans,
         )
 
         try:
@@ -324,16 +323,16 @@ class LocalSource:
         if at is None:
             newest = self.reader.last_unix_nano()
             at = (newest + 1) if newest is not None else 0
-        # The frame reaches back far enough for the longest window and the 3d burn rate,
-        # and holds only the SLOs' own spans plus the traces where they meet an error.
-        frame = self.reader.slo_frame(
+        # The rows reach back far enough for the longest window and the 3d burn rate, and
+        # hold only the SLOs' candidate events plus, narrow, the traces where they meet an
+        # error; entities are looked up for the traces with bad events only.
+        spans = self.reader.slo_spans(
             slo_frame_start(spec, at),
             at + 1,
             sorted({slo.service for slo in spec.slos}),
             sorted({slo.operation for slo in spec.slos}),
         )
-        entities = self._entities_for(slo_bad_trace_ids(spec, frame, at))
-        report: dict[str, Any] = slo_report(spec, frame, entities, at)
+        report: dict[str, Any] = slo_report_spans(spec, spans, self._entities_for, at)
         return report
 
     def throughput(

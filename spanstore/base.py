@@ -153,6 +153,20 @@ class SpanReader(Protocol):
         such a span shares its trace with an error span."""
         ...
 
+    def slo_spans(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        """What an SLO report reads, narrow (``spanstore.frame.SLO_SPANS_SCHEMA``): the
+        spans ``slo_frame`` selects as candidate events (``event`` true, trace ids in hex),
+        plus (``event`` false) every span starting within an hour of the range of each
+        trace where a candidate shares its trace with a span whose status is ERROR or
+        whose HTTP code is >= 400, keyed for the error ancestry. Rows in no order."""
+        ...
+
     def last_unix_nano(self) -> int | None:
         """When the newest stored span ended (cheap; None for an empty store)."""
         ...

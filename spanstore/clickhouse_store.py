@@ -65,7 +65,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from spanstore.base import SchemaVersionError, StoreError, StoreUnavailable, WriteResult
 from spanstore.decoder import DecoderPool, prepare_serialized
-from spanstore.frame import FRAME_SCHEMA
+from spanstore.frame import FRAME_SCHEMA, SLO_SPANS_SCHEMA
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.model import (
     SPAN_KINDS,
@@ -623,6 +623,19 @@ def _frame(table: pa.Table, schema: Mapping[str, pl.DataType] | None = None) -> 
     return frame
 
 
+#: The SLO rows' keys are raw bytes (seqtrace layout) or hex text (otel_traces): kept binary.
+_SLO_KEY_COLUMNS: Final = frozenset({"span_key", "parent_key"})
+
+
+def _slo_spans_frame(table: pa.Table) -> pl.DataFrame:
+    table = decode_strings(table, keep=_SLO_KEY_COLUMNS)
+    if table.num_columns == 0:
+        return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
+    frame = pl.from_arrow(table.select(list(SLO_SPANS_SCHEMA)))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.cast(SLO_SPANS_SCHEMA)  # type: ignore[arg-type]
+
+
 _THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
     "bucket_unix_nano": pl.Int64(),
     "spans": pl.Int64(),
@@ -788,6 +801,25 @@ class _SeqtraceReader:
         }
         events = self.db.text("slo_events", params)
         return _frame(self.db.table("slo_frame", params, {"events": events}), FRAME_SCHEMA)
+
+    def slo_spans(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        if not services or not operations:
+            return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
+        params = {
+            "start": start_unix_nano,
+            "end": end_unix_nano,
+            "lo": max(-_INT64_MAX, start_unix_nano - _HOUR_NS),
+            "hi": min(_INT64_MAX, end_unix_nano + _HOUR_NS),
+            "services": list(services),
+            "operations": list(operations),
+        }
+        return _slo_spans_frame(self.db.table("slo_spans", params))
 
     def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
         ids = _ids(trace_ids)
@@ -1197,6 +1229,28 @@ class _OtelReader:
             },
         )
         return _frame(table, FRAME_SCHEMA)
+
+    def slo_spans(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        if not services or not operations:
+            return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
+        table = self.db.table(
+            "otel_slo_spans",
+            {
+                "start": start_unix_nano,
+                "end": end_unix_nano,
+                "lo": _clamp(start_unix_nano - _HOUR_NS),
+                "hi": _clamp(end_unix_nano + _HOUR_NS),
+                "services": list(services),
+                "operations": list(operations),
+            },
+        )
+        return _slo_spans_frame(table)
 
     def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
         ids = _hex_ids(trace_ids)
@@ -1926,6 +1980,15 @@ class ClickHouseStore:
         operations: Sequence[str],
     ) -> pl.DataFrame:
         return self._read().slo_frame(start_unix_nano, end_unix_nano, services, operations)
+
+    def slo_spans(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        return self._read().slo_spans(start_unix_nano, end_unix_nano, services, operations)
 
     def last_unix_nano(self) -> int | None:
         return self._read().last_unix_nano()

@@ -45,7 +45,7 @@ from spanstore.budget import MemoryBudget
 from spanstore.deadline import deadline_seconds, time_left
 from spanstore.decoder import DecoderPool, prepare_serialized
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
-from spanstore.frame import FRAME_SCHEMA
+from spanstore.frame import FRAME_SCHEMA, SLO_SPANS_SCHEMA
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
 from spanstore.otlp import attributes_to_dict, span_from_proto
@@ -850,6 +850,27 @@ class DuckDBStore:
             },
         )
         return frame.cast(FRAME_SCHEMA)  # type: ignore[arg-type]
+
+    def slo_spans(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        if not services or not operations:
+            return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
+        frame = self._frame(
+            "slo_spans",
+            {
+                "start": start_unix_nano,
+                "end": end_unix_nano,
+                "services": list(services),
+                "operations": list(operations),
+                "margin": _HOUR_NS,
+            },
+        )
+        return frame.cast(SLO_SPANS_SCHEMA)  # type: ignore[arg-type]
 
     def last_unix_nano(self) -> int | None:
         rows = self._rows("last_span_end")

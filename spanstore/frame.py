@@ -33,6 +33,34 @@ FRAME_SCHEMA: Final[dict[str, pl.DataType]] = {
     **{column: pl.Int64() for column in INT_COLUMNS},
 }
 
+#: What an SLO report reads (``SpanReader.slo_spans``): far fewer rows and columns than
+#: the span frame. ``event`` rows are the candidate SLO events (every column filled);
+#: the other rows are the spans of the traces where a candidate meets a possible error,
+#: for the error ancestry: keys, kind, status and HTTP code, and the status message and
+#: exception only where the span may be an error (status ERROR or an HTTP code >= 400).
+#: ``span_key`` / ``parent_key`` are opaque bytes, equal exactly when the trace and span
+#: ids are (``parent_key`` names the parent span in the same trace; null for roots).
+SLO_SPANS_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "event": pl.Boolean(),
+    "trace_id": pl.String(),
+    "span_key": pl.Binary(),
+    "parent_key": pl.Binary(),
+    "service_name": pl.String(),
+    "name": pl.String(),
+    "kind": pl.String(),
+    "start_unix_nano": pl.Int64(),
+    "end_unix_nano": pl.Int64(),
+    "status_code": pl.String(),
+    "status_message": pl.String(),
+    "exception_type": pl.String(),
+    "exception_message": pl.String(),
+    "http_method": pl.String(),
+    "http_route": pl.String(),
+    "rpc_service": pl.String(),
+    "rpc_method": pl.String(),
+    "http_status_code": pl.Int64(),
+}
+
 
 def exception_of(span: Span) -> tuple[str | None, str | None]:
     """The first ``exception`` event's type and message, as the conventions name them."""

@@ -1,0 +1,72 @@
+-- What an SLO report reads, narrow (spanstore/frame.py SLO_SPANS_SCHEMA), in one scan of
+-- the SLOs' candidates and one of the troubled traces:
+--   * event rows: the services' spans whose name, route or RPC method matches an operation,
+--     in [start, end) (the same candidates as slo_frame.sql), with the columns that decide
+--     which SLO they belong to and whether they are good;
+--   * tree rows: every span, within a margin of the range, of the traces where such a span
+--     meets a possible error (status ERROR or an HTTP code >= 400): only keys and what
+--     decides whether the span is an error, for the walk up from errors to the events.
+-- Ids travel as raw bytes (trace || span): no hex text for a million ids. Only event rows
+-- carry the trace id in hex (for the affected entities), and only possible errors their
+-- status message and exception (the rest cannot be errors, whatever those say).
+WITH events AS MATERIALIZED (
+    SELECT trace_id, span_id, parent_span_id, service_name, name, kind, start_unix_nano,
+        duration_ns, status_code, status_message, exception_type, exception_message,
+        http_method, http_route, rpc_service, rpc_method, http_status_code
+    FROM spans
+    WHERE start_unix_nano >= $start AND start_unix_nano < $end
+      AND service_name IN (SELECT unnest($services::VARCHAR[]))
+      AND (
+        name IN (SELECT unnest($operations::VARCHAR[]))
+        OR http_route IN (SELECT unnest($operations::VARCHAR[]))
+        OR rpc_method IN (SELECT unnest($operations::VARCHAR[]))
+        OR (http_method || ' ' || http_route) IN (SELECT unnest($operations::VARCHAR[]))
+        OR (rpc_service || '/' || rpc_method) IN (SELECT unnest($operations::VARCHAR[]))
+      )
+),
+troubled AS (
+    SELECT DISTINCT trace_id
+    FROM spans
+    WHERE start_unix_nano >= $start - $margin AND start_unix_nano < $end + $margin
+      AND (status_code = 2 OR http_status_code >= 400)
+      AND trace_id IN (SELECT trace_id FROM events)
+)
+SELECT
+    true AS event,
+    lower(hex(trace_id)) AS trace_id,
+    trace_id || span_id AS span_key,
+    trace_id || parent_span_id AS parent_key,
+    service_name,
+    name,
+    CASE kind WHEN 1 THEN 'INTERNAL' WHEN 2 THEN 'SERVER' WHEN 3 THEN 'CLIENT'
+        WHEN 4 THEN 'PRODUCER' WHEN 5 THEN 'CONSUMER' ELSE 'UNSPECIFIED' END AS kind,
+    start_unix_nano,
+    start_unix_nano + duration_ns AS end_unix_nano,
+    CASE status_code WHEN 1 THEN 'OK' WHEN 2 THEN 'ERROR' ELSE 'UNSET' END AS status_code,
+    coalesce(status_message, '') AS status_message,
+    exception_type,
+    exception_message,
+    http_method, http_route, rpc_service, rpc_method,
+    http_status_code
+FROM events
+UNION ALL
+SELECT
+    false,
+    NULL,
+    trace_id || span_id,
+    trace_id || parent_span_id,
+    NULL,
+    NULL,
+    CASE kind WHEN 1 THEN 'INTERNAL' WHEN 2 THEN 'SERVER' WHEN 3 THEN 'CLIENT'
+        WHEN 4 THEN 'PRODUCER' WHEN 5 THEN 'CONSUMER' ELSE 'UNSPECIFIED' END,
+    NULL,
+    NULL,
+    CASE status_code WHEN 1 THEN 'OK' WHEN 2 THEN 'ERROR' ELSE 'UNSET' END,
+    CASE WHEN status_code = 2 OR http_status_code >= 400 THEN coalesce(status_message, '') END,
+    CASE WHEN status_code = 2 OR http_status_code >= 400 THEN exception_type END,
+    CASE WHEN status_code = 2 OR http_status_code >= 400 THEN exception_message END,
+    NULL, NULL, NULL, NULL,
+    http_status_code
+FROM spans
+WHERE start_unix_nano >= $start - $margin AND start_unix_nano < $end + $margin
+  AND trace_id IN (SELECT trace_id FROM troubled)
