@@ -145,6 +145,8 @@ def load_files(args: argparse.Namespace) -> int:
         try:
             store = open_store_url(target, entity_keys=entity_keys, policy=policy)
         except StoreError as exc:
+            if choice.is_url:  # name the flag: the message may only name the host
+                raise UsageError(f"--store: {exc}") from None
             raise UsageError(str(exc)) from None
         try:
             for path, request in requests:

@@ -324,6 +324,8 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
         else:
             store = _open_url_store(settings.store, duckdb_options, common)
     except StoreError as exc:
+        if settings.store is not None:  # name the flag: the message may only name the host
+            raise UsageError(f"--store: {exc}") from None
         raise UsageError(str(exc)) from None
     where = f"database {db}" if settings.store is None else f"store {_redacted(settings.store)}"
     writes = getattr(store, "layout", "seqtrace") != "otel"
@@ -333,7 +335,8 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
             "OTLP exports to this server are refused"
         )
 
-    collector = Collector(config, store, MemoryBudget(budget_bytes))
+    writer: Any = store if writes else _RefusingWriter(where)
+    collector = Collector(config, writer, MemoryBudget(budget_bytes))
 
     def ingest_stats() -> dict[str, Any]:
         counters = collector.counters()
@@ -416,6 +419,30 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
         store.close()
     _say("stopped; every acknowledged span is committed")
     return EXIT_OK
+
+
+class _RefusingWriter:
+    """The collector's writer when the store is read-only to seqtrace (an OpenTelemetry
+    Collector's ``otel_traces``): every export is refused with a non-retryable error (HTTP
+    500 / gRPC INTERNAL), so exporters drop the batch instead of retrying it forever."""
+
+    def __init__(self, where: str) -> None:
+        self.message = (
+            f"{where} is the OpenTelemetry Collector's traces table, which seqtrace only "
+            "reads; send spans to that pipeline, or give `seqtrace serve --store` a "
+            "database of its own"
+        )
+
+    def write(self, request: object, timeout: float | None = None) -> Any:
+        from spanstore.base import StoreError
+
+        class NotWritable(StoreError):
+            retryable = False
+
+        raise NotWritable(self.message)
+
+    def close(self) -> None:
+        return None
 
 
 def _redacted(url: str) -> str:

@@ -277,10 +277,11 @@ class StoreServer:
         return code
 
 
-def start_store_server(url: str, *extra: str) -> StoreServer:
+def start_store_server(url: str, *extra: str, env: dict[str, str] | None = None) -> StoreServer:
     """`seqtrace serve --store URL` on free ports (like conftest.start_server, which
     always passes --db)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SEQTRACE_")}
+    clean.update(env or {})
     process = subprocess.Popen(
         [
             *SEQTRACE,
@@ -529,3 +530,37 @@ def test_ui_reads_a_store_url(monkeypatch: pytest.MonkeyPatch) -> None:
         assert "secret" not in source_config().describe() + source_config().key
     finally:
         maker.teardown()
+
+
+def test_serve_on_otel_traces_reads_and_refuses_exports(duck: DuckDBStore) -> None:
+    """`seqtrace serve --store clickhouse://...` (the HTTP transport, here against the
+    emulated HTTP interface of the test engine) on an OpenTelemetry Collector's
+    otel_traces database: the API answers from it; OTLP exports are refused for good."""
+    require_chdb()
+    maker = StoreMaker("chdb-http")
+    try:
+        create_exporter_tables(maker, "current")
+        export(maker, sample_spans())
+        server = start_store_server(maker.url(), env={PASSWORD_ENV: HTTP_PASSWORD})
+        try:
+            assert any("serving reads only" in line for line in server.lines), server.lines
+            stats = json.loads(ok("stats", "--json", "--api", server.api))
+            assert stats == LocalSource(duck).stats()
+            # Refused with a non-retryable status: `load` reports it at once, no retries.
+            started = time.monotonic()
+            out = run("load", "--api", server.api, str(SAMPLES / "01-happy-orders.json"))
+            assert_one_line_usage_error(out, "refused the spans (500)", "only reads")
+            assert time.monotonic() - started < 30
+        finally:
+            assert server.stop() == 0
+    finally:
+        maker.teardown()
+
+
+def test_serve_cannot_reach_clickhouse() -> None:
+    for command in (
+        ["serve", "--api-port", "0", "--grpc-port", "0", "--http-port", "0"],
+        ["load", str(SAMPLES / "01-happy-orders.json")],
+    ):
+        out = run(*command, "--store", "clickhouse://seqtrace@127.0.0.1:1/traces")
+        assert_one_line_usage_error(out, "--store: cannot reach ClickHouse at")
