@@ -215,7 +215,9 @@ def serve(args: argparse.Namespace) -> None:
         # As `seqtrace serve` sets itself up (seqtrace/server.py).
         keep_pandas_out()
         decoders = int(os.environ.get("SEQTRACE_DECODERS", str(min(4, os.cpu_count() or 1))))
-        store = DuckDBStore(args.db, decoder_processes=decoders)
+        # As the server does: DuckDB's memory limit is `db_memory_mib` (default 1024).
+        memory = os.environ.get("SEQTRACE_DB_MEMORY_MIB", "1024")
+        store = DuckDBStore(args.db, decoder_processes=decoders, memory_limit=f"{memory}MB")
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
     collector = Collector(
