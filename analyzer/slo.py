@@ -357,6 +357,17 @@ def slo_frame_start(spec: SloSpec, at_unix_nano: int) -> int:
     return at_unix_nano - longest
 
 
+def _joined_match(first: str, second: str, separator: str, operation: str) -> pl.Expr:
+    """``first + separator + second == operation`` without building the joined text of
+    every row: true exactly when the operation splits at one of its separators into the
+    two values."""
+    splits = [i for i, char in enumerate(operation) if char == separator]
+    parts = [
+        (pl.col(first) == operation[:i]) & (pl.col(second) == operation[i + 1 :]) for i in splits
+    ]
+    return pl.any_horizontal(parts) if parts else pl.lit(False)
+
+
 def _operation_match(operation: str) -> pl.Expr:
     # The SPEC's three spellings, plus "METHOD route" (a frontend SLO on "POST /checkout"
     # still matches when the span is named just "POST", as older HTTP conventions do)
@@ -365,8 +376,8 @@ def _operation_match(operation: str) -> pl.Expr:
         (pl.col("name") == operation)
         | (pl.col("http_route") == operation)
         | (pl.col("rpc_method") == operation)
-        | (pl.concat_str([pl.col("http_method"), pl.col("http_route")], separator=" ") == operation)
-        | (pl.concat_str([pl.col("rpc_service"), pl.col("rpc_method")], separator="/") == operation)
+        | _joined_match("http_method", "http_route", " ", operation)
+        | _joined_match("rpc_service", "rpc_method", "/", operation)
     ).fill_null(False)
 
 

@@ -45,7 +45,12 @@ from spanstore.budget import MemoryBudget
 from spanstore.deadline import deadline_seconds, time_left
 from spanstore.decoder import DecoderPool, prepare_serialized
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
-from spanstore.frame import FRAME_SCHEMA, SLO_SPANS_SCHEMA
+from spanstore.frame import (
+    FRAME_SCHEMA,
+    SLO_SPANS_SCHEMA,
+    SPAN_KIND_NAMES,
+    STATUS_CODE_NAMES,
+)
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
 from spanstore.otlp import attributes_to_dict, span_from_proto
@@ -877,6 +882,16 @@ class DuckDBStore:
                 "operations": list(operations),
                 "margin": _HOUR_NS,
             },
+        )
+        # The stored codes, named as the frame names them (unknown codes as the default).
+        kind, status = SLO_SPANS_SCHEMA["kind"], SLO_SPANS_SCHEMA["status_code"]
+        frame = frame.with_columns(
+            pl.col("kind").replace_strict(
+                dict(enumerate(SPAN_KIND_NAMES)), default="UNSPECIFIED", return_dtype=kind
+            ),
+            pl.col("status_code").replace_strict(
+                dict(enumerate(STATUS_CODE_NAMES)), default="UNSET", return_dtype=status
+            ),
         )
         return frame.cast(SLO_SPANS_SCHEMA)  # type: ignore[arg-type]
 

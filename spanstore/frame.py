@@ -33,6 +33,10 @@ FRAME_SCHEMA: Final[dict[str, pl.DataType]] = {
     **{column: pl.Int64() for column in INT_COLUMNS},
 }
 
+#: Span kinds and status codes by their OTLP numbers (the frame's spellings).
+SPAN_KIND_NAMES: Final = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+STATUS_CODE_NAMES: Final = ("UNSET", "OK", "ERROR")
+
 #: What an SLO report reads (``SpanReader.slo_spans``): far fewer rows and columns than
 #: the span frame. ``event`` rows are the candidate SLO events (every column filled);
 #: the other rows are the spans of the traces where a candidate meets a possible error,
@@ -40,6 +44,7 @@ FRAME_SCHEMA: Final[dict[str, pl.DataType]] = {
 #: exception only where the span may be an error (status ERROR or an HTTP code >= 400).
 #: ``span_key`` / ``parent_key`` are opaque bytes, equal exactly when the trace and span
 #: ids are (``parent_key`` names the parent span in the same trace; null for roots).
+#: Kind and status are enums of the frame's spellings (cheaper than text for 1M rows).
 SLO_SPANS_SCHEMA: Final[dict[str, pl.DataType]] = {
     "event": pl.Boolean(),
     "trace_id": pl.String(),
@@ -47,10 +52,10 @@ SLO_SPANS_SCHEMA: Final[dict[str, pl.DataType]] = {
     "parent_key": pl.Binary(),
     "service_name": pl.String(),
     "name": pl.String(),
-    "kind": pl.String(),
+    "kind": pl.Enum(SPAN_KIND_NAMES),
     "start_unix_nano": pl.Int64(),
     "end_unix_nano": pl.Int64(),
-    "status_code": pl.String(),
+    "status_code": pl.Enum(STATUS_CODE_NAMES),
     "status_message": pl.String(),
     "exception_type": pl.String(),
     "exception_message": pl.String(),

@@ -245,3 +245,30 @@ def test_report_spans_without_rows() -> None:
     assert [s["total"] for s in report["slos"]] == [0, 0, 0, 0]
     assert [s["sli"] for s in report["slos"]] == [1.0] * 4
     assert calls == [[]]  # looked up once
+
+
+def test_joined_operation_spellings_match_as_joined_text() -> None:
+    """ "METHOD route" and "service/method" match exactly when the joined text equals the
+    operation, separators inside the values included."""
+    from test_slo import frame, span
+
+    rows = [
+        span(AT, name="a", http_method="POST", http_route="/x y"),  # "POST /x y"
+        span(AT, name="b", http_method="POST /x", http_route="y"),  # "POST /x y" too
+        span(AT, name="c", http_method="POST", http_route="/x"),  # "POST /x": no
+        span(AT, name="d", http_method=None, http_route="POST /x y"),  # route alone: yes
+        span(AT, name="e", rpc_service="shop.Cart/v1", rpc_method="Get"),
+        span(AT, name="f", rpc_service="shop.Cart", rpc_method="v1/Get"),
+        span(AT, name="g", rpc_service="shop.Cart", rpc_method="Get"),  # no
+    ]
+    spec_text = json.dumps(
+        {
+            "slos": [
+                {"name": n, "service": "frontend", "operation": op, "sli": "availability",
+                 "objective": 99, "window": "1h"}
+                for n, op in (("http", "POST /x y"), ("rpc", "shop.Cart/v1/Get"))
+            ]
+        }
+    )  # fmt: skip
+    report = slo_report(load_slo_spec(spec_text, "s"), frame(rows), {}, AT)
+    assert [s["total"] for s in report["slos"]] == [3, 2]

@@ -8,7 +8,8 @@
 --     decides whether the span is an error, for the walk up from errors to the events.
 -- Ids travel as raw bytes (trace || span): no hex text for a million ids. Only event rows
 -- carry the trace id in hex (for the affected entities), and only possible errors their
--- status message and exception (the rest cannot be errors, whatever those say).
+-- status message and exception (the rest cannot be errors, whatever those say). Kind and
+-- status stay the stored codes (DuckDBStore.slo_spans names them: cheaper than CASE).
 WITH events AS MATERIALIZED (
     SELECT trace_id, span_id, parent_span_id, service_name, name, kind, start_unix_nano,
         duration_ns, status_code, status_message, exception_type, exception_message,
@@ -38,11 +39,10 @@ SELECT
     trace_id || parent_span_id AS parent_key,
     service_name,
     name,
-    CASE kind WHEN 1 THEN 'INTERNAL' WHEN 2 THEN 'SERVER' WHEN 3 THEN 'CLIENT'
-        WHEN 4 THEN 'PRODUCER' WHEN 5 THEN 'CONSUMER' ELSE 'UNSPECIFIED' END AS kind,
+    kind,
     start_unix_nano,
     start_unix_nano + duration_ns AS end_unix_nano,
-    CASE status_code WHEN 1 THEN 'OK' WHEN 2 THEN 'ERROR' ELSE 'UNSET' END AS status_code,
+    status_code,
     coalesce(status_message, '') AS status_message,
     exception_type,
     exception_message,
@@ -57,11 +57,10 @@ SELECT
     trace_id || parent_span_id,
     NULL,
     NULL,
-    CASE kind WHEN 1 THEN 'INTERNAL' WHEN 2 THEN 'SERVER' WHEN 3 THEN 'CLIENT'
-        WHEN 4 THEN 'PRODUCER' WHEN 5 THEN 'CONSUMER' ELSE 'UNSPECIFIED' END,
+    kind,
     NULL,
     NULL,
-    CASE status_code WHEN 1 THEN 'OK' WHEN 2 THEN 'ERROR' ELSE 'UNSET' END,
+    status_code,
     CASE WHEN status_code = 2 OR http_status_code >= 400 THEN coalesce(status_message, '') END,
     CASE WHEN status_code = 2 OR http_status_code >= 400 THEN exception_type END,
     CASE WHEN status_code = 2 OR http_status_code >= 400 THEN exception_message END,
