@@ -4,16 +4,27 @@ Turning a request into columns is pure Python per span (``spanstore.ingest``); i
 process it holds the interpreter lock and, with the receivers and the writer, tops out
 below the ingest target on two cores (docs/performance.md). A small pool of worker
 processes does that work instead: the receiver hands over the request's serialized bytes,
-a worker parses and prepares it, and the Arrow batch comes back (pickled Arrow buffers,
+a worker parses and prepares it, and the Arrow batch comes back (Arrow IPC streams,
 cheap to move). The store's writer thread then only appends.
+
+Each worker has a pipe of its own and serves one request at a time; the thread that
+needs a batch borrows an idle worker, writes the request's bytes and reads the answer.
+No helper threads, no pickling of the request: ``multiprocessing.Pool``'s task, result
+and worker-maintenance threads took a third of the server's interpreter lock at 30k
+spans/s (py-spy, docs/performance.md), and the lock is what the receivers and the
+writer wait for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-import multiprocessing.pool
+import multiprocessing.connection
 import os
+import queue
 import signal
+import threading
+import time
 from typing import Any, Final
 
 import pyarrow as pa
@@ -98,8 +109,71 @@ def _prepare_in_worker(data: bytes) -> tuple[Any, ...]:
     )
 
 
-def _ready(_: int) -> bool:
-    return _worker_keys is not None
+def _worker_main(
+    conn: multiprocessing.connection.Connection,
+    entity_keys: frozenset[str],
+    policy: IngestPolicy | None,
+) -> None:
+    """A worker: say ready, then answer each request on ``conn`` until an empty one."""
+    _init_worker(entity_keys, policy)
+    conn.send(_READY)
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return  # the server went away
+        if not data:
+            return
+        try:
+            answer: tuple[bool, Any] = (True, _prepare_in_worker(data))
+        except Exception as exc:  # sent back and raised in the server, as Pool did
+            answer = (False, exc)
+        try:
+            conn.send(answer)
+        except (EOFError, OSError):
+            return
+        except Exception as exc:  # an exception that does not pickle
+            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+_READY: Final = "ready"
+#: Seconds to wait for a worker's answer when the caller sets no bound.
+_ANSWER_TIMEOUT: Final = 120.0
+
+
+class _Worker:
+    def __init__(self, context: Any, entity_keys: frozenset[str], policy: IngestPolicy | None):
+        self.conn, child = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=_worker_main, args=(child, entity_keys, policy), daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    def wait_ready(self, deadline: float) -> None:
+        """Block until the worker has started, or raise StoreUnavailable."""
+        try:
+            if self.conn.poll(max(0.0, deadline - time.monotonic())) and self.conn.recv() == _READY:
+                return
+        except (EOFError, OSError):
+            pass
+        self.stop(0.0)
+        code = self.process.exitcode
+        raise StoreUnavailable(
+            f"the decoder processes did not start within {_START_TIMEOUT:.0f} s"
+            if code is None
+            else f"the decoder processes did not start (a worker exited with code {code})"
+        )
+
+    def stop(self, grace: float) -> None:
+        with contextlib.suppress(OSError, EOFError, ValueError):
+            self.conn.send_bytes(b"")
+        self.process.join(grace)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5.0)
+        with contextlib.suppress(OSError, EOFError, ValueError):
+            self.conn.close()
 
 
 class DecoderPool:
@@ -112,29 +186,73 @@ class DecoderPool:
         policy: IngestPolicy | None = None,
     ):
         self.workers = workers or min(4, os.cpu_count() or 1)
-        context = multiprocessing.get_context(_START_METHOD)
+        self._context = multiprocessing.get_context(_START_METHOD)
         if _START_METHOD == "forkserver":
-            context.set_forkserver_preload(["spanstore.decoder"])
-        self._pool: multiprocessing.pool.Pool | None = context.Pool(
-            self.workers, initializer=_init_worker, initargs=(entity_keys, policy)
-        )
-
-        # Start every worker now (imports take a second or two), not on the first export.
-        # A worker that dies while starting is restarted by the pool, forever: give up
-        # after a while with an error instead of hanging.
+            self._context.set_forkserver_preload(["spanstore.decoder"])
+        self._entity_keys = entity_keys
+        self._policy = policy
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        # Start every worker now (imports take a second or two), not on the first export;
+        # a worker that cannot start is an error, not a hang.
+        deadline = time.monotonic() + _START_TIMEOUT
         try:
-            self._pool.map_async(_ready, range(self.workers), chunksize=1).get(_START_TIMEOUT)
-        except multiprocessing.TimeoutError:
-            self._pool.terminate()
-            self._pool = None
-            raise StoreUnavailable(
-                f"the decoder processes did not start within {_START_TIMEOUT:.0f} s"
-            ) from None
+            for _ in range(self.workers):
+                self._all.append(_Worker(self._context, entity_keys, policy))
+            for worker in self._all:
+                worker.wait_ready(deadline)
+        except BaseException:
+            for worker in self._all:
+                worker.stop(0.0)
+            raise
+        for worker in self._all:
+            self._idle.put(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        """Stop a worker whose state is unknown (timed out, died) and start another."""
+        worker.stop(0.0)
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+            if self._closed:
+                return
+        try:
+            fresh = _Worker(self._context, self._entity_keys, self._policy)
+            fresh.wait_ready(time.monotonic() + _START_TIMEOUT)
+        except StoreUnavailable:
+            return  # one worker fewer; the others go on
+        with self._lock:
+            self._all.append(fresh)
+        self._idle.put(fresh)
 
     def prepare(self, data: bytes, timeout: float | None = None) -> PreparedBatch:
-        if self._pool is None:
+        """The prepared batch of one serialized request. Raises InvalidRequest for a
+        malformed one, and ``multiprocessing.TimeoutError`` when no answer came within
+        ``timeout`` seconds."""
+        if self._closed:
             raise RuntimeError("the decoder pool is closed")
-        parts = self._pool.apply_async(_prepare_in_worker, (data,)).get(timeout)
+        if timeout is None:
+            timeout = _ANSWER_TIMEOUT  # never wait forever (every worker may have died)
+        deadline = time.monotonic() + timeout
+        try:
+            worker = self._idle.get(timeout=timeout)
+        except queue.Empty:
+            raise multiprocessing.TimeoutError from None
+        try:
+            worker.conn.send_bytes(data)
+            if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
+                # Its answer would reach the next borrower: replace it.
+                self._replace(worker)
+                raise multiprocessing.TimeoutError
+            ok, parts = worker.conn.recv()
+        except (EOFError, OSError):
+            self._replace(worker)
+            raise StoreUnavailable("a decoder process stopped; retry") from None
+        self._idle.put(worker)
+        if not ok:
+            raise parts
         spans, entities, links, resources, scopes, keys, lo, hi, rejected, dups = parts[:10]
         messages, counts = parts[10:]
         return PreparedBatch(
@@ -152,8 +270,19 @@ class DecoderPool:
             counts=counts,
         )
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool.join()
-            self._pool = None
+    def close(self, grace: float = 10.0) -> None:
+        """Stop the workers, letting the requests they are preparing finish first."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            workers = list(self._all)
+        deadline = time.monotonic() + grace
+        idle: list[_Worker] = []
+        while len(idle) < len(workers):
+            try:
+                idle.append(self._idle.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        for worker in workers:
+            worker.stop(1.0 if worker in idle else 0.0)
