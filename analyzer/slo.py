@@ -588,7 +588,21 @@ def _report(
     entities_for: Callable[[list[str]], Mapping[str, Mapping[str, Sequence[str]]]],
     at_unix_nano: int,
 ) -> dict[str, Any]:
-    flagged = _flagged(events)
+    # Only what selects and judges events: each SLO's filters copy fewer columns.
+    flagged = _flagged(events).select(
+        "trace_id",
+        "span_key",
+        "parent_key",
+        "service_name",
+        "name",
+        "http_method",
+        "http_route",
+        "rpc_service",
+        "rpc_method",
+        "start_unix_nano",
+        "duration",
+        "is_error",
+    )
     measured = [_measure(slo, flagged, at_unix_nano) for slo in spec.slos]
     entities = entities_for(sorted({t for m in measured for t in m.bad_traces}))
     ancestry: list[pl.DataFrame] = []

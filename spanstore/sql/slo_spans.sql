@@ -18,11 +18,11 @@ WITH events AS MATERIALIZED (
     WHERE start_unix_nano >= $start AND start_unix_nano < $end
       AND service_name IN (SELECT unnest($services::VARCHAR[]))
       AND (
-        name IN (SELECT unnest($operations::VARCHAR[]))
-        OR http_route IN (SELECT unnest($operations::VARCHAR[]))
-        OR rpc_method IN (SELECT unnest($operations::VARCHAR[]))
-        OR (http_method || ' ' || http_route) IN (SELECT unnest($operations::VARCHAR[]))
-        OR (rpc_service || '/' || rpc_method) IN (SELECT unnest($operations::VARCHAR[]))
+        list_contains($operations::VARCHAR[], name)
+        OR list_contains($operations::VARCHAR[], http_route)
+        OR list_contains($operations::VARCHAR[], rpc_method)
+        OR list_contains($operations::VARCHAR[], http_method || ' ' || http_route)
+        OR list_contains($operations::VARCHAR[], rpc_service || '/' || rpc_method)
       )
 ),
 troubled AS (
