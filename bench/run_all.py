@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="build the store even if present")
     parser.add_argument("--skip-ingest", action="store_true", help="skip bench_ingest.py")
     parser.add_argument("--load-rate", type=float, default=10_000, help="(e) spans/s; 0 skips")
+    parser.add_argument(
+        "--skip-clickhouse", action="store_true", help="skip bench_clickhouse.py (needs chdb)"
+    )
     args = parser.parse_args(argv)
 
     spans = args.spans or (1_000_000 if args.quick else 10_000_000)
@@ -101,6 +104,26 @@ def main(argv: list[str] | None = None) -> int:
         ok["queries"] = run("bench_queries", command)
     else:
         ok["queries"] = False
+
+    if not args.skip_clickhouse and store.exists():
+        try:
+            import chdb  # noqa: F401  (the optional extra: pip install seqtrace[clickhouse])
+        except ImportError:
+            print("\n=== bench_clickhouse: skipped, chdb is not installed (.[clickhouse])")
+        else:
+            command = [
+                python,
+                str(HERE / "bench_clickhouse.py"),
+                "--spans",
+                str(spans),
+                "--duckdb",
+                str(store),
+                "--json-out",
+                str(out / "clickhouse.json"),
+            ]
+            if args.quick:
+                command += ["--entities", "10", "--repeat", "2"]
+            ok["clickhouse"] = run("bench_clickhouse", command)
 
     print("\n=== summary: " + json.dumps(ok) + f"; JSON in {out}")
     return 0 if all(ok.values()) else 1
