@@ -272,3 +272,23 @@ def test_decoder_workers_that_cannot_start_are_an_error_not_a_hang(
     monkeypatch.undo()
     with DuckDBStore(tmp_path / "never.duckdb") as store:  # the file was let go
         assert store.stats().spans == 0
+
+
+def test_a_decoder_worker_killed_mid_service_costs_one_retryable_request(tmp_path: Path) -> None:
+    """kill -9 of a decoder process: the request it held (or the next one to reach it)
+    gets StoreUnavailable, a fresh worker takes its place, and later writes succeed."""
+    from spanstore.base import StoreUnavailable
+
+    with DuckDBStore(tmp_path / "w.duckdb", decoder_processes=1) as store:
+        assert store.write(make_request(spans=3, first=1)).accepted == 3
+        decoder = store._decoder
+        assert decoder is not None
+        (victim,) = decoder._all
+        os.kill(victim.process.pid, signal.SIGKILL)
+        victim.process.join(10)
+        with pytest.raises(StoreUnavailable, match="decoder process stopped"):
+            store.write(make_request(spans=3, first=10))
+        (fresh,) = decoder._all
+        assert fresh is not victim and fresh.process.is_alive()
+        assert store.write(make_request(spans=3, first=10)).accepted == 3
+        assert store.stats().spans == 6
