@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -178,6 +179,8 @@ class LocalSource:
         newest = self.reader.last_unix_nano()
         if end is None:
             end = (newest + 1) if newest is not None else 0
+            if start is not None and start >= end:  # --from after the newest span: up to now
+                end = max(start + 1, time.time_ns())
         if start is None:
             start = end - DEFAULT_RANGE_NS
         return start, end

@@ -10,6 +10,7 @@ checked from the call's metadata before the body is parsed at all.
 from __future__ import annotations
 
 import logging
+import socket
 from concurrent import futures
 from pathlib import Path
 
@@ -28,6 +29,26 @@ EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _probe_bind(host: str, port: int) -> None:
+    """Raise OSError (``Address already in use``, ...) when ``host:port`` cannot be bound:
+    grpc's own failure is a vague RuntimeError plus a C-core log line on stderr."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return  # grpc reports it
+    error: OSError | None = None
+    for family, kind, proto, _, address in infos:  # grpc binds every one; fails if none
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does
+                sock.bind(address)
+            return
+        except OSError as exc:
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 class _TraceService(grpc.GenericRpcHandler):  # type: ignore[misc]
@@ -105,6 +126,10 @@ class GrpcReceiver:
             ],
         )
         target = format_address(config.host, config.grpc_port)
+        try:
+            _probe_bind(config.host, config.grpc_port)
+        except OSError as exc:
+            raise OSError(f"otlp-grpc: cannot listen on {target}: {exc.strerror or exc}") from None
         try:
             if config.tls_cert is not None and config.tls_key is not None:
                 credentials = grpc.ssl_server_credentials(

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from seqtrace import __version__
 from seqtrace.errors import (
@@ -58,6 +59,17 @@ def _parse_time(text: str | None, flag: str) -> int | None:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+def _read_text(path: str) -> str:
+    """A UTF-8 input file; one that is not text is a usage error naming it."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path}: not UTF-8 text (byte {exc.start}); give a YAML or Mermaid text file"
+        ) from None
+
+
 def _print_json(payload: Any) -> None:
     print(json.dumps(payload, indent=2, ensure_ascii=False))
 
@@ -94,6 +106,8 @@ def open_source(args: argparse.Namespace) -> Any:
     except SourceError as exc:
         if exc.status == 400:
             raise UsageError(f"{choice.flag}: {exc}") from None
+        if "held by another process" in str(exc):  # a server owns it: its message says what to do
+            raise UsageError(str(exc)) from None
         if choice.is_url:
             tried.append(f"the store {choice.describe()} ({exc})")
         else:
@@ -199,7 +213,10 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     if not text.endswith("\n"):
         text += "\n"
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
         print(f"seqtrace: wrote {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -223,7 +240,7 @@ def cmd_slo(args: argparse.Namespace) -> int:
     from analyzer.slo import render_slo_markdown, render_slo_table
 
     try:
-        spec_text = Path(args.spec).read_text(encoding="utf-8")
+        spec_text = _read_text(args.spec)
     except OSError as exc:
         raise UsageError(f"cannot read SLO spec {args.spec}: {exc.strerror}") from None
     report = open_source(args).slo(spec_text, _parse_time(args.at, "--at"), args.spec)
@@ -242,7 +259,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
     spec_text = None
     if args.slo_spec:
         try:
-            spec_text = Path(args.slo_spec).read_text(encoding="utf-8")
+            spec_text = _read_text(args.slo_spec)
         except OSError as exc:
             raise UsageError(f"cannot read SLO spec {args.slo_spec}: {exc.strerror}") from None
     bundle = build_postmortem(
@@ -289,7 +306,7 @@ def cmd_contract_check(args: argparse.Namespace) -> int:
     files = []
     for name in args.files:
         try:
-            files.append((name, Path(name).read_text(encoding="utf-8")))
+            files.append((name, _read_text(name)))
         except OSError as exc:
             raise UsageError(f"cannot read contract {name}: {exc.strerror or exc}") from None
     result = contract_check(
@@ -352,6 +369,26 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+
+# A relative time such as -1h, -30m or -1h30m: argparse would take it for an unknown
+# option ("--from: expected one argument"), so it is accepted as a value like -5 is.
+_RELATIVE_TIME = re.compile(
+    r"^-(\d+(\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w)?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h|d|w))*$"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with SPEC's error shape: one line ``seqtrace: error: ...``, exit 2, and
+    relative times (``--from -1h``) read as values."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _RELATIVE_TIME
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("seqtrace").strip()
+        where = f"{command}: " if command else ""
+        fail(f"{where}{message} (see `{self.prog} --help`)", EXIT_USAGE)
 
 
 def _add_server_flags(p: argparse.ArgumentParser) -> None:
@@ -417,7 +454,7 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="seqtrace",
         description="OpenTelemetry traces in; one sequence diagram per business entity, "
         "partial-failure and SLO reports out.",
@@ -565,7 +602,18 @@ def _missing_action(parser: argparse.ArgumentParser) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame the top level; name the command that was given
+        command = " ".join(
+            c
+            for c in (getattr(args, "command", None), getattr(args, "contract_command", None))
+            if c
+        )
+        prog = f"seqtrace {command}".strip()
+        fail(
+            f"{command + ': ' if command else ''}unrecognized arguments: {' '.join(extra)} "
+            f"(see `{prog} --help`)"
+        )
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

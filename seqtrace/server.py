@@ -30,12 +30,18 @@ from seqtrace import __version__
 from seqtrace.errors import EXIT_OK, UsageError
 
 DEFAULT_DB = "seqtrace.duckdb"
+DEFAULT_API = "http://127.0.0.1:4319"
 MIB = 1024 * 1024
 DEFAULT_MAX_QUEUE_MIB = 64
 DEFAULT_QUERY_TIMEOUT = 30.0
 DEFAULT_MAX_DIAGRAM_TRACES = 1000
 #: DuckDB's own memory limit (its buffer pool: cached blocks, query state).
 DEFAULT_DB_MEMORY_MIB = 1024
+# What to do when a listener cannot bind: said after the listener and the OS's reason.
+_PORT_HINT = (
+    "; stop what holds that port, or pick another with --grpc-port/--http-port/--api-port "
+    "(0 picks a free one) or another --bind"
+)
 #: Seconds `serve` waits for in-flight requests on SIGTERM before it commits and exits.
 DRAIN_GRACE = 10.0
 
@@ -273,6 +279,7 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     keep_pandas_out()  # before pyarrow converts anything: see spanstore/nopandas.py
     from analyzer.source import LocalSource
     from collector import Collector, ReceiverConfig
+    from collector.grpc_receiver import format_address
     from seqtrace.api import ApiServer
     from spanstore.base import StoreError
     from spanstore.budget import MemoryBudget
@@ -364,6 +371,9 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
                 _say(f"loaded {loaded} sample spans from sample_traces/ (--no-demo to skip)")
         try:
             addresses = collector.start()
+        except OSError as exc:
+            raise UsageError(f"cannot listen: {exc.strerror or exc}{_PORT_HINT}") from None
+        try:
             api = ApiServer(
                 LocalSource(store, max_diagram_traces=settings.max_diagram_traces),
                 host=settings.bind,
@@ -375,7 +385,10 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
                 ingest_stats=ingest_stats,
             )
         except OSError as exc:
-            raise UsageError(f"cannot listen: {exc.strerror or exc}") from None
+            target = format_address(settings.bind, settings.api_port)
+            raise UsageError(
+                f"cannot listen: api: cannot listen on {target}: {exc.strerror or exc}{_PORT_HINT}"
+            ) from None
         api_address = api.start()
         api.info.update({"version": __version__, "listeners": {**addresses, "api": api_address}})
         for name in ("otlp-grpc", "otlp-http"):
@@ -463,6 +476,16 @@ def _open_url_store(url: str, duckdb_options: dict[str, Any], common: dict[str, 
     return open_store_url(parsed, **options)
 
 
+def _api_answers(url: str, token: str | None) -> bool:
+    from analyzer.source import HttpSource, SourceError
+
+    try:
+        HttpSource(url, token, timeout=1.5).healthz()
+    except SourceError:
+        return False
+    return True
+
+
 def run_ui_only(args: argparse.Namespace) -> int:
     from seqtrace.stores import chosen_store, parsed_url
 
@@ -472,6 +495,8 @@ def run_ui_only(args: argparse.Namespace) -> int:
     # that it reads from exactly the source chosen here (ui/data.py: API, store, file).
     env: dict[str, str] = {"SEQTRACE_STORE": "", "SEQTRACE_DB": ""}
     token = args.read_token or os.environ.get("SEQTRACE_READ_TOKEN")
+    if not api and choice is None and _api_answers(DEFAULT_API, token):
+        api = DEFAULT_API  # docs/cli.md "Where the data comes from": step 4, as the CLI does
     if api:
         env["SEQTRACE_API"] = api
     elif choice is not None and choice.is_url:
@@ -485,9 +510,9 @@ def run_ui_only(args: argparse.Namespace) -> int:
     else:
         db = choice.target if choice is not None else DEFAULT_DB
         if not os.path.exists(db):
+            tried = "no server given" if choice is not None else f"no query API at {DEFAULT_API}"
             raise UsageError(
-                f"no server given and no database file at {db}; use --api URL, --store URL "
-                "or --db PATH"
+                f"{tried} and no database file at {db}; use --api URL, --store URL or --db PATH"
             )
         env["SEQTRACE_DB"] = os.path.abspath(db)
     if token:

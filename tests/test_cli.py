@@ -112,3 +112,105 @@ def test_load_rejects_a_file_that_is_not_traces(tmp_path: Path) -> None:
     bad.write_text('{"hello": "world"}')
     out = run("load", "--db", str(tmp_path / "x.duckdb"), str(bad))
     assert out.returncode == 2 and "notes.json" in out.stderr
+
+
+# --------------------------------------------------------------------------- QA regressions
+
+
+@pytest.mark.parametrize("flag", ["--from", "--to"])
+def test_relative_times_are_values_not_flags(sample_db: Path, flag: str) -> None:
+    """README's `seqtrace failures --from -1h`: argparse took -1h for an unknown option."""
+    out = run("failures", "--db", str(sample_db), flag, "-1h30m", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["from_unix_nano"] < report["to_unix_nano"]
+
+
+def test_from_after_the_newest_span_reports_up_to_now(sample_db: Path) -> None:
+    """--from alone, after the newest span: the range ends now, not before it starts."""
+    out = run("failures", "--db", str(sample_db), "--from", "-1h", "--json")
+    report = json.loads(out.stdout)
+    assert report["to_unix_nano"] - report["from_unix_nano"] >= 3600 * 10**9 - 10**9
+    assert report["summary"]["traces"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["failures", "--since", "-1h"], "failures: unrecognized arguments: --since -1h"),
+        (["diagram", "--entity", "order.id=ORD-1002", "--format", "png"], "diagram: argument"),
+        (["entities", "--limit", "abc"], "entities: argument --limit"),
+        (["contract", "check", "--key", "order.id"], "contract check: the following"),
+        (["slo", "--spec", "x.yaml", "--json", "--markdown"], "not allowed with"),
+    ],
+)
+def test_argparse_errors_are_one_line(sample_db: Path, args: list[str], needle: str) -> None:
+    out = run(*args, "--db", str(sample_db))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("seqtrace: error: ")
+    assert needle in out.stderr and "--help" in out.stderr and "usage:" not in out.stderr
+
+
+def test_diagram_out_to_a_missing_folder_is_a_usage_error(sample_db: Path, tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "x.mmd"
+    for out_path in (target, tmp_path):  # a missing folder, then a folder itself
+        out = run(
+            "diagram",
+            "--db",
+            str(sample_db),
+            "--entity",
+            "order.id=ORD-1002",
+            "--out",
+            str(out_path),
+        )
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith("seqtrace: error: cannot write ")
+        assert out.stderr.count("\n") == 1 and "internal error" not in out.stderr
+
+
+def test_binary_spec_and_contract_files_name_the_file(sample_db: Path, tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00slos:")
+    for args in (
+        ["slo", "--spec", str(binary)],
+        ["contract", "check", str(binary), "--key", "order.id"],
+    ):
+        out = run(*args, "--db", str(sample_db))
+        assert out.returncode == 2, out.stderr
+        assert "binary.yaml: not UTF-8 text" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_a_database_held_by_serve_says_what_to_do(tmp_path: Path) -> None:
+    from tests.conftest import start_server
+
+    db = tmp_path / "held.duckdb"
+    srv = start_server(db)
+    try:
+        out = run("stats", "--db", str(db))
+        assert out.returncode == 2
+        assert "held by another process" in out.stderr and "--api" in out.stderr
+        assert "start `seqtrace serve`" not in out.stderr  # it is running
+        assert out.stderr.count("\n") == 1
+    finally:
+        assert srv.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("flag", "listener"), [("--grpc-port", "otlp-grpc"), ("--api-port", "api")]
+)
+def test_a_port_in_use_is_one_line_naming_the_listener(
+    tmp_path: Path, flag: str, listener: str
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ports = {"--grpc-port": "0", "--http-port": "0", "--api-port": "0", flag: str(port)}
+        args = [a for item in ports.items() for a in item]
+        out = run("serve", "--db", str(tmp_path / "x.duckdb"), *args)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("seqtrace: error: ")
+    assert f"{listener}: cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr
+    assert flag in out.stderr

@@ -15,6 +15,7 @@ Diagrams are SPEC dicts (``to_dict``) so the matcher sees what the query API wou
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -63,6 +64,8 @@ def default_range(
         newest = source.stats().get("last_unix_nano")
     if end is None:
         end = (int(newest) + 1) if newest is not None else 0
+        if start is not None and start >= end:  # --from after the newest span: up to now
+            end = max(start + 1, time.time_ns())
     if start is None:
         start = end - DEFAULT_RANGE_NS
     return start, end
