@@ -178,7 +178,7 @@ class LocalSource:
             return start, end
         newest = self.reader.last_unix_nano()
         if end is None:
-            end = (newest + 1) if newest is not None else 0
+            end = (newest + 1) if newest is not None else time.time_ns()  # empty: up to now
             if start is not None and start >= end:  # --from after the newest span: up to now
                 end = max(start + 1, time.time_ns())
         if start is None:

@@ -200,6 +200,8 @@ def cmd_entities(args: argparse.Namespace) -> int:
 def cmd_diagram(args: argparse.Namespace) -> int:
     if not args.entity and not args.trace:
         raise UsageError("give --entity KEY=VALUE or --trace ID")
+    if args.entity and args.trace:
+        raise UsageError("give --entity KEY=VALUE or --trace ID, not both")
     source = open_source(args)
     result = source.diagram(
         args.entity,
@@ -595,6 +597,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_api_url(args: argparse.Namespace) -> None:
+    """--api / SEQTRACE_API must be an http(s) URL (urllib's "unknown url type" says little)."""
+    if not hasattr(args, "api"):
+        return
+    flag, url = ("--api", args.api) if args.api else ("SEQTRACE_API", _env("SEQTRACE_API"))
+    if url and not url.lower().startswith(("http://", "https://")):
+        raise UsageError(
+            f"{flag}: {url!r} is not a URL; give the server's query API, e.g. {DEFAULT_API}"
+        )
+
+
 def _missing_action(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return EXIT_USAGE
@@ -622,6 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from spanstore.base import StoreError
 
     try:
+        _check_api_url(args)
         return func(args)
     except UsageError as exc:
         fail(str(exc), EXIT_USAGE)

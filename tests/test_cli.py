@@ -214,3 +214,28 @@ def test_a_port_in_use_is_one_line_naming_the_listener(
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("seqtrace: error: ")
     assert f"{listener}: cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr
     assert flag in out.stderr
+
+
+@pytest.mark.parametrize("command", [["stats"], ["load", "x.json"], ["ui", "--ui-port", "0"]])
+def test_an_api_that_is_not_a_url_is_named(command: list[str]) -> None:
+    out = run(*command, "--api", "localhost:4319")
+    assert out.returncode == 2
+    assert out.stderr == (
+        "seqtrace: error: --api: 'localhost:4319' is not a URL; give the server's query API, "
+        "e.g. http://127.0.0.1:4319\n"
+    )
+
+
+def test_diagram_entity_and_trace_together_is_a_usage_error(sample_db: Path) -> None:
+    out = run("diagram", "--db", str(sample_db), "--entity", "order.id=ORD-1002", "--trace", "ab")
+    assert out.returncode == 2 and "not both" in out.stderr
+
+
+def test_failures_on_an_empty_database_covers_the_last_day(tmp_path: Path) -> None:
+    from spanstore.duckdb_store import DuckDBStore
+
+    db = tmp_path / "empty.duckdb"
+    DuckDBStore(db).close()
+    report = json.loads(run("failures", "--db", str(db), "--json").stdout)
+    assert report["to_unix_nano"] > 1_700_000_000 * 10**9  # now, not 1970
+    assert report["to_unix_nano"] - report["from_unix_nano"] == 86400 * 10**9

@@ -63,7 +63,7 @@ def default_range(
         assert isinstance(source, Source)
         newest = source.stats().get("last_unix_nano")
     if end is None:
-        end = (int(newest) + 1) if newest is not None else 0
+        end = (int(newest) + 1) if newest is not None else time.time_ns()  # empty: up to now
         if start is not None and start >= end:  # --from after the newest span: up to now
             end = max(start + 1, time.time_ns())
     if start is None:
