@@ -640,6 +640,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         fail(str(exc), EXIT_USAGE)
     except SourceError as exc:
+        if exc.status == 401:
+            fail(f"{exc}; give --read-token TOKEN (env SEQTRACE_READ_TOKEN)", EXIT_USAGE)
         fail(str(exc), EXIT_INTERNAL if exc.status == 500 else EXIT_USAGE)
     except StoreError as exc:
         fail(str(exc), EXIT_USAGE)

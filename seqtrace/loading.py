@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -56,7 +57,7 @@ def _post(api: str, token: str | None, request: ExportTraceServiceRequest) -> tu
                 answer = ExportTraceServiceResponse.FromString(response.read())
             break
         except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode("utf-8", "replace")
+            detail = _error_detail(exc)
             if exc.code in _RETRYABLE and attempt < MAX_RETRIES:
                 time.sleep(_retry_after(exc.headers.get("Retry-After"), attempt))
                 continue
@@ -75,6 +76,23 @@ def _post(api: str, token: str | None, request: ExportTraceServiceRequest) -> tu
             raise UsageError(f"cannot reach the server at {api}: {reason}") from None
     partial = answer.partial_success
     return partial.rejected_spans, partial.error_message
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    """The message of an OTLP/HTTP error answer: a protobuf google.rpc.Status for our
+    protobuf request (its bytes read as text show a stray length byte), else the text."""
+    from google.protobuf.message import DecodeError
+    from google.rpc import status_pb2
+
+    body = exc.read()
+    content_type = exc.headers.get("Content-Type", "") if exc.headers else ""
+    detail = body[:300].decode("utf-8", "replace")
+    if "protobuf" in content_type:
+        with contextlib.suppress(DecodeError):
+            detail = status_pb2.Status.FromString(body).message or detail
+    if exc.code == 401:
+        detail += "; give --ingest-token TOKEN (env SEQTRACE_INGEST_TOKEN)"
+    return detail
 
 
 def _retry_after(header: object, attempt: int) -> float:

@@ -239,3 +239,22 @@ def test_failures_on_an_empty_database_covers_the_last_day(tmp_path: Path) -> No
     report = json.loads(run("failures", "--db", str(db), "--json").stdout)
     assert report["to_unix_nano"] > 1_700_000_000 * 10**9  # now, not 1970
     assert report["to_unix_nano"] - report["from_unix_nano"] == 86400 * 10**9
+
+
+def test_missing_tokens_say_which_flag_to_give(tmp_path: Path) -> None:
+    """The 401 of `load` was a protobuf Status read as text (a stray length byte)."""
+    from tests.conftest import start_server
+
+    srv = start_server(
+        tmp_path / "guarded.duckdb", "--ingest-token", "in-1", "--read-token", "rd-1"
+    )
+    try:
+        load = run("load", "--api", srv.api, str(sample_files()[0]))
+        assert load.returncode == 2 and load.stderr.count("\n") == 1
+        assert "refused the spans (401): missing or wrong ingest token" in load.stderr
+        assert "--ingest-token TOKEN" in load.stderr
+        stats = run("stats", "--api", srv.api)
+        assert stats.returncode == 2 and "--read-token TOKEN" in stats.stderr
+        assert run("stats", "--api", srv.api, "--read-token", "rd-1").returncode == 0
+    finally:
+        assert srv.stop() == 0
