@@ -152,6 +152,22 @@ def _windows(times: list[int], reach: int) -> list[tuple[int, int]]:
     return windows
 
 
+def no_entity_spans(key: str, value: str, start: int | None, end: int | None) -> SourceError:
+    """404 for an entity without spans, naming the time range when one was given (the
+    entity may well have spans outside it)."""
+    from analyzer.timeparse import format_unix_nano
+
+    where = ""
+    if start is not None and end is not None:
+        where = f" between {format_unix_nano(start)} and {format_unix_nano(end)}"
+    elif start is not None:
+        where = f" from {format_unix_nano(start)} on"
+    elif end is not None:
+        where = f" before {format_unix_nano(end)}"
+    hint = "; widen or drop --from/--to" if where else ""
+    return SourceError(f"no spans carry {key}={value}{where}{hint}", status=404)
+
+
 def _valid_trace_id(trace_id: str) -> str:
     text = trace_id.strip().lower()
     if len(text) < 32:
@@ -242,7 +258,7 @@ class LocalSource:
         key, value = parse_entity(entity)
         trace_ids = self.reader.entity_trace_ids(key, value, start, end)
         if not trace_ids:
-            raise SourceError(f"no spans carry {key}={value}", status=404)
+            raise no_entity_spans(key, value, start, end)
         limit = self.max_diagram_traces
         if limit is not None and len(trace_ids) > limit:
             raise SourceError(

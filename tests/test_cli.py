@@ -258,3 +258,15 @@ def test_missing_tokens_say_which_flag_to_give(tmp_path: Path) -> None:
         assert run("stats", "--api", srv.api, "--read-token", "rd-1").returncode == 0
     finally:
         assert srv.stop() == 0
+
+
+def test_an_entity_outside_the_range_names_the_range(sample_db: Path) -> None:
+    """It has spans, just not in --from/--to: "no spans carry" alone sent users astray."""
+    out = run(
+        "diagram", "--db", str(sample_db), "--entity", "order.id=ORD-1002", "--to", "2020-01-01"
+    )
+    assert out.returncode == 2
+    assert "no spans carry order.id=ORD-1002 before 2020-01-01T00:00:00.000Z" in out.stderr
+    assert "--from/--to" in out.stderr
+    out = run("diagram", "--db", str(sample_db), "--entity", "order.id=NOPE")
+    assert out.stderr == "seqtrace: error: no spans carry order.id=NOPE\n"

@@ -20,7 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from analyzer.source import DEFAULT_RANGE_NS, LocalSource, Source, SourceError, parse_entity
+from analyzer.source import (
+    DEFAULT_RANGE_NS,
+    LocalSource,
+    Source,
+    SourceError,
+    no_entity_spans,
+    parse_entity,
+)
 from spanstore.base import SpanReader
 from spanstore.model import Span
 
@@ -84,7 +91,7 @@ def entity_diagram(
         return result
     trace_ids = reader.entity_trace_ids(key, value, start, end)
     if not trace_ids:
-        raise SourceError(f"no spans carry {key}={value}", status=404)
+        raise no_entity_spans(key, value, start, end)
     linked = reader.linked_trace_ids(trace_ids)
     return _diagram(reader.spans([*trace_ids, *linked]), key, value)
 
