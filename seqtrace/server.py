@@ -124,6 +124,17 @@ def _start_ui(
 ) -> tuple[subprocess.Popen[bytes], str]:
     if port == 0:
         port = _free_port(host)
+    else:  # Streamlit's own failure is a log line; say which port and what to do
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((host, port))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen: ui: cannot listen on {host}:{port}: "
+                f"{exc.strerror or exc}; stop what holds that port, or pick another with "
+                "--ui-port (0 picks a free one)"
+            ) from None
     app = resources.files("ui") / "app.py"
     env = {**os.environ, **env_extra}
     command = [

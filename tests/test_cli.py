@@ -270,3 +270,16 @@ def test_an_entity_outside_the_range_names_the_range(sample_db: Path) -> None:
     assert "--from/--to" in out.stderr
     out = run("diagram", "--db", str(sample_db), "--entity", "order.id=NOPE")
     assert out.stderr == "seqtrace: error: no spans carry order.id=NOPE\n"
+
+
+def test_a_ui_port_in_use_is_one_line(sample_db: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = run("ui", "--db", str(sample_db), "--ui-port", str(port))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert f"ui: cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr
+    assert "--ui-port" in out.stderr
