@@ -57,6 +57,7 @@ class FileConfig:
     query_timeout_seconds: float | None = None
     max_diagram_traces: int | None = None
     db_memory_mib: int | None = None
+    db_checkpoint_mib: int | None = None
     limits: Limits = field(default_factory=Limits)
     rules: tuple[RedactionRule, ...] = ()
     hash_key: bytes = b""
@@ -219,6 +220,7 @@ _SECTIONS: Final[dict[str, dict[str, Parser]]] = {
         "query_timeout": _positive_seconds,
         "max_diagram_traces": _positive_int,
         "db_memory_mib": _positive_int,
+        "db_checkpoint_mib": _positive_int,
     },
     "redaction": {"hash_key": _secret, "hash_key_file": _readable_file, "rules": lambda v: v},
     "retention": {
@@ -343,7 +345,7 @@ def _apply_section(
             values["write_timeout_seconds"] = parsed["write_timeout"]
         if "query_timeout" in parsed:
             values["query_timeout_seconds"] = parsed["query_timeout"]
-        for name in ("max_diagram_traces", "db_memory_mib"):
+        for name in ("max_diagram_traces", "db_memory_mib", "db_checkpoint_mib"):
             if name in parsed:
                 values[name] = parsed[name]
         if parsed.get("max_grpc_message_mib", 0) >= 2048:

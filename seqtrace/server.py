@@ -294,7 +294,7 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     from seqtrace.api import ApiServer
     from spanstore.base import StoreError
     from spanstore.budget import MemoryBudget
-    from spanstore.duckdb_store import DuckDBStore
+    from spanstore.duckdb_store import CHECKPOINT_THRESHOLD, DuckDBStore
 
     settings = resolve_settings(args)
     _setup_logging()
@@ -329,6 +329,11 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     duckdb_options: dict[str, Any] = {
         "max_queue_bytes": budget_bytes,
         "memory_limit": f"{settings.config.db_memory_mib or DEFAULT_DB_MEMORY_MIB}MB",
+        "checkpoint_threshold": (
+            f"{settings.config.db_checkpoint_mib}MB"
+            if settings.config.db_checkpoint_mib
+            else CHECKPOINT_THRESHOLD
+        ),
     }
     common: dict[str, Any] = {
         "entity_keys": settings.entity_keys,

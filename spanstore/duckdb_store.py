@@ -145,6 +145,7 @@ class DuckDBStore:
         read_only: bool = False,
         entity_keys: Iterable[str] = (),
         memory_limit: str = "1GB",
+        checkpoint_threshold: str = CHECKPOINT_THRESHOLD,
         threads: int = 2,
         max_queued_spans: int = 200_000,
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
@@ -168,8 +169,9 @@ class DuckDBStore:
             # passes this size, inside a commit. At its 16 MB default that is ~40k spans,
             # a third of a row group, and each checkpoint rewrites the row group it
             # appended to: measured 22 us and 228 B per span; at 64 MB, 14 us and 155 B
-            # (docs/performance.md).
-            "checkpoint_threshold": CHECKPOINT_THRESHOLD,
+            # (docs/performance.md). The price is memory: DuckDB holds what is not yet
+            # checkpointed uncompressed, ~290 MiB at 64 MB of WAL (limits.db_checkpoint_mib).
+            "checkpoint_threshold": checkpoint_threshold,
         }
         if read_only and not os.path.exists(self.path):
             raise StoreUnavailable(f"no database file at {self.path}")

@@ -43,6 +43,7 @@ limits:
   query_timeout: 15s
   max_diagram_traces: 200
   db_memory_mib: 256
+  db_checkpoint_mib: 16
 redaction:
   hash_key: {HASH_KEY}
   rules:
@@ -76,6 +77,7 @@ def test_a_full_file_loads(tmp_path: Path) -> None:
     assert (config.max_queue_mib, config.max_http_body_mib) == (32, 8)
     assert config.limits.max_attributes == 50 and config.limits.max_depth == 4
     assert config.query_timeout_seconds == 15.0 and config.db_memory_mib == 256
+    assert config.db_checkpoint_mib == 16
     assert [r.name for r in config.rules] == ["emails", "*.card_number", "secrets"]
     assert config.rules[1].keep_last == 4 and config.hash_key == HASH_KEY.encode()
     assert config.retention.max_age_seconds == 7 * 86400

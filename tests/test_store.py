@@ -284,3 +284,23 @@ def test_seen_filter_has_no_false_negatives_and_few_false_positives() -> None:
     seen2.add(key_hashes(made[::2]))
     assert seen2.maybe_seen(key_hashes(made[::2])).all()
     assert seen2.maybe_seen(key_hashes(made[1::2])).mean() < 0.001
+
+
+def test_checkpoint_threshold_reaches_duckdb(tmp_path: Path) -> None:
+    """limits.db_checkpoint_mib trades memory for ingest speed; the store must pass it on."""
+    from spanstore.duckdb_store import CHECKPOINT_THRESHOLD
+
+    def setting(store: DuckDBStore) -> str:
+        con = store._db.cursor()
+        try:
+            return str(
+                con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
+            )
+        finally:
+            con.close()
+
+    assert CHECKPOINT_THRESHOLD == "64MB"
+    with DuckDBStore(tmp_path / "a.duckdb") as store:
+        assert setting(store) == "61.0 MiB"  # DuckDB shows 64 MB (10^6) in MiB
+    with DuckDBStore(tmp_path / "b.duckdb", checkpoint_threshold="16MB") as store:
+        assert setting(store) == "15.2 MiB"
