@@ -138,7 +138,7 @@ def load_files(args: argparse.Namespace) -> int:
     api = args.api or os.environ.get("SEQTRACE_API")
     if api is None and choice is None and _server_running(DEFAULT_API):
         api = DEFAULT_API
-    sent = rejected = 0
+    sent = rejected = duplicates = 0
     if api:
         for path, request in requests:
             n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
@@ -170,6 +170,7 @@ def load_files(args: argparse.Namespace) -> int:
             for path, request in requests:
                 result = store.write(request)
                 sent += result.accepted + result.duplicates
+                duplicates += result.duplicates
                 rejected += result.rejected
                 if result.rejected:
                     print(
@@ -180,7 +181,8 @@ def load_files(args: argparse.Namespace) -> int:
         finally:
             store.close()
         where = choice.describe()
-    print(f"seqtrace: loaded {sent} spans from {len(args.files)} file(s) into {where}")
+    already = f" ({duplicates} of them already stored)" if duplicates else ""
+    print(f"seqtrace: loaded {sent} spans from {len(args.files)} file(s) into {where}{already}")
     if rejected:
         print(f"seqtrace: {rejected} span(s) were rejected", file=sys.stderr)
     return EXIT_OK

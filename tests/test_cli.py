@@ -100,8 +100,9 @@ def test_load_then_stats_and_entities(tmp_path: Path) -> None:
         by_value["ORD-1001"]["last_unix_nano"] - by_value["ORD-1001"]["first_unix_nano"]
         > 2 * 86400e9 - 3600e9
     )
-    # loading the same files again stores nothing twice
-    run("load", "--db", str(db), *map(str, sample_files()))
+    # loading the same files again stores nothing twice, and says so
+    again = run("load", "--db", str(db), *map(str, sample_files()))
+    assert "(500 of them already stored)" in again.stdout, again.stdout
     assert json.loads(run("stats", "--db", str(db), "--json").stdout)["spans"] == 500
     human = run("stats", "--db", str(db))
     assert human.returncode == 0 and "spans     500" in human.stdout
