@@ -167,6 +167,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_entities(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
+    if args.key is not None and not args.key.strip():
+        raise UsageError(
+            "--key: give an attribute key such as order.id (`seqtrace entities` lists them)"
+        )
     result = open_source(args).entities(args.key, args.limit)
     if args.json:
         _print_json(result)

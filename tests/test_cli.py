@@ -71,6 +71,7 @@ def test_no_server_no_file_names_both(tmp_path: Path) -> None:
         (["diagram"], "--entity KEY=VALUE or --trace ID"),
         (["diagram", "--entity", "order.id"], "KEY=VALUE"),
         (["failures", "--from", "yesterday"], "--from"),
+        (["entities", "--key", ""], "--key: give an attribute key"),
         (["load", "/nonexistent/file.json"], "/nonexistent/file.json"),
     ],
 )
