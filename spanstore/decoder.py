@@ -116,7 +116,10 @@ def _worker_main(
 ) -> None:
     """A worker: say ready, then answer each request on ``conn`` until an empty one."""
     _init_worker(entity_keys, policy)
-    conn.send(_READY)
+    try:
+        conn.send(_READY)
+    except (EOFError, OSError):
+        return  # the server stopped while this worker started
     while True:
         try:
             data = conn.recv_bytes()
@@ -139,6 +142,26 @@ def _worker_main(
 _READY: Final = "ready"
 #: Seconds to wait for a worker's answer when the caller sets no bound.
 _ANSWER_TIMEOUT: Final = 120.0
+
+
+def _start_forkserver_deaf_to_ctrl_c() -> None:
+    """Start the fork server with SIGINT ignored, which it inherits.
+
+    The fork server imports its preload (pyarrow, numpy: about a second) before it starts
+    ignoring SIGINT itself, and Ctrl-C reaches the whole process group: a Ctrl-C while
+    ``seqtrace serve`` starts printed a KeyboardInterrupt traceback from it. Only the
+    launch (milliseconds) runs with SIGINT ignored here; the server stops on Ctrl-C as
+    before. Signals can only be changed from the main thread; elsewhere, start as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    from multiprocessing import forkserver
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _Worker:
@@ -189,6 +212,7 @@ class DecoderPool:
         self._context = multiprocessing.get_context(_START_METHOD)
         if _START_METHOD == "forkserver":
             self._context.set_forkserver_preload(["spanstore.decoder"])
+            _start_forkserver_deaf_to_ctrl_c()
         self._entity_keys = entity_keys
         self._policy = policy
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()

@@ -292,3 +292,31 @@ def test_a_decoder_worker_killed_mid_service_costs_one_retryable_request(tmp_pat
         assert fresh is not victim and fresh.process.is_alive()
         assert store.write(make_request(spans=3, first=10)).accepted == 3
         assert store.stats().spans == 6
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.7, 1.0, 1.3, 1.7])
+def test_ctrl_c_while_serve_starts_prints_no_traceback(tmp_path: Path, delay: float) -> None:
+    """Ctrl-C reaches the whole process group, the fork server and the decoder processes
+    included, at whatever point of the start it comes: no child may print a traceback."""
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "seqtrace.cli", "serve", "--db", str(tmp_path / "c.duckdb")),
+            *("--grpc-port", "0", "--http-port", "0", "--api-port", "0"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(0.5)  # let orphaned children (if any) write what they would
+    assert "Traceback" not in out, out
+    assert proc.returncode in (0, 130), out
