@@ -340,8 +340,10 @@ class LocalSource:
         except SloSpecError as exc:
             raise SourceError(str(exc), status=400) from None
         if at is None:
+            # SPEC: the newest stored span's time (its end); events are (at - window, at].
+            # An empty store: now, so the report is not dated 1970.
             newest = self.reader.last_unix_nano()
-            at = (newest + 1) if newest is not None else 0
+            at = newest if newest is not None else time.time_ns()
         # The rows reach back far enough for the longest window and the 3d burn rate, and
         # hold only the SLOs' candidate events plus, narrow, the traces where they meet an
         # error; entities are looked up for the traces with bad events only.
