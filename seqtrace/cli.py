@@ -635,8 +635,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return EXIT_USAGE
-    from analyzer.source import SourceError
-    from spanstore.base import StoreError
+    try:
+        from analyzer.source import SourceError
+        from spanstore.base import StoreError
+    except KeyboardInterrupt:  # Ctrl-C while the libraries load
+        return EXIT_INTERRUPTED
 
     try:
         _check_api_url(args)
@@ -652,11 +655,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # validation errors from the analyzer (SLO spec, ...)
         fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
+        if _interrupted_query(exc):
+            return EXIT_INTERRUPTED
         internal_error(exc)
+
+
+#: What a shell reports for a process stopped by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted_query(exc: Exception) -> bool:
+    """DuckDB turns a Ctrl-C during a query into ``RuntimeError("Query interrupted")``
+    (its own SIGINT handler, installed while a query runs), not KeyboardInterrupt."""
+    return type(exc) is RuntimeError and str(exc) == "Query interrupted"
 
 
 if __name__ == "__main__":

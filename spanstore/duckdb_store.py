@@ -224,8 +224,8 @@ class DuckDBStore:
             if "lock" in text.lower():
                 raise StoreUnavailable(
                     f"{self.path} is held by another process (a running `seqtrace serve`?); "
-                    "go through that server (--api URL: reads, and `seqtrace load`) or stop "
-                    "it first"
+                    "go through that server's query API (--api URL: reads, and `seqtrace "
+                    "load`) or stop it first"
                 ) from None
             raise StoreUnavailable(f"cannot open {self.path}: {text.splitlines()[0]}") from None
         except duckdb.Error as exc:

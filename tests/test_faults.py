@@ -309,6 +309,9 @@ def test_ctrl_c_while_serve_starts_prints_no_traceback(tmp_path: Path, delay: fl
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # A shell without job control starts background commands with SIGINT ignored,
+        # and Python keeps an inherited "ignore": give the server a terminal's default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(delay)
     os.killpg(proc.pid, signal.SIGINT)
