@@ -3,9 +3,9 @@
 :func:`synthetic_frame` builds a frame of N traces of 10 spans (two services behind a
 frontend, a retried database read, a cache call, a publish), with a share of traces
 failing in three ways: a retried read, a degraded cache call, a hard failure up to the
-root. It needs nothing but polars, so it doubles as a benchmark helper::
+root. It needs nothing but polars; ``bench/bench_failures.py`` times the report on it::
 
-    .venv/bin/python -c "from tests.test_failures_perf import bench; bench()"
+    .venv/bin/python bench/bench_failures.py
 
 Measured on the development container (2 vCPUs, load average 5 to 9 from other jobs),
 500k spans / 50k traces, median of 3: 0.08-0.13 s with 2% of traces failing, 0.4-0.6 s
@@ -13,8 +13,6 @@ with 30%, 1.7-2.1 s with every trace failing; the budget is 2 s.
 """
 
 from __future__ import annotations
-
-import time
 
 import polars as pl
 import pytest
@@ -84,24 +82,6 @@ def synthetic_frame(traces: int = 50_000, error_share: float = 0.02) -> pl.DataF
     )
 
 
-def timed_report(frame: pl.DataFrame, runs: int = 3) -> tuple[float, dict[str, object]]:
-    """Median wall time of :func:`failure_report` over the whole frame, and the report."""
-    times = []
-    report: dict[str, object] = {}
-    for _ in range(runs):
-        began = time.perf_counter()
-        report = failure_report(frame, {}, T0, T0 + HOUR_NS)
-        times.append(time.perf_counter() - began)
-    return sorted(times)[len(times) // 2], report
-
-
-def bench() -> None:
-    for share in (0.02, 0.3, 1.0):
-        frame = synthetic_frame(error_share=share)
-        seconds, report = timed_report(frame)
-        print(f"{frame.height} spans, {share:.0%} failing: {seconds:.3f}s {report['summary']}")
-
-
 def test_synthetic_frame_is_classified_as_built() -> None:
     frame = synthetic_frame(traces=3_000, error_share=0.3)
     report = failure_report(frame, {}, T0, T0 + HOUR_NS)
@@ -119,9 +99,13 @@ def test_synthetic_frame_is_classified_as_built() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("share", [0.02, 0.3])
-def test_half_a_million_spans_under_two_seconds(share: float) -> None:
+def test_half_a_million_spans_are_all_classified(share: float) -> None:
+    """The size the speed is measured at (bench/bench_failures.py): every trace is in the
+    report, and the counts follow the failing share the frame was built with."""
     frame = synthetic_frame(traces=50_000, error_share=share)
     assert frame.height == 500_000
-    seconds, report = timed_report(frame)
-    assert report["summary"]["traces"] == 50_000  # type: ignore[index]
-    assert seconds < 2.0, f"{seconds:.2f}s"
+    report = failure_report(frame, {}, T0, T0 + HOUR_NS)
+    summary = report["summary"]
+    assert summary["traces"] == 50_000
+    failing = summary["partial"] + summary["failed"]
+    assert abs(failing - share * 50_000) < 0.01 * 50_000
