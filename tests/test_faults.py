@@ -322,4 +322,6 @@ def test_ctrl_c_while_serve_starts_prints_no_traceback(tmp_path: Path, delay: fl
             os.killpg(proc.pid, signal.SIGKILL)
     time.sleep(0.5)  # let orphaned children (if any) write what they would
     assert "Traceback" not in out, out
-    assert proc.returncode in (0, 130), out
+    # 130: seqtrace saw the interrupt; -SIGINT: Python ended itself by SIGINT, as it does
+    # for an interrupt it was not in a position to report (a shell shows both as 130).
+    assert proc.returncode in (0, 130, -signal.SIGINT), out
