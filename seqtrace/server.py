@@ -502,6 +502,20 @@ def _api_answers(url: str, token: str | None) -> bool:
     return True
 
 
+def _check_readable(db: str) -> None:
+    """Fail now, in one line, when the UI could not open the file (a server holds it),
+    rather than start a UI whose every page shows the error."""
+    from analyzer.source import SourceError, open_database
+
+    try:
+        source = open_database(db)
+    except SourceError as exc:
+        raise UsageError(str(exc)) from None
+    close = getattr(getattr(source, "reader", None), "close", None)
+    if close is not None:
+        close()
+
+
 def run_ui_only(args: argparse.Namespace) -> int:
     from seqtrace.stores import chosen_store, parsed_url
 
@@ -530,6 +544,7 @@ def run_ui_only(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{tried} and no database file at {db}; use --api URL, --store URL or --db PATH"
             )
+        _check_readable(db)
         env["SEQTRACE_DB"] = os.path.abspath(db)
     if token:
         env["SEQTRACE_READ_TOKEN"] = token

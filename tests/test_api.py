@@ -116,6 +116,15 @@ def test_cli_reads_through_a_running_server_while_it_holds_the_file(tmp_path: Pa
             [*SEQTRACE, "stats", "--db", str(db)], capture_output=True, text=True
         )
         assert direct.returncode == 2 and "query API" in direct.stderr
+        # so does the UI, at once, instead of starting pages that can only show the error
+        ui = subprocess.run(
+            [*SEQTRACE, "ui", "--db", str(db), "--ui-port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ui.returncode == 2 and "query API" in ui.stderr, ui.stderr
+        assert len(ui.stderr.strip().splitlines()) == 1
     finally:
         srv.stop()
 
