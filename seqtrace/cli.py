@@ -26,9 +26,8 @@ from seqtrace.errors import (
     fail,
     internal_error,
 )
+from seqtrace.stores import DEFAULT_API, DEFAULT_DB
 
-DEFAULT_DB = "seqtrace.duckdb"
-DEFAULT_API = "http://127.0.0.1:4319"
 _STORE_URLS = (
     "a DuckDB path or duckdb://PATH, chdb://DIR?database=NAME, "
     "clickhouse://USER@HOST:8123/DATABASE (password from env SEQTRACE_CLICKHOUSE_PASSWORD); "
@@ -74,21 +73,11 @@ def _print_json(payload: Any) -> None:
     print(json.dumps(payload, indent=2, ensure_ascii=False))
 
 
-def _api_alive(url: str, token: str | None) -> bool:
-    from analyzer.source import HttpSource, SourceError
-
-    try:
-        HttpSource(url, token, timeout=1.5).healthz()
-    except SourceError:
-        return False
-    return True
-
-
 def open_source(args: argparse.Namespace) -> Any:
     """The read side per SPEC "Data location": --api, else --store, else --db, else the
     default API if a server answers there, else ./seqtrace.duckdb read-only."""
     from analyzer.source import HttpSource, SourceError, open_database
-    from seqtrace.stores import StoreChoice, chosen_store
+    from seqtrace.stores import StoreChoice, api_answers, chosen_store
 
     token = getattr(args, "read_token", None) or _env("SEQTRACE_READ_TOKEN")
     choice = chosen_store(args)  # first: --store with --db is an error whatever else is set
@@ -97,7 +86,7 @@ def open_source(args: argparse.Namespace) -> Any:
         return HttpSource(api, token)
     tried = []
     if choice is None:
-        if _api_alive(DEFAULT_API, token):
+        if api_answers(DEFAULT_API, token):
             return HttpSource(DEFAULT_API, token)
         tried.append(f"the query API at {DEFAULT_API} (no answer)")
         choice = StoreChoice(DEFAULT_DB, "--db")

@@ -18,11 +18,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from seqtrace.errors import EXIT_OK, UsageError
+from seqtrace.stores import DEFAULT_API
 
 if TYPE_CHECKING:
     from spanstore.urls import StoreURL
 
-DEFAULT_API = "http://127.0.0.1:4319"
 #: Requests larger than this are split by resource so no request nears the 20 MiB limit.
 MAX_REQUEST_BYTES = 8 << 20
 #: A busy server answers 503/429 + Retry-After (backpressure): wait and send again, up to

@@ -28,9 +28,8 @@ from typing import Any
 
 from seqtrace import __version__
 from seqtrace.errors import EXIT_OK, UsageError
+from seqtrace.stores import DEFAULT_API, DEFAULT_DB, api_answers
 
-DEFAULT_DB = "seqtrace.duckdb"
-DEFAULT_API = "http://127.0.0.1:4319"
 MIB = 1024 * 1024
 DEFAULT_MAX_QUEUE_MIB = 64
 DEFAULT_QUERY_TIMEOUT = 30.0
@@ -492,16 +491,6 @@ def _open_url_store(url: str, duckdb_options: dict[str, Any], common: dict[str, 
     return open_store_url(parsed, **options)
 
 
-def _api_answers(url: str, token: str | None) -> bool:
-    from analyzer.source import HttpSource, SourceError
-
-    try:
-        HttpSource(url, token, timeout=1.5).healthz()
-    except SourceError:
-        return False
-    return True
-
-
 def _check_readable(db: str) -> None:
     """Fail now, in one line, when the UI could not open the file (a server holds it),
     rather than start a UI whose every page shows the error."""
@@ -525,7 +514,7 @@ def run_ui_only(args: argparse.Namespace) -> int:
     # that it reads from exactly the source chosen here (ui/data.py: API, store, file).
     env: dict[str, str] = {"SEQTRACE_STORE": "", "SEQTRACE_DB": ""}
     token = args.read_token or os.environ.get("SEQTRACE_READ_TOKEN")
-    if not api and choice is None and _api_answers(DEFAULT_API, token):
+    if not api and choice is None and api_answers(DEFAULT_API, token):
         api = DEFAULT_API  # docs/cli.md "Where the data comes from": step 4, as the CLI does
     if api:
         env["SEQTRACE_API"] = api

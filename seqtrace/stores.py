@@ -20,10 +20,32 @@ from seqtrace.errors import UsageError
 if TYPE_CHECKING:
     from spanstore.urls import StoreURL
 
-__all__ = ["STORE_ENV", "StoreChoice", "chosen_store", "parsed_url"]
+__all__ = [
+    "DEFAULT_API",
+    "DEFAULT_DB",
+    "STORE_ENV",
+    "StoreChoice",
+    "api_answers",
+    "chosen_store",
+    "parsed_url",
+]
 
 STORE_ENV = "SEQTRACE_STORE"
 DB_ENV = "SEQTRACE_DB"
+#: Where the data is when nothing is named (SPEC "Data location").
+DEFAULT_DB = "seqtrace.duckdb"
+DEFAULT_API = "http://127.0.0.1:4319"
+
+
+def api_answers(url: str, token: str | None) -> bool:
+    """Whether a seqtrace query API answers its health check at ``url`` (1.5 s)."""
+    from analyzer.source import HttpSource, SourceError
+
+    try:
+        HttpSource(url, token, timeout=1.5).healthz()
+    except SourceError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
