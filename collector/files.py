@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import json
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -295,7 +296,14 @@ def _set_value(value: AnyValue, kind: Any, raw: Any) -> None:
             return
     except (ValueError, TypeError, OverflowError, binascii.Error):
         pass
-    value.string_value = raw if isinstance(raw, str) else orjson.dumps(raw).decode()
+    value.string_value = raw if isinstance(raw, str) else _json_text(raw)
+
+
+def _json_text(raw: Any) -> str:
+    try:
+        return orjson.dumps(raw).decode()
+    except TypeError:  # orjson refuses integers past 64 bits; the standard library does not
+        return json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
 
 
 def _hex_id(raw: Any, size: int, at: str) -> bytes:

@@ -463,3 +463,33 @@ def test_batched_merges_small_requests_and_keeps_every_span(tmp_path: Path) -> N
         for batch in batches:
             store.write(batch, 10)
         assert store.stats().spans == 41
+
+
+def test_a_tag_integer_past_64_bits_is_kept_as_text() -> None:
+    """Found by the property above: orjson refuses such integers; the value must survive."""
+    big = 2**70
+    doc = {
+        "data": [
+            {
+                "traceID": "abc123def4567890",
+                "spans": [
+                    {
+                        "traceID": "abc123def4567890",
+                        "spanID": "1",
+                        "operationName": "op",
+                        "startTime": 1,
+                        "duration": 1,
+                        "processID": "p1",
+                        "tags": [{"key": "n", "type": "int64", "value": big}],
+                    }
+                ],
+                "processes": {"p1": {"serviceName": "svc", "tags": [{"key": "m", "value": [big]}]}},
+            }
+        ]
+    }
+    (request,) = requests_from_json(doc)
+    resource_spans = request.resource_spans[0]
+    resource_tags = {kv.key: kv.value for kv in resource_spans.resource.attributes}
+    span_tags = {kv.key: kv.value for kv in resource_spans.scope_spans[0].spans[0].attributes}
+    assert span_tags["n"].string_value == str(big)
+    assert resource_tags["m"].string_value == f"[{big}]"
