@@ -610,6 +610,22 @@ def _clamp(value: int) -> int:
     return max(0, min(_INT64_MAX, value))
 
 
+def _slo_params(
+    start: int, end: int, services: Sequence[str], operations: Sequence[str], floor: int
+) -> dict[str, Any]:
+    """An SLO query's parameters: the range, and the span range an hour wider on each side
+    (whole traces), bounded to [floor, int64 max]: seqtrace's tables hold signed
+    nanoseconds, the exporter's DateTime64 none before 1970."""
+    return {
+        "start": start,
+        "end": end,
+        "lo": max(floor, start - _HOUR_NS),
+        "hi": max(floor, min(_INT64_MAX, end + _HOUR_NS)),
+        "services": list(services),
+        "operations": list(operations),
+    }
+
+
 def _frame(table: pa.Table, schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
     table = decode_strings(table)
     if schema is not None:
@@ -791,14 +807,7 @@ class _SeqtraceReader:
     ) -> pl.DataFrame:
         if not services or not operations:
             return pl.DataFrame(schema=FRAME_SCHEMA)
-        params = {
-            "start": start_unix_nano,
-            "end": end_unix_nano,
-            "lo": max(-_INT64_MAX, start_unix_nano - _HOUR_NS),
-            "hi": min(_INT64_MAX, end_unix_nano + _HOUR_NS),
-            "services": list(services),
-            "operations": list(operations),
-        }
+        params = _slo_params(start_unix_nano, end_unix_nano, services, operations, -_INT64_MAX)
         events = self.db.text("slo_events", params)
         return _frame(self.db.table("slo_frame", params, {"events": events}), FRAME_SCHEMA)
 
@@ -811,14 +820,7 @@ class _SeqtraceReader:
     ) -> pl.DataFrame:
         if not services or not operations:
             return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
-        params = {
-            "start": start_unix_nano,
-            "end": end_unix_nano,
-            "lo": max(-_INT64_MAX, start_unix_nano - _HOUR_NS),
-            "hi": min(_INT64_MAX, end_unix_nano + _HOUR_NS),
-            "services": list(services),
-            "operations": list(operations),
-        }
+        params = _slo_params(start_unix_nano, end_unix_nano, services, operations, -_INT64_MAX)
         return _slo_spans_frame(self.db.table("slo_spans", params))
 
     def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
@@ -1219,14 +1221,7 @@ class _OtelReader:
             return pl.DataFrame(schema=FRAME_SCHEMA)
         table = self.db.table(
             "otel_slo_frame",
-            {
-                "start": start_unix_nano,
-                "end": end_unix_nano,
-                "lo": _clamp(start_unix_nano - _HOUR_NS),
-                "hi": _clamp(end_unix_nano + _HOUR_NS),
-                "services": list(services),
-                "operations": list(operations),
-            },
+            _slo_params(start_unix_nano, end_unix_nano, services, operations, 0),
         )
         return _frame(table, FRAME_SCHEMA)
 
@@ -1241,14 +1236,7 @@ class _OtelReader:
             return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
         table = self.db.table(
             "otel_slo_spans",
-            {
-                "start": start_unix_nano,
-                "end": end_unix_nano,
-                "lo": _clamp(start_unix_nano - _HOUR_NS),
-                "hi": _clamp(end_unix_nano + _HOUR_NS),
-                "services": list(services),
-                "operations": list(operations),
-            },
+            _slo_params(start_unix_nano, end_unix_nano, services, operations, 0),
         )
         return _slo_spans_frame(table)
 
