@@ -284,9 +284,11 @@ def _setup_logging() -> None:
 
 
 def run_server(args: argparse.Namespace, with_ui: bool) -> int:
+    from spanstore.malloc import release_memory_promptly
     from spanstore.nopandas import keep_pandas_out
 
     keep_pandas_out()  # before pyarrow converts anything: see spanstore/nopandas.py
+    release_memory_promptly()  # before the big buffers of ingest: see spanstore/malloc.py
     from analyzer.source import LocalSource
     from collector import Collector, ReceiverConfig
     from collector.grpc_receiver import format_address

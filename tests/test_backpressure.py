@@ -62,20 +62,37 @@ def test_budget_admits_one_oversized_charge_alone_and_refuses_when_full() -> Non
 
 
 class BlockedStore:
-    """The real store whose writer is held until ``go`` is set: requests pile up."""
+    """The real store, held until ``go`` is set, where a slow disk would hold it.
 
-    def __init__(self, store: DuckDBStore) -> None:
+    ``at="sync"``: the journal's fsync stalls, so writes stay in flight (a request is
+    acknowledged only once its record is on disk) and pile up in the receivers.
+    ``at="writer"``: DuckDB stalls, so acknowledged batches pile up in the store's queue
+    and hold its memory budget until DuckDB takes them."""
+
+    def __init__(self, store: DuckDBStore, at: str = "sync") -> None:
         self.store = store
         self.go = threading.Event()
         self.entered = threading.Event()
-        original = store._commit_group
+        if at == "sync":
+            journal = store._journal
+            assert journal is not None
+            original_sync = journal.sync
 
-        def held(con: Any, group: list[Any]) -> None:
-            self.entered.set()
-            self.go.wait(30)
-            original(con, group)
+            def held_sync(seq: int) -> None:
+                self.entered.set()
+                self.go.wait(30)
+                original_sync(seq)
 
-        store._commit_group = held  # type: ignore[method-assign]
+            journal.sync = held_sync  # type: ignore[method-assign]
+        else:
+            original_append = store._append
+
+            def held_append(con: Any, batch: Any) -> None:
+                self.entered.set()
+                self.go.wait(30)
+                original_append(con, batch)
+
+            store._append = held_append  # type: ignore[method-assign]
 
 
 def test_full_receivers_refuse_the_body_before_reading_it(store: DuckDBStore) -> None:
@@ -109,7 +126,7 @@ def test_full_receivers_refuse_the_body_before_reading_it(store: DuckDBStore) ->
 
 def test_full_store_queue_is_unavailable_with_retry_info_on_grpc(tmp_path: Path) -> None:
     with DuckDBStore(tmp_path / "q.duckdb", max_queue_bytes=1) as store:
-        blocked = BlockedStore(store)
+        blocked = BlockedStore(store, at="writer")
         with running_collector(store) as c:
             target = c.addresses["otlp-grpc"]
             thread = threading.Thread(

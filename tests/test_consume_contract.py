@@ -186,6 +186,7 @@ def test_accepted_plus_rejected_equals_sent_and_nothing_is_doubled(
 
     assert writer.injected["permanent"] and writer.injected["before"] and writer.injected["after"]
     assert len(outcome.accepted) + outcome.rejected == sent
+    store.flush()  # what was acknowledged is in the journal until the writer commits it
     con = store._db.cursor()
     rows = con.execute("SELECT trace_id || span_id FROM spans").fetchall()
     stored = [row[0] for row in rows]

@@ -170,12 +170,14 @@ def _write_sensitive(store: DuckDBStore, as_bytes: bool) -> None:
 
 
 def _file_bytes(folder: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
+    """Every file under ``folder``: the database, its WAL and the ingest journal."""
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
 
 
 def _every_stored_value(store: DuckDBStore) -> bytes:
     """Every table's content as DuckDB returns it (decompressed), as one blob."""
     parts = []
+    store.flush()
     for table in ("spans", "resources", "scopes", "span_entities", "span_links"):
         for row in store._db.cursor().execute(f"SELECT * FROM {table}").fetchall():
             parts.extend(v if isinstance(v, bytes) else str(v).encode() for v in row)

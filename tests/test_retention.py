@@ -31,6 +31,7 @@ def request_at(first: int, start_ns: int, spans: int = 500, pad: int = 0):  # ty
 
 
 def count(store: DuckDBStore, table: str) -> int:
+    store.flush()
     rows = store._db.cursor().execute(f"SELECT count(*) FROM {table}").fetchall()
     return int(rows[0][0])
 

@@ -1,0 +1,280 @@
+"""The ingest journal: an append-only, fsynced log of prepared batches.
+
+Why it exists: an export may be acknowledged only once its spans are safe on disk, and a
+DuckDB commit is a poor place to wait for that. Every commit that crosses the WAL
+threshold runs a checkpoint (0.3-0.8 s here) that blocks every other commit, and small
+transactions cost DuckDB 2.5x more per span than whole row groups, which it compresses
+and writes straight to the file (docs/performance.md, "Ingest through the journal").
+So the store appends each request's prepared batch to this journal, fsyncs (one fsync
+covers every record written before it: group commit), acknowledges, and its writer
+thread moves the batches into DuckDB in row-group-sized transactions in the background.
+Each of those transactions records the highest journal sequence number it holds in
+``seqtrace_meta`` (``journal_seq``), atomically with the rows; on open, records past it
+are replayed. Segments whose records are all in DuckDB are deleted.
+
+Layout: a directory ``<database>.journal/`` of segment files ``<first seq>.seg``. A
+record is a header (magic, payload length, sequence number, CRC-32 of the payload) and
+the payload. Replay stops at the first record that is short or fails its CRC: that one
+was being written when the process died and was never acknowledged.
+
+The journal stores bytes only; ``spanstore.duckdb_store`` decides what a payload is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+__all__ = ["Journal", "JournalError", "journal_dir"]
+
+_MAGIC: Final = 0x53514A31  # "SQJ1"
+_HEADER: Final = struct.Struct("<IIQI")
+#: A new segment starts once the current one is this large.
+SEGMENT_BYTES: Final = 64 * 1024 * 1024
+_SUFFIX: Final = ".seg"
+
+
+class JournalError(OSError):
+    """The journal could not be written (a full disk, for one): nothing was acknowledged."""
+
+
+def journal_dir(database: str | os.PathLike[str]) -> Path:
+    """Where the journal of ``database`` lives: beside it, named after it."""
+    return Path(f"{os.fspath(database)}.journal")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """Appends records, makes them durable in groups, replays them, drops loaded ones.
+
+    ``append`` is called with the store's ingest lock held (records are numbered in the
+    order they are queued for DuckDB); ``sync`` is called without it, by every writer
+    after its append, and one fsync serves all writers waiting at that moment.
+    """
+
+    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self._lock = threading.Lock()
+        self._synced_cond = threading.Condition(threading.Lock())
+        self._fd: int | None = None
+        self._segment_size = 0
+        #: (first seq, path) of every segment on disk, oldest first.
+        self._segments: list[tuple[int, Path]] = []
+        self._last_seq = 0
+        self._written_seq = 0
+        self._synced_seq = 0
+        self._syncing = False
+        self._bytes_on_disk = 0
+        self._scan_existing()
+
+    # ------------------------------------------------------------------ opening
+
+    def _scan_existing(self) -> None:
+        if not self.directory.exists():
+            return
+        for path in sorted(self.directory.glob(f"*{_SUFFIX}")):
+            try:
+                first = int(path.stem)
+            except ValueError:
+                continue  # not ours
+            self._segments.append((first, path))
+            self._bytes_on_disk += path.stat().st_size
+        self._segments.sort()
+        for seq, _ in self.records():
+            self._last_seq = max(self._last_seq, seq)
+        self._written_seq = self._synced_seq = self._last_seq
+        self._cut_torn_tail()
+
+    def _cut_torn_tail(self) -> None:
+        """Drop a half-written last record (never acknowledged), so records appended
+        from now on follow intact ones and replay reaches them."""
+        if not self._segments:
+            return
+        path = self._segments[-1][1]
+        data = path.read_bytes()
+        at = 0
+        while at + _HEADER.size <= len(data):
+            magic, length, _seq, crc = _HEADER.unpack_from(data, at)
+            end = at + _HEADER.size + length
+            if (
+                magic != _MAGIC
+                or end > len(data)
+                or zlib.crc32(data[at + _HEADER.size : end]) != crc
+            ):
+                break
+            at = end
+        if at != len(data):
+            with open(path, "r+b") as segment:
+                segment.truncate(at)
+                os.fsync(segment.fileno())
+            self._bytes_on_disk -= len(data) - at
+
+    @property
+    def last_seq(self) -> int:
+        """The highest sequence number written (0 for an empty journal)."""
+        return self._last_seq
+
+    @property
+    def bytes_on_disk(self) -> int:
+        return self._bytes_on_disk
+
+    def has_records(self) -> bool:
+        return bool(self._segments)
+
+    def start_after(self, seq: int) -> None:
+        """Number new records after ``seq`` too (the database may have seen higher ones
+        than a journal whose loaded segments were deleted)."""
+        with self._lock:
+            self._last_seq = max(self._last_seq, seq)
+            self._written_seq = max(self._written_seq, self._last_seq)
+            self._synced_seq = max(self._synced_seq, self._last_seq)
+
+    def records(self, after: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(seq, payload) of every intact record with a sequence number above ``after``,
+        in order; stops at the first torn or corrupt record."""
+        for _first, path in list(self._segments):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # deleted since: its records are loaded
+            at = 0
+            while at + _HEADER.size <= len(data):
+                magic, length, seq, crc = _HEADER.unpack_from(data, at)
+                end = at + _HEADER.size + length
+                if magic != _MAGIC or end > len(data):
+                    return
+                payload = data[at + _HEADER.size : end]
+                if zlib.crc32(payload) != crc:
+                    return
+                if seq > after:
+                    yield seq, payload
+                at = end
+            if at != len(data):
+                return  # a torn tail: nothing after it was ever acknowledged
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, payload: bytes) -> int:
+        """Write one record (not yet durable: call ``sync``); returns its sequence number.
+        Raises JournalError when it cannot be written."""
+        with self._lock:
+            seq = self._last_seq + 1
+            record = _HEADER.pack(_MAGIC, len(payload), seq, zlib.crc32(payload)) + payload
+            try:
+                if self._fd is None or self._segment_size >= self.segment_bytes:
+                    self._open_segment(seq)
+                assert self._fd is not None
+                written = os.write(self._fd, record)
+                if written != len(record):
+                    raise OSError(28, "short write to the journal")
+            except OSError as exc:
+                self._undo_partial(record)
+                raise JournalError(exc.errno, f"cannot write the ingest journal: {exc}") from None
+            self._segment_size += len(record)
+            self._bytes_on_disk += len(record)
+            self._last_seq = seq
+            self._written_seq = seq
+            return seq
+
+    def _undo_partial(self, record: bytes) -> None:
+        """Cut a half-written record off, so the records after it stay readable."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._segment_size)
+            os.lseek(self._fd, self._segment_size, os.SEEK_SET)
+
+    def _open_segment(self, first_seq: int) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)  # the old segment's records are durable before it closes
+            os.close(self._fd)
+            self._fd = None
+            with self._synced_cond:
+                self._synced_seq = max(self._synced_seq, self._written_seq)
+                self._synced_cond.notify_all()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{first_seq:020d}{_SUFFIX}"
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._segment_size = os.fstat(self._fd).st_size
+        _fsync_dir(self.directory)  # the new file's name is durable too
+        self._segments.append((first_seq, path))
+
+    def sync(self, seq: int) -> None:
+        """Return once record ``seq`` is on disk. One fsync serves every waiting writer."""
+        with self._synced_cond:
+            while self._synced_seq < seq and self._syncing:
+                self._synced_cond.wait()
+            if self._synced_seq >= seq:
+                return
+            self._syncing = True
+        # Lock order is self._lock, then the condition (as in _open_segment): never both
+        # the other way round. The descriptor is duplicated so a segment switch cannot
+        # close it (or hand its number to another file) while it is being synced.
+        target, fd = 0, -1
+        try:
+            with self._lock:
+                target = self._written_seq
+                if self._fd is not None:
+                    fd = os.dup(self._fd)
+            if fd >= 0:
+                os.fsync(fd)
+        except OSError as exc:
+            target = 0
+            raise JournalError(exc.errno, f"cannot sync the ingest journal: {exc}") from None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            with self._synced_cond:
+                self._synced_seq = max(self._synced_seq, target)
+                self._syncing = False
+                self._synced_cond.notify_all()
+
+    # ------------------------------------------------------------------ trimming
+
+    def release(self, loaded_seq: int) -> None:
+        """Delete the segments whose records are all at or below ``loaded_seq`` (they are
+        committed in the database). The segment being written stays."""
+        with self._lock:
+            while len(self._segments) > 1 and self._segments[1][0] <= loaded_seq + 1:
+                _first, path = self._segments.pop(0)
+                with contextlib.suppress(FileNotFoundError):
+                    self._bytes_on_disk -= path.stat().st_size
+                    path.unlink()
+
+    def clear(self) -> None:
+        """Delete every segment (all records are in the database and checkpointed)."""
+        with self._lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
+            for _first, path in self._segments:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            self._segments.clear()
+            self._segment_size = 0
+            self._bytes_on_disk = 0
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)
+                    os.close(self._fd)
+                self._fd = None

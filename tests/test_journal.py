@@ -1,0 +1,198 @@
+"""The ingest journal: acknowledged batches are durable before DuckDB has them.
+
+Unit tests of `spanstore.journal.Journal`, then the store around it: a process that dies
+after acknowledging (here `os._exit`, in the server tests `kill -9`) loses nothing,
+duplicates are caught whether their first copy is committed or only journaled, reads see
+what was acknowledged before them, and the journal is gone after a clean close.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from test_collector_support import make_request
+
+from spanstore.duckdb_store import DuckDBStore
+from spanstore.journal import Journal, journal_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_records_come_back_in_order_and_numbering_goes_on_after_reopening(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "j")
+    seqs = [journal.append(f"record {n}".encode()) for n in range(5)]
+    journal.sync(seqs[-1])
+    journal.close()
+    again = Journal(tmp_path / "j")
+    assert [(s, p.decode()) for s, p in again.records()] == [
+        (n + 1, f"record {n}") for n in range(5)
+    ]
+    assert [s for s, _ in again.records(after=3)] == [4, 5]
+    assert again.append(b"next") == 6
+    again.close()
+
+
+def test_a_torn_last_record_is_cut_and_later_records_stay_readable(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    for n in range(3):
+        journal.append(b"x" * (100 + n))
+    journal.close()
+    (segment,) = (tmp_path / "j").iterdir()
+    data = segment.read_bytes()
+    segment.write_bytes(data[:-40])  # the process died while writing record 3
+    reopened = Journal(tmp_path / "j")
+    assert [s for s, _ in reopened.records()] == [1, 2]
+    assert reopened.append(b"after the crash") == 3
+    reopened.close()
+    assert [p for _, p in Journal(tmp_path / "j").records()][-1] == b"after the crash"
+
+
+def test_a_corrupt_record_ends_the_replay(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    for n in range(3):
+        journal.append(bytes([n]) * 64)
+    journal.close()
+    (segment,) = (tmp_path / "j").iterdir()
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside record 2: its CRC no longer matches
+    segment.write_bytes(bytes(data))
+    assert [s for s, _ in Journal(tmp_path / "j").records()] == [1]
+
+
+def test_segments_are_deleted_once_every_record_in_them_is_loaded(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j", segment_bytes=1000)
+    for _ in range(10):
+        journal.append(b"y" * 400)  # a new segment once 1000 bytes are past: 3 records each
+    segments = sorted((tmp_path / "j").iterdir())
+    assert [int(p.stem) for p in segments] == [1, 4, 7, 10]
+    journal.release(3)  # records 1-3: the first segment (1-3) can go, not the second (4-6)
+    assert sorted((tmp_path / "j").iterdir()) == segments[1:]
+    journal.release(10)  # the segment being written stays
+    assert len(list((tmp_path / "j").iterdir())) == 1
+    assert [s for s, _ in journal.records()] == [10]
+    journal.clear()
+    assert not (tmp_path / "j").exists()
+
+
+def test_one_fsync_serves_concurrent_writers(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    synced: list[int] = []
+    lock = threading.Lock()
+
+    def writer() -> None:
+        for _ in range(50):
+            seq = journal.append(b"z" * 100)
+            journal.sync(seq)
+            with lock:
+                synced.append(seq)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(synced) == list(range(1, 201))
+    journal.close()
+    assert len(list(Journal(tmp_path / "j").records())) == 200
+
+
+# ------------------------------------------------------------------ the store around it
+
+_CRASHING_WRITER = """
+import os, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from spanstore.duckdb_store import DuckDBStore
+from test_collector_support import make_request
+store = DuckDBStore({db!r}, rows_per_commit=10**9, max_commit_delay=3600)
+for n in range(3):
+    result = store.write(make_request(spans=100, first=n * 1000 + 1, attrs=3))
+    assert result.accepted == 100
+print("acknowledged", flush=True)
+os._exit(0)  # no close, no commit: only the journal has the spans
+"""
+
+
+def test_spans_acknowledged_before_a_crash_are_loaded_from_the_journal(tmp_path: Path) -> None:
+    db = tmp_path / "crash.duckdb"
+    script = _CRASHING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests"), db=str(db))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "acknowledged" in done.stdout, done.stderr
+    assert journal_dir(db).exists()
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM spans").fetchall()[0][0] == 0  # not in DuckDB
+    con.close()
+    # A read-only open loads the journal first (nobody holds the file), then reads.
+    with DuckDBStore(db, read_only=True) as store:
+        assert store.stats().spans == 300
+    assert not journal_dir(db).exists()
+    with DuckDBStore(db) as store:  # loaded once: opening again adds nothing
+        assert store.stats().spans == 300
+
+
+def test_duplicates_are_caught_in_the_journal_and_in_the_database(tmp_path: Path) -> None:
+    request = make_request(spans=50, attrs=2)
+    with DuckDBStore(tmp_path / "d.duckdb", max_commit_delay=3600) as store:
+        assert store.write(request).accepted == 50
+        again = store.write(request)  # the first copy is only journaled
+        assert (again.accepted, again.duplicates) == (0, 50)
+        store.flush()  # now it is committed
+        third = store.write(request)
+        assert (third.accepted, third.duplicates) == (0, 50)
+        assert store.stats().spans == 50
+
+
+def test_reads_see_what_was_acknowledged_before_them(tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "r.duckdb", max_commit_delay=3600) as store:
+        for n in range(5):
+            store.write(make_request(spans=20, first=n * 100 + 1, attrs=2))
+            assert store.stats().spans == 20 * (n + 1)
+
+
+def test_a_clean_close_leaves_no_journal(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    with DuckDBStore(db) as store:
+        store.write(make_request(spans=10, attrs=2))
+        assert journal_dir(db).exists()
+    assert not journal_dir(db).exists()
+    with DuckDBStore(db, read_only=True) as store:
+        assert store.stats().spans == 10
+
+
+def test_a_full_row_group_is_committed_without_waiting(tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "g.duckdb", rows_per_commit=500, max_commit_delay=3600) as s:
+        for n in range(6):
+            s.write(make_request(spans=100, first=n * 1000 + 1, attrs=2))
+        assert _wait(lambda: s._loaded_seq >= 5)  # five requests fill one transaction
+        con = s._db.cursor()
+        committed = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
+        con.close()
+        assert committed >= 500
+
+
+def _wait(predicate: object, timeout: float = 10.0) -> bool:
+    from spanstore.duckdb_store import wait_until
+
+    return wait_until(predicate, timeout)
+
+
+@pytest.mark.parametrize("size", ["64MB", "1GB", "128MiB"])
+def test_transactions_stay_within_half_of_duckdbs_memory(tmp_path: Path, size: str) -> None:
+    with DuckDBStore(tmp_path / "m.duckdb", memory_limit=size) as store:
+        expected = {"64MB": 32_000_000, "1GB": 96 * 1024 * 1024, "128MiB": 64 * 1024 * 1024}
+        assert store.max_transaction_bytes == expected[size]
+
+
+def test_the_journal_lives_beside_the_database(tmp_path: Path) -> None:
+    assert journal_dir(tmp_path / "x.duckdb") == tmp_path / "x.duckdb.journal"
+    assert os.fspath(journal_dir("a/b.db")) == "a/b.db.journal"
