@@ -34,6 +34,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from spanstore.base import InvalidRequest, StoreUnavailable
+from spanstore.fastscan import prepare_fast
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.nopandas import keep_pandas_out
 from spanstore.policy import IngestPolicy, PolicyEngine
@@ -53,11 +54,18 @@ _START_METHOD: Final = (
 def prepare_serialized(
     data: bytes, keys: KeyClassifier, policy: PolicyEngine | None = None
 ) -> PreparedBatch:
-    """Parse a serialized ExportTraceServiceRequest and prepare its batch."""
+    """Parse a serialized ExportTraceServiceRequest and prepare its batch.
+
+    upb parses (and so validates) every request; the C scanner then does the per-span
+    work where it gives the same batch (``spanstore.fastscan``), prepare_request the rest.
+    """
     try:
         request = ExportTraceServiceRequest.FromString(data)
     except DecodeError as exc:
         raise InvalidRequest(f"malformed ExportTraceServiceRequest: {exc}") from None
+    batch = prepare_fast(data, request, keys, policy)
+    if batch is not None:
+        return batch
     return prepare_request(request, keys, policy)
 
 

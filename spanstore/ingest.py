@@ -11,6 +11,7 @@ out), so another backend can append the same batches.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, cast
 
@@ -19,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
 from spanstore.policy import PolicyEngine
 from spanstore.semconv import INT_COLUMNS, KEY_TO_COLUMN, STRING_COLUMNS, is_entity_key
@@ -169,6 +171,61 @@ class KeyClassifier:
         return found
 
 
+def reject_message(name: str, trace_id_len: int, span_id_len: int, parent_len: int) -> str:
+    """Why a span with ids of these lengths (or all zero) was rejected."""
+    return (
+        f"span {name[:60]!r}: trace_id must be 16 bytes and span_id 8 "
+        f"(non-zero), parent_span_id empty or 8; got {trace_id_len}, "
+        f"{span_id_len}, {parent_len}"
+    )
+
+
+def add_resource(
+    resource_spans: ResourceSpans,
+    classify: Callable[[str], tuple[str, int] | None],
+    policy: PolicyEngine | None,
+    counts: dict[str, int],
+    resources: dict[int, tuple[str, str, bytes]],
+) -> tuple[int, str, list[tuple[str, str]], bool]:
+    """A request's resource, after the policy, into ``resources``: its id, service name,
+    entity attributes, and whether the policy changed it (in place)."""
+    resource = resource_spans.resource
+    changed = False
+    if policy is not None:
+        changed = policy.apply_attributes(resource, counts)
+    resource_raw = resource.SerializeToString(deterministic=True)
+    resource_id = _stable_id(resource_raw, resource_spans.schema_url.encode())
+    service = "unknown_service"
+    resource_entities: list[tuple[str, str]] = []
+    for kv in resource.attributes:
+        if kv.key == "service.name" and kv.value.string_value:
+            service = kv.value.string_value
+        elif classify(kv.key) == ("", 0):
+            text = _scalar_text(kv.value)
+            if text:
+                resource_entities.append((kv.key, text))
+    resources[resource_id] = (service, resource_spans.schema_url, resource_raw)
+    return resource_id, service, resource_entities, changed
+
+
+def add_scope(
+    scope_spans: ScopeSpans,
+    policy: PolicyEngine | None,
+    counts: dict[str, int],
+    scopes: dict[int, tuple[str, str, str, bytes]],
+) -> tuple[int, bool]:
+    """A request's instrumentation scope, after the policy, into ``scopes``: its id and
+    whether the policy changed it (in place)."""
+    scope = scope_spans.scope
+    changed = False
+    if policy is not None and scope.attributes:
+        changed = policy.apply_attributes(scope, counts)
+    scope_raw = scope.SerializeToString(deterministic=True)
+    scope_id = _stable_id(scope_raw, scope_spans.schema_url.encode())
+    scopes[scope_id] = (scope.name, scope.version, scope_spans.schema_url, scope_raw)
+    return scope_id, changed
+
+
 def prepare_request(
     request: ExportTraceServiceRequest,
     keys: KeyClassifier,
@@ -211,29 +268,12 @@ def prepare_request(
     needs_look = policy.span_needs_look if policy is not None else None
 
     for resource_spans in request.resource_spans:
-        resource = resource_spans.resource
-        if policy is not None:
-            policy.apply_attributes(resource, counts)
-        resource_raw = resource.SerializeToString(deterministic=True)
-        resource_id = _stable_id(resource_raw, resource_spans.schema_url.encode())
-        service = "unknown_service"
-        resource_entities: list[tuple[str, str]] = []
-        for kv in resource.attributes:
-            if kv.key == "service.name" and kv.value.string_value:
-                service = kv.value.string_value
-            elif classify(kv.key) == ("", 0):
-                text = _scalar_text(kv.value)
-                if text:
-                    resource_entities.append((kv.key, text))
-        resources[resource_id] = (service, resource_spans.schema_url, resource_raw)
+        resource_id, service, resource_entities, _ = add_resource(
+            resource_spans, classify, policy, counts, resources
+        )
 
         for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
-            if policy is not None and scope.attributes:
-                policy.apply_attributes(scope, counts)
-            scope_raw = scope.SerializeToString(deterministic=True)
-            scope_id = _stable_id(scope_raw, scope_spans.schema_url.encode())
-            scopes[scope_id] = (scope.name, scope.version, scope_spans.schema_url, scope_raw)
+            scope_id, _ = add_scope(scope_spans, policy, counts, scopes)
 
             for span in scope_spans.spans:
                 trace_id = span.trace_id
@@ -249,9 +289,7 @@ def prepare_request(
                     rejected += 1
                     if len(messages) < _MAX_REJECT_MESSAGES:
                         messages.append(
-                            f"span {span.name[:60]!r}: trace_id must be 16 bytes and span_id 8 "
-                            f"(non-zero), parent_span_id empty or 8; got {len(trace_id)}, "
-                            f"{len(span_id)}, {len(parent)}"
+                            reject_message(span.name, len(trace_id), len(span_id), len(parent))
                         )
                     continue
                 key = trace_id + span_id
