@@ -23,6 +23,7 @@ from typing import Any, Final, NoReturn
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -393,12 +394,12 @@ class DuckDBStore:
         offered, seq, stored = batch, 0, 0
         try:
             with self._ingest_lock:
-                batch, stored = self._without_stored(offered)
+                batch, stored, hashes = self._without_stored(offered)
                 if stored:
                     self._release_spans(stored)
                 if batch.size:
                     seq = self._journal.append(_encode_batch(batch))
-                    self._seen.add(key_hashes(batch.span_keys))
+                    self._seen.add(hashes)
                     with self._pending_lock:
                         self._pending[seq] = frozenset(batch.span_keys)
                         self._queued_seq = seq
@@ -457,12 +458,16 @@ class DuckDBStore:
 
     # ------------------------------------------------------------ de-duplication
 
-    def _without_stored(self, batch: PreparedBatch) -> tuple[PreparedBatch, int]:
-        """The batch less the spans already stored or journaled; and how many those were.
-        Called with the ingest lock held, so two copies of a span cannot both pass."""
-        maybe = self._seen.maybe_seen(key_hashes(batch.span_keys))
+    def _without_stored(
+        self, batch: PreparedBatch
+    ) -> tuple[PreparedBatch, int, npt.NDArray[np.uint64]]:
+        """The batch less the spans already stored or journaled, how many those were, and
+        the key hashes of the rest. Called with the ingest lock held, so two copies of a
+        span cannot both pass."""
+        hashes = key_hashes(batch.span_keys)
+        maybe = self._seen.maybe_seen(hashes)
         if not maybe.any():
-            return batch, 0
+            return batch, 0, hashes
         rows = np.flatnonzero(maybe)
         keys = [batch.span_keys[i] for i in rows]
         # Journaled but not yet committed first: the writer commits, then forgets them,
@@ -476,8 +481,9 @@ class DuckDBStore:
                 stored = self._stored_among(con, batch, rest)
             found.update(batch.span_keys[row[0]] for row in stored)
         if not found:
-            return batch, 0
-        return _without_keys(batch, found), len(found)
+            return batch, 0, hashes
+        kept = np.array([key not in found for key in batch.span_keys], dtype=bool)
+        return _without_keys(batch, found), len(found), hashes[kept]
 
     def _stored_among(
         self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch, rows: Any
@@ -612,7 +618,7 @@ class DuckDBStore:
                 self._failed(con, exc)
                 return con
             tx.add(sum(batch.size for batch in live), group[-1][1])
-            tx.nbytes += sum(batch.nbytes for batch in live)
+            tx.nbytes += sum(charged for _, _, charged in group)  # batch.nbytes, once
             # Retention runs between transactions: while it has work, commit sooner.
             cleaning = self._retention is not None and self._retention.due()
             full = tx.rows >= self.rows_per_commit or tx.nbytes >= self.max_transaction_bytes
@@ -908,6 +914,8 @@ class DuckDBStore:
         if self._closed:
             raise StoreUnavailable("the store is closed")
         self.flush()
+        if self._broken is not None:
+            raise StoreUnavailable(f"the database is being reopened ({self._broken})")
         left = time_left()
         if left is not None and left <= 0:
             raise QueryTimeout(_timeout_message())
