@@ -187,6 +187,29 @@ def test_trace_files_give_the_same_batch(path: Path) -> None:
         assert check_same(data, None)
 
 
+def test_both_encodings_of_raw_read_back_the_same_through_the_store(tmp_path: Path) -> None:
+    """The sample traces written as bytes (the fast path) and as messages (prepare_request)
+    give the same traces back from DuckDB."""
+    from spanstore.duckdb_store import DuckDBStore
+
+    requests = [r for path in sample_files() for r in read_trace_file(path)]
+    with (
+        DuckDBStore(tmp_path / "fast.duckdb") as fast,
+        DuckDBStore(tmp_path / "python.duckdb") as python,
+    ):
+        for request in requests:
+            fast.write(request.SerializeToString())
+            python.write(request)
+        trace_ids = {span.trace_id.hex() for r in requests for span in iter_spans(r)}
+        assert fast.stats().spans == python.stats().spans > 0
+        for trace_id in sorted(trace_ids):
+            assert fast.trace_request(trace_id) == python.trace_request(trace_id)
+
+
+def iter_spans(request: ExportTraceServiceRequest) -> list[Span]:
+    return [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
 def test_unavailable_extension_warns_once_and_uses_python(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
