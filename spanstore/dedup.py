@@ -4,8 +4,8 @@ A span re-sent with the same ids must be stored once. Checking every batch again
 table would scan the newest data on every write (ids are random, so no index or zone map
 narrows it), which is what made ingest slow. Instead a Bloom filter answers "certainly new"
 for almost every span in microseconds per batch, vectorised with numpy; only the few
-"maybe seen" spans are checked exactly against the table. The filter is rebuilt from the
-table when the store opens, and doubled when it fills.
+"maybe seen" spans are checked exactly against the table. The filter is built from the
+table when the store opens and grows by layers when it fills.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ __all__ = ["SeenFilter", "key_hashes", "key_hashes_from_buffer"]
 _BITS_PER_KEY: Final = 16
 _HASHES: Final = 7  # with 16 bits per key: ~0.05% false positives at capacity
 _MIN_CAPACITY: Final = 1 << 20
+#: Later layers get more bits per key (up to this), so their error rates shrink.
+_MAX_BITS_PER_KEY: Final = 24
 _M1: Final = np.uint64(0x9E3779B97F4A7C15)
 _M2: Final = np.uint64(0xBF58476D1CE4E5B9)
 _M3: Final = np.uint64(0x94D049BB133111EB)
@@ -52,18 +54,14 @@ def key_hashes_from_buffer(packed: bytes | memoryview) -> U64Array:
         return _mix(words[:, 0] ^ _mix(words[:, 1] * _M1) ^ _mix(words[:, 2] + _M1))
 
 
-class SeenFilter:
-    """A growable Bloom filter of stored span keys. Not thread-safe: the writer owns it."""
+class _Layer:
+    """One fixed-size Bloom filter."""
 
-    def __init__(self, capacity: int = _MIN_CAPACITY) -> None:
-        self.capacity = max(_MIN_CAPACITY, capacity)
+    def __init__(self, capacity: int, bits_per_key: int) -> None:
+        self.capacity = capacity
         self.count = 0
-        self._bits_total = np.uint64(self.capacity * _BITS_PER_KEY)
-        self._bits = np.zeros(self.capacity * _BITS_PER_KEY // 8, dtype=np.uint8)
-
-    @property
-    def full(self) -> bool:
-        return self.count >= self.capacity
+        self._bits_total = np.uint64(capacity * bits_per_key)
+        self._bits = np.zeros(capacity * bits_per_key // 8, dtype=np.uint8)
 
     @property
     def nbytes(self) -> int:
@@ -78,8 +76,6 @@ class SeenFilter:
             return (h1[None, :] + steps * h2[None, :]) % self._bits_total
 
     def add(self, hashes: U64Array) -> None:
-        if hashes.size == 0:
-            return
         positions = self._positions(hashes).ravel()
         np.bitwise_or.at(
             self._bits,
@@ -89,10 +85,56 @@ class SeenFilter:
         self.count += int(hashes.size)
 
     def maybe_seen(self, hashes: U64Array) -> npt.NDArray[np.bool_]:
-        """False means certainly not added; True means perhaps (check exactly)."""
-        if hashes.size == 0:
-            return np.zeros(0, dtype=bool)
         positions = self._positions(hashes)
         bytes_ = self._bits[(positions >> np.uint64(3)).astype(np.intp)]
         bits = (bytes_ >> (positions & np.uint64(7)).astype(np.uint8)) & np.uint8(1)
         return np.asarray(bits.all(axis=0), dtype=bool)
+
+
+class SeenFilter:
+    """A Bloom filter of stored span keys that grows without being rebuilt.
+
+    When the newest layer is full, a layer of twice the capacity (and a few more bits
+    per key, so the false-positive rates of all layers add up to little) is started and
+    the old ones stay. Rebuilding instead meant reading every stored key: a stall of
+    ingest of about a second per million stored spans, measured as the p99 of
+    ``bench/bench_ingest.py``. Not thread-safe: the store's ingest lock guards it.
+    """
+
+    def __init__(self, capacity: int = _MIN_CAPACITY) -> None:
+        self._layers = [_Layer(max(_MIN_CAPACITY, capacity), _BITS_PER_KEY)]
+
+    @property
+    def capacity(self) -> int:
+        return sum(layer.capacity for layer in self._layers)
+
+    @property
+    def count(self) -> int:
+        return sum(layer.count for layer in self._layers)
+
+    @property
+    def layers(self) -> int:
+        return len(self._layers)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(layer.nbytes for layer in self._layers)
+
+    def add(self, hashes: U64Array) -> None:
+        if hashes.size == 0:
+            return
+        newest = self._layers[-1]
+        if newest.count + hashes.size > newest.capacity:
+            bits = min(_MAX_BITS_PER_KEY, _BITS_PER_KEY + 2 * len(self._layers))
+            newest = _Layer(2 * newest.capacity, bits)
+            self._layers.append(newest)
+        newest.add(hashes)
+
+    def maybe_seen(self, hashes: U64Array) -> npt.NDArray[np.bool_]:
+        """False means certainly not added; True means perhaps (check exactly)."""
+        if hashes.size == 0:
+            return np.zeros(0, dtype=bool)
+        found = self._layers[-1].maybe_seen(hashes)
+        for layer in self._layers[:-1]:
+            found |= layer.maybe_seen(hashes)
+        return found

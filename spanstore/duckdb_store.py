@@ -404,8 +404,6 @@ class DuckDBStore:
                         self._pending[seq] = frozenset(batch.span_keys)
                         self._queued_seq = seq
                     self._queue.put((batch, seq, nbytes))
-                    if self._seen.full:
-                        self._rebuild_seen()
                 else:
                     self.queue_budget.release(nbytes)
         except BaseException as exc:
@@ -506,8 +504,8 @@ class DuckDBStore:
             con.unregister("batch_keys")
 
     def _rebuild_seen(self) -> None:
-        """(Re)build the seen-filter from every stored and journaled span, sized for
-        twice as many. Called with the ingest lock held (or before ingest starts)."""
+        """Build the seen-filter from every stored and journaled span, sized for twice
+        as many (it grows by itself after that). Called before ingest starts."""
         with self._raw_cursor() as con:
             count = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
             seen = SeenFilter(capacity=2 * count)
