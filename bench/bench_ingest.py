@@ -210,10 +210,12 @@ def serve(args: argparse.Namespace) -> None:
         import gc
 
         from spanstore.duckdb_store import DuckDBStore
+        from spanstore.malloc import release_memory_promptly
         from spanstore.nopandas import keep_pandas_out
 
         # As `seqtrace serve` sets itself up (seqtrace/server.py).
         keep_pandas_out()
+        release_memory_promptly()
         decoders = int(os.environ.get("SEQTRACE_DECODERS", str(min(4, os.cpu_count() or 1))))
         # As the server does: DuckDB's memory limit is `db_memory_mib` (default 1024).
         memory = os.environ.get("SEQTRACE_DB_MEMORY_MIB", "1024")
