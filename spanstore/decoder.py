@@ -27,7 +27,6 @@ import threading
 import time
 from typing import Any, Final
 
-import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -38,6 +37,7 @@ from spanstore.fastscan import prepare_fast
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.nopandas import keep_pandas_out
 from spanstore.policy import IngestPolicy, PolicyEngine
+from spanstore.wire import decode_tables, encode_batch
 
 __all__ = ["DecoderPool", "prepare_serialized"]
 
@@ -85,26 +85,14 @@ def _init_worker(entity_keys: frozenset[str], policy: IngestPolicy | None = None
     gc.set_threshold(50_000, 50, 100)
 
 
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue())
-
-
-def _from_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
-
-
 def _prepare_in_worker(data: bytes) -> tuple[Any, ...]:
-    """The batch as plain values: Arrow tables travel as IPC streams, because unpickling
-    a pyarrow Table imports pandas (seconds, and tens of MiB) in the receiving process."""
+    """The batch as plain values: Arrow tables travel as IPC streams (``spanstore.wire``,
+    the journal's own format, so the server journals these very bytes), because
+    unpickling a pyarrow Table imports pandas (seconds, and tens of MiB) in the server."""
     assert _worker_keys is not None
     batch = prepare_serialized(data, _worker_keys, _worker_policy)
     return (
-        _ipc(batch.spans),
-        _ipc(batch.entities),
-        _ipc(batch.links),
+        encode_batch(batch),
         batch.resources,
         batch.scopes,
         batch.span_keys,
@@ -285,12 +273,12 @@ class DecoderPool:
         self._idle.put(worker)
         if not ok:
             raise parts
-        spans, entities, links, resources, scopes, keys, lo, hi, rejected, dups = parts[:10]
-        messages, counts = parts[10:]
+        wire, resources, scopes, keys, lo, hi, rejected, dups, messages, counts = parts
+        spans, entities, links = decode_tables(wire, 3)
         return PreparedBatch(
-            spans=_from_ipc(spans),
-            entities=_from_ipc(entities),
-            links=_from_ipc(links),
+            spans=spans,
+            entities=entities,
+            links=links,
             resources=resources,
             scopes=scopes,
             span_keys=keys,
@@ -300,6 +288,7 @@ class DecoderPool:
             duplicates=dups,
             messages=messages,
             counts=counts,
+            wire=wire,
         )
 
     def close(self, grace: float = 10.0) -> None:

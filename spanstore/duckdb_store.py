@@ -56,6 +56,7 @@ from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
 from spanstore.otlp import attributes_to_dict, span_from_proto
 from spanstore.policy import IngestPolicy, PolicyEngine
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
+from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS, decode_batch, journal_record
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
 
@@ -98,23 +99,6 @@ _IDLE_WAIT: Final = 0.5
 _REOPEN_INTERVAL: Final = 1.0
 #: Resource and scope ids remembered as stored (saves an INSERT OR IGNORE each).
 _KNOWN_LIMIT: Final = 100_000
-_RESOURCE_COLUMNS: Final = pa.schema(
-    [
-        ("resource_id", pa.uint64()),
-        ("service_name", pa.string()),
-        ("schema_url", pa.string()),
-        ("raw", pa.binary()),
-    ]
-)
-_SCOPE_COLUMNS: Final = pa.schema(
-    [
-        ("scope_id", pa.uint64()),
-        ("name", pa.string()),
-        ("version", pa.string()),
-        ("schema_url", pa.string()),
-        ("raw", pa.binary()),
-    ]
-)
 _INSERT_NEW: Final = {
     "resources": "INSERT OR IGNORE INTO resources BY NAME SELECT * FROM new_rows",
     "scopes": "INSERT OR IGNORE INTO scopes BY NAME SELECT * FROM new_rows",
@@ -398,7 +382,7 @@ class DuckDBStore:
                 if stored:
                     self._release_spans(stored)
                 if batch.size:
-                    seq = self._journal.append(_encode_batch(batch))
+                    seq = self._journal.append(journal_record(batch))
                     self._seen.add(hashes)
                     with self._pending_lock:
                         self._pending[seq] = frozenset(batch.span_keys)
@@ -699,7 +683,7 @@ class DuckDBStore:
         for seq, payload in self._journal.records(after):
             if upto is not None and seq > upto:
                 break
-            batch = _decode_batch(payload)
+            batch = decode_batch(payload)
             if not tx.open:
                 con.execute("BEGIN")
                 tx.begin()
@@ -794,13 +778,13 @@ class DuckDBStore:
             if rid not in self._known_resources
         ]
         if new_resources:
-            self._insert_new(con, "resources", _RESOURCE_COLUMNS, new_resources)
+            self._insert_new(con, "resources", RESOURCE_COLUMNS, new_resources)
             self._known_resources.update(row[0] for row in new_resources)
         new_scopes = [
             (sid, *value) for sid, value in batch.scopes.items() if sid not in self._known_scopes
         ]
         if new_scopes:
-            self._insert_new(con, "scopes", _SCOPE_COLUMNS, new_scopes)
+            self._insert_new(con, "scopes", SCOPE_COLUMNS, new_scopes)
             self._known_scopes.update(row[0] for row in new_scopes)
         # The caches only save statements: keep them bounded under unbounded cardinality.
         if len(self._known_resources) > _KNOWN_LIMIT:
@@ -1239,63 +1223,6 @@ class _Transaction:
     def add(self, rows: int, seq: int) -> None:
         self.rows += rows
         self.seq = seq
-
-
-def _ipc_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue())
-
-
-def _encode_batch(batch: PreparedBatch) -> bytes:
-    """A journal record: the batch's five tables as Arrow IPC streams, each behind its
-    length. Only what DuckDB needs is kept (the ingest policy was applied already)."""
-    resources = pa.Table.from_pylist(
-        [
-            {"resource_id": rid, "service_name": v[0], "schema_url": v[1], "raw": v[2]}
-            for rid, v in batch.resources.items()
-        ],
-        schema=_RESOURCE_COLUMNS,
-    )
-    scopes = pa.Table.from_pylist(
-        [
-            {"scope_id": sid, "name": v[0], "version": v[1], "schema_url": v[2], "raw": v[3]}
-            for sid, v in batch.scopes.items()
-        ],
-        schema=_SCOPE_COLUMNS,
-    )
-    parts = [_ipc_bytes(t) for t in (batch.spans, batch.entities, batch.links, resources, scopes)]
-    return b"".join(len(part).to_bytes(8, "little") + part for part in parts)
-
-
-def _decode_batch(payload: bytes) -> PreparedBatch:
-    """The batch of a journal record (see ``_encode_batch``)."""
-    tables: list[pa.Table] = []
-    view = memoryview(payload)
-    at = 0
-    while at < len(view):
-        length = int.from_bytes(view[at : at + 8], "little")
-        tables.append(pa.ipc.open_stream(pa.py_buffer(view[at + 8 : at + 8 + length])).read_all())
-        at += 8 + length
-    spans, entities, links, resources, scopes = tables
-    starts = spans.column("start_unix_nano")
-    return PreparedBatch(
-        spans=spans,
-        entities=entities,
-        links=links,
-        resources={
-            row["resource_id"]: (row["service_name"], row["schema_url"], row["raw"])
-            for row in resources.to_pylist()
-        },
-        scopes={
-            row["scope_id"]: (row["name"], row["version"], row["schema_url"], row["raw"])
-            for row in scopes.to_pylist()
-        },
-        span_keys=[],
-        min_start=pc.min(starts).as_py() or 0,
-        max_start=pc.max(starts).as_py() or 0,
-    )
 
 
 _UNITS: Final = {

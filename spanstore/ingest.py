@@ -111,6 +111,9 @@ class PreparedBatch:
     #: What the ingest policy did: ``redacted:<rule>``, ``truncated_values``,
     #: ``dropped_attributes`` -> how many values.
     counts: dict[str, int] = field(default_factory=dict)
+    #: This batch encoded by ``spanstore.wire`` (set by a decoder process; None when the
+    #: batch was made or changed here).
+    wire: bytes | None = None
 
     @property
     def size(self) -> int:
