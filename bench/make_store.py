@@ -2287,12 +2287,13 @@ def main(argv: list[str] | None = None) -> int:
     chunks = chunks_in_order(args.workers, n_requests)
     first_chunk = next(chunks, [])
 
+    from spanstore.base import StoreUnavailable
     from spanstore.duckdb_store import DuckDBStore
 
     store = DuckDBStore(out, decoder_processes=args.decoders)
     work: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=args.threads * 4)
     lock = threading.Lock()
-    done = {"spans": 0, "accepted": 0, "requests": 0}
+    done = {"spans": 0, "accepted": 0, "requests": 0, "retries": 0}
     errors: list[BaseException] = []
 
     def writer() -> None:
@@ -2302,8 +2303,16 @@ def main(argv: list[str] | None = None) -> int:
                 return
             n, blob = item
             try:
-                # serialized bytes, as the receivers hand them to the store
-                result = store.write(blob)
+                # serialized bytes, as the receivers hand them to the store; a full queue
+                # is retried after a pause, as an exporter retries a 503
+                while True:
+                    try:
+                        result = store.write(blob)
+                        break
+                    except StoreUnavailable:
+                        with lock:
+                            done["retries"] += 1
+                        time.sleep(0.1)
             except BaseException as exc:  # reported after the run; keep draining the queue
                 errors.append(exc)
                 continue
@@ -2358,6 +2367,7 @@ def main(argv: list[str] | None = None) -> int:
         "spans_written": done["spans"],
         "spans_accepted": done["accepted"],
         "requests": done["requests"],
+        "retries_after_503": done["retries"],
         "seed": args.seed,
         "threads": args.threads,
         "workers": args.workers,

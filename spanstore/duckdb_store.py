@@ -75,7 +75,7 @@ ROWS_PER_COMMIT: Final = 122_880
 MAX_TRANSACTION_BYTES: Final = 96 * 1024 * 1024
 #: The longest a journaled batch waits for its transaction when ingest is slow (reads
 #: never wait for it: they ask the writer to commit what was acknowledged first).
-MAX_COMMIT_DELAY: Final = 5.0
+MAX_COMMIT_DELAY: Final = 60.0
 #: Past this much journal not yet in DuckDB, writes are refused (retryable).
 DEFAULT_MAX_JOURNAL_BYTES: Final = 1024 * 1024 * 1024
 #: The writer appends at most this many queued spans with one statement per table.
@@ -580,27 +580,51 @@ class DuckDBStore:
         tx: _Transaction,
         group: list[tuple[PreparedBatch, int, int]],
     ) -> duckdb.DuckDBPyConnection | None:
-        """Append queued batches to the open transaction (opening one); commit it once it
-        holds a row group. Their queue budget is given back once DuckDB holds them."""
+        """Append queued batches to the open transaction (opening one), committing each
+        time the spans fill a row group exactly: the batch that crosses the boundary is
+        split there. A transaction one request past a row group leaves a small row group
+        behind that checkpoints merge and rewrite: measured 4.0 -> 8.3 us per span and
+        a third of the file in freed blocks (docs/performance.md). Their queue budget is
+        given back once DuckDB holds them."""
         try:
             live = [
-                batch
+                (batch, seq)
                 for batch, seq, _ in group
                 if con is not None and self._broken is None and seq > self._skip_upto
             ]
             if not live or con is None:
                 return con  # in the journal: loaded when the database is open again
-            if not tx.open:
-                con.execute("BEGIN")
-                tx.begin()
-            try:
-                self._append(con, _merged(live))
-            except Exception as exc:
-                tx.open = False
-                self._failed(con, exc)
-                return con
-            tx.add(sum(batch.size for batch in live), group[-1][1])
-            tx.nbytes += sum(charged for _, _, charged in group)  # batch.nbytes, once
+            rest: PreparedBatch | None = _merged([batch for batch, _ in live])
+            total = rest.size if rest is not None else 0
+            # (rows of the group up to the end of a record, that record's seq)
+            ends: list[tuple[int, int]] = []
+            for batch, seq in live:
+                ends.append(((ends[-1][0] if ends else 0) + batch.size, seq))
+            group_bytes = sum(charged for _, _, charged in group)
+            done = 0
+            while rest is not None:
+                if not tx.open:
+                    con.execute("BEGIN")
+                    tx.begin()
+                room = self.rows_per_commit - tx.rows
+                if rest.size > room:
+                    head, rest = _split(rest, room)
+                else:
+                    head, rest = rest, None
+                try:
+                    self._append(con, head)
+                except Exception as exc:
+                    tx.open = False
+                    self._failed(con, exc)
+                    return con
+                done += head.size
+                # The journal position is the last record wholly in: a record cut by the
+                # split is loaded again after a crash, less what is stored (``_replay``).
+                whole = [seq for end, seq in ends if end <= done]
+                tx.add(head.size, whole[-1] if whole else tx.seq)
+                tx.nbytes += group_bytes * head.size // max(total, 1)
+                if rest is not None:
+                    self._commit(con, tx)
             # Retention runs between transactions: while it has work, commit sooner.
             cleaning = self._retention is not None and self._retention.due()
             full = tx.rows >= self.rows_per_commit or tx.nbytes >= self.max_transaction_bytes
@@ -680,10 +704,14 @@ class DuckDBStore:
         self._journal.start_after(after)
         tx = _Transaction()
         stored = 0
+        first = True
         for seq, payload in self._journal.records(after):
             if upto is not None and seq > upto:
                 break
             batch = decode_batch(payload)
+            if first:  # it may be partly stored: a commit can end inside a record
+                batch = self._less_stored(con, batch)
+                first = False
             if not tx.open:
                 con.execute("BEGIN")
                 tx.begin()
@@ -695,6 +723,18 @@ class DuckDBStore:
         if tx.open:
             self._commit_replayed(con, tx)
         return stored
+
+    def _less_stored(self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch) -> PreparedBatch:
+        """``batch`` without the spans (and their entity and link rows) already stored."""
+        if not batch.size:
+            return batch
+        rows = self._stored_among(con, batch, list(range(batch.size)))
+        if not rows:
+            return batch
+        trace_ids = batch.spans.column("trace_id")
+        span_ids = batch.spans.column("span_id")
+        stored = {trace_ids[r[0]].as_py() + span_ids[r[0]].as_py() for r in rows}
+        return _without_keys(batch, stored)
 
     def _commit_replayed(self, con: duckdb.DuckDBPyConnection, tx: _Transaction) -> None:
         con.execute("INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?)", [str(tx.seq)])
@@ -1264,6 +1304,47 @@ def _merged(batches: list[PreparedBatch]) -> PreparedBatch:
         span_keys=[],
         min_start=min(b.min_start for b in batches),
         max_start=max(b.max_start for b in batches),
+    )
+
+
+def _span_keys(table: pa.Table) -> pa.ChunkedArray:
+    keys: pa.ChunkedArray = pc.binary_join_element_wise(
+        table.column("trace_id"), table.column("span_id"), b""
+    )
+    return keys
+
+
+def _split(batch: PreparedBatch, rows: int) -> tuple[PreparedBatch, PreparedBatch]:
+    """The first ``rows`` spans of ``batch`` (with their entity and link rows), and the
+    rest. Resources and scopes go with both (they are inserted only once)."""
+    spans = batch.spans
+    tail_keys = _span_keys(spans.slice(rows)).combine_chunks()
+
+    def parted(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+        if not table.num_rows:
+            return table, table
+        in_tail = pc.is_in(_span_keys(table), value_set=tail_keys)
+        return table.filter(pc.invert(in_tail)), table.filter(in_tail)
+
+    head_entities, tail_entities = parted(batch.entities)
+    head_links, tail_links = parted(batch.links)
+
+    def part(spans_part: pa.Table, entities: pa.Table, links: pa.Table) -> PreparedBatch:
+        starts = spans_part.column("start_unix_nano")
+        return PreparedBatch(
+            spans=spans_part,
+            entities=entities,
+            links=links,
+            resources=batch.resources,
+            scopes=batch.scopes,
+            span_keys=[],
+            min_start=pc.min(starts).as_py() or 0,
+            max_start=pc.max(starts).as_py() or 0,
+        )
+
+    return (
+        part(spans.slice(0, rows), head_entities, head_links),
+        part(spans.slice(rows), tail_entities, tail_links),
     )
 
 

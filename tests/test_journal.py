@@ -173,7 +173,7 @@ def test_a_full_row_group_is_committed_without_waiting(tmp_path: Path) -> None:
     with DuckDBStore(tmp_path / "g.duckdb", rows_per_commit=500, max_commit_delay=3600) as s:
         for n in range(6):
             s.write(make_request(spans=100, first=n * 1000 + 1, attrs=2))
-        assert _wait(lambda: s._loaded_seq >= 5)  # five requests fill one transaction
+        assert _wait(lambda: s._loaded_seq >= 5)  # five requests fill one transaction exactly
         con = s._db.cursor()
         committed = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
         con.close()
@@ -196,3 +196,54 @@ def test_transactions_stay_within_half_of_duckdbs_memory(tmp_path: Path, size: s
 def test_the_journal_lives_beside_the_database(tmp_path: Path) -> None:
     assert journal_dir(tmp_path / "x.duckdb") == tmp_path / "x.duckdb.journal"
     assert os.fspath(journal_dir("a/b.db")) == "a/b.db.journal"
+
+
+_SPLITTING_WRITER = """
+import os, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from spanstore.duckdb_store import DuckDBStore, wait_until
+from test_collector_support import make_request
+store = DuckDBStore({db!r}, rows_per_commit=250, max_commit_delay=3600, entity_keys=["order.id"])
+for n in range(3):
+    store.write(make_request(spans=100, first=n * 1000 + 1, attrs=3))
+# 250 spans commit: requests 1 and 2 whole, half of request 3
+assert wait_until(lambda: store._loaded_seq == 2, 30), store._loaded_seq
+print("committed", flush=True)
+os._exit(0)
+"""
+
+
+def test_a_commit_that_ends_inside_a_request_is_completed_once_after_a_crash(
+    tmp_path: Path,
+) -> None:
+    """The writer commits exactly a row group's worth of spans, splitting the request
+    that crosses the boundary; the journal position then names the last whole request,
+    and the next open loads the rest of the cut one without storing its first half
+    twice."""
+    db = tmp_path / "split.duckdb"
+    script = _SPLITTING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests"), db=str(db))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "committed" in done.stdout, done.stderr
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM spans").fetchall()[0][0] == 250
+    con.close()
+    with DuckDBStore(db, read_only=True) as store:
+        rows = store._db.cursor().execute("SELECT trace_id || span_id FROM spans").fetchall()
+    keys = [row[0] for row in rows]
+    assert len(keys) == 300 and len(set(keys)) == 300
+
+
+def test_transactions_hold_exactly_a_row_group_of_spans(tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "x.duckdb", rows_per_commit=250, max_commit_delay=3600) as s:
+        for n in range(6):
+            s.write(make_request(spans=100, first=n * 1000 + 1, attrs=2))
+        assert _wait(lambda: s._loaded_seq >= 5)  # 500 spans: two commits of 250
+        con = s._db.cursor()
+        committed = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
+        con.close()
+        assert committed == 500
+        assert s.stats().spans == 600  # the read commits the last 100
