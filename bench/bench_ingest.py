@@ -219,7 +219,14 @@ def serve(args: argparse.Namespace) -> None:
         decoders = int(os.environ.get("SEQTRACE_DECODERS", str(min(4, os.cpu_count() or 1))))
         # As the server does: DuckDB's memory limit is `db_memory_mib` (default 1024).
         memory = os.environ.get("SEQTRACE_DB_MEMORY_MIB", "1024")
-        store = DuckDBStore(args.db, decoder_processes=decoders, memory_limit=f"{memory}MB")
+        # and the store's queue budget is --max-queue-mib (default 64)
+        queue_mib = int(os.environ.get("SEQTRACE_MAX_QUEUE_MIB", "64"))
+        store = DuckDBStore(
+            args.db,
+            decoder_processes=decoders,
+            memory_limit=f"{memory}MB",
+            max_queue_bytes=queue_mib * 1024 * 1024,
+        )
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
     collector = Collector(
@@ -442,9 +449,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--latency-duration", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument(
-        "--settle", type=float, default=5.0, help="seconds between the two phases"
-    )
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds between the two phases")
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--latency-threads", type=int, default=16)
     parser.add_argument("--spans", type=int, default=512)
