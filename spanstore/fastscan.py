@@ -16,8 +16,9 @@ When the fast path is used, and when it is not (the request then goes to
 - The ingest policy must provably change nothing in any span, event or link, because
   ``prepare_request`` only applies it to spans it flags and we must not apply it
   differently. Proven when: no redaction rule's literal text occurs anywhere in the
-  request's bytes (a matching key contains it; a pattern without literal text means
-  never); and, for every span (rejected and duplicate ones too), its serialized length is
+  request's bytes (a matching key contains it; a pattern without literal text, or with a
+  ``[...]`` set, whose literal the policy does not always get right, means never); and,
+  for every span (rejected and duplicate ones too), its serialized length is
   at most ``max_value_bytes`` (no value inside can be longer), it has at most
   ``max_attributes`` attributes, each event and link at most ``max_attributes``, and no
   array or map value occurs deeper than ``max_depth`` (every occurrence counts, even one
@@ -150,6 +151,8 @@ def prepare_fast(
         literals = policy.literals
         if literals is not None and (not literals or any(text in data for text in literals)):
             return None
+        if any("[" in pattern for rule in policy.rules for pattern in rule.keys):
+            return None  # the literal of a pattern with a [...] set is not always in its keys
         limits = (policy.max_attributes, policy.max_value_bytes, policy.max_depth)
 
     counts: dict[str, int] = {}

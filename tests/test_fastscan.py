@@ -717,6 +717,15 @@ def test_a_pattern_without_literal_text_always_takes_the_python_path() -> None:
     assert not check_same(request_of(plain_span(1)), policy)
 
 
+def test_a_pattern_with_a_set_always_takes_the_python_path() -> None:
+    """'x[]abc]y' matches the key 'xay', which does not hold the text the policy takes as
+    the pattern's literal ('abc]y'): the literal test cannot vouch for such patterns."""
+    policy = IngestPolicy(rules=(RedactionRule("set", ("x[]abc]y",), "mask"),))
+    span = plain_span(1, ld(9, kv("xay", ld(1, b"secret"))))
+    assert b"abc]y" not in request_of(span)
+    assert not check_same(request_of(span), policy)
+
+
 def test_resource_changed_by_the_policy_then_python_path_gets_the_request_as_sent() -> None:
     """The policy changes the resource in place before the scanner declines: the Python
     path must see the request as sent, not the policy applied twice."""
