@@ -272,3 +272,70 @@ def test_joined_operation_spellings_match_as_joined_text() -> None:
     )  # fmt: skip
     report = slo_report(load_slo_spec(spec_text, "s"), frame(rows), {}, AT)
     assert [s["total"] for s in report["slos"]] == [3, 2]
+
+
+def test_joined_spellings_from_the_store(tmp_path: Path) -> None:
+    """The store's candidates in the "METHOD route" / "service/method" spellings, with an
+    error beneath each (tree rows, partials): every split of the operation finds its
+    events, a span whose joined text only looks alike is none, and the report equals the
+    one over whole traces."""
+    t = 20
+    rows: list[dict[str, Any]] = []
+    cases = [
+        ({"http.request.method": "POST", "http.route": "/x y"}, True),
+        ({"http.request.method": "POST /x", "http.route": "y"}, True),
+        ({"http.request.method": "POST", "http.route": "/x"}, False),
+        ({"http.request.method": "GET", "http.route": "/x y"}, False),
+        ({"rpc.service": "shop.Cart/v1", "rpc.method": "Get"}, True),
+        ({"rpc.service": "shop.Cart", "rpc.method": "v1/Get"}, True),
+        ({"rpc.service": "shop.Cart", "rpc.method": "Get"}, False),
+    ]
+    for n, (attrs, _) in enumerate(cases, start=1):
+        rows.append(
+            {
+                "trace": _trace(t + n),
+                "span": _span(t + n, 1),
+                "service": "frontend",
+                "name": f"span-{n}",
+                "start": AT - n * MINUTE,
+                "attrs": attrs,
+                # every other one failing, with an error beneath the good ones: the
+                # tree rows and partials of these traces come through the same path
+                "error": n % 2 == 0,
+            }
+        )
+        rows.append(
+            {
+                "trace": _trace(t + n),
+                "span": _span(t + n, 2),
+                "parent": _span(t + n, 1),
+                "service": "db",
+                "name": "SELECT",
+                "kind": "CLIENT",
+                "start": AT - n * MINUTE + MS,
+                "error": True,
+            }
+        )
+    spec_text = json.dumps(
+        {
+            "slos": [
+                {"name": n, "service": "frontend", "operation": op, "sli": "availability",
+                 "objective": 99, "window": "1h"}
+                for n, op in (("http", "POST /x y"), ("rpc", "shop.Cart/v1/Get"))
+            ]
+        }
+    )  # fmt: skip
+    with DuckDBStore(tmp_path / "joined.duckdb") as store:
+        store.write(_request(rows))
+        source = LocalSource(store)
+        report = source.slo(spec_text, AT, "spec")
+        assert report == _whole_report(source, spec_text, AT)
+        events = store.slo_spans(
+            AT - HOUR, AT + 1, ["frontend"], ["POST /x y", "shop.Cart/v1/Get"]
+        ).filter(pl.col("event"))
+    expected = sum(1 for _, matches in cases if matches)
+    assert events.height == expected
+    by_name = {s["name"]: s for s in report["slos"]}
+    assert [by_name["http"]["total"], by_name["rpc"]["total"]] == [2, 2]
+    assert by_name["http"]["partial"] + by_name["http"]["bad"] == 2
+    assert by_name["rpc"]["partial"] + by_name["rpc"]["bad"] == 2
