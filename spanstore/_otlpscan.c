@@ -1037,10 +1037,10 @@ int_column_value(const Value *v, int64_t *out)
         return SCAN_INT_TEXT;
     uint64_t parsed = 0;
     for (size_t i = 0; i < v->bytes.len; i++) {
-        uint64_t digit = (uint64_t)(v->bytes.ptr[i] - '0');
-        if (parsed > ((uint64_t)INT64_MAX - digit) / 10)
+        uint64_t digit_value = (uint64_t)(v->bytes.ptr[i] - '0');
+        if (parsed > ((uint64_t)INT64_MAX - digit_value) / 10)
             return SCAN_INT_TEXT; /* Python's int would not fit the int64 column either */
-        parsed = parsed * 10 + digit;
+        parsed = parsed * 10 + digit_value;
     }
     *out = (int64_t)parsed;
     return SCAN_OK;
