@@ -9,7 +9,8 @@ the C extension walks the request's bytes once more and builds the span, entity 
 columns as Arrow buffers. ``prepare_request`` stays the reference, and the fallback.
 
 When the fast path is used, and when it is not (the request then goes to
-``prepare_request`` whole; nothing in it is half done):
+``prepare_request`` whole, as parsed from its bytes: if the policy had already changed a
+resource or scope, the request is parsed again):
 
 - The extension must have been built and must agree with ``spanstore.ingest`` on the
   columns; otherwise one warning is logged and every request takes the Python path.
