@@ -58,6 +58,7 @@ class Clients:
         self.spans = spans
         self.acked: set[bytes] = set()
         self.log: list[tuple[float, float, bool]] = []  # (sent, answered, ok)
+        self.in_flight = 0  # requests sent and not yet answered
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads = [
@@ -93,9 +94,12 @@ class Clients:
     def _run(self, kind: str) -> None:
         while not self.stop.is_set():
             request = make_request(spans=self.spans, first=next(self.counter) * 10_000, attrs=3)
+            with self.lock:
+                self.in_flight += 1
             sent = time.monotonic()
             ok = self._send(kind, request)
             with self.lock:
+                self.in_flight -= 1
                 self.log.append((sent, time.monotonic(), ok))
                 if ok:
                     self.acked |= keys_of(request)
@@ -134,6 +138,12 @@ def test_sigterm_drains_requests_in_flight_and_commits(tmp_path: Path) -> None:
     server = start_server(db)
     clients = Clients(server, itertools.count(1), spans=3000).start()
     time.sleep(1.5)
+    # Acknowledgements take ~0.1 s (the journal's fsync) and the clients spend longer
+    # building each request: signal at a moment when requests are under way.
+    deadline = time.monotonic() + 20
+    while clients.in_flight < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert clients.in_flight >= 2, "the clients never had two requests under way"
     signalled = time.monotonic()
     assert server.stop(signal.SIGTERM) == 0
     clients.join()

@@ -287,7 +287,9 @@ def test_hostile_strings_are_text_and_run_nothing(page: Any, up: Up) -> None:
     page.goto(up.ui + "/?entity=order.id=" + quote(HOSTILE + " **bold** :red[x]"))
     settle(page, "Entity sequence diagram")
     page.get_by_text("No diagram for this entity").wait_for()
-    assert page.get_by_text(HOSTILE).first.is_visible()
+    echoed = page.get_by_text(HOSTILE).first
+    echoed.wait_for(state="visible")  # the page's widgets render one after another
+    assert echoed.is_visible()
     shoot(page, "entity-hostile-link")
     assert page.locator('img[src="x"]').count() == 0
     assert page.locator("strong", has_text="bold").count() == 0
