@@ -105,7 +105,10 @@ class IngestPolicy:
 
 def _literal_fragment(pattern: str) -> bytes:
     """The longest run of plain characters in a glob: text every matching key contains."""
-    runs = re.split(r"[*?]|\[[^\]]*\]", pattern)
+    # A set is "[", an optional "!", then at least one character (a "]" right after the
+    # opening is a member, as fnmatch reads it) up to the next "]"; an unclosed "[" is
+    # a plain character.
+    runs = re.split(r"[*?]|\[!?\]?[^\]]*\]", pattern)
     return max(runs, key=len).encode()
 
 

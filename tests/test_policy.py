@@ -218,3 +218,25 @@ def test_redacted_values_are_nowhere_in_the_database_files(tmp_path: Path) -> No
     finally:
         store.close()
     assert not any(secret.encode() in _file_bytes(folder) for secret in SECRETS)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "key"),
+    [
+        ("x[]abc]y", "xay"),
+        ("x[]abc]y", "x]y"),
+        ("*.card_[!]x]number", "a.card_5number"),
+        ("a[bc", "a[bc"),
+        ("user.[a-z]mail", "user.email"),
+    ],
+)
+def test_the_literal_that_gates_the_walk_is_in_every_matching_key(pattern: str, key: str) -> None:
+    """The cheap byte test skips spans without the pattern's literal text, so that text
+    must occur in every key the pattern matches (fnmatch reads "[]abc]" as a set
+    holding "]", "a", "b", "c": the literal is not "abc]y")."""
+    import fnmatch
+
+    from spanstore.policy import _literal_fragment
+
+    assert fnmatch.fnmatchcase(key, pattern)
+    assert _literal_fragment(pattern) in key.encode()
