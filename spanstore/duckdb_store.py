@@ -10,6 +10,7 @@ own and see committed data while ingest runs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -391,9 +392,9 @@ class DuckDBStore:
                 else:
                     self.queue_budget.release(nbytes)
         except BaseException as exc:
-            if seq == 0:  # not queued: give back what it was charged
+            if seq == 0:  # not queued: give back what it was charged (less the duplicates)
                 self.queue_budget.release(nbytes)
-                self._release_spans(batch.size if stored else offered.size)
+                self._release_spans(batch.size)
             if isinstance(exc, JournalError):
                 raise StoreUnavailable(f"{exc.strerror or exc}; retry later") from None
             if isinstance(exc, duckdb.Error):
@@ -1349,34 +1350,22 @@ def _split(batch: PreparedBatch, rows: int) -> tuple[PreparedBatch, PreparedBatc
 
 
 def _without_keys(batch: PreparedBatch, drop: set[bytes]) -> PreparedBatch:
-    """``batch`` less the spans (and their entity and link rows) whose key is in ``drop``."""
+    """``batch`` less the spans (and their entity and link rows) whose key is in ``drop``;
+    no longer the bytes its decoder sent (``wire``)."""
+    dropped = pa.array(sorted(drop), pa.binary())
 
     def keep_rows(table: pa.Table) -> pa.Table:
         if not table.num_rows:
             return table
-        keys = [
-            t + s
-            for t, s in zip(
-                table.column("trace_id").to_pylist(),
-                table.column("span_id").to_pylist(),
-                strict=True,
-            )
-        ]
-        return table.filter(pa.array([key not in drop for key in keys]))
+        return table.filter(pc.invert(pc.is_in(_span_keys(table), value_set=dropped)))
 
-    return PreparedBatch(
+    return dataclasses.replace(
+        batch,
         spans=keep_rows(batch.spans),
         entities=keep_rows(batch.entities),
         links=keep_rows(batch.links),
-        resources=batch.resources,
-        scopes=batch.scopes,
         span_keys=[key for key in batch.span_keys if key not in drop],
-        min_start=batch.min_start,
-        max_start=batch.max_start,
-        rejected=batch.rejected,
-        duplicates=batch.duplicates,
-        messages=batch.messages,
-        counts=batch.counts,
+        wire=None,
     )
 
 
