@@ -247,6 +247,18 @@ def test_report_spans_without_rows() -> None:
     assert calls == [[]]  # looked up once
 
 
+#: Two SLOs whose operations are joined spellings: "METHOD route" and "service/method".
+JOINED_SPELLINGS_SPEC = json.dumps(
+    {
+        "slos": [
+            {"name": n, "service": "frontend", "operation": op, "sli": "availability",
+             "objective": 99, "window": "1h"}
+            for n, op in (("http", "POST /x y"), ("rpc", "shop.Cart/v1/Get"))
+        ]
+    }
+)  # fmt: skip
+
+
 def test_joined_operation_spellings_match_as_joined_text() -> None:
     """ "METHOD route" and "service/method" match exactly when the joined text equals the
     operation, separators inside the values included."""
@@ -261,15 +273,7 @@ def test_joined_operation_spellings_match_as_joined_text() -> None:
         span(AT, name="f", rpc_service="shop.Cart", rpc_method="v1/Get"),
         span(AT, name="g", rpc_service="shop.Cart", rpc_method="Get"),  # no
     ]
-    spec_text = json.dumps(
-        {
-            "slos": [
-                {"name": n, "service": "frontend", "operation": op, "sli": "availability",
-                 "objective": 99, "window": "1h"}
-                for n, op in (("http", "POST /x y"), ("rpc", "shop.Cart/v1/Get"))
-            ]
-        }
-    )  # fmt: skip
+    spec_text = JOINED_SPELLINGS_SPEC
     report = slo_report(load_slo_spec(spec_text, "s"), frame(rows), {}, AT)
     assert [s["total"] for s in report["slos"]] == [3, 2]
 
@@ -316,15 +320,7 @@ def test_joined_spellings_from_the_store(tmp_path: Path) -> None:
                 "error": True,
             }
         )
-    spec_text = json.dumps(
-        {
-            "slos": [
-                {"name": n, "service": "frontend", "operation": op, "sli": "availability",
-                 "objective": 99, "window": "1h"}
-                for n, op in (("http", "POST /x y"), ("rpc", "shop.Cart/v1/Get"))
-            ]
-        }
-    )  # fmt: skip
+    spec_text = JOINED_SPELLINGS_SPEC
     with DuckDBStore(tmp_path / "joined.duckdb") as store:
         store.write(_request(rows))
         source = LocalSource(store)
