@@ -4,8 +4,10 @@ A span re-sent with the same ids must be stored once. Checking every batch again
 table would scan the newest data on every write (ids are random, so no index or zone map
 narrows it), which is what made ingest slow. Instead a Bloom filter answers "certainly new"
 for almost every span in microseconds per batch, vectorised with numpy; only the few
-"maybe seen" spans are checked exactly against the table. The filter is built from the
-table when the store opens and grows by layers when it fills.
+"maybe seen" spans are checked exactly against the table. The filter grows by layers when
+it fills, and forgets layers whose spans all started before a cutoff: the store checks
+spans older than that exactly (``DuckDBStore``'s dedup window), so the filter holds recent
+spans only, whatever the size of the store, and is built from them when the store opens.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ _HASHES: Final = 10
 _MIN_CAPACITY: Final = 1 << 20
 #: Later layers get more bits per key (up to this), so their error rates shrink.
 _MAX_BITS_PER_KEY: Final = 28
+#: A start time before any span's, and one after every span's (keys added without a time
+#: are never forgotten).
+_NEVER: Final = -(2**63)
+_ALWAYS: Final = 2**63 - 1
 _M1: Final = np.uint64(0x9E3779B97F4A7C15)
 _M2: Final = np.uint64(0xBF58476D1CE4E5B9)
 _M3: Final = np.uint64(0x94D049BB133111EB)
@@ -63,6 +69,9 @@ class _Layer:
     def __init__(self, capacity: int, bits_per_key: int) -> None:
         self.capacity = capacity
         self.count = 0
+        #: The latest start time of a span added (unix ns): the layer may be forgotten
+        #: once every span it holds started before the store's dedup cutoff.
+        self.newest_start = _NEVER
         self._bits_total = np.uint64(capacity * bits_per_key)
         self._bits = np.zeros(capacity * bits_per_key // 8, dtype=np.uint8)
 
@@ -78,7 +87,8 @@ class _Layer:
             steps = np.arange(_HASHES, dtype=np.uint64)[:, None]
             return (h1[None, :] + steps * h2[None, :]) % self._bits_total
 
-    def add(self, hashes: U64Array) -> None:
+    def add(self, hashes: U64Array, newest_start: int) -> None:
+        self.newest_start = max(self.newest_start, newest_start)
         positions = self._positions(hashes).ravel()
         np.bitwise_or.at(
             self._bits,
@@ -123,15 +133,26 @@ class SeenFilter:
     def nbytes(self) -> int:
         return sum(layer.nbytes for layer in self._layers)
 
-    def add(self, hashes: U64Array) -> None:
+    def add(self, hashes: U64Array, newest_start: int = _ALWAYS) -> None:
+        """Add keys; ``newest_start`` is the latest start time among their spans."""
         if hashes.size == 0:
             return
         newest = self._layers[-1]
         if newest.count + hashes.size > newest.capacity:
             bits = min(_MAX_BITS_PER_KEY, _BITS_PER_KEY + 2 * len(self._layers))
-            newest = _Layer(2 * newest.capacity, bits)
+            # Twice what it holds: forgotten layers do not make the next one larger.
+            newest = _Layer(max(_MIN_CAPACITY, 2 * self.count, 2 * hashes.size), bits)
             self._layers.append(newest)
-        newest.add(hashes)
+        newest.add(hashes, newest_start)
+
+    def forget_before(self, cutoff: int) -> int:
+        """Drop the layers (all but the newest) whose spans all started before
+        ``cutoff``; the number of keys forgotten. The caller must check such spans
+        exactly from then on."""
+        kept = [layer for layer in self._layers[:-1] if layer.newest_start >= cutoff]
+        forgotten = sum(layer.count for layer in self._layers[:-1]) - sum(k.count for k in kept)
+        self._layers = [*kept, self._layers[-1]]
+        return forgotten
 
     def maybe_seen(self, hashes: U64Array) -> npt.NDArray[np.bool_]:
         """False means certainly not added; True means perhaps (check exactly)."""

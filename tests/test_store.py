@@ -286,6 +286,57 @@ def test_seen_filter_has_no_false_negatives_and_few_false_positives() -> None:
     assert seen2.maybe_seen(key_hashes(made[1::2])).mean() < 0.001
 
 
+def _span_at(start_unix_nano: int, span_id: bytes) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = b"\x07" * 16, span_id, "old or new"
+    span.start_time_unix_nano = start_unix_nano
+    span.end_time_unix_nano = start_unix_nano + 1_000_000
+    return request
+
+
+def test_spans_older_than_the_dedup_window_are_checked_exactly(tmp_path: Path) -> None:
+    """The seen-filter holds only spans in the dedup window (its memory and its build at
+    open follow the recent rate, not the store's size); an older span re-sent is found
+    in DuckDB instead, before and after reopening, journaled or committed."""
+    import time
+
+    from spanstore.duckdb_store import DEDUP_WINDOW_NS
+
+    now = time.time_ns()
+    old = _span_at(now - 2 * DEDUP_WINDOW_NS, b"\x01" * 8)
+    new = _span_at(now, b"\x02" * 8)
+    path = tmp_path / "s.duckdb"
+    with DuckDBStore(path) as store:
+        assert store.write(old).accepted == 1
+        assert store.write(new).accepted == 1
+        # Journaled, perhaps not yet committed: the pending keys answer.
+        assert (store.write(old).accepted, store.write(old).duplicates) == (0, 1)
+        store.flush()
+        assert (store.write(old).accepted, store.write(old).duplicates) == (0, 1)
+    with DuckDBStore(path) as store:
+        assert store._seen.count == 1  # the new span only: the old one is outside the window
+        assert (store.write(old).duplicates, store.write(new).duplicates) == (1, 1)
+        assert store.stats().spans == 2
+
+
+def test_seen_filter_forgets_layers_older_than_the_cutoff() -> None:
+    from spanstore.dedup import SeenFilter, key_hashes
+
+    seen = SeenFilter(capacity=1 << 20)
+    old = [os.urandom(24) for _ in range(1 << 20)]  # fills the first layer exactly
+    recent = [os.urandom(24) for _ in range(1000)]
+    seen.add(key_hashes(old), newest_start=100)
+    seen.add(key_hashes(recent), newest_start=200)
+    assert seen.layers == 2
+    assert seen.forget_before(150) == 1 << 20
+    assert seen.layers == 1 and seen.count == 1000
+    assert seen.maybe_seen(key_hashes(recent)).all()
+    assert seen.maybe_seen(key_hashes(old)).mean() < 0.001
+    # The newest layer stays, however old: keys are only ever dropped a layer at a time.
+    assert seen.forget_before(10**18) == 0 and seen.count == 1000
+
+
 def test_checkpoint_threshold_reaches_duckdb(tmp_path: Path) -> None:
     """limits.db_checkpoint_mib trades memory for ingest speed; the store must pass it on."""
     from spanstore.duckdb_store import CHECKPOINT_THRESHOLD
