@@ -5,13 +5,15 @@ table would scan the newest data on every write (ids are random, so no index or 
 narrows it), which is what made ingest slow. Instead a Bloom filter answers "certainly new"
 for almost every span in microseconds per batch, vectorised with numpy; only the few
 "maybe seen" spans are checked exactly against the table. The filter grows by layers when
-it fills, and forgets layers whose spans all started before a cutoff: the store checks
-spans older than that exactly (``DuckDBStore``'s dedup window), so the filter holds recent
-spans only, whatever the size of the store, and is built from them when the store opens.
+it fills, and forgets layers that were filled long enough ago; it reports the latest span
+start they held, and the store checks spans that started before that exactly
+(``DuckDBStore``'s dedup window). So the filter holds recent spans only, whatever the size
+of the store, and is built from them when the store opens.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Final
 
@@ -69,9 +71,11 @@ class _Layer:
     def __init__(self, capacity: int, bits_per_key: int) -> None:
         self.capacity = capacity
         self.count = 0
-        #: The latest start time of a span added (unix ns): the layer may be forgotten
-        #: once every span it holds started before the store's dedup cutoff.
+        #: The latest start time of a span added (unix ns): what the store must check
+        #: exactly once the layer is forgotten.
         self.newest_start = _NEVER
+        #: ``time.monotonic()`` when the next layer took over (None: still the newest).
+        self.closed_at: float | None = None
         self._bits_total = np.uint64(capacity * bits_per_key)
         self._bits = np.zeros(capacity * bits_per_key // 8, dtype=np.uint8)
 
@@ -141,18 +145,24 @@ class SeenFilter:
         if newest.count + hashes.size > newest.capacity:
             bits = min(_MAX_BITS_PER_KEY, _BITS_PER_KEY + 2 * len(self._layers))
             # Twice what it holds: forgotten layers do not make the next one larger.
+            newest.closed_at = time.monotonic()
             newest = _Layer(max(_MIN_CAPACITY, 2 * self.count, 2 * hashes.size), bits)
             self._layers.append(newest)
         newest.add(hashes, newest_start)
 
-    def forget_before(self, cutoff: int) -> int:
-        """Drop the layers (all but the newest) whose spans all started before
-        ``cutoff``; the number of keys forgotten. The caller must check such spans
-        exactly from then on."""
-        kept = [layer for layer in self._layers[:-1] if layer.newest_start >= cutoff]
-        forgotten = sum(layer.count for layer in self._layers[:-1]) - sum(k.count for k in kept)
-        self._layers = [*kept, self._layers[-1]]
-        return forgotten
+    def forget_closed_before(self, moment: float) -> int | None:
+        """Drop the layers that stopped taking keys before ``moment`` (monotonic time).
+        Returns the latest span start they held, or None if none was dropped: the caller
+        must check spans that started up to then exactly from now on."""
+        dropped = [
+            layer
+            for layer in self._layers[:-1]
+            if layer.closed_at is not None and layer.closed_at < moment
+        ]
+        if not dropped:
+            return None
+        self._layers = [layer for layer in self._layers if layer not in dropped]
+        return max(layer.newest_start for layer in dropped)
 
     def maybe_seen(self, hashes: U64Array) -> npt.NDArray[np.bool_]:
         """False means certainly not added; True means perhaps (check exactly)."""

@@ -79,13 +79,14 @@ MAX_TRANSACTION_BYTES: Final = 96 * 1024 * 1024
 MAX_COMMIT_DELAY: Final = 60.0
 #: Past this much journal not yet in DuckDB, writes are refused (retryable).
 DEFAULT_MAX_JOURNAL_BYTES: Final = 1024 * 1024 * 1024
-#: Spans that started more than this before the newest one (or before now, if that is
-#: earlier) are checked for duplicates exactly, in DuckDB, instead of by the seen-filter,
-#: which therefore holds only recent spans. Exporters re-send within minutes, so live
-#: ingest never pays the exact check; the filter's memory and its build when the store
-#: opens follow the recent rate, not the size of the store (at 10M stored spans the
-#: build read every key: 15 s and ~250 MiB more RSS before the first export).
-DEDUP_WINDOW_NS: Final = 15 * 60 * 1_000_000_000
+#: The seen-filter keeps what arrived in about this long (seconds): its layers are
+#: forgotten this long after they filled, and when the store opens it is built from the
+#: spans that started this long before the newest one. Spans that started before what
+#: it forgot are checked for duplicates exactly, in DuckDB. Exporters re-send within
+#: minutes, so live ingest does not pay the exact check; the filter's memory and its
+#: build at open follow the recent rate, not the size of the store (at 10M stored spans
+#: the build read every key: 15 s and ~250 MiB more RSS before the first export).
+DEDUP_WINDOW_S: Final = 15 * 60
 #: The writer appends at most this many queued spans with one statement per table.
 _COALESCE_ROWS: Final = 16_384
 #: How long a read waits for the writer to commit what was acknowledged before it.
@@ -219,8 +220,8 @@ class DuckDBStore:
         self._flushers: list[threading.Event] = []
         self._journal: Journal | None = None
         self._seen = SeenFilter()
-        #: The latest start time of a stored or journaled span (the dedup window's end).
-        self._newest_start = _FAR_PAST
+        #: Spans that started before this are checked exactly: the filter forgot some.
+        self._exact_before = _FAR_PAST
         if not read_only:
             try:
                 self._open_journal()
@@ -459,7 +460,7 @@ class DuckDBStore:
         hashes = key_hashes(batch.span_keys)
         maybe = self._seen.maybe_seen(hashes)
         starts = batch.spans.column("start_unix_nano").to_numpy()
-        maybe |= starts < self._dedup_cutoff()
+        maybe |= starts < self._exact_before
         if not maybe.any():
             return batch, 0, hashes
         rows = np.flatnonzero(maybe)
@@ -499,27 +500,25 @@ class DuckDBStore:
         finally:
             con.unregister("batch_keys")
 
-    def _dedup_cutoff(self) -> int:
-        """Spans that started before this are checked exactly (``DEDUP_WINDOW_NS``)."""
-        return min(self._newest_start, time.time_ns()) - DEDUP_WINDOW_NS
-
     def _remember(self, batch: PreparedBatch, hashes: npt.NDArray[np.uint64]) -> None:
         """Put a journaled batch's keys in the seen-filter; forget what left the window."""
         if not batch.size:
             return
-        newest = pc.max(batch.spans.column("start_unix_nano")).as_py()
-        self._newest_start = max(self._newest_start, newest)
-        self._seen.add(hashes, newest)
-        self._seen.forget_before(self._dedup_cutoff())
+        self._seen.add(hashes, pc.max(batch.spans.column("start_unix_nano")).as_py())
+        forgotten = self._seen.forget_closed_before(time.monotonic() - DEDUP_WINDOW_S)
+        if forgotten is not None:
+            self._exact_before = max(self._exact_before, forgotten + 1)
 
     def _rebuild_seen(self) -> None:
-        """Build the seen-filter from the stored and journaled spans in the dedup window,
-        sized for twice as many (it grows by itself after that). Called before ingest
-        starts; the older spans are checked exactly."""
+        """Build the seen-filter from the stored spans in the dedup window,
+        sized for twice as many (it grows by itself after that). Called when the store
+        opens, after the journal was loaded into DuckDB and before any write, so nothing
+        is pending; the older spans are checked exactly."""
         with self._raw_cursor() as con:
             newest = con.execute("SELECT max(start_unix_nano) FROM spans").fetchall()[0][0]
-            self._newest_start = _FAR_PAST if newest is None else newest
-            since = {"since": self._dedup_cutoff()}
+            if newest is not None:
+                self._exact_before = newest - DEDUP_WINDOW_S * 1_000_000_000
+            since = {"since": self._exact_before}
             count = con.execute(
                 "SELECT count(*) FROM spans WHERE start_unix_nano >= $since", since
             ).fetchall()[0][0]
@@ -531,12 +530,8 @@ class DuckDBStore:
                 offset = keys.offset * 24
                 seen.add(
                     key_hashes_from_buffer(memoryview(data)[offset : offset + 24 * len(keys)]),
-                    self._newest_start,
+                    newest,
                 )
-        # Journaled spans not yet in DuckDB (their start times are not kept with them).
-        with self._pending_lock:
-            pending = [key for group in self._pending.values() for key in group]
-        seen.add(key_hashes(pending), self._newest_start)
         self._seen = seen
 
     @contextlib.contextmanager

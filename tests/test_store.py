@@ -301,10 +301,10 @@ def test_spans_older_than_the_dedup_window_are_checked_exactly(tmp_path: Path) -
     in DuckDB instead, before and after reopening, journaled or committed."""
     import time
 
-    from spanstore.duckdb_store import DEDUP_WINDOW_NS
+    from spanstore.duckdb_store import DEDUP_WINDOW_S
 
     now = time.time_ns()
-    old = _span_at(now - 2 * DEDUP_WINDOW_NS, b"\x01" * 8)
+    old = _span_at(now - 2 * DEDUP_WINDOW_S * 1_000_000_000, b"\x01" * 8)
     new = _span_at(now, b"\x02" * 8)
     path = tmp_path / "s.duckdb"
     with DuckDBStore(path) as store:
@@ -320,21 +320,26 @@ def test_spans_older_than_the_dedup_window_are_checked_exactly(tmp_path: Path) -
         assert store.stats().spans == 2
 
 
-def test_seen_filter_forgets_layers_older_than_the_cutoff() -> None:
+def test_seen_filter_forgets_layers_filled_long_ago() -> None:
+    import time
+
     from spanstore.dedup import SeenFilter, key_hashes
 
     seen = SeenFilter(capacity=1 << 20)
     old = [os.urandom(24) for _ in range(1 << 20)]  # fills the first layer exactly
     recent = [os.urandom(24) for _ in range(1000)]
     seen.add(key_hashes(old), newest_start=100)
+    before_second_layer = time.monotonic()
     seen.add(key_hashes(recent), newest_start=200)
     assert seen.layers == 2
-    assert seen.forget_before(150) == 1 << 20
+    assert seen.forget_closed_before(before_second_layer) is None  # filled after that
+    # The latest start among what it forgot: the store checks spans up to it exactly.
+    assert seen.forget_closed_before(time.monotonic()) == 100
     assert seen.layers == 1 and seen.count == 1000
     assert seen.maybe_seen(key_hashes(recent)).all()
     assert seen.maybe_seen(key_hashes(old)).mean() < 0.001
     # The newest layer stays, however old: keys are only ever dropped a layer at a time.
-    assert seen.forget_before(10**18) == 0 and seen.count == 1000
+    assert seen.forget_closed_before(float("inf")) is None and seen.count == 1000
 
 
 def test_checkpoint_threshold_reaches_duckdb(tmp_path: Path) -> None:
