@@ -231,8 +231,16 @@ def serve(args: argparse.Namespace) -> None:
         )
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
+    # and the receivers' budget for request bodies is --max-inflight-mib (default 64)
+    inflight_mib = int(os.environ.get("SEQTRACE_MAX_INFLIGHT_MIB", "64"))
     collector = Collector(
-        ReceiverConfig(grpc_port=0, http_port=None, grpc_workers=args.workers), store
+        ReceiverConfig(
+            grpc_port=0,
+            http_port=None,
+            grpc_workers=args.workers,
+            max_inflight_bytes=inflight_mib * 1024 * 1024,
+        ),
+        store,
     )
     address = collector.start()["otlp-grpc"]
     stop = threading.Event()
@@ -439,6 +447,10 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
             stored_spans=stored, db_bytes=size, bytes_per_span=round(size / max(stored, 1), 1)
         )
         row["stored_equals_acked"] = stored == acked
+        if args.keep_db:  # for looking into the file afterwards (storage_info, sizes)
+            import shutil
+
+            shutil.copyfile(db, args.keep_db)
     return row
 
 
@@ -460,6 +472,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--keep-db", default=None, help="copy the store's file here after the run")
 
     s = sub.add_parser("serve")
     s.add_argument("--mode", choices=["parse", "store"], required=True)

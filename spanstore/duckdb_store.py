@@ -667,7 +667,19 @@ class DuckDBStore:
                 self._release_spans(batch.size)
 
     def _commit(self, con: duckdb.DuckDBPyConnection, tx: _Transaction) -> None:
-        """Commit the open transaction with the journal position it reaches."""
+        """Commit the open transaction with the journal position it reaches; after a
+        whole row group of spans, checkpoint too.
+
+        Why the checkpoint: the entity rows of a transaction (0.4-1.3 per span) do not
+        fill whole row groups, so each transaction appends to the entity table's last,
+        partial row group and DuckDB writes that row group again. Without a checkpoint
+        after each such commit the blocks it leaves behind were never reused: 112 of 494
+        blocks free after 9 transactions of 122,880 spans and 160k entity rows (pure
+        DuckDB; `bench_ingest.py`: 128 of 865, 15 % of the file). With it, none in
+        pure DuckDB and 28-35 blocks (5 %) in `bench_ingest.py`, for 5-360 ms per
+        transaction in this writer thread: ~5 % fewer spans/s when ingest is CPU-bound,
+        6 B/span less on disk and 80 MiB less peak RSS (docs/performance.md)."""
+        whole_row_group = tx.rows >= self.rows_per_commit
         try:
             con.execute(
                 "INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?)", [str(tx.seq)]
@@ -679,8 +691,21 @@ class DuckDBStore:
             return
         tx.open = False
         self._loaded(tx.seq)
+        if whole_row_group:
+            self._checkpoint(con)
         if self._retention is not None:
             self._housekeeping(con)
+
+    def _checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Checkpoint after a commit. The rows are committed already: a failure only
+        leaves the freed blocks for a later checkpoint, unless it broke the database."""
+        try:
+            con.execute("CHECKPOINT")
+        except Exception as exc:
+            if _is_fatal(exc):
+                self._mark_broken(exc)
+            else:
+                log.warning("checkpoint after a commit failed: %s", _first_line(exc))
 
     def _loaded(self, seq: int) -> None:
         """Everything up to journal record ``seq`` is committed in DuckDB."""
