@@ -18,6 +18,12 @@ orchestrator counts the spans in the database and measures bytes per span on dis
 
     .venv/bin/python bench/bench_ingest.py                 # both modes, table + JSON
     .venv/bin/python bench/bench_ingest.py --modes store --duration 30 --json out.json
+    .venv/bin/python bench/bench_ingest.py --modes store --keep-db /tmp/b.duckdb
+
+The store server takes `seqtrace serve`'s defaults; the environment can change them:
+SEQTRACE_DECODERS (decoder processes), SEQTRACE_DB_MEMORY_MIB (DuckDB's memory limit),
+SEQTRACE_MAX_QUEUE_MIB (the store's queue budget), SEQTRACE_MAX_INFLIGHT_MIB (the
+receivers' budget for request bodies).
 """
 
 from __future__ import annotations
