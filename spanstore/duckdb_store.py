@@ -52,7 +52,7 @@ from spanstore.frame import (
     STATUS_CODE_NAMES,
 )
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
-from spanstore.journal import Journal, JournalError, journal_dir
+from spanstore.journal import Journal, JournalError, has_segments, journal_dir
 from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
 from spanstore.otlp import attributes_to_dict, span_from_proto
 from spanstore.policy import IngestPolicy, PolicyEngine
@@ -1427,7 +1427,7 @@ def _load_journal_left_behind(path: str, entity_keys: Iterable[str], memory_limi
     """Before a read-only open: a server that was killed may have left acknowledged
     spans in its journal. Load them now if nobody holds the file (a running server
     loads its own journal); otherwise read what is committed."""
-    if not Journal(journal_dir(path)).has_records():
+    if not has_segments(journal_dir(path)):
         return
     try:
         DuckDBStore(path, entity_keys=entity_keys, memory_limit=memory_limit).close()

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-__all__ = ["Journal", "JournalError", "journal_dir"]
+__all__ = ["Journal", "JournalError", "has_segments", "journal_dir"]
 
 _MAGIC: Final = 0x53514A31  # "SQJ1"
 _HEADER: Final = struct.Struct("<IIQI")
@@ -55,6 +55,21 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def has_segments(directory: Path) -> bool:
+    """Whether a journal directory holds records (a non-empty segment), without opening
+    it: a ``Journal`` cuts a torn tail off, which only the process that owns the
+    database may do (for anyone else, the tail may be a record being appended)."""
+    if not directory.is_dir():
+        return False
+    for path in directory.glob(f"*{_SUFFIX}"):
+        try:
+            if path.stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            continue  # its owner deleted it: its records are in the database
+    return False
 
 
 class Journal:

@@ -8,6 +8,7 @@ what was acknowledged before them, and the journal is gone after a clean close.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -247,3 +248,44 @@ def test_transactions_hold_exactly_a_row_group_of_spans(tmp_path: Path) -> None:
         con.close()
         assert committed == 500
         assert s.stats().spans == 600  # the read commits the last 100
+
+
+_APPENDING_OWNER = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from spanstore.duckdb_store import DuckDBStore
+from spanstore.journal import journal_dir
+from test_collector_support import make_request
+store = DuckDBStore({db!r}, rows_per_commit=10**9, max_commit_delay=3600)
+assert store.write(make_request(spans=10, first=1, attrs=2)).accepted == 10
+segment = sorted(journal_dir({db!r}).glob("*.seg"))[-1]
+with open(segment, "ab") as tail:
+    tail.write(b"SQTJ half a header")  # the owner is in the middle of an append
+print(segment, flush=True)
+sys.stdin.readline()  # until the test has looked
+"""
+
+
+def test_a_read_only_open_leaves_the_journal_of_a_running_server_alone(tmp_path: Path) -> None:
+    """A read-only open looks for a journal left behind by a killed server. With the
+    server alive, the end of its journal may be a record being appended: cutting it off
+    as torn (which only the owner may do) would corrupt a record about to be acked."""
+    from spanstore.base import StoreError
+    from spanstore.journal import has_segments
+
+    db = tmp_path / "s.duckdb"
+    script = _APPENDING_OWNER.format(root=str(ROOT), tests=str(ROOT / "tests"), db=str(db))
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert owner.stdout is not None and owner.stdin is not None
+        segment = Path(owner.stdout.readline().strip())
+        before = segment.read_bytes()
+        assert before.endswith(b"half a header") and has_segments(journal_dir(db))
+        with contextlib.suppress(StoreError):  # the owner holds the file
+            DuckDBStore(db, read_only=True).close()
+        assert segment.read_bytes() == before
+    finally:
+        owner.kill()
+        owner.wait(timeout=30)
