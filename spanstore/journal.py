@@ -57,6 +57,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _scan(data: bytes) -> tuple[int, int]:
+    """(the last intact record's seq or 0, the offset where intact records end)."""
+    at = last = 0
+    while at + _HEADER.size <= len(data):
+        magic, length, seq, crc = _HEADER.unpack_from(data, at)
+        end = at + _HEADER.size + length
+        if magic != _MAGIC or end > len(data) or zlib.crc32(data[at + _HEADER.size : end]) != crc:
+            break
+        at, last = end, seq
+    return last, at
+
+
 def has_segments(directory: Path) -> bool:
     """Whether a journal directory holds records (a non-empty segment), without opening
     it: a ``Journal`` cuts a torn tail off, which only the process that owns the
@@ -99,9 +111,12 @@ class Journal:
     # ------------------------------------------------------------------ opening
 
     def _scan_existing(self) -> None:
+        """Find the segments, the last sequence number and a torn tail, reading only the
+        newest segment (and older ones only while the newer hold no intact record):
+        numbers grow from segment to segment, and only the last one is ever appended to."""
         if not self.directory.exists():
             return
-        for path in sorted(self.directory.glob(f"*{_SUFFIX}")):
+        for path in self.directory.glob(f"*{_SUFFIX}"):
             try:
                 first = int(path.stem)
             except ValueError:
@@ -109,34 +124,21 @@ class Journal:
             self._segments.append((first, path))
             self._bytes_on_disk += path.stat().st_size
         self._segments.sort()
-        for seq, _ in self.records():
-            self._last_seq = max(self._last_seq, seq)
-        self._written_seq = self._synced_seq = self._last_seq
-        self._cut_torn_tail()
-
-    def _cut_torn_tail(self) -> None:
-        """Drop a half-written last record (never acknowledged), so records appended
-        from now on follow intact ones and replay reaches them."""
-        if not self._segments:
-            return
-        path = self._segments[-1][1]
-        data = path.read_bytes()
-        at = 0
-        while at + _HEADER.size <= len(data):
-            magic, length, _seq, crc = _HEADER.unpack_from(data, at)
-            end = at + _HEADER.size + length
-            if (
-                magic != _MAGIC
-                or end > len(data)
-                or zlib.crc32(data[at + _HEADER.size : end]) != crc
-            ):
+        for index in range(len(self._segments) - 1, -1, -1):
+            path = self._segments[index][1]
+            data = path.read_bytes()
+            last, intact = _scan(data)
+            if index == len(self._segments) - 1 and intact != len(data):
+                # A half-written last record (never acknowledged): cut it off, so records
+                # appended from now on follow intact ones and replay reaches them.
+                with open(path, "r+b") as segment:
+                    segment.truncate(intact)
+                    os.fsync(segment.fileno())
+                self._bytes_on_disk -= len(data) - intact
+            if last:
+                self._last_seq = last
                 break
-            at = end
-        if at != len(data):
-            with open(path, "r+b") as segment:
-                segment.truncate(at)
-                os.fsync(segment.fileno())
-            self._bytes_on_disk -= len(data) - at
+        self._written_seq = self._synced_seq = self._last_seq
 
     @property
     def last_seq(self) -> int:
@@ -160,8 +162,12 @@ class Journal:
 
     def records(self, after: int = 0) -> Iterator[tuple[int, bytes]]:
         """(seq, payload) of every intact record with a sequence number above ``after``,
-        in order; stops at the first torn or corrupt record."""
-        for _first, path in list(self._segments):
+        in order; stops at the first torn or corrupt record. A segment whose successor
+        starts at or below ``after + 1`` holds nothing above ``after`` and is not read."""
+        segments = list(self._segments)
+        for index, (_first, path) in enumerate(segments):
+            if index + 1 < len(segments) and segments[index + 1][0] <= after + 1:
+                continue
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
@@ -226,7 +232,9 @@ class Journal:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._segment_size = os.fstat(self._fd).st_size
         _fsync_dir(self.directory)  # the new file's name is durable too
-        self._segments.append((first_seq, path))
+        # A segment left empty by a cut torn record has this very name: list it once.
+        if not self._segments or self._segments[-1][1] != path:
+            self._segments.append((first_seq, path))
 
     def sync(self, seq: int) -> None:
         """Return once record ``seq`` is on disk. One fsync serves every waiting writer."""

@@ -289,3 +289,37 @@ def test_a_read_only_open_leaves_the_journal_of_a_running_server_alone(tmp_path:
     finally:
         owner.kill()
         owner.wait(timeout=30)
+
+
+def test_records_after_any_position_across_segments(tmp_path: Path) -> None:
+    """``records(after)`` skips the segments wholly at or below ``after`` without reading
+    them; what it yields must still be exactly the records above it."""
+    journal = Journal(tmp_path / "j", segment_bytes=200)
+    for n in range(1, 41):
+        journal.append(f"record {n}".encode() * 3)
+    journal.sync(40)
+    journal.close()
+    reopened = Journal(tmp_path / "j")
+    assert len(list((tmp_path / "j").glob("*.seg"))) > 5
+    for after in range(0, 42):
+        assert [s for s, _ in reopened.records(after)] == list(range(after + 1, 41))
+
+
+def test_a_newest_segment_with_only_a_torn_record_numbers_on_from_the_one_before(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "j", segment_bytes=100)
+    for _ in range(5):
+        journal.append(b"x" * 60)
+    journal.sync(5)
+    journal.close()
+    newest = sorted((tmp_path / "j").glob("*.seg"))[-1]
+    torn = newest.with_name(f"{6:020d}.seg")
+    assert torn.name > newest.name
+    torn.write_bytes(b"SQTJ")  # a record of seq 6 whose header was never finished
+    reopened = Journal(tmp_path / "j")
+    assert reopened.last_seq == 5 and torn.stat().st_size == 0
+    assert reopened.append(b"after") == 6
+    reopened.sync(6)
+    assert [s for s, _ in reopened.records()] == [1, 2, 3, 4, 5, 6]
+    reopened.close()
