@@ -763,6 +763,9 @@ class DuckDBStore:
         for seq, payload in self._journal.records(after):
             if upto is not None and seq > upto:
                 break
+            if seq <= after:  # a record read twice is stored once (numbers only grow)
+                continue
+            after = seq
             batch = decode_batch(payload)
             if first:  # it may be partly stored: a commit can end inside a record
                 batch = self._less_stored(con, batch)
