@@ -77,7 +77,8 @@ class _Layer:
         #: ``time.monotonic()`` when the next layer took over (None: still the newest).
         self.closed_at: float | None = None
         self._bits_total = np.uint64(capacity * bits_per_key)
-        self._bits = np.zeros(capacity * bits_per_key // 8, dtype=np.uint8)
+        # Rounded up: a capacity times bits per key need not be a multiple of 8.
+        self._bits = np.zeros((capacity * bits_per_key + 7) // 8, dtype=np.uint8)
 
     @property
     def nbytes(self) -> int:

@@ -346,6 +346,21 @@ def test_a_whole_row_group_is_checkpointed_at_commit(tmp_path: Path) -> None:
         assert store.stats().spans == ROWS_PER_COMMIT
 
 
+def test_seen_filter_layers_of_any_capacity() -> None:
+    """A layer's bits need not come to whole bytes (a new layer holds twice what the
+    filter holds, any number): the last bits must be addressable. 10M-span build:
+    IndexError('index 5764368 is out of bounds for axis 0 with size 5764368')."""
+    from spanstore.dedup import SeenFilter, key_hashes
+
+    seen = SeenFilter(capacity=(1 << 20) + 1)  # 20 bits each: 20,971,540 bits
+    keys = [os.urandom(24) for _ in range(300_000)]
+    seen.add(key_hashes(keys))
+    assert seen.maybe_seen(key_hashes(keys)).all()
+    more = [os.urandom(24) for _ in range((1 << 20) - 300_000 + 12_345)]  # a second layer
+    seen.add(key_hashes(more))
+    assert seen.layers == 2 and seen.maybe_seen(key_hashes(more)).all()
+
+
 def test_seen_filter_forgets_layers_filled_long_ago() -> None:
     import time
 
