@@ -57,16 +57,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _scan(data: bytes) -> tuple[int, int]:
-    """(the last intact record's seq or 0, the offset where intact records end)."""
-    at = last = 0
+def _intact_records(data: bytes) -> Iterator[tuple[int, bytes, int]]:
+    """(seq, payload, end offset) of a segment's records, in order, up to the first torn
+    or corrupt one."""
+    at = 0
     while at + _HEADER.size <= len(data):
         magic, length, seq, crc = _HEADER.unpack_from(data, at)
         end = at + _HEADER.size + length
-        if magic != _MAGIC or end > len(data) or zlib.crc32(data[at + _HEADER.size : end]) != crc:
-            break
-        at, last = end, seq
-    return last, at
+        if magic != _MAGIC or end > len(data):
+            return
+        payload = data[at + _HEADER.size : end]
+        if zlib.crc32(payload) != crc:
+            return
+        yield seq, payload, end
+        at = end
+
+
+def _scan(data: bytes) -> tuple[int, int]:
+    """(the last intact record's seq or 0, the offset where intact records end)."""
+    last = intact = 0
+    for seq, _payload, end in _intact_records(data):
+        last, intact = seq, end
+    return last, intact
 
 
 def has_segments(directory: Path) -> bool:
@@ -172,19 +184,12 @@ class Journal:
                 data = path.read_bytes()
             except FileNotFoundError:
                 continue  # deleted since: its records are loaded
-            at = 0
-            while at + _HEADER.size <= len(data):
-                magic, length, seq, crc = _HEADER.unpack_from(data, at)
-                end = at + _HEADER.size + length
-                if magic != _MAGIC or end > len(data):
-                    return
-                payload = data[at + _HEADER.size : end]
-                if zlib.crc32(payload) != crc:
-                    return
+            intact = 0
+            for seq, payload, end in _intact_records(data):
+                intact = end
                 if seq > after:
                     yield seq, payload
-                at = end
-            if at != len(data):
+            if intact != len(data):
                 return  # a torn tail: nothing after it was ever acknowledged
 
     # ------------------------------------------------------------------ writing
