@@ -63,7 +63,11 @@ __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+#: Older schema versions this build still opens: read-only as they are (no query reads
+#: what changed), for writing after the migration ``spanstore/sql/migrate_vN_to_vM.sql``
+#: has brought the file to SCHEMA_VERSION.
+_MIGRATIONS: Final = {1: "migrate_v1_to_v2"}
 _FAR_PAST: Final = -(1 << 62)
 _FAR_FUTURE: Final = 1 << 62
 _HOUR_NS: Final = 3_600_000_000_000
@@ -321,16 +325,35 @@ class DuckDBStore:
                 "SELECT value FROM seqtrace_meta WHERE key = 'schema_version'"
             ).fetchall()
             found = rows[0][0] if rows else "none"
-            if found != str(SCHEMA_VERSION):
+            older = {str(version): name for version, name in _MIGRATIONS.items()}
+            if found != str(SCHEMA_VERSION) and found not in older:
                 raise SchemaVersionError(
                     f"{self.path} has schema version {found}; this seqtrace reads version "
                     f"{SCHEMA_VERSION}. Use the seqtrace that wrote it, or a new --db file"
                 )
+            if found in older and not self.read_only:
+                self._migrate(con, found, older[found])
             if not self.read_only:
                 # Indexes added within a schema version are created on the next write open.
                 con.execute(sql("indexes"))
         finally:
             con.close()
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection, found: str, name: str) -> None:
+        """Bring a file of an older schema version to SCHEMA_VERSION, in one transaction."""
+        log.info("%s: migrating schema version %s to %s", self.path, found, SCHEMA_VERSION)
+        try:
+            con.execute("BEGIN")
+            con.execute(sql(name))
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise SchemaVersionError(
+                f"{self.path} has schema version {found} and could not be migrated to "
+                f"{SCHEMA_VERSION}: {_first_line(exc)}. Open it with the seqtrace that "
+                "wrote it, or give --db a new file"
+            ) from None
 
     # ------------------------------------------------------------------ writes
 
@@ -894,7 +917,11 @@ class DuckDBStore:
         con.unregister("new_spans")
         if batch.entities.num_rows:
             con.register("new_entities", batch.entities)
-            con.execute("INSERT INTO span_entities BY NAME SELECT * FROM new_entities")
+            # The batch's entity rows keep their span id (duplicates are dropped by it);
+            # the table does not (schema.sql).
+            con.execute(
+                "INSERT INTO span_entities BY NAME SELECT * EXCLUDE (span_id) FROM new_entities"
+            )
             con.unregister("new_entities")
         if batch.links.num_rows:
             con.register("new_links", batch.links)

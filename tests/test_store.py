@@ -193,6 +193,67 @@ def test_read_only_open_of_missing_or_locked_file(tmp_path: Path) -> None:
         holder.wait()
 
 
+def _as_schema_version_1(path: Path) -> None:
+    """Give a store file the shape schema version 1 had: entity rows with a span id."""
+    con = duckdb.connect(str(path))
+    con.execute("DROP INDEX span_entities_value")
+    con.execute("ALTER TABLE span_entities ADD COLUMN span_id BLOB DEFAULT '\\x01'::BLOB")
+    con.execute("CREATE INDEX span_entities_value ON span_entities (value)")
+    con.execute("UPDATE seqtrace_meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+
+
+def _columns(path: Path, table: str) -> list[str]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        version = con.execute(
+            "SELECT value FROM seqtrace_meta WHERE key = 'schema_version'"
+        ).fetchall()
+    finally:
+        con.close()
+    return [r[0] for r in rows] + [f"version={version[0][0]}"]
+
+
+def test_a_schema_version_1_file_is_read_as_it_is_and_migrated_by_a_writer(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v1.duckdb"
+    with DuckDBStore(path) as store:
+        store.write(rich_request())
+    _as_schema_version_1(path)
+    assert "span_id" in _columns(path, "span_entities")
+
+    # Read-only: no query reads the entity span id, so version 1 is read unchanged.
+    with DuckDBStore(path, read_only=True) as store:
+        assert store.entity_trace_ids("order.id", "ORD-1") == ["01" * 16]
+    assert _columns(path, "span_entities")[-1] == "version=1"
+
+    # A writer migrates the file, keeps every entity row, and writes version 2 rows.
+    with DuckDBStore(path) as store:
+        store.write(rich_request(b"\x02" * 16))
+        assert store.entity_trace_ids("order.id", "ORD-1") == ["01" * 16, "02" * 16]
+        assert store.entity_keys()[0].spans > 0
+    assert _columns(path, "span_entities") == [
+        "key",
+        "value",
+        "trace_id",
+        "service_name",
+        "start_unix_nano",
+        "version=2",
+    ]
+    con = duckdb.connect(str(path), read_only=True)
+    indexes = con.execute(
+        "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'span_entities'"
+    ).fetchall()
+    con.close()
+    assert indexes == [("span_entities_value",)]
+
+
 def test_read_only_store_refuses_writes(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     DuckDBStore(path).close()

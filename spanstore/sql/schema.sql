@@ -56,11 +56,12 @@ CREATE TABLE IF NOT EXISTS spans (
 );
 
 -- Business entities (order.id=...) found on spans or their resources, for entity lookups.
+-- Entity lookups find traces, never single spans, so the span id is not kept (schema
+-- version 2; migrate_v1_to_v2.sql drops it from older files).
 CREATE TABLE IF NOT EXISTS span_entities (
     key VARCHAR NOT NULL,
     value VARCHAR NOT NULL,
     trace_id BLOB NOT NULL,
-    span_id BLOB NOT NULL,
     service_name VARCHAR NOT NULL,
     start_unix_nano BIGINT NOT NULL
 );
