@@ -39,6 +39,8 @@ from analyzer.timeparse import (
 __all__ = [
     "ALERT_PAIRS",
     "BURN_RATE_WINDOWS",
+    "EVENT_SCHEMA",
+    "NESTING_MARGIN_NS",
     "Alert",
     "AlertWindow",
     "Sli",
@@ -51,8 +53,10 @@ __all__ = [
     "render_slo_markdown",
     "render_slo_table",
     "slo_bad_trace_ids",
+    "slo_events",
     "slo_frame_start",
     "slo_report",
+    "slo_report_events",
     "slo_report_spans",
 ]
 
@@ -381,19 +385,34 @@ def _operation_match(operation: str) -> pl.Expr:
     ).fill_null(False)
 
 
-def _events(slo: SloDefinition, flagged: pl.DataFrame, start: int, at: int) -> pl.DataFrame:
-    """The SLO's events in (start, at]: trace_id, span_key, start and bad, valid ones only.
+#: One SLO's events, reduced to what the report needs (:func:`slo_events`): when each
+#: started, whether it is bad, whether it is good with a failure beneath it (``partial``),
+#: and, for bad events only, the hex trace id (whose entities the report lists). Small
+#: enough for :class:`analyzer.source.LocalSource` to keep per day of the store.
+EVENT_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "start": pl.Int64(),
+    "bad": pl.Boolean(),
+    "partial": pl.Boolean(),
+    "trace_id": pl.String(),
+}
+
+
+def _events(
+    slo: SloDefinition,
+    flagged: pl.DataFrame,
+    explained: Callable[[], pl.DataFrame] | None,
+) -> pl.DataFrame:
+    """The SLO's valid events among ``flagged``, as :data:`EVENT_SCHEMA`.
 
     ``flagged`` holds candidate spans with ``span_key``/``parent_key`` (see
     :func:`slo_report_spans`) and ``is_error``. A span nested in another span of the same
     SLO (two instrumentation layers naming the same request, as Next.js and its HTTP
     server do in the OTel demo) is one request, so only the outermost counts.
+    ``explained()`` gives the keys of spans with an error beneath them; without it no
+    event is marked partial.
     """
     matching = flagged.filter(
-        (pl.col("service_name") == slo.service)
-        & _operation_match(slo.operation)
-        & (pl.col("start_unix_nano") > start)
-        & (pl.col("start_unix_nano") <= at)
+        (pl.col("service_name") == slo.service) & _operation_match(slo.operation)
     )
     # Null keys never match (a root has no parent key): polars joins leave nulls unequal.
     outer = matching.join(
@@ -410,13 +429,22 @@ def _events(slo: SloDefinition, flagged: pl.DataFrame, start: int, at: int) -> p
     else:
         valid = pl.lit(True)
         bad = pl.col("is_error")
-    return outer.select(
-        "trace_id",
+    events = outer.select(
         "span_key",
         pl.col("start_unix_nano").alias("start"),
-        valid.alias("valid"),
         bad.alias("bad"),
+        pl.when(bad).then(pl.col("trace_id")).alias("trace_id"),
+        valid.alias("valid"),
     ).filter(pl.col("valid"))
+    good = events.filter(~pl.col("bad")).select("span_key")
+    if explained is None or not good.height:
+        return events.select("start", "bad", pl.lit(False).alias("partial"), "trace_id")
+    beneath = good.join(explained(), on="span_key", how="semi").with_columns(
+        pl.lit(True).alias("partial")
+    )
+    return events.join(beneath, on="span_key", how="left").select(
+        "start", "bad", pl.col("partial").fill_null(False), "trace_id"
+    )
 
 
 def _with_error_ancestry(tree: pl.DataFrame) -> pl.DataFrame:
@@ -464,10 +492,11 @@ class _Measured:
     bad_traces: list[str]
 
 
-def _measure(slo: SloDefinition, flagged: pl.DataFrame, at: int) -> _Measured:
+def _measure(slo: SloDefinition, events: pl.DataFrame, at: int) -> _Measured:
+    """``events`` (:data:`EVENT_SCHEMA`, any range) cut to (horizon, at]."""
     window_start = at - slo.window_ns
     horizon = min(window_start, at - BURN_RATE_WINDOWS[-1][1])
-    events = _events(slo, flagged, horizon, at)
+    events = events.filter((pl.col("start") > horizon) & (pl.col("start") <= at))
     in_window = events.filter(pl.col("start") > window_start)
     bad_traces = in_window.filter(pl.col("bad"))["trace_id"].unique().sort().to_list()
     return _Measured(slo, events, in_window, bad_traces)
@@ -475,7 +504,6 @@ def _measure(slo: SloDefinition, flagged: pl.DataFrame, at: int) -> _Measured:
 
 def _evaluate(
     measured: _Measured,
-    explained: Callable[[], pl.DataFrame],
     entities: Mapping[str, Mapping[str, Sequence[str]]],
     at: int,
 ) -> SloResult:
@@ -485,11 +513,7 @@ def _evaluate(
     total = in_window.height
     bad = int(in_window["bad"].sum()) if total else 0
     good = total - bad
-
-    good_events = in_window.filter(~pl.col("bad"))
-    partial = 0
-    if good_events.height:
-        partial = good_events.join(explained(), on="span_key", how="semi").height
+    partial = int(in_window["partial"].sum()) if total else 0
 
     # With no events there is no evidence of unreliability: the SLI is met (1.0) and
     # nothing of the budget is spent, rather than a NaN that breaks every consumer.
@@ -578,13 +602,14 @@ def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _report(
-    spec: SloSpec,
-    events: pl.DataFrame,
-    tree: pl.DataFrame,
-    entities_for: Callable[[list[str]], Mapping[str, Mapping[str, Sequence[str]]]],
-    at_unix_nano: int,
-) -> dict[str, Any]:
+_EntitiesFor: TypeAlias = Callable[[list[str]], Mapping[str, Mapping[str, Sequence[str]]]]
+
+
+def _slo_events(
+    spec: SloSpec, events: pl.DataFrame, tree: pl.DataFrame | None
+) -> list[pl.DataFrame]:
+    """Each SLO's events (:data:`EVENT_SCHEMA`) among the candidate spans ``events``;
+    ``tree`` holds the spans to walk up from errors (None: mark nothing partial)."""
     # Only what selects and judges events: each SLO's filters copy fewer columns.
     flagged = _flagged(events).select(
         "trace_id",
@@ -600,19 +625,33 @@ def _report(
         "duration",
         "is_error",
     )
-    measured = [_measure(slo, flagged, at_unix_nano) for slo in spec.slos]
-    entities = entities_for(sorted({t for m in measured for t in m.bad_traces}))
     ancestry: list[pl.DataFrame] = []
 
     def explained() -> pl.DataFrame:
         # The walk is the same for every SLO: done once, and only if some SLO needs it.
         if not ancestry:
+            assert tree is not None
             ancestry.append(_with_error_ancestry(tree))
         return ancestry[0]
 
+    return [_events(slo, flagged, explained if tree is not None else None) for slo in spec.slos]
+
+
+def slo_report_events(
+    spec: SloSpec,
+    events: Sequence[pl.DataFrame],
+    entities_for: _EntitiesFor,
+    at_unix_nano: int,
+) -> dict[str, Any]:
+    """The report from each SLO's events (one :data:`EVENT_SCHEMA` frame per SLO of
+    ``spec``, in order, covering at least :func:`slo_frame_start` .. at; rows outside are
+    ignored). ``entities_for`` is called once, with the hex ids of the traces that hold a
+    bad event in some SLO's window, and returns their entities."""
+    measured = [_measure(slo, ev, at_unix_nano) for slo, ev in zip(spec.slos, events, strict=True)]
+    entities = entities_for(sorted({t for m in measured for t in m.bad_traces}))
     report = SloReport(
         at_unix_nano=at_unix_nano,
-        slos=[_evaluate(m, explained, entities, at_unix_nano) for m in measured],
+        slos=[_evaluate(m, entities, at_unix_nano) for m in measured],
         source=spec.source_name,
     )
     # A plain dict for callers (JSON bodies); SloReport checks the shape where built.
@@ -634,13 +673,35 @@ def slo_report(
     needs the traces of :func:`slo_bad_trace_ids` (others are ignored).
     """
     keyed = _keyed(frame)
-    return _report(spec, keyed, keyed, lambda _ids: entities, at_unix_nano)
+    events = _slo_events(spec, keyed, keyed)
+    return slo_report_events(spec, events, lambda _ids: entities, at_unix_nano)
+
+
+def slo_events(
+    spec: SloSpec, spans: pl.DataFrame, start_unix_nano: int, end_unix_nano: int
+) -> list[pl.DataFrame]:
+    """Each SLO's events that started in [start, end), as :data:`EVENT_SCHEMA`, from the
+    store's narrow ``SpanReader.slo_spans`` rows.
+
+    Ask the store for rows from :data:`NESTING_MARGIN_NS` before ``start``: an event
+    nested in another of the same SLO that started just before ``start`` is then known to
+    be nested. Reports made of such pieces (:func:`slo_report_events` on their
+    concatenation) equal one report over the whole range, as long as no trace reaches
+    further than the store's margin beyond its piece."""
+    events = spans.filter(pl.col("event"))
+    tree = spans.filter(~pl.col("event"))
+    inside = (pl.col("start") >= start_unix_nano) & (pl.col("start") < end_unix_nano)
+    return [frame.filter(inside) for frame in _slo_events(spec, events, tree)]
+
+
+#: How far before a piece's start :func:`slo_events` wants candidate rows.
+NESTING_MARGIN_NS: Final = NS_PER_HOUR
 
 
 def slo_report_spans(
     spec: SloSpec,
     spans: pl.DataFrame,
-    entities_for: Callable[[list[str]], Mapping[str, Mapping[str, Sequence[str]]]],
+    entities_for: _EntitiesFor,
     at_unix_nano: int,
 ) -> dict[str, Any]:
     """:func:`slo_report` on the store's narrow ``SpanReader.slo_spans`` rows (from
@@ -649,16 +710,15 @@ def slo_report_spans(
     traces that hold a bad event, and returns their entities."""
     events = spans.filter(pl.col("event"))
     tree = spans.filter(~pl.col("event"))
-    return _report(spec, events, tree, entities_for, at_unix_nano)
+    return slo_report_events(spec, _slo_events(spec, events, tree), entities_for, at_unix_nano)
 
 
 def slo_bad_trace_ids(spec: SloSpec, frame: pl.DataFrame, at_unix_nano: int) -> list[str]:
     """Traces with a bad event of any SLO in its window: the ones whose entities the
     report lists, so the store need not look up entities for every trace."""
-    flagged = _flagged(_keyed(frame))
     ids: set[str] = set()
-    for slo in spec.slos:
-        ids.update(_measure(slo, flagged, at_unix_nano).bad_traces)
+    for slo, events in zip(spec.slos, _slo_events(spec, _keyed(frame), None), strict=True):
+        ids.update(_measure(slo, events, at_unix_nano).bad_traces)
     return sorted(ids)
 
 
