@@ -12,14 +12,21 @@ import gzip
 import json
 import os
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
-from spanstore.base import SpanReader
+from spanstore.base import SLO_TREE_MARGIN_NS, SpanReader
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from analyzer.slo import SloSpec
 
 __all__ = [
     "DEFAULT_RANGE_NS",
@@ -177,14 +184,58 @@ def _valid_trace_id(trace_id: str) -> str:
     return text
 
 
+#: SLO events are computed, and kept, per UTC day of span start time.
+SLO_PIECE_NS: Final = 24 * 3_600_000_000_000
+#: Days of SLO events kept, all specs together (a 30-day spec needs 31): each is one
+#: small frame per SLO (start, bad, partial and the bad events' trace ids).
+SLO_PIECES_KEPT: Final = 512
+
+
+class _SloPieces:
+    """Each SLO's events per day, with the store's data version they were computed at.
+
+    A live server's SLO report is asked again and again (the UI refreshes it) over the
+    same 30 days, while ingest only adds to the newest hours: the days whose spans did
+    not change are not read again (docs/performance.md, "SLO events kept per day")."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._pieces: OrderedDict[Hashable, tuple[int, list[pl.DataFrame]]] = OrderedDict()
+
+    def get(self, key: Hashable, version: int) -> list[pl.DataFrame] | None:
+        with self._lock:
+            found = self._pieces.get(key)
+            if found is None or found[0] != version:
+                return None
+            self._pieces.move_to_end(key)
+            return found[1]
+
+    def put(self, key: Hashable, version: int, events: list[pl.DataFrame]) -> None:
+        with self._lock:
+            self._pieces[key] = (version, events)
+            self._pieces.move_to_end(key)
+            while len(self._pieces) > self._capacity:
+                self._pieces.popitem(last=False)
+
+
 class LocalSource:
     """Answers from a span reader in this process."""
 
-    def __init__(self, reader: SpanReader, max_diagram_traces: int | None = None) -> None:
+    def __init__(
+        self,
+        reader: SpanReader,
+        max_diagram_traces: int | None = None,
+        keep_slo_events: bool = False,
+    ) -> None:
         """``max_diagram_traces`` bounds one diagram (the query API sets it): an entity
-        seen in more traces in the range is refused with 413, asking for a narrower range."""
+        seen in more traces in the range is refused with 413, asking for a narrower range.
+        ``keep_slo_events``: keep each day's SLO events for later reports, while the
+        reader's ``data_version`` says the day did not change (for a long-lived source,
+        the server's; a one-shot CLI call would only pay for the split into days)."""
         self.reader = reader
         self.max_diagram_traces = max_diagram_traces
+        self._slo_pieces = _SloPieces(SLO_PIECES_KEPT) if keep_slo_events else None
 
     # -- helpers
     def _range(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -332,6 +383,7 @@ class LocalSource:
             SloSpecError,
             load_slo_spec,
             slo_frame_start,
+            slo_report_events,
             slo_report_spans,
         )
 
@@ -347,14 +399,57 @@ class LocalSource:
         # The rows reach back far enough for the longest window and the 3d burn rate, and
         # hold only the SLOs' candidate events plus, narrow, the traces where they meet an
         # error; entities are looked up for the traces with bad events only.
-        spans = self.reader.slo_spans(
-            slo_frame_start(spec, at),
-            at + 1,
-            sorted({slo.service for slo in spec.slos}),
-            sorted({slo.operation for slo in spec.slos}),
-        )
-        report: dict[str, Any] = slo_report_spans(spec, spans, self._entities_for, at)
+        services = sorted({slo.service for slo in spec.slos})
+        operations = sorted({slo.operation for slo in spec.slos})
+        start = slo_frame_start(spec, at)
+        events = self._kept_slo_events(spec, start, at + 1, services, operations)
+        report: dict[str, Any]
+        if events is not None:
+            report = slo_report_events(spec, events, self._entities_for, at)
+        else:
+            spans = self.reader.slo_spans(start, at + 1, services, operations)
+            report = slo_report_spans(spec, spans, self._entities_for, at)
         return report
+
+    def _kept_slo_events(
+        self,
+        spec: SloSpec,
+        start: int,
+        end: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> list[pl.DataFrame] | None:
+        """Each SLO's events from the days covering [start, end), kept or computed; None
+        when nothing is kept here or the reader cannot tell when a day changes."""
+        import polars as pl
+
+        from analyzer.slo import NESTING_MARGIN_NS, slo_events
+
+        pieces = self._slo_pieces
+        if pieces is None:
+            return None
+        # What decides an SLO's events: not the window or objective (applied after).
+        signature = tuple((s.service, s.operation, s.sli, s.threshold_ns) for s in spec.slos)
+        days: list[list[pl.DataFrame]] = []
+        for day in range(start - start % SLO_PIECE_NS, end, SLO_PIECE_NS):
+            # What the day's events depend on: candidates from NESTING_MARGIN_NS before
+            # it, and the trees slo_spans reads a margin beyond those.
+            version = self.reader.data_version(
+                day - NESTING_MARGIN_NS - SLO_TREE_MARGIN_NS,
+                day + SLO_PIECE_NS + SLO_TREE_MARGIN_NS,
+            )
+            if version is None:
+                return None
+            key = (signature, day)
+            events = pieces.get(key, version)
+            if events is None:
+                spans = self.reader.slo_spans(
+                    day - NESTING_MARGIN_NS, day + SLO_PIECE_NS, services, operations
+                )
+                events = slo_events(spec, spans, day, day + SLO_PIECE_NS)
+                pieces.put(key, version, events)
+            days.append(events)
+        return [pl.concat([day[i] for day in days]) for i in range(len(spec.slos))]
 
     def throughput(
         self, start: int | None = None, end: int | None = None, buckets: int = 60

@@ -392,7 +392,9 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
             raise UsageError(f"cannot listen: {exc.strerror or exc}{_PORT_HINT}") from None
         try:
             api = ApiServer(
-                LocalSource(store, max_diagram_traces=settings.max_diagram_traces),
+                LocalSource(
+                    store, max_diagram_traces=settings.max_diagram_traces, keep_slo_events=True
+                ),
                 host=settings.bind,
                 port=settings.api_port,
                 read_token=settings.read_token,

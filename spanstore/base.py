@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from spanstore.model import EntityKey, EntityValue, Span, StoreStats
 
@@ -18,6 +18,10 @@ if TYPE_CHECKING:  # imported for annotations only: decoder processes stay small
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
+
+
+#: ``SpanReader.slo_spans`` reads the troubled traces' spans this far beyond its range.
+SLO_TREE_MARGIN_NS: Final = 3_600_000_000_000
 
 
 class StoreError(Exception):
@@ -165,6 +169,12 @@ class SpanReader(Protocol):
         plus (``event`` false) every span starting within an hour of the range of each
         trace where a candidate shares its trace with a span whose status is ERROR or
         whose HTTP code is >= 400, keyed for the error ancestry. Rows in no order."""
+        ...
+
+    def data_version(self, start_unix_nano: int, end_unix_nano: int) -> int | None:
+        """A number that changes whenever spans starting in [start, end) are stored or
+        deleted, for readers that keep results per time range; None when this reader
+        cannot tell (keep nothing). Take it before the query whose result it labels."""
         ...
 
     def last_unix_nano(self) -> int | None:

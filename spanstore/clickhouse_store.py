@@ -782,6 +782,9 @@ class _SeqtraceReader:
         )
         return [(row["trace_id"].hex(), int(row["first_start"])) for row in rows]
 
+    def data_version(self, start_unix_nano: int, end_unix_nano: int) -> int | None:
+        return None  # other processes write to the server: nothing here can tell
+
     def last_unix_nano(self) -> int | None:
         value = self.db.rows("last_span_end")[0]["last"]
         return None if value is None else int(value)
@@ -1192,6 +1195,9 @@ class _OtelReader:
             },
         )
         return [(row["trace_id"], int(row["first_start"])) for row in rows]
+
+    def data_version(self, start_unix_nano: int, end_unix_nano: int) -> int | None:
+        return None  # other processes write to the server: nothing here can tell
 
     def last_unix_nano(self) -> int | None:
         value = self.db.rows("otel_last_span_end")[0]["last"]
@@ -1977,6 +1983,9 @@ class ClickHouseStore:
         operations: Sequence[str],
     ) -> pl.DataFrame:
         return self._read().slo_spans(start_unix_nano, end_unix_nano, services, operations)
+
+    def data_version(self, start_unix_nano: int, end_unix_nano: int) -> int | None:
+        return None  # other processes write to the server: nothing here can tell
 
     def last_unix_nano(self) -> int | None:
         return self._read().last_unix_nano()

@@ -35,6 +35,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from spanstore.base import (
+    SLO_TREE_MARGIN_NS,
     QueryTimeout,
     SchemaVersionError,
     StoreError,
@@ -42,6 +43,7 @@ from spanstore.base import (
     WriteResult,
 )
 from spanstore.budget import MemoryBudget
+from spanstore.changes import ChangeLog, hours_of
 from spanstore.deadline import deadline_seconds, time_left
 from spanstore.decoder import DecoderPool, prepare_serialized
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
@@ -201,6 +203,10 @@ class DuckDBStore:
         self._check_schema()
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
+        #: Which hours of start time commits and retention touched (``data_version``);
+        #: the hours of the open transaction's spans wait in ``_tx_hours`` for its commit.
+        self._changes = ChangeLog()
+        self._tx_hours: set[int] = set()
         self.rows_per_commit = rows_per_commit
         # DuckDB holds an open transaction's rows in memory until a row group is full:
         # with large spans, commit before that would take half of its memory limit.
@@ -732,6 +738,10 @@ class DuckDBStore:
 
     def _loaded(self, seq: int) -> None:
         """Everything up to journal record ``seq`` is committed in DuckDB."""
+        # After the commit, never before: a reader that took the version before its
+        # query then sees it change (spanstore/changes.py).
+        self._changes.mark(self._tx_hours)
+        self._tx_hours = set()
         with self._pending_lock:
             self._loaded_seq = max(self._loaded_seq, seq)
             for done in [s for s in self._pending if s <= seq]:
@@ -854,6 +864,8 @@ class DuckDBStore:
         except Exception as exc:
             if _is_fatal(exc):
                 self._mark_broken(exc)
+        finally:
+            self._changes.mark_all()  # a step may delete spans of any hour
 
     def _mark_broken(self, exc: BaseException) -> None:
         if self._broken is None:
@@ -912,6 +924,7 @@ class DuckDBStore:
             self._known_resources.clear()
         if len(self._known_scopes) > _KNOWN_LIMIT:
             self._known_scopes.clear()
+        self._tx_hours |= hours_of(batch.spans.column("start_unix_nano"))
         con.register("new_spans", batch.spans)
         con.execute("INSERT INTO spans BY NAME SELECT * FROM new_spans")
         con.unregister("new_spans")
@@ -1216,7 +1229,7 @@ class DuckDBStore:
                 "end": end_unix_nano,
                 "services": list(services),
                 "operations": list(operations),
-                "margin": _HOUR_NS,
+                "margin": SLO_TREE_MARGIN_NS,
             },
         )
         return frame.cast(FRAME_SCHEMA)  # type: ignore[arg-type]
@@ -1237,7 +1250,7 @@ class DuckDBStore:
                 "end": end_unix_nano,
                 "services": list(services),
                 "operations": list(operations),
-                "margin": _HOUR_NS,
+                "margin": SLO_TREE_MARGIN_NS,
             },
         )
         # The stored codes, named as the frame names them (unknown codes as the default).
@@ -1251,6 +1264,14 @@ class DuckDBStore:
             ),
         )
         return frame.cast(SLO_SPANS_SCHEMA)  # type: ignore[arg-type]
+
+    def data_version(self, start_unix_nano: int, end_unix_nano: int) -> int | None:
+        # Like every read, first let the writer commit what was acknowledged: a result
+        # kept from before must not outlive a write its client was told is stored.
+        # Read-only, nothing can change the file: no other process can open it for
+        # writing while this one holds it, so the version stays 0.
+        self.flush()
+        return self._changes.version(start_unix_nano, end_unix_nano)
 
     def last_unix_nano(self) -> int | None:
         rows = self._rows("last_span_end")

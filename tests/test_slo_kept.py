@@ -1,0 +1,137 @@
+"""SLO events kept per day (``LocalSource(keep_slo_events=True)``, the server's source):
+the same report as computing everything each time, and a day is read again exactly when
+the store says spans starting in it (or within its margins) changed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import polars as pl
+import pytest
+from test_slo_spans import AT, DAY, MINUTE, MS, SPEC, _request, _scenario, _span, _trace
+
+from analyzer.source import SLO_PIECE_NS, LocalSource
+from spanstore.base import SpanReader
+from spanstore.changes import HOUR_NS, MAX_HOURS, ChangeLog
+from spanstore.duckdb_store import DuckDBStore
+from tests.conftest import SAMPLES
+
+#: Shift the scenario so that trace 2's event starts 0.5 ms before midnight and the
+#: same SLO's span nested in it 0.5 ms after: the nesting crosses two kept days.
+MIDNIGHT = AT - AT % SLO_PIECE_NS + SLO_PIECE_NS
+SHIFT = (MIDNIGHT - MS // 2) - (AT - 20 * MINUTE)
+
+
+class CountingReader:
+    """The real store, counting the ``slo_spans`` reads that LocalSource makes."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        self.reads: list[tuple[int, int]] = []
+
+    def slo_spans(
+        self, start: int, end: int, services: Sequence[str], operations: Sequence[str]
+    ) -> pl.DataFrame:
+        self.reads.append((start, end))
+        return self.store.slo_spans(start, end, services, operations)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def _shifted(spans: list[dict[str, Any]], by: int) -> list[dict[str, Any]]:
+    return [{**s, "start": s["start"] + by} for s in spans]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DuckDBStore:
+    return DuckDBStore(tmp_path / "kept.duckdb")
+
+
+@pytest.mark.parametrize("shift", [0, SHIFT], ids=["mid-day", "across-midnight"])
+def test_kept_events_give_the_same_report(store: DuckDBStore, shift: int) -> None:
+    with store:
+        store.write(_request(_shifted(_scenario(), shift)))
+        kept = LocalSource(store, keep_slo_events=True)
+        fresh = LocalSource(store)
+        for at in (AT + shift, AT + shift - 30 * MINUTE, AT + shift + 2 * DAY):
+            expected = fresh.slo(SPEC, at, "spec")
+            assert kept.slo(SPEC, at, "spec") == expected
+            assert kept.slo(SPEC, at, "spec") == expected  # from what was kept
+    by_name = {s["name"]: s for s in expected["slos"]}
+    assert by_name["avail-7d"]["total"] == 10  # trace 2's nested span is not a second event
+
+
+def test_a_day_is_read_again_only_after_it_changed(store: DuckDBStore) -> None:
+    with store:
+        store.write(_request(_scenario()))
+        reader = CountingReader(store)
+        kept = LocalSource(cast(SpanReader, reader), keep_slo_events=True)
+        first = kept.slo(SPEC, AT, "spec")
+        days = len(reader.reads)
+        assert days == 8  # the 7-day window and the day it starts in
+        assert kept.slo(SPEC, AT, "spec") == first
+        assert len(reader.reads) == days  # nothing read again
+
+        # A failed checkout two days back, in the middle of its day.
+        two_days_back = AT - 2 * DAY - AT % SLO_PIECE_NS + SLO_PIECE_NS // 2
+        failed = {"service": "frontend", "name": "POST /checkout", "error": True}
+        store.write(
+            _request(
+                [{"trace": _trace(12), "span": _span(12, 1), "start": two_days_back, **failed}]
+            )
+        )
+        after = kept.slo(SPEC, AT, "spec")
+        assert after == LocalSource(store).slo(SPEC, AT, "spec")
+        assert reader.reads[days:] == [
+            (two_days_back - SLO_PIECE_NS // 2 - HOUR_NS, two_days_back + SLO_PIECE_NS // 2)
+        ]
+        week = {s["name"]: s for s in after["slos"]}["avail-7d"]
+        before = {s["name"]: s for s in first["slos"]}["avail-7d"]
+        assert (week["total"], week["bad"]) == (before["total"] + 1, before["bad"] + 1)
+
+
+def test_the_cli_source_keeps_nothing(sample_db: Path) -> None:
+    """A one-shot source (the CLI's) reads the whole range once, as it always did."""
+    with DuckDBStore(sample_db, read_only=True) as real:
+        reader = CountingReader(real)
+        report = LocalSource(cast(SpanReader, reader)).slo(
+            (SAMPLES / "slo.yaml").read_text(), None, "slo.yaml"
+        )
+        assert len(reader.reads) == 1
+        kept = LocalSource(real, keep_slo_events=True)
+        assert kept.slo((SAMPLES / "slo.yaml").read_text(), None, "slo.yaml") == report
+
+
+def test_store_data_version_follows_the_hours_written(tmp_path: Path) -> None:
+    path = tmp_path / "v.duckdb"
+    with DuckDBStore(path) as store:
+        hour = AT - AT % HOUR_NS
+        before = store.data_version(hour, hour + HOUR_NS)
+        elsewhere = store.data_version(hour - 5 * HOUR_NS, hour - 4 * HOUR_NS)
+        span = {"trace": _trace(1), "span": _span(1, 1), "start": hour + 5 * MINUTE}
+        store.write(_request([{"service": "s", "name": "n", **span}]))
+        store.flush()
+        assert store.data_version(hour, hour + HOUR_NS) != before
+        assert store.data_version(hour - DAY, hour + DAY) != before
+        assert store.data_version(hour - 5 * HOUR_NS, hour - 4 * HOUR_NS) == elsewhere
+    with DuckDBStore(path, read_only=True) as read_only:
+        assert read_only.data_version(hour, hour + HOUR_NS) == 0  # nothing can write it
+
+
+def test_change_log() -> None:
+    log = ChangeLog()
+    assert log.version(0, 10 * HOUR_NS) == 0
+    log.mark({2, 3})
+    assert log.version(2 * HOUR_NS, 3 * HOUR_NS) == 1
+    assert log.version(0, 2 * HOUR_NS) == 0  # the end is exclusive
+    assert log.version(-(10**18), 10**18) == 1  # a wide range scans what is known
+    log.mark({-1})  # spans before 1970 have hours too
+    assert log.version(-HOUR_NS, 0) == 2
+    assert log.version(3 * HOUR_NS, 4 * HOUR_NS) == 1
+    log.mark_all()
+    assert log.version(50 * HOUR_NS, 51 * HOUR_NS) == 3
+    log.mark(range(MAX_HOURS + 1))  # too many hours to remember: everything changed
+    assert log.version(10**15 * HOUR_NS, 10**15 * HOUR_NS + 1) == 4
