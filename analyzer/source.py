@@ -186,9 +186,10 @@ def _valid_trace_id(trace_id: str) -> str:
 
 #: SLO events are computed, and kept, per UTC day of span start time.
 SLO_PIECE_NS: Final = 24 * 3_600_000_000_000
-#: Days of SLO events kept, all specs together (a 30-day spec needs 31): each is one
-#: small frame per SLO (start, bad, partial and the bad events' trace ids).
-SLO_PIECES_KEPT: Final = 512
+#: Memory for kept SLO events, all specs together. A day is one small frame per SLO
+#: (start, bad, partial and the bad events' trace ids): ~1 MiB per SLO at 1.4M spans a
+#: day (the 10M-span bench store), so a 30-day spec of 3 SLOs at that rate takes ~90 MiB.
+SLO_KEPT_BYTES: Final = 128 * 1024 * 1024
 
 
 class _SloPieces:
@@ -198,10 +199,11 @@ class _SloPieces:
     same 30 days, while ingest only adds to the newest hours: the days whose spans did
     not change are not read again (docs/performance.md, "SLO events kept per day")."""
 
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
-        self._pieces: OrderedDict[Hashable, tuple[int, list[pl.DataFrame]]] = OrderedDict()
+        self._pieces: OrderedDict[Hashable, tuple[int, list[pl.DataFrame], int]] = OrderedDict()
 
     def get(self, key: Hashable, version: int) -> list[pl.DataFrame] | None:
         with self._lock:
@@ -212,11 +214,17 @@ class _SloPieces:
             return found[1]
 
     def put(self, key: Hashable, version: int, events: list[pl.DataFrame]) -> None:
+        size = sum(int(frame.estimated_size()) for frame in events)
         with self._lock:
-            self._pieces[key] = (version, events)
-            self._pieces.move_to_end(key)
-            while len(self._pieces) > self._capacity:
-                self._pieces.popitem(last=False)
+            old = self._pieces.pop(key, None)
+            if old is not None:
+                self._bytes -= old[2]
+            self._pieces[key] = (version, events, size)
+            self._bytes += size
+            # The least recently used days go first; the one just computed stays.
+            while self._bytes > self._max_bytes and len(self._pieces) > 1:
+                _, (_, _, freed) = self._pieces.popitem(last=False)
+                self._bytes -= freed
 
 
 class LocalSource:
@@ -235,7 +243,7 @@ class LocalSource:
         the server's; a one-shot CLI call would only pay for the split into days)."""
         self.reader = reader
         self.max_diagram_traces = max_diagram_traces
-        self._slo_pieces = _SloPieces(SLO_PIECES_KEPT) if keep_slo_events else None
+        self._slo_pieces = _SloPieces(SLO_KEPT_BYTES) if keep_slo_events else None
 
     # -- helpers
     def _range(self, start: int | None, end: int | None) -> tuple[int, int]:

@@ -135,3 +135,27 @@ def test_change_log() -> None:
     assert log.version(50 * HOUR_NS, 51 * HOUR_NS) == 3
     log.mark(range(MAX_HOURS + 1))  # too many hours to remember: everything changed
     assert log.version(10**15 * HOUR_NS, 10**15 * HOUR_NS + 1) == 4
+
+
+def test_kept_days_are_bounded_by_memory() -> None:
+    from analyzer.slo import EVENT_SCHEMA
+    from analyzer.source import _SloPieces
+
+    def day(rows: int) -> list[pl.DataFrame]:
+        frame = pl.DataFrame(
+            {"start": range(rows), "bad": [False] * rows, "partial": [False] * rows,
+             "trace_id": [None] * rows},
+            schema=EVENT_SCHEMA,
+        )  # fmt: skip
+        return [frame]
+
+    one = int(day(1000)[0].estimated_size())
+    pieces = _SloPieces(max_bytes=3 * one)
+    for n in range(3):
+        pieces.put(n, 7, day(1000))
+    assert pieces.get(0, 7) is not None  # 0 is now the most recently used
+    assert pieces.get(1, 8) is None  # another version of the store: not reused
+    pieces.put(3, 7, day(1000))  # over the bound: the least recently used (1) goes
+    assert [n for n in range(4) if pieces.get(n, 7) is not None] == [0, 2, 3]
+    pieces.put(4, 7, day(10_000))  # larger than the bound alone: kept, the rest go
+    assert [n for n in range(5) if pieces.get(n, 7) is not None] == [4]
