@@ -239,7 +239,7 @@ class LocalSource:
         """``max_diagram_traces`` bounds one diagram (the query API sets it): an entity
         seen in more traces in the range is refused with 413, asking for a narrower range.
         ``keep_slo_events``: keep each day's SLO events for later reports, while the
-        reader's ``data_version`` says the day did not change (for a long-lived source,
+        reader's ``data_versions`` say the day did not change (for a long-lived source,
         the server's; a one-shot CLI call would only pay for the split into days)."""
         self.reader = reader
         self.max_diagram_traces = max_diagram_traces
@@ -438,34 +438,42 @@ class LocalSource:
             return None
         # What decides an SLO's events: not the window or objective (applied after).
         signature = tuple((s.service, s.operation, s.sli, s.threshold_ns) for s in spec.slos)
+        days = range(start - start % SLO_PIECE_NS, end, SLO_PIECE_NS)
+        # What a day's events depend on: candidates from NESTING_MARGIN_NS before it, and
+        # the trees slo_spans reads a margin beyond those.
+        versions = self.reader.data_versions(
+            [
+                (
+                    day - NESTING_MARGIN_NS - SLO_TREE_MARGIN_NS,
+                    day + SLO_PIECE_NS + SLO_TREE_MARGIN_NS,
+                )
+                for day in days
+            ]
+        )
+        if versions is None:
+            return None
         found: dict[int, list[pl.DataFrame]] = {}
-        missing: dict[int, int] = {}  # day -> the version its events will be kept at
-        for day in range(start - start % SLO_PIECE_NS, end, SLO_PIECE_NS):
-            # What the day's events depend on: candidates from NESTING_MARGIN_NS before
-            # it, and the trees slo_spans reads a margin beyond those.
-            version = self.reader.data_version(
-                day - NESTING_MARGIN_NS - SLO_TREE_MARGIN_NS,
-                day + SLO_PIECE_NS + SLO_TREE_MARGIN_NS,
-            )
-            if version is None:
-                return None
+        runs: list[list[tuple[int, int]]] = []  # consecutive missing days: (day, version)
+        for day, version in zip(days, versions, strict=True):
             events = pieces.get((signature, day), version)
-            if events is None:
-                missing[day] = version
-            else:
+            if events is not None:
                 found[day] = events
-        if missing:
-            # One query from the first missing day to the last, cut into days after:
-            # a query per day cost ~1 s more on the 10M-span store (docs/performance.md).
-            lo, hi = min(missing), max(missing) + SLO_PIECE_NS
+            elif runs and runs[-1][-1][0] + SLO_PIECE_NS == day:
+                runs[-1].append((day, version))
+            else:
+                runs.append([(day, version)])
+        for run in runs:
+            # One query for each run of missing days, cut into days after: a query per
+            # day cost ~1 s more on the 10M-span store (docs/performance.md).
+            lo, hi = run[0][0], run[-1][0] + SLO_PIECE_NS
             spans = self.reader.slo_spans(lo - NESTING_MARGIN_NS, hi, services, operations)
             computed = slo_events(spec, spans, lo, hi)
-            for day, version in missing.items():
+            for day, version in run:
                 inside = (pl.col("start") >= day) & (pl.col("start") < day + SLO_PIECE_NS)
                 found[day] = [frame.filter(inside) for frame in computed]
                 pieces.put((signature, day), version, found[day])
-        days = [found[day] for day in sorted(found)]
-        return [pl.concat([day[i] for day in days]) for i in range(len(spec.slos))]
+        kept = [found[day] for day in days]
+        return [pl.concat([day[i] for day in kept]) for i in range(len(spec.slos))]
 
     def throughput(
         self, start: int | None = None, end: int | None = None, buckets: int = 60

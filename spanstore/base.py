@@ -171,10 +171,11 @@ class SpanReader(Protocol):
         whose HTTP code is >= 400, keyed for the error ancestry. Rows in no order."""
         ...
 
-    def data_version(self, start_unix_nano: int, end_unix_nano: int) -> int | None:
-        """A number that changes whenever spans starting in [start, end) are stored or
-        deleted, for readers that keep results per time range; None when this reader
-        cannot tell (keep nothing). Take it before the query whose result it labels."""
+    def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
+        """For each (start, end) range, a number that changes whenever spans starting in
+        it are stored or deleted, for readers that keep results per time range; None when
+        this reader cannot tell (keep nothing). Take them before the query whose result
+        they label: all at once, since each call first waits for acknowledged writes."""
         ...
 
     def last_unix_nano(self) -> int | None:

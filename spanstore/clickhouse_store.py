@@ -782,7 +782,7 @@ class _SeqtraceReader:
         )
         return [(row["trace_id"].hex(), int(row["first_start"])) for row in rows]
 
-    def data_version(self, start_unix_nano: int, end_unix_nano: int) -> int | None:
+    def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
         return None  # other processes write to the server: nothing here can tell
 
     def last_unix_nano(self) -> int | None:
@@ -1196,7 +1196,7 @@ class _OtelReader:
         )
         return [(row["trace_id"], int(row["first_start"])) for row in rows]
 
-    def data_version(self, start_unix_nano: int, end_unix_nano: int) -> int | None:
+    def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
         return None  # other processes write to the server: nothing here can tell
 
     def last_unix_nano(self) -> int | None:
@@ -1984,7 +1984,7 @@ class ClickHouseStore:
     ) -> pl.DataFrame:
         return self._read().slo_spans(start_unix_nano, end_unix_nano, services, operations)
 
-    def data_version(self, start_unix_nano: int, end_unix_nano: int) -> int | None:
+    def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
         return None  # other processes write to the server: nothing here can tell
 
     def last_unix_nano(self) -> int | None:

@@ -203,7 +203,7 @@ class DuckDBStore:
         self._check_schema()
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
-        #: Which hours of start time commits and retention touched (``data_version``);
+        #: Which hours of start time commits and retention touched (``data_versions``);
         #: the hours of the open transaction's spans wait in ``_tx_hours`` for its commit.
         self._changes = ChangeLog()
         self._tx_hours: set[int] = set()
@@ -1265,13 +1265,14 @@ class DuckDBStore:
         )
         return frame.cast(SLO_SPANS_SCHEMA)  # type: ignore[arg-type]
 
-    def data_version(self, start_unix_nano: int, end_unix_nano: int) -> int | None:
-        # Like every read, first let the writer commit what was acknowledged: a result
-        # kept from before must not outlive a write its client was told is stored.
-        # Read-only, nothing can change the file: no other process can open it for
-        # writing while this one holds it, so the version stays 0.
+    def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
+        # Like every read, first let the writer commit what was acknowledged (once: under
+        # ingest each flush waits for a commit): a result kept from before must not
+        # outlive a write its client was told is stored. Read-only, nothing can change
+        # the file: no other process can open it for writing while this one holds it,
+        # so the versions stay 0.
         self.flush()
-        return self._changes.version(start_unix_nano, end_unix_nano)
+        return [self._changes.version(start, end) for start, end in ranges]
 
     def last_unix_nano(self) -> int | None:
         rows = self._rows("last_span_end")

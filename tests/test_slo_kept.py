@@ -95,6 +95,21 @@ def test_a_day_is_read_again_only_after_it_changed(store: DuckDBStore) -> None:
         before = {s["name"]: s for s in first["slos"]}["avail-7d"]
         assert (week["total"], week["bad"]) == (before["total"] + 1, before["bad"] + 1)
 
+        # Two days apart changed at once: each is read alone, not the days between.
+        read = len(reader.reads)
+        middles = [two_days_back - 3 * DAY, two_days_back - DAY]
+        store.write(
+            _request(
+                [
+                    {"trace": _trace(13 + i), "span": _span(13 + i, 1), "start": at, **failed}
+                    for i, at in enumerate(middles)
+                ]
+            )
+        )
+        assert kept.slo(SPEC, AT, "spec") == LocalSource(store).slo(SPEC, AT, "spec")
+        half = SLO_PIECE_NS // 2
+        assert reader.reads[read:] == [(m - half - HOUR_NS, m + half) for m in middles]
+
 
 def test_the_cli_source_keeps_nothing(sample_db: Path) -> None:
     """A one-shot source (the CLI's) reads the whole range once, as it always did."""
@@ -108,20 +123,23 @@ def test_the_cli_source_keeps_nothing(sample_db: Path) -> None:
         assert kept.slo((SAMPLES / "slo.yaml").read_text(), None, "slo.yaml") == report
 
 
-def test_store_data_version_follows_the_hours_written(tmp_path: Path) -> None:
+def test_store_data_versions_follow_the_hours_written(tmp_path: Path) -> None:
     path = tmp_path / "v.duckdb"
     with DuckDBStore(path) as store:
         hour = AT - AT % HOUR_NS
-        before = store.data_version(hour, hour + HOUR_NS)
-        elsewhere = store.data_version(hour - 5 * HOUR_NS, hour - 4 * HOUR_NS)
+        ranges = [(hour, hour + HOUR_NS), (hour - DAY, hour + DAY)]
+        ranges.append((hour - 5 * HOUR_NS, hour - 4 * HOUR_NS))
+        before = store.data_versions(ranges)
+        assert before is not None
         span = {"trace": _trace(1), "span": _span(1, 1), "start": hour + 5 * MINUTE}
         store.write(_request([{"service": "s", "name": "n", **span}]))
-        store.flush()
-        assert store.data_version(hour, hour + HOUR_NS) != before
-        assert store.data_version(hour - DAY, hour + DAY) != before
-        assert store.data_version(hour - 5 * HOUR_NS, hour - 4 * HOUR_NS) == elsewhere
+        after = store.data_versions(ranges)
+        assert after is not None
+        assert after[0] != before[0]
+        assert after[1] != before[1]
+        assert after[2] == before[2]  # another hour
     with DuckDBStore(path, read_only=True) as read_only:
-        assert read_only.data_version(hour, hour + HOUR_NS) == 0  # nothing can write it
+        assert read_only.data_versions(ranges) == [0, 0, 0]  # nothing can write it
 
 
 def test_change_log() -> None:
