@@ -122,6 +122,14 @@ def load_average() -> str:
         return "?"
 
 
+def finish(report: dict[str, Any], json_out: str | None) -> None:
+    """Record and print the closing load average; write ``report`` as JSON if asked."""
+    report["load_average_end"] = load_average()
+    print(f"load average: start {report['load_average_start']}, end {report['load_average_end']}")
+    if json_out:
+        Path(json_out).write_text(json.dumps(report, indent=2) + "\n")
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
@@ -745,11 +753,8 @@ def main(argv: list[str] | None = None) -> int:
 
     summaries = [s.summary() for s in rows]
     report["results"] = summaries
-    report["load_average_end"] = load_average()
     print(table(summaries))
-    print(f"load average: start {report['load_average_start']}, end {report['load_average_end']}")
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    finish(report, args.json_out)
     return 0
 
 

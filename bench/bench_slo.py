@@ -24,7 +24,6 @@ machine: on 2 cores anything else moves every figure.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -37,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_queries import SLO_SPEC, load_average
+from bench_queries import SLO_SPEC, finish, load_average
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -158,15 +157,12 @@ def main() -> int:
             path.unlink(missing_ok=True)
         shutil.rmtree(f"{copy}.journal", ignore_errors=True)
 
-    report["load_average_end"] = load_average()
     print(f"{'pass':<10} {'calls':>5} {'median s':>9} {'max s':>7}  identical")
     for row in report["passes"]:
         same = row.get("identical", "")
         median, longest = row["wall_median_s"], row["wall_max_s"]
         print(f"{row['pass']:<10} {row['calls']:>5} {median:>9} {longest:>7}  {same}")
-    print(f"load average: start {report['load_average_start']}, end {report['load_average_end']}")
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    finish(report, args.json_out)
     return 0
 
 

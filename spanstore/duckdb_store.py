@@ -69,7 +69,7 @@ SCHEMA_VERSION: Final = 2
 #: Older schema versions this build still opens: read-only as they are (no query reads
 #: what changed), for writing after the migration ``spanstore/sql/migrate_vN_to_vM.sql``
 #: has brought the file to SCHEMA_VERSION.
-_MIGRATIONS: Final = {1: "migrate_v1_to_v2"}
+_MIGRATIONS: Final = {"1": "migrate_v1_to_v2"}  # the stored version text -> its SQL
 _FAR_PAST: Final = -(1 << 62)
 _FAR_FUTURE: Final = 1 << 62
 _HOUR_NS: Final = 3_600_000_000_000
@@ -331,14 +331,13 @@ class DuckDBStore:
                 "SELECT value FROM seqtrace_meta WHERE key = 'schema_version'"
             ).fetchall()
             found = rows[0][0] if rows else "none"
-            older = {str(version): name for version, name in _MIGRATIONS.items()}
-            if found != str(SCHEMA_VERSION) and found not in older:
+            if found != str(SCHEMA_VERSION) and found not in _MIGRATIONS:
                 raise SchemaVersionError(
                     f"{self.path} has schema version {found}; this seqtrace reads version "
                     f"{SCHEMA_VERSION}. Use the seqtrace that wrote it, or a new --db file"
                 )
-            if found in older and not self.read_only:
-                self._migrate(con, found, older[found])
+            if found in _MIGRATIONS and not self.read_only:
+                self._migrate(con, found, _MIGRATIONS[found])
             if not self.read_only:
                 # Indexes added within a schema version are created on the next write open.
                 con.execute(sql("indexes"))
