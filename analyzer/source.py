@@ -18,8 +18,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+from collections.abc import Hashable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, runtime_checkable
 
 from spanstore.base import SLO_TREE_MARGIN_NS, SpanReader
 
@@ -192,8 +192,12 @@ SLO_PIECE_NS: Final = 24 * 3_600_000_000_000
 SLO_KEPT_BYTES: Final = 128 * 1024 * 1024
 
 
+#: What decides one SLO's events: service, operation, SLI and latency threshold.
+_SloSignature: TypeAlias = tuple[str, str, str, int | None]
+
+
 class _SloPieces:
-    """Each SLO's events per day, with the store's data version they were computed at.
+    """One SLO's events per day, with the store's data version they were computed at.
 
     A live server's SLO report is asked again and again (the UI refreshes it) over the
     same 30 days, while ingest only adds to the newest hours: the days whose spans did
@@ -203,9 +207,9 @@ class _SloPieces:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._lock = threading.Lock()
-        self._pieces: OrderedDict[Hashable, tuple[int, list[pl.DataFrame], int]] = OrderedDict()
+        self._pieces: OrderedDict[Hashable, tuple[int, pl.DataFrame, int]] = OrderedDict()
 
-    def get(self, key: Hashable, version: int) -> list[pl.DataFrame] | None:
+    def get(self, key: Hashable, version: int) -> pl.DataFrame | None:
         with self._lock:
             found = self._pieces.get(key)
             if found is None or found[0] != version:
@@ -213,8 +217,8 @@ class _SloPieces:
             self._pieces.move_to_end(key)
             return found[1]
 
-    def put(self, key: Hashable, version: int, events: list[pl.DataFrame]) -> None:
-        size = sum(int(frame.estimated_size()) for frame in events)
+    def put(self, key: Hashable, version: int, events: pl.DataFrame) -> None:
+        size = int(events.estimated_size())
         with self._lock:
             old = self._pieces.pop(key, None)
             if old is not None:
@@ -407,37 +411,37 @@ class LocalSource:
         # The rows reach back far enough for the longest window and the 3d burn rate, and
         # hold only the SLOs' candidate events plus, narrow, the traces where they meet an
         # error; entities are looked up for the traces with bad events only.
-        services = sorted({slo.service for slo in spec.slos})
-        operations = sorted({slo.operation for slo in spec.slos})
         start = slo_frame_start(spec, at)
-        events = self._kept_slo_events(spec, start, at + 1, services, operations)
+        events = self._kept_slo_events(spec, start, at + 1)
         report: dict[str, Any]
         if events is not None:
             report = slo_report_events(spec, events, self._entities_for, at)
         else:
+            services = sorted({slo.service for slo in spec.slos})
+            operations = sorted({slo.operation for slo in spec.slos})
             spans = self.reader.slo_spans(start, at + 1, services, operations)
             report = slo_report_spans(spec, spans, self._entities_for, at)
         return report
 
-    def _kept_slo_events(
-        self,
-        spec: SloSpec,
-        start: int,
-        end: int,
-        services: Sequence[str],
-        operations: Sequence[str],
-    ) -> list[pl.DataFrame] | None:
+    def _kept_slo_events(self, spec: SloSpec, start: int, end: int) -> list[pl.DataFrame] | None:
         """Each SLO's events from the days covering [start, end), kept or computed; None
         when nothing is kept here or the reader cannot tell when a day changes."""
         import polars as pl
 
-        from analyzer.slo import NESTING_MARGIN_NS, slo_events
+        from analyzer.slo import NESTING_MARGIN_NS, SloDefinition, SloSpec, slo_events
 
         pieces = self._slo_pieces
         if pieces is None:
             return None
-        # What decides an SLO's events: not the window or objective (applied after).
-        signature = tuple((s.service, s.operation, s.sli, s.threshold_ns) for s in spec.slos)
+        # What decides an SLO's events: not its name, window or objective (applied after).
+        # Days are kept per SLO, so a spec that changes or adds one SLO reads that SLO's
+        # events alone, and SLOs of the same events (two windows of one operation) share.
+        signatures: list[_SloSignature] = [
+            (s.service, s.operation, s.sli, s.threshold_ns) for s in spec.slos
+        ]
+        by_signature: dict[_SloSignature, SloDefinition] = dict(
+            zip(signatures, spec.slos, strict=True)
+        )
         days = range(start - start % SLO_PIECE_NS, end, SLO_PIECE_NS)
         # What a day's events depend on: candidates from NESTING_MARGIN_NS before it, and
         # the trees slo_spans reads a margin beyond those.
@@ -452,28 +456,42 @@ class LocalSource:
         )
         if versions is None:
             return None
-        found: dict[int, list[pl.DataFrame]] = {}
-        runs: list[list[tuple[int, int]]] = []  # consecutive missing days: (day, version)
+        found: dict[tuple[_SloSignature, int], pl.DataFrame] = {}
+        # Runs of consecutive days that miss the same SLOs: (those SLOs, [(day, version)]).
+        runs: list[tuple[tuple[_SloSignature, ...], list[tuple[int, int]]]] = []
         for day, version in zip(days, versions, strict=True):
-            events = pieces.get((signature, day), version)
-            if events is not None:
-                found[day] = events
-            elif runs and runs[-1][-1][0] + SLO_PIECE_NS == day:
-                runs[-1].append((day, version))
+            missing: list[_SloSignature] = []
+            for signature in by_signature:
+                events = pieces.get((signature, day), version)
+                if events is None:
+                    missing.append(signature)
+                else:
+                    found[signature, day] = events
+            if not missing:
+                continue
+            wanted = tuple(missing)
+            if runs and runs[-1][0] == wanted and runs[-1][1][-1][0] + SLO_PIECE_NS == day:
+                runs[-1][1].append((day, version))
             else:
-                runs.append([(day, version)])
-        for run in runs:
+                runs.append((wanted, [(day, version)]))
+        for wanted, run in runs:
             # One query for each run of missing days, cut into days after: a query per
             # day cost ~1 s more on the 10M-span store (docs/performance.md).
+            slos = tuple(by_signature[signature] for signature in wanted)
             lo, hi = run[0][0], run[-1][0] + SLO_PIECE_NS
-            spans = self.reader.slo_spans(lo - NESTING_MARGIN_NS, hi, services, operations)
-            computed = slo_events(spec, spans, lo, hi)
+            spans = self.reader.slo_spans(
+                lo - NESTING_MARGIN_NS,
+                hi,
+                sorted({slo.service for slo in slos}),
+                sorted({slo.operation for slo in slos}),
+            )
+            computed = slo_events(SloSpec(slos, spec.source_name), spans, lo, hi)
             for day, version in run:
                 inside = (pl.col("start") >= day) & (pl.col("start") < day + SLO_PIECE_NS)
-                found[day] = [frame.filter(inside) for frame in computed]
-                pieces.put((signature, day), version, found[day])
-        kept = [found[day] for day in days]
-        return [pl.concat([day[i] for day in kept]) for i in range(len(spec.slos))]
+                for signature, frame in zip(wanted, computed, strict=True):
+                    found[signature, day] = frame.filter(inside)
+                    pieces.put((signature, day), version, found[signature, day])
+        return [pl.concat([found[signature, day] for day in days]) for signature in signatures]
 
     def throughput(
         self, start: int | None = None, end: int | None = None, buckets: int = 60

@@ -4,6 +4,7 @@ the store says spans starting in it (or within its margins) changed."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -30,11 +31,14 @@ class CountingReader:
     def __init__(self, store: DuckDBStore) -> None:
         self.store = store
         self.reads: list[tuple[int, int]] = []
+        #: What each read asked for: (services, operations).
+        self.asked: list[tuple[list[str], list[str]]] = []
 
     def slo_spans(
         self, start: int, end: int, services: Sequence[str], operations: Sequence[str]
     ) -> pl.DataFrame:
         self.reads.append((start, end))
+        self.asked.append((list(services), list(operations)))
         return self.store.slo_spans(start, end, services, operations)
 
     def __getattr__(self, name: str) -> Any:
@@ -111,6 +115,52 @@ def test_a_day_is_read_again_only_after_it_changed(store: DuckDBStore) -> None:
         assert reader.reads[read:] == [(m - half - HOUR_NS, m + half) for m in middles]
 
 
+def _spec(*slos: dict[str, Any]) -> str:
+    return json.dumps({"slos": list(slos)})
+
+
+AVAILABILITY = {"name": "checkout", "service": "frontend", "operation": "POST /checkout",
+                "sli": "availability", "objective": 99, "window": "1d"}  # fmt: skip
+LATENCY = {"name": "checkout-fast", "service": "frontend", "operation": "POST /checkout",
+           "sli": "latency", "threshold_ms": 300, "objective": 95, "window": "1d"}  # fmt: skip
+
+
+def test_days_are_kept_per_slo(store: DuckDBStore) -> None:
+    """Editing one SLO of a spec reads that SLO's events alone; a name, objective or
+    window change within the days already kept reads nothing; a new SLO reads only its
+    own service and operation."""
+    with store:
+        store.write(_request(_scenario()))
+        reader = CountingReader(store)
+        kept = LocalSource(cast(SpanReader, reader), keep_slo_events=True)
+        fresh = LocalSource(store)
+
+        def report(spec: str) -> dict[str, Any]:
+            got = kept.slo(spec, AT, "spec")
+            assert got == fresh.slo(spec, AT, "spec")
+            return got
+
+        report(_spec(AVAILABILITY, LATENCY))
+        assert len(reader.reads) == 1
+        # The same events under other names, objectives and a shorter window: kept.
+        renamed = {**AVAILABILITY, "name": "renamed", "objective": 99.9, "window": "6h"}
+        report(_spec(renamed, {**LATENCY, "objective": 90}))
+        assert len(reader.reads) == 1
+        # A new threshold: only the latency SLO's events are read again.
+        faster = {**LATENCY, "threshold_ms": 50}
+        edited = report(_spec(AVAILABILITY, faster))
+        assert len(reader.reads) == 2
+        assert reader.asked[-1] == (["frontend"], ["POST /checkout"])
+        by_name = {s["name"]: s for s in edited["slos"]}
+        assert by_name["checkout-fast"]["bad"] > 0  # the new threshold was applied
+        # A new SLO of another service: one read, for that service only.
+        payments = {"name": "pay", "service": "payment", "operation": "POST /pay",
+                    "sli": "availability", "objective": 99, "window": "1d"}  # fmt: skip
+        report(_spec(AVAILABILITY, faster, payments))
+        assert len(reader.reads) == 3
+        assert reader.asked[-1] == (["payment"], ["POST /pay"])
+
+
 def test_the_cli_source_keeps_nothing(sample_db: Path) -> None:
     """A one-shot source (the CLI's) reads the whole range once, as it always did."""
     with DuckDBStore(sample_db, read_only=True) as real:
@@ -162,15 +212,14 @@ def test_kept_days_are_bounded_by_memory() -> None:
     from analyzer.slo import EVENT_SCHEMA
     from analyzer.source import _SloPieces
 
-    def day(rows: int) -> list[pl.DataFrame]:
-        frame = pl.DataFrame(
+    def day(rows: int) -> pl.DataFrame:
+        return pl.DataFrame(
             {"start": range(rows), "bad": [False] * rows, "partial": [False] * rows,
              "trace_id": [None] * rows},
             schema=EVENT_SCHEMA,
         )  # fmt: skip
-        return [frame]
 
-    one = int(day(1000)[0].estimated_size())
+    one = int(day(1000).estimated_size())
     pieces = _SloPieces(max_bytes=3 * one)
     for n in range(3):
         pieces.put(n, 7, day(1000))
