@@ -637,6 +637,12 @@ def _slo_events(
     return [_events(slo, flagged, explained if tree is not None else None) for slo in spec.slos]
 
 
+def _slo_events_of_rows(spec: SloSpec, spans: pl.DataFrame) -> list[pl.DataFrame]:
+    """:func:`_slo_events` on the store's ``SpanReader.slo_spans`` rows: the event rows
+    are the candidates, the others the troubled traces' trees."""
+    return _slo_events(spec, spans.filter(pl.col("event")), spans.filter(~pl.col("event")))
+
+
 def slo_report_events(
     spec: SloSpec,
     events: Sequence[pl.DataFrame],
@@ -688,10 +694,8 @@ def slo_events(
     be nested. Reports made of such pieces (:func:`slo_report_events` on their
     concatenation) equal one report over the whole range, as long as no trace reaches
     further than the store's margin beyond its piece."""
-    events = spans.filter(pl.col("event"))
-    tree = spans.filter(~pl.col("event"))
     inside = (pl.col("start") >= start_unix_nano) & (pl.col("start") < end_unix_nano)
-    return [frame.filter(inside) for frame in _slo_events(spec, events, tree)]
+    return [frame.filter(inside) for frame in _slo_events_of_rows(spec, spans)]
 
 
 #: How far before a piece's start :func:`slo_events` wants candidate rows.
@@ -708,9 +712,7 @@ def slo_report_spans(
     :func:`slo_frame_start` to ``at`` + 1, the spec's services and operations), the same
     report as over whole traces. ``entities_for`` is called once, with the hex ids of the
     traces that hold a bad event, and returns their entities."""
-    events = spans.filter(pl.col("event"))
-    tree = spans.filter(~pl.col("event"))
-    return slo_report_events(spec, _slo_events(spec, events, tree), entities_for, at_unix_nano)
+    return slo_report_events(spec, _slo_events_of_rows(spec, spans), entities_for, at_unix_nano)
 
 
 def slo_bad_trace_ids(spec: SloSpec, frame: pl.DataFrame, at_unix_nano: int) -> list[str]:

@@ -63,7 +63,13 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
-from spanstore.base import SchemaVersionError, StoreError, StoreUnavailable, WriteResult
+from spanstore.base import (
+    SLO_TREE_MARGIN_NS,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailable,
+    WriteResult,
+)
 from spanstore.decoder import DecoderPool, prepare_serialized
 from spanstore.frame import FRAME_SCHEMA, SLO_SPANS_SCHEMA
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
@@ -613,14 +619,14 @@ def _clamp(value: int) -> int:
 def _slo_params(
     start: int, end: int, services: Sequence[str], operations: Sequence[str], floor: int
 ) -> dict[str, Any]:
-    """An SLO query's parameters: the range, and the span range an hour wider on each side
-    (whole traces), bounded to [floor, int64 max]: seqtrace's tables hold signed
+    """An SLO query's parameters: the range, and the span range SLO_TREE_MARGIN_NS wider on
+    each side (whole traces), bounded to [floor, int64 max]: seqtrace's tables hold signed
     nanoseconds, the exporter's DateTime64 none before 1970."""
     return {
         "start": start,
         "end": end,
-        "lo": max(floor, start - _HOUR_NS),
-        "hi": max(floor, min(_INT64_MAX, end + _HOUR_NS)),
+        "lo": max(floor, start - SLO_TREE_MARGIN_NS),
+        "hi": max(floor, min(_INT64_MAX, end + SLO_TREE_MARGIN_NS)),
         "services": list(services),
         "operations": list(operations),
     }
