@@ -17,7 +17,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from importlib import resources as importlib_resources
 from typing import Any, Final, NoReturn
@@ -58,6 +58,10 @@ from spanstore.journal import Journal, JournalError, has_segments, journal_dir
 from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
 from spanstore.otlp import attributes_to_dict, span_from_proto
 from spanstore.policy import IngestPolicy, PolicyEngine
+from spanstore.query import rawattrs
+from spanstore.query import reader as query_reader
+from spanstore.query.ast import Query
+from spanstore.query.compiler import DUCKDB as DUCKDB_TARGET
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS, decode_batch, journal_record
 
@@ -1347,6 +1351,66 @@ class DuckDBStore:
                 span.parent_span_id = parent
         return request
 
+
+    # ------------------------------------------------ query language (#17, spanstore.query)
+
+    def query_backend(self) -> _DuckDBQueryBackend:
+        return _DuckDBQueryBackend(self)
+
+    def query_trace_ids(self, query: Query, start_unix_nano: int, end_unix_nano: int) -> list[str]:
+        """Ids of the traces with a span in [start, end) that the query selects, sorted."""
+        return query_reader.query_trace_ids(self.query_backend(), query, start_unix_nano, end_unix_nano)
+
+    def find_traces(
+        self, query: Query, start_unix_nano: int, end_unix_nano: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        return query_reader.find_traces(
+            self.query_backend(), query, start_unix_nano, end_unix_nano, limit
+        )
+
+    def sample_spans(
+        self,
+        query: Query,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        sample: int,
+        complement: bool = False,
+    ) -> tuple[int, list[query_reader.SampledSpan]]:
+        return query_reader.sample_spans(
+            self.query_backend(), query, start_unix_nano, end_unix_nano, sample, complement
+        )
+
+    def trace_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Stored trace ids starting with the hex ``prefix``, at most ``limit``."""
+        low, high = query_reader.prefix_bounds(prefix)
+        rows = self._rows("trace_ids_by_prefix", {"lo": low, "hi": high, "limit": limit})
+        return [row[0] for row in rows]
+
+
+class _DuckDBQueryBackend:
+    """How spanstore.query runs compiled statements on a DuckDB store."""
+
+    target = DUCKDB_TARGET
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+
+    def run(self, statement: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        store = self.store
+        # The functions belong to the connection: register them again after a reopen.
+        if getattr(store, "_query_functions_db", None) is not store._db:
+            with store._db_lock:
+                if getattr(store, "_query_functions_db", None) is not store._db:
+                    rawattrs.register(store._db)
+                    store._query_functions_db = store._db
+        with store._cursor() as con:
+            cursor = con.execute(statement, dict(params))
+            names = [d[0] for d in cursor.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def resources(self) -> dict[int, dict[str, Any]]:
+        rows = self.store._rows("query_resources")
+        return query_reader.decode_resources([{"resource_id": r[0], "raw": r[1]} for r in rows])
 
 class _Transaction:
     """The writer's open DuckDB transaction: how many spans it holds, up to which seq."""

@@ -1,0 +1,3 @@
+-- Every distinct resource (few: one per process), for the query language's resource
+-- attribute tests, which are evaluated on the decoded attributes (spanstore.query).
+SELECT resource_id, raw FROM resources
