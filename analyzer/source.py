@@ -19,13 +19,14 @@ import urllib.parse
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, cast, runtime_checkable
 
 from spanstore.base import SLO_TREE_MARGIN_NS, SpanReader
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from analyzer.query import QueryReader
     from analyzer.slo import SloSpec
 
 __all__ = [
@@ -109,6 +110,22 @@ class Source(Protocol):
     def recent_traces(self, limit: int = 50) -> dict[str, Any]: ...
 
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]: ...
+
+    def find(
+        self, query: str, start: int | None = None, end: int | None = None, limit: int = 100
+    ) -> dict[str, Any]: ...
+
+    def compare(
+        self,
+        query: str,
+        baseline: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]: ...
+
+    def query_trace_ids(
+        self, query: str, start_unix_nano: int | None, end_unix_nano: int | None
+    ) -> list[str]: ...
 
 
 def span_to_flat(span: Any) -> dict[str, Any]:
@@ -315,7 +332,7 @@ class LocalSource:
         self, entity: str | None, trace_id: str | None, start: int | None, end: int | None
     ) -> tuple[list[Any], tuple[str, str] | None]:
         if trace_id:
-            return self.reader.spans([_valid_trace_id(trace_id)]), None
+            return self.reader.spans([self._trace_id(trace_id)]), None
         if not entity:
             raise SourceError("give an entity (KEY=VALUE) or a trace id")
         key, value = parse_entity(entity)
@@ -358,7 +375,7 @@ class LocalSource:
         return text
 
     def trace(self, trace_id: str) -> dict[str, Any]:
-        tid = _valid_trace_id(trace_id)
+        tid = self._trace_id(trace_id)
         spans = self.reader.spans([tid])
         if not spans:
             raise SourceError(f"no trace {tid}", status=404)
@@ -367,11 +384,74 @@ class LocalSource:
     def trace_otlp(self, trace_id: str) -> dict[str, Any]:
         from spanstore.otlp import request_to_json
 
-        tid = _valid_trace_id(trace_id)
+        tid = self._trace_id(trace_id)
         request = self.reader.trace_request(tid)
         if request is None:
             raise SourceError(f"no trace {tid}", status=404)
         return request_to_json(request)
+
+    # -- the query language (#17): find, compare, ids of a query's traces, id prefixes
+    def _query_reader(self) -> QueryReader:
+        return cast("QueryReader", self.reader)
+
+    def _trace_id(self, trace_id: str) -> str:
+        """A full id, or the one stored trace a pasted prefix (>= 8 hex digits) starts."""
+        from analyzer.query import AmbiguousId, resolve_trace_id
+
+        text = trace_id.strip().lower()
+        if len(text) < 8:
+            return _valid_trace_id(trace_id)
+        try:
+            found = resolve_trace_id(self._query_reader(), text)
+        except AmbiguousId as exc:
+            raise SourceError(str(exc), status=409) from None
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
+        if found is None:
+            raise SourceError(f"no trace starts with {text}", status=404)
+        return found
+
+    def find(
+        self,
+        query: str,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        from analyzer.query import BadQuery, find
+
+        lo, hi = self._range(start, end)
+        try:
+            return find(self._query_reader(), query, lo, hi, limit)
+        except BadQuery as exc:
+            raise SourceError(str(exc)) from None
+
+    def compare(
+        self,
+        query: str,
+        baseline: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]:
+        from analyzer.query import BadQuery, compare
+
+        lo, hi = self._range(start, end)
+        try:
+            return compare(self._query_reader(), query, baseline, lo, hi)
+        except BadQuery as exc:
+            raise SourceError(str(exc)) from None
+
+    def query_trace_ids(
+        self, query: str, start_unix_nano: int | None, end_unix_nano: int | None
+    ) -> list[str]:
+        """Ids of the traces the query selects in the range (the Flows feature's input)."""
+        from analyzer.query import BadQuery, trace_ids
+
+        lo, hi = self._range(start_unix_nano, end_unix_nano)
+        try:
+            return trace_ids(self._query_reader(), query, lo, hi)
+        except BadQuery as exc:
+            raise SourceError(str(exc)) from None
 
     def _entities_for(self, trace_ids: list[str]) -> dict[str, dict[str, list[str]]]:
         return self.reader.trace_entities(trace_ids)
@@ -638,6 +718,36 @@ class HttpSource:
     def trace_otlp(self, trace_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._request(f"/api/v1/traces/{urllib.parse.quote(trace_id)}")
         return result
+
+    def find(
+        self,
+        query: str,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        params = {"q": query, "from": start, "to": end, "limit": limit}
+        result: dict[str, Any] = self._request("/api/v1/find", params)
+        return result
+
+    def compare(
+        self,
+        query: str,
+        baseline: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]:
+        params = {"q": query, "baseline": baseline, "from": start, "to": end}
+        result: dict[str, Any] = self._request("/api/v1/compare", params)
+        return result
+
+    def query_trace_ids(
+        self, query: str, start_unix_nano: int | None, end_unix_nano: int | None
+    ) -> list[str]:
+        """Ids of the traces the query selects in the range (``/api/v1/find?ids=1``)."""
+        params = {"q": query, "from": start_unix_nano, "to": end_unix_nano, "ids": True}
+        result: dict[str, Any] = self._request("/api/v1/find", params)
+        return list(result["trace_ids"])
 
     def failures(
         self, start: int | None = None, end: int | None = None, service: str | None = None

@@ -195,6 +195,15 @@ class ApiServer:
                     200,
                     self.source.failures(q.time("from"), q.time("to"), q.text("service")),
                 )
+            if path == "/api/v1/find":
+                return self._find
+            if path == "/api/v1/compare":
+                return lambda q, b: (
+                    200,
+                    self.source.compare(
+                        q.text("q") or "", q.text("baseline") or None, q.time("from"), q.time("to")
+                    ),
+                )
             if path == "/api/v1/throughput":
                 return lambda q, b: (
                     200,
@@ -233,6 +242,14 @@ class ApiServer:
             q.text("entity"), q.text("trace"), q.time("from"), q.time("to"), q.flag("internal"), fmt
         )
         return 200, result
+
+    def _find(self, q: _Request, body: bytes) -> tuple[int, Any]:
+        text = q.text("q") or ""
+        if q.flag("ids"):  # the trace ids alone (HttpSource.query_trace_ids, flows)
+            ids = self.source.query_trace_ids(text, q.time("from"), q.time("to"))
+            return 200, {"query": text, "trace_ids": ids}
+        limit = q.integer("limit", 100, hi=10_000)
+        return 200, self.source.find(text, q.time("from"), q.time("to"), limit)
 
     def _trace(self, trace_id: str, q: _Request) -> tuple[int, Any]:
         if q.text("view") == "spans":

@@ -231,6 +231,66 @@ def cmd_failures(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ms(ns: int | None) -> str:
+    return "-" if ns is None else f"{ns / 1e6:.1f} ms"
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    result = open_source(args).find(
+        args.query, _parse_time(args.start, "--from"), _parse_time(args.end, "--to"), args.limit
+    )
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    print(f"{result['total']} traces match (newest first, {len(result['traces'])} shown)")
+    header = ("START", "TRACE", "OUTCOME", "ROOT", "DURATION", "MATCHED", "ENTITIES")
+    rows = [header]
+    for t in result["traces"]:
+        entities = " ".join(f"{k}={','.join(v)}" for k, v in sorted(t["entities"].items()))
+        root = f"{t['root_service']}: {t['root_operation']}"
+        rows.append(
+            (
+                _format_ns_time(t["start_unix_nano"]),
+                t["trace_id"],
+                t["outcome"],
+                root[:60],
+                _ms(t["duration_ns"]),
+                str(t["matched_spans"]),
+                entities[:60],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip())
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    result = open_source(args).compare(
+        args.query, args.baseline, _parse_time(args.start, "--from"), _parse_time(args.end, "--to")
+    )
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    selection, baseline = result["selection"], result["baseline"]
+    print(
+        f"selection: {selection['spans']} spans; baseline "
+        f"({baseline['query'] or 'every other span'}): {baseline['spans']} spans"
+    )
+    durations = result["durations"]
+    for side in ("selection", "baseline"):
+        d = durations[side]
+        print(f"  {side:9}  p50 {_ms(d['p50_ns'])}  p90 {_ms(d['p90_ns'])}  p99 {_ms(d['p99_ns'])}")
+    print()
+    print(f"{'SCORE':>7}  {'SELECTION':>9}  {'BASELINE':>9}  ATTRIBUTE")
+    for a in result["attributes"][: args.top]:
+        print(
+            f"{a['score']:>7.3f}  {a['selection_fraction']:>9.1%}  {a['baseline_fraction']:>9.1%}  "
+            f"{a['key']} = {a['value'][:80]}"
+        )
+    return EXIT_OK
+
+
 def cmd_slo(args: argparse.Namespace) -> int:
     from analyzer.slo import render_slo_markdown, render_slo_table
 
@@ -533,6 +593,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service", metavar="S", help="only traces touching this service")
     p.add_argument("--json", action="store_true", help="print SPEC JSON")
     p.set_defaults(func=cmd_failures)
+
+    p = sub.add_parser("find", help="the traces that match a query (docs/query.md)")
+    p.add_argument("query", metavar="QUERY", help='e.g. \'{ status = error } !< { status = error }\'')
+    _add_source_flags(p)
+    _add_range_flags(p)
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="traces listed (default 100)")
+    p.add_argument("--json", action="store_true", help="print SPEC JSON")
+    p.set_defaults(func=cmd_find)
+
+    p = sub.add_parser(
+        "compare", help="attribute values over-represented in a query's spans against a baseline"
+    )
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--baseline", metavar="QUERY", help="default: every other span in the range")
+    _add_source_flags(p)
+    _add_range_flags(p)
+    p.add_argument("--top", type=int, default=25, metavar="N", help="rows in the table (default 25)")
+    p.add_argument("--json", action="store_true", help="print SPEC JSON")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("slo", help="the SLO report for a spec file")
     _add_source_flags(p)

@@ -87,6 +87,10 @@ from spanstore.model import (
 )
 from spanstore.otlp import attributes_to_dict, span_from_proto
 from spanstore.policy import IngestPolicy, PolicyEngine
+from spanstore.query import reader as query_reader
+from spanstore.query.ast import Query
+from spanstore.query.compiler import CLICKHOUSE as CLICKHOUSE_TARGET
+from spanstore.query.compiler import Target as QueryTarget
 from spanstore.retention import RetentionPolicy
 from spanstore.semconv import INT_COLUMNS, KEY_TO_COLUMN, STRING_COLUMNS, is_entity_key
 
@@ -2017,6 +2021,71 @@ class ClickHouseStore:
     def recent_traces(self, limit: int = 50) -> pl.DataFrame:
         return self._read().recent_traces(limit)
 
+
+    # ------------------------------------------------ query language (#17, spanstore.query)
+
+    def query_backend(self) -> _ClickHouseQueryBackend:
+        return _ClickHouseQueryBackend(self._read())
+
+    def query_trace_ids(self, query: Query, start_unix_nano: int, end_unix_nano: int) -> list[str]:
+        """Ids of the traces with a span in [start, end) that the query selects, sorted."""
+        return query_reader.query_trace_ids(self.query_backend(), query, start_unix_nano, end_unix_nano)
+
+    def find_traces(
+        self, query: Query, start_unix_nano: int, end_unix_nano: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        return query_reader.find_traces(
+            self.query_backend(), query, start_unix_nano, end_unix_nano, limit
+        )
+
+    def sample_spans(
+        self,
+        query: Query,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        sample: int,
+        complement: bool = False,
+    ) -> tuple[int, list[query_reader.SampledSpan]]:
+        return query_reader.sample_spans(
+            self.query_backend(), query, start_unix_nano, end_unix_nano, sample, complement
+        )
+
+    def trace_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Stored trace ids starting with the hex ``prefix``, at most ``limit``."""
+        reader = self._read()
+        if isinstance(reader, _OtelReader):
+            rows = reader.db.rows(
+                "otel_trace_ids_by_prefix", {"prefix": prefix.lower(), "limit": limit}
+            )
+        else:
+            low, high = query_reader.prefix_bounds(prefix)
+            rows = reader.db.rows("trace_ids_by_prefix", {"lo": low, "hi": high, "limit": limit})
+        return [str(row["trace_id"]) for row in rows]
+
+
+class _ClickHouseQueryBackend:
+    """How spanstore.query runs compiled statements on ClickHouse (either layout)."""
+
+    def __init__(self, reader: _SeqtraceReader | _OtelReader) -> None:
+        self.reader = reader
+        if isinstance(reader, _OtelReader):
+            self.target = QueryTarget("clickhouse", "otel", quote_identifier(reader.table))
+        else:
+            self.target = CLICKHOUSE_TARGET
+
+    def run(self, statement: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        table = self.reader.db.transport.query(render(statement, params))
+        rows: list[dict[str, Any]] = decode_strings(table, keep=frozenset({"raw"})).to_pylist()
+        for row in rows:
+            for key in ("span_attributes", "resource_attributes"):
+                if key in row and isinstance(row[key], list):
+                    row[key] = dict(row[key])
+        return rows
+
+    def resources(self) -> dict[int, dict[str, Any]] | None:
+        if isinstance(self.reader, _OtelReader):
+            return None
+        return query_reader.decode_resources(self.reader.db.raw_rows("query_resources"))
 
 def _without(table: pa.Table, span_keys: set[bytes]) -> pa.Table:
     """Rows of an entity or link table whose span is not among ``span_keys``."""

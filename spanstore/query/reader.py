@@ -104,7 +104,8 @@ def sample_spans(
     resources = backend.resources()
     compiled = compile_query(query, backend.target, start, end, resources)
     count_statement, rows_statement = sample_sql(compiled, sample, complement)
-    total = int(backend.run(count_statement, compiled.params)[0]["spans"])
+    count_params = {k: v for k, v in compiled.params.items() if k != "sample"}
+    total = int(backend.run(count_statement, count_params)[0]["spans"])
     rows = backend.run(rows_statement, compiled.params) if total else []
     out = []
     for row in rows:
