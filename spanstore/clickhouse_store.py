@@ -2059,7 +2059,12 @@ class ClickHouseStore:
             )
         else:
             low, high = query_reader.prefix_bounds(prefix)
-            rows = reader.db.rows("trace_ids_by_prefix", {"lo": low, "hi": high, "limit": limit})
+            rows = [
+                {"trace_id": r["trace_hex"]}
+                for r in reader.db.rows(
+                    "trace_ids_by_prefix", {"lo": low, "hi": high, "limit": limit}
+                )
+            ]
         return [str(row["trace_id"]) for row in rows]
 
 

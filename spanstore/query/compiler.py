@@ -320,13 +320,13 @@ class _Compiler:
 
     def raw_attribute(self, c: Comparison) -> str:
         key, op, value = c.field.name, c.op, c.value
-        present = self.contains(key_prefix(key))
         if value.kind == "nil":
+            present = self.contains(key_prefix(key))
             return f"NOT {present}" if op == "=" else present
         if op in ("=", "!=") and value.kind in ("string", "number", "bool"):
             assert isinstance(value.value, str | int | float | bool)
             equal = "(" + " OR ".join(self.contains(p) for p in equal_patterns(key, value.value)) + ")"
-            return equal if op == "=" else f"({present} AND NOT {equal})"
+            return equal if op == "=" else f"({self.contains(key_prefix(key))} AND NOT {equal})"
         if self.t.engine == "clickhouse":
             raise QueryError(
                 c.pos,
@@ -335,6 +335,7 @@ class _Compiler:
             )
         if value.kind == "bool":
             return "false"
+        present = self.contains(key_prefix(key))
         function = NUMBER_FUNCTION if value.kind == "number" else TEXT_FUNCTION
         extracted = f"(CASE WHEN {present} THEN {function}(s.raw, {self.param(key)}) END)"
         if value.kind == "string":
