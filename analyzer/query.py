@@ -4,7 +4,7 @@ as prefixes.
 The store compiles and runs the query (``spanstore.query``); this module shapes the
 answers. ``compare`` works on a fixed pseudo-random sample of each side (at most
 :data:`COMPARE_SAMPLE` spans, like Honeycomb's BubbleUp): shares of attribute values are
-fractions, and a sample of that size puts them within about a percentage point.
+fractions, and a sample of 10,000 puts each within about one percentage point (95%).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
 from spanstore.query import QueryError, parse
@@ -21,7 +21,7 @@ from spanstore.query.ast import Query
 from spanstore.query.reader import MIN_PREFIX, SampledSpan
 
 #: Spans read from each side of a comparison.
-COMPARE_SAMPLE: Final = 20_000
+COMPARE_SAMPLE: Final = 10_000
 #: Attribute values listed by ``compare``.
 COMPARE_TOP: Final = 200
 #: A key is left out of ``compare`` when its values are this distinct (ids, timestamps).
@@ -75,10 +75,7 @@ def find(reader: QueryReader, text: str, start: int, end: int, limit: int = 100)
     query = parsed(text)
     if limit < 0:
         raise BadQuery("--limit must be 0 or more")
-    total, traces = reader.find_traces(query, start, end, limit)
-    entities = reader.trace_entities([t["trace_id"] for t in traces]) if traces else {}
-    for trace in traces:
-        trace["entities"] = entities.get(trace["trace_id"], {})
+    total, traces = reader.find_traces(query, start, end, limit)  # entities included
     return {
         "query": text,
         "from_unix_nano": start,
@@ -107,22 +104,30 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _pairs(span: SampledSpan) -> Iterable[tuple[str, str]]:
-    yield "name", span.name
-    yield "kind", span.kind
-    yield "resource.service.name", span.service_name
-    for key, value in span.attributes.items():
-        yield f"span.{key}", _text(value)
-    for key, value in span.resource_attributes.items():
-        if key != "service.name":
-            yield f"resource.{key}", _text(value)
-
-
 def _counts(spans: Sequence[SampledSpan]) -> Counter[tuple[str, str]]:
-    counts: Counter[tuple[str, str]] = Counter()
+    """How many spans carry each (key, value). Keys are unique within a span, so each
+    pair counts once per span; one Counter over one list keeps the loop in C."""
+    pairs: list[tuple[str, str]] = []
+    by_resource: dict[int, list[tuple[str, str]]] = {}
     for span in spans:
-        counts.update(set(_pairs(span)))
-    return counts
+        pairs.append(("name", span.name))
+        pairs.append(("kind", span.kind))
+        pairs.append(("resource.service.name", span.service_name))
+        pairs.extend(
+            ("span." + key, value if type(value) is str else _text(value))
+            for key, value in span.attributes.items()
+        )
+        resource = span.resource_attributes
+        cached = by_resource.get(id(resource))
+        if cached is None:
+            cached = [
+                ("resource." + key, _text(value))
+                for key, value in resource.items()
+                if key != "service.name"
+            ]
+            by_resource[id(resource)] = cached
+        pairs.extend(cached)
+    return Counter(pairs)
 
 
 def attribute_shares(

@@ -2087,6 +2087,11 @@ class _ClickHouseQueryBackend:
                     row[key] = dict(row[key])
         return rows
 
+    def trace_entities(
+        self, trace_ids: Sequence[str], lo: int, hi: int
+    ) -> dict[str, dict[str, list[str]]]:
+        return self.reader.trace_entities(trace_ids)
+
     def resources(self) -> dict[int, dict[str, Any]] | None:
         if isinstance(self.reader, _OtelReader):
             return None

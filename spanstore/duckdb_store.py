@@ -1408,6 +1408,15 @@ class _DuckDBQueryBackend:
             names = [d[0] for d in cursor.description or []]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
+    def trace_entities(
+        self, trace_ids: Sequence[str], lo: int, hi: int
+    ) -> dict[str, dict[str, list[str]]]:
+        out: dict[str, dict[str, list[str]]] = {}
+        params = {"trace_ids": _ids(trace_ids), "lo": lo, "hi": hi}
+        for trace_id, key, value in self.store._rows("trace_entities_in_range", params):
+            out.setdefault(trace_id, {}).setdefault(key, []).append(value)
+        return out
+
     def resources(self) -> dict[int, dict[str, Any]]:
         rows = self.store._rows("query_resources")
         return query_reader.decode_resources([{"resource_id": r[0], "raw": r[1]} for r in rows])

@@ -56,6 +56,9 @@ MAX_TREE_DEPTH: Final = 256
 _STATUS_CODES: Final = {"unset": 0, "ok": 1, "error": 2}
 _KIND_CODES: Final = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 _SQL_OPS: Final = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+#: A trace's spans are looked for this far around its matching spans (traces longer than
+#: an hour are cut there, as in the span frame).
+TRACE_MARGIN_NS: Final = 3_600_000_000_000
 #: Far past/future for open ranges.
 FAR_PAST: Final = -(1 << 62)
 FAR_FUTURE: Final = 1 << 62
@@ -88,6 +91,12 @@ class Compiled:
     ctes: list[tuple[str, str]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     recursive: bool = False
+    #: The WHERE condition of a query that is one spanset filter (no pipeline, no trace
+    #: facts): statements that read spans can test it in place of joining ``result``.
+    simple_where: str | None = None
+    #: Whether ``result`` has the span ids (``sid``, ``pid``); plain filters leave the id
+    #: columns unread (at 10M spans, reading them is most of a filter's time).
+    span_ids: bool = True
 
     def with_clause(self, extra: Sequence[tuple[str, str]] = ()) -> str:
         parts = [f"{name} AS ({body})" for name, body in [*self.ctes, *extra]]
@@ -111,6 +120,7 @@ class _Compiler:
         self.prefix = prefix
         self.count = 0
         self.needs_traces = False
+        self.columns = "tid, sid, pid, dur, st"
 
     # ------------------------------------------------------------------ columns
     def col(self, name: str, alias: str = "s") -> str:
@@ -372,11 +382,15 @@ class _Compiler:
         join = ""
         if self.needs_traces:
             join = f" JOIN {self.traces()} AS tr ON tr.tid = {self.col('tid')}"
+        ids = (
+            f"{self.col('sid')} AS sid, {self.col('pid')} AS pid, " if self.out.span_ids else ""
+        )
         body = (
-            f"SELECT {self.col('tid')} AS tid, {self.col('sid')} AS sid, {self.col('pid')} AS pid, "
+            f"SELECT {self.col('tid')} AS tid, {ids}"
             f"{self.col('dur')} AS dur, {self.col('start')} AS st "
             f"FROM {self.t.table} AS s{join} WHERE {self.range_where()} AND {condition}"
         )
+        self.last_where = None if join else condition
         return self.cte("f", body)
 
     def traces(self) -> str:
@@ -393,24 +407,39 @@ class _Compiler:
         )
         return self.cte("tr", body)
 
+    def member(self, pairs: Sequence[tuple[str, str]], table: str, extra: str = "") -> str:
+        """Does ``table`` hold a row whose columns equal these (``r`` column, its column)?
+        DuckDB: a correlated EXISTS, which it plans as a hash semi-join (a tuple IN over
+        nullable parent ids became a nested loop: 158 s for a whole-store ``!<``).
+        ClickHouse: a tuple IN (its correlated subqueries are experimental)."""
+        if self.t.engine == "duckdb":
+            on = " AND ".join(f"m.{theirs} = {ours}" for ours, theirs in pairs)
+            return f"EXISTS (SELECT 1 FROM {table} AS m WHERE {on}{extra})"
+        ours = ", ".join(o for o, _ in pairs)
+        theirs = ", ".join(t for _, t in pairs)
+        return f"coalesce(({ours}) IN (SELECT {theirs} FROM {table}), false)"
+
     def structural(self, op: str, left: str, right: str) -> str:
         negate = op.startswith("!")
         base = op.lstrip("!")
         columns = "r.tid, r.sid, r.pid, r.dur, r.st"
         if base == ">":
-            test = f"(r.tid, r.pid) IN (SELECT tid, sid FROM {left})"
+            test = self.member([("r.tid", "tid"), ("r.pid", "sid")], left)
         elif base == "<":
-            test = f"(r.tid, r.sid) IN (SELECT tid, pid FROM {left})"
+            test = self.member([("r.tid", "tid"), ("r.sid", "pid")], left)
         elif base == "~":
-            siblings = self.cte(
-                "sib",
-                f"SELECT r.tid AS tid, r.sid AS sid FROM {right} AS r JOIN {left} AS l "
-                "ON l.tid = r.tid AND l.pid = r.pid WHERE l.sid <> r.sid",
-            )
-            test = f"(r.tid, r.sid) IN (SELECT tid, sid FROM {siblings})"
+            if self.t.engine == "duckdb":
+                test = self.member([("r.tid", "tid"), ("r.pid", "pid")], left, " AND m.sid <> r.sid")
+            else:
+                siblings = self.cte(
+                    "sib",
+                    f"SELECT r.tid AS tid, r.sid AS sid FROM {right} AS r JOIN {left} AS l "
+                    "ON l.tid = r.tid AND l.pid = r.pid WHERE l.sid <> r.sid",
+                )
+                test = self.member([("r.tid", "tid"), ("r.sid", "sid")], siblings)
         else:
-            test = f"(r.tid, r.sid) IN (SELECT tid, sid FROM {self.walk(base, left, right)})"
-        test = f"coalesce({test}, false)"
+            walked = self.walk(base, left, right)
+            test = self.member([("r.tid", "tid"), ("r.sid", "sid")], walked)
         if negate:
             test = f"NOT {test}"
         return self.cte("x", f"SELECT {columns} FROM {right} AS r WHERE {test}")
@@ -453,15 +482,24 @@ class _Compiler:
         having = f"{function} {_SQL_OPS[stage.op]} {self.param(stage.value.value)}"
         return self.cte(
             "p",
-            f"SELECT tid, sid, pid, dur, st FROM {current} "
+            f"SELECT {self.columns} FROM {current} "
             f"WHERE tid IN (SELECT tid FROM {current} GROUP BY tid HAVING {having})",
         )
 
-    def compile(self, query: Query) -> Compiled:
+    def compile(self, query: Query, span_ids: bool) -> Compiled:
+        single = isinstance(query.spansets, SpansetFilter)
+        self.out.span_ids = span_ids or not single
+        if not self.out.span_ids:
+            self.columns = "tid, dur, st"
+        self.last_where: str | None = None
         current = self.spanset(query.spansets)
         for stage in query.pipeline:
             current = self.pipeline(current, stage)
-        self.out.ctes.append(("result", f"SELECT DISTINCT tid, sid, pid, dur, st FROM {current}"))
+        if single and not query.pipeline:
+            self.out.simple_where = self.last_where
+        # One row per span: a plain filter's rows are distinct spans already.
+        distinct = "DISTINCT " if not single else ""
+        self.out.ctes.append(("result", f"SELECT {distinct}{self.columns} FROM {current}"))
         return self.out
 
 
@@ -471,9 +509,11 @@ def compile_query(
     start_unix_nano: int,
     end_unix_nano: int,
     resources: Resources | None = None,
+    span_ids: bool = False,
 ) -> Compiled:
-    """The CTEs that compute ``result``: the query's spans starting in [start, end)."""
-    return _Compiler(target, resources, start_unix_nano, end_unix_nano).compile(query)
+    """The CTEs that compute ``result(tid, [sid, pid,] dur, st)``: the query's spans
+    starting in [start, end); ``span_ids`` asks for the id columns whatever the query."""
+    return _Compiler(target, resources, start_unix_nano, end_unix_nano).compile(query, span_ids)
 
 
 # --------------------------------------------------------------------------- statements
@@ -507,6 +547,8 @@ def find_sql(compiled: Compiled, limit: int) -> str:
             f"{c.arg_min(f'CASE WHEN {status_error} THEN 1 ELSE 0 END', c.root_key())} AS root_error, "
             f"sum(CASE WHEN {status_error} THEN 1 ELSE 0 END) AS error_spans "
             f"FROM {c.t.table} AS s WHERE {c.range_where()} "
+            f"AND {c.col('start')} >= (SELECT min(first_match) FROM page) - {TRACE_MARGIN_NS} "
+            f"AND {c.col('start')} <= (SELECT max(first_match) FROM page) + {TRACE_MARGIN_NS} "
             f"AND {c.col('tid')} IN (SELECT tid FROM page) GROUP BY {c.col('tid')}",
         ),
     ]
@@ -528,7 +570,10 @@ def sample_sql(compiled: Compiled, sample: int, complement: bool) -> tuple[str, 
     pseudo-random order (a hash of the span id), so repeated runs agree."""
     c = _Compiler(compiled.target, None, 0, 0)
     compiled.params["sample"] = sample
-    member = f"coalesce(({c.col('tid')}, {c.col('sid')}) IN (SELECT tid, sid FROM result), false)"
+    if compiled.simple_where is not None:  # test the filter in place: no join, no ids
+        member = compiled.simple_where
+    else:
+        member = f"coalesce(({c.col('tid')}, {c.col('sid')}) IN (SELECT tid, sid FROM result), false)"
     where = f"{c.range_where()} AND {'NOT ' if complement else ''}{member}"
     if c.t.otel:
         columns = (
@@ -543,7 +588,7 @@ def sample_sql(compiled: Compiled, sample: int, complement: bool) -> tuple[str, 
             "s.duration_ns AS duration_ns, s.raw AS raw, s.resource_id AS resource_id"
         )
         order = "cityHash64(s.span_id)" if c.t.engine == "clickhouse" else "hash(s.span_id)"
-    with_clause = compiled.with_clause()
+    with_clause = "" if compiled.simple_where is not None else compiled.with_clause()
     count = f"{with_clause}\nSELECT count(*) AS spans FROM {c.t.table} AS s WHERE {where}"
     rows = (
         f"{with_clause}\nSELECT {columns} FROM {c.t.table} AS s WHERE {where} "

@@ -6,7 +6,7 @@ parameters, its resources); everything else is engine-neutral.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -40,6 +40,12 @@ class QueryBackend(Protocol):
         """resource id -> attributes (seqtrace layout), or None (otel: attribute maps)."""
         ...
 
+    def trace_entities(
+        self, trace_ids: Sequence[str], lo: int, hi: int
+    ) -> dict[str, dict[str, list[str]]]:
+        """trace id -> entity key -> values, for traces with spans within [lo, hi]."""
+        ...
+
 
 def decode_resources(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
@@ -64,7 +70,13 @@ def find_traces(
     rows = backend.run(find_sql(compiled, limit), compiled.params)
     total = int(rows[0]["total"]) if rows else 0
     traces = []
-    for row in rows[: max(0, limit)]:
+    shown = rows[: max(0, limit)]
+    entities: dict[str, dict[str, list[str]]] = {}
+    if shown:
+        first = min(int(r["start_unix_nano"]) for r in shown)
+        last = max(int(r["start_unix_nano"]) + int(r["duration_ns"]) for r in shown)
+        entities = backend.trace_entities([str(r["trace_id"]) for r in shown], first, last)
+    for row in shown:
         root_error, errors = int(row["root_error"] or 0), int(row["error_spans"] or 0)
         outcome = "failed" if root_error else ("partial" if errors else "ok")
         traces.append(
@@ -76,6 +88,7 @@ def find_traces(
                 "duration_ns": int(row["duration_ns"]),
                 "matched_spans": int(row["matched_spans"]),
                 "outcome": outcome,
+                "entities": entities.get(str(row["trace_id"]), {}),
             }
         )
     return total, traces
@@ -88,7 +101,7 @@ class SampledSpan:
     service_name: str
     duration_ns: int
     attributes: dict[str, Any]
-    resource_attributes: dict[str, Any]
+    resource_attributes: dict[str, Any]  # may be shared between spans: do not change
 
 
 def sample_spans(
@@ -102,7 +115,7 @@ def sample_spans(
     """(how many spans match, a fixed pseudo-random sample of at most ``sample`` of them,
     decoded); with ``complement`` the spans in the range that do not match."""
     resources = backend.resources()
-    compiled = compile_query(query, backend.target, start, end, resources)
+    compiled = compile_query(query, backend.target, start, end, resources, span_ids=True)
     count_statement, rows_statement = sample_sql(compiled, sample, complement)
     count_params = {k: v for k, v in compiled.params.items() if k != "sample"}
     total = int(backend.run(count_statement, count_params)[0]["spans"])
@@ -110,9 +123,9 @@ def sample_spans(
     out = []
     for row in rows:
         if "raw" in row:
-            proto = SpanProto.FromString(row["raw"])
-            attributes = attributes_to_dict(proto.attributes)
-            resource = dict((resources or {}).get(int(row["resource_id"]), {}))
+            attributes = _span_attributes(row["raw"])
+            # Shared, not copied: spans of one resource hold the same (read-only) dict.
+            resource = (resources or {}).get(int(row["resource_id"]), _NO_ATTRIBUTES)
             kind_code = int(row["kind"])
             kind = _KIND_NAMES[kind_code] if 0 <= kind_code < len(_KIND_NAMES) else "unspecified"
         else:
@@ -130,6 +143,29 @@ def sample_spans(
             )
         )
     return total, out
+
+
+_NO_ATTRIBUTES: Final[dict[str, Any]] = {}
+
+
+def _span_attributes(raw: bytes) -> dict[str, Any]:
+    """The span's attributes; scalar values read straight off the protobuf (this runs
+    for every sampled span: ~3x quicker than the general ``attributes_to_dict``)."""
+    out: dict[str, Any] = {}
+    for kv in SpanProto.FromString(raw).attributes:
+        value = kv.value
+        which = value.WhichOneof("value")
+        if which == "string_value":
+            out[kv.key] = value.string_value
+        elif which == "int_value":
+            out[kv.key] = value.int_value
+        elif which == "bool_value":
+            out[kv.key] = value.bool_value
+        elif which == "double_value":
+            out[kv.key] = value.double_value
+        else:
+            out.update(attributes_to_dict([kv]))
+    return out
 
 
 def prefix_bounds(prefix: str) -> tuple[bytes, bytes]:

@@ -219,7 +219,9 @@ def test_sql_agrees_with_reference(
         "structural": f"{{ {a[0]} }} {op} {{ {b[0]} }}",
     }[shape] + ("" if count is None else f" | count() > {count}")
     backend = store.query_backend()
-    compiled = compile_query(parse(text), backend.target, t0, t0 + WINDOW, backend.resources())
+    compiled = compile_query(
+        parse(text), backend.target, t0, t0 + WINDOW, backend.resources(), span_ids=True
+    )
     rows = backend.run(
         compiled.with_clause() + "\nSELECT lower(hex(tid)) AS t, lower(hex(sid)) AS s FROM result",
         compiled.params,
