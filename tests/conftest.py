@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -118,3 +119,13 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 def load_json(path: Path) -> object:
     return json.loads(path.read_text())
+
+
+def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())

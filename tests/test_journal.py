@@ -182,7 +182,7 @@ def test_a_full_row_group_is_committed_without_waiting(tmp_path: Path) -> None:
 
 
 def _wait(predicate: object, timeout: float = 10.0) -> bool:
-    from spanstore.duckdb_store import wait_until
+    from tests.conftest import wait_until
 
     return wait_until(predicate, timeout)
 
@@ -202,7 +202,8 @@ def test_the_journal_lives_beside_the_database(tmp_path: Path) -> None:
 _SPLITTING_WRITER = """
 import os, sys
 sys.path[:0] = [{root!r}, {tests!r}]
-from spanstore.duckdb_store import DuckDBStore, wait_until
+from spanstore.duckdb_store import DuckDBStore
+from conftest import wait_until
 from test_collector_support import make_request
 store = DuckDBStore({db!r}, rows_per_commit=250, max_commit_delay=3600, entity_keys=["order.id"])
 for n in range(3):
