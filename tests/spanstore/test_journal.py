@@ -203,7 +203,7 @@ _SPLITTING_WRITER = """
 import os, sys
 sys.path[:0] = [{root!r}, {tests!r}]
 from spanstore.duckdb_store import DuckDBStore
-from conftest import wait_until
+from tests.conftest import wait_until
 from test_collector_support import make_request
 store = DuckDBStore({db!r}, rows_per_commit=250, max_commit_delay=3600, entity_keys=["order.id"])
 for n in range(3):
