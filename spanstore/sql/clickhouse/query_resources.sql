@@ -1,3 +1,3 @@
--- Every distinct resource, for the query language's resource attribute tests
--- (spanstore.query; evaluated on the decoded attributes).
+-- Every distinct resource (few: one per process), for the query language's resource
+-- attribute tests, which are evaluated on the decoded attributes (spanstore.query).
 SELECT resource_id, any(raw) AS raw FROM seqtrace_resources GROUP BY resource_id

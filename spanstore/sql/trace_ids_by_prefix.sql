@@ -1,6 +1,0 @@
--- Trace ids in [lo, hi] (an id prefix padded with 00.. and ff..), for ids pasted short.
-SELECT DISTINCT lower(hex(trace_id)) AS trace_id
-FROM spans
-WHERE trace_id >= $lo AND trace_id <= $hi
-ORDER BY trace_id
-LIMIT $limit
