@@ -287,13 +287,13 @@ class StoreReader:
     # The statements are compiled (spanstore.query.compiler) rather than named files; the
     # dialect runs them (``run_compiled``). Named here: the few fixed lookups around them.
 
-    def _query_backend(self) -> _QueryBackend:
+    def query_backend(self) -> _QueryBackend:
         return _QueryBackend(self)
 
     def query_trace_ids(self, query: Query, start_unix_nano: int, end_unix_nano: int) -> list[str]:
         """Ids of the traces with a span in [start, end) that the query selects, sorted."""
         return query_reader.query_trace_ids(
-            self._query_backend(), query, start_unix_nano, end_unix_nano
+            self.query_backend(), query, start_unix_nano, end_unix_nano
         )
 
     def find_traces(
@@ -301,7 +301,7 @@ class StoreReader:
     ) -> tuple[int, list[dict[str, Any]]]:
         """(traces matching, the newest ``limit`` as SPEC ``find`` rows)."""
         return query_reader.find_traces(
-            self._query_backend(), query, start_unix_nano, end_unix_nano, limit
+            self.query_backend(), query, start_unix_nano, end_unix_nano, limit
         )
 
     def sample_spans(
@@ -315,7 +315,7 @@ class StoreReader:
         """(spans matching, a fixed pseudo-random sample of them decoded); with
         ``complement``, of the other spans in the range."""
         return query_reader.sample_spans(
-            self._query_backend(), query, start_unix_nano, end_unix_nano, sample, complement
+            self.query_backend(), query, start_unix_nano, end_unix_nano, sample, complement
         )
 
     def trace_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:

@@ -10,7 +10,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from analyzer.source import LocalSource, SourceError
 from spanstore.duckdb_store import DuckDBStore
-from tests.test_clickhouse import load_samples
+from test_clickhouse import load_samples
 
 T0 = 1_800_000_000_000_000_000
 

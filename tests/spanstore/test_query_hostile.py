@@ -10,7 +10,7 @@ import pytest
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.query import QueryError, compile_query, parse
 from spanstore.query.compiler import CLICKHOUSE, DUCKDB
-from tests.test_clickhouse import load_samples
+from test_clickhouse import load_samples
 
 EVERYTHING = (0, 1 << 62)
 HOSTILE_VALUES = [

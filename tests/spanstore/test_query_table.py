@@ -14,7 +14,7 @@ import pytest
 
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.query import QueryError, parse
-from tests.test_clickhouse import StoreMaker, load_samples, require_chdb
+from test_clickhouse import StoreMaker, load_samples, require_chdb
 
 EVERYTHING = (0, 1 << 62)
 ERRORS = {"0e757124": 3, "1b9c99bf": 1, "1dd72201": 1, "28aa6f8c": 2, "a379f02f": 4}
