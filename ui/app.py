@@ -4,7 +4,8 @@ The entry point: page setup, navigation, deep links, and the sidebar (data sourc
 time range). The pages live in ``ui/pages/``; the data comes from ``ui/data.py``.
 
 Deep links (SPEC "UI deep links"): ``/?entity=KEY=VALUE`` opens the entity's sequence
-diagram, ``/?trace=ID`` one trace, ``/?failures`` the partial-failure report; optional
+diagram, ``/?trace=ID`` one trace, ``/?failures`` the partial-failure report, ``/?q=QUERY`` the
+search page with the query run; optional
 ``from``/``to`` (RFC 3339 or relative) set the time range.
 """
 
@@ -45,6 +46,9 @@ PAGES = {
         url_path="failures",
     ),
     "slo": st.Page(_PAGES_DIR / "slo.py", title="SLOs", icon=":material/speed:", url_path="slo"),
+    "search": st.Page(
+        _PAGES_DIR / "search.py", title="Search", icon=":material/search:", url_path="search"
+    ),
     "service_map": st.Page(
         _PAGES_DIR / "service_map.py",
         title="Service map",
@@ -64,6 +68,8 @@ if page.url_path == PAGES["overview"].url_path:
     for name in ("entity", "trace", "failures"):
         if name in params:
             st.switch_page(PAGES[name], query_params=params)
+    if "q" in params:  # /?q=QUERY: the search page with the query run
+        st.switch_page(PAGES["search"], query_params=params)
 
 # ----------------------------------------------------------------------------- sidebar
 config = data.source_config()

@@ -204,3 +204,15 @@ def recent_traces(src: str, limit: int) -> list[dict[str, Any]]:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def service_map(src: str, start: int | None, end: int | None) -> dict[str, Any]:
     return get_source().service_map(start=start, end=end)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def find(src: str, query: str, start: int | None, end: int | None, limit: int) -> dict[str, Any]:
+    return get_source().find(query, start=start, end=end, limit=limit)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def compare(
+    src: str, query: str, baseline: str | None, start: int | None, end: int | None
+) -> dict[str, Any]:
+    return get_source().compare(query, baseline=baseline, start=start, end=end)

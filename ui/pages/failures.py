@@ -19,6 +19,10 @@ PATTERN_HELP: Final = {
     "retried": "a call failed and a retry succeeded",
 }
 OUTCOME_ICON: Final = {"failed": "FAILED", "partial": "partial"}
+#: The queries (docs/query.md) that select this page's bad events: the error spans, and
+#: the last error of each cascade (an error span that is the parent of no error span).
+BAD_EVENTS_QUERY: Final = "{ status = error }"
+ROOT_CAUSE_QUERY: Final = "{ status = error } !< { status = error }"
 
 st.title("Failures")
 st.caption(
@@ -194,4 +198,9 @@ if by_service:
     st.plotly_chart(fig, key="failures_by_service", config={"displayModeBar": False})
 
 st.caption("Link to this view:")
+st.markdown(
+    f"[Search these errors]({common.link(q=BAD_EVENTS_QUERY, **rng.link_params())}) · "
+    f"[their root causes]({common.link(q=ROOT_CAUSE_QUERY, **rng.link_params())}) "
+    "(the query language: what sets them apart)"
+)
 common.share_link({"failures": "", **rng.link_params()})

@@ -177,10 +177,31 @@ if not firing:
         else "No burn-rate alert fires."
     )
 
+
+
+def _quoted(text: str) -> str:
+    """A query-language string literal (docs/query.md): quotes and backslashes escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def bad_events_query(slo: dict[str, Any]) -> str:
+    """The query selecting an SLO's bad events: its operation's server spans that failed
+    (availability) or took longer than the threshold (latency)."""
+    where = f"resource.service.name = {_quoted(str(slo.get('service')))} && kind = server"
+    where += f" && name = {_quoted(str(slo.get('operation')))}"
+    threshold = slo.get("threshold_ms")
+    if slo.get("indicator") == "latency" and threshold is not None:
+        where += f" && duration > {float(threshold):g}ms"
+    else:
+        where += " && status = error"
+    return "{ " + where + " }"
+
+
 table = pl.DataFrame(
     [
         {
             "SLO": str(s.get("name")),
+            "bad events": common.link(q=bad_events_query(s)),
             "window": str(s.get("window")),
             "objective %": float(s.get("objective") or 0),
             "SLI %": round(100 * float(s.get("sli") or 0), 3),
@@ -196,7 +217,17 @@ table = pl.DataFrame(
         for s in slos
     ]
 )
-st.dataframe(table, hide_index=True, width="stretch", key="slo_table")
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    key="slo_table",
+    column_config={
+        "bad events": st.column_config.LinkColumn(
+            "bad events", display_text="search", help="The query that selects the bad events"
+        )
+    },
+)
 
 left, right = st.columns(2)
 left.plotly_chart(charts.budget_figure(slos), key="slo_budget", config={"displayModeBar": False})

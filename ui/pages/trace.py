@@ -68,7 +68,8 @@ st.query_params["trace"] = trace_id
 with st.spinner("Loading the trace…"):
     trace, error = common.try_fetch(data.trace, trace_id)
 if trace is None:
-    st.warning("Trace not found.")
+    # A pasted prefix that several traces share lists them (analyzer.query.resolve_trace_id).
+    st.warning("Several traces start so." if error and "several" in error else "Trace not found.")
     st.code(error or "", language=None)
     st.stop()
 
