@@ -36,23 +36,28 @@ if not stats.get("spans"):
     st.stop()
 rng = common.time_range(stats)
 
+# The query box's value lives in session state (set before the widget is drawn), so a
+# deep link or an example replaces what the box shows, not only what the page runs.
 linked = st.query_params.get("q")
 if linked is not None and st.session_state.get("search_linked") != linked:
     st.session_state["search_linked"] = linked
-    common.set_kept("search_q", linked)
+    st.session_state["keep_search_q"] = linked
+    st.session_state["search_q"] = linked
+if "search_q" not in st.session_state:
+    st.session_state["search_q"] = common.kept("search_q", EXAMPLES[0][1])
 
 
 def _use_example() -> None:
     chosen = st.session_state.get("search_example")
     for label, text in EXAMPLES:
         if label == chosen:
-            common.set_kept("search_q", text)
+            st.session_state["keep_search_q"] = text
+            st.session_state["search_q"] = text
 
 
 query_cols = st.columns([4, 2])
 query = query_cols[0].text_input(
     "Query",
-    value=common.kept("search_q", EXAMPLES[0][1]),
     key="search_q",
     on_change=common.keep,
     args=("search_q",),
