@@ -83,3 +83,31 @@ def test_find_and_prefixes_through_local_source(tmp_path: pytest.TempPathFactory
         assert [i[:8] for i in ids] == ["0e757124", "1b9c99bf", "1dd72201", "28aa6f8c", "a379f02f"]
     finally:
         store.close()
+
+
+def test_an_ambiguous_prefix_lists_the_candidates(tmp_path: pytest.TempPathFactory) -> None:
+    store = DuckDBStore(tmp_path / "twins.duckdb")  # type: ignore[operator]
+    try:
+        request = ExportTraceServiceRequest()
+        spans = request.resource_spans.add().scope_spans.add()
+        for tail in ("aa", "bb"):
+            span = spans.spans.add()
+            span.trace_id = bytes.fromhex("abcdef0123" + tail + "00" * 10)
+            span.span_id = bytes.fromhex("01" * 8)
+            span.name = "twin"
+            span.start_time_unix_nano = T0
+            span.end_time_unix_nano = T0 + 1
+        store.write(request)
+        source = LocalSource(store)
+        with pytest.raises(SourceError) as many:
+            source.trace("abcdef0123")
+        assert many.value.status == 409
+        assert str(many.value) == (
+            "trace id prefix 'abcdef0123' matches several traces: "
+            "abcdef0123aa00000000000000000000, abcdef0123bb00000000000000000000; give more digits"
+        )
+        assert source.trace("abcdef0123bb")["trace_id"] == "abcdef0123bb" + "00" * 10
+        with pytest.raises(SourceError, match="hex digits"):
+            source.trace("abcdef01zz")
+    finally:
+        store.close()
