@@ -28,9 +28,10 @@ COMPARE_TOP: Final = 200
 DISTINCT_SHARE: Final = 0.5
 _ID_KEY: Final = re.compile(r"(^|[._])(id|uuid|guid|timestamp|time|trace_id|span_id)$", re.I)
 #: Duration buckets' upper bounds (ns): 1-2-5 steps from 1 ms to 100 s.
-DURATION_BOUNDS: Final = tuple(
-    m * 10**e for e in range(6, 11) for m in (1, 2, 5)
-) + (100_000_000_000,)
+DURATION_BOUNDS: Final = (
+    *(m * 10**e for e in range(6, 11) for m in (1, 2, 5)),
+    100_000_000_000,
+)
 
 
 class QueryReader(Protocol):
@@ -64,7 +65,9 @@ class BadQuery(ValueError):
 
 def parsed(text: str | None) -> Query:
     if text is None or not text.strip():
-        raise BadQuery("query error at position 1: expected a spanset filter such as { status = error }")
+        raise BadQuery(
+            "query error at position 1: expected a spanset filter such as { status = error }"
+        )
     try:
         return parse(text)
     except QueryError as exc:
@@ -144,7 +147,7 @@ def attribute_shares(
     for (key, _), n in (chosen + base).items():
         occurrences[key] += n
         distinct[key] += 1
-    rows = []
+    rows: list[dict[str, Any]] = []
     for pair in set(chosen) | set(base):
         key, value = pair
         in_selection, in_baseline = chosen.get(pair, 0), base.get(pair, 0)
@@ -167,7 +170,7 @@ def attribute_shares(
                 "score": round(selection_fraction - baseline_fraction, 6),
             }
         )
-    rows.sort(key=lambda r: (-r["score"], r["key"], r["value"]))
+    rows.sort(key=lambda r: (-float(r["score"]), str(r["key"]), str(r["value"])))
     return rows[:COMPARE_TOP]
 
 
@@ -178,7 +181,9 @@ def _percentile(sorted_values: Sequence[int], q: float) -> int | None:
     return int(sorted_values[index])
 
 
-def duration_view(selection: Sequence[SampledSpan], baseline: Sequence[SampledSpan]) -> dict[str, Any]:
+def duration_view(
+    selection: Sequence[SampledSpan], baseline: Sequence[SampledSpan]
+) -> dict[str, Any]:
     """Percentiles of both sides and their share of spans per duration bucket."""
 
     def summary(spans: Sequence[SampledSpan]) -> dict[str, Any]:
@@ -258,7 +263,9 @@ def resolve_trace_id(reader: QueryReader, text: str) -> str | None:
     :class:`AmbiguousId` naming the candidates when several traces start so."""
     cleaned = text.strip().lower()
     if not cleaned or any(c not in _HEX for c in cleaned) or len(cleaned) > 32:
-        raise ValueError(f"trace id must be hex digits (a prefix of 8 or more, or all 32), got {text!r}")
+        raise ValueError(
+            f"trace id must be hex digits (a prefix of 8 or more, or all 32), got {text!r}"
+        )
     if len(cleaned) == 32:
         return cleaned
     if len(cleaned) < MIN_PREFIX:
@@ -270,5 +277,7 @@ def resolve_trace_id(reader: QueryReader, text: str) -> str | None:
         return None
     if len(found) > 1:
         shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
-        raise AmbiguousId(f"trace id prefix {cleaned!r} matches several traces: {shown}; give more digits")
+        raise AmbiguousId(
+            f"trace id prefix {cleaned!r} matches several traces: {shown}; give more digits"
+        )
     return found[0]

@@ -23,13 +23,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_queries import HOUR_NS, finish, load_average, serve  # noqa: E402
+from bench_queries import HOUR_NS, finish, load_average, serve
 
-from analyzer.source import HttpSource, LocalSource  # noqa: E402
+from analyzer.source import HttpSource, LocalSource
 
 #: (label, kind, query, range, target seconds)
 CASES: Final = [
@@ -63,10 +64,10 @@ def run_cases(source: Any, last: int, repeat: int, label: str) -> list[dict[str,
     for name, kind, query, span, target in CASES:
         start, end = (0, last + 1) if span == "all" else (last + 1 - HOUR_NS, last + 1)
         if kind == "find":
-            seconds, result = measure(lambda: source.find(query, start, end, 100), repeat)
+            seconds, result = measure(partial(source.find, query, start, end, 100), repeat)
             size = f"{result['total']} traces"
         else:
-            seconds, result = measure(lambda: source.compare(query, None, start, end), repeat)
+            seconds, result = measure(partial(source.compare, query, None, start, end), repeat)
             size = f"{result['selection']['spans']} vs {result['baseline']['spans']} spans"
         row = {
             "via": label,
@@ -78,16 +79,23 @@ def run_cases(source: Any, last: int, repeat: int, label: str) -> list[dict[str,
             "result": size,
             "load_average": load_average(),
         }
-        print(f"{label:8} {seconds:7.3f} s  (target {target} s)  {name}: {size}  [load {row['load_average']}]")
+        print(
+            f"{label:8} {seconds:7.3f} s  (target {target} s)  {name}: {size}  "
+            f"[load {row['load_average']}]"
+        )
         out.append(row)
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", required=True)
     parser.add_argument("--copy-to", help="copy the store here and serve the copy (deleted after)")
-    parser.add_argument("--in-process", action="store_true", help="LocalSource, read-only, no server")
+    parser.add_argument(
+        "--in-process", action="store_true", help="LocalSource, read-only, no server"
+    )
     parser.add_argument("--chdb", metavar="DIR", help="also run on a chdb store in DIR")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json-out")
@@ -121,7 +129,9 @@ def main() -> None:
         finally:
             store.close()
     finish(report, args.json_out)
-    print(json.dumps([r for r in report["rows"] if not r["ok"]], indent=1) if report["rows"] else "")
+    print(
+        json.dumps([r for r in report["rows"] if not r["ok"]], indent=1) if report["rows"] else ""
+    )
 
 
 if __name__ == "__main__":

@@ -595,10 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_failures)
 
     p = sub.add_parser("find", help="the traces that match a query (docs/query.md)")
-    p.add_argument("query", metavar="QUERY", help='e.g. \'{ status = error } !< { status = error }\'')
+    p.add_argument("query", metavar="QUERY", help="e.g. '{ status = error } !< { status = error }'")
     _add_source_flags(p)
     _add_range_flags(p)
-    p.add_argument("--limit", type=int, default=100, metavar="N", help="traces listed (default 100)")
+    p.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="traces listed (default 100)"
+    )
     p.add_argument("--json", action="store_true", help="print SPEC JSON")
     p.set_defaults(func=cmd_find)
 
@@ -609,7 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", metavar="QUERY", help="default: every other span in the range")
     _add_source_flags(p)
     _add_range_flags(p)
-    p.add_argument("--top", type=int, default=25, metavar="N", help="rows in the table (default 25)")
+    p.add_argument(
+        "--top", type=int, default=25, metavar="N", help="rows in the table (default 25)"
+    )
     p.add_argument("--json", action="store_true", help="print SPEC JSON")
     p.set_defaults(func=cmd_compare)
 

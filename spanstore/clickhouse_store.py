@@ -1213,7 +1213,6 @@ class ClickHouseStore(StoreReader):
         self.close()
 
 
-
 def _without(table: pa.Table, span_keys: set[bytes]) -> pa.Table:
     """Rows of an entity or link table whose span is not among ``span_keys``."""
     if not table.num_rows:

@@ -1103,13 +1103,11 @@ class _DuckDBDialect:
             with store._db_lock:
                 if getattr(store, "_query_functions_db", None) is not store._db:
                     rawattrs.register(store._db)
-                    store._query_functions_db = store._db
+                    store._query_functions_db = store._db  # type: ignore[attr-defined]
         used = parameter_names(statement)
         bound = {key: value for key, value in params.items() if key in used}
         with store._cursor() as con:
             return con.sql(statement, params=bound or None).to_arrow_table()
-
-
 
 
 class _Transaction:

@@ -121,6 +121,8 @@ class _Compiler:
         self.count = 0
         self.needs_traces = False
         self.columns = "tid, sid, pid, dur, st"
+        #: The condition of the last spanset filter compiled (None when it joins ``tr``).
+        self.last_where: str | None = None
 
     # ------------------------------------------------------------------ columns
     def col(self, name: str, alias: str = "s") -> str:
@@ -276,7 +278,9 @@ class _Compiler:
         if scope == "resource" and key == "service.name":
             return self.text_test(self.col("service"), c.op, c.value)
         if self.t.otel:
-            return self.map_attribute("SpanAttributes" if scope == "span" else "ResourceAttributes", c)
+            return self.map_attribute(
+                "SpanAttributes" if scope == "span" else "ResourceAttributes", c
+            )
         if scope == "resource":
             return self.resource_attribute(c)
         mapped = KEY_TO_COLUMN.get(key)
@@ -335,7 +339,9 @@ class _Compiler:
             return f"NOT {present}" if op == "=" else present
         if op in ("=", "!=") and value.kind in ("string", "number", "bool"):
             assert isinstance(value.value, str | int | float | bool)
-            equal = "(" + " OR ".join(self.contains(p) for p in equal_patterns(key, value.value)) + ")"
+            equal = (
+                "(" + " OR ".join(self.contains(p) for p in equal_patterns(key, value.value)) + ")"
+            )
             return equal if op == "=" else f"({self.contains(key_prefix(key))} AND NOT {equal})"
         if self.t.engine == "clickhouse":
             raise QueryError(
@@ -359,7 +365,9 @@ class _Compiler:
         if isinstance(node, SpansetOp):
             names = [self.spanset(o) for o in node.operands]
             if node.op == "||":
-                body = " UNION DISTINCT ".join(f"SELECT tid, sid, pid, dur, st FROM {n}" for n in names)
+                body = " UNION DISTINCT ".join(
+                    f"SELECT tid, sid, pid, dur, st FROM {n}" for n in names
+                )
             else:
                 parts = []
                 for name in names:
@@ -382,9 +390,7 @@ class _Compiler:
         join = ""
         if self.needs_traces:
             join = f" JOIN {self.traces()} AS tr ON tr.tid = {self.col('tid')}"
-        ids = (
-            f"{self.col('sid')} AS sid, {self.col('pid')} AS pid, " if self.out.span_ids else ""
-        )
+        ids = f"{self.col('sid')} AS sid, {self.col('pid')} AS pid, " if self.out.span_ids else ""
         body = (
             f"SELECT {self.col('tid')} AS tid, {ids}"
             f"{self.col('dur')} AS dur, {self.col('start')} AS st "
@@ -429,7 +435,9 @@ class _Compiler:
             test = self.member([("r.tid", "tid"), ("r.sid", "pid")], left)
         elif base == "~":
             if self.t.engine == "duckdb":
-                test = self.member([("r.tid", "tid"), ("r.pid", "pid")], left, " AND m.sid <> r.sid")
+                test = self.member(
+                    [("r.tid", "tid"), ("r.pid", "pid")], left, " AND m.sid <> r.sid"
+                )
             else:
                 siblings = self.cte(
                     "sib",
@@ -491,7 +499,7 @@ class _Compiler:
         self.out.span_ids = span_ids or not single
         if not self.out.span_ids:
             self.columns = "tid, dur, st"
-        self.last_where: str | None = None
+        self.last_where = None
         current = self.spanset(query.spansets)
         for stage in query.pipeline:
             current = self.pipeline(current, stage)
@@ -537,14 +545,19 @@ def find_sql(compiled: Compiled, limit: int) -> str:
             "hits",
             "SELECT tid, count(*) AS matched, min(st) AS first_match FROM result GROUP BY tid",
         ),
-        ("page", "SELECT tid, matched, first_match FROM hits ORDER BY first_match DESC, tid LIMIT $limit"),
+        (
+            "page",
+            "SELECT tid, matched, first_match FROM hits "
+            "ORDER BY first_match DESC, tid LIMIT $limit",
+        ),
         (
             "summary",
             f"SELECT {c.col('tid')} AS tid, min({c.col('start')}) AS t_start, "
             f"max({c.col('start')} + {c.col('dur')}) AS t_end, "
             f"{c.arg_min(c.col('service'), c.root_key())} AS root_service, "
             f"{c.arg_min(c.col('name'), c.root_key())} AS root_name, "
-            f"{c.arg_min(f'CASE WHEN {status_error} THEN 1 ELSE 0 END', c.root_key())} AS root_error, "
+            f"{c.arg_min(f'CASE WHEN {status_error} THEN 1 ELSE 0 END', c.root_key())} "
+            "AS root_error, "
             f"sum(CASE WHEN {status_error} THEN 1 ELSE 0 END) AS error_spans "
             f"FROM {c.t.table} AS s WHERE {c.range_where()} "
             f"AND {c.col('start')} >= (SELECT min(first_match) FROM page) - {TRACE_MARGIN_NS} "
@@ -573,7 +586,9 @@ def sample_sql(compiled: Compiled, sample: int, complement: bool) -> tuple[str, 
     if compiled.simple_where is not None:  # test the filter in place: no join, no ids
         member = compiled.simple_where
     else:
-        member = f"coalesce(({c.col('tid')}, {c.col('sid')}) IN (SELECT tid, sid FROM result), false)"
+        member = (
+            f"coalesce(({c.col('tid')}, {c.col('sid')}) IN (SELECT tid, sid FROM result), false)"
+        )
     where = f"{c.range_where()} AND {'NOT ' if complement else ''}{member}"
     if c.t.otel:
         columns = (

@@ -127,7 +127,8 @@ def tokenize(text: str) -> list[Token]:
             i = match.end()
             if i < n and (text[i].isalpha() or text[i] == "_"):
                 raise QueryError(
-                    i + 1, f"expected a number or a duration (300ms, 2s), found {text[pos - 1 : i + 1]!r}"
+                    i + 1,
+                    f"expected a number or a duration (300ms, 2s), found {text[pos - 1 : i + 1]!r}",
                 )
             number_text = match.group(0)
             unit = match.group(1)
@@ -139,7 +140,12 @@ def tokenize(text: str) -> list[Token]:
             else:
                 is_int = re.fullmatch(r"-?\d+", number_text) is not None
                 tokens.append(
-                    Token("number", number_text, pos, int(number_text) if is_int else float(number_text))
+                    Token(
+                        "number",
+                        number_text,
+                        pos,
+                        int(number_text) if is_int else float(number_text),
+                    )
                 )
             continue
         match = _WORD.match(text, i)
@@ -176,7 +182,9 @@ def _string(text: str, i: int) -> tuple[str, int]:
                 break
             escaped = text[j + 1]
             if escaped not in _ESCAPES:
-                raise QueryError(j + 1, f"unknown escape '\\{escaped}' in a string (use \\\\ for a backslash)")
+                raise QueryError(
+                    j + 1, f"unknown escape '\\{escaped}' in a string (use \\\\ for a backslash)"
+                )
             out.append(_ESCAPES[escaped])
             j += 2
             continue
@@ -274,7 +282,9 @@ class _Parser:
             self.advance()
             self.spansets += 1
             if self.spansets > MAX_SPANSETS:
-                raise QueryError(token.pos, f"the query has more than {MAX_SPANSETS} spanset filters")
+                raise QueryError(
+                    token.pos, f"the query has more than {MAX_SPANSETS} spanset filters"
+                )
             condition = None if self.at("}") else self.condition_or()
             self.expect("}", "'}', '&&', '||' or a comparison operator")
             self.depth -= 1
@@ -342,7 +352,8 @@ class _Parser:
             raise QueryError(
                 token.pos,
                 f"unknown intrinsic {token.text!r} (expected one of {', '.join(INTRINSICS)}; "
-                f"attributes need a scope: span.{token.text}, resource.{token.text} or .{token.text})",
+                f"attributes need a scope: span.{token.text}, resource.{token.text} "
+                f"or .{token.text})",
             )
         self.fail("a field (span.KEY, resource.KEY, .KEY, name, status, kind, duration, trace:...)")
         raise AssertionError
@@ -399,7 +410,9 @@ class _Parser:
         if func == "count" and (value.kind != "number" or not isinstance(value.value, int)):
             raise QueryError(value.pos, "expected a whole number after count() " + op_token.text)
         if func != "count" and value.kind != "duration":
-            raise QueryError(value.pos, f"expected a duration (300ms, 2s) after {func}(duration) {op_token.text}")
+            raise QueryError(
+                value.pos, f"expected a duration (300ms, 2s) after {func}(duration) {op_token.text}"
+            )
         return Aggregate(func, cast(CompareOp, op_token.text), value, token.pos)
 
 
@@ -418,27 +431,45 @@ def check_comparison(comparison: Comparison, op_pos: int) -> None:
         _check_regex(cast(str, value.value), value.pos)
     if field.scope != "intrinsic":
         if op in _ORDERING and value.kind not in ("number", "duration", "string"):
-            raise QueryError(value.pos, f"'{op}' compares numbers, durations or strings, found {value.kind}")
+            raise QueryError(
+                value.pos, f"'{op}' compares numbers, durations or strings, found {value.kind}"
+            )
         if value.kind in ("status", "kind"):
-            raise QueryError(value.pos, f"expected a \"string\" to compare {name} with, found the word {value.value!r}")
+            raise QueryError(
+                value.pos,
+                f'expected a "string" to compare {name} with, found the word {value.value!r}',
+            )
         return
     if field.name in ("duration", "trace:duration"):
         if value.kind != "duration":
-            raise QueryError(value.pos, f"expected a duration (300ms, 2s) to compare {name} with, found {_kind_text(value)}")
+            raise QueryError(
+                value.pos,
+                f"expected a duration (300ms, 2s) to compare {name} with, "
+                f"found {_kind_text(value)}",
+            )
         if op in ("=~", "!~"):
             raise QueryError(op_pos, f"{name} is compared with = != > >= < <=, not '{op}'")
         return
     if field.name == "status":
         if value.kind != "status" or op not in ("=", "!="):
-            raise QueryError(value.pos, f"expected status = or != ok, error or unset, found {op} {_kind_text(value)}")
+            raise QueryError(
+                value.pos,
+                f"expected status = or != ok, error or unset, found {op} {_kind_text(value)}",
+            )
         return
     if field.name == "kind":
         if value.kind != "kind" or op not in ("=", "!="):
-            raise QueryError(value.pos, f"expected kind = or != server, client, producer, consumer or internal, found {op} {_kind_text(value)}")
+            raise QueryError(
+                value.pos,
+                "expected kind = or != server, client, producer, consumer or internal, "
+                f"found {op} {_kind_text(value)}",
+            )
         return
     # name, trace:rootService, trace:rootName: text
     if value.kind != "string":
-        raise QueryError(value.pos, f"expected a \"string\" to compare {name} with, found {_kind_text(value)}")
+        raise QueryError(
+            value.pos, f'expected a "string" to compare {name} with, found {_kind_text(value)}'
+        )
 
 
 def _kind_text(value: Value) -> str:
@@ -446,7 +477,9 @@ def _kind_text(value: Value) -> str:
         return "a string"
     if value.kind == "nil":
         return "nil"
-    return f"{value.kind} {value.value!r}" if value.kind in ("status", "kind") else f"a {value.kind}"
+    return (
+        f"{value.kind} {value.value!r}" if value.kind in ("status", "kind") else f"a {value.kind}"
+    )
 
 
 #: Regular expressions run on RE2 (DuckDB, ClickHouse): no back-references or look-around.
@@ -459,7 +492,9 @@ def _check_regex(pattern: str, pos: int) -> None:
     except re.error as exc:
         raise QueryError(pos, f"invalid regular expression: {exc.msg}") from None
     if _UNSUPPORTED_REGEX.search(pattern):
-        raise QueryError(pos, "invalid regular expression: back-references and look-around are not supported")
+        raise QueryError(
+            pos, "invalid regular expression: back-references and look-around are not supported"
+        )
 
 
 def parse(text: str) -> Query:

@@ -63,7 +63,7 @@ def span_attribute(key: str, value: str | int | float | bool) -> bytes:
 def equal_patterns(key: str, value: str | int | float | bool) -> list[bytes]:
     """Every encoding of an attribute equal to ``value`` (a number may be stored as an
     int or a double)."""
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, bool | str):
         return [span_attribute(key, value)]
     patterns = [span_attribute(key, float(value))]
     if float(value).is_integer() and abs(value) < 2**63:

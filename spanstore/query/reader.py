@@ -101,7 +101,7 @@ class SampledSpan:
     service_name: str
     duration_ns: int
     attributes: dict[str, Any]
-    resource_attributes: dict[str, Any]  # may be shared between spans: do not change
+    resource_attributes: Mapping[str, Any]  # may be shared between spans: do not change
 
 
 def sample_spans(

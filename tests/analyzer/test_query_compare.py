@@ -7,10 +7,10 @@ import random
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from test_clickhouse import load_samples
 
 from analyzer.source import LocalSource, SourceError
 from spanstore.duckdb_store import DuckDBStore
-from test_clickhouse import load_samples
 
 T0 = 1_800_000_000_000_000_000
 
@@ -72,7 +72,7 @@ def test_find_and_prefixes_through_local_source(tmp_path: pytest.TempPathFactory
         assert result["total"] == 5 and len(result["traces"]) == 3
         assert all("entities" in t for t in result["traces"])
         with pytest.raises(SourceError) as bad:
-            source.find("{ duration > \"x\" }", 0, 1 << 62)
+            source.find('{ duration > "x" }', 0, 1 << 62)
         assert bad.value.status == 400 and "position 14" in str(bad.value)
         trace = source.trace("1dd722018e15")
         assert trace["trace_id"] == "1dd722018e153afe0b5a9c61b05aa28b"

@@ -46,8 +46,7 @@ def test_examples_fill_the_query_box(page: Any, up: Any) -> None:  # noqa: F811
     from playwright.sync_api import expect
 
     expect(page.get_by_label("Query", exact=True)).to_have_value(
-        '{ name = "POST /api/checkout" } >> '
-        '{ resource.service.name = "payment" && status = error }'
+        '{ name = "POST /api/checkout" } >> { resource.service.name = "payment" && status = error }'
     )
 
 

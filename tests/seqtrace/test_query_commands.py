@@ -54,7 +54,15 @@ def get(url: str) -> tuple[int, dict[str, object]]:
 
 
 def test_find_json_shape_and_table(served: Server) -> None:
-    done = cli(served, "find", "{ status = error } !< { status = error }", *EVERYTHING, "--json", "--limit", "2")
+    done = cli(
+        served,
+        "find",
+        "{ status = error } !< { status = error }",
+        *EVERYTHING,
+        "--json",
+        "--limit",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert set(result) >= {"query", "from_unix_nano", "to_unix_nano", "total", "traces"}
@@ -85,7 +93,15 @@ def test_compare_json_shape(served: Server) -> None:
     }  # fmt: skip
     scores = [a["score"] for a in result["attributes"]]
     assert scores == sorted(scores, reverse=True)
-    with_baseline = cli(served, "compare", "{ status = error }", "--baseline", "{ kind = client }", *EVERYTHING, "--json")
+    with_baseline = cli(
+        served,
+        "compare",
+        "{ status = error }",
+        "--baseline",
+        "{ kind = client }",
+        *EVERYTHING,
+        "--json",
+    )
     assert json.loads(with_baseline.stdout)["baseline"]["query"] == "{ kind = client }"
 
 
@@ -101,9 +117,16 @@ def test_one_error_line_in_cli_and_api(served: Server) -> None:
 
 def test_find_on_a_database_file_gives_the_same_message(tmp_path: Path) -> None:
     db = tmp_path / "file.duckdb"
-    loaded = subprocess.run([*SEQTRACE, "load", "--db", str(db), str(sample_files()[0])], capture_output=True, text=True, timeout=120)
+    loaded = subprocess.run(
+        [*SEQTRACE, "load", "--db", str(db), str(sample_files()[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert loaded.returncode == 0, loaded.stderr
-    done = subprocess.run([*SEQTRACE, "find", BAD, "--db", str(db)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*SEQTRACE, "find", BAD, "--db", str(db)], capture_output=True, text=True, timeout=120
+    )
     assert (done.returncode, done.stderr.strip()) == (2, f"seqtrace: error: {BAD_MESSAGE}")
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from test_clickhouse import load_samples
 
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.query import QueryError, compile_query, parse
 from spanstore.query.compiler import CLICKHOUSE, DUCKDB
-from test_clickhouse import load_samples
 
 EVERYTHING = (0, 1 << 62)
 HOSTILE_VALUES = [
@@ -62,9 +62,9 @@ def test_hostile_attribute_names_are_parameters() -> None:
 @pytest.mark.parametrize(
     ("text", "position"),
     [
-        ("(" * 40 + "{ name = \"a\" }" + ")" * 40, 33),
-        ("{ " + "!" * 40 + "name = \"a\" }", 34),
-        ("{ " + "(" * 40 + "name = \"a\"" + ")" * 40 + " }", 34),
+        ("(" * 40 + '{ name = "a" }' + ")" * 40, 33),
+        ("{ " + "!" * 40 + 'name = "a" }', 34),
+        ("{ " + "(" * 40 + 'name = "a"' + ")" * 40 + " }", 34),
     ],
 )
 def test_deep_nesting_is_refused_clearly(text: str, position: int) -> None:
@@ -84,7 +84,9 @@ def test_a_100kb_string_is_one_parameter(store: DuckDBStore) -> None:
 def test_a_100kb_query_of_many_conditions_is_refused_in_one_line() -> None:
     text = "{ " + " || ".join(f'name = "n{i}"' for i in range(8000)) + " }"
     assert len(text) > 100_000
-    with pytest.raises(QueryError, match=r"^query error at position \d+: the query has more than 256 comparisons$"):
+    with pytest.raises(
+        QueryError, match=r"^query error at position \d+: the query has more than 256 comparisons$"
+    ):
         parse(text)
 
 
@@ -97,12 +99,19 @@ def test_wide_but_allowed_query_runs(store: DuckDBStore) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{ duration > \"2s\" }", "position 14: expected a duration (300ms, 2s) to compare duration with, found a string"),
+        (
+            '{ duration > "2s" }',
+            "position 14: expected a duration (300ms, 2s) to compare duration with, found a string",
+        ),
         ("{ foo = 1 }", "position 3: unknown intrinsic 'foo'"),
         ("{ status = 2 }", "position 12: expected status = or != ok, error or unset"),
-        ("{ name = \"a\" ", "position 14: expected '}', '&&', '||' or a comparison operator, found the end of the query"),
-        ("{ name = \"a } ", "position 10: a string is not closed"),
-        ("{ name =~ \"(\" }", "position 11: invalid regular expression"),
+        (
+            '{ name = "a" ',
+            "position 14: expected '}', '&&', '||' or a comparison operator, "
+            "found the end of the query",
+        ),
+        ('{ name = "a } ', "position 10: a string is not closed"),
+        ('{ name =~ "(" }', "position 11: invalid regular expression"),
         ("{ } | count() > 1.5", "position 17: expected a whole number after count()"),
         ("{ } >>", "position 7: expected '{' starting a spanset filter"),
         ("", "position 1: expected a spanset filter"),

@@ -58,10 +58,16 @@ conditions = st.recursive(
     st.sampled_from(sorted(LEAVES)).map(lambda t: (t, LEAVES[t])),
     lambda inner: st.one_of(
         st.tuples(inner, inner).map(
-            lambda ab: (f"({ab[0][0]} && {ab[1][0]})", lambda s, a=ab[0][1], b=ab[1][1]: a(s) and b(s))
+            lambda ab: (
+                f"({ab[0][0]} && {ab[1][0]})",
+                lambda s, a=ab[0][1], b=ab[1][1]: a(s) and b(s),
+            )
         ),
         st.tuples(inner, inner).map(
-            lambda ab: (f"({ab[0][0]} || {ab[1][0]})", lambda s, a=ab[0][1], b=ab[1][1]: a(s) or b(s))
+            lambda ab: (
+                f"({ab[0][0]} || {ab[1][0]})",
+                lambda s, a=ab[0][1], b=ab[1][1]: a(s) or b(s),
+            )
         ),
         inner.map(lambda a: (f"!({a[0]})", lambda s, f=a[1]: not f(s))),
     ),
@@ -83,21 +89,23 @@ def related(op: str, left: set[int], right: RefSpan, spans: list[RefSpan], index
         return out
 
     if op == ">":
-        return any(right.parent == l.span for l in lefts)
+        return any(right.parent == x.span for x in lefts)
     if op == "<":
-        return any(l.parent == right.span for l in lefts)
+        return any(x.parent == right.span for x in lefts)
     if op == "~":
         return any(
-            l.parent is not None and l.parent == right.parent and l.span != right.span
-            for l in lefts
+            x.parent is not None and x.parent == right.parent and x.span != right.span
+            for x in lefts
         )
     if op == ">>":
-        return any(l.span in ancestors(right) for l in lefts)
+        return any(x.span in ancestors(right) for x in lefts)
     assert op == "<<"
-    return any(right.span in ancestors(l) for l in lefts)
+    return any(right.span in ancestors(x) for x in lefts)
 
 
-def evaluate(shape: str, a: Any, b: Any, op: str, count: int | None, spans: list[RefSpan]) -> set[tuple[str, str]]:
+def evaluate(
+    shape: str, a: Any, b: Any, op: str, count: int | None, spans: list[RefSpan]
+) -> set[tuple[str, str]]:
     left = {i for i, s in enumerate(spans) if a(s)}
     right = {i for i, s in enumerate(spans) if b(s)}
     if shape == "single":
@@ -112,9 +120,7 @@ def evaluate(shape: str, a: Any, b: Any, op: str, count: int | None, spans: list
     else:
         negate = op.startswith("!")
         base = op.lstrip("!")
-        chosen = {
-            i for i in right if related(base, left, spans[i], spans, i) != negate
-        }
+        chosen = {i for i in right if related(base, left, spans[i], spans, i) != negate}
     if count is not None:
         per_trace: dict[str, int] = {}
         for i in chosen:
@@ -198,7 +204,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
 OPS = [">>", ">", "<<", "<", "~", "!>>", "!>", "!<<", "!<", "!~"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     spans=forests(),
     a=conditions,

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the table reads best one query per line)
 """The query language against the sample traces, with answers derived by hand from the
 samples (sample_traces/*.json: which spans are errors, who is whose parent, durations),
 on DuckDB and on ClickHouse (chdb): both must give exactly the hand-derived answer.
@@ -11,21 +12,39 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from test_clickhouse import StoreMaker, load_samples, require_chdb
 
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.query import QueryError, parse
-from test_clickhouse import StoreMaker, load_samples, require_chdb
 
 EVERYTHING = (0, 1 << 62)
 ERRORS = {"0e757124": 3, "1b9c99bf": 1, "1dd72201": 1, "28aa6f8c": 2, "a379f02f": 4}
-CHARGE_TRACES = (
-    "1be3f180 1dc74912 28aa6f8c 2b897ff8 31fbe3a6 78b022f9 8d9e5e46 9470feb5 a0e8241f "
-    "a379f02f e06aa4fb"
-).split()
-FULFILLMENT_TRACES = (
-    "052b722e 0f21b4ac 2dc2f101 7c8cabc6 88fbcd00 9840b5cd ca732318 cad4d45e d34bc814 "
-    "dde1fb45 e740a759"
-).split()
+CHARGE_TRACES = [
+    "1be3f180",
+    "1dc74912",
+    "28aa6f8c",
+    "2b897ff8",
+    "31fbe3a6",
+    "78b022f9",
+    "8d9e5e46",
+    "9470feb5",
+    "a0e8241f",
+    "a379f02f",
+    "e06aa4fb",
+]
+FULFILLMENT_TRACES = [
+    "052b722e",
+    "0f21b4ac",
+    "2dc2f101",
+    "7c8cabc6",
+    "88fbcd00",
+    "9840b5cd",
+    "ca732318",
+    "cad4d45e",
+    "d34bc814",
+    "dde1fb45",
+    "e740a759",
+]
 
 #: (query, answer). Error chains in the samples: 0e757124 b74564 > e37203 > 85da4c (all
 #: errors); a379f02f 09f49b > d708dc > c6f9cf > b81b36 (all errors); 28aa6f8c two
@@ -92,12 +111,14 @@ TABLE: list[tuple[str, dict[str, int]]] = [
 #: Ordering and regexes on attributes kept only in the protobuf: DuckDB decodes them.
 DUCKDB_ONLY: list[tuple[str, dict[str, int]]] = [
     ("{ span.payment.attempts > 1 }", {"28aa6f8c": 1}),
-    ("{ span.payment.charge_id =~ \"ch_3Q7913.*\" }", {"28aa6f8c": 1}),
+    ('{ span.payment.charge_id =~ "ch_3Q7913.*" }', {"28aa6f8c": 1}),
 ]
 
 
 @pytest.fixture(scope="module", params=["duckdb", "chdb"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     if request.param == "duckdb":
         duck = DuckDBStore(tmp_path_factory.mktemp("query") / "samples.duckdb")
         load_samples(duck.write)
@@ -138,10 +159,14 @@ def test_find_rows(store: Any) -> None:
     total, traces = store.find_traces(parse("{ status = error }"), *EVERYTHING, 2)
     assert total == 5 and len(traces) == 2
     assert traces[0]["start_unix_nano"] >= traces[1]["start_unix_nano"]
-    _, failed = store.find_traces(parse(
-            "{ trace:rootName = \"POST /api/checkout\" && status = error && kind = server "
-            "&& resource.service.name = \"frontend\" }"
-        ), *EVERYTHING, 10)
+    _, failed = store.find_traces(
+        parse(
+            '{ trace:rootName = "POST /api/checkout" && status = error && kind = server '
+            '&& resource.service.name = "frontend" }'
+        ),
+        *EVERYTHING,
+        10,
+    )
     (row,) = failed
     assert row["outcome"] == "failed" and row["root_service"] == "frontend"
     assert row["root_operation"] == "POST /api/checkout" and row["matched_spans"] == 1

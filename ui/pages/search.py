@@ -17,11 +17,21 @@ from ui.format import clip, fmt_duration, fmt_time
 EXAMPLES: Final = [
     ("Errors", "{ status = error }"),
     ("A cascade's root cause (the last error)", "{ status = error } !< { status = error }"),
-    ("Payment errors beneath a checkout", '{ name = "POST /api/checkout" } >> { resource.service.name = "payment" && status = error }'),
-    ("Slow calls to an external API", '{ kind = client && span.server.address =~ ".*\\\\.example" && duration > 200ms }'),
-    ("N+1: traces with more than 3 calls of one statement", '{ span.db.operation = "UPDATE" } | count() > 1'),
+    (
+        "Payment errors beneath a checkout",
+        '{ name = "POST /api/checkout" } >> '
+        '{ resource.service.name = "payment" && status = error }',
+    ),
+    (
+        "Slow calls to an external API",
+        '{ kind = client && span.server.address =~ ".*\\\\.example" && duration > 200ms }',
+    ),
+    (
+        "N+1: one statement run more than once per trace",
+        '{ span.db.operation = "UPDATE" && span.db.sql.table = "stock" } | count() > 1',
+    ),
     ("Slow requests", "{ kind = server && trace:duration > 500ms }"),
-]  # fmt: skip
+]
 OUTCOME_LABEL: Final = {"failed": "FAILED", "partial": "partial", "ok": "ok"}
 
 st.title("Search")
@@ -83,7 +93,10 @@ if error is not None or result is None:
 
 traces: list[dict[str, Any]] = result.get("traces") or []
 head = st.columns([3, 1])
-head[0].subheader(f"{result['total']:,} matching traces" + (f" (newest {len(traces)})" if result["total"] > len(traces) else ""))
+head[0].subheader(
+    f"{result['total']:,} matching traces"
+    + (f" (newest {len(traces)})" if result["total"] > len(traces) else "")
+)
 head[1].link_button(
     "Open the matches as a flow",
     common.link(flowq=query, **rng.link_params()),
@@ -191,13 +204,22 @@ else:
     buckets = durations.get("buckets") or []
     if buckets:
         names = [
-            "≤ " + fmt_duration(b["le_ns"]) if b["le_ns"] is not None else "longer"
-            for b in buckets
+            "≤ " + fmt_duration(b["le_ns"]) if b["le_ns"] is not None else "longer" for b in buckets
         ]
         latency = go.Figure(
             [
-                go.Bar(name="matching spans", x=names, y=[b["selection_fraction"] for b in buckets], marker_color=charts.ERROR_RED),
-                go.Bar(name="baseline", x=names, y=[b["baseline_fraction"] for b in buckets], marker_color="#9aa5b1"),
+                go.Bar(
+                    name="matching spans",
+                    x=names,
+                    y=[b["selection_fraction"] for b in buckets],
+                    marker_color=charts.ERROR_RED,
+                ),
+                go.Bar(
+                    name="baseline",
+                    x=names,
+                    y=[b["baseline_fraction"] for b in buckets],
+                    marker_color="#9aa5b1",
+                ),
             ]
         )
         latency.update_layout(

@@ -178,7 +178,6 @@ if not firing:
     )
 
 
-
 def _quoted(text: str) -> str:
     """A query-language string literal (docs/query.md): quotes and backslashes escaped."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
