@@ -133,8 +133,8 @@ class _Compiler:
             "pid": "ParentSpanId",
             "name": "SpanName",
             "service": "ServiceName",
-            "start": "toInt64(toUnixTimestamp64Nano(Timestamp))",
-            "dur": "toInt64(Duration)",
+            "start": "toInt64(toUnixTimestamp64Nano({a}.Timestamp))",
+            "dur": "toInt64({a}.Duration)",
         }
         ours = {
             "tid": "trace_id",
@@ -146,11 +146,7 @@ class _Compiler:
             "dur": "duration_ns",
         }
         text = (otel if self.t.otel else ours)[name]
-        if "(" in text:
-            return text.replace("Timestamp", f"{alias}.Timestamp").replace(
-                "Duration", f"{alias}.Duration"
-            )
-        return f"{alias}.{text}"
+        return text.format(a=alias) if "{a}" in text else f"{alias}.{text}"
 
     def range_where(self, alias: str = "s") -> str:
         if self.t.otel:
