@@ -339,20 +339,58 @@ class _Compiler:
                 "(" + " OR ".join(self.contains(p) for p in equal_patterns(key, value.value)) + ")"
             )
             return equal if op == "=" else f"({self.contains(key_prefix(key))} AND NOT {equal})"
-        if self.t.engine == "clickhouse":
-            raise QueryError(
-                c.pos,
-                f"'{op}' on span.{key} needs the attribute decoded, which this ClickHouse "
-                "layout cannot do yet; use = != or nil, or an attribute with a column",
-            )
         if value.kind == "bool":
             return "false"
+        if self.t.engine == "clickhouse":
+            text, number = self.clickhouse_raw_value(key)
+            if value.kind == "string":
+                return self.text_test(text, op, value)
+            return self.number_test(number, op, value)
         present = self.contains(key_prefix(key))
         function = NUMBER_FUNCTION if value.kind == "number" else TEXT_FUNCTION
         extracted = f"(CASE WHEN {present} THEN {function}(s.raw, {self.param(key)}) END)"
         if value.kind == "string":
             return self.text_test(extracted, op, value)
         return self.number_test(extracted, op, value)
+
+    def clickhouse_raw_value(self, key: str) -> tuple[str, str]:
+        """(text, number) expressions of the span attribute ``key`` read out of ``raw`` by
+        byte arithmetic (ClickHouse strings are bytes): after the key's bytes come the
+        AnyValue's length (a varint, 1-2 bytes: values under 16 kB), its tag, then a
+        string (length varint, bytes), an int (varint) or a double (8 bytes). NULL when
+        the key is absent or the value of another type. Aliases are per condition."""
+        self.count += 1
+        a = f"_a{self.count}"
+        needle = key_prefix(key)
+        at = f"(position(s.raw, {self.param(needle)}) AS {a}p)"
+        start = f"({a}p + {self.param(len(needle))} AS {a}q)"
+
+        def byte(position: str) -> str:
+            return f"reinterpretAsUInt8(substring(s.raw, {position}, 1))"
+
+        tag_at = f"({start} + if({byte(a + 'q')} < 128, 1, 2) AS {a}t)"
+        tag = f"({byte(tag_at)} AS {a}g)"
+        first = f"({byte(a + 't + 1')} AS {a}s)"
+        length = f"if({first} < 128, {a}s, ({a}s - 128) + 128 * {byte(a + 't + 2')})"
+        text = (
+            f"if({at} > 0 AND {tag} = 10, "
+            f"substring(s.raw, {a}t + if({a}s < 128, 2, 3), {length}), NULL)"
+        )
+        varint_bytes = (
+            f"(arrayMap(i -> reinterpretAsUInt8(substring(s.raw, {a}t + 1 + i, 1)), range(10)) "
+            f"AS {a}b)"
+        )
+        varint = (
+            f"toFloat64(toInt64(arraySum(arrayMap((x, i) -> if(i < arrayFirstIndex(y -> y < 128, "
+            f"{a}b), bitShiftLeft(toUInt64(bitAnd(x, 127)), 7 * i), toUInt64(0)), "
+            f"{varint_bytes}, range(10)))))"
+        )
+        number = (
+            f"multiIf({a}p = 0, NULL, {a}g = 24, {varint}, "
+            f"{a}g = 33, reinterpretAsFloat64(substring(s.raw, {a}t + 1, 8)), NULL)"
+        )
+        # The number reads the aliases the text defines: evaluate both in one condition.
+        return text, f"if(isNull({text}) OR true, {number}, NULL)"
 
     # ------------------------------------------------------------------ spansets
     def spanset(self, node: SpansetExpr) -> str:
