@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from spanstore.model import EntityKey, EntityValue, Span, StoreStats
 
@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # imported for annotations only: decoder processes stay small
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
+
+    from spanstore.query.ast import Query
+    from spanstore.query.reader import SampledSpan
 
 
 class StoreError(Exception):
@@ -180,4 +183,31 @@ class SpanReader(Protocol):
     def recent_traces(self, limit: int = 50) -> pl.DataFrame:
         """The newest root spans: trace_id, service_name, name, start_unix_nano,
         duration_ns, status_code, spans."""
+        ...
+
+    # -- the query language (#17; spanstore.query compiles, the dialect runs)
+    def query_trace_ids(self, query: Query, start_unix_nano: int, end_unix_nano: int) -> list[str]:
+        """Ids of the traces with a span in [start, end) that the query selects, sorted."""
+        ...
+
+    def find_traces(
+        self, query: Query, start_unix_nano: int, end_unix_nano: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(traces matching, the newest ``limit`` as SPEC ``find`` rows)."""
+        ...
+
+    def sample_spans(
+        self,
+        query: Query,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        sample: int,
+        complement: bool = False,
+    ) -> tuple[int, list[SampledSpan]]:
+        """(spans matching, a fixed pseudo-random sample of them decoded); with
+        ``complement``, of the other spans in the range."""
+        ...
+
+    def trace_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Stored trace ids starting with the hex ``prefix``, at most ``limit``."""
         ...
