@@ -175,6 +175,10 @@ def no_entity_spans(key: str, value: str, start: int | None, end: int | None) ->
     return SourceError(f"no spans carry {key}={value}{where}{hint}", status=404)
 
 
+def _replay_trace(trace_id: str, first: int, last: int, spans: int) -> dict[str, Any]:
+    return {"trace_id": trace_id, "first_unix_nano": first, "last_unix_nano": last, "spans": spans}
+
+
 def _valid_trace_id(trace_id: str) -> str:
     text = trace_id.strip().lower()
     if len(text) < 32:
@@ -516,6 +520,65 @@ class LocalSource:
         result: dict[str, Any] = service_map(self.reader.span_frame(lo, hi, whole_traces=False))
         return result
 
+    # -- replay (`seqtrace replay`): the selection, then its spans a chunk at a time
+
+    def replay_traces(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]:
+        """``{"traces": [{"trace_id", "first_unix_nano", "last_unix_nano", "spans"}]}``, oldest
+        first:
+        the traces a replay re-sends. An entity's are those its diagram draws (linked traces
+        included, within --from/--to when given); a trace id, that trace; a range alone, the
+        traces with a span starting in it."""
+        reader: Any = self.reader
+        if trace_id:
+            ids = [_valid_trace_id(trace_id)]
+        elif entity:
+            key, value = parse_entity(entity)
+            ids = reader.entity_trace_ids(key, value, start, end)
+            if not ids:
+                raise no_entity_spans(key, value, start, end)
+            ids = [*ids, *reader.linked_trace_ids(ids)]
+        elif start is not None and end is not None:
+            if end <= start:
+                raise SourceError("--to must be after --from")
+            if not hasattr(reader, "replay_range_traces"):
+                raise SourceError("this store cannot list the traces of a time range for a "
+                                  "replay; give --entity or --trace")
+            rows = reader.replay_range_traces(start, end, TRACE_REACH_NS)
+            return {"traces": [_replay_trace(*row) for row in rows]}
+        else:
+            raise SourceError("give --entity KEY=VALUE, --trace ID, or --from T --to T")
+        if hasattr(reader, "replay_trace_extents"):
+            rows = reader.replay_trace_extents(ids)
+        else:  # a store without the replay queries: the extents from the spans themselves
+            rows = []
+            for tid in ids:
+                spans = reader.spans([tid])
+                if spans:
+                    first = min(sp.start_unix_nano for sp in spans)
+                    last = max(sp.end_unix_nano for sp in spans)
+                    rows.append((tid, first, last, len(spans)))
+            rows.sort(key=lambda row: (row[1], row[0]))
+        if not rows and trace_id:
+            raise SourceError(f"no trace {ids[0]}", status=404)
+        return {"traces": [_replay_trace(*row) for row in rows]}
+
+    def replay_requests(
+        self, trace_ids: list[str], start: int, end: int, max_spans: int = 512
+    ) -> list[Any]:
+        """The spans of these traces starting in [start, end] as OTLP requests of at most
+        ``max_spans`` spans each, exactly as stored."""
+        reader: Any = self.reader
+        if hasattr(reader, "replay_requests"):
+            requests: list[Any] = reader.replay_requests(trace_ids, start, end, max_spans)
+            return requests
+        return [r for r in (reader.trace_request(t) for t in trace_ids) if r is not None]
+
 
 def _pinned_tls() -> ssl.SSLContext | None:
     """With env ``SEQTRACE_API_CA`` (a PEM certificate, e.g. the server's own self-signed
@@ -673,6 +736,26 @@ class HttpSource:
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self._request("/api/v1/service-map", {"from": start, "to": end})
         return result
+
+    def replay_traces(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "/api/v1/replay/traces", {"entity": entity, "trace": trace_id, "from": start, "to": end}
+        )
+        return result
+
+    def replay_requests(
+        self, trace_ids: list[str], start: int, end: int, max_spans: int = 512
+    ) -> list[Any]:
+        """One request per trace, from the API's OTLP/JSON (the replay splits them)."""
+        from spanstore.otlp import request_from_json
+
+        return [request_from_json(self.trace_otlp(tid)) for tid in trace_ids]
 
 
 def open_database(path: str) -> LocalSource:

@@ -204,6 +204,13 @@ class ApiServer:
                 return self._ingest_stats
             if path == "/api/v1/service-map":
                 return lambda q, b: (200, self.source.service_map(q.time("from"), q.time("to")))
+            if path == "/api/v1/replay/traces":  # `seqtrace replay --api`: what to re-send
+                return lambda q, b: (
+                    200,
+                    self.source.replay_traces(
+                        q.text("entity"), q.text("trace"), q.time("from"), q.time("to")
+                    ),
+                )
         if method == "POST" and path == "/api/v1/slo":
             return self._slo
         if method == "POST" and path == "/api/v1/contracts/check":

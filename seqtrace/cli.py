@@ -339,6 +339,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from seqtrace.replay import run_replay
+
+    return run_replay(args, open_source)
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from seqtrace.loading import load_files
 
@@ -587,6 +593,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_range_flags(p)
     p.add_argument("--format", default="markdown", choices=("json", "mermaid", "markdown"))
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser(
+        "replay", help="re-send stored or filed traces to an OTLP endpoint, as if now (a drill)"
+    )
+    _add_source_flags(p)
+    p.add_argument("files", nargs="*", metavar="FILE", help="trace files (any format load reads)")
+    p.add_argument("--entity", metavar="KEY=VALUE", help="the entity's traces (linked included)")
+    p.add_argument("--trace", metavar="ID", help="one trace")
+    _add_range_flags(p)
+    p.add_argument("--endpoint", required=True, metavar="URL", help="OTLP endpoint to send to")
+    p.add_argument("--protocol", default="grpc", choices=("grpc", "http"), help="default grpc")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="real time scaled by X (2 = twice as fast); 0 (default) sends at once",
+    )
+    p.add_argument("--keep-ids", action="store_true", help="keep the trace and span ids")
+    p.add_argument(
+        "--at", metavar="T", help="when the newest span ends (default: now; with --speed, "
+        "when the replay sends it)"
+    )
+    p.add_argument("--token", metavar="TOKEN", help="sent as Authorization: Bearer TOKEN")
+    p.add_argument(
+        "--header", action="append", default=[], metavar="KEY=VALUE", help="extra header "
+        "(gRPC metadata), repeatable"
+    )
+    p.add_argument("--ca-file", metavar="FILE", help="PEM certificate(s) to trust for TLS")
+    p.add_argument(
+        "--insecure", action="store_true", help="gRPC: plaintext; HTTPS: skip certificate checks"
+    )
+    p.add_argument(
+        "--max-retry-time",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="give up on a request the endpoint keeps refusing as retryable (default 300)",
+    )
+    p.set_defaults(func=cmd_replay)
     return parser
 
 

@@ -1347,6 +1347,93 @@ class DuckDBStore:
                 span.parent_span_id = parent
         return request
 
+    # -- replay (`seqtrace replay`): which traces, then their spans a chunk at a time
+
+    def replay_range_traces(
+        self, start_unix_nano: int, end_unix_nano: int, reach_ns: int
+    ) -> list[tuple[str, int, int, int]]:
+        """(trace id, first span start, last span end, spans) of each trace with a span starting
+        in [start, end), oldest first; a trace's spans are looked for within ``reach_ns``
+        of the range."""
+        rows = self._rows(
+            "replay_range_traces",
+            {
+                "start": start_unix_nano,
+                "end": end_unix_nano,
+                "lo": start_unix_nano - reach_ns,
+                "hi": end_unix_nano + reach_ns,
+            },
+        )
+        return [(tid.hex(), int(first), int(last), int(n)) for tid, first, last, n in rows]
+
+    def replay_trace_extents(self, trace_ids: Sequence[str]) -> list[tuple[str, int, int, int]]:
+        """(trace id, first span start, last span end, spans) of each known trace, oldest
+        first."""
+        ids = _ids(trace_ids)
+        if not ids:
+            return []
+        rows = self._rows("replay_trace_extents", {"trace_ids": ids})
+        return [(tid.hex(), int(first), int(last), int(n)) for tid, first, last, n in rows]
+
+    def replay_requests(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int,
+        end_unix_nano: int,
+        max_spans: int = 512,
+    ) -> list[ExportTraceServiceRequest]:
+        """Every span of these traces starting in [start, end] as OTLP requests of at most
+        ``max_spans`` spans, exactly as stored (the bounds are the traces' extent: they
+        make the lookup cheap)."""
+        ids = _ids(trace_ids)
+        if not ids:
+            return []
+        with self._cursor() as con:
+            rows = con.execute(
+                sql("replay_traces_rows"),
+                {"trace_ids": ids, "lo": start_unix_nano, "hi": end_unix_nano},
+            ).fetchall()
+            if not rows:
+                return []
+            resource_rows = con.execute(
+                sql("resources_by_id"), {"ids": sorted({r[3] for r in rows})}
+            ).fetchall()
+            scope_rows = con.execute(
+                sql("scope_raw_by_id"), {"ids": sorted({r[4] for r in rows})}
+            ).fetchall()
+        resources = {rid: (raw, url) for rid, raw, url in resource_rows}
+        scopes = {sid: (raw, url) for sid, raw, url in scope_rows}
+        requests: list[ExportTraceServiceRequest] = []
+        groups: dict[tuple[int, int], Any] = {}
+        by_resource: dict[int, Any] = {}
+        for index, (tid, sid, parent, rid, scope_id, raw) in enumerate(rows):
+            if index % max_spans == 0:
+                request = ExportTraceServiceRequest()
+                requests.append(request)
+                groups.clear()
+                by_resource.clear()
+            scope_spans = groups.get((rid, scope_id))
+            if scope_spans is None:
+                resource_spans = by_resource.get(rid)
+                if resource_spans is None:
+                    resource_spans = request.resource_spans.add()
+                    raw_resource, schema_url = resources.get(rid, (b"", ""))
+                    resource_spans.resource.ParseFromString(raw_resource)
+                    resource_spans.schema_url = schema_url
+                    by_resource[rid] = resource_spans
+                scope_spans = resource_spans.scope_spans.add()
+                raw_scope, scope_url = scopes.get(scope_id, (b"", ""))
+                scope_spans.scope.ParseFromString(raw_scope)
+                scope_spans.schema_url = scope_url
+                groups[(rid, scope_id)] = scope_spans
+            span = scope_spans.spans.add()
+            span.ParseFromString(raw)
+            span.trace_id = tid
+            span.span_id = sid
+            if parent:
+                span.parent_span_id = parent
+        return requests
+
 
 class _Transaction:
     """The writer's open DuckDB transaction: how many spans it holds, up to which seq."""
