@@ -86,26 +86,30 @@ def store_selection(
     source: Any, entity: str | None, trace_id: str | None, start: int | None, end: int | None
 ) -> Selection:
     """The traces a source (LocalSource or HttpSource) holds for the selection."""
-    traces = source.replay_traces(entity, trace_id, start, end)["traces"]
+    # (trace id, first start, last end, spans) tuples: a tenth of the dicts' memory.
+    traces = [
+        (t["trace_id"], t["first_unix_nano"], t["last_unix_nano"], t["spans"])
+        for t in source.replay_traces(entity, trace_id, start, end)["traces"]
+    ]
     if not traces:
         raise UsageError("nothing to replay: no spans in the selection")
-    first = min(t["first_unix_nano"] for t in traces)
-    last = max(t["last_unix_nano"] for t in traces)
+    first = min(t[1] for t in traces)
+    last = max(t[2] for t in traces)
 
     def chunks() -> Iterator[Chunk]:
-        group: list[dict[str, Any]] = []
+        group: list[tuple[str, int, int, int]] = []
         size = 0
         for trace in [*traces, None]:
-            if trace is not None and (not group or size + trace["spans"] <= CHUNK_SPANS):
+            if trace is not None and (not group or size + trace[3] <= CHUNK_SPANS):
                 group.append(trace)
-                size += trace["spans"]
+                size += trace[3]
                 continue
             if group:
-                ids = [t["trace_id"] for t in group]
-                lo = min(t["first_unix_nano"] for t in group)
-                hi = max(t["last_unix_nano"] for t in group)
+                ids = [t[0] for t in group]
+                lo = min(t[1] for t in group)
+                hi = max(t[2] for t in group)
                 yield Chunk(ids, source.replay_requests(ids, lo, hi, BATCH_SPANS))
-            group, size = ([trace], trace["spans"]) if trace is not None else ([], 0)
+            group, size = ([trace], trace[3]) if trace is not None else ([], 0)
 
     hook = getattr(source, "logs_requests", None)
     return Selection(first, last, len(traces), chunks, hook if callable(hook) else None)
