@@ -79,7 +79,9 @@ def build_postmortem(
     slo_spec: str | None = None,
     slo_spec_name: str = "slo spec",
     title: str | None = None,
+    contracts: Sequence[tuple[str, str]] = (),
 ) -> Bundle:
+    """``contracts``: (file name, text) of contract files whose runbooks the bundle lists."""
     if not entities:
         raise SourceError("give at least one --entity KEY=VALUE")
     bundle = Bundle()
@@ -195,6 +197,8 @@ def build_postmortem(
             )
     lines.append("")
 
+    lines += _runbook_lines(slo_report, contracts)
+
     lines += ["## Affected entities", ""]
     affected: dict[str, set[str]] = {}
     for t in failing:
@@ -217,3 +221,29 @@ def build_postmortem(
     )
     bundle.files["postmortem.md"] = "\n".join(lines) + "\n"
     return bundle
+
+
+def _runbook_lines(
+    slo_report: Mapping[str, Any] | None, contracts: Sequence[tuple[str, str]]
+) -> list[str]:
+    """"## Runbooks": each SLO's (firing ones first) and each given contract's runbook,
+    Markdown-escaped, http(s) ones as links."""
+    from analyzer.contracts import parse_contract
+    from analyzer.slo import markdown_runbook
+
+    rows: list[tuple[int, str]] = []
+    for slo in (slo_report or {}).get("slos", []):
+        if slo.get("runbook"):
+            firing = bool(slo["alerts"])
+            what = f"SLO {md_cell(slo['name'])}" + (" (alerting)" if firing else "")
+            rows.append((0 if firing else 1, f"- {what}: {markdown_runbook(slo['runbook'])}"))
+    for name, text in contracts:
+        contract = parse_contract(text, name)
+        if contract.runbook:
+            rows.append((2, f"- contract {md_cell(name)}: {markdown_runbook(contract.runbook)}"))
+    lines = ["## Runbooks", ""]
+    if rows:
+        lines += [line for _, line in sorted(rows, key=lambda row: row[0])]
+    else:
+        lines.append("No runbook named (`runbook:` in the SLO spec, `%% runbook:` in a contract).")
+    return [*lines, ""]

@@ -257,6 +257,12 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
             spec_text = _read_text(args.slo_spec)
         except OSError as exc:
             raise UsageError(f"cannot read SLO spec {args.slo_spec}: {exc.strerror}") from None
+    contracts = []
+    for name in args.contract:
+        try:
+            contracts.append((name, _read_text(name)))
+        except OSError as exc:
+            raise UsageError(f"cannot read contract {name}: {exc.strerror or exc}") from None
     bundle = build_postmortem(
         open_source(args),
         args.entity,
@@ -264,6 +270,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
         _parse_time(args.end, "--to"),
         spec_text,
         args.slo_spec or "slo spec",
+        contracts=contracts,
     )
     out = Path(args.out)
     try:
@@ -560,6 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_range_flags(p)
     p.add_argument("--slo-spec", metavar="FILE", help="SLO spec for the SLO impact section")
+    p.add_argument(
+        "--contract",
+        action="append",
+        default=[],
+        metavar="FILE.mmd",
+        help="contract whose runbook the bundle lists (repeatable)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the bundle into")
     p.set_defaults(func=cmd_postmortem)
 
