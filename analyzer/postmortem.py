@@ -226,7 +226,7 @@ def build_postmortem(
 def _runbook_lines(
     slo_report: Mapping[str, Any] | None, contracts: Sequence[tuple[str, str]]
 ) -> list[str]:
-    """"## Runbooks": each SLO's (firing ones first) and each given contract's runbook,
+    """ "## Runbooks": each SLO's (firing ones first) and each given contract's runbook,
     Markdown-escaped, http(s) ones as links."""
     from analyzer.contracts import parse_contract
     from analyzer.slo import markdown_runbook

@@ -316,9 +316,7 @@ def load_slo_spec(text: str, source_name: str = "slo spec") -> SloSpec:
         raise SloSpecError(errors)
     seen: set[str] = set()
     key_lines = _key_lines(text)
-    slos = [
-        _check_slo(item, i, source, seen, errors, key_lines) for i, item in enumerate(items)
-    ]
+    slos = [_check_slo(item, i, source, seen, errors, key_lines) for i, item in enumerate(items)]
     if errors:
         raise SloSpecError(errors)
     return SloSpec(slos=tuple(s for s in slos if s is not None), source_name=source_name)

@@ -547,8 +547,10 @@ class LocalSource:
             if end <= start:
                 raise SourceError("--to must be after --from")
             if not hasattr(reader, "replay_range_traces"):
-                raise SourceError("this store cannot list the traces of a time range for a "
-                                  "replay; give --entity or --trace")
+                raise SourceError(
+                    "this store cannot list the traces of a time range for a "
+                    "replay; give --entity or --trace"
+                )
             rows = reader.replay_range_traces(start, end, TRACE_REACH_NS)
             return {"traces": [_replay_trace(*row) for row in rows]}
         else:

@@ -40,8 +40,18 @@ def _rss_kib(pid: int) -> int:
 
 def _serve(db: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     process = subprocess.Popen(
-        [*SEQTRACE, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0",
-         "--api-port", "0"],  # fmt: skip
+        [
+            *SEQTRACE,
+            "serve",
+            "--db",
+            str(db),
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+            "--api-port",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

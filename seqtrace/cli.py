@@ -627,13 +627,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keep-ids", action="store_true", help="keep the trace and span ids")
     p.add_argument(
-        "--at", metavar="T", help="when the newest span ends (default: now; with --speed, "
-        "when the replay sends it)"
+        "--at",
+        metavar="T",
+        help="when the newest span ends (default: now; with --speed, when the replay sends it)",
     )
     p.add_argument("--token", metavar="TOKEN", help="sent as Authorization: Bearer TOKEN")
     p.add_argument(
-        "--header", action="append", default=[], metavar="KEY=VALUE", help="extra header "
-        "(gRPC metadata), repeatable"
+        "--header",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra header (gRPC metadata), repeatable",
     )
     p.add_argument("--ca-file", metavar="FILE", help="PEM certificate(s) to trust for TLS")
     p.add_argument(

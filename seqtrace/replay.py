@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from seqtrace.errors import EXIT_OK, UsageError
-from seqtrace.replay_export import ExportRefused, Exporter, ExporterOptions, make_exporter
+from seqtrace.replay_export import Exporter, ExporterOptions, ExportRefused, make_exporter
 from seqtrace.replay_rewrite import (
     IdMap,
     first_span_start,
@@ -40,7 +40,7 @@ from seqtrace.replay_rewrite import (
     split_spans,
 )
 
-__all__ = ["BATCH_SPANS", "CHUNK_SPANS", "Selection", "ReplaySummary", "replay", "run_replay"]
+__all__ = ["BATCH_SPANS", "CHUNK_SPANS", "ReplaySummary", "Selection", "replay", "run_replay"]
 
 #: Spans per request, as the SDKs' BatchSpanProcessor sends (max_export_batch_size).
 BATCH_SPANS = 512
@@ -187,7 +187,7 @@ class _Senders:
 
 
 class _Progress:
-    """"N spans sent, M:SS left" on stderr, at most once a second (--speed only)."""
+    """ "N spans sent, M:SS left" on stderr, at most once a second (--speed only)."""
 
     def __init__(self, enabled: bool, end_monotonic: float) -> None:
         self.enabled = enabled
@@ -244,18 +244,18 @@ def replay(
                     for log_part in split_logs(log_request, BATCH_SPANS):
                         senders.logs(log_part, _records_in(log_part))
                 continue
-            for due_ns, span_part, log_part in _timed_groups(chunk.requests, logs):
+            for due_ns, span_group, log_group in _timed_groups(chunk.requests, logs):
                 wait = started + (due_ns - origin) / 1e9 / speed - time.monotonic()
                 while wait > 0:
                     meter.show(sent)
                     time.sleep(min(wait, 0.5))
                     wait = started + (due_ns - origin) / 1e9 / speed - time.monotonic()
-                if span_part is not None:
-                    count = _spans_in(span_part)
-                    senders.spans(span_part, count)
+                if span_group is not None:
+                    count = _spans_in(span_group)
+                    senders.spans(span_group, count)
                     sent += count
-                if log_part is not None:
-                    senders.logs(log_part, _records_in(log_part))
+                if log_group is not None:
+                    senders.logs(log_group, _records_in(log_group))
                 meter.show(sent)
         senders.finish()
     except BaseException:
@@ -292,7 +292,9 @@ def _timed_groups(
         for rl in log_request.resource_logs:
             for sl in rl.scope_logs:
                 for record in sl.log_records:
-                    items.append((record.time_unix_nano or record.observed_time_unix_nano, 1, rl, sl, record))
+                    items.append(
+                        (record.time_unix_nano or record.observed_time_unix_nano, 1, rl, sl, record)
+                    )
     items.sort(key=lambda item: (item[0], item[1]))
     window_ns = int(GROUP_WINDOW_S * 1e9)
     index = 0
@@ -375,8 +377,9 @@ def run_replay(args: argparse.Namespace, open_source: Callable[[argparse.Namespa
     selectors = [f for f, v in (("--entity", args.entity), ("--trace", args.trace)) if v]
     if args.files:
         if selectors or start is not None or end is not None:
-            raise UsageError("give trace files or a stored selection (--entity, --trace, "
-                             "--from/--to), not both")
+            raise UsageError(
+                "give trace files or a stored selection (--entity, --trace, --from/--to), not both"
+            )
         selection = file_selection(args.files)
     else:
         if len(selectors) > 1:
@@ -419,8 +422,10 @@ def run_replay(args: argparse.Namespace, open_source: Callable[[argparse.Namespa
         f"newest span ends {format_unix_nano(at)})"
     )
     if exporter.retries:
-        print(f"seqtrace: the endpoint asked to retry {exporter.retries} times (backpressure)",
-              file=sys.stderr)
+        print(
+            f"seqtrace: the endpoint asked to retry {exporter.retries} times (backpressure)",
+            file=sys.stderr,
+        )
     if summary.rejected_spans or summary.rejected_logs:
         print(
             f"seqtrace: warning: the endpoint rejected {summary.rejected_spans} spans and "

@@ -100,7 +100,9 @@ class Exporter:
             try:
                 return attempt()
             except _Retry as retry:
-                delay = retry.delay if retry.delay is not None else backoff * random.uniform(0.8, 1.2)
+                delay = (
+                    retry.delay if retry.delay is not None else backoff * random.uniform(0.8, 1.2)
+                )
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
                 if time.monotonic() + delay > deadline:
                     raise ExportRefused(
@@ -120,10 +122,6 @@ class _GrpcExporter(Exporter):
     def __init__(self, options: ExporterOptions) -> None:
         super().__init__(options)
         import grpc
-        from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
-            TraceServiceStub,
-        )
 
         parsed = urllib.parse.urlsplit(
             options.endpoint if "://" in options.endpoint else f"//{options.endpoint}"
@@ -155,8 +153,6 @@ class _GrpcExporter(Exporter):
         else:
             self._channel = grpc.insecure_channel(target, channel_options)
         # Raw bytes in, parsed answer out: the request is serialised once, by the caller.
-        self._traces = TraceServiceStub(self._channel)
-        self._logs = LogsServiceStub(self._channel)
         self._trace_call = self._channel.unary_unary(
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
             request_serializer=None,
@@ -212,6 +208,7 @@ class _GrpcExporter(Exporter):
 
 def _grpc_retry_delay(exc: Any) -> float | None:
     """The server's ``google.rpc.RetryInfo`` delay in seconds, if it sent one."""
+    from google.protobuf.message import DecodeError
     from google.rpc import error_details_pb2, status_pb2
 
     try:
@@ -226,11 +223,11 @@ def _grpc_retry_delay(exc: Any) -> float | None:
                     if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
                         info = error_details_pb2.RetryInfo()
                         detail.Unpack(info)
-                        return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+                        return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
             elif key == "google.rpc.retryinfo-bin":
                 info = error_details_pb2.RetryInfo.FromString(value)
-                return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
-        except Exception:  # a malformed detail is no hint; back off by ourselves
+                return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
+        except DecodeError:  # a malformed detail is no hint; back off by ourselves
             continue
     return None
 
@@ -311,10 +308,14 @@ class _HttpExporter(Exporter):
         raise ExportRefused(f"{self.options.endpoint} refused the request: {reason}{hint}")
 
     def _send_spans(self, body: bytes) -> ExportTraceServiceResponse:
-        return ExportTraceServiceResponse.FromString(self._post("spans", body))
+        answer = ExportTraceServiceResponse()
+        answer.ParseFromString(self._post("spans", body))
+        return answer
 
     def _send_logs(self, body: bytes) -> ExportLogsServiceResponse:
-        return ExportLogsServiceResponse.FromString(self._post("logs", body))
+        answer = ExportLogsServiceResponse()
+        answer.ParseFromString(self._post("logs", body))
+        return answer
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -25,9 +25,9 @@ __all__ = [
     "last_span_end",
     "rewrite_logs",
     "rewrite_spans",
+    "span_count",
     "split_logs",
     "split_spans",
-    "span_count",
 ]
 
 
@@ -116,9 +116,7 @@ def rewrite_logs(request: ExportLogsServiceRequest, ids: IdMap, shift: int) -> i
                     record.span_id = ids.span(record.span_id)
                 if shift:
                     record.time_unix_nano = _shifted(record.time_unix_nano, shift)
-                    record.observed_time_unix_nano = _shifted(
-                        record.observed_time_unix_nano, shift
-                    )
+                    record.observed_time_unix_nano = _shifted(record.observed_time_unix_nano, shift)
     return count
 
 

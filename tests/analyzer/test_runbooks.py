@@ -134,8 +134,10 @@ def test_contract_check_cli_json_and_text(shop: tuple[LocalSource, Path], tmp_pa
 
 def test_postmortem_lists_the_runbooks_escaped(shop: tuple[LocalSource, Path]) -> None:
     source, _ = shop
-    spec = (SAMPLES / "slo.yaml").read_text().replace(
-        "runbook: docs/runbooks/payments.md", f'runbook: "{HOSTILE}"'
+    spec = (
+        (SAMPLES / "slo.yaml")
+        .read_text()
+        .replace("runbook: docs/runbooks/payments.md", f'runbook: "{HOSTILE}"')
     )
     contract = "%% runbook: ops/*orders*.md\n" + contract_init(source, "order.id=ORD-1003")
     bundle = build_postmortem(

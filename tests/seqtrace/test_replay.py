@@ -301,8 +301,14 @@ def test_a_refusing_target_stops_the_replay_with_one_line(tmp_path: Path) -> Non
             assert out.stderr.count("\n") == 1 and out.stderr.startswith("seqtrace: error: ")
             assert needle in out.stderr and "--token" in out.stderr
             assert "Traceback" not in out.stderr
-        good = run("replay", sample, "--endpoint", f"http://{target.addresses['otlp-grpc']}",
-                   "--token", "s3cret")
+        good = run(
+            "replay",
+            sample,
+            "--endpoint",
+            f"http://{target.addresses['otlp-grpc']}",
+            "--token",
+            "s3cret",
+        )
         assert good.returncode == 0, good.stderr
     finally:
         target.stop()
@@ -311,7 +317,7 @@ def test_a_refusing_target_stops_the_replay_with_one_line(tmp_path: Path) -> Non
 # ------------------------------------------------------------------------------ endpoints
 
 
-class _Collector(TraceServiceServicer, LogsServiceServicer):  # type: ignore[misc]
+class _Collector(TraceServiceServicer, LogsServiceServicer):
     """An OTLP/gRPC endpoint that refuses the first ``refuse`` requests with
     ``code`` (+ RetryInfo), then keeps what it is sent."""
 
@@ -334,7 +340,7 @@ class _Collector(TraceServiceServicer, LogsServiceServicer):  # type: ignore[mis
         status.details.add().Pack(info)
         context.abort_with_status(_Status(self.code, "busy, try later", status))
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (grpc's name)
+    def Export(self, request: Any, context: Any) -> Any:
         self._gate(context)
         with self.lock:
             if isinstance(request, ExportTraceServiceRequest):
@@ -351,11 +357,11 @@ class _Status(grpc.Status):  # type: ignore[misc]
         self.trailing_metadata = (("grpc-status-details-bin", status.SerializeToString()),)
 
 
-class _LogsOnly(LogsServiceServicer):  # type: ignore[misc]
+class _LogsOnly(LogsServiceServicer):
     def __init__(self, collector: _Collector) -> None:
         self.collector = collector
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Export(self, request: Any, context: Any) -> Any:
         return self.collector.Export(request, context)
 
 
@@ -366,8 +372,8 @@ def collector_factory() -> Iterator[Any]:
     def make(refuse: int = 0, code: grpc.StatusCode = grpc.StatusCode.OK) -> tuple[_Collector, str]:
         collector = _Collector(refuse, code)
         server = grpc.server(futures.ThreadPoolExecutor(4))
-        add_TraceServiceServicer_to_server(collector, server)
-        add_LogsServiceServicer_to_server(_LogsOnly(collector), server)
+        add_TraceServiceServicer_to_server(collector, server)  # type: ignore[no-untyped-call]
+        add_LogsServiceServicer_to_server(_LogsOnly(collector), server)  # type: ignore[no-untyped-call]
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         servers.append(server)
@@ -400,14 +406,16 @@ class _Http(BaseHTTPRequestHandler):
     script: list[int] = []
     bodies: list[bytes] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         status = type(self).script.pop(0) if type(self).script else 200
         if status == 200:
             type(self).bodies.append(body)
             payload = ExportTraceServiceResponse().SerializeToString()
         else:
-            payload = status_pb2.Status(code=3, message=f"refused with {status}").SerializeToString()
+            payload = status_pb2.Status(
+                code=3, message=f"refused with {status}"
+            ).SerializeToString()
         self.send_response(status)
         self.send_header("Content-Type", "application/x-protobuf")
         if status in (429, 503):

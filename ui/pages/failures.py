@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from ui import charts, common, data
-from ui.format import clip, esc, fmt_duration, fmt_time
+from ui import charts, common, data, replay
+from ui.format import clip, esc, fmt_duration, fmt_time, rfc3339
 
 PATTERN_HELP: Final = {
     "failed": "the request itself failed (root span is an error)",
@@ -192,6 +192,13 @@ if by_service:
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
     )
     st.plotly_chart(fig, key="failures_by_service", config={"displayModeBar": False})
+
+if rng.start is not None and rng.end is not None:
+    replay.replay_expander(
+        ["--from", rfc3339(rng.start), "--to", rfc3339(rng.end)],
+        "every trace of this time range",
+        key="failures_replay",
+    )
 
 st.caption("Link to this view:")
 common.share_link({"failures": "", **rng.link_params()})
