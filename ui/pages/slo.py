@@ -23,6 +23,7 @@ slos:
     sli: availability
     objective: 99.5
     window: 30d
+    runbook: https://runbooks.example.com/shop/checkout#availability
   - name: checkout-latency
     service: frontend
     operation: "POST /api/checkout"
@@ -36,6 +37,7 @@ slos:
     sli: availability
     objective: 99.9
     window: 7d
+    runbook: docs/runbooks/payments.md
 """
 
 
