@@ -561,3 +561,35 @@ def test_speed_paces_spans_by_their_end_time(collector_factory: Any) -> None:
     exporter.close()
     assert summary.spans == 4 and 1.1 <= took < 3.0
     assert [spans_of([r])[0].name for r in collector.traces] == ["s0", "s1", "s2", "s3"]
+
+
+def test_replay_from_a_database_file_by_range_and_by_trace(
+    sample_db: Path, collector_factory: Any
+) -> None:
+    """Straight from a DuckDB file (read-only), a chunk of traces at a time."""
+    collector, endpoint = collector_factory()
+    out = run("replay", "--db", str(sample_db), "--from", "2026-11-01T00:00:00Z",
+              "--to", "2026-12-01T00:00:00Z", "--endpoint", endpoint, "--at", AT)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    sent = spans_of(collector.traces)
+    assert len(sent) == 500 and "of 47 traces" in out.stdout
+    assert max(s.end_time_unix_nano for s in sent) == AT_NS
+    single, endpoint_2 = collector_factory()
+    trace = "28aa6f8cecf63975079bb73dfbbeb308"
+    out = run("replay", "--db", str(sample_db), "--trace", trace, "--endpoint", endpoint_2)
+    assert out.returncode == 0, out.stderr
+    assert len({s.trace_id for s in spans_of(single.traces)}) == 1
+    in_files = [
+        s for f in sample_files() for s in spans_of(read_trace_file(f))
+        if s.trace_id.hex() == trace
+    ]  # fmt: skip
+    assert len(spans_of(single.traces)) == len(in_files) == 22
+    missing = run("replay", "--db", str(sample_db), "--trace", "ab" * 16, "--endpoint", endpoint_2)
+    assert missing.returncode == 2 and "no trace" in missing.stderr
+    both = run("replay", str(SAMPLE_ONE), "--trace", trace, "--endpoint", endpoint_2)
+    assert both.returncode == 2 and "not both" in both.stderr
+    nothing = run("replay", "--db", str(sample_db), "--endpoint", endpoint_2)
+    assert nothing.returncode == 2 and "--entity" in nothing.stderr
+
+
+SAMPLE_ONE = sample_files()[0]
