@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import random
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -112,6 +113,15 @@ class Exporter:
                     ) from None
                 with self._lock:
                     self.retries += 1
+                    first = self.retries == 1
+                if first:  # say why it waits: a wrong port would otherwise look like a hang
+                    print(
+                        f"seqtrace: replay: {self.options.endpoint} answered {retry.reason}; "
+                        f"retrying for up to {self.options.max_retry_seconds:g} s "
+                        "(--max-retry-time)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 time.sleep(max(0.0, delay))
 
 
