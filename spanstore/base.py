@@ -128,6 +128,28 @@ class SpanReader(Protocol):
         """The trace as an OTLP request, exactly as stored (lossless); None if unknown."""
         ...
 
+    def replay_range_traces(
+        self, start_unix_nano: int, end_unix_nano: int, reach_ns: int
+    ) -> list[tuple[str, int, int, int]]:
+        """`seqtrace replay --from --to`: (trace id, first span start, last span end, spans)
+        of each trace with a span starting in the range, oldest first."""
+        ...
+
+    def replay_trace_extents(self, trace_ids: Sequence[str]) -> list[tuple[str, int, int, int]]:
+        """(trace id, first span start, last span end, spans) of each known trace."""
+        ...
+
+    def replay_requests(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int,
+        end_unix_nano: int,
+        max_spans: int = 512,
+    ) -> list[ExportTraceServiceRequest]:
+        """The traces' spans starting in [start, end], as stored, in requests of at most
+        ``max_spans`` spans."""
+        ...
+
     def span_frame(
         self,
         start_unix_nano: int,

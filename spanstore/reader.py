@@ -58,6 +58,16 @@ RECENT_TRACES_SCHEMA: Final[dict[str, pl.DataType]] = {
 _T = TypeVar("_T")
 
 
+def _extents(table: pa.Table) -> list[tuple[str, int, int, int]]:
+    """Rows of the replay_* extent queries: (trace id hex, first start, last end, spans)."""
+    return [
+        (hex_id(tid), int(first), int(last), int(spans))
+        for tid, first, last, spans in columns(
+            table, "trace_id", "first_start", "last_end", "spans"
+        )
+    ]
+
+
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -242,6 +252,69 @@ class StoreReader:
         if not rows.num_rows:
             return None
         return request_from_protobuf_rows(rows, self._references(rows))
+
+    # -- replay (`seqtrace replay`): which traces, then their spans a chunk at a time
+
+    def replay_range_traces(
+        self, start_unix_nano: int, end_unix_nano: int, reach_ns: int
+    ) -> list[tuple[str, int, int, int]]:
+        """(trace id, first span start, last span end, spans) of each trace with a span
+        starting in [start, end), oldest first; its spans are looked for within
+        ``reach_ns`` of the range."""
+        if not self._dialect.has_query("replay_range_traces"):
+            raise StoreUnavailable("this store cannot list a time range's traces for a replay")
+        params = self._around(start_unix_nano, end_unix_nano, reach_ns)
+        return _extents(self._table("replay_range_traces", params))
+
+    def replay_trace_extents(self, trace_ids: Sequence[str]) -> list[tuple[str, int, int, int]]:
+        """(trace id, first span start, last span end, spans) of each known trace, oldest
+        first."""
+        ids = self._dialect.trace_ids(trace_ids)
+        if not ids:
+            return []
+        if not self._dialect.has_query("replay_trace_extents"):  # spans as columns
+            found = []
+            for trace_id in trace_ids:
+                spans = self.spans([trace_id])
+                if spans:
+                    first = min(s.start_unix_nano for s in spans)
+                    last = max(s.end_unix_nano for s in spans)
+                    found.append((spans[0].trace_id, first, last, len(spans)))
+            return sorted(found, key=lambda row: (row[1], row[0]))
+        params = {"lo": self._dialect.far_past, "hi": self._dialect.far_future}
+        rows = [
+            row
+            for table in self._id_tables("replay_trace_extents", ids, **params)
+            for row in _extents(table)
+        ]
+        return sorted(rows, key=lambda row: (row[1], row[0]))
+
+    def replay_requests(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int,
+        end_unix_nano: int,
+        max_spans: int = 512,
+    ) -> list[ExportTraceServiceRequest]:
+        """Every span of these traces starting in [start, end] as OTLP requests of at most
+        ``max_spans`` spans, exactly as stored (the bounds, the traces' extent, make the
+        lookup cheap)."""
+        if not self._dialect.has_query("replay_traces_rows"):  # spans as columns
+            found = (self.trace_request(t) for t in trace_ids)
+            return [request for request in found if request is not None]
+        ids = self._dialect.trace_ids(trace_ids)
+        if not ids:
+            return []
+        params = {
+            "lo": self._dialect.clamp(start_unix_nano),
+            "hi": self._dialect.clamp(end_unix_nano),
+        }
+        requests: list[ExportTraceServiceRequest] = []
+        for rows in self._id_tables("replay_traces_rows", ids, **params):
+            refs = self._references(rows)
+            for offset in range(0, rows.num_rows, max_spans):
+                requests.append(request_from_protobuf_rows(rows.slice(offset, max_spans), refs))
+        return requests
 
     def span_frame(
         self,

@@ -23,6 +23,9 @@ READER_QUERIES = {
     "linked_trace_ids",
     "recent_traces",
     "refs_by_id",
+    "replay_range_traces",
+    "replay_trace_extents",
+    "replay_traces_rows",
     "services",
     "slo_spans",
     "span_frame",
@@ -35,7 +38,17 @@ READER_QUERIES = {
 #: What the otel_traces layout does without: spans are columns there, not protobuf with
 #: resource and scope ids (no refs_by_id, trace_rows), and the reader composes
 #: entity_traces_in_range from other queries when a dialect lacks it.
-NOT_IN_OTEL = {"entity_traces_in_range", "refs_by_id", "trace_rows"}
+NOT_IN_OTEL = {
+    "entity_traces_in_range",
+    "refs_by_id",
+    "trace_rows",
+    # `seqtrace replay` re-sends stored protobuf; on otel_traces it rebuilds each trace
+    # (replay_trace_extents / replay_requests fall back to spans and trace_request) and
+    # cannot list a range's traces.
+    "replay_range_traces",
+    "replay_trace_extents",
+    "replay_traces_rows",
+}
 
 
 def _names_in(path: str, pattern: str) -> set[str]:
