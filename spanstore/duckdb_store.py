@@ -1298,6 +1298,32 @@ class DuckDBStore:
             {"key": key, "start": start_unix_nano, "end": end_unix_nano},
         )
 
+    def flow_root_shapes(
+        self, service: str, operation: str, start_unix_nano: int, end_unix_nano: int
+    ) -> pl.DataFrame:
+        """Per trace whose root is ``service``'s ``operation`` in the range: trace_id,
+        start_unix_nano, duration_ns, outcome, fingerprint, durations, errors (analyzer.flow;
+        ``sql/flow_root_shapes.sql`` says what they are)."""
+        return self._frame(
+            "flow_root_shapes",
+            {
+                "service": service,
+                "operation": operation,
+                "start": start_unix_nano,
+                "end": end_unix_nano,
+                "margin": _HOUR_NS,
+            },
+        )
+
+    def flow_root_operations(
+        self, start_unix_nano: int, end_unix_nano: int, limit: int = 200
+    ) -> pl.DataFrame:
+        """service, operation, traces, failed per root operation in the range, busiest first."""
+        return self._frame(
+            "flow_root_operations",
+            {"start": start_unix_nano, "end": end_unix_nano, "limit": limit},
+        )
+
     def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
         return self._frame(
             "throughput",

@@ -15,7 +15,7 @@ ParticipantKind: TypeAlias = Literal["service", "database", "queue", "external"]
 MessageKind: TypeAlias = Literal["call", "return", "async", "self"]
 MessageStatus: TypeAlias = Literal["ok", "error"]
 BlockKind: TypeAlias = Literal["loop", "par", "alt", "opt"]
-NoteKind: TypeAlias = Literal["gap", "skew", "partial", "omitted"]
+NoteKind: TypeAlias = Literal["gap", "skew", "partial", "omitted", "variant"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,165 @@
+"""Flows: the selected traces folded into variants (SPEC ``seqtrace flow``).
+
+``flow_of_reader(reader, ...)`` selects traces (a root operation, an entity, every value
+of an entity key, or a list of trace ids), folds them (:mod:`analyzer.flow.variants`) and
+returns SPEC's ``flow --json`` body with the variants; ``render_flow`` draws it.
+A root operation is read through the store's fingerprint query, so a busy hour costs one
+span-object trace per distinct structure, not one per trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from analyzer.flow.report import FLOW_FORMATS, flow_dict, render_flow, selection_dict
+from analyzer.flow.variants import (
+    Member,
+    StructureGroup,
+    Variant,
+    fold,
+    groups_of_spans,
+)
+
+__all__ = [
+    "FLOW_FORMATS",
+    "FlowError",
+    "MAX_KEY_VALUES",
+    "MAX_SELECTED_TRACES",
+    "Variant",
+    "flow_dict",
+    "flow_of_reader",
+    "flow_of_spans",
+    "parse_root",
+    "render_flow",
+]
+
+#: How far past the range a selected trace's spans are read (a trace started in the range
+#: may run on after it).
+TRACE_TAIL_NS: Final = 3_600_000_000_000
+#: Selections by entity key or trace list are folded from span objects; past these the
+#: request is refused, asking for a narrower range (a root operation has no such limit).
+MAX_KEY_VALUES: Final = 5_000
+MAX_SELECTED_TRACES: Final = 20_000
+QUERY_UNAVAILABLE: Final = "the query language is not available in this build"
+
+
+class FlowError(Exception):
+    """A selection that cannot be answered; ``status`` as HTTP (400 bad input, 404, 413)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_root(text: str) -> tuple[str, str]:
+    """``SERVICE: OPERATION`` (or ``SERVICE:OPERATION``) -> (service, operation)."""
+    service, sep, operation = text.partition(":")
+    if not sep or not service.strip() or not operation.strip():
+        raise FlowError(
+            f'root must look like "SERVICE: OPERATION" (e.g. "frontend: POST /checkout"), '
+            f"got {text!r}"
+        )
+    return service.strip(), operation.strip()
+
+
+def flow_of_spans(
+    spans: Sequence[Any],
+    members: Sequence[tuple[str, Sequence[str]]] | None = None,
+    entity: tuple[str, str] | None = None,
+) -> list[Variant]:
+    """The variants of spans in memory: each trace (or each member's traces) one sequence."""
+    return fold(groups_of_spans(spans, members), entity)
+
+
+def _root_groups(reader: Any, service: str, operation: str, lo: int, hi: int) -> list[StructureGroup]:
+    frame = reader.flow_root_shapes(service, operation, lo, hi)
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    for row in frame.iter_rows():
+        trace_id, _, _, _, fingerprint, _, _ = row
+        rows.setdefault(fingerprint if fingerprint is not None else "t" + trace_id, []).append(row)
+    representatives = [members[0][0] for members in rows.values()]
+    spans = reader.spans(representatives, start_unix_nano=lo, end_unix_nano=hi + TRACE_TAIL_NS - 1)
+    by_trace: dict[str, list[Any]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, []).append(span)
+    groups: list[StructureGroup] = []
+    for members in rows.values():
+        built = groups_of_spans(by_trace.get(members[0][0], []))
+        if not built:
+            continue
+        group = built[0]
+        if len(group.positions) != len(members[0][5]):
+            # The spans changed between the two reads (ingest): fold this one alone.
+            groups.append(group)
+            continue
+        group.members = [
+            Member(
+                name=trace_id,
+                trace_ids=(trace_id,),
+                start_unix_nano=int(start),
+                duration_ns=int(duration),
+                outcome=outcome,
+                durations=durations,
+                errors=errors,
+            )
+            for trace_id, start, duration, outcome, _, durations, errors in members
+        ]
+        groups.append(group)
+    return groups
+
+
+def flow_of_reader(
+    reader: Any,
+    lo: int,
+    hi: int,
+    *,
+    root: str | None = None,
+    entity: tuple[str, str] | None = None,
+    key: str | None = None,
+    trace_ids: Sequence[str] | None = None,
+    query: str | None = None,
+) -> tuple[dict[str, Any], list[Variant]]:
+    """SPEC's ``flow --json`` body for the one selection given, and its variants."""
+    given = [x for x in (root, entity, key, trace_ids, query) if x is not None]
+    if len(given) != 1:
+        raise FlowError("give one of --root, --entity, --key or --query")
+    selection = selection_dict(root, entity, key, query)
+    if query is not None:
+        finder = getattr(reader, "query_trace_ids", None)
+        if finder is None:
+            raise FlowError(QUERY_UNAVAILABLE)
+        trace_ids = list(finder(query, lo, hi))
+    variants: list[Variant]
+    if root is not None:
+        service, operation = parse_root(root)
+        variants = fold(_root_groups(reader, service, operation, lo, hi))
+    elif entity is not None:
+        ids = reader.entity_trace_ids(entity[0], entity[1], lo, hi)
+        if not ids:
+            raise FlowError(f"no spans carry {entity[0]}={entity[1]} in the range", 404)
+        _check_size(len(ids), MAX_SELECTED_TRACES, "traces")
+        variants = flow_of_spans(reader.spans(ids), None, entity)
+    elif key is not None:
+        found = reader.entity_traces_in_range(key, lo, hi)
+        members: dict[str, list[str]] = {}
+        for row in found:
+            members.setdefault(str(row[0]), []).append(str(row[1]))
+        _check_size(len(members), MAX_KEY_VALUES, f"values of {key}")
+        every = sorted({t for ids in members.values() for t in ids})
+        _check_size(len(every), MAX_SELECTED_TRACES, "traces")
+        variants = flow_of_spans(reader.spans(every), sorted(members.items()))
+    else:
+        assert trace_ids is not None
+        _check_size(len(trace_ids), MAX_SELECTED_TRACES, "traces")
+        variants = flow_of_spans(reader.spans(list(trace_ids)) if trace_ids else [])
+    return flow_dict(variants, selection, lo, hi), variants
+
+
+def _check_size(count: int, limit: int, what: str) -> None:
+    if count > limit:
+        raise FlowError(
+            f"the selection holds {count} {what}, more than the {limit} a flow folds this "
+            "way; narrow the time range (--from/--to) or pick a root operation",
+            413,
+        )
