@@ -110,6 +110,27 @@ class Source(Protocol):
 
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]: ...
 
+    def flow(
+        self,
+        root: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        query: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        fmt: str = "json",
+    ) -> dict[str, Any] | str:
+        """SPEC's ``flow --json`` body (fmt json), or the flow rendered as ``table``,
+        ``mermaid``, ``plantuml``, ``svg`` or ``markdown`` text."""
+        ...
+
+    def flow_roots(
+        self, start: int | None = None, end: int | None = None, limit: int = 200
+    ) -> dict[str, Any]:
+        """``{"from_unix_nano", "to_unix_nano", "roots": [{"service", "operation",
+        "traces", "failed"}]}``: the root operations of the range, busiest first."""
+        ...
+
 
 def span_to_flat(span: Any) -> dict[str, Any]:
     """A model span as a plain JSON object (bytes as hex) for the API and the UI."""
@@ -516,6 +537,66 @@ class LocalSource:
         result: dict[str, Any] = service_map(self.reader.span_frame(lo, hi, whole_traces=False))
         return result
 
+    def flow(
+        self,
+        root: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        query: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        fmt: str = "json",
+    ) -> dict[str, Any] | str:
+        return _flow_locally(self, root, entity, key, query, start, end, fmt)
+
+    def flow_roots(
+        self, start: int | None = None, end: int | None = None, limit: int = 200
+    ) -> dict[str, Any]:
+        return _flow_roots_locally(self, start, end, limit)
+
+
+def _flow_locally(
+    source: LocalSource,
+    root: str | None,
+    entity: str | None,
+    key: str | None,
+    query: str | None,
+    start: int | None,
+    end: int | None,
+    fmt: str,
+) -> dict[str, Any] | str:
+    from analyzer.flow import FLOW_FORMATS, FlowError, flow_of_reader, render_flow
+
+    if fmt not in FLOW_FORMATS:
+        raise SourceError(f"unknown flow format {fmt!r}; use {', '.join(FLOW_FORMATS)}")
+    lo, hi = source._range(start, end)
+    try:
+        report, variants = flow_of_reader(
+            source.reader,
+            lo,
+            hi,
+            root=root,
+            entity=parse_entity(entity) if entity is not None else None,
+            key=key,
+            query=query,
+        )
+    except FlowError as exc:
+        raise SourceError(str(exc), exc.status) from None
+    if fmt == "json":
+        return report
+    return render_flow(report, variants, fmt)
+
+
+def _flow_roots_locally(
+    source: LocalSource, start: int | None, end: int | None, limit: int
+) -> dict[str, Any]:
+    lo, hi = source._range(start, end)
+    finder = getattr(source.reader, "flow_root_operations", None)
+    if finder is None:
+        raise SourceError("this store cannot list root operations", 501)
+    frame = finder(lo, hi, max(1, min(limit, 10_000)))
+    return {"from_unix_nano": lo, "to_unix_nano": hi, "roots": frame.to_dicts()}
+
 
 def _pinned_tls() -> ssl.SSLContext | None:
     """With env ``SEQTRACE_API_CA`` (a PEM certificate, e.g. the server's own self-signed
@@ -672,6 +753,36 @@ class HttpSource:
 
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self._request("/api/v1/service-map", {"from": start, "to": end})
+        return result
+
+    def flow(
+        self,
+        root: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        query: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        fmt: str = "json",
+    ) -> dict[str, Any] | str:
+        params = {
+            "root": root,
+            "entity": entity,
+            "key": key,
+            "q": query,
+            "from": start,
+            "to": end,
+            "format": fmt if fmt != "json" else None,
+        }
+        result: dict[str, Any] | str = self._request("/api/v1/flow", params, raw=fmt != "json")
+        return result
+
+    def flow_roots(
+        self, start: int | None = None, end: int | None = None, limit: int = 200
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "/api/v1/flow/roots", {"from": start, "to": end, "limit": limit}
+        )
         return result
 
 
