@@ -78,6 +78,16 @@ class StructureGroup:
     #: (trace id, span id) of each representative span -> its position.
     positions: dict[tuple[str, str], int]
     members: list[Member]
+    _matrices: tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None = None
+
+    def matrices(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Members x positions: span durations and error flags (computed once)."""
+        if self._matrices is None:
+            self._matrices = (
+                np.asarray([m.durations for m in self.members], dtype=np.int64),
+                np.asarray([m.errors for m in self.members], dtype=bool),
+            )
+        return self._matrices
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +271,7 @@ def _slot_stats(parts: list[tuple[StructureGroup, Normalised]], index: int) -> M
             group.positions.get((m.trace_id, m.server_span_id), own[i]) if m.server_span_id else own[i]
             for i, m in enumerate(raw)
         ]
-        matrix = np.asarray([m.durations for m in group.members], dtype=np.int64)
-        failed = np.asarray([m.errors for m in group.members], dtype=bool)
+        matrix, failed = group.matrices()
         durations.append(matrix[:, own].ravel())
         errors += int((failed[:, own] | failed[:, server]).sum())
         count += len(group.members) * len(own)
