@@ -332,6 +332,23 @@ class LocalSource:
             ],
         }
 
+    def _entity_trace_ids(
+        self, entity: str, start: int | None, end: int | None
+    ) -> tuple[list[str], tuple[str, str]]:
+        """The entity's traces and the traces linked to them, as its diagram draws them."""
+        key, value = parse_entity(entity)
+        trace_ids = self.reader.entity_trace_ids(key, value, start, end)
+        if not trace_ids:
+            raise no_entity_spans(key, value, start, end)
+        limit = self.max_diagram_traces
+        if limit is not None and len(trace_ids) > limit:
+            raise SourceError(
+                f"{key}={value} is in {len(trace_ids)} traces, more than the {limit} one "
+                "diagram may draw; narrow the time range (--from/--to)",
+                status=413,
+            )
+        return [*trace_ids, *self.reader.linked_trace_ids(trace_ids)], (key, value)
+
     def _diagram_spans(
         self, entity: str | None, trace_id: str | None, start: int | None, end: int | None
     ) -> tuple[list[Any], tuple[str, str] | None]:
@@ -362,12 +379,21 @@ class LocalSource:
         show_internal: bool = False,
         fmt: str = "json",
     ) -> dict[str, Any] | str:
-        spans, ent = self._diagram_spans(entity, trace_id, start, end)
         from analyzer.diagram import build_diagram, render, to_dict
 
-        if not spans:
-            raise SourceError(f"no trace {trace_id}", status=404)
-        diagram = build_diagram(spans, ent, show_internal=show_internal)
+        if entity and not trace_id:
+            from analyzer.flow.busy import diagram_of_entity_in_store
+
+            # Past the message cap, repeated traces fold and no failure is left out.
+            trace_ids, ent = self._entity_trace_ids(entity, start, end)
+            diagram = diagram_of_entity_in_store(
+                self.reader, trace_ids, ent, show_internal=show_internal
+            )
+        else:
+            spans, ent = self._diagram_spans(entity, trace_id, start, end)
+            if not spans:
+                raise SourceError(f"no trace {trace_id}", status=404)
+            diagram = build_diagram(spans, ent, show_internal=show_internal)
         if fmt == "json":
             result: dict[str, Any] = to_dict(diagram)
             return result

@@ -1315,6 +1315,23 @@ class DuckDBStore:
             },
         )
 
+    def flow_trace_shapes(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> pl.DataFrame:
+        """``flow_root_shapes``'s columns plus ``spans`` for the given traces, their spans
+        searched within the (inclusive) bounds when given."""
+        return self._frame(
+            "flow_trace_shapes",
+            {
+                "trace_ids": _ids(trace_ids),
+                "lo": _FAR_PAST if start_unix_nano is None else start_unix_nano,
+                "hi": _FAR_FUTURE if end_unix_nano is None else end_unix_nano,
+            },
+        )
+
     def flow_root_operations(
         self, start_unix_nano: int, end_unix_nano: int, limit: int = 200
     ) -> pl.DataFrame:

@@ -72,20 +72,24 @@ def flow_of_spans(
     return fold(groups_of_spans(spans, members), entity)
 
 
-def _root_groups(reader: Any, service: str, operation: str, lo: int, hi: int) -> list[StructureGroup]:
-    frame = reader.flow_root_shapes(service, operation, lo, hi)
+def groups_of_frame(
+    reader: Any, frame: Any, lo: int, hi: int, *, show_internal: bool = False
+) -> list[StructureGroup]:
+    """Structure groups from a fingerprint frame (``flow_root_shapes``/``flow_trace_shapes``
+    rows): one representative per fingerprint is read as span objects (between ``lo`` and
+    ``hi``, as the frame's spans were), every other member only as its row."""
     rows: dict[str, list[tuple[Any, ...]]] = {}
-    for row in frame.iter_rows():
-        trace_id, _, _, _, fingerprint, _, _ = row
-        rows.setdefault(fingerprint if fingerprint is not None else "t" + trace_id, []).append(row)
+    for row in frame.select(_SHAPE_COLUMNS).iter_rows():
+        fingerprint = row[4]
+        rows.setdefault(fingerprint if fingerprint is not None else "t" + row[0], []).append(row)
     representatives = [members[0][0] for members in rows.values()]
-    spans = reader.spans(representatives, start_unix_nano=lo, end_unix_nano=hi + TRACE_TAIL_NS - 1)
+    spans = reader.spans(representatives, start_unix_nano=lo, end_unix_nano=hi)
     by_trace: dict[str, list[Any]] = {}
     for span in spans:
         by_trace.setdefault(span.trace_id, []).append(span)
     groups: list[StructureGroup] = []
     for members in rows.values():
-        built = groups_of_spans(by_trace.get(members[0][0], []))
+        built = groups_of_spans(by_trace.get(members[0][0], []), show_internal=show_internal)
         if not built:
             continue
         group = built[0]
@@ -107,6 +111,34 @@ def _root_groups(reader: Any, service: str, operation: str, lo: int, hi: int) ->
         ]
         groups.append(group)
     return groups
+
+
+_SHAPE_COLUMNS: Final = (
+    "trace_id",
+    "start_unix_nano",
+    "duration_ns",
+    "outcome",
+    "fingerprint",
+    "durations",
+    "errors",
+)
+
+
+def _root_groups(reader: Any, service: str, operation: str, lo: int, hi: int) -> list[StructureGroup]:
+    frame = reader.flow_root_shapes(service, operation, lo, hi)
+    return groups_of_frame(reader, frame, lo, hi + TRACE_TAIL_NS - 1)
+
+
+def _trace_groups(reader: Any, trace_ids: Sequence[str]) -> list[StructureGroup]:
+    """Each trace one member, folded by the store's fingerprints when it has them."""
+    shapes = getattr(reader, "flow_trace_shapes", None)
+    if shapes is None:
+        return groups_of_spans(reader.spans(list(trace_ids)))
+    return groups_of_frame(reader, shapes(list(trace_ids)), _FAR_PAST, _FAR_FUTURE)
+
+
+_FAR_PAST: Final = -(1 << 62)
+_FAR_FUTURE: Final = 1 << 62
 
 
 def flow_of_reader(
@@ -139,7 +171,7 @@ def flow_of_reader(
         if not ids:
             raise FlowError(f"no spans carry {entity[0]}={entity[1]} in the range", 404)
         _check_size(len(ids), MAX_SELECTED_TRACES, "traces")
-        variants = flow_of_spans(reader.spans(ids), None, entity)
+        variants = fold(_trace_groups(reader, ids), entity)
     elif key is not None:
         found = reader.entity_traces_in_range(key, lo, hi)
         members: dict[str, list[str]] = {}
@@ -152,7 +184,7 @@ def flow_of_reader(
     else:
         assert trace_ids is not None
         _check_size(len(trace_ids), MAX_SELECTED_TRACES, "traces")
-        variants = flow_of_spans(reader.spans(list(trace_ids)) if trace_ids else [])
+        variants = fold(_trace_groups(reader, trace_ids)) if trace_ids else []
     return flow_dict(variants, selection, lo, hi), variants
 
 

@@ -24,6 +24,13 @@ WITH roots AS MATERIALIZED (
         OR (rpc_service || '/' || rpc_method) = $operation
       )
 ),
+-- Found by the trace_id column alone, then read by rowid (see spans_of_traces.sql).
+wanted AS MATERIALIZED (
+    SELECT s.rowid AS rid
+    FROM spans AS s
+    WHERE s.trace_id IN (SELECT trace_id FROM roots)
+      AND s.start_unix_nano >= $start AND s.start_unix_nano < $end + $margin
+),
 ordered AS MATERIALIZED (
     SELECT
         s.trace_id, s.span_id, s.parent_span_id, s.resource_id, s.kind, s.duration_ns,
@@ -39,8 +46,7 @@ ordered AS MATERIALIZED (
             s.http_status_code
         )) AS drawn
     FROM spans AS s
-    WHERE s.trace_id IN (SELECT trace_id FROM roots)
-      AND s.start_unix_nano >= $start AND s.start_unix_nano < $end + $margin
+    WHERE s.rowid IN (SELECT rid FROM wanted)
 ),
 starts_before_end AS (
     SELECT c.trace_id, c.pos, count(*) AS started_before_end
