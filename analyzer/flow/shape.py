@@ -90,11 +90,41 @@ class Normalised:
 def normalise(items: Sequence[Item]) -> Normalised:
     """The slots and key of arranged items (one trace, or an entity's traces in turn)."""
     out = Normalised(())
-    keys: list[object] = []
-    for item in items:
-        keys.append(_item(item, out))
-    out.key = tuple(keys)
+    out.key = _items(items, out)
     return out
+
+
+def _signature(unit: Unit) -> tuple[str, str, str, str]:
+    head = unit.head
+    return (head.source, head.target, template_label(head.label), head.kind)
+
+
+def _items(items: Sequence[Item], out: Normalised) -> tuple[object, ...]:
+    """Siblings in order; consecutive calls that are the same once templated (the builder
+    compares raw labels: ``/stock/100``, ``/stock/101``) make one run."""
+    keys: list[object] = []
+    run: list[Unit] = []
+    for item in items:
+        units = (
+            [item]
+            if isinstance(item, Unit)
+            else [u for u in item.items if isinstance(u, Unit)]
+            if item.kind == "loop"
+            else []
+        )
+        if units and run and _signature(units[0]) == _signature(run[0]):
+            run += units
+            continue
+        if run:
+            keys.append(_units(run, out))
+            run = []
+        if units:
+            run = list(units)
+        else:
+            keys.append(_item(item, out))
+    if run:
+        keys.append(_units(run, out))
+    return tuple(keys)
 
 
 def _item(item: Item, out: Normalised) -> object:
@@ -144,7 +174,7 @@ def _units(units: list[Unit], out: Normalised) -> object:
     first = len(out.slots)
     out.slots.append(head_slot)
     last = units[-1]
-    body_keys = tuple(_item(sub, out) for sub in last.body)
+    body_keys = _items(last.body, out)
     tails = [unit.tail for unit in units if unit.tail is not None]
     tail_key: object = None
     if tails:
