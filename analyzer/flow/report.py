@@ -18,7 +18,7 @@ from analyzer.diagram import json as diagram_json
 from analyzer.diagram import markdown as diagram_markdown
 from analyzer.diagram import mermaid, plantuml, svg
 from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
-from analyzer.diagram.text import format_duration, format_utc
+from analyzer.diagram.text import format_duration, format_utc, one_line
 from analyzer.flow.variants import Variant, message_name
 
 __all__ = ["FLOW_FORMATS", "flow_dict", "render_flow"]
@@ -95,7 +95,13 @@ def render_flow(report: dict[str, Any], variants: Sequence[Variant], fmt: str) -
     if fmt == "json":
         import json
 
-        return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+        text = json.dumps(report, ensure_ascii=False, indent=2)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # As the diagram's JSON: a lone surrogate is written as a \u escape.
+            text = json.dumps(report, ensure_ascii=True, indent=2)
+        return text + "\n"
     if fmt == "table":
         return table(report)
     if fmt == "markdown":
@@ -188,6 +194,10 @@ def combined_diagram(variants: Sequence[Variant], report: dict[str, Any]) -> Dia
 
 
 def _selection_text(report: dict[str, Any]) -> str:
+    return one_line(_selection_words(report))
+
+
+def _selection_words(report: dict[str, Any]) -> str:
     selection = report["selection"]
     if selection.get("root"):
         return f"root {selection['root']}"
