@@ -119,9 +119,11 @@ class Source(Protocol):
         start: int | None = None,
         end: int | None = None,
         fmt: str = "json",
+        trace_id: str | None = None,
     ) -> dict[str, Any] | str:
         """SPEC's ``flow --json`` body (fmt json), or the flow rendered as ``table``,
-        ``mermaid``, ``plantuml``, ``svg`` or ``markdown`` text."""
+        ``mermaid``, ``plantuml``, ``svg`` or ``markdown`` text. ``trace_id`` (instead of
+        a selection) folds that one trace: its variant's id is the one it has in any flow."""
         ...
 
     def flow_roots(
@@ -572,8 +574,9 @@ class LocalSource:
         start: int | None = None,
         end: int | None = None,
         fmt: str = "json",
+        trace_id: str | None = None,
     ) -> dict[str, Any] | str:
-        return _flow_locally(self, root, entity, key, query, start, end, fmt)
+        return _flow_locally(self, root, entity, key, query, start, end, fmt, trace_id)
 
     def flow_roots(
         self, start: int | None = None, end: int | None = None, limit: int = 200
@@ -590,6 +593,7 @@ def _flow_locally(
     start: int | None,
     end: int | None,
     fmt: str,
+    trace_id: str | None = None,
 ) -> dict[str, Any] | str:
     from analyzer.flow import FLOW_FORMATS, FlowError, flow_of_reader, render_flow
 
@@ -605,6 +609,7 @@ def _flow_locally(
             entity=parse_entity(entity) if entity is not None else None,
             key=key,
             query=query,
+            trace_ids=[_valid_trace_id(trace_id)] if trace_id is not None else None,
         )
     except FlowError as exc:
         raise SourceError(str(exc), exc.status) from None
@@ -790,12 +795,14 @@ class HttpSource:
         start: int | None = None,
         end: int | None = None,
         fmt: str = "json",
+        trace_id: str | None = None,
     ) -> dict[str, Any] | str:
         params = {
             "root": root,
             "entity": entity,
             "key": key,
             "q": query,
+            "trace": trace_id,
             "from": start,
             "to": end,
             "format": fmt if fmt != "json" else None,

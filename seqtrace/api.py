@@ -250,6 +250,7 @@ class ApiServer:
             start=q.time("from"),
             end=q.time("to"),
             fmt=q.text("format") or "json",
+            trace_id=q.text("trace"),
         )
         return 200, result
 

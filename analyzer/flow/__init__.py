@@ -155,7 +155,7 @@ def flow_of_reader(
     """SPEC's ``flow --json`` body for the one selection given, and its variants."""
     given = [x for x in (root, entity, key, trace_ids, query) if x is not None]
     if len(given) != 1:
-        raise FlowError("give one of --root, --entity, --key or --query")
+        raise FlowError("give one of --root, --entity, --key or --query (or trace ids)")
     selection = selection_dict(root, entity, key, query)
     if query is not None:
         finder = getattr(reader, "query_trace_ids", None)
