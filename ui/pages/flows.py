@@ -31,8 +31,8 @@ if not stats.get("spans"):
     common.show_empty_store()
     st.stop()
 rng = common.time_range(stats)
-start = None if rng.everything else rng.start
-end = None if rng.everything else rng.end
+# "Everything stored" is the stored span times, not the API's default of the last 24 hours.
+start, end = rng.start, rng.end
 
 
 def _root_name(text: str) -> str:
@@ -112,6 +112,7 @@ if mode == MODES[0]:
     service, _, operation = str(root).partition(": ")
     st.query_params["flow"] = f"{service}:{operation}"
 else:
+    st.query_params.pop("flow", None)
     keys = [str(k["key"]) for k in common.fetch(data.entity_keys)]
     if not keys:
         st.info("No entity keys found (no span carries an attribute such as order.id).")
@@ -222,8 +223,9 @@ def _drawn(v: dict[str, Any]) -> dict[str, Any]:
         mark = {"extra": "+ ", "failed": "! "}.get(str(m.get("diff")), "")
         label = str(m["label"])
         if m["kind"] != "return":
-            errors = f", {m['errors']} failed" if m["errors"] else ""
-            label = f"{label} [{m['count']}x{errors}, p95 {fmt_duration(int(m['p95_ns']))}]"
+            # The figure adds the count itself ("(x9)").
+            errors = f"{m['errors']} failed, " if m["errors"] else ""
+            label = f"{label} [{errors}p95 {fmt_duration(int(m['p95_ns']))}]"
         messages.append({**m, "label": mark + label})
     notes = []
     if v["missing"]:
@@ -244,7 +246,7 @@ st.caption(
     f"{variant['count']} traces: {variant['ok']} ok, {variant['partial']} partial, "
     f"{variant['failed']} failed · duration p50 {fmt_duration(int(variant['duration_p50_ns']))},"
     f" p95 {fmt_duration(int(variant['duration_p95_ns']))}. Each arrow: the calls it stands "
-    "for over all these traces, how many failed, and their p95. Click a dot for the message."
+    "for over all these traces (xN), how many failed, and their p95. Click a dot for the message."
 )
 chart_key = f"flow_chart_{body['selection']}_{variant['id']}"
 
