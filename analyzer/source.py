@@ -21,7 +21,8 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, runtime_checkable
 
-from spanstore.base import SLO_TREE_MARGIN_NS, SpanReader
+from spanstore.base import SpanReader
+from spanstore.model import HOUR_NS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -497,8 +498,9 @@ class LocalSource:
         versions = self.reader.data_versions(
             [
                 (
-                    day - NESTING_MARGIN_NS - SLO_TREE_MARGIN_NS,
-                    day + SLO_PIECE_NS + SLO_TREE_MARGIN_NS,
+                    # slo_spans reads whole trees within an hour of its range
+                    day - NESTING_MARGIN_NS - HOUR_NS,
+                    day + SLO_PIECE_NS + HOUR_NS,
                 )
                 for day in days
             ]
@@ -621,12 +623,11 @@ def _flow_locally(
 def _flow_roots_locally(
     source: LocalSource, start: int | None, end: int | None, limit: int
 ) -> dict[str, Any]:
+    from analyzer.flow import root_operations
+
     lo, hi = source._range(start, end)
-    finder = getattr(source.reader, "flow_root_operations", None)
-    if finder is None:
-        raise SourceError("this store cannot list root operations", 501)
-    frame = finder(lo, hi, max(1, min(limit, 10_000)))
-    return {"from_unix_nano": lo, "to_unix_nano": hi, "roots": frame.to_dicts()}
+    roots = root_operations(source.reader, lo, hi, max(1, min(limit, 10_000)))
+    return {"from_unix_nano": lo, "to_unix_nano": hi, "roots": roots}
 
 
 def _pinned_tls() -> ssl.SSLContext | None:

@@ -125,16 +125,78 @@ _SHAPE_COLUMNS: Final = (
 
 
 def _root_groups(reader: Any, service: str, operation: str, lo: int, hi: int) -> list[StructureGroup]:
-    frame = reader.flow_root_shapes(service, operation, lo, hi)
+    shapes = getattr(reader, "flow_root_shapes", None)
+    frame = shapes(service, operation, lo, hi) if shapes is not None else None
+    if frame is None:
+        # A store without the fingerprint query: the roots from the span frame, then
+        # every selected trace as span objects.
+        ids = root_trace_ids(reader, service, operation, lo, hi)
+        spans = reader.spans(ids, start_unix_nano=lo, end_unix_nano=hi + TRACE_TAIL_NS - 1)
+        return groups_of_spans(spans)
     return groups_of_frame(reader, frame, lo, hi + TRACE_TAIL_NS - 1)
+
+
+def _root_operation(frame: Any) -> Any:
+    """The frame's operation names of a span, as flow_root_operations.sql names them."""
+    import polars as pl
+
+    return pl.coalesce(
+        pl.concat_str([pl.col("http_method"), pl.col("http_route")], separator=" "),
+        pl.concat_str([pl.col("rpc_service"), pl.col("rpc_method")], separator="/"),
+        pl.col("name"),
+    )
+
+
+def root_trace_ids(reader: Any, service: str, operation: str, lo: int, hi: int) -> list[str]:
+    """Traces whose root span is ``service``'s ``operation`` (name, route, "METHOD route",
+    RPC method or "service/method"), from the span frame."""
+    import polars as pl
+
+    frame = reader.span_frame(lo, hi, service, whole_traces=False)
+    roots = frame.filter(
+        pl.col("parent_span_id").is_null() | (pl.col("parent_span_id") == ""),
+        pl.col("service_name") == service,
+    )
+    named = (
+        (pl.col("name") == operation)
+        | (pl.col("http_route") == operation)
+        | (pl.col("rpc_method") == operation)
+        | (_root_operation(roots) == operation)
+        | (pl.concat_str([pl.col("http_method"), pl.col("http_route")], separator=" ") == operation)
+    )
+    return sorted(set(roots.filter(named)["trace_id"].to_list()))
+
+
+def root_operations(reader: Any, lo: int, hi: int, limit: int) -> list[dict[str, Any]]:
+    """service, operation, traces, failed per root operation in the range, busiest first."""
+    import polars as pl
+
+    listing = getattr(reader, "flow_root_operations", None)
+    found = listing(lo, hi, limit) if listing is not None else None
+    if found is None:
+        frame = reader.span_frame(lo, hi, None, whole_traces=False)
+        roots = frame.filter(pl.col("parent_span_id").is_null() | (pl.col("parent_span_id") == ""))
+        found = (
+            roots.with_columns(operation=_root_operation(roots))
+            .group_by(pl.col("service_name").alias("service"), "operation")
+            .agg(
+                pl.len().cast(pl.Int64).alias("traces"),
+                (pl.col("status_code") == "ERROR").sum().cast(pl.Int64).alias("failed"),
+            )
+            .sort(["traces", "service", "operation"], descending=[True, False, False])
+            .head(limit)
+        )
+    rows: list[dict[str, Any]] = found.to_dicts()
+    return rows
 
 
 def _trace_groups(reader: Any, trace_ids: Sequence[str]) -> list[StructureGroup]:
     """Each trace one member, folded by the store's fingerprints when it has them."""
     shapes = getattr(reader, "flow_trace_shapes", None)
-    if shapes is None:
+    frame = shapes(list(trace_ids)) if shapes is not None else None
+    if frame is None:
         return groups_of_spans(reader.spans(list(trace_ids)))
-    return groups_of_frame(reader, shapes(list(trace_ids)), _FAR_PAST, _FAR_FUTURE)
+    return groups_of_frame(reader, frame, _FAR_PAST, _FAR_FUTURE)
 
 
 _FAR_PAST: Final = -(1 << 62)

@@ -18,7 +18,7 @@ import pytest
 from analyzer.diagram import build_diagram
 from analyzer.flow.busy import SPANS_READ_WHOLE, diagram_of_busy_entity
 from analyzer.source import LocalSource
-from spanstore.clickhouse_store import request_from_spans
+from spanstore.rows import request_from_spans
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.model import Span
 

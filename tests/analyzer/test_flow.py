@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SEQTRACE, Server, start_server
+from tests.conftest import SEQTRACE, Server, start_server
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry import trace as otel_trace
