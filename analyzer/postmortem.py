@@ -257,7 +257,7 @@ def _flow_section(
     entities' failing traces belong to (#16)."""
     lines = ["## Flows", ""]
     if lo is None or hi is None:
-        return lines + ["No traces.", ""]
+        return [*lines, "No traces.", ""]
     failing_variants: dict[str, str] = {}
     for trace in failing:
         try:

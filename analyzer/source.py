@@ -388,9 +388,9 @@ class LocalSource:
             from analyzer.flow.busy import diagram_of_entity_in_store
 
             # Past the message cap, repeated traces fold and no failure is left out.
-            trace_ids, ent = self._entity_trace_ids(entity, start, end)
+            trace_ids, pair = self._entity_trace_ids(entity, start, end)
             diagram = diagram_of_entity_in_store(
-                self.reader, trace_ids, ent, show_internal=show_internal
+                self.reader, trace_ids, pair, show_internal=show_internal
             )
         else:
             spans, ent = self._diagram_spans(entity, trace_id, start, end)

@@ -19,13 +19,12 @@ import shutil
 import statistics
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_queries import load_average, serve  # noqa: E402
+from bench.bench_queries import load_average, serve
 
 
 def _get(api: str, path: str, params: dict[str, Any]) -> tuple[float, Any]:

@@ -617,9 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="markdown", choices=("json", "mermaid", "markdown"))
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser(
-        "flow", help="the selected traces folded into variants, most frequent first"
-    )
+    p = sub.add_parser("flow", help="the selected traces folded into variants, most frequent first")
     _add_source_flags(p)
     p.add_argument("--root", metavar='"SERVICE: OPERATION"', help="traces with this root span")
     p.add_argument("--entity", metavar="KEY=VALUE", help="the entity's traces")

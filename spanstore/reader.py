@@ -346,7 +346,10 @@ class StoreReader:
             return None
         ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
         bounds = {"lo": self._since(start_unix_nano), "hi": self._until(end_unix_nano)}
-        frames = [frame(t, FLOW_SHAPES_SCHEMA) for t in self._id_tables("flow_trace_shapes", ids, **bounds)]
+        frames = [
+            frame(t, FLOW_SHAPES_SCHEMA)
+            for t in self._id_tables("flow_trace_shapes", ids, **bounds)
+        ]
         if not frames:
             return pl.DataFrame(schema=FLOW_SHAPES_SCHEMA)
         return pl.concat(frames).sort("start_unix_nano", "trace_id")

@@ -23,9 +23,9 @@ from analyzer.flow.variants import (
 
 __all__ = [
     "FLOW_FORMATS",
-    "FlowError",
     "MAX_KEY_VALUES",
     "MAX_SELECTED_TRACES",
+    "FlowError",
     "Variant",
     "flow_dict",
     "flow_of_reader",
@@ -124,7 +124,9 @@ _SHAPE_COLUMNS: Final = (
 )
 
 
-def _root_groups(reader: Any, service: str, operation: str, lo: int, hi: int) -> list[StructureGroup]:
+def _root_groups(
+    reader: Any, service: str, operation: str, lo: int, hi: int
+) -> list[StructureGroup]:
     shapes = getattr(reader, "flow_root_shapes", None)
     frame = shapes(service, operation, lo, hi) if shapes is not None else None
     if frame is None:

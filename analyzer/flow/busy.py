@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from analyzer.diagram.build import build_diagram
 from analyzer.diagram.model import Block, Diagram, Entity, Message, Note, Participant, Section
@@ -103,7 +103,9 @@ def diagram_of_entity_in_store(
 
     failing_rows = frame.filter(pl.col("outcome") != "ok")
     quiet_rows = frame.filter(pl.col("outcome") == "ok")
-    groups = groups_of_frame(reader, quiet_rows, _FAR_PAST, _FAR_FUTURE, show_internal=show_internal)
+    groups = groups_of_frame(
+        reader, quiet_rows, _FAR_PAST, _FAR_FUTURE, show_internal=show_internal
+    )
     failing_ids = failing_rows["trace_id"].to_list()
     drawn = failing_ids + [g.members[0].trace_ids[0] for g in groups if len(g.members) == 1]
     spans = reader.spans(drawn) if drawn else []
@@ -222,7 +224,9 @@ def _cap(segments: list[_Segment], max_messages: int) -> int:
         dropped = segment.failed_only()
         total -= dropped
         omitted += dropped
-    folded = sorted((s for s in segments if s.folded > 1), key=lambda s: (s.folded, -s.start_unix_nano))
+    folded = sorted(
+        (s for s in segments if s.folded > 1), key=lambda s: (s.folded, -s.start_unix_nano)
+    )
     for segment in folded:
         if total <= max_messages:
             return omitted
@@ -285,8 +289,7 @@ def _assemble(
     return Diagram(
         entity=Entity(*entity) if entity else None,
         traces=tuple(traces),
-        participants=tuple(p for p in participants.values() if p.id in used)
-        or full.participants,
+        participants=tuple(p for p in participants.values() if p.id in used) or full.participants,
         messages=tuple(messages),
         blocks=tuple(sorted(blocks, key=lambda b: (b.first, -b.last, b.kind))),
         notes=tuple(sorted(notes, key=lambda n: n.index)),

@@ -237,7 +237,10 @@ def table(report: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [header, ""]
     for row in rows:
-        cells = [cell.rjust(w) if i not in (1,) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        cells = [
+            cell.rjust(w) if i not in (1,) else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
         lines.append("  ".join(cells).rstrip())
     for rank, v in enumerate(report["variants"][1:], 2):
         extra = sum(1 for m in v["messages"] if m["diff"] == "extra" and m["kind"] != "return")

@@ -29,7 +29,9 @@ __all__ = ["Normalised", "ShapeKey", "Slot", "normalise", "template_label"]
 
 ShapeKey: TypeAlias = tuple[object, ...]
 
-_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _HEX: Final = re.compile(r"(?:0x)?[0-9a-fA-F]{8,}")
 _NUMBER: Final = re.compile(r"[-+]?\d+(?:\.\d+)?")
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_.:~@+-]+")

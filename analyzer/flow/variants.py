@@ -254,7 +254,9 @@ def _variant(
     return variant
 
 
-def _used(participants: tuple[Participant, ...], messages: list[Message]) -> tuple[Participant, ...]:
+def _used(
+    participants: tuple[Participant, ...], messages: list[Message]
+) -> tuple[Participant, ...]:
     """The lifelines the variant's messages touch (a service whose spans are all hidden
     internal ones draws nothing here)."""
     touched = {m.source for m in messages} | {m.target for m in messages}
@@ -268,7 +270,9 @@ def _slot_stats(parts: list[tuple[StructureGroup, Normalised]], index: int) -> M
         raw = shape.slots[index].raw
         own = [group.positions[(m.trace_id, m.span_id)] for m in raw]
         server = [
-            group.positions.get((m.trace_id, m.server_span_id), own[i]) if m.server_span_id else own[i]
+            group.positions.get((m.trace_id, m.server_span_id), own[i])
+            if m.server_span_id
+            else own[i]
             for i, m in enumerate(raw)
         ]
         matrix, failed = group.matrices()

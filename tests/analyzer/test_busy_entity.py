@@ -18,9 +18,9 @@ import pytest
 from analyzer.diagram import build_diagram
 from analyzer.flow.busy import SPANS_READ_WHOLE, diagram_of_busy_entity
 from analyzer.source import LocalSource
-from spanstore.rows import request_from_spans
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.model import Span
+from spanstore.rows import request_from_spans
 
 MS = 1_000_000
 BASE = 1_790_000_000_000_000_000
@@ -134,7 +134,7 @@ def test_busy_entity_from_the_store_keeps_every_failure(
         mermaid = LocalSource(store).diagram(
             entity="customer.id=CUST-BUSY", start=0, end=1 << 62, fmt="mermaid"
         )
-    assert isinstance(mermaid, str) and "×162" in mermaid
+    assert isinstance(mermaid, str) and "\u00d7162" in mermaid
 
 
 def test_busy_entity_in_memory_keeps_every_failure(busy_spans: list[Span]) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import SEQTRACE, Server, start_server
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry import trace as otel_trace
@@ -33,6 +32,7 @@ from analyzer.flow.shape import template_label
 from analyzer.flow.variants import percentile
 from analyzer.source import HttpSource, SourceError
 from spanstore.model import Span
+from tests.conftest import SEQTRACE, Server, start_server
 
 MS = 1_000_000
 BASE = 1_790_000_000_000_000_000
@@ -112,20 +112,54 @@ def trace_spans(trace_id: str, root: Call, ids: Iterator[str]) -> list[Span]:
     root_id = next(ids)
     attrs = {"http.request.method": "POST", "http.route": root.route}
     spans.append(
-        _span(trace_id, root_id, None, root.service, f"POST {root.route}", "SERVER",
-              root.start_ms, root.end_ms, root.error, attrs)  # fmt: skip
+        _span(
+            trace_id,
+            root_id,
+            None,
+            root.service,
+            f"POST {root.route}",
+            "SERVER",
+            root.start_ms,
+            root.end_ms,
+            root.error,
+            attrs,
+        )
     )
 
     def add(parent_id: str, caller: str, call: Call) -> None:
         client_id, server_id = next(ids), next(ids)
-        attrs = {"http.request.method": "GET", "http.route": call.route, "peer.service": call.service}
+        attrs = {
+            "http.request.method": "GET",
+            "http.route": call.route,
+            "peer.service": call.service,
+        }
         spans.append(
-            _span(trace_id, client_id, parent_id, caller, f"GET {call.route}", "CLIENT",
-                  call.start_ms, call.end_ms, call.error, attrs)  # fmt: skip
+            _span(
+                trace_id,
+                client_id,
+                parent_id,
+                caller,
+                f"GET {call.route}",
+                "CLIENT",
+                call.start_ms,
+                call.end_ms,
+                call.error,
+                attrs,
+            )
         )
         spans.append(
-            _span(trace_id, server_id, client_id, call.service, f"GET {call.route}", "SERVER",
-                  call.start_ms + 1, call.end_ms - 1, call.error, attrs)  # fmt: skip
+            _span(
+                trace_id,
+                server_id,
+                client_id,
+                call.service,
+                f"GET {call.route}",
+                "SERVER",
+                call.start_ms + 1,
+                call.end_ms - 1,
+                call.error,
+                attrs,
+            )
         )
         for sub in call.calls:
             add(server_id, call.service, sub)
@@ -295,7 +329,10 @@ def _emit(endpoint: str, plan: list[tuple[int, bool, bool]]) -> None:
         client = tracer(caller).start_span(f"GET {route}", ctx, SpanKind.CLIENT, attrs,
                                            start_time=start)  # fmt: skip
         server = tracer(service).start_span(
-            f"GET {route}", otel_trace.set_span_in_context(client), SpanKind.SERVER, attrs,
+            f"GET {route}",
+            otel_trace.set_span_in_context(client),
+            SpanKind.SERVER,
+            attrs,
             start_time=start + MS,
         )
         if error:
@@ -307,10 +344,16 @@ def _emit(endpoint: str, plan: list[tuple[int, bool, bool]]) -> None:
     for number, (k, fail_payment, fail_root) in enumerate(plan):
         t = now + number * 2_000 * MS
         root = tracer("shop").start_span(
-            "POST /checkout", kind=SpanKind.SERVER, start_time=t,
-            attributes={"http.request.method": "POST", "http.route": "/checkout",
-                        "order.id": f"ORD-{number}", "customer.id": "CUST-7"},
-        )  # fmt: skip
+            "POST /checkout",
+            kind=SpanKind.SERVER,
+            start_time=t,
+            attributes={
+                "http.request.method": "POST",
+                "http.route": "/checkout",
+                "order.id": f"ORD-{number}",
+                "customer.id": "CUST-7",
+            },
+        )
         call(root, "shop", "cart", "/cart/{id}", t + 2 * MS, t + 15 * MS, False)
         for i in range(k):
             call(root, "shop", "stock", "/stock/{sku}", t + (20 + 10 * i) * MS,
@@ -355,7 +398,9 @@ def test_sdk_traffic_folds_into_known_variants(sdk_server: Server) -> None:
     summary = [(v["count"], v["ok"], v["partial"], v["failed"]) for v in body["variants"]]
     assert summary == [(5, 5, 0, 0), (3, 0, 3, 0), (2, 0, 0, 2)]
     clean, declined, failed = body["variants"]
-    calls = [(m["label"], m["count"], m["errors"]) for m in clean["messages"] if m["kind"] == "call"]
+    calls = [
+        (m["label"], m["count"], m["errors"]) for m in clean["messages"] if m["kind"] == "call"
+    ]
     assert calls == [
         ("POST /checkout", 5, 0),
         ("GET /cart/{id}", 5, 0),
@@ -387,8 +432,10 @@ def test_flow_cli_formats_and_errors(sdk_server: Server) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*SEQTRACE, "flow", "--api", sdk_server.api, "--from", "-1d", *args],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     table = run("--root", "shop: POST /checkout")
     assert table.returncode == 0, table.stderr
@@ -401,9 +448,11 @@ def test_flow_cli_formats_and_errors(sdk_server: Server) -> None:
                         ("svg", "<svg"), ("markdown", "## Variant 1")):  # fmt: skip
         out = run("--root", "shop: POST /checkout", "--format", fmt)
         assert out.returncode == 0 and marker in out.stdout, (fmt, out.stderr)
-    query = run("--query", '{ status = error }')
+    query = run("--query", "{ status = error }")
     assert query.returncode == 2
-    assert query.stderr.strip() == "seqtrace: error: the query language is not available in this build"
+    assert (
+        query.stderr.strip() == "seqtrace: error: the query language is not available in this build"
+    )
     bad = run("--root", "shop")
     assert bad.returncode == 2 and "SERVICE: OPERATION" in bad.stderr
     assert "Traceback" not in bad.stderr
@@ -428,11 +477,11 @@ def test_flow_api_errors(sdk_server: Server) -> None:
 
 def test_flow_through_store_equals_flow_of_spans(tmp_path: Path) -> None:
     """The store's fingerprint path folds exactly as the in-memory path does."""
+    from test_diagram_golden import SAMPLES, sample_spans
+
+    from analyzer.flow import flow_of_reader
     from collector.files import read_trace_file
     from spanstore.duckdb_store import DuckDBStore
-    from analyzer.flow import flow_of_reader
-
-    from test_diagram_golden import sample_spans, SAMPLES
 
     path = tmp_path / "s.duckdb"
     with DuckDBStore(path) as store:
@@ -444,6 +493,8 @@ def test_flow_through_store_equals_flow_of_spans(tmp_path: Path) -> None:
         ids = {t for v in variants for m in v.members for t in m.trace_ids}
         direct = flow_of_spans([s for s in sample_spans() if s.trace_id in ids])
     assert report["traces"] == 11
+
     def summary(vs: list[Any]) -> list[Any]:
         return [(v.id, v.count, v.outcomes(), v.stats, v.diagram.blocks) for v in vs]
+
     assert summary(variants) == summary(direct)

@@ -102,7 +102,9 @@ def test_checkout_flow_shows_the_incident() -> None:
     assert summary == [(9, 9, 0, 0), (1, 0, 0, 1), (1, 0, 1, 0)]
     deadlock = report["variants"][1]
     assert "checkout->orders-db: INSERT order_items" in deadlock["missing"]
-    extra = [m["label"] for m in deadlock["messages"] if m["diff"] == "extra" and m["kind"] == "call"]
+    extra = [
+        m["label"] for m in deadlock["messages"] if m["diff"] == "extra" and m["kind"] == "call"
+    ]
     assert extra == ["POST /api/payments/{paymentId}/void", "POST /v1/charges/{chargeId}/void",
                      "UPDATE payments"]  # fmt: skip
     mermaid = rendered("checkout", "mermaid")
@@ -111,7 +113,9 @@ def test_checkout_flow_shows_the_incident() -> None:
 
 def test_tools_accept_every_flow(tmp_path: Path) -> None:
     mmdc, plantuml = find_mmdc(), find_plantuml()
-    assert mmdc is not None, "mermaid-cli not found: npm install --prefix .tools @mermaid-js/mermaid-cli"
+    assert mmdc is not None, (
+        "mermaid-cli not found: npm install --prefix .tools @mermaid-js/mermaid-cli"
+    )
     assert plantuml is not None, "plantuml not found: apt-get install plantuml"
     texts = {name: rendered(name, "mermaid") for name in CASES}
     # Markdown's per-variant diagrams too.
@@ -125,7 +129,9 @@ def test_tools_accept_every_flow(tmp_path: Path) -> None:
     source = tmp_path / "all.md"
     source.write_text("\n".join(blocks), encoding="utf-8")
     config = tmp_path / "puppeteer.json"
-    config.write_text(json.dumps({"executablePath": str(CHROMIUM), "args": ["--no-sandbox", "--disable-gpu"]}))
+    config.write_text(
+        json.dumps({"executablePath": str(CHROMIUM), "args": ["--no-sandbox", "--disable-gpu"]})
+    )
     puml_dir = tmp_path / "puml"
     puml_dir.mkdir()
     files = []

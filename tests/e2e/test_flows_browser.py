@@ -14,15 +14,15 @@ from urllib.parse import quote
 import pytest
 
 from analyzer.source import HttpSource
-from tests.e2e.test_browser import (  # noqa: F401  (fixtures)
+from tests.e2e.test_browser import (  # noqa: F401  (fixtures, used by name)
     Up,
     browser,
     no_page_not_found,
-    page,
     settle,
     shoot,
-    up,
 )
+from tests.e2e.test_browser import page as page
+from tests.e2e.test_browser import up as up
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

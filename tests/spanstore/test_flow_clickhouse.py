@@ -22,10 +22,18 @@ def test_flows_are_identical(sources: tuple[LocalSource, LocalSource]) -> None: 
         expected: Any = duck.flow(root=name, start=EVERYTHING[0], end=EVERYTHING[1])
         got: Any = clickhouse.flow(root=name, start=EVERYTHING[0], end=EVERYTHING[1])
         assert expected["traces"] == root["traces"], name
-        summary = [(v["id"], v["count"], v["ok"], v["partial"], v["failed"]) for v in expected["variants"]]
-        assert [(v["id"], v["count"], v["ok"], v["partial"], v["failed"]) for v in got["variants"]] == summary
+        summary = [
+            (v["id"], v["count"], v["ok"], v["partial"], v["failed"]) for v in expected["variants"]
+        ]
+        assert [
+            (v["id"], v["count"], v["ok"], v["partial"], v["failed"]) for v in got["variants"]
+        ] == summary
         for mine, theirs in zip(got["variants"], expected["variants"], strict=True):
-            counts = [(m["label"], m["count"], m["errors"], m["p95_ns"]) for m in theirs["messages"]]
-            assert [(m["label"], m["count"], m["errors"], m["p95_ns"]) for m in mine["messages"]] == counts
+            counts = [
+                (m["label"], m["count"], m["errors"], m["p95_ns"]) for m in theirs["messages"]
+            ]
+            assert [
+                (m["label"], m["count"], m["errors"], m["p95_ns"]) for m in mine["messages"]
+            ] == counts
     by_key: Any = duck.flow(key="order.id", start=EVERYTHING[0], end=EVERYTHING[1])
     assert clickhouse.flow(key="order.id", start=EVERYTHING[0], end=EVERYTHING[1]) == by_key

@@ -174,7 +174,7 @@ if folded or diagram.get("omitted_messages"):
     st.info(
         "Folded: "
         + (summary or f"{diagram.get('omitted_messages')} successful messages omitted")
-        + ". Arrows marked ×N stand for N calls; every failed message is drawn.",
+        + ". An arrow marked \u00d7N stands for N calls; every failed message is drawn.",
         icon=":material/compress:",
     )
 

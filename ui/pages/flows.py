@@ -35,6 +35,10 @@ rng = common.time_range(stats)
 start, end = rng.start, rng.end
 
 
+def _percent(part: int, whole: int) -> str:
+    return f"{100.0 * part / max(1, whole):.1f}%"
+
+
 def _root_name(text: str) -> str:
     """``SERVICE:OPERATION`` or ``SERVICE: OPERATION`` -> ``SERVICE: OPERATION``."""
     service, _, operation = text.partition(":")
@@ -96,7 +100,7 @@ if mode == MODES[0]:
                         "root operation": common.link(flow=f"{r['service']}:{r['operation']}"),
                         "traces": int(r["traces"]),
                         "failed": int(r["failed"]),
-                        "failed share": f"{100.0 * int(r['failed']) / max(1, int(r['traces'])):.1f}%",
+                        "failed share": _percent(int(r["failed"]), int(r["traces"])),
                     }
                     for r in roots
                 ]
@@ -168,7 +172,7 @@ table = pl.DataFrame(
             "ok": int(v["ok"]),
             "partial": int(v["partial"]),
             "failed": int(v["failed"]),
-            "error share": f"{100.0 * (int(v['partial']) + int(v['failed'])) / max(1, int(v['count'])):.1f}%",
+            "error share": _percent(int(v["partial"]) + int(v["failed"]), int(v["count"])),
             "p50": fmt_duration(int(v["duration_p50_ns"])),
             "p95": fmt_duration(int(v["duration_p95_ns"])),
             "vs #1": _differences(v),
