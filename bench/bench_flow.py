@@ -6,7 +6,9 @@ then asks `/api/v1/flow?root=...` for the busiest root operations of that hour: 
 call, then `--runs` warm ones each. Reports wall time per call (median and max of the warm
 runs), the server's resident memory before the first flow and its peak (VmHWM) after, and
 the variant count. With `--entity KEY=VALUE`, also the entity's diagram (folded past the
-message cap) through the API.
+message cap) through the API. With `--ab-diagrams N`, in-process on the file read-only: N
+order diagrams (unfolded: small entities) with the old one-scan `spans_of_traces` query and
+the new rowid one, interleaved, so the unfolded diagram's figures can be compared.
 
     .venv/bin/python bench/bench_flow.py --db /tmp/bench/s10m.duckdb --work /tmp/flow-bench
 """
@@ -51,6 +53,59 @@ def busiest_hour(db: str) -> tuple[int, int]:
     return int(row[0]) * hour, int(row[1])
 
 
+#: spans_of_traces.sql before #16: one scan reads the raw column with the trace ids.
+OLD_SPANS_OF_TRACES = """
+SELECT s.trace_id, s.span_id, s.parent_span_id, s.resource_id, s.scope_id, s.service_name, s.raw
+FROM spans AS s
+WHERE s.trace_id IN (SELECT unnest($trace_ids::BLOB[]))
+  AND s.start_unix_nano BETWEEN $lo AND $hi
+ORDER BY s.start_unix_nano, s.span_id
+"""
+
+
+def ab_diagrams(db: str, count: int, seed: int = 1) -> dict[str, Any]:
+    """Unfolded order diagrams with the old and the new spans_of_traces, interleaved."""
+    import random
+
+    import spanstore.duckdb_store as duckdb_store
+    from analyzer.source import LocalSource
+
+    new_sql = duckdb_store.sql
+    use_old = {"on": False}
+
+    def patched(name: str) -> str:
+        if name == "spans_of_traces" and use_old["on"]:
+            return OLD_SPANS_OF_TRACES
+        return new_sql(name)
+
+    duckdb_store.sql = patched  # type: ignore[assignment]
+    store = duckdb_store.DuckDBStore(db, read_only=True)
+    source = LocalSource(store)
+    values = [v.value for v in store.entity_values("order.id", 100_000)]
+    rng = random.Random(seed)
+    chosen = rng.sample(values, min(count, len(values)))
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    for index, value in enumerate(chosen):
+        order = ("old", "new") if index % 2 == 0 else ("new", "old")
+        for which in order:
+            use_old["on"] = which == "old"
+            started = time.perf_counter()
+            source.diagram(entity=f"order.id={value}", start=None, end=None)
+            times[which].append(time.perf_counter() - started)
+    store.close()
+    duckdb_store.sql = new_sql  # type: ignore[assignment]
+
+    def summary(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        p95 = ordered[max(0, int(len(ordered) * 0.95 + 0.5) - 1)]
+        return {
+            "p50_ms": round(1000 * statistics.median(ordered), 1),
+            "p95_ms": round(1000 * p95, 1),
+        }
+
+    return {"diagrams": len(chosen), "old": summary(times["old"]), "new": summary(times["new"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="the store (read-only; copied first)")
@@ -58,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--roots", type=int, default=3, help="busiest root operations asked")
     parser.add_argument("--entity", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--ab-diagrams", type=int, default=0, metavar="N")
     parser.add_argument("--json-out")
     args = parser.parse_args(argv)
 
@@ -113,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             report["diagrams"].append(row)
             print(json.dumps(row))
         report["rss_mb_after"] = server.rss_mb()
+    if args.ab_diagrams:
+        report["ab_diagrams"] = ab_diagrams(str(copy), args.ab_diagrams)
+        print(json.dumps(report["ab_diagrams"]))
     peak = report["rss_mb_after"].get("VmHWM", 0.0)
     report["rss_growth_mb"] = round(peak - rss_before.get("VmRSS", 0.0), 1)
     report["load_average_end"] = load_average()
