@@ -612,6 +612,8 @@ def _flow_locally(
             key=key,
             query=query,
             trace_ids=[_valid_trace_id(trace_id)] if trace_id is not None else None,
+            # The query language (#17) is the source's: query_trace_ids(query, start, end).
+            query_finder=getattr(source, "query_trace_ids", None),
         )
     except FlowError as exc:
         raise SourceError(str(exc), exc.status) from None

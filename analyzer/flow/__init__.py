@@ -215,17 +215,26 @@ def flow_of_reader(
     key: str | None = None,
     trace_ids: Sequence[str] | None = None,
     query: str | None = None,
+    query_finder: Any = None,
 ) -> tuple[dict[str, Any], list[Variant]]:
-    """SPEC's ``flow --json`` body for the one selection given, and its variants."""
+    """SPEC's ``flow --json`` body for the one selection given, and its variants.
+
+    ``--query`` needs ``query_finder(query, start, end) -> trace ids`` (the source's
+    ``query_trace_ids``, or the reader's); without one it is refused as unavailable."""
     given = [x for x in (root, entity, key, trace_ids, query) if x is not None]
     if len(given) != 1:
         raise FlowError("give one of --root, --entity, --key or --query (or trace ids)")
     selection = selection_dict(root, entity, key, query)
     if query is not None:
-        finder = getattr(reader, "query_trace_ids", None)
+        finder = (
+            query_finder if query_finder is not None else getattr(reader, "query_trace_ids", None)
+        )
         if finder is None:
             raise FlowError(QUERY_UNAVAILABLE)
-        trace_ids = list(finder(query, lo, hi))
+        try:
+            trace_ids = [str(t) for t in finder(query, lo, hi)]
+        except ValueError as exc:  # a query that does not parse: one line, 400
+            raise FlowError(str(exc)) from None
     variants: list[Variant]
     if root is not None:
         service, operation = parse_root(root)

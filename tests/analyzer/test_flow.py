@@ -498,3 +498,42 @@ def test_flow_through_store_equals_flow_of_spans(tmp_path: Path) -> None:
         return [(v.id, v.count, v.outcomes(), v.stats, v.diagram.blocks) for v in vs]
 
     assert summary(variants) == summary(direct)
+
+
+def test_query_selection_uses_the_source_query_function(tmp_path: Path) -> None:
+    """`flow --query` folds the traces the source's query_trace_ids finds (#17 supplies
+    it); a query it cannot parse (ValueError) is a one-line 400."""
+    from test_diagram_golden import SAMPLES
+
+    from analyzer.source import LocalSource
+    from collector.files import read_trace_file
+    from spanstore.duckdb_store import DuckDBStore
+
+    path = tmp_path / "q.duckdb"
+    with DuckDBStore(path) as store:
+        for file in sorted(SAMPLES.glob("*.json")):
+            for request in read_trace_file(file):
+                store.write(request)
+    with DuckDBStore(path, read_only=True) as store:
+        source = LocalSource(store)
+        roots = source.flow(root="frontend: POST /api/checkout", start=0, end=1 << 62)
+        assert isinstance(roots, dict)
+        wanted = [t for v in roots["variants"] for t in v["trace_ids"]]
+        asked: list[tuple[str, int, int]] = []
+
+        def query_trace_ids(query: str, start: int, end: int) -> list[str]:
+            asked.append((query, start, end))
+            if query == "bad":
+                raise ValueError("position 1: expected '{'")
+            return wanted
+
+        source.query_trace_ids = query_trace_ids  # type: ignore[attr-defined]
+        body = source.flow(query='{ name = "POST /api/checkout" }', start=0, end=1 << 62)
+        assert isinstance(body, dict)
+        assert body["selection"]["query"] == '{ name = "POST /api/checkout" }'
+        assert body["traces"] == 11
+        assert [v["id"] for v in body["variants"]] == [v["id"] for v in roots["variants"]]
+        assert asked[0][1:] == (0, 1 << 62)
+        with pytest.raises(SourceError) as error:
+            source.flow(query="bad", start=0, end=1 << 62)
+        assert error.value.status == 400 and str(error.value) == "position 1: expected '{'"
