@@ -111,6 +111,29 @@ class Source(Protocol):
 
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]: ...
 
+    def flow(
+        self,
+        root: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        query: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        fmt: str = "json",
+        trace_id: str | None = None,
+    ) -> dict[str, Any] | str:
+        """SPEC's ``flow --json`` body (fmt json), or the flow rendered as ``table``,
+        ``mermaid``, ``plantuml``, ``svg`` or ``markdown`` text. ``trace_id`` (instead of
+        a selection) folds that one trace: its variant's id is the one it has in any flow."""
+        ...
+
+    def flow_roots(
+        self, start: int | None = None, end: int | None = None, limit: int = 200
+    ) -> dict[str, Any]:
+        """``{"from_unix_nano", "to_unix_nano", "roots": [{"service", "operation",
+        "traces", "failed"}]}``: the root operations of the range, busiest first."""
+        ...
+
 
 def span_to_flat(span: Any) -> dict[str, Any]:
     """A model span as a plain JSON object (bytes as hex) for the API and the UI."""
@@ -316,6 +339,23 @@ class LocalSource:
             ],
         }
 
+    def _entity_trace_ids(
+        self, entity: str, start: int | None, end: int | None
+    ) -> tuple[list[str], tuple[str, str]]:
+        """The entity's traces and the traces linked to them, as its diagram draws them."""
+        key, value = parse_entity(entity)
+        trace_ids = self.reader.entity_trace_ids(key, value, start, end)
+        if not trace_ids:
+            raise no_entity_spans(key, value, start, end)
+        limit = self.max_diagram_traces
+        if limit is not None and len(trace_ids) > limit:
+            raise SourceError(
+                f"{key}={value} is in {len(trace_ids)} traces, more than the {limit} one "
+                "diagram may draw; narrow the time range (--from/--to)",
+                status=413,
+            )
+        return [*trace_ids, *self.reader.linked_trace_ids(trace_ids)], (key, value)
+
     def _diagram_spans(
         self, entity: str | None, trace_id: str | None, start: int | None, end: int | None
     ) -> tuple[list[Any], tuple[str, str] | None]:
@@ -346,12 +386,21 @@ class LocalSource:
         show_internal: bool = False,
         fmt: str = "json",
     ) -> dict[str, Any] | str:
-        spans, ent = self._diagram_spans(entity, trace_id, start, end)
         from analyzer.diagram import build_diagram, render, to_dict
 
-        if not spans:
-            raise SourceError(f"no trace {trace_id}", status=404)
-        diagram = build_diagram(spans, ent, show_internal=show_internal)
+        if entity and not trace_id:
+            from analyzer.flow.busy import diagram_of_entity_in_store
+
+            # Past the message cap, repeated traces fold and no failure is left out.
+            trace_ids, pair = self._entity_trace_ids(entity, start, end)
+            diagram = diagram_of_entity_in_store(
+                self.reader, trace_ids, pair, show_internal=show_internal
+            )
+        else:
+            spans, ent = self._diagram_spans(entity, trace_id, start, end)
+            if not spans:
+                raise SourceError(f"no trace {trace_id}", status=404)
+            diagram = build_diagram(spans, ent, show_internal=show_internal)
         if fmt == "json":
             result: dict[str, Any] = to_dict(diagram)
             return result
@@ -583,6 +632,70 @@ class LocalSource:
             return requests
         return [r for r in (reader.trace_request(t) for t in trace_ids) if r is not None]
 
+    def flow(
+        self,
+        root: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        query: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        fmt: str = "json",
+        trace_id: str | None = None,
+    ) -> dict[str, Any] | str:
+        return _flow_locally(self, root, entity, key, query, start, end, fmt, trace_id)
+
+    def flow_roots(
+        self, start: int | None = None, end: int | None = None, limit: int = 200
+    ) -> dict[str, Any]:
+        return _flow_roots_locally(self, start, end, limit)
+
+
+def _flow_locally(
+    source: LocalSource,
+    root: str | None,
+    entity: str | None,
+    key: str | None,
+    query: str | None,
+    start: int | None,
+    end: int | None,
+    fmt: str,
+    trace_id: str | None = None,
+) -> dict[str, Any] | str:
+    from analyzer.flow import FLOW_FORMATS, FlowError, flow_of_reader, render_flow
+
+    if fmt not in FLOW_FORMATS:
+        raise SourceError(f"unknown flow format {fmt!r}; use {', '.join(FLOW_FORMATS)}")
+    lo, hi = source._range(start, end)
+    try:
+        report, variants = flow_of_reader(
+            source.reader,
+            lo,
+            hi,
+            root=root,
+            entity=parse_entity(entity) if entity is not None else None,
+            key=key,
+            query=query,
+            trace_ids=[_valid_trace_id(trace_id)] if trace_id is not None else None,
+            # The query language (#17) is the source's: query_trace_ids(query, start, end).
+            query_finder=getattr(source, "query_trace_ids", None),
+        )
+    except FlowError as exc:
+        raise SourceError(str(exc), exc.status) from None
+    if fmt == "json":
+        return report
+    return render_flow(report, variants, fmt)
+
+
+def _flow_roots_locally(
+    source: LocalSource, start: int | None, end: int | None, limit: int
+) -> dict[str, Any]:
+    from analyzer.flow import root_operations
+
+    lo, hi = source._range(start, end)
+    roots = root_operations(source.reader, lo, hi, max(1, min(limit, 10_000)))
+    return {"from_unix_nano": lo, "to_unix_nano": hi, "roots": roots}
+
 
 def _pinned_tls() -> ssl.SSLContext | None:
     """With env ``SEQTRACE_API_CA`` (a PEM certificate, e.g. the server's own self-signed
@@ -760,6 +873,38 @@ class HttpSource:
         from spanstore.otlp import request_from_json
 
         return [request_from_json(self.trace_otlp(tid)) for tid in trace_ids]
+
+    def flow(
+        self,
+        root: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        query: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        fmt: str = "json",
+        trace_id: str | None = None,
+    ) -> dict[str, Any] | str:
+        params = {
+            "root": root,
+            "entity": entity,
+            "key": key,
+            "q": query,
+            "trace": trace_id,
+            "from": start,
+            "to": end,
+            "format": fmt if fmt != "json" else None,
+        }
+        result: dict[str, Any] | str = self._request("/api/v1/flow", params, raw=fmt != "json")
+        return result
+
+    def flow_roots(
+        self, start: int | None = None, end: int | None = None, limit: int = 200
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "/api/v1/flow/roots", {"from": start, "to": end, "limit": limit}
+        )
+        return result
 
 
 def open_database(path: str) -> LocalSource:

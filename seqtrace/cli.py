@@ -352,6 +352,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return run_replay(args, open_source)
 
 
+def cmd_flow(args: argparse.Namespace) -> int:
+    chosen = [f for f in ("root", "entity", "key", "query") if getattr(args, f)]
+    if len(chosen) != 1:
+        raise UsageError('give one of --root "SERVICE: OPERATION", --entity, --key or --query')
+    source = open_source(args)
+    result = source.flow(
+        root=args.root,
+        entity=args.entity,
+        key=args.key,
+        query=args.query,
+        start=_parse_time(args.start, "--from"),
+        end=_parse_time(args.end, "--to"),
+        fmt=args.format,
+    )
+    text = json.dumps(result, indent=2, ensure_ascii=False) if args.format == "json" else result
+    assert isinstance(text, str)
+    if not text.endswith("\n"):
+        text += "\n"
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        print(f"seqtrace: wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from seqtrace.loading import load_files
 
@@ -651,6 +680,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up on a request the endpoint keeps refusing as retryable (default 300)",
     )
     p.set_defaults(func=cmd_replay)
+    p = sub.add_parser("flow", help="the selected traces folded into variants, most frequent first")
+    _add_source_flags(p)
+    p.add_argument("--root", metavar='"SERVICE: OPERATION"', help="traces with this root span")
+    p.add_argument("--entity", metavar="KEY=VALUE", help="the entity's traces")
+    p.add_argument("--key", metavar="KEY", help="each value's traces (links followed) as one")
+    p.add_argument("--query", metavar="Q", help="the traces a query matches")
+    _add_range_flags(p)
+    p.add_argument(
+        "--format",
+        default="table",
+        choices=("table", "json", "mermaid", "plantuml", "svg", "markdown"),
+    )
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_flow)
     return parser
 
 

@@ -203,3 +203,27 @@ class SpanReader(Protocol):
         """The newest root spans: trace_id, service_name, name, start_unix_nano,
         duration_ns, status_code, spans."""
         ...
+
+    def flow_root_shapes(
+        self, service: str, operation: str, start_unix_nano: int, end_unix_nano: int
+    ) -> pl.DataFrame | None:
+        """Per trace whose root span is ``service``'s ``operation`` starting in the range:
+        outcome, duration, structure fingerprint, per-span durations and error flags
+        (``spanstore.reader.FLOW_SHAPES_SCHEMA``); None when the store cannot (the caller
+        then folds span objects)."""
+        ...
+
+    def flow_trace_shapes(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> pl.DataFrame | None:
+        """``flow_root_shapes``'s rows, with ``spans``, for the given traces; or None."""
+        ...
+
+    def flow_root_operations(
+        self, start_unix_nano: int, end_unix_nano: int, limit: int = 200
+    ) -> pl.DataFrame | None:
+        """service, operation, traces, failed per root operation in the range; or None."""
+        ...

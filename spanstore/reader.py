@@ -37,7 +37,31 @@ from spanstore.rows import (
     spans_from_protobuf_rows,
 )
 
-__all__ = ["RECENT_TRACES_SCHEMA", "THROUGHPUT_SCHEMA", "StoreReader"]
+__all__ = [
+    "FLOW_ROOTS_SCHEMA",
+    "FLOW_SHAPES_SCHEMA",
+    "RECENT_TRACES_SCHEMA",
+    "THROUGHPUT_SCHEMA",
+    "StoreReader",
+]
+
+#: flow_root_shapes / flow_trace_shapes (analyzer.flow; the DuckDB files say what they are).
+FLOW_SHAPES_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "trace_id": pl.String(),
+    "start_unix_nano": pl.Int64(),
+    "duration_ns": pl.Int64(),
+    "outcome": pl.String(),
+    "fingerprint": pl.String(),
+    "durations": pl.List(pl.Int64()),
+    "errors": pl.List(pl.Boolean()),
+    "spans": pl.Int64(),
+}
+FLOW_ROOTS_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "service": pl.String(),
+    "operation": pl.String(),
+    "traces": pl.Int64(),
+    "failed": pl.Int64(),
+}
 
 THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
     "bucket_unix_nano": pl.Int64(),
@@ -364,3 +388,55 @@ class StoreReader:
 
     def recent_traces(self, limit: int = 50) -> pl.DataFrame:
         return frame(self._table("recent_traces", {"limit": limit}), RECENT_TRACES_SCHEMA)
+
+    # ------------------------------------------------------------------ flows (#16)
+
+    def flow_root_shapes(
+        self, service: str, operation: str, start_unix_nano: int, end_unix_nano: int
+    ) -> pl.DataFrame | None:
+        """Per trace whose root is ``service``'s ``operation`` starting in the range
+        (FLOW_SHAPES_SCHEMA, ``spans`` null): its outcome, duration, structure fingerprint
+        and per-span durations and error flags in start order; None when the dialect has
+        no such query (analyzer.flow then folds span objects)."""
+        if not self._dialect.has_query("flow_root_shapes"):
+            return None
+        params = self._around(start_unix_nano, end_unix_nano, HOUR_NS)
+        params |= {"service": service, "operation": operation}
+        table = self._table("flow_root_shapes", params)
+        if "spans" not in table.column_names:
+            table = table.append_column("spans", pa.nulls(table.num_rows, pa.int64()))
+        return frame(table, FLOW_SHAPES_SCHEMA)
+
+    def flow_trace_shapes(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> pl.DataFrame | None:
+        """``flow_root_shapes``'s rows (with ``spans``) for the given traces; None when
+        the dialect has no such query."""
+        if not self._dialect.has_query("flow_trace_shapes"):
+            return None
+        ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
+        bounds = {"lo": self._since(start_unix_nano), "hi": self._until(end_unix_nano)}
+        frames = [
+            frame(t, FLOW_SHAPES_SCHEMA)
+            for t in self._id_tables("flow_trace_shapes", ids, **bounds)
+        ]
+        if not frames:
+            return pl.DataFrame(schema=FLOW_SHAPES_SCHEMA)
+        return pl.concat(frames).sort("start_unix_nano", "trace_id")
+
+    def flow_root_operations(
+        self, start_unix_nano: int, end_unix_nano: int, limit: int = 200
+    ) -> pl.DataFrame | None:
+        """service, operation, traces, failed per root operation starting in the range,
+        busiest first; None when the dialect has no such query."""
+        if not self._dialect.has_query("flow_root_operations"):
+            return None
+        params: dict[str, object] = {
+            "start": self._dialect.clamp(start_unix_nano),
+            "end": self._dialect.clamp(end_unix_nano),
+            "limit": limit,
+        }
+        return frame(self._table("flow_root_operations", params), FLOW_ROOTS_SCHEMA)

@@ -172,6 +172,18 @@ if messages:
     cols[4].metric("Spread", fmt_duration(last - first))
     st.caption(f"From {fmt_time(first)} to {fmt_time(last)}")
 st.text(f"Entity: {entity}")
+folded = [m for m in messages if m.get("trace_ids")]
+if folded or diagram.get("omitted_messages"):
+    # A busy entity (SPEC "Busy entities"): say what was folded and what was left out.
+    summary = next(
+        (str(n["text"]) for n in diagram.get("notes") or [] if n.get("kind") == "omitted"), ""
+    )
+    st.info(
+        "Folded: "
+        + (summary or f"{diagram.get('omitted_messages')} successful messages omitted")
+        + ". An arrow marked \u00d7N stands for N calls; every failed message is drawn.",
+        icon=":material/compress:",
+    )
 
 offset = 0
 if len(messages) > PAGE_SIZE:

@@ -97,6 +97,11 @@ for t in report.get("traces") or []:
         "pattern": str(t.get("pattern")),
         "trace": common.trace_link(str(t["trace_id"])),
         "entity": common.entity_link(*first_entity) if first_entity else None,
+        # The trace's variant among its root operation's traces (Flows page).
+        "variant": common.link(
+            flow=f"{t.get('root_service')}:{t.get('root_operation')}",
+            variant_of=str(t["trace_id"]),
+        ),
         "root cause": f"{cause.get('service')}: {cause.get('operation')}",
         "message": clip(cause.get("message") or "", 200),
         "request": f"{t.get('root_service')}: {t.get('root_operation')}",
@@ -115,6 +120,7 @@ table = pl.DataFrame(
         "pattern": pl.String,
         "trace": pl.String,
         "entity": pl.String,
+        "variant": pl.String,
         "root cause": pl.String,
         "message": pl.String,
         "request": pl.String,
@@ -156,6 +162,11 @@ else:
                 "entity diagram",
                 display_text=r"entity=(.*)$",
                 help="Open the sequence diagram of the entity",
+            ),
+            "variant": st.column_config.LinkColumn(
+                "variant",
+                display_text="variant",
+                help="Open the trace's variant among the traces of its root operation (Flows)",
             ),
             "message": st.column_config.TextColumn("root-cause message", width="large"),
         },
