@@ -12,6 +12,8 @@ import json
 import random
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from analyzer.flow import flow_of_spans
+from analyzer.flow import FlowError, flow_of_spans
 from analyzer.flow.shape import template_label
 from analyzer.flow.variants import percentile
 from analyzer.source import HttpSource, SourceError
@@ -448,11 +450,20 @@ def test_flow_cli_formats_and_errors(sdk_server: Server) -> None:
                         ("svg", "<svg"), ("markdown", "## Variant 1")):  # fmt: skip
         out = run("--root", "shop: POST /checkout", "--format", fmt)
         assert out.returncode == 0 and marker in out.stdout, (fmt, out.stderr)
-    query = run("--query", "{ status = error }")
-    assert query.returncode == 2
-    assert (
-        query.stderr.strip() == "seqtrace: error: the query language is not available in this build"
-    )
+    # --query runs the real query language (#17): the 5 traces with a failed payment.
+    query = run("--query", "{ status = error }", "--format", "json")
+    assert query.returncode == 0, query.stderr
+    by_query = json.loads(query.stdout)
+    assert by_query["selection"]["query"] == "{ status = error }"
+    assert by_query["traces"] == 5
+    assert [(v["count"], v["partial"], v["failed"]) for v in by_query["variants"]] == [
+        (3, 3, 0),  # payment declined, checkout answered
+        (2, 0, 2),  # the checkout failed too
+    ]
+    bad_query = run("--query", "{ status = }")
+    assert bad_query.returncode == 2
+    assert bad_query.stderr.startswith("seqtrace: error: query error at position ")
+    assert len(bad_query.stderr.strip().splitlines()) == 1
     bad = run("--root", "shop")
     assert bad.returncode == 2 and "SERVICE: OPERATION" in bad.stderr
     assert "Traceback" not in bad.stderr
@@ -463,9 +474,24 @@ def test_flow_cli_formats_and_errors(sdk_server: Server) -> None:
 def test_flow_api_errors(sdk_server: Server) -> None:
     source = HttpSource(sdk_server.api)
     with pytest.raises(SourceError) as error:
-        source.flow(query="{ status = error }")
+        source.flow(query="{ status = error")
     assert error.value.status == 400
-    assert str(error.value) == "the query language is not available in this build"
+    assert str(error.value).startswith("query error at position ")
+    # /api/v1/flow?q=: the 2 traces whose root span failed, one variant.
+    url = (
+        sdk_server.api
+        + "/api/v1/flow?"
+        + urllib.parse.urlencode(
+            {
+                "q": '{ status = error && kind = server && resource.service.name = "shop" }',
+                "from": "-1d",
+            }
+        )
+    )
+    with urllib.request.urlopen(url, timeout=60) as response:
+        body = json.load(response)
+    assert body["traces"] == 2
+    assert [(v["count"], v["failed"]) for v in body["variants"]] == [(2, 2)]
     with pytest.raises(SourceError) as error:
         source.flow(root="shop: POST /checkout", fmt="pdf")
     assert error.value.status == 400
@@ -498,6 +524,33 @@ def test_flow_through_store_equals_flow_of_spans(tmp_path: Path) -> None:
         return [(v.id, v.count, v.outcomes(), v.stats, v.diagram.blocks) for v in vs]
 
     assert summary(variants) == summary(direct)
+
+
+def test_flow_of_a_query_through_the_store_reader(tmp_path: Path) -> None:
+    """flow_of_reader(query=...) with no finder: the reader's query language selects the
+    traces, the same ones a scan of the spans in memory finds."""
+    from test_diagram_golden import SAMPLES, sample_spans
+
+    from analyzer.flow import flow_of_reader
+    from collector.files import read_trace_file
+    from spanstore.duckdb_store import DuckDBStore
+
+    path = tmp_path / "q.duckdb"
+    with DuckDBStore(path) as store:
+        for file in sorted(SAMPLES.glob("*.json")):
+            for request in read_trace_file(file):
+                store.write(request)
+    spans = sample_spans()
+    failed_payment = {s.trace_id for s in spans if s.is_error and s.service_name == "payment"}
+    assert failed_payment  # the samples have failed payments
+    with DuckDBStore(path, read_only=True) as store:
+        query = '{ status = error && resource.service.name = "payment" }'
+        report, variants = flow_of_reader(store, 0, 1 << 62, query=query)
+        with pytest.raises(FlowError, match="query error at position"):
+            flow_of_reader(store, 0, 1 << 62, query="{ status = error")
+    assert report["selection"]["query"] == query
+    assert report["traces"] == len(failed_payment)
+    assert {t for v in variants for m in v.members for t in m.trace_ids} == failed_payment
 
 
 def test_query_selection_uses_the_source_query_function(tmp_path: Path) -> None:
