@@ -6,7 +6,7 @@ time range). The pages live in ``ui/pages/``; the data comes from ``ui/data.py``
 Deep links (SPEC "UI deep links"): ``/?entity=KEY=VALUE`` opens the entity's sequence
 diagram, ``/?trace=ID`` one trace, ``/?failures`` the partial-failure report,
 ``/?flow=SERVICE:OPERATION`` the variants of that root operation, ``/?q=QUERY`` the search
-page with the query run; optional
+page with the query run, ``/?flowq=QUERY`` the variants of the traces it selects; optional
 ``from``/``to`` (RFC 3339 or relative) set the time range.
 """
 
@@ -74,6 +74,8 @@ if page.url_path == PAGES["overview"].url_path:
             st.switch_page(PAGES[name], query_params=params)
     if "q" in params:  # /?q=QUERY: the search page with the query run
         st.switch_page(PAGES["search"], query_params=params)
+    if "flowq" in params:  # /?flowq=QUERY: the flows of the query's traces
+        st.switch_page(PAGES["flow"], query_params=params)
 
 # ----------------------------------------------------------------------------- sidebar
 config = data.source_config()

@@ -226,9 +226,13 @@ def flow(
     start: int | None,
     end: int | None,
     trace_id: str | None = None,
+    query: str | None = None,
 ) -> dict[str, Any]:
-    """SPEC's ``flow --json`` body for a root operation, an entity key or one trace."""
-    result = get_source().flow(root=root, key=key, start=start, end=end, trace_id=trace_id)
+    """SPEC's ``flow --json`` body for a root operation, an entity key, one trace, or the
+    traces a query selects."""
+    result = get_source().flow(
+        root=root, key=key, query=query, start=start, end=end, trace_id=trace_id
+    )
     assert isinstance(result, dict)
     return result
 

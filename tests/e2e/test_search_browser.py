@@ -76,3 +76,41 @@ def test_failures_page_links_its_query(page: Any, up: Any) -> None:  # noqa: F81
     page.goto(up.ui + "/" + href.removeprefix("./"))  # markdown links open a new tab
     settle(page, "Search")
     page.get_by_text("5 matching traces").wait_for()
+
+
+def test_the_matches_open_as_a_flow(page: Any, up: Any) -> None:  # noqa: F811
+    """Search's "Open the matches as a flow" (?flowq=) shows the Flows page folding the
+    query's 5 traces: the two ORD-9999 lookups share a shape, the other three differ."""
+    page.goto(up.ui + "/?q=" + quote(CASCADE))
+    settle(page, "Search")
+    page.get_by_text("5 matching traces").wait_for()
+    href = page.get_by_role("link", name="Open the matches as a flow").get_attribute("href")
+    assert href and href.startswith("./?flowq=")
+    page.goto(up.ui + "/" + href.removeprefix("./"))  # link buttons open a new tab
+    settle(page, "Flows")
+    assert "/flows" in page.url and "flowq=" in page.url
+    page.locator("[data-testid=stDataFrame]:visible").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    from playwright.sync_api import expect
+
+    expect(page.get_by_label("Query: the traces it selects (docs/query.md)")).to_have_value(CASCADE)
+    metrics = page.locator("[data-testid=stMetricValue]")
+    assert metrics.nth(0).inner_text() == "5"  # traces
+    assert metrics.nth(1).inner_text() == "4"  # variants
+    variant = page.get_by_role("combobox", name="Variant")
+    assert variant.input_value().startswith("1 · 2 traces (40.0%) · 0 failed, 2 partial")
+    share = page.locator("[data-testid=stCode]").last.inner_text()
+    assert "/?flowq=" in share
+    no_page_not_found(page)
+    shoot(page, "flows-of-query", height=1400)
+    assert not page.watch.errors, page.watch.errors
+
+
+def test_a_bad_flow_query_shows_the_parser_message(page: Any, up: Any) -> None:  # noqa: F811
+    page.goto(up.ui + "/?flowq=" + quote("{ status = error } !<"))
+    settle(page, "Flows")
+    page.get_by_text(
+        "query error at position 22: expected '{' starting a spanset filter"
+    ).wait_for()
+    shoot(page, "flows-bad-query")
+    assert page.locator(".js-plotly-plot").count() == 0

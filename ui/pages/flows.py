@@ -1,6 +1,8 @@
-"""Flows: every trace of a root operation (or every entity of a key) folded into variants,
-one sequence per distinct shape, most frequent first. Deep link:
-``/?flow=SERVICE:OPERATION`` (optional ``variant_of=TRACE_ID`` opens that trace's variant).
+"""Flows: every trace of a root operation (or every entity of a key, or the traces a query
+selects) folded into variants, one sequence per distinct shape, most frequent first. Deep
+links: ``/?flow=SERVICE:OPERATION`` (optional ``variant_of=TRACE_ID`` opens that trace's
+variant) and ``/?flowq=QUERY`` (the traces the query language selects, docs/query.md; the
+Search page's "Open the matches as a flow").
 
 Span text reaches the page only as widget labels, dataframe cells, st.text/st.code and the
 plotly figure (which escapes it); never as markdown or HTML.
@@ -17,7 +19,7 @@ from ui import common, data, spanview
 from ui.format import fmt_duration
 from ui.seqplot import sequence_figure
 
-MODES: Final = ("Root operation", "Entity key")
+MODES: Final = ("Root operation", "Entity key", "Query")
 
 st.title("Flows")
 st.caption(
@@ -52,6 +54,13 @@ if deep and st.session_state.get("_flow_link") != deep:
     common.set_kept("flow_mode", MODES[0])
     common.set_kept("flow_root", _root_name(deep))
     st.session_state.pop("flow_variant", None)
+# ?flowq=QUERY (the Search page's matches) likewise: the Query mode with that query.
+deep_query = st.query_params.get("flowq")
+if deep_query and st.session_state.get("_flowq_link") != deep_query:
+    st.session_state["_flowq_link"] = deep_query
+    common.set_kept("flow_mode", MODES[2])
+    common.set_kept("flow_query", deep_query)
+    st.session_state.pop("flow_variant", None)
 
 mode = st.radio(
     "Fold the traces of",
@@ -65,6 +74,9 @@ mode = st.radio(
 
 root: str | None = None
 key: str | None = None
+query: str | None = None
+if mode != MODES[2]:
+    st.query_params.pop("flowq", None)
 if mode == MODES[0]:
     roots = common.fetch(data.flow_roots, start, end, spinner="Listing root operations…")
     if not roots:
@@ -115,6 +127,20 @@ if mode == MODES[0]:
         )
     service, _, operation = str(root).partition(": ")
     st.query_params["flow"] = f"{service}:{operation}"
+elif mode == MODES[2]:
+    st.query_params.pop("flow", None)
+    query = st.text_input(
+        "Query: the traces it selects (docs/query.md)",
+        value=str(common.kept("flow_query") or ""),
+        key="flow_query",
+        on_change=common.keep,
+        args=("flow_query",),
+        placeholder="{ status = error }",
+    ).strip()
+    if not query:
+        st.info("Type a query, e.g. `{ status = error }`.")
+        st.stop()
+    st.query_params["flowq"] = query
 else:
     st.query_params.pop("flow", None)
     keys = [str(k["key"]) for k in common.fetch(data.entity_keys)]
@@ -133,20 +159,27 @@ else:
 
 body, error = None, None
 with st.spinner("Folding traces into variants…"):
-    body, error = common.try_fetch(data.flow, root, key, start, end)
+    body, error = common.try_fetch(data.flow, root, key, start, end, None, query)
+if body is None and query is not None:
+    st.error(common.md(error or "no answer"), icon="⚠️")  # the parser's one-line message
+    st.stop()
 if body is None:
     st.warning("No flow for this selection in the selected time range.")
     st.code(error or "", language=None, wrap_lines=True)
     st.stop()
 variants: list[dict[str, Any]] = list(body.get("variants") or [])
 if not variants:
-    st.info("No traces in the selected time range.")
+    st.info(
+        "The query selects no traces in the selected time range."
+        if query is not None
+        else "No traces in the selected time range."
+    )
     st.stop()
 
 total = int(body["traces"])
 bad = sum(int(v["partial"]) + int(v["failed"]) for v in variants)
 cols = st.columns(4)
-cols[0].metric("Traces" if root else "Entities", total)
+cols[0].metric("Entities" if key else "Traces", total)
 cols[1].metric("Variants", len(variants))
 cols[2].metric("With an error", f"{100.0 * bad / max(1, total):.1f}%")
 cols[3].metric("Most frequent", f"{100.0 * float(variants[0]['share']):.1f}%")
@@ -300,4 +333,6 @@ st.dataframe(
 )
 st.caption("Link to this view:")
 link = {"flow": f"{root.partition(': ')[0]}:{root.partition(': ')[2]}"} if root else {}
+if query is not None:
+    link = {"flowq": query}
 common.share_link({**link, **rng.link_params()})
