@@ -28,6 +28,7 @@ from typing import Any, Final, Literal, TypeAlias, TypedDict
 
 import polars as pl
 
+from analyzer.escaping import terminal_text
 from analyzer.timeparse import NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND, format_unix_nano
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "failure_report",
     "render_failures_table",
     "render_table",
-    "sanitize_text",
     "with_error_flag",
 ]
 
@@ -606,36 +606,6 @@ def failure_report(
 # --------------------------------------------------------------------------- text output
 
 
-def sanitize_text(value: object) -> str:
-    """One printable line: control, format and separator characters become escapes.
-
-    Span names and messages come from the traced services, so they may hold newlines,
-    ANSI escape sequences or right-to-left overrides that would rewrite the terminal or
-    misalign the table; the escape keeps them visible instead.
-    """
-    text = "" if value is None else str(value)
-    out: list[str] = []
-    for ch in text:
-        category = unicodedata.category(ch)
-        if category in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
-            code = ord(ch)
-            if ch == "\n":
-                out.append("\\n")
-            elif ch == "\t":
-                out.append("\\t")
-            elif ch == "\r":
-                out.append("\\r")
-            elif code <= 0xFF:
-                out.append(f"\\x{code:02x}")
-            elif code <= 0xFFFF:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def _char_width(ch: str) -> int:
     if unicodedata.combining(ch):
         return 0
@@ -670,16 +640,16 @@ def render_table(
 ) -> str:
     """Aligned columns for the terminal. ``right`` holds the indexes of numeric columns.
 
-    Cells are sanitised (:func:`sanitize_text`) and cut to ``max_width`` display
+    Cells are sanitised (:func:`analyzer.escaping.terminal_text`) and cut to ``max_width`` display
     columns (East Asian wide characters count two; ``wide`` overrides it per column
     index), so one hostile span name cannot push the rest of the table off the screen.
     """
     limits = wide or {}
     cells = [
-        [_truncate(sanitize_text(v), limits.get(i, max_width)) for i, v in enumerate(row)]
+        [_truncate(terminal_text(v), limits.get(i, max_width)) for i, v in enumerate(row)]
         for row in rows
     ]
-    heads = [sanitize_text(h) for h in headers]
+    heads = [terminal_text(h) for h in headers]
     widths = [_width(h) for h in heads]
     for row in cells:
         for i, cell in enumerate(row):
@@ -742,7 +712,7 @@ def render_failures_table(report: Mapping[str, Any], limit: int | None = 200) ->
     window = f"{format_unix_nano(report['from_unix_nano'])} .. "
     window += format_unix_nano(report["to_unix_nano"])
     if report.get("service"):
-        window += f"  service {sanitize_text(report['service'])}"
+        window += f"  service {terminal_text(report['service'])}"
     counts = (
         f"traces {summary['traces']}  ok {summary['ok']}  partial {summary['partial']}"
         f"  failed {summary['failed']}"

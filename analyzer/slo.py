@@ -25,7 +25,8 @@ from typing import Any, Final, Literal, TypeAlias, TypedDict, cast
 import polars as pl
 import yaml
 
-from analyzer.failures import errors_among, render_table, sanitize_text, with_error_flag
+from analyzer.escaping import markdown_escape, terminal_text
+from analyzer.failures import errors_among, render_table, with_error_flag
 from analyzer.timeparse import (
     NS_PER_DAY,
     NS_PER_HOUR,
@@ -164,7 +165,7 @@ def _check_slo(
 ) -> SloDefinition | None:
     label = f"slo #{index + 1}"
     if isinstance(item, Mapping) and isinstance(item.get("name"), str) and item["name"].strip():
-        label = f'slo "{sanitize_text(item["name"])}"'
+        label = f'slo "{terminal_text(item["name"])}"'
 
     def fail(field: str, problem: str) -> None:
         errors.append(f"{source}: {label}: {field} {problem}")
@@ -180,7 +181,7 @@ def _check_slo(
         if key not in _REQUIRED and key not in _OPTIONAL:
             close = difflib.get_close_matches(str(key), [*_REQUIRED, *_OPTIONAL], n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
-            fail(sanitize_text(key), f"is not a known field{hint}")
+            fail(terminal_text(key), f"is not a known field{hint}")
 
     strings: dict[str, str] = {}
     for field in ("name", "service", "operation"):
@@ -267,7 +268,7 @@ def load_slo_spec(text: str, source_name: str = "slo spec") -> SloSpec:
     when sli is latency`` (an SLO without a usable name is ``slo #N``, counting from 1).
     All problems are collected before raising, so one run shows every fix to make.
     """
-    source = sanitize_text(source_name)
+    source = terminal_text(source_name)
     document = _parse_document(text, source)
     if document is None:
         raise SloSpecError([f"{source}: the file is empty; expected a 'slos:' list"])
@@ -276,7 +277,7 @@ def load_slo_spec(text: str, source_name: str = "slo spec") -> SloSpec:
     extra = [str(k) for k in document if k != "slos"]
     items = document["slos"]
     errors: list[str] = [
-        f"{source}: {sanitize_text(k)} is not a known top-level field (only slos)" for k in extra
+        f"{source}: {terminal_text(k)} is not a known top-level field (only slos)" for k in extra
     ]
     if not isinstance(items, list) or not items:
         errors.append(f"{source}: slos must be a non-empty list of SLOs")
@@ -795,23 +796,16 @@ def render_slo_table(report: Mapping[str, Any]) -> str:
     for s in report["slos"]:
         if s["affected_entities"]:
             lines.append("")
-            lines.append(f"{sanitize_text(s['name'])}: affected entities")
+            lines.append(f"{terminal_text(s['name'])}: affected entities")
             for key, shown, more in _entities_line(s["affected_entities"], 10):
                 extra = f" (+{more} more)" if more else ""
-                lines.append(f"  {sanitize_text(key)}: {sanitize_text(shown)}{extra}")
+                lines.append(f"  {terminal_text(key)}: {terminal_text(shown)}{extra}")
     return "\n".join(lines)
 
 
-# The characters that can start Markdown (or GitHub's HTML and math) inside a table cell
-# or a list item: emphasis, code spans, links and images ([ opens both), HTML tags and
-# entities, cell separators, strikethrough, math. A backslash escapes each of them in
-# CommonMark; other punctuation is left alone so the pasted text stays readable.
-_MD_SPECIAL: Final = frozenset("\\`*_[]<>|~&$")
-
-
 def _md(value: object) -> str:
-    text = sanitize_text(value)
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+    """Span text for the pasted Markdown: controls shown as escapes, then escaped."""
+    return markdown_escape(terminal_text(value))
 
 
 def render_slo_markdown(report: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Final, NoReturn, TypeVar
 
 import streamlit as st
 
+from analyzer.escaping import markdown_literal
 from analyzer.source import SourceError
 from analyzer.timeparse import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, parse_time
 from ui import data
@@ -41,13 +42,9 @@ def src() -> str:
     return data.source_config().key
 
 
-_MD_SPECIAL: Final = set("\\`*_{}[]()<>#+-.!|~$&:")
-
-
-def md(text: Any) -> str:
-    """``text`` for a markdown element (st.error, st.caption...), every markdown and HTML
-    character backslash-escaped so it shows literally: messages can quote span data."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+#: ``text`` for a markdown element (st.error, st.caption...), every markdown and HTML
+#: character backslash-escaped so it shows literally: messages can quote span data.
+md = markdown_literal
 
 
 def stop_with(message: str, kind: str = "error") -> NoReturn:

@@ -461,7 +461,7 @@ def test_table_and_markdown() -> None:
     assert "### checkout-availability" in markdown
     assert "| page | 1h / 5m | 14.4 | 14.40 | 144.00 | **yes** |" in markdown
     # Entity values are escaped: no raw pipe to split a cell, no HTML.
-    assert "ORD-1\\|\\<b\\>x\\</b\\>" in markdown
+    assert "ORD-1\\|&lt;b&gt;x&lt;/b&gt;" in markdown
     assert "<b>" not in markdown
 
 
@@ -471,9 +471,9 @@ def test_markdown_escapes_hostile_names() -> None:
     report = slo_report(parsed, frame([span(AT, name=hostile, error=True)]), {}, AT)
     markdown = render_slo_markdown(report)
     assert not re.search(r"(?<!\\)<", markdown)  # no HTML tag can open
-    assert "\\<img src=x onerror=alert(1)\\>" in markdown
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in markdown
     assert "\\|" in markdown and "\\`code\\`" in markdown and "\\*em\\*" in markdown
-    assert "\\[a\\](b)" in markdown
+    assert "\\[a\\]\\(b\\)" in markdown
     assert 'café"\\\\nsecond' in markdown  # the newline is shown, not obeyed
     # The name's pipe does not split a cell: each row has its header's separators.
     lines = markdown.splitlines()
