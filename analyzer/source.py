@@ -40,8 +40,6 @@ __all__ = [
 
 #: Reports without --from/--to cover the 24 hours ending at the newest stored span.
 DEFAULT_RANGE_NS = 24 * 3_600_000_000_000
-#: How far from an entity's span its trace (and linked traces) are searched for spans.
-TRACE_REACH_NS = 3_600_000_000_000
 
 
 class SourceError(Exception):
@@ -146,17 +144,6 @@ def span_to_flat(span: Any) -> dict[str, Any]:
         "scope_version": span.scope_version,
         "trace_state": span.trace_state,
     }
-
-
-def _windows(times: list[int], reach: int) -> list[tuple[int, int]]:
-    """Disjoint [lo, hi] windows covering ``reach`` either side of each (sorted) time."""
-    windows: list[tuple[int, int]] = []
-    for t in times:
-        if windows and t - reach <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], t + reach)
-        else:
-            windows.append((t - reach, t + reach))
-    return windows
 
 
 def no_entity_spans(key: str, value: str, start: int | None, end: int | None) -> SourceError:

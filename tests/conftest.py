@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ SEQTRACE = [sys.executable, "-m", "seqtrace.cli"]
 # is also the name pytest imports them under: one module object each, so test_clickhouse's
 # one chdb engine per process stays one. Every folder is on the path from the start, so a
 # single file runs alone too.
-for _folder in ("spanstore", "collector", "analyzer", "ui", "seqtrace"):
+for _folder in ("spanstore", "collector", "analyzer", "ui", "seqtrace", "httpbase"):
     sys.path.insert(0, str(ROOT / "tests" / _folder))
 
 
@@ -122,6 +122,16 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv = start_server(tmp_path / "served.duckdb")
     yield srv
     srv.stop()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` every 20 ms until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
 
 
 def load_json(path: Path) -> object:
