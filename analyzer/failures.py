@@ -228,8 +228,8 @@ def with_error_flag(frame: pl.DataFrame) -> pl.DataFrame:
 def errors_among(frame: pl.DataFrame) -> pl.DataFrame:
     """The rows of ``frame`` that are errors (with ``is_error``), the rules of
     :func:`error_expr` run only where they can be true: an ERROR status or an HTTP code
-    of 400 or more. On the ~1M tree rows of an SLO report over a 10M-span store the
-    cancellation patterns cost 0.17 s on every row, 0.02 s on those."""
+    of 400 or more: the cancellation patterns are string matches, too dear for every row
+    of a large report (docs/performance.md, "SLO report")."""
     possible = ((pl.col("status_code") == "ERROR") | (pl.col("http_status_code") >= 400)).fill_null(
         False
     )

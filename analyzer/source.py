@@ -1,9 +1,10 @@
 """The read side every consumer uses: the CLI's analysis commands, the query API, the UI.
 
-A :class:`Source` answers in the JSON shapes of SPEC.md. :class:`LocalSource` computes the
-answers from a :class:`~spanstore.base.SpanReader` (in the server, or on a database file
-opened read-only); :class:`HttpSource` asks a running server's query API. Both return the
-same dicts, so the UI and the CLI never know which one they have.
+A :class:`Source` answers in the JSON shapes of the public contract (SPEC).
+:class:`LocalSource` computes the answers from a :class:`~spanstore.base.SpanReader` (in
+the server, or on a database file opened read-only); :class:`HttpSource` asks a running
+server's query API. Both return the same dicts, so the UI and the CLI never know which
+one they have.
 """
 
 from __future__ import annotations
@@ -462,8 +463,8 @@ class LocalSource:
             else:
                 runs.append((wanted, [(day, version)]))
         for wanted, run in runs:
-            # One query for each run of missing days, cut into days after: a query per
-            # day cost ~1 s more on the 10M-span store (docs/performance.md).
+            # One query for each run of missing days, cut into days after: each query
+            # scans the store once, so one per day costs more (docs/performance.md).
             slos = tuple(by_signature[signature] for signature in wanted)
             lo, hi = run[0][0], run[-1][0] + SLO_PIECE_NS
             spans = self.reader.slo_spans(

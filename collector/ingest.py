@@ -115,7 +115,8 @@ class Ingest:
     def export(
         self, request: ExportTraceServiceRequest | bytes, time_left: float | None = None
     ) -> ExportTraceServiceResponse:
-        """Store a request; returns once the store has committed it.
+        """Store a request; returns once the store has made it durable (the journal's
+        fsync), which is when the receiver may acknowledge it.
 
         ``request`` may be the serialized protobuf, which the store parses itself (in a
         decoder process when it has one), so the receiver's thread does no per-span work.

@@ -2,9 +2,10 @@
 
 Other processes (the UI, the CLI) read the database through this server because DuckDB
 lets only the owning process open the file. Every route takes parameters only (never SQL),
-answers JSON in the shapes of SPEC.md, and errors as ``{"error": str}``. ``POST /v1/traces``
-is also accepted here (OTLP/HTTP, ingest token) so that `seqtrace load` can send files to
-a running server through the one address it knows.
+answers JSON in the shapes of the public contract (SPEC), and errors as ``{"error": str}``
+(httpbase's one renderer). ``POST /v1/traces`` is also accepted here (OTLP/HTTP, ingest
+token) so that `seqtrace load` can send files to a running server through the one address
+it knows. A route is a method of :class:`ApiServer` returned by :meth:`ApiServer.route`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from ui import charts, common, data
 from ui.format import fmt_time
 
 DEMO_SPEC: Final = """\
-# Edit me: one entry per SLO (format: SPEC.md, "SLO spec file").
+# Edit me: one entry per SLO (format: docs/reports.md, "The spec").
 slos:
   - name: checkout-availability
     service: frontend
