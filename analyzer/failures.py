@@ -229,7 +229,8 @@ def errors_among(frame: pl.DataFrame) -> pl.DataFrame:
     """The rows of ``frame`` that are errors (with ``is_error``), the rules of
     :func:`error_expr` run only where they can be true: an ERROR status or an HTTP code
     of 400 or more: the cancellation patterns are string matches, too dear for every row
-    of a large report (docs/performance.md, "SLO report")."""
+    of a large report (docs/performance-history.md, "SLO report: the error
+    rules on possible errors only")."""
     possible = ((pl.col("status_code") == "ERROR") | (pl.col("http_status_code") >= 400)).fill_null(
         False
     )

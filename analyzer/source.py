@@ -189,7 +189,7 @@ class _SloPieces:
 
     A live server's SLO report is asked again and again (the UI refreshes it) over the
     same 30 days, while ingest only adds to the newest hours: the days whose spans did
-    not change are not read again (docs/performance.md, "SLO events kept per day")."""
+    not change are not read again (docs/performance-history.md, "SLO events kept per day")."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
@@ -464,7 +464,7 @@ class LocalSource:
                 runs.append((wanted, [(day, version)]))
         for wanted, run in runs:
             # One query for each run of missing days, cut into days after: each query
-            # scans the store once, so one per day costs more (docs/performance.md).
+            # scans the store once, so one per day costs more (docs/performance-history.md).
             slos = tuple(by_signature[signature] for signature in wanted)
             lo, hi = run[0][0], run[-1][0] + SLO_PIECE_NS
             spans = self.reader.slo_spans(
