@@ -165,6 +165,17 @@ def error_expr() -> pl.Expr:
     return ((status == "ERROR") | inferred).fill_null(False) & ~cancelled_expr()
 
 
+#: Who a span called (beyond its HTTP method and route).
+_CALLEE_COLUMNS: Final = (
+    "rpc_service",
+    "rpc_method",
+    "db_system",
+    "db_name",
+    "db_operation",
+    "peer_service",
+    "server_address",
+    "messaging_destination",
+)
 #: Columns the reports need; hand-built frames may lack the optional semantic ones.
 _STRING_COLUMNS: Final = (
     "trace_id",
@@ -180,14 +191,7 @@ _STRING_COLUMNS: Final = (
     "http_method",
     "http_route",
     "rpc_system",
-    "rpc_service",
-    "rpc_method",
-    "db_system",
-    "db_name",
-    "db_operation",
-    "peer_service",
-    "server_address",
-    "messaging_destination",
+    *_CALLEE_COLUMNS,
 )
 _INT_COLUMNS: Final = ("start_unix_nano", "end_unix_nano", "http_status_code")
 
@@ -201,14 +205,7 @@ CALL_KEY_COLUMNS: Final = (
     "name",
     "http_method",
     "http_route",
-    "rpc_service",
-    "rpc_method",
-    "db_system",
-    "db_name",
-    "db_operation",
-    "peer_service",
-    "server_address",
-    "messaging_destination",
+    *_CALLEE_COLUMNS,
 )
 
 
