@@ -171,10 +171,11 @@ def assert_golden(name: str, text: str) -> None:
     path = GOLDEN / name
     if UPDATE_GOLDEN:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(text.encode("utf-8"))
     if not path.exists():
         pytest.fail(f"{path} is missing: run with SEQTRACE_UPDATE_GOLDEN=1 to write it")
-    assert text == path.read_text(encoding="utf-8"), (
+    # Bytes, not text: a hostile id may hold a carriage return that text mode would change.
+    assert text == path.read_bytes().decode("utf-8"), (
         f"{name} differs from its golden; if intended, rerun with SEQTRACE_UPDATE_GOLDEN=1 "
         "and review the diff"
     )
