@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
 import os
 import queue
 import sys
@@ -40,18 +39,19 @@ from spanstore.base import (
 )
 from spanstore.budget import MemoryBudget
 from spanstore.changes import ChangeLog, hours_of
+from spanstore.config import CHECKPOINT_THRESHOLD, DEFAULT_MAX_QUEUE_BYTES, size_bytes
 from spanstore.deadline import deadline_seconds, time_left
-from spanstore.decoder import DecoderPool, prepare_serialized
+from spanstore.decode.front import RequestDecoder
+from spanstore.decode.prepare import PreparedBatch
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
 from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
-from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.journal import Journal, JournalError, has_segments, journal_dir
-from spanstore.policy import IngestPolicy, PolicyEngine
+from spanstore.policy import IngestPolicy
 from spanstore.reader import StoreReader
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS, decode_batch, journal_record
 
-__all__ = ["SCHEMA_VERSION", "DuckDBStore"]
+__all__ = ["CHECKPOINT_THRESHOLD", "SCHEMA_VERSION", "DuckDBStore"]
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,8 @@ DEDUP_WINDOW_S: Final = 15 * 60
 _COALESCE_ROWS: Final = 16_384
 #: How long a read waits for the writer to commit what was acknowledged before it.
 _FLUSH_WAIT: Final = 30.0
-#: WAL size at which DuckDB checkpoints (see ``__init__``).
-CHECKPOINT_THRESHOLD: Final = "64MB"
 _STOP: Final = object()
 _MIB: Final = 1024 * 1024
-#: Default memory budget for prepared batches waiting for the writer.
-DEFAULT_MAX_QUEUE_BYTES: Final = 64 * _MIB
 #: Memory of a decoded batch per byte of its request, charged before decoding (the raw
 #: span bytes plus the columns and index rows); corrected to the batch's size after.
 _BATCH_BYTES_PER_REQUEST_BYTE: Final = 2
@@ -165,8 +161,7 @@ class DuckDBStore(StoreReader):
         raises :class:`StoreUnavailable` (retryable) at once."""
         self.path = os.fspath(path)
         self.read_only = read_only
-        keys = frozenset(entity_keys)
-        self._keys = KeyClassifier(keys)
+        self._decode = RequestDecoder(frozenset(entity_keys), policy)
         self._closed = False
         self._dialect = _DuckDBDialect(self)
         self._config: dict[str, str | bool | int | float | list[str]] = {
@@ -201,7 +196,7 @@ class DuckDBStore(StoreReader):
         # DuckDB holds an open transaction's rows in memory until a row group is full:
         # with large spans, commit before that would take half of its memory limit.
         self.max_transaction_bytes = min(
-            MAX_TRANSACTION_BYTES, _size_bytes(memory_limit) // 2 or MAX_TRANSACTION_BYTES
+            MAX_TRANSACTION_BYTES, size_bytes(memory_limit) // 2 or MAX_TRANSACTION_BYTES
         )
         self.max_commit_delay = max_commit_delay
         self.max_journal_bytes = max_journal_bytes
@@ -235,17 +230,14 @@ class DuckDBStore(StoreReader):
         self.max_queued_spans = max_queued_spans
         self.queue_budget = MemoryBudget(max_queue_bytes)
         self._refused = 0
-        self._policy_config = policy.validate() if policy is not None else None
-        self._policy = PolicyEngine(policy) if policy is not None else None
         self._counts: dict[str, int] = {}
         self._retention: RetentionEnforcer | None = None
         if not read_only and retention is not None and retention.enabled:
             self._retention = RetentionEnforcer(retention, self.path)
         self._writer: threading.Thread | None = None
-        self._decoder: DecoderPool | None = None
-        if not read_only and decoder_processes > 0:
+        if not read_only:
             try:
-                self._decoder = DecoderPool(decoder_processes, keys, policy)
+                self._decode.start_processes(decoder_processes)
             except BaseException:
                 self._db.close()  # release the file: nothing else holds it now
                 raise
@@ -368,7 +360,7 @@ class DuckDBStore(StoreReader):
         if not self.queue_budget.try_charge(estimate, wait=wait):
             self._refuse()
         try:
-            batch = self._prepare(request, timeout)
+            batch = self._decode.prepare(request, timeout)
         except BaseException:
             self.queue_budget.release(estimate)
             raise
@@ -453,19 +445,6 @@ class DuckDBStore(StoreReader):
         with self._queued_lock:
             self._refused += 1
         raise StoreUnavailable(message or self._full_message())
-
-    def _prepare(
-        self, request: ExportTraceServiceRequest | bytes, timeout: float | None
-    ) -> PreparedBatch:
-        if self._decoder is None:
-            if isinstance(request, bytes):
-                return prepare_serialized(request, self._keys, self._policy)
-            return prepare_request(request, self._keys, self._policy)
-        data = request if isinstance(request, bytes) else request.SerializeToString()
-        try:
-            return self._decoder.prepare(data, timeout)
-        except multiprocessing.TimeoutError:
-            raise StoreUnavailable("decoding did not finish in time; retry") from None
 
     # ------------------------------------------------------------ de-duplication
 
@@ -954,6 +933,10 @@ class DuckDBStore(StoreReader):
     def queued_spans(self) -> int:
         return self._queued_spans
 
+    @property
+    def accepts_writes(self) -> bool:
+        return not self.read_only
+
     def ingest_stats(self) -> dict[str, Any]:
         """The write side's state: queue, what the policy changed, retention, health."""
         budget = self.queue_budget.snapshot()
@@ -961,8 +944,6 @@ class DuckDBStore(StoreReader):
             counts = dict(self._counts)
             queued = self._queued_spans
             refused = self._refused
-        rules = self._policy_config.rules if self._policy_config is not None else ()
-        redacted = {rule.name: counts.get(f"redacted:{rule.name}", 0) for rule in rules}
         return {
             "queue": {
                 "spans": queued,
@@ -972,11 +953,7 @@ class DuckDBStore(StoreReader):
                 "peak_bytes": budget.peak_bytes,
                 "refused_writes": refused,
             },
-            "policy": {
-                "redacted": redacted,
-                "truncated_values": counts.get("truncated_values", 0),
-                "dropped_attributes": counts.get("dropped_attributes", 0),
-            },
+            "policy": self._decode.policy_stats(counts),
             "retention": self._retention.snapshot() if self._retention is not None else None,
             "database": {
                 "writable": self._broken is None and not self.read_only,
@@ -1004,8 +981,7 @@ class DuckDBStore(StoreReader):
             if writer_done and checkpointed and everything_in and self._broken is None:
                 self._journal.clear()  # all of it is in the database file now
             self._journal.close()
-        if self._decoder is not None:
-            self._decoder.close()
+        self._decode.close()
         with self._db_lock, contextlib.suppress(duckdb.Error):
             self._db.close()
 
@@ -1113,27 +1089,6 @@ class _Transaction:
     def add(self, rows: int, seq: int) -> None:
         self.rows += rows
         self.seq = seq
-
-
-_UNITS: Final = {
-    "b": 1,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-}
-
-
-def _size_bytes(text: str) -> int:
-    """``"64MB"`` as bytes, as DuckDB reads its memory limit; 0 when unreadable."""
-    number = text.strip().rstrip("bBiIkKmMgG ").strip()
-    unit = text.strip()[len(number) :].strip().lower() or "b"
-    try:
-        return int(float(number) * _UNITS[unit])
-    except (ValueError, KeyError):
-        return 0
 
 
 def _merged(batches: list[PreparedBatch]) -> PreparedBatch:

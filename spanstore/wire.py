@@ -15,7 +15,7 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spanstore.ingest import PreparedBatch
+from spanstore.decode.prepare import PreparedBatch
 
 __all__ = ["RESOURCE_COLUMNS", "SCOPE_COLUMNS", "decode_batch", "encode_batch", "journal_record"]
 

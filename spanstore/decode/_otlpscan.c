@@ -1,7 +1,7 @@
 /*
- * spanstore._otlpscan: the per-span work of spanstore.ingest.prepare_request, in C.
+ * spanstore.decode._otlpscan: the per-span work of spanstore.decode.prepare.prepare_request, in C.
  *
- * The caller (spanstore/fastscan.py) has already parsed the request with upb, which
+ * The caller (spanstore/decode/scan.py) has already parsed the request with upb, which
  * validated its structure and every string's UTF-8, and has done the per-resource and
  * per-scope work in Python. This module walks the same serialized bytes again, span by
  * span, and fills Arrow buffers (validity bitmap, int32 offsets, data) for the span,
@@ -627,7 +627,7 @@ static PySequenceMethods KeyTable_as_sequence = {
 
 static PyTypeObject KeyTableType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "spanstore._otlpscan.KeyTable",
+    .tp_name = "spanstore.decode._otlpscan.KeyTable",
     .tp_doc = PyDoc_STR("KeyTable(n_string, n_int, limit): attribute key -> key code, "
                         "a cache in front of a classifier."),
     .tp_basicsize = sizeof(KeyTable),
@@ -1746,9 +1746,9 @@ add_names(PyObject *module, const char *attribute, const char *const *names, int
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "spanstore._otlpscan",
-    .m_doc = "The per-span work of spanstore.ingest.prepare_request over serialized "
-             "requests (see spanstore/fastscan.py).",
+    .m_name = "spanstore.decode._otlpscan",
+    .m_doc = "The per-span work of spanstore.decode.prepare.prepare_request over serialized "
+             "requests (see spanstore/decode/scan.py).",
     .m_size = -1,
     .m_methods = module_methods,
 };
@@ -1758,7 +1758,7 @@ PyInit__otlpscan(void)
 {
     const uint16_t probe = 1;
     if (*(const uint8_t *)&probe != 1) {
-        PyErr_SetString(PyExc_ImportError, "spanstore._otlpscan writes little-endian buffers");
+        PyErr_SetString(PyExc_ImportError, "spanstore.decode._otlpscan writes little-endian buffers");
         return NULL;
     }
     if (PyType_Ready(&KeyTableType) < 0)
