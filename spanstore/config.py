@@ -78,7 +78,6 @@ class IngestConfig:
         return self
 
 
-
 @dataclass(frozen=True, slots=True)
 class DuckDBConfig:
     """What only a DuckDB file takes."""
@@ -97,7 +96,6 @@ class DuckDBConfig:
                 raise ValueError(f"{name} must be a size such as '512MB', got {value!r}")
         _count("max_queue_bytes", self.max_queue_bytes, 1)
         return self
-
 
 
 @dataclass(frozen=True, slots=True)
