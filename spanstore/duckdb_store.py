@@ -65,8 +65,8 @@ _FAR_FUTURE: Final = 1 << 62
 _INT64_MAX: Final = (1 << 63) - 1
 #: Spans per DuckDB transaction of the writer: one row group. DuckDB compresses a full
 #: row group and writes it straight to the file, without the WAL and the checkpoint that
-#: would copy it again: 4 us per span instead of 10 in small transactions (measured,
-#: docs/performance.md).
+#: would copy it again: less than half the cost per span of small transactions
+#: (docs/performance.md).
 ROWS_PER_COMMIT: Final = 122_880
 #: Arrow bytes of one writer transaction at most (see ``max_transaction_bytes``).
 MAX_TRANSACTION_BYTES: Final = 96 * 1024 * 1024
@@ -80,8 +80,8 @@ DEFAULT_MAX_JOURNAL_BYTES: Final = 1024 * 1024 * 1024
 #: spans that started this long before the newest one. Spans that started before what
 #: it forgot are checked for duplicates exactly, in DuckDB. Exporters re-send within
 #: minutes, so live ingest does not pay the exact check; the filter's memory and its
-#: build at open follow the recent rate, not the size of the store (at 10M stored spans
-#: the build read every key: 15 s and ~250 MiB more RSS before the first export).
+#: build at open follow the recent rate, not the size of the store (reading every key
+#: of a large store delayed the first export and cost memory).
 DEDUP_WINDOW_S: Final = 15 * 60
 #: The writer appends at most this many queued spans with one statement per table.
 _COALESCE_ROWS: Final = 16_384
@@ -168,11 +168,11 @@ class DuckDBStore(StoreReader):
             "memory_limit": memory_limit,
             "threads": threads,
             # DuckDB checkpoints (moves the WAL into the file, compressing) when the WAL
-            # passes this size, inside a commit. At its 16 MB default that is ~40k spans,
-            # a third of a row group, and each checkpoint rewrites the row group it
-            # appended to: measured 22 us and 228 B per span; at 64 MB, 14 us and 155 B
-            # (docs/performance.md). The price is memory: DuckDB holds what is not yet
-            # checkpointed uncompressed, ~290 MiB at 64 MB of WAL (limits.db_checkpoint_mib).
+            # passes this size, inside a commit. At its 16 MB default that is a third of
+            # a row group, and each checkpoint rewrites the row group it appended to:
+            # slower and bigger per span than at 64 MB (docs/performance.md). The price is
+            # memory: DuckDB holds what is not yet checkpointed uncompressed
+            # (limits.db_checkpoint_mib).
             "checkpoint_threshold": checkpoint_threshold,
         }
         if read_only and not os.path.exists(self.path):
@@ -549,8 +549,8 @@ class DuckDBStore(StoreReader):
 
         Nothing waits for this thread but readers that asked for a flush: the exports
         were acknowledged when their journal records were synced. Batches waiting in the
-        queue go in together, one INSERT per table: a statement costs ~3 ms whatever
-        its size, so a backlog of small requests is cleared in a few statements."""
+        queue go in together, one INSERT per table: a statement costs about the same
+        whatever its size, so a backlog of small requests is cleared in a few statements."""
         con: duckdb.DuckDBPyConnection | None = self._db.cursor()
         next_reopen = 0.0
         tx = _Transaction()
@@ -610,9 +610,9 @@ class DuckDBStore(StoreReader):
         """Append queued batches to the open transaction (opening one), committing each
         time the spans fill a row group exactly: the batch that crosses the boundary is
         split there. A transaction one request past a row group leaves a small row group
-        behind that checkpoints merge and rewrite: measured 4.0 -> 8.3 us per span and
-        a third of the file in freed blocks (docs/performance.md). Their queue budget is
-        given back once DuckDB holds them."""
+        behind that checkpoints merge and rewrite: twice the cost per span and much of
+        the file in freed blocks (docs/performance.md). Their queue budget is given back
+        once DuckDB holds them."""
         try:
             live = [
                 (batch, seq)
@@ -667,15 +667,12 @@ class DuckDBStore(StoreReader):
         """Commit the open transaction with the journal position it reaches; after a
         whole row group of spans, checkpoint too.
 
-        Why the checkpoint: the entity rows of a transaction (0.4-1.3 per span) do not
-        fill whole row groups, so each transaction appends to the entity table's last,
-        partial row group and DuckDB writes that row group again. Without a checkpoint
-        after each such commit the blocks it leaves behind were never reused: 112 of 494
-        blocks free after 9 transactions of 122,880 spans and 160k entity rows (pure
-        DuckDB; `bench_ingest.py`: 128 of 865, 15 % of the file). With it, none in
-        pure DuckDB and 28-35 blocks (5 %) in `bench_ingest.py`, for 5-360 ms per
-        transaction in this writer thread: ~5 % fewer spans/s when ingest is CPU-bound,
-        6 B/span less on disk and 80 MiB less peak RSS (docs/performance.md)."""
+        Why the checkpoint: the entity rows of a transaction do not fill whole row
+        groups, so each transaction appends to the entity table's last, partial row
+        group and DuckDB writes that row group again. Without a checkpoint after each
+        such commit the blocks it leaves behind were never reused (a good part of the
+        file stayed free blocks); with it, few are, for some time in this writer thread
+        per transaction, less disk per span and a lower peak RSS (docs/performance.md)."""
         whole_row_group = tx.rows >= self.rows_per_commit
         try:
             con.execute(

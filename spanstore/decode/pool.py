@@ -80,7 +80,7 @@ def _init_worker(entity_keys: frozenset[str], policy: IngestPolicy | None = None
     _worker_keys = KeyClassifier(entity_keys)
     _worker_policy = PolicyEngine(policy) if policy is not None else None
     # The worker allocates many short-lived objects and keeps almost nothing: collect the
-    # young generation rarely (NOTES.md: the collector's scans halve decode speed).
+    # young generation rarely (its scans slow decoding down, docs/performance.md).
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
 
