@@ -5,7 +5,8 @@ does too. pandas is not used on the ingest path, yet importing it costs time and
 memory in the server and in every decoder process (docs/performance.md).
 :func:`keep_pandas_out` makes ``import pandas`` fail with ImportError in this process;
 pyarrow then treats pandas as absent, and polars' lazy optional import still works (it
-never touches pandas unless asked to convert to it). The Streamlit UI runs in its own process and is unaffected.
+never touches pandas unless asked to convert to it). The Streamlit UI runs in its own
+process and is unaffected.
 """
 
 from __future__ import annotations
