@@ -30,6 +30,14 @@ SAMPLES = ROOT / "sample_traces"
 REAL_TRACES = ROOT / "tests" / "data" / "real_traces"
 SEQTRACE = [sys.executable, "-m", "seqtrace.cli"]
 
+# tests/ mirrors the packages (tests/spanstore, tests/collector, ...). Test modules import
+# helpers from each other by their bare names (``from test_clickhouse import ch``), which
+# is also the name pytest imports them under: one module object each, so test_clickhouse's
+# one chdb engine per process stays one. Every folder is on the path from the start, so a
+# single file runs alone too.
+for _folder in ("spanstore", "collector", "analyzer", "ui", "seqtrace"):
+    sys.path.insert(0, str(ROOT / "tests" / _folder))
+
 
 def sample_files() -> list[Path]:
     return sorted(SAMPLES.glob("*.json"))
