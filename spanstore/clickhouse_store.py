@@ -57,6 +57,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 
+from spanstore.admission import WaitingSpans
 from spanstore.base import (
     SchemaVersionError,
     StoreError,
@@ -813,8 +814,6 @@ class ClickHouseStore(StoreReader):
             log.warning("%s: retention by size is not supported; use ttl_days", self.description)
         self.ttl_days = ttl_days
         self._decode = RequestDecoder(frozenset(entity_keys), policy)
-        self._counts: dict[str, int] = {}
-        self._refused = 0
         self._closed = False
         self._db = ClickHouseDialect(transport)
         try:
@@ -827,9 +826,7 @@ class ClickHouseStore(StoreReader):
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._queued_spans = 0
-        self._queued_lock = threading.Lock()
-        self.max_queued_spans = max_queued_spans
+        self._waiting = WaitingSpans(max_queued_spans)
         self._writer: threading.Thread | None = None
         if not read_only and self.layout == "seqtrace":
             self._decode.start_processes(decoder_processes)
@@ -971,15 +968,8 @@ class ClickHouseStore(StoreReader):
                 duplicates=batch.duplicates,
                 messages=tuple(batch.messages),
             )
-        with self._queued_lock:
-            for name, count in batch.counts.items():
-                self._counts[name] = self._counts.get(name, 0) + count
-            if self._queued_spans + batch.size > self.max_queued_spans:
-                self._refused += 1
-                raise StoreUnavailable(
-                    f"the write queue is full ({self._queued_spans} spans waiting); retry later"
-                )
-            self._queued_spans += batch.size
+        self._waiting.count(batch.counts)
+        self._waiting.admit(batch.size)
         done: Future[int] = Future()
         self._queue.put((batch, done))
         try:
@@ -1036,8 +1026,7 @@ class ClickHouseStore(StoreReader):
             done.set_result(duplicates)
 
     def _release(self, size: int) -> None:
-        with self._queued_lock:
-            self._queued_spans -= size
+        self._waiting.release(size)
 
     def _stored_keys(self, batches: Sequence[PreparedBatch]) -> set[bytes]:
         """trace_id + span_id of the batches' spans that are stored already."""
@@ -1135,7 +1124,7 @@ class ClickHouseStore(StoreReader):
 
     @property
     def queued_spans(self) -> int:
-        return self._queued_spans
+        return self._waiting.spans
 
     @property
     def accepts_writes(self) -> bool:
@@ -1143,14 +1132,11 @@ class ClickHouseStore(StoreReader):
 
     def ingest_stats(self) -> dict[str, Any]:
         """The write side's state, in the DuckDB store's shape (no byte budget here)."""
-        with self._queued_lock:
-            counts = dict(self._counts)
-            queued = self._queued_spans
-            refused = self._refused
+        counts, queued, refused = self._waiting.snapshot()
         return {
             "queue": {
                 "spans": queued,
-                "max_spans": self.max_queued_spans,
+                "max_spans": self._waiting.max_spans,
                 "refused_writes": refused,
             },
             "policy": self._decode.policy_stats(counts),

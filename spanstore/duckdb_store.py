@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 
+from spanstore.admission import WaitingSpans
 from spanstore.base import (
     QueryTimeout,
     SchemaVersionError,
@@ -225,12 +226,8 @@ class DuckDBStore(StoreReader):
                 self._db.close()
                 raise
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._queued_spans = 0
-        self._queued_lock = threading.Lock()
-        self.max_queued_spans = max_queued_spans
+        self._waiting = WaitingSpans(max_queued_spans)
         self.queue_budget = MemoryBudget(max_queue_bytes)
-        self._refused = 0
-        self._counts: dict[str, int] = {}
         self._retention: RetentionEnforcer | None = None
         if not read_only and retention is not None and retention.enabled:
             self._retention = RetentionEnforcer(retention, self.path)
@@ -371,9 +368,7 @@ class DuckDBStore(StoreReader):
         else:
             self.queue_budget.release(estimate - nbytes)
         if batch.counts:
-            with self._queued_lock:
-                for name, count in batch.counts.items():
-                    self._counts[name] = self._counts.get(name, 0) + count
+            self._waiting.count(batch.counts)
         if batch.size == 0:
             return WriteResult(
                 accepted=0,
@@ -381,14 +376,11 @@ class DuckDBStore(StoreReader):
                 duplicates=batch.duplicates,
                 messages=tuple(batch.messages),
             )
-        with self._queued_lock:
-            if self._queued_spans + batch.size > self.max_queued_spans:
-                self._refused += 1
-                self.queue_budget.release(nbytes)
-                raise StoreUnavailable(
-                    f"the write queue is full ({self._queued_spans} spans waiting); retry later"
-                )
-            self._queued_spans += batch.size
+        try:
+            self._waiting.admit(batch.size)
+        except StoreUnavailable:
+            self.queue_budget.release(nbytes)
+            raise
         if self._journal.bytes_on_disk > self.max_journal_bytes:
             self.queue_budget.release(nbytes)
             self._release_spans(batch.size)
@@ -442,8 +434,7 @@ class DuckDBStore(StoreReader):
         )
 
     def _refuse(self, message: str | None = None) -> NoReturn:
-        with self._queued_lock:
-            self._refused += 1
+        self._waiting.refused_one()
         raise StoreUnavailable(message or self._full_message())
 
     # ------------------------------------------------------------ de-duplication
@@ -863,8 +854,7 @@ class DuckDBStore(StoreReader):
             return fresh
 
     def _release_spans(self, count: int) -> None:
-        with self._queued_lock:
-            self._queued_spans -= count
+        self._waiting.release(count)
 
     def _append(self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch) -> None:
         """Append one (de-duplicated) batch inside the open transaction."""
@@ -928,7 +918,7 @@ class DuckDBStore(StoreReader):
 
     @property
     def queued_spans(self) -> int:
-        return self._queued_spans
+        return self._waiting.spans
 
     @property
     def accepts_writes(self) -> bool:
@@ -937,14 +927,11 @@ class DuckDBStore(StoreReader):
     def ingest_stats(self) -> dict[str, Any]:
         """The write side's state: queue, what the policy changed, retention, health."""
         budget = self.queue_budget.snapshot()
-        with self._queued_lock:
-            counts = dict(self._counts)
-            queued = self._queued_spans
-            refused = self._refused
+        counts, queued, refused = self._waiting.snapshot()
         return {
             "queue": {
                 "spans": queued,
-                "max_spans": self.max_queued_spans,
+                "max_spans": self._waiting.max_spans,
                 "bytes": budget.used_bytes,
                 "max_bytes": budget.limit_bytes,
                 "peak_bytes": budget.peak_bytes,
