@@ -122,7 +122,9 @@ os._exit(0)  # no close, no commit: only the journal has the spans
 
 def test_spans_acknowledged_before_a_crash_are_loaded_from_the_journal(tmp_path: Path) -> None:
     db = tmp_path / "crash.duckdb"
-    script = _CRASHING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db))
+    script = _CRASHING_WRITER.format(
+        root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db)
+    )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
@@ -223,7 +225,9 @@ def test_a_commit_that_ends_inside_a_request_is_completed_once_after_a_crash(
     and the next open loads the rest of the cut one without storing its first half
     twice."""
     db = tmp_path / "split.duckdb"
-    script = _SPLITTING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db))
+    script = _SPLITTING_WRITER.format(
+        root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db)
+    )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
@@ -275,7 +279,9 @@ def test_a_read_only_open_leaves_the_journal_of_a_running_server_alone(tmp_path:
     from spanstore.journal import has_segments
 
     db = tmp_path / "s.duckdb"
-    script = _APPENDING_OWNER.format(root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db))
+    script = _APPENDING_OWNER.format(
+        root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db)
+    )
     owner = subprocess.Popen(
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
