@@ -79,7 +79,9 @@ def build_postmortem(
     slo_spec: str | None = None,
     slo_spec_name: str = "slo spec",
     title: str | None = None,
+    contracts: Sequence[tuple[str, str]] = (),
 ) -> Bundle:
+    """``contracts``: (file name, text) of contract files whose runbooks the bundle lists."""
     if not entities:
         raise SourceError("give at least one --entity KEY=VALUE")
     bundle = Bundle()
@@ -158,6 +160,11 @@ def build_postmortem(
         if notes:
             lines.append("")
 
+    # The incident range: --from/--to, else the entities' traces and an hour either side.
+    flow_lo = start if start is not None else (lo - FLOW_CONTEXT_NS if lo is not None else None)
+    flow_hi = end if end is not None else (hi + FLOW_CONTEXT_NS if hi is not None else None)
+    lines += _flow_section(source, bundle, diagrams, failing, flow_lo, flow_hi)
+
     lines += ["## Failures", ""]
     if failing:
         lines += [
@@ -195,6 +202,8 @@ def build_postmortem(
             )
     lines.append("")
 
+    lines += _runbook_lines(slo_report, contracts)
+
     lines += ["## Affected entities", ""]
     affected: dict[str, set[str]] = {}
     for t in failing:
@@ -217,3 +226,113 @@ def build_postmortem(
     )
     bundle.files["postmortem.md"] = "\n".join(lines) + "\n"
     return bundle
+
+
+def _runbook_lines(
+    slo_report: Mapping[str, Any] | None, contracts: Sequence[tuple[str, str]]
+) -> list[str]:
+    """ "## Runbooks": each SLO's (firing ones first) and each given contract's runbook,
+    Markdown-escaped, http(s) ones as links."""
+    from analyzer.contracts import parse_contract
+    from analyzer.slo import markdown_runbook
+
+    rows: list[tuple[int, str]] = []
+    for slo in (slo_report or {}).get("slos", []):
+        if slo.get("runbook"):
+            firing = bool(slo["alerts"])
+            what = f"SLO {md_cell(slo['name'])}" + (" (alerting)" if firing else "")
+            rows.append((0 if firing else 1, f"- {what}: {markdown_runbook(slo['runbook'])}"))
+    for name, text in contracts:
+        contract = parse_contract(text, name)
+        if contract.runbook:
+            rows.append((2, f"- contract {md_cell(name)}: {markdown_runbook(contract.runbook)}"))
+    lines = ["## Runbooks", ""]
+    if rows:
+        lines += [line for _, line in sorted(rows, key=lambda row: row[0])]
+    else:
+        lines.append("No runbook named (`runbook:` in the SLO spec, `%% runbook:` in a contract).")
+    return [*lines, ""]
+
+
+#: Root operations whose flows a bundle shows, at most.
+MAX_FLOWS = 5
+#: Without --from/--to, flows cover the entities' traces and this much either side.
+FLOW_CONTEXT_NS = 3_600_000_000_000
+
+
+def _root_operations(diagrams: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(service, operation) of each drawn trace's first call, in order of appearance."""
+    found: dict[tuple[str, str], None] = {}
+    for diagram in diagrams.values():
+        messages = diagram["messages"]
+        for section in diagram.get("sections") or []:
+            first = int(section["first"])
+            if first <= int(section["last"]) and first < len(messages):
+                message = messages[first]
+                if message["kind"] in ("call", "async", "self"):
+                    found.setdefault((str(message["to"]), str(message["label"])))
+    return list(found)
+
+
+def _flow_section(
+    source: Source,
+    bundle: Bundle,
+    diagrams: Mapping[str, Mapping[str, Any]],
+    failing: Sequence[Mapping[str, Any]],
+    lo: int | None,
+    hi: int | None,
+) -> list[str]:
+    """For each root operation of the entities' traces, its flow over the incident range:
+    the variants of all its traces, the ones with failures marked, and the variants the
+    entities' failing traces belong to (#16)."""
+    lines = ["## Flows", ""]
+    if lo is None or hi is None:
+        return [*lines, "No traces.", ""]
+    failing_variants: dict[str, str] = {}
+    for trace in failing:
+        try:
+            own = source.flow(trace_id=str(trace["trace_id"]), start=lo, end=hi)
+        except SourceError:
+            continue
+        if isinstance(own, dict) and own["variants"]:
+            failing_variants[str(own["variants"][0]["id"])] = str(trace["trace_id"])
+    shown = 0
+    for service, operation in _root_operations(diagrams):
+        if shown >= MAX_FLOWS:
+            break
+        root = f"{service}: {operation}"
+        try:
+            flow = source.flow(root=root, start=lo, end=hi)
+        except SourceError:
+            continue
+        if not isinstance(flow, dict) or not flow["traces"]:
+            continue
+        shown += 1
+        name = f"flow-{shown}"
+        text = source.flow(root=root, start=lo, end=hi, fmt="markdown")
+        assert isinstance(text, str)
+        bundle.files[f"{name}.md"] = text
+        lines += [
+            f"### {md_cell(root)}",
+            "",
+            f"{flow['traces']} traces in {len(flow['variants'])} variants from "
+            f"{format_unix_nano(lo)} to {format_unix_nano(hi)} ([{name}.md]({name}.md)).",
+            "",
+            "| # | variant | traces | ok | partial | failed | p95 | |",
+            "|--:|---|--:|--:|--:|--:|--:|---|",
+        ]
+        for rank, variant in enumerate(flow["variants"], 1):
+            marks = []
+            if variant["failed"] or variant["partial"]:
+                marks.append("**failing**")
+            if variant["id"] in failing_variants:
+                marks.append(f"this incident: `{failing_variants[variant['id']]}`")
+            lines.append(
+                f"| {rank} | `{variant['id']}` | {variant['count']} | {variant['ok']} "
+                f"| {variant['partial']} | {variant['failed']} "
+                f"| {variant['duration_p95_ns'] / 1e6:.1f} ms | {'; '.join(marks)} |"
+            )
+        lines.append("")
+    if not shown:
+        lines += ["No root operation of these traces has a flow in the range.", ""]
+    return lines

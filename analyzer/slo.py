@@ -107,6 +107,7 @@ class SloDefinition:
     window_ns: int
     threshold_ms: float | None = None
     description: str | None = None
+    runbook: str | None = None  # a URL or a path: what to do when this SLO alerts
 
     @property
     def objective_fraction(self) -> Fraction:
@@ -128,7 +129,7 @@ class SloSpec:
 
 
 _REQUIRED: Final = ("name", "service", "operation", "sli", "objective", "window")
-_OPTIONAL: Final = ("threshold_ms", "description")
+_OPTIONAL: Final = ("threshold_ms", "description", "runbook")
 _SLIS: Final = ("availability", "latency")
 
 
@@ -159,8 +160,33 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _key_lines(text: str) -> dict[tuple[int, str], int]:
+    """(SLO index, key) -> the 1-based line the key is on, so an unknown field's error
+    can say where it is; empty when the text does not compose as YAML (JSON is YAML)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[tuple[int, str], int] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    for key_node, value_node in root.value:
+        if key_node.value != "slos" or not isinstance(value_node, yaml.SequenceNode):
+            continue
+        for index, item in enumerate(value_node.value):
+            if isinstance(item, yaml.MappingNode):
+                for field_node, _ in item.value:
+                    lines[(index, str(field_node.value))] = field_node.start_mark.line + 1
+    return lines
+
+
 def _check_slo(
-    item: object, index: int, source: str, seen: set[str], errors: list[str]
+    item: object,
+    index: int,
+    source: str,
+    seen: set[str],
+    errors: list[str],
+    key_lines: Mapping[tuple[int, str], int] | None = None,
 ) -> SloDefinition | None:
     label = f"slo #{index + 1}"
     if isinstance(item, Mapping) and isinstance(item.get("name"), str) and item["name"].strip():
@@ -180,7 +206,9 @@ def _check_slo(
         if key not in _REQUIRED and key not in _OPTIONAL:
             close = difflib.get_close_matches(str(key), [*_REQUIRED, *_OPTIONAL], n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
-            fail(sanitize_text(key), f"is not a known field{hint}")
+            line = (key_lines or {}).get((index, str(key)))
+            where = f" (line {line})" if line is not None else ""
+            fail(sanitize_text(key), f"is not a known field{where}{hint}")
 
     strings: dict[str, str] = {}
     for field in ("name", "service", "operation"):
@@ -244,6 +272,10 @@ def _check_slo(
     if description is not None and not isinstance(description, str):
         fail("description", f"must be a string, got {description!r}")
 
+    runbook = item.get("runbook")
+    if runbook is not None and (not isinstance(runbook, str) or not runbook.strip()):
+        fail("runbook", f"must be a URL or a path, got {runbook!r}")
+
     if len(errors) > before:
         return None
     assert name is not None and sli in _SLIS  # every field was checked above
@@ -257,6 +289,7 @@ def _check_slo(
         window_ns=window_ns,
         threshold_ms=threshold_ms,
         description=description,
+        runbook=runbook.strip() if isinstance(runbook, str) else None,
     )
 
 
@@ -282,7 +315,8 @@ def load_slo_spec(text: str, source_name: str = "slo spec") -> SloSpec:
         errors.append(f"{source}: slos must be a non-empty list of SLOs")
         raise SloSpecError(errors)
     seen: set[str] = set()
-    slos = [_check_slo(item, i, source, seen, errors) for i, item in enumerate(items)]
+    key_lines = _key_lines(text)
+    slos = [_check_slo(item, i, source, seen, errors, key_lines) for i, item in enumerate(items)]
     if errors:
         raise SloSpecError(errors)
     return SloSpec(slos=tuple(s for s in slos if s is not None), source_name=source_name)
@@ -337,6 +371,7 @@ class SloResult(TypedDict):
     window_start_unix_nano: int
     affected_traces: int
     alert_windows: list[AlertWindow]
+    runbook: str | None
 
 
 class SloReport(TypedDict):
@@ -582,6 +617,7 @@ def _evaluate(
         window_start_unix_nano=window_start,
         affected_traces=len(measured.bad_traces),
         alert_windows=alert_windows,
+        runbook=slo.runbook,
     )
 
 
@@ -793,6 +829,10 @@ def render_slo_table(report: Mapping[str, Any]) -> str:
     )
     lines = [f"SLO report at {format_unix_nano(report['at_unix_nano'])}", "", table]
     for s in report["slos"]:
+        if s.get("runbook"):
+            lines.append("")
+            lines.append(f"{sanitize_text(s['name'])}: runbook {sanitize_text(s['runbook'])}")
+    for s in report["slos"]:
         if s["affected_entities"]:
             lines.append("")
             lines.append(f"{sanitize_text(s['name'])}: affected entities")
@@ -812,6 +852,22 @@ _MD_SPECIAL: Final = frozenset("\\`*_[]<>|~&$")
 def _md(value: object) -> str:
     text = sanitize_text(value)
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+
+
+def markdown_runbook(runbook: str) -> str:
+    """A runbook for Markdown: an http(s) URL as a link (its text escaped, the target with
+    the characters that would end it percent-encoded), anything else as escaped text."""
+    text = sanitize_text(runbook)
+    if is_web_link(text):
+        target = "".join(f"%{ord(c):02X}" if c in "()<> " else c for c in text)
+        return f"[{_md(text)}]({target})"
+    return _md(text)
+
+
+def is_web_link(runbook: str) -> bool:
+    """Whether a runbook is a link to follow (http or https), not a path to show."""
+    lowered = runbook.strip().lower()
+    return lowered.startswith(("http://", "https://")) and len(lowered) > len("https://")
 
 
 def render_slo_markdown(report: Mapping[str, Any]) -> str:
@@ -860,6 +916,8 @@ def render_slo_markdown(report: Mapping[str, Any]) -> str:
         if s["partial"]:
             events = "event" if s["partial"] == 1 else "events"
             out.append(f"- {s['partial']} good {events} hid a failure beneath (partial failures).")
+        if s.get("runbook"):
+            out.append(f"- Runbook: {markdown_runbook(s['runbook'])}")
         windows = s.get("alert_windows") or []
         if windows:
             out += [

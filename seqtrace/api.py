@@ -204,6 +204,20 @@ class ApiServer:
                 return self._ingest_stats
             if path == "/api/v1/service-map":
                 return lambda q, b: (200, self.source.service_map(q.time("from"), q.time("to")))
+            if path == "/api/v1/replay/traces":  # `seqtrace replay --api`: what to re-send
+                return lambda q, b: (
+                    200,
+                    self.source.replay_traces(
+                        q.text("entity"), q.text("trace"), q.time("from"), q.time("to")
+                    ),
+                )
+            if path == "/api/v1/flow":
+                return self._flow
+            if path == "/api/v1/flow/roots":
+                return lambda q, b: (
+                    200,
+                    self.source.flow_roots(q.time("from"), q.time("to"), q.integer("limit", 200)),
+                )
         if method == "POST" and path == "/api/v1/slo":
             return self._slo
         if method == "POST" and path == "/api/v1/contracts/check":
@@ -231,6 +245,19 @@ class ApiServer:
         fmt = q.text("format") or "json"
         result = self.source.diagram(
             q.text("entity"), q.text("trace"), q.time("from"), q.time("to"), q.flag("internal"), fmt
+        )
+        return 200, result
+
+    def _flow(self, q: _Request, body: bytes) -> tuple[int, Any]:
+        result = self.source.flow(
+            root=q.text("root"),
+            entity=q.text("entity"),
+            key=q.text("key"),
+            query=q.text("q"),
+            start=q.time("from"),
+            end=q.time("to"),
+            fmt=q.text("format") or "json",
+            trace_id=q.text("trace"),
         )
         return 200, result
 

@@ -51,6 +51,16 @@ def _participant(participant: Participant) -> dict[str, Any]:
 
 
 def _message(message: Message) -> dict[str, Any]:
+    drawn = _plain_message(message)
+    if message.trace_ids:
+        # A folded message (SPEC "Busy entities"): the traces it stands for, and how many
+        # of its calls failed.
+        drawn["trace_ids"] = list(message.trace_ids)
+        drawn["errors"] = message.failed
+    return drawn
+
+
+def _plain_message(message: Message) -> dict[str, Any]:
     link = message.link
     return {
         "from": message.source,

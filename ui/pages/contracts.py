@@ -20,7 +20,7 @@ from analyzer.contracts import (
     render_diff_mermaid,
 )
 from analyzer.source import SourceError
-from ui import common, data
+from ui import common, data, replay
 
 TEXT_KEY: Final = "contract_text"
 MAX_ROWS: Final = 2_000
@@ -168,6 +168,12 @@ if checked == 0:
     st.stop()
 if checked == conforming:
     st.success(f"Every entity conforms to {common.md(contract_name)}.")
+elif report.get("runbook"):  # what to do about the violations, next to them
+    st.warning(
+        f"{checked - conforming} violate {common.md(contract_name)}: runbook "
+        + replay.runbook_markdown(str(report["runbook"])),
+        icon="📕",
+    )
 
 rows = [
     {

@@ -11,7 +11,7 @@ import polars as pl
 import streamlit as st
 
 from analyzer.source import SourceError, parse_entity
-from ui import common, data, exports, spanview
+from ui import common, data, exports, replay, spanview
 from ui.format import fmt_duration, fmt_time
 from ui.seqplot import sequence_figure
 
@@ -23,6 +23,13 @@ EXPORTS: Final = (
     ("SVG", "svg", "svg", "image/svg+xml"),
     ("Markdown", "markdown", "md", "text/markdown"),
 )
+
+
+def _range_words(selected: common.TimeRange) -> list[str]:
+    """--from/--to of the page's range when the user narrowed it (else all the entity's
+    traces, as the diagram draws them)."""
+    return [w for k, v in selected.link_params().items() for w in (f"--{k}", v)]
+
 
 st.title("Entity sequence diagram")
 st.caption(
@@ -165,6 +172,18 @@ if messages:
     cols[4].metric("Spread", fmt_duration(last - first))
     st.caption(f"From {fmt_time(first)} to {fmt_time(last)}")
 st.text(f"Entity: {entity}")
+folded = [m for m in messages if m.get("trace_ids")]
+if folded or diagram.get("omitted_messages"):
+    # A busy entity (SPEC "Busy entities"): say what was folded and what was left out.
+    summary = next(
+        (str(n["text"]) for n in diagram.get("notes") or [] if n.get("kind") == "omitted"), ""
+    )
+    st.info(
+        "Folded: "
+        + (summary or f"{diagram.get('omitted_messages')} successful messages omitted")
+        + ". An arrow marked \u00d7N stands for N calls; every failed message is drawn.",
+        icon=":material/compress:",
+    )
 
 offset = 0
 if len(messages) > PAGE_SIZE:
@@ -251,6 +270,10 @@ export_cols[-1].download_button(
     on_click="ignore",
     help="A postmortem bundle (zip): postmortem.md with the diagram inline, timeline, "
     "failures, SLO impact (with the spec from the SLOs page), and the diagram files.",
+)
+
+replay.replay_expander(
+    ["--entity", entity, *_range_words(rng)], f"{entity}'s traces", key="entity_replay"
 )
 
 # ----------------------------------------------------------------------------- traces

@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from ui import charts, common, data
-from ui.format import clip, esc, fmt_duration, fmt_time
+from ui import charts, common, data, replay
+from ui.format import clip, esc, fmt_duration, fmt_time, rfc3339
 
 PATTERN_HELP: Final = {
     "failed": "the request itself failed (root span is an error)",
@@ -97,6 +97,11 @@ for t in report.get("traces") or []:
         "pattern": str(t.get("pattern")),
         "trace": common.trace_link(str(t["trace_id"])),
         "entity": common.entity_link(*first_entity) if first_entity else None,
+        # The trace's variant among its root operation's traces (Flows page).
+        "variant": common.link(
+            flow=f"{t.get('root_service')}:{t.get('root_operation')}",
+            variant_of=str(t["trace_id"]),
+        ),
         "root cause": f"{cause.get('service')}: {cause.get('operation')}",
         "message": clip(cause.get("message") or "", 200),
         "request": f"{t.get('root_service')}: {t.get('root_operation')}",
@@ -115,6 +120,7 @@ table = pl.DataFrame(
         "pattern": pl.String,
         "trace": pl.String,
         "entity": pl.String,
+        "variant": pl.String,
         "root cause": pl.String,
         "message": pl.String,
         "request": pl.String,
@@ -157,6 +163,11 @@ else:
                 display_text=r"entity=(.*)$",
                 help="Open the sequence diagram of the entity",
             ),
+            "variant": st.column_config.LinkColumn(
+                "variant",
+                display_text="variant",
+                help="Open the trace's variant among the traces of its root operation (Flows)",
+            ),
             "message": st.column_config.TextColumn("root-cause message", width="large"),
         },
     )
@@ -192,6 +203,13 @@ if by_service:
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
     )
     st.plotly_chart(fig, key="failures_by_service", config={"displayModeBar": False})
+
+if rng.start is not None and rng.end is not None:
+    replay.replay_expander(
+        ["--from", rfc3339(rng.start), "--to", rfc3339(rng.end)],
+        "every trace of this time range",
+        key="failures_replay",
+    )
 
 st.caption("Link to this view:")
 common.share_link({"failures": "", **rng.link_params()})

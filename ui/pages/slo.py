@@ -11,7 +11,7 @@ import streamlit as st
 
 from analyzer.source import SourceError
 from analyzer.timeparse import parse_time
-from ui import charts, common, data
+from ui import charts, common, data, replay
 from ui.format import fmt_time
 
 DEMO_SPEC: Final = """\
@@ -23,6 +23,7 @@ slos:
     sli: availability
     objective: 99.5
     window: 30d
+    runbook: https://runbooks.example.com/shop/checkout#availability
   - name: checkout-latency
     service: frontend
     operation: "POST /api/checkout"
@@ -36,6 +37,7 @@ slos:
     sli: availability
     objective: 99.9
     window: 7d
+    runbook: docs/runbooks/payments.md
 """
 
 
@@ -153,10 +155,13 @@ if firing:  # pages first
             f"{float(alert.get('burn_rate') or 0):.1f}x over {alert.get('long_window')} "
             f"(and over {alert.get('short_window')})"
         )
+        shown = common.md(text)
+        if slo.get("runbook"):  # what to do, next to the alert
+            shown += " — runbook: " + replay.runbook_markdown(str(slo["runbook"]))
         if alert.get("severity") == "page":
-            st.error(common.md(text), icon="🚨")
+            st.error(shown, icon="🚨")
         else:
-            st.warning(common.md(text), icon="🎫")
+            st.warning(shown, icon="🎫")
 overspent = [s for s in slos if float(s.get("error_budget_remaining") or 0) < 0]
 if overspent:
     st.warning(
@@ -192,11 +197,21 @@ table = pl.DataFrame(
                 f"{a.get('severity')} {a.get('long_window')}" for a in s.get("alerts") or []
             )
             or "none",
+            "runbook": str(s.get("runbook") or ""),
         }
         for s in slos
     ]
 )
 st.dataframe(table, hide_index=True, width="stretch", key="slo_table")
+with_runbooks = [s for s in slos if s.get("runbook")]
+if with_runbooks:
+    st.markdown(
+        "**Runbooks**\n\n"
+        + "\n".join(
+            f"- {common.md(s.get('name'))}: {replay.runbook_markdown(str(s['runbook']))}"
+            for s in with_runbooks
+        )
+    )
 
 left, right = st.columns(2)
 left.plotly_chart(charts.budget_figure(slos), key="slo_budget", config={"displayModeBar": False})
