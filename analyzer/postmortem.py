@@ -15,10 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from analyzer.escaping import markdown_cell
 from analyzer.source import Source, SourceError, parse_entity
 from analyzer.timeparse import format_unix_nano
 
-__all__ = ["Bundle", "build_postmortem", "entity_slug", "md_cell"]
+__all__ = ["Bundle", "build_postmortem", "entity_slug"]
 
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -27,14 +28,6 @@ def entity_slug(entity: str) -> str:
     """A file-name-safe stem for an entity: ``order.id=ORD-1`` -> ``order.id-ORD-1``."""
     slug = _SLUG_UNSAFE.sub("-", entity.replace("=", "-")).strip("-.")
     return slug[:80] or "entity"
-
-
-def md_cell(value: object) -> str:
-    """Text for a Markdown table cell: no pipes, newlines or HTML can break out of it."""
-    text = " ".join(str(value).split())
-    for raw, safe in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "&#96;")):
-        text = text.replace(raw, safe)
-    return text
 
 
 @dataclass
@@ -111,14 +104,14 @@ def build_postmortem(
 
     lines: list[str] = []
     heading = title or "Postmortem: " + ", ".join(entities)
-    lines += [f"# {md_cell(heading)}", ""]
+    lines += [f"# {markdown_cell(heading)}", ""]
     lines += ["## Summary", ""]
     window = "-"
     if lo is not None and hi is not None:
         window = f"{format_unix_nano(lo)} to {format_unix_nano(hi)}"
     errors = sum(1 for d in diagrams.values() for m in d["messages"] if m["status"] == "error")
     lines += [
-        f"- Entities: {', '.join(f'`{md_cell(e)}`' for e in entities)}",
+        f"- Entities: {', '.join(markdown_cell(e) for e in entities)}",
         f"- Time span of their traces: {window}",
         f"- Traces: {len(entity_traces)}; failed calls drawn: {errors}",
         f"- Failed or partly failed traces: {len(failing)}"
@@ -137,16 +130,18 @@ def build_postmortem(
                 for t in failing
             }
         )
-        lines += ["Root causes:", ""] + [f"- {md_cell(c)}" for c in causes] + [""]
+        lines += ["Root causes:", ""] + [f"- {markdown_cell(c)}" for c in causes] + [""]
 
     lines += ["## Timeline", "", "| time (UTC) | entity | what happened |", "|---|---|---|"]
     for when, entity, what in _timeline(diagrams):
-        lines.append(f"| {format_unix_nano(when)} | {md_cell(entity)} | {md_cell(what)} |")
+        lines.append(
+            f"| {format_unix_nano(when)} | {markdown_cell(entity)} | {markdown_cell(what)} |"
+        )
     lines.append("")
 
     for entity, diagram in diagrams.items():
         slug = entity_slug(entity)
-        lines += [f"## Sequence: {md_cell(entity)}", ""]
+        lines += [f"## Sequence: {markdown_cell(entity)}", ""]
         lines += ["```mermaid", bundle.files[f"{slug}.mmd"].rstrip("\n"), "```", ""]
         lines += [
             f"Files: [{slug}.svg]({slug}.svg), [{slug}.puml]({slug}.puml), "
@@ -156,7 +151,7 @@ def build_postmortem(
         notes = diagram.get("notes") or []
         for note in notes:
             note_text = note.get("text") if isinstance(note, Mapping) else note
-            lines.append(f"> {md_cell(note_text)}")
+            lines.append(f"> {markdown_cell(note_text)}")
         if notes:
             lines.append("")
 
@@ -173,11 +168,12 @@ def build_postmortem(
         ]
         for t in failing:
             cause = t["root_cause"]
+            root = markdown_cell(t["root_service"] + ": " + t["root_operation"])
             lines.append(
                 f"| {format_unix_nano(t['start_unix_nano'])} | `{t['trace_id']}` | {t['outcome']} "
-                f"| {t['pattern']} | {md_cell(t['root_service'] + ': ' + t['root_operation'])} "
-                f"| {md_cell(cause['service'] + ': ' + cause['operation'])} "
-                f"| {md_cell(cause.get('message') or '-')} |"
+                f"| {t['pattern']} | {root} "
+                f"| {markdown_cell(cause['service'] + ': ' + cause['operation'])} "
+                f"| {markdown_cell(cause.get('message') or '-')} |"
             )
     else:
         lines.append("No failed or partly failed traces for these entities.")
@@ -196,9 +192,9 @@ def build_postmortem(
                 f"{a['severity']} {a['long_window']}/{a['short_window']}" for a in slo["alerts"]
             )
             lines.append(
-                f"| {md_cell(slo['name'])} | {slo['objective']}% | {slo['sli'] * 100:.3f}% "
+                f"| {markdown_cell(slo['name'])} | {slo['objective']}% | {slo['sli'] * 100:.3f}% "
                 f"| {slo['error_budget_remaining'] * 100:.1f}% | {slo['burn_rates']['1h']:.2f} "
-                f"| {slo['burn_rates']['6h']:.2f} | {md_cell(alerts or '-')} |"
+                f"| {slo['burn_rates']['6h']:.2f} | {markdown_cell(alerts or '-')} |"
             )
     lines.append("")
 
@@ -215,8 +211,8 @@ def build_postmortem(
                 affected.setdefault(key, set()).update(values)
     if affected:
         for key in sorted(affected):
-            values = ", ".join(f"`{md_cell(v)}`" for v in sorted(affected[key]))
-            lines.append(f"- **{md_cell(key)}**: {values}")
+            values = ", ".join(markdown_cell(v) for v in sorted(affected[key]))
+            lines.append(f"- **{markdown_cell(key)}**: {values}")
     else:
         lines.append("None found beyond the entities above.")
     lines.append("")
@@ -240,12 +236,14 @@ def _runbook_lines(
     for slo in (slo_report or {}).get("slos", []):
         if slo.get("runbook"):
             firing = bool(slo["alerts"])
-            what = f"SLO {md_cell(slo['name'])}" + (" (alerting)" if firing else "")
+            what = f"SLO {markdown_cell(slo['name'])}" + (" (alerting)" if firing else "")
             rows.append((0 if firing else 1, f"- {what}: {markdown_runbook(slo['runbook'])}"))
     for name, text in contracts:
         contract = parse_contract(text, name)
         if contract.runbook:
-            rows.append((2, f"- contract {md_cell(name)}: {markdown_runbook(contract.runbook)}"))
+            rows.append(
+                (2, f"- contract {markdown_cell(name)}: {markdown_runbook(contract.runbook)}")
+            )
     lines = ["## Runbooks", ""]
     if rows:
         lines += [line for _, line in sorted(rows, key=lambda row: row[0])]
@@ -313,7 +311,7 @@ def _flow_section(
         assert isinstance(text, str)
         bundle.files[f"{name}.md"] = text
         lines += [
-            f"### {md_cell(root)}",
+            f"### {markdown_cell(root)}",
             "",
             f"{flow['traces']} traces in {len(flow['variants'])} variants from "
             f"{format_unix_nano(lo)} to {format_unix_nano(hi)} ([{name}.md]({name}.md)).",

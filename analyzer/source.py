@@ -1,9 +1,10 @@
 """The read side every consumer uses: the CLI's analysis commands, the query API, the UI.
 
-A :class:`Source` answers in the JSON shapes of SPEC.md. :class:`LocalSource` computes the
-answers from a :class:`~spanstore.base.SpanReader` (in the server, or on a database file
-opened read-only); :class:`HttpSource` asks a running server's query API. Both return the
-same dicts, so the UI and the CLI never know which one they have.
+A :class:`Source` answers in the JSON shapes of the public contract (SPEC).
+:class:`LocalSource` computes the answers from a :class:`~spanstore.base.SpanReader` (in
+the server, or on a database file opened read-only); :class:`HttpSource` asks a running
+server's query API. Both return the same dicts, so the UI and the CLI never know which
+one they have.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ __all__ = [
 
 #: Reports without --from/--to cover the 24 hours ending at the newest stored span.
 DEFAULT_RANGE_NS = 24 * 3_600_000_000_000
-#: How far from an entity's span its trace (and linked traces) are searched for spans.
+#: How far from a chosen span its trace (and linked traces) are searched for spans.
 TRACE_REACH_NS = 3_600_000_000_000
 
 
@@ -172,17 +173,6 @@ def span_to_flat(span: Any) -> dict[str, Any]:
     }
 
 
-def _windows(times: list[int], reach: int) -> list[tuple[int, int]]:
-    """Disjoint [lo, hi] windows covering ``reach`` either side of each (sorted) time."""
-    windows: list[tuple[int, int]] = []
-    for t in times:
-        if windows and t - reach <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], t + reach)
-        else:
-            windows.append((t - reach, t + reach))
-    return windows
-
-
 def no_entity_spans(key: str, value: str, start: int | None, end: int | None) -> SourceError:
     """404 for an entity without spans, naming the time range when one was given (the
     entity may well have spans outside it)."""
@@ -229,7 +219,7 @@ class _SloPieces:
 
     A live server's SLO report is asked again and again (the UI refreshes it) over the
     same 30 days, while ingest only adds to the newest hours: the days whose spans did
-    not change are not read again (docs/performance.md, "SLO events kept per day")."""
+    not change are not read again (docs/performance-history.md, "SLO events kept per day")."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
@@ -530,8 +520,8 @@ class LocalSource:
             else:
                 runs.append((wanted, [(day, version)]))
         for wanted, run in runs:
-            # One query for each run of missing days, cut into days after: a query per
-            # day cost ~1 s more on the 10M-span store (docs/performance.md).
+            # One query for each run of missing days, cut into days after: each query
+            # scans the store once, so one per day costs more (docs/performance-history.md).
             slos = tuple(by_signature[signature] for signature in wanted)
             lo, hi = run[0][0], run[-1][0] + SLO_PIECE_NS
             spans = self.reader.slo_spans(

@@ -31,7 +31,7 @@ from analyzer.contracts.matcher import Alignment, Matcher, Step, expected_name, 
 from analyzer.contracts.model import Contract
 from analyzer.contracts.observed import ObservedSequence, observed_sequence
 from analyzer.contracts.parser import parse_contract
-from analyzer.contracts.text import one_line, shorten
+from analyzer.escaping import one_line, shorten
 from analyzer.source import HttpSource, Source, SourceError, parse_entity
 from spanstore.base import SpanReader
 

@@ -29,7 +29,8 @@ from analyzer.contracts.model import (
     MessageKind,
     ParticipantShape,
 )
-from analyzer.contracts.text import decode_entities, normalize_label, one_line
+from analyzer.contracts.text import decode_entities, normalize_label
+from analyzer.escaping import one_line
 
 __all__ = ["ARROW_HELP", "ContractSyntaxError", "parse_contract"]
 

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from analyzer.diagram import json as diagram_json
-from analyzer.diagram import markdown as diagram_markdown
 from analyzer.diagram import mermaid, plantuml, svg
 from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
 from analyzer.diagram.text import format_duration, format_utc, one_line
+from analyzer.escaping import markdown_cell
 from analyzer.flow.variants import Variant, message_name
 
 __all__ = ["FLOW_FORMATS", "flow_dict", "render_flow"]
@@ -254,7 +254,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def markdown(report: dict[str, Any], variants: Sequence[Variant]) -> str:
-    cell = diagram_markdown.cell
+    cell = markdown_cell
     total = int(report["traces"])
     lines = [
         f"# {cell('Flow: ' + _selection_text(report))}",

@@ -9,7 +9,6 @@ change and review the diff. Mermaid (mermaid-cli) and PlantUML must render every
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import xml.etree.ElementTree as ET
 from functools import cache
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_diagram_golden import REPO, sample_spans
+from test_diagram_golden import sample_spans
 from test_diagram_render import HOSTILE, hostile_spans
 from test_diagram_tools import (
     CHROMIUM,
@@ -29,9 +28,8 @@ from test_diagram_tools import (
 
 from analyzer.flow import flow_dict, flow_of_spans, render_flow
 from analyzer.flow.report import selection_dict
+from tests.conftest import assert_golden
 
-GOLDEN = REPO / "tests" / "golden" / "flow"
-UPDATE = os.environ.get("SEQTRACE_UPDATE_GOLDEN") == "1"
 SUFFIXES = {"table": "txt", "json": "json", "mermaid": "mmd", "plantuml": "puml", "svg": "svg",
             "markdown": "md"}  # fmt: skip
 #: case -> (root service, root operation)
@@ -76,19 +74,11 @@ def rendered(name: str, fmt: str) -> str:
 @pytest.mark.parametrize("fmt", list(SUFFIXES))
 @pytest.mark.parametrize("name", list(CASES))
 def test_flow_golden(name: str, fmt: str) -> None:
-    path = GOLDEN / f"{name}.{SUFFIXES[fmt]}"
+    golden = f"flow/{name}.{SUFFIXES[fmt]}"
     text = rendered(name, fmt)
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(text.encode("utf-8"))
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run with SEQTRACE_UPDATE_GOLDEN=1 to write it")
-    # Bytes, not text: a hostile id may hold a carriage return that text mode would change.
-    assert text == path.read_bytes().decode("utf-8"), (
-        f"{path.name} differs; if intended, rerun with SEQTRACE_UPDATE_GOLDEN=1 and review"
-    )
+    assert_golden(golden, text)
     if fmt == "svg":
-        assert_no_active_content(text, path.name)
+        assert_no_active_content(text, golden)
         ET.fromstring(text.encode("utf-8"))
     if fmt == "json":
         assert json.loads(text)["traces"] == sum(v["count"] for v in json.loads(text)["variants"])

@@ -73,7 +73,8 @@ def test_slo_json_text_and_markdown_carry_the_runbook(shop: tuple[LocalSource, P
     assert "payments-availability: runbook docs/runbooks/payments.md" in text
     markdown = render_slo_markdown(report)
     assert (
-        "- Runbook: [https://runbooks.example.com/shop/checkout#availability]"
+        # The link text is escaped as every Markdown cell is (analyzer.escaping: "#" too).
+        "- Runbook: [https://runbooks.example.com/shop/checkout\\#availability]"
         "(https://runbooks.example.com/shop/checkout#availability)"
     ) in markdown
     assert "- Runbook: docs/runbooks/payments.md" in markdown
@@ -82,11 +83,11 @@ def test_slo_json_text_and_markdown_carry_the_runbook(shop: tuple[LocalSource, P
 def test_markdown_runbook_escapes_user_text() -> None:
     link = markdown_runbook(HOSTILE)
     # The text is escaped; the target cannot be closed early or carry spaces or tags.
-    assert link.startswith("[https://x.example/a) \\<img") and "\\[pwn\\]" in link
+    assert link.startswith("[https://x.example/a\\) &lt;img") and "\\[pwn\\]" in link
     target = link[link.rindex("](") + 2 : -1]
     assert " " not in target and "(" not in target and ")" not in target and "<" not in target
-    assert markdown_runbook("ops/<b>run</b>_book.md") == "ops/\\<b\\>run\\</b\\>\\_book.md"
-    assert markdown_runbook("javascript:alert(1)") == "javascript:alert(1)"  # text, not a link
+    assert markdown_runbook("ops/<b>run</b>_book.md") == "ops/&lt;b&gt;run&lt;/b&gt;\\_book.md"
+    assert markdown_runbook("javascript:alert(1)") == "javascript:alert\\(1\\)"  # text, not a link
 
 
 def test_contract_runbook_reaches_every_violation(shop: tuple[LocalSource, Path]) -> None:

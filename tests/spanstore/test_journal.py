@@ -20,6 +20,7 @@ from test_collector_support import make_request
 
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.journal import Journal, journal_dir
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -176,17 +177,11 @@ def test_a_full_row_group_is_committed_without_waiting(tmp_path: Path) -> None:
     with DuckDBStore(tmp_path / "g.duckdb", rows_per_commit=500, max_commit_delay=3600) as s:
         for n in range(6):
             s.write(make_request(spans=100, first=n * 1000 + 1, attrs=2))
-        assert _wait(lambda: s._loaded_seq >= 5)  # five requests fill one transaction exactly
+        assert wait_until(lambda: s._loaded_seq >= 5)  # five requests fill one transaction exactly
         con = s._db.cursor()
         committed = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
         con.close()
         assert committed >= 500
-
-
-def _wait(predicate: object, timeout: float = 10.0) -> bool:
-    from tests.conftest import wait_until
-
-    return wait_until(predicate, timeout)
 
 
 @pytest.mark.parametrize("size", ["64MB", "1GB", "128MiB"])
@@ -205,8 +200,8 @@ _SPLITTING_WRITER = """
 import os, sys
 sys.path[:0] = [{root!r}, {tests!r}]
 from spanstore.duckdb_store import DuckDBStore
-from tests.conftest import wait_until
 from test_collector_support import make_request
+from tests.conftest import wait_until
 store = DuckDBStore({db!r}, rows_per_commit=250, max_commit_delay=3600, entity_keys=["order.id"])
 for n in range(3):
     store.write(make_request(spans=100, first=n * 1000 + 1, attrs=3))
@@ -247,7 +242,7 @@ def test_transactions_hold_exactly_a_row_group_of_spans(tmp_path: Path) -> None:
     with DuckDBStore(tmp_path / "x.duckdb", rows_per_commit=250, max_commit_delay=3600) as s:
         for n in range(6):
             s.write(make_request(spans=100, first=n * 1000 + 1, attrs=2))
-        assert _wait(lambda: s._loaded_seq >= 5)  # 500 spans: two commits of 250
+        assert wait_until(lambda: s._loaded_seq >= 5)  # 500 spans: two commits of 250
         con = s._db.cursor()
         committed = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
         con.close()

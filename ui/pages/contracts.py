@@ -76,17 +76,12 @@ def _draft(start: int | None, end: int | None) -> None:
         st.session_state["contract_draft_error"] = str(exc)
 
 
-st.title("Contracts")
-st.caption(
+stats = common.page(
+    "Contracts",
     "A contract is a Mermaid sequence diagram of how a business flow should go. Check the "
     "stored traffic against it: missing and unexpected calls, calls out of order, sync/async "
-    "mismatches and failures. Rules: docs/contracts.md."
+    "mismatches and failures. Rules: docs/contracts.md.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 window = common.time_range(stats)
 st.caption(f"Time range: {common.md(window.describe())} (change it in the sidebar)")
 

@@ -3,7 +3,6 @@ the traces that carry it. Deep link: ``/?entity=KEY=VALUE``."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Final
 
@@ -31,16 +30,11 @@ def _range_words(selected: common.TimeRange) -> list[str]:
     return [w for k, v in selected.link_params().items() for w in (f"--{k}", v)]
 
 
-st.title("Entity sequence diagram")
-st.caption(
+stats = common.page(
+    "Entity sequence diagram",
     "Every trace that carries the entity, as one sequence diagram: who called whom, in "
-    "order, what failed. Click a message to see its span."
+    "order, what failed. Click a message to see its span.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 rng = common.time_range(stats)
 
 keys = common.fetch(data.entity_keys)
@@ -106,9 +100,7 @@ value = value_col.selectbox(
     "Value (type to search; newest first)",
     options,
     index=options.index(current_value) if current_value in options else None,
-    key="entity_value",
-    on_change=common.keep,
-    args=("entity_value",),
+    **common.remembered("entity_value"),
     placeholder="e.g. ORD-1002",
     format_func=_value_label,
     accept_new_options=True,
@@ -116,9 +108,7 @@ value = value_col.selectbox(
 show_internal = opt_col.toggle(
     "Internal spans",
     value=bool(common.kept("entity_internal", False)),
-    key="entity_internal",
-    on_change=common.keep,
-    args=("entity_internal",),
+    **common.remembered("entity_internal"),
     help="Also draw INTERNAL spans (self-calls).",
 )
 
@@ -247,14 +237,8 @@ for col, (label, fmt, ext, mime) in zip(export_cols, EXPORTS, strict=False):
         icon=":material/download:",
         on_click="ignore",
     )
-export_cols[-2].download_button(
-    "JSON",
-    data=json.dumps(diagram, indent=2, ensure_ascii=False),
-    file_name=f"{safe_name}.json",
-    mime="application/json",
-    key="export_json",
-    icon=":material/download:",
-    on_click="ignore",
+common.json_download(
+    "JSON", diagram, f"{safe_name}.json", key="export_json", container=export_cols[-2]
 )
 
 
@@ -294,14 +278,7 @@ for trace_id in traces:
         }
     )
 if rows:
-    st.dataframe(
-        pl.DataFrame(rows),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "trace": st.column_config.LinkColumn("trace", display_text=r"trace=([0-9a-f]+)")
-        },
-    )
+    common.link_table(pl.DataFrame(rows), "trace", "trace", r"trace=([0-9a-f]+)")
 
 st.caption("Link to this view:")
 common.share_link({"entity": entity, **rng.link_params()})

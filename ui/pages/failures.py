@@ -20,16 +20,11 @@ PATTERN_HELP: Final = {
 }
 OUTCOME_ICON: Final = {"failed": "FAILED", "partial": "partial"}
 
-st.title("Failures")
-st.caption(
+stats = common.page(
+    "Failures",
     "Traces with an error span: **failed** when the request itself failed, **partial** "
-    "when it succeeded but something beneath it did not. Root cause = the deepest error."
+    "when it succeeded but something beneath it did not. Root cause = the deepest error.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 rng = common.time_range(stats)
 
 services = ["(all services)", *sorted(stats.get("services") or [])]
@@ -39,9 +34,7 @@ service_choice = filter_cols[0].selectbox(
     "Service",
     services,
     index=services.index(kept_service) if kept_service in services else 0,
-    key="failures_service",
-    on_change=common.keep,
-    args=("failures_service",),
+    **common.remembered("failures_service"),
 )
 service = None if service_choice == services[0] else service_choice
 report: dict[str, Any] = common.fetch(
@@ -52,25 +45,18 @@ patterns = filter_cols[1].multiselect(
     "Pattern",
     list(PATTERN_HELP),
     default=common.kept("failures_patterns", []),
-    key="failures_patterns",
-    on_change=common.keep,
-    args=("failures_patterns",),
+    **common.remembered("failures_patterns"),
     help="\n".join(f"- {k}: {v}" for k, v in PATTERN_HELP.items()),
 )
 outcomes = filter_cols[2].multiselect(
     "Outcome",
     ["failed", "partial"],
     default=common.kept("failures_outcomes", []),
-    key="failures_outcomes",
-    on_change=common.keep,
-    args=("failures_outcomes",),
+    **common.remembered("failures_outcomes"),
 )
 search = filter_cols[3].text_input(
     "Search root cause / operation / entity",
-    value=str(common.kept("failures_search", "") or ""),
-    key="failures_search",
-    on_change=common.keep,
-    args=("failures_search",),
+    **common.kept_text("failures_search"),
     placeholder="e.g. deadlock, payment, ORD-1005",
 )
 

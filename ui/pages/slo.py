@@ -15,7 +15,7 @@ from ui import charts, common, data, replay
 from ui.format import fmt_time
 
 DEMO_SPEC: Final = """\
-# Edit me: one entry per SLO (format: SPEC.md, "SLO spec file").
+# Edit me: one entry per SLO (format: docs/reports.md, "The spec").
 slos:
   - name: checkout-availability
     service: frontend
@@ -64,16 +64,11 @@ def starter_spec(recent: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-st.title("SLOs")
-st.caption(
+stats = common.page(
+    "SLOs",
     "Service level objectives evaluated on the stored spans: how much error budget is "
-    "left, how fast it burns, which alerts fire, and which entities the bad events hit."
+    "left, how fast it burns, which alerts fire, and which entities the bad events hit.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 
 if common.kept("slo_spec") is None:
     services = set(stats.get("services") or [])
@@ -99,10 +94,7 @@ with opts_col:
     )
     at_text = st.text_input(
         "Evaluate at",
-        value=str(common.kept("slo_at", "") or ""),
-        key="slo_at",
-        on_change=common.keep,
-        args=("slo_at",),
+        **common.kept_text("slo_at"),
         placeholder="newest span (default)",
         help="RFC 3339 (2026-11-20T10:00:00Z) or relative to now (-1h). Empty: the newest "
         "stored span's time, so an old incident database shows that incident.",
@@ -110,10 +102,7 @@ with opts_col:
 with spec_col:
     spec_text = st.text_area(
         "SLO spec",
-        value=str(common.kept("slo_spec", "") or ""),
-        key="slo_spec",
-        on_change=common.keep,
-        args=("slo_spec",),
+        **common.kept_text("slo_spec"),
         height=300,
     )
 
@@ -225,13 +214,6 @@ entity_rows = [
     for v in values
 ]
 if entity_rows:
-    st.dataframe(
-        pl.DataFrame(entity_rows),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "entity": st.column_config.LinkColumn("entity diagram", display_text=r"entity=(.*)$")
-        },
-    )
+    common.link_table(pl.DataFrame(entity_rows), "entity", "entity diagram", r"entity=(.*)$")
 else:
     st.caption("No bad events, so no affected entities.")
