@@ -314,7 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch_request(self, api: ApiServer) -> None:
         parsed = urllib.parse.urlsplit(self.path)
-        if parsed.path == "/v1/traces" and api.otlp is not None:
+        if parsed.path in ("/v1/traces", "/v1/logs", "/v1/metrics") and api.otlp is not None:
             answer = api.otlp.handle(self.command, parsed.path, self.headers.items(), self.rfile)
             self.send_response(answer.status)
             for name, value in answer.headers:

@@ -21,10 +21,12 @@ __all__ = ["RetentionEnforcer", "RetentionPolicy", "RetentionStats"]
 
 log = logging.getLogger(__name__)
 
-_TABLES: Final = ("spans", "span_entities", "span_links")
+_TABLES: Final = ("spans", "span_entities", "span_links", "logs")
+#: The time column each table is cut by (log records: their time, as queries use it).
+_TIME_COLUMN: Final = {"logs": "time_unix_nano"}
 _DELETE: Final = {
-    table: f"DELETE FROM {table} WHERE rowid IN "
-    f"(SELECT rowid FROM {table} WHERE start_unix_nano < $cutoff LIMIT $n)"
+    table: f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+    f"WHERE {_TIME_COLUMN.get(table, 'start_unix_nano')} < $cutoff LIMIT $n)"
     for table in _TABLES
 }
 #: When over the size limit, delete at least this fraction of the spans per round (the
