@@ -266,13 +266,15 @@ def metric_data_points(request: ExportMetricsServiceRequest | bytes) -> int:
     Raises :class:`IngestError` (400) when the bytes are not a metrics request."""
     if isinstance(request, bytes):
         try:
-            request = ExportMetricsServiceRequest.FromString(request)
+            parsed: ExportMetricsServiceRequest = ExportMetricsServiceRequest.FromString(request)
         except Exception as exc:  # upb's DecodeError
             raise IngestError(
                 ErrorKind.BAD_REQUEST, f"malformed protobuf ExportMetricsServiceRequest: {exc}"
             ) from None
+    else:
+        parsed = request
     points = 0
-    for resource_metrics in request.resource_metrics:
+    for resource_metrics in parsed.resource_metrics:
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 kind = metric.WhichOneof("data")

@@ -123,7 +123,8 @@ def _parse(request: ExportLogsServiceRequest | bytes) -> ExportLogsServiceReques
     if not isinstance(request, bytes):
         return request
     try:
-        return ExportLogsServiceRequest.FromString(request)
+        parsed: ExportLogsServiceRequest = ExportLogsServiceRequest.FromString(request)
+        return parsed
     except Exception as exc:  # upb raises DecodeError
         raise InvalidRequest(f"malformed protobuf ExportLogsServiceRequest: {exc}") from None
 
@@ -162,14 +163,14 @@ def prepare_logs(
     needs_look = policy.log_needs_look if policy is not None else None
     for resource_logs in parsed.resource_logs:
         resource_id, service, _, _ = add_resource(
-            resource_logs,  # type: ignore[arg-type]  # ResourceLogs has the same fields
+            resource_logs,  # ResourceLogs has the fields add_resource reads
             _no_entity,
             policy,
             counts,
             resources,
         )
         for scope_logs in resource_logs.scope_logs:
-            scope_id, _ = add_scope(scope_logs, policy, counts, scopes)  # type: ignore[arg-type]
+            scope_id, _ = add_scope(scope_logs, policy, counts, scopes)
             for record in scope_logs.log_records:
                 trace_id = record.trace_id
                 span_id = record.span_id
@@ -391,7 +392,7 @@ def stored_log(
 def stored_log_proto(row: Sequence[Any]) -> LogRecord:
     """The record of a row exactly as it was sent (times and ids put back)."""
     trace_id, span_id, time_ns, observed_ns, unset = row[:5]
-    record = LogRecord.FromString(row[12])
+    record: LogRecord = LogRecord.FromString(row[12])
     if not unset:
         record.time_unix_nano = time_ns
     record.observed_time_unix_nano = observed_ns
@@ -467,6 +468,10 @@ class LogReader(Protocol):
     ) -> list[StoredLog]:
         """Records in [start, end), of ``service`` when given, at least ``min_severity``,
         only those with no trace when ``without_trace``; newest ``limit``, time order."""
+        ...
+
+    def log_counts(self) -> tuple[int, int]:
+        """(records stored, records outside any trace)."""
         ...
 
 
