@@ -234,9 +234,9 @@ class Ingest:
             self._logs_rejected += result.rejected
         if result.rejected:
             response.partial_success.rejected_log_records = result.rejected
-            response.partial_success.error_message = "; ".join(
-                result.messages[:_MAX_MESSAGES]
-            ) or (f"{result.rejected} log records rejected as invalid")
+            response.partial_success.error_message = "; ".join(result.messages[:_MAX_MESSAGES]) or (
+                f"{result.rejected} log records rejected as invalid"
+            )
         return response
 
     def export_metrics(

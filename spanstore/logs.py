@@ -366,9 +366,7 @@ def stored_log(
     (trace_id, span_id, time_ns, observed_ns, unset, number, text, service, _rid, _sid) = row[:10]
     flags, event_name, raw = row[10:13]
     record = LogRecord.FromString(raw)
-    body: AttrValue = (
-        anyvalue_to_python(record.body) if record.HasField("body") else None
-    )
+    body: AttrValue = anyvalue_to_python(record.body) if record.HasField("body") else None
     return StoredLog(
         time_unix_nano=time_ns,
         observed_unix_nano=observed_ns,

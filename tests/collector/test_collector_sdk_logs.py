@@ -120,9 +120,7 @@ def check_stored(store: DuckDBStore, sent: list[Any], spans: list[Any], service:
         assert got.span_id == f"{record.span_id:016x}"
         assert got.severity_text == record.severity_text
         assert got.severity_number == record.severity_number.value
-        assert got.body == (
-            record.body if not isinstance(record.body, dict) else dict(record.body)
-        )
+        assert got.body == (record.body if not isinstance(record.body, dict) else dict(record.body))
         assert got.attributes == {
             k: list(v) if isinstance(v, tuple) else v for k, v in record.attributes.items()
         }

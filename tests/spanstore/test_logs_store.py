@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import grpc
 from conftest import start_server
+from logs_support import LOGS_METHOD, SPAN, TRACE, make_logs
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from test_collector_signals import LOGS_METHOD, SPAN, TRACE, make_logs
 from test_collector_support import make_request
 
 from spanstore.duckdb_store import SCHEMA_VERSION, DuckDBStore, wait_until
@@ -23,7 +23,9 @@ from spanstore.logs import prepare_logs
 from spanstore.policy import IngestPolicy, RedactionRule
 from spanstore.retention import RetentionPolicy
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+#: What a child process needs on sys.path to import these tests' helpers.
+IMPORT_PATHS = [str(ROOT), *(str(ROOT / "tests" / d) for d in ("", "spanstore", "collector"))]
 
 
 def numbered_logs(first: int, count: int, trace: bytes = TRACE) -> ExportLogsServiceRequest:
@@ -57,7 +59,7 @@ def test_logs_acknowledged_by_a_server_killed_with_sigkill_are_kept(tmp_path: Pa
 
 _CRASHING_WRITER = """
 import os, sys
-sys.path[:0] = [{root!r}, {tests!r}]
+sys.path[:0] = {paths!r}
 from spanstore.duckdb_store import DuckDBStore, wait_until
 from test_collector_support import make_request
 from test_logs_store import numbered_logs
@@ -77,7 +79,7 @@ def test_logs_between_span_batches_survive_a_crash_once(tmp_path: Path) -> None:
     """A commit that ends inside a span request names the last whole record (the logs
     before it); after the crash the rest is loaded: every span and record, once."""
     db = tmp_path / "mixed.duckdb"
-    script = _CRASHING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests"), db=str(db))
+    script = _CRASHING_WRITER.format(paths=IMPORT_PATHS, db=str(db))
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
@@ -182,7 +184,7 @@ def test_prepare_keeps_the_untraced_and_time_less_records() -> None:
 def test_log_records_left_in_a_journal_are_loaded_by_a_read_only_open(tmp_path: Path) -> None:
     db = tmp_path / "left.duckdb"
     script = (
-        f"import os, sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
+        f"import os, sys; sys.path[:0] = {IMPORT_PATHS!r}\n"
         "from spanstore.duckdb_store import DuckDBStore\n"
         "from test_logs_store import numbered_logs\n"
         f"s = DuckDBStore({str(db)!r}, max_commit_delay=3600)\n"

@@ -13,12 +13,12 @@ import grpc
 import orjson
 import pytest
 from google.protobuf import json_format
+from logs_support import LOGS_METHOD, METRICS_METHOD, SPAN, TRACE, make_logs, make_metrics
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
 from test_collector_support import http_call, open_store, running_collector
@@ -31,45 +31,6 @@ from spanstore.duckdb_store import DuckDBStore
 PB = {"Content-Type": "application/x-protobuf"}
 JS = {"Content-Type": "application/json"}
 LIMIT = 256 * 1024
-TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
-SPAN = bytes.fromhex("eee19b7ec3c1b174")
-LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
-METRICS_METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
-
-
-def make_logs(records: int = 3, service: str = "payment") -> ExportLogsServiceRequest:
-    request = ExportLogsServiceRequest()
-    resource_logs = request.resource_logs.add()
-    resource_logs.resource.attributes.add(key="service.name").value.string_value = service
-    resource_logs.schema_url = "https://opentelemetry.io/schemas/1.24.0"
-    scope_logs = resource_logs.scope_logs.add()
-    scope_logs.scope.name = "payments.charge"
-    scope_logs.scope.version = "2.1"
-    for n in range(records):
-        record = scope_logs.log_records.add()
-        record.time_unix_nano = 1_700_000_000_000_000_000 + n
-        record.observed_time_unix_nano = 1_700_000_000_000_000_500 + n
-        record.severity_number = 17 if n == 0 else 9
-        record.severity_text = "ERROR" if n == 0 else "INFO"
-        record.body.string_value = f"charge {n} declined <script>"
-        record.attributes.add(key="card.brand").value.string_value = "visa"
-        record.attributes.add(key="attempt").value.int_value = n
-        record.trace_id = TRACE
-        record.span_id = SPAN
-        record.flags = 1
-        record.event_name = "payment.declined"
-        record.dropped_attributes_count = n
-    return request
-
-
-def make_metrics(points: int = 4) -> ExportMetricsServiceRequest:
-    request = ExportMetricsServiceRequest()
-    scope = request.resource_metrics.add().scope_metrics.add()
-    gauge = scope.metrics.add(name="queue.depth").gauge
-    for n in range(points - 1):
-        gauge.data_points.add(as_int=n, time_unix_nano=1)
-    scope.metrics.add(name="requests").sum.data_points.add(as_double=1.5)
-    return request
 
 
 @pytest.fixture
@@ -152,7 +113,10 @@ def test_http_metrics_are_answered_with_every_point_rejected(
     collector: Collector, store: DuckDBStore
 ) -> None:
     status, _, body = http_call(
-        collector.addresses["otlp-http"], make_metrics(4).SerializeToString(), PB, "POST",
+        collector.addresses["otlp-http"],
+        make_metrics(4).SerializeToString(),
+        PB,
+        "POST",
         "/v1/metrics",
     )
     assert status == 200
@@ -189,12 +153,16 @@ BAD_INPUT = [
     ("malformed protobuf", "POST", PB, b"\xff\xff\xff\xff", 400),
     ("malformed JSON", "POST", JS, b"{not json", 400),
     ("JSON of the wrong shape", "POST", JS, b'{"resourceLogs": 3, "resourceMetrics": 3}', 400),
-    ("bad hex id", "POST", JS,
-     b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"zz"}]}]}]}', 400),
+    (
+        "bad hex id",
+        "POST",
+        JS,
+        b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"zz"}]}]}]}',
+        400,
+    ),
     ("corrupt gzip", "POST", {**PB, "Content-Encoding": "gzip"}, b"\x1f\x8b garbage", 400),
     ("too large", "POST", PB, b"\x0a" * (LIMIT + 1), 413),
-    ("gzip bomb", "POST", {**PB, "Content-Encoding": "gzip"}, gzip.compress(bytes(LIMIT * 4)),
-     413),
+    ("gzip bomb", "POST", {**PB, "Content-Encoding": "gzip"}, gzip.compress(bytes(LIMIT * 4)), 413),
 ]
 
 
@@ -245,9 +213,11 @@ def test_missing_token_is_401(store: DuckDBStore, path: str) -> None:
 
 @pytest.mark.parametrize("method", [LOGS_METHOD, METRICS_METHOD])
 def test_grpc_malformed_request_is_invalid_argument(collector: Collector, method: str) -> None:
-    with grpc.insecure_channel(collector.addresses["otlp-grpc"]) as channel:
-        with pytest.raises(grpc.RpcError) as failed:
-            channel.unary_unary(method)(b"\xff\xff\xff\xff", timeout=10)
+    with (
+        grpc.insecure_channel(collector.addresses["otlp-grpc"]) as channel,
+        pytest.raises(grpc.RpcError) as failed,
+    ):
+        channel.unary_unary(method)(b"\xff\xff\xff\xff", timeout=10)
     assert failed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -270,9 +240,11 @@ def test_a_full_store_answers_logs_retryably() -> None:
         status, headers, _ = http_call(collector.addresses["otlp-http"], body, PB, path="/v1/logs")
         assert status == 503
         assert headers["retry-after"] == "3"
-        with grpc.insecure_channel(collector.addresses["otlp-grpc"]) as channel:
-            with pytest.raises(grpc.RpcError) as refused:
-                channel.unary_unary(LOGS_METHOD)(body, timeout=10)
+        with (
+            grpc.insecure_channel(collector.addresses["otlp-grpc"]) as channel,
+            pytest.raises(grpc.RpcError) as refused,
+        ):
+            channel.unary_unary(LOGS_METHOD)(body, timeout=10)
         assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
