@@ -22,9 +22,7 @@ from typing import Any, Protocol
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from google.protobuf.message import Message
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector.config import ReceiverConfig
 from collector.errors import JSON, PROTOBUF, ErrorKind, IngestError, classify, http_error_body
@@ -38,7 +36,6 @@ from collector.signals import (
     decode_signal,
     export_signal,
 )
-from spanstore.otlp import OtlpJsonError, request_from_json
 
 __all__ = [
     "LOGS_PATH",

@@ -13,11 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -26,12 +21,16 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from collector.config import ReceiverConfig
 from collector.errors import ErrorKind, IngestError, classify
 from spanstore.base import SpanWriter, StoreError
-from spanstore.logs import LogWriter
 from spanstore.budget import MemoryBudget
+from spanstore.logs import LogWriter
 
 __all__ = [
     "METRICS_REFUSED",

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     import duckdb
 
     from spanstore.budget import MemoryBudget
-    from spanstore.ingest import PreparedBatch
     from spanstore.policy import PolicyEngine
 
 __all__ = ["DuckDBLogs"]

@@ -45,9 +45,9 @@ from spanstore.base import (
 from spanstore.budget import MemoryBudget
 from spanstore.changes import ChangeLog, hours_of
 from spanstore.deadline import deadline_seconds, time_left
-from spanstore.duckdb_logs import DuckDBLogs
 from spanstore.decoder import DecoderPool, prepare_serialized
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
+from spanstore.duckdb_logs import DuckDBLogs
 from spanstore.frame import (
     FRAME_SCHEMA,
     SLO_SPANS_SCHEMA,

@@ -202,9 +202,13 @@ def prepare_logs(
                 record.ClearField("trace_id")
                 record.ClearField("span_id")
                 raw = record.SerializeToString()
-                if needs_look is not None and needs_look(record, raw) and policy is not None:
-                    if policy.apply_attributes(record, counts):
-                        raw = record.SerializeToString()
+                if (
+                    needs_look is not None
+                    and needs_look(record, raw)
+                    and policy is not None
+                    and policy.apply_attributes(record, counts)
+                ):
+                    raw = record.SerializeToString()
                 raws.append(raw)
     table = pa.Table.from_arrays(
         [

@@ -35,8 +35,8 @@ __all__ = [
     "anyvalue_to_python",
     "attributes_to_dict",
     "request_from_json",
-    "rewrite_hex_ids",
     "request_to_json",
+    "rewrite_hex_ids",
     "service_name_of",
     "spans_from_request",
 ]

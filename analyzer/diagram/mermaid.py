@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
 from analyzer.diagram.logs import log_notes
+from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
 from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, steps
 from analyzer.diagram.text import one_line, safe_aliases, shorten
 

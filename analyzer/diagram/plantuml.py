@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from analyzer.diagram.logs import log_notes
 from analyzer.diagram.mermaid import message_text
 from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
-from analyzer.diagram.logs import log_notes
 from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, steps
 from analyzer.diagram.text import one_line, safe_aliases
 
