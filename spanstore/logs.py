@@ -45,6 +45,7 @@ __all__ = [
     "decode_log_batch",
     "encode_log_batch",
     "is_log_record",
+    "log_dicts",
     "log_to_dict",
     "prepare_logs",
     "severity_name",
@@ -479,3 +480,31 @@ class LogReader(Protocol):
 
 def anyvalue_text(value: AnyValue) -> str:
     return body_text(anyvalue_to_python(value))
+
+
+def log_dicts(request: ExportLogsServiceRequest) -> list[dict[str, Any]]:
+    """A request's records as ``logs --json`` dicts, without a store (files, tests)."""
+    out: list[dict[str, Any]] = []
+    for resource_logs in request.resource_logs:
+        resource = attributes_to_dict(resource_logs.resource.attributes)
+        service = resource.get("service.name")
+        for scope_logs in resource_logs.scope_logs:
+            scope = (scope_logs.scope.name, scope_logs.scope.version)
+            for record in scope_logs.log_records:
+                row = (
+                    record.trace_id or None,
+                    record.span_id or None,
+                    record.time_unix_nano or record.observed_time_unix_nano,
+                    record.observed_time_unix_nano,
+                    record.time_unix_nano == 0,
+                    record.severity_number,
+                    record.severity_text,
+                    service if isinstance(service, str) and service else "unknown_service",
+                    0,
+                    0,
+                    record.flags,
+                    record.event_name,
+                    record.SerializeToString(),
+                )
+                out.append(log_to_dict(stored_log(row, resource, scope)))
+    return out

@@ -28,6 +28,11 @@ SAMPLES = ROOT / "sample_traces"
 #: so the suite needs nothing outside the checkout.
 REAL_TRACES = ROOT / "tests" / "data" / "real_traces"
 SEQTRACE = [sys.executable, "-m", "seqtrace.cli"]
+# Test folders mirror the packages (tests/collector, ...); each is on sys.path so that a
+# test imports another folder's helpers by bare name (as h2-codebase's conftest does).
+for _folder in ("analyzer", "collector", "spanstore", "seqtrace", "ui"):
+    if (Path(__file__).parent / _folder).is_dir():
+        sys.path.insert(0, str(Path(__file__).parent / _folder))
 
 
 def sample_files() -> list[Path]:

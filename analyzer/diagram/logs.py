@@ -59,8 +59,7 @@ def attach_logs(
     # Each drawn message under the span ids it stands for (client and server side).
     messages_of: dict[tuple[str, str], list[int]] = {}
     for index, message in enumerate(diagram.messages):
-        if message.kind == "return":
-            continue
+        # Returns count too: a record written when a call failed sits at its answer.
         for span_id in (message.span_id, message.server_span_id):
             if span_id:
                 messages_of.setdefault((message.trace_id, span_id), []).append(index)
