@@ -222,7 +222,8 @@ def test_hostile_log_text_stays_text_in_every_format() -> None:
     assert "<img" not in svg and "&lt;img src=x onerror=alert(1)&gt;" in svg
     for fmt in ("mermaid", "plantuml"):
         text = render(diagram, fmt)
-        notes = [line for line in text.splitlines() if line.strip().lower().startswith("note right")]
+        lines = [line.strip() for line in text.splitlines()]
+        notes = [line for line in lines if line.lower().startswith("note right")]
         assert len(notes) >= len(HOSTILE)
         escapes = MERMAID_CODE if fmt == "mermaid" else PLANTUML_CODE
         for line in notes:  # one line each, nothing that ends the statement or the block
