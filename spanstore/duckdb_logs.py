@@ -33,8 +33,8 @@ from spanstore.logs import (
     decode_log_batch,
     encode_log_batch,
     prepare_logs,
-    stored_log,
     stored_log_proto,
+    stored_logs,
 )
 from spanstore.model import AttrValue
 from spanstore.otlp import attributes_to_dict
@@ -268,10 +268,7 @@ class DuckDBLogs:
             for rid, raw, _ in resources
         }
         scope_names = {sid: (name, version) for sid, name, version in scopes}
-        return [
-            stored_log(row, resource_attrs.get(row[8], {}), scope_names.get(row[9], ("", "")))
-            for row in rows
-        ]
+        return stored_logs(rows, resource_attrs, scope_names)
 
     def logs_of_traces(
         self,

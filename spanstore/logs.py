@@ -14,16 +14,15 @@ large, so the journal's replay tells the two apart by the first eight bytes.
 
 from __future__ import annotations
 
-import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ScopeLogs
 
 from spanstore.base import InvalidRequest, WriteResult
 from spanstore.ingest import add_resource, add_scope
@@ -50,6 +49,7 @@ __all__ = [
     "prepare_logs",
     "severity_name",
     "stored_log",
+    "stored_logs",
 ]
 
 LOG_RECORD_MAGIC: Final = b"SQLOGS01"
@@ -302,7 +302,7 @@ def decode_log_batch(payload: bytes) -> LogBatch:
 # ---------------------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is 3x slower
 class StoredLog:
     """One record as read back (every field the exporter sent)."""
 
@@ -358,19 +358,44 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-def _hex(value: bytes | None) -> str | None:
-    return binascii.hexlify(value).decode("ascii") if value else None
+def stored_logs(
+    rows: Sequence[Sequence[Any]],
+    resource_attributes: Mapping[int, dict[str, AttrValue]],
+    scopes: Mapping[int, tuple[str, str]],
+) -> list[StoredLog]:
+    """Rows of ``logs_of_traces.sql`` / ``logs_in_range.sql`` as :class:`StoredLog`.
+
+    The records' bytes are parsed in one protobuf call (as the ``log_records`` of one
+    ScopeLogs): 10k records cost one C parse instead of 10k Python-level ones."""
+    container = ScopeLogs.FromString(b"".join(_framed(row[12]) for row in rows))
+    return [
+        stored_log(row, resource_attributes.get(row[8], {}), scopes.get(row[9], ("", "")), record)
+        for row, record in zip(rows, container.log_records, strict=True)
+    ]
+
+
+def _framed(raw: bytes) -> bytes:
+    """``raw`` as field 2 (``log_records``) of a ScopeLogs message."""
+    size = len(raw)
+    prefix = bytearray(b"\x12")
+    while size >= 0x80:
+        prefix.append((size & 0x7F) | 0x80)
+        size >>= 7
+    prefix.append(size)
+    return bytes(prefix) + raw
 
 
 def stored_log(
     row: Sequence[Any],
     resource_attributes: dict[str, AttrValue],
     scope: tuple[str, str],
+    record: LogRecord | None = None,
 ) -> StoredLog:
     """A row of ``logs_of_traces.sql`` / ``logs_in_range.sql`` as a :class:`StoredLog`."""
     (trace_id, span_id, time_ns, observed_ns, unset, number, text, service, _rid, _sid) = row[:10]
     flags, event_name, raw = row[10:13]
-    record = LogRecord.FromString(raw)
+    if record is None:
+        record = LogRecord.FromString(raw)
     body: AttrValue = anyvalue_to_python(record.body) if record.HasField("body") else None
     return StoredLog(
         time_unix_nano=time_ns,
@@ -378,8 +403,8 @@ def stored_log(
         severity_number=number,
         severity_text=text,
         service=service,
-        trace_id=_hex(trace_id),
-        span_id=_hex(span_id),
+        trace_id=trace_id.hex() if trace_id else None,
+        span_id=span_id.hex() if span_id else None,
         flags=flags,
         event_name=event_name,
         body=body,
@@ -406,6 +431,9 @@ def stored_log_proto(row: Sequence[Any]) -> LogRecord:
     return record
 
 
+_SCALARS: Final = (str, int, float, bool)
+
+
 def _plain(value: AttrValue) -> Any:
     if isinstance(value, bytes):
         return value.hex()
@@ -426,14 +454,16 @@ def log_to_dict(log: StoredLog) -> dict[str, Any]:
         "service": log.service,
         "trace_id": log.trace_id,
         "span_id": log.span_id,
-        "attributes": {k: _plain(v) for k, v in log.attributes.items()},
+        "attributes": {
+            k: v if type(v) in _SCALARS else _plain(v) for k, v in log.attributes.items()
+        },
         "observed_unix_nano": log.observed_unix_nano,
         "flags": log.flags,
         "event_name": log.event_name or None,
-        "body_value": _plain(log.body),
+        # The body as sent when it is not a string (a map, a list, bytes, a number).
+        "body_value": None if isinstance(log.body, str) else _plain(log.body),
         "dropped_attributes_count": log.dropped_attributes_count,
         "scope": {"name": log.scope_name, "version": log.scope_version},
-        "resource": {k: _plain(v) for k, v in log.resource_attributes.items()},
     }
 
 
