@@ -110,6 +110,18 @@ class Source(Protocol):
 
     def recent_traces(self, limit: int = 50) -> dict[str, Any]: ...
 
+    def logs(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        service: str | None = None,
+        min_severity: int = 0,
+        untraced: bool = False,
+        limit: int = 1000,
+    ) -> dict[str, Any]: ...
+
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]: ...
 
 

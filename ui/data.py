@@ -204,3 +204,31 @@ def recent_traces(src: str, limit: int) -> list[dict[str, Any]]:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def service_map(src: str, start: int | None, end: int | None) -> dict[str, Any]:
     return get_source().service_map(start=start, end=end)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def logs(
+    src: str,
+    entity: str | None,
+    trace_id: str | None,
+    start: int | None,
+    end: int | None,
+    service: str | None = None,
+    min_severity: int = 0,
+    untraced: bool = False,
+) -> list[dict[str, Any]]:
+    """Log records (#18): an entity's or a trace's, or a search by service and severity."""
+    records: list[dict[str, Any]] = (
+        get_source()
+        .logs(
+            entity=entity,
+            trace_id=trace_id,
+            start=start,
+            end=end,
+            service=service,
+            min_severity=min_severity,
+            untraced=untraced,
+        )
+        .get("logs", [])
+    )
+    return records
