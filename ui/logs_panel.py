@@ -18,6 +18,8 @@ import streamlit as st
 from ui import common, data
 from ui.format import fmt_time
 
+#: The end of "everything stored" for the search (2116; times are Unix nanoseconds).
+EVERYTHING_END: Final = 1 << 62
 #: Severity filter choices -> the lowest OTLP severity number they show.
 LEVELS: Final = {"all": 0, "info and above": 9, "warnings and errors": 13, "errors": 17}
 
@@ -105,8 +107,8 @@ def untraced_search(start: int | None, end: int | None, services: Sequence[str],
             data.logs,
             None,
             None,
-            start,
-            end,
+            0 if start is None else start,  # no range chosen: everything stored
+            EVERYTHING_END if end is None else end,
             None if service == "(all)" else str(service),
             LEVELS[str(choice)],
             True,

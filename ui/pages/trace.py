@@ -216,8 +216,14 @@ with tab_logs:
     if by_span.get(""):
         st.text("Not tied to a span (the trace only)")
         span_logs(by_span[""])
-    stats_now = common.store_stats()
-    untraced_search(start, end, list(stats_now.get("services") or []), key="trace")
+    # Records outside any trace, in the sidebar's time range (not just this trace's).
+    window = common.time_range(stats)
+    untraced_search(
+        None if window.everything else window.start,
+        None if window.everything else window.end,
+        list(stats.get("services") or []),
+        key="trace",
+    )
 
 with tab_raw:
     otlp, otlp_error = common.try_fetch(data.trace_otlp, trace_id)
