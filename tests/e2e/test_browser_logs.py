@@ -12,16 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_browser import (  # noqa: F401  (pytest fixtures)
-    ARTIFACTS,
-    ORD_1002_TRACE,
-    Up,
-    browser,
-    page,
-    settle,
-    shoot,
-    up,
-)
+from tests.e2e import test_browser as base
+from tests.e2e.test_browser import ARTIFACTS, ORD_1002_TRACE, Up, settle, shoot
+
+# The same `seqtrace up` and Chromium fixtures as test_browser.py (module-scoped here).
+up = base.up
+browser = base.browser
+page = base.page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
