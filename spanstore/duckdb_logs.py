@@ -17,27 +17,13 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from spanstore.base import StoreError, StoreUnavailable, WriteResult
 from spanstore.journal import Journal, JournalError
-from spanstore.logs import (
-    LogBatch,
-    StoredLog,
-    decode_log_batch,
-    encode_log_batch,
-    prepare_logs,
-    stored_log_proto,
-    stored_logs,
-)
-from spanstore.model import AttrValue
-from spanstore.otlp import attributes_to_dict
+from spanstore.logs import LogBatch, decode_log_batch, encode_log_batch, prepare_logs
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
 
 if TYPE_CHECKING:
@@ -50,8 +36,6 @@ __all__ = ["DuckDBLogs"]
 
 log = logging.getLogger(__name__)
 
-_FAR_PAST: Final = -(1 << 62)
-_FAR_FUTURE: Final = 1 << 62
 _ADMISSION_WAIT: Final = 1.0
 _MIB: Final = 1024 * 1024
 
@@ -249,113 +233,3 @@ class DuckDBLogs:
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'logs'"
         ).fetchall()
         self._has_logs = bool(rows[0][0])
-
-    def _log_rows(self, name: str, params: dict[str, Any]) -> list[StoredLog]:
-        from spanstore.duckdb_store import sql
-
-        if not self._has_logs:
-            return []
-        with self._cursor() as con:
-            rows = con.execute(sql(name), params).fetchall()
-            if not rows:
-                return []
-            resource_ids = sorted({row[8] for row in rows})
-            scope_ids = sorted({row[9] for row in rows})
-            resources = con.execute(sql("resources_by_id"), {"ids": resource_ids}).fetchall()
-            scopes = con.execute(sql("scopes_by_id"), {"ids": scope_ids}).fetchall()
-        resource_attrs: dict[int, dict[str, AttrValue]] = {
-            rid: attributes_to_dict(Resource.FromString(raw).attributes)
-            for rid, raw, _ in resources
-        }
-        scope_names = {sid: (name, version) for sid, name, version in scopes}
-        return stored_logs(rows, resource_attrs, scope_names)
-
-    def logs_of_traces(
-        self,
-        trace_ids: Sequence[str],
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[StoredLog]:
-        ids = [bytes.fromhex(t) for t in trace_ids if len(t) == 32]
-        if not ids:
-            return []
-        return self._log_rows(
-            "logs_of_traces",
-            {
-                "trace_ids": ids,
-                "lo": _FAR_PAST if start_unix_nano is None else start_unix_nano,
-                "hi": _FAR_FUTURE if end_unix_nano is None else end_unix_nano,
-            },
-        )
-
-    def logs_in_range(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        service: str | None = None,
-        min_severity: int = 0,
-        without_trace: bool = False,
-        limit: int = 1000,
-    ) -> list[StoredLog]:
-        return self._log_rows(
-            "logs_in_range",
-            {
-                "lo": start_unix_nano,
-                "hi": end_unix_nano,
-                "service": service,
-                "min_severity": min_severity,
-                "without_trace": without_trace,
-                "limit": limit,
-            },
-        )
-
-    def log_counts(self) -> tuple[int, int]:
-        """(records stored, records outside any trace)."""
-        from spanstore.duckdb_store import sql
-
-        if not self._has_logs:
-            return 0, 0
-        with self._cursor() as con:
-            total, untraced = con.execute(sql("log_stats")).fetchall()[0]
-        return int(total), int(untraced)
-
-    def logs_request(self, trace_id: str) -> ExportLogsServiceRequest:
-        """A trace's log records as an OTLP request, exactly as stored (lossless)."""
-        from spanstore.duckdb_store import sql
-
-        request = ExportLogsServiceRequest()
-        if not self._has_logs or len(trace_id) != 32:
-            return request
-        params = {"trace_ids": [bytes.fromhex(trace_id)], "lo": _FAR_PAST, "hi": _FAR_FUTURE}
-        with self._cursor() as con:
-            rows = con.execute(sql("logs_of_traces"), params).fetchall()
-            resources = dict(
-                (rid, (raw, url))
-                for rid, raw, url in con.execute(
-                    sql("resources_by_id"), {"ids": sorted({r[8] for r in rows})}
-                ).fetchall()
-            )
-            scopes = {
-                sid: (raw, url)
-                for sid, raw, url in con.execute(
-                    sql("scope_raw_by_id"), {"ids": sorted({r[9] for r in rows})}
-                ).fetchall()
-            }
-        groups: dict[tuple[int, int], Any] = {}
-        by_resource: dict[int, ResourceLogs] = {}
-        for row in rows:
-            rid, sid = row[8], row[9]
-            if rid not in by_resource:
-                resource_logs = request.resource_logs.add()
-                raw, url = resources.get(rid, (b"", ""))
-                resource_logs.resource.CopyFrom(Resource.FromString(raw))
-                resource_logs.schema_url = url
-                by_resource[rid] = resource_logs
-            if (rid, sid) not in groups:
-                scope_logs = by_resource[rid].scope_logs.add()
-                raw, url = scopes.get(sid, (b"", ""))
-                scope_logs.scope.CopyFrom(InstrumentationScope.FromString(raw))
-                scope_logs.schema_url = url
-                groups[(rid, sid)] = scope_logs
-            groups[(rid, sid)].log_records.append(stored_log_proto(row))
-        return request

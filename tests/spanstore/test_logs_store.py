@@ -12,12 +12,12 @@ from pathlib import Path
 
 import duckdb
 import grpc
-from conftest import start_server
+from conftest import start_server, wait_until
 from logs_support import LOGS_METHOD, SPAN, TRACE, make_logs
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from test_collector_support import make_request
 
-from spanstore.duckdb_store import SCHEMA_VERSION, DuckDBStore, wait_until
+from spanstore.duckdb_store import SCHEMA_VERSION, DuckDBStore
 from spanstore.journal import journal_dir
 from spanstore.logs import prepare_logs
 from spanstore.policy import IngestPolicy, RedactionRule
@@ -60,7 +60,8 @@ def test_logs_acknowledged_by_a_server_killed_with_sigkill_are_kept(tmp_path: Pa
 _CRASHING_WRITER = """
 import os, sys
 sys.path[:0] = {paths!r}
-from spanstore.duckdb_store import DuckDBStore, wait_until
+from spanstore.duckdb_store import DuckDBStore
+from tests.conftest import wait_until
 from test_collector_support import make_request
 from test_logs_store import numbered_logs
 store = DuckDBStore({db!r}, rows_per_commit=250, max_commit_delay=3600)
