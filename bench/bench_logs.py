@@ -52,7 +52,18 @@ def build_requests(count: int, records: int, seed: int = 7) -> list[bytes]:
 
     rng = random.Random(seed)
     services = [f"svc-{n}" for n in range(8)]
-    words = "charge order cart stock payment retry timeout user session cache".split()
+    words = [
+        "charge",
+        "order",
+        "cart",
+        "stock",
+        "payment",
+        "retry",
+        "timeout",
+        "user",
+        "session",
+        "cache",
+    ]
     out = []
     for n in range(count):
         request = ExportLogsServiceRequest()
@@ -143,9 +154,10 @@ def entity_requests(records: int) -> tuple[bytes, list[bytes]]:
 
 
 def start_server(db: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    command = [sys.executable, "-m", "seqtrace.cli", "serve", "--db", str(db)]
+    command += ["--grpc-port", "0", "--http-port", "0", "--api-port", "0"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "seqtrace.cli", "serve", "--db", str(db), "--grpc-port", "0",
-         "--http-port", "0", "--api-port", "0"],  # fmt: skip
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
