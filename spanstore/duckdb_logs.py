@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import queue
 import threading
 from typing import TYPE_CHECKING, Any, Final
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from spanstore.budget import MemoryBudget
+    from spanstore.decoder import DecoderPool
     from spanstore.policy import PolicyEngine
 
 __all__ = ["DuckDBLogs"]
@@ -68,6 +70,7 @@ class DuckDBLogs:
         _known_resources: set[int]
         _known_scopes: set[int]
         _retention: Any
+        _decoder: DecoderPool | None
 
         def _refuse(self, message: str | None = None) -> Any: ...
         def _release_spans(self, count: int) -> None: ...
@@ -98,7 +101,7 @@ class DuckDBLogs:
         if not self.queue_budget.try_charge(estimate, wait=wait):
             self._refuse()
         try:
-            batch = prepare_logs(request, self._policy)
+            batch = self._prepare_logs(request, timeout)
         except BaseException:
             self.queue_budget.release(estimate)
             raise
@@ -132,7 +135,7 @@ class DuckDBLogs:
                 f"the ingest journal holds {self._journal.bytes_on_disk // _MIB} MiB that the "
                 "database has not taken yet; retry later"
             )
-        record = encode_log_batch(batch)
+        record = batch.wire if batch.wire is not None else encode_log_batch(batch)
         seq = 0
         try:
             with self._ingest_lock:
@@ -153,6 +156,19 @@ class DuckDBLogs:
         except JournalError as exc:
             raise StoreUnavailable(f"{exc.strerror or exc}; retry later") from None
         return result
+
+    def _prepare_logs(
+        self, request: ExportLogsServiceRequest | bytes, timeout: float | None
+    ) -> LogBatch:
+        """Decode in a decoder process when the store has them (off the server's
+        interpreter lock, as spans are), else here."""
+        if self._decoder is None:
+            return prepare_logs(request, self._policy)
+        data = request if isinstance(request, bytes) else request.SerializeToString()
+        try:
+            return self._decoder.prepare_logs(data, timeout)
+        except multiprocessing.TimeoutError:
+            raise StoreUnavailable("decoding did not finish in time; retry") from None
 
     def _store_items(self, con: Any, tx: Any, group: list[tuple[Any, int, int]]) -> Any:
         """The writer's step for a run of queued items: span batches as before

@@ -110,6 +110,8 @@ class LogBatch:
     rejected: int = 0
     messages: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: This batch's journal record, when a decoder process made it (sent as these bytes).
+    wire: bytes | None = None
 
     @property
     def size(self) -> int:

@@ -139,3 +139,21 @@ def test_logs_from_a_file_and_the_postmortem_quotes(tmp_path: Path) -> None:
     assert "Error and warning logs" in markdown
     quoted = markdown.split("Error and warning logs", 1)[1]
     assert errors[0]["body"].split(":")[0] in quoted
+
+
+def test_refused_metric_points_are_counted_in_stats(served: Server) -> None:
+    from logs_support import make_metrics
+
+    request = urllib.request.Request(
+        f"http://{served.addresses['otlp-http']}/v1/metrics",
+        data=make_metrics(5).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+    status, stats = get(served, "/api/v1/stats")
+    assert status == 200 and stats["metric_points_refused"] == 5
+    status, ingest = get(served, "/api/v1/ingest-stats")
+    assert ingest["receivers"]["metric_points_refused"] == 5
+    assert ingest["receivers"]["logs_accepted"] == 90  # the samples, through the API port

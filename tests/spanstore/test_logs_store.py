@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import grpc
+import pytest
 from conftest import start_server, wait_until
 from logs_support import LOGS_METHOD, SPAN, TRACE, make_logs
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -197,3 +198,19 @@ def test_log_records_left_in_a_journal_are_loaded_by_a_read_only_open(tmp_path: 
     with DuckDBStore(db, read_only=True) as store:
         assert stored_numbers(store) == list(range(30))
     assert not os.path.exists(journal_dir(db))
+
+
+def test_logs_decoded_in_a_decoder_process_are_the_same(tmp_path: Path) -> None:
+    """With decoder processes (the server's default), a logs request is decoded in one of
+    them, and the journal keeps the worker's own record bytes."""
+    from spanstore.base import InvalidRequest
+
+    request = make_logs(4)
+    with DuckDBStore(tmp_path / "dec.duckdb", decoder_processes=1) as store:
+        result = store.write_logs(request.SerializeToString())
+        assert result.accepted == 4
+        assert store.logs_request(TRACE.hex()) == request
+        with pytest.raises(InvalidRequest, match="ExportLogsServiceRequest"):
+            store.write_logs(b"\xff\xff\xff\xff")
+        assert store.write(make_request(spans=3)).accepted == 3  # spans still go through
+        assert store.stats().spans == 3
