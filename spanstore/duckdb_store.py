@@ -348,7 +348,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             con.execute("BEGIN")
             step: str | None = found
             while step in _MIGRATIONS:  # each file sets the version it reaches
-                con.execute(sql(_MIGRATIONS[step]))
+                migration = _MIGRATIONS[step]
+                con.execute(sql(migration))
                 step = con.execute(
                     "SELECT value FROM seqtrace_meta WHERE key = 'schema_version'"
                 ).fetchall()[0][0]

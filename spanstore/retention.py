@@ -29,11 +29,6 @@ _DELETE: Final = {
     f"WHERE {_TIME_COLUMN.get(table, 'start_unix_nano')} < $cutoff LIMIT $n)"
     for table in _TABLES
 }
-#: The oldest span start or log record time (a store may hold only logs).
-_OLDEST: Final = (
-    "SELECT min(t) FROM (SELECT min(start_unix_nano) AS t FROM spans "
-    "UNION ALL SELECT min(time_unix_nano) FROM logs)"
-)
 #: When over the size limit, delete at least this fraction of the spans per round (the
 #: oldest), so that the next CHECKPOINT frees whole row groups.
 _MIN_SIZE_FRACTION: Final = 0.05
@@ -155,7 +150,11 @@ class RetentionEnforcer:
         cutoff: int | None = None
         if policy.max_age_seconds is not None:
             cutoff = time.time_ns() - int(policy.max_age_seconds * 1e9)
-            oldest = con.execute(_OLDEST).fetchall()[0][0]
+            # The oldest span start or log record time (a store may hold only logs).
+            oldest = con.execute(
+                "SELECT min(t) FROM (SELECT min(start_unix_nano) AS t FROM spans "
+                "UNION ALL SELECT min(time_unix_nano) FROM logs)"
+            ).fetchall()[0][0]
             if oldest is None or oldest >= cutoff:
                 cutoff = None
         if policy.max_size_bytes is not None:
