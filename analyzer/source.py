@@ -290,8 +290,9 @@ class LocalSource:
             "first_unix_nano": s.first_unix_nano,
             "last_unix_nano": s.last_unix_nano,
         }
-        if isinstance(self.reader, LogReader):  # fields SPEC allows adding
-            stats["logs"], stats["logs_without_trace"] = self.reader.log_counts()
+        # Fields SPEC allows adding; the same shape whatever the store (0: keeps no logs).
+        counts = self.reader.log_counts() if isinstance(self.reader, LogReader) else (0, 0)
+        stats["logs"], stats["logs_without_trace"] = counts
         return stats
 
     def entities(
