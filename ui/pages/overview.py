@@ -11,13 +11,9 @@ import streamlit as st
 from ui import charts, common, data
 from ui.format import fmt_duration, fmt_time
 
-st.title("Overview")
-st.caption("Traffic and errors over the selected time range, and the newest traces.")
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
+stats = common.page(
+    "Overview", "Traffic and errors over the selected time range, and the newest traces."
+)
 
 live = st.toggle(
     "Live: refresh every 5 s",
