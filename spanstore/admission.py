@@ -36,13 +36,14 @@ class WaitingSpans:
             for name, value in counts.items():
                 self._counts[name] = self._counts.get(name, 0) + value
 
-    def admit(self, spans: int) -> None:
-        """Take ``spans`` into the queue, or refuse the write when they do not fit."""
+    def admit(self, spans: int, *, unit: str = "spans", count_refusal: bool = True) -> None:
+        """Take ``spans`` into the queue, or refuse the write when they do not fit (log
+        records share the bound: ``unit`` names them in the message)."""
         with self._lock:
             if self._spans + spans > self.max_spans:
-                self._refused += 1
+                self._refused += count_refusal
                 raise StoreUnavailable(
-                    f"the write queue is full ({self._spans} spans waiting); retry later"
+                    f"the write queue is full ({self._spans} {unit} waiting); retry later"
                 )
             self._spans += spans
 
