@@ -80,8 +80,7 @@ class Server:
 
     def __init__(self, seqtrace: str, db: Path) -> None:
         self.process = subprocess.Popen(
-            [seqtrace, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0"]
-            + ["--api-port", "0"],
+            [seqtrace, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0", "--api-port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -375,7 +374,7 @@ def main() -> None:
     shutil.rmtree(f"{db}.journal", ignore_errors=True)
     print(f"== {args.label} ({args.seqtrace}); load {report['load_before']}")
     print(
-        f"idle: "
+        "idle: "
         + ", ".join(f"{k} p50 {v['p50']} p95 {v['p95']} ms" for k, v in report["idle"].items())
     )
     for row in report["rounds"]:

@@ -59,6 +59,7 @@ from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
 from spanstore.otlp import attributes_to_dict, span_from_proto
 from spanstore.policy import IngestPolicy, PolicyEngine
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
+from spanstore.unseen import committed_position, show_unseen
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS, decode_batch, journal_record
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
@@ -221,6 +222,12 @@ class DuckDBStore:
         self._ingest_lock = threading.Lock()
         #: Journal seq -> span keys of the records not yet committed in DuckDB.
         self._pending: dict[int, frozenset[bytes]] = {}
+        #: The same records' batches, which reads show beside the tables (spanstore/unseen.py):
+        #: queued (within the queue budget) or in the writer's open transaction (within
+        #: ``max_transaction_bytes``); each leaves after its COMMIT, never before.
+        self._unseen: dict[int, PreparedBatch] = {}
+        #: The tables' columns, for the views of ``show_unseen``.
+        self._table_columns: dict[str, list[tuple[str, str]]] = {}
         self._pending_lock = threading.Lock()
         self._queued_seq = 0
         self._loaded_seq = 0
@@ -285,6 +292,13 @@ class DuckDBStore:
         journal = Journal(journal_dir(self.path))
         self._journal = journal
         if not journal.has_records():
+            # Number records after the database's position even when the journal was
+            # cleared: reads tell committed records from unseen ones by it (unseen.py).
+            con = self._db.cursor()
+            try:
+                journal.start_after(committed_position(con)[0])
+            finally:
+                con.close()
             return
         con = self._db.cursor()
         try:
@@ -425,7 +439,11 @@ class DuckDBStore:
                     self._remember(batch, hashes)
                     with self._pending_lock:
                         self._pending[seq] = frozenset(batch.span_keys)
+                        self._unseen[seq] = batch
                         self._queued_seq = seq
+                    # Readers see it from now on (spanstore/unseen.py): a result kept from
+                    # before must not outlive it (the commit marks its hours again).
+                    self._changes.mark(hours_of(batch.spans.column("start_unix_nano")))
                     self._queue.put((batch, seq, nbytes))
                 else:
                     self.queue_budget.release(nbytes)
@@ -678,8 +696,12 @@ class DuckDBStore:
                 done += head.size
                 # The journal position is the last record wholly in: a record cut by the
                 # split is loaded again after a crash, less what is stored (``_replay``).
-                whole = [seq for end, seq in ends if end <= done]
-                tx.add(head.size, whole[-1] if whole else tx.seq)
+                whole = [(end, seq) for end, seq in ends if end <= done]
+                # and how many leading spans of the next record are in (for reads,
+                # spanstore/unseen.py; a group ends with all of its records in, so a cut
+                # record started in this group)
+                into_next = done - whole[-1][0] if whole else done
+                tx.add(head.size, whole[-1][1] if whole else tx.seq, into_next)
                 tx.nbytes += group_bytes * head.size // max(total, 1)
                 if rest is not None:
                     self._commit(con, tx)
@@ -710,7 +732,9 @@ class DuckDBStore:
         whole_row_group = tx.rows >= self.rows_per_commit
         try:
             con.execute(
-                "INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?)", [str(tx.seq)]
+                "INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?), "
+                "('journal_rows', ?)",
+                [str(tx.seq), str(tx.cut)],
             )
             con.execute("COMMIT")
         except Exception as exc:
@@ -745,6 +769,7 @@ class DuckDBStore:
             self._loaded_seq = max(self._loaded_seq, seq)
             for done in [s for s in self._pending if s <= seq]:
                 del self._pending[done]
+                self._unseen.pop(done, None)
         assert self._journal is not None
         self._journal.release(seq)
 
@@ -827,7 +852,10 @@ class DuckDBStore:
         return _without_keys(batch, stored)
 
     def _commit_replayed(self, con: duckdb.DuckDBPyConnection, tx: _Transaction) -> None:
-        con.execute("INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?)", [str(tx.seq)])
+        con.execute(
+            "INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?), ('journal_rows', '0')",
+            [str(tx.seq)],
+        )
         con.execute("COMMIT")
         tx.open = False
         self._loaded(tx.seq)
@@ -1032,7 +1060,10 @@ class DuckDBStore:
         """A read cursor; interrupted when the thread's query deadline passes."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        self.flush()
+        # No waiting for the writer: what it has not committed is shown beside the tables
+        # (spanstore/unseen.py). Taken before the cursor's snapshot: see there why.
+        with self._pending_lock:
+            unseen = list(self._unseen.items())
         if self._broken is not None:
             raise StoreUnavailable(f"the database is being reopened ({self._broken})")
         left = time_left()
@@ -1049,6 +1080,8 @@ class DuckDBStore:
             timer.daemon = True
             timer.start()
         try:
+            if unseen:
+                self._show_unseen(con, unseen)
             yield con
         except duckdb.InterruptException:
             raise QueryTimeout(_timeout_message()) from None
@@ -1059,6 +1092,14 @@ class DuckDBStore:
                 timer.cancel()
             with contextlib.suppress(duckdb.Error):
                 con.close()
+
+    def _show_unseen(
+        self, con: duckdb.DuckDBPyConnection, unseen: list[tuple[int, PreparedBatch]]
+    ) -> None:
+        """Show the read the batches it will not see committed, then take its snapshot
+        (one transaction for all of its statements)."""
+        show_unseen(con, unseen, self._table_columns)
+        con.execute("BEGIN TRANSACTION")
 
     def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self._cursor() as con:
@@ -1265,12 +1306,10 @@ class DuckDBStore:
         return frame.cast(SLO_SPANS_SCHEMA)  # type: ignore[arg-type]
 
     def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
-        # Like every read, first let the writer commit what was acknowledged (once: under
-        # ingest each flush waits for a commit): a result kept from before must not
-        # outlive a write its client was told is stored. Read-only, nothing can change
-        # the file: no other process can open it for writing while this one holds it,
-        # so the versions stay 0.
-        self.flush()
+        # A queued batch marks its hours before it is acknowledged (``write``), so a
+        # result kept from before cannot outlive a write its client was told is stored.
+        # Read-only, nothing can change the file: no other process can open it for
+        # writing while this one holds it, so the versions stay 0.
         return [self._changes.version(start, end) for start, end in ranges]
 
     def last_unix_nano(self) -> int | None:
@@ -1351,13 +1390,15 @@ class DuckDBStore:
 class _Transaction:
     """The writer's open DuckDB transaction: how many spans it holds, up to which seq."""
 
-    __slots__ = ("nbytes", "open", "rows", "seq", "started")
+    __slots__ = ("cut", "nbytes", "open", "rows", "seq", "started")
 
     def __init__(self) -> None:
         self.open = False
         self.rows = 0
         self.nbytes = 0
         self.seq = 0
+        #: Leading spans of the record after ``seq`` that are in too (a split record).
+        self.cut = 0
         self.started = 0.0
 
     def begin(self) -> None:
@@ -1366,9 +1407,10 @@ class _Transaction:
         self.nbytes = 0
         self.started = time.monotonic()
 
-    def add(self, rows: int, seq: int) -> None:
+    def add(self, rows: int, seq: int, cut: int = 0) -> None:
         self.rows += rows
         self.seq = seq
+        self.cut = cut
 
 
 _UNITS: Final = {
