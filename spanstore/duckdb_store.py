@@ -1096,10 +1096,10 @@ class DuckDBStore:
     def _show_unseen(
         self, con: duckdb.DuckDBPyConnection, unseen: list[tuple[int, PreparedBatch]]
     ) -> None:
-        """Show the read the batches it will not see committed, then take its snapshot
-        (one transaction for all of its statements)."""
+        """Show the read the batches it will not see committed. Each statement decides
+        which by the journal position of its own snapshot (unseen.py); no explicit
+        transaction, which would count as a writer's and stop the writer's CHECKPOINT."""
         show_unseen(con, unseen, self._table_columns)
-        con.execute("BEGIN TRANSACTION")
 
     def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self._cursor() as con:
