@@ -59,7 +59,13 @@ from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
 from spanstore.otlp import attributes_to_dict, span_from_proto
 from spanstore.policy import IngestPolicy, PolicyEngine
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
-from spanstore.unseen import committed_position, show_unseen
+from spanstore.unseen import (
+    committed_position,
+    define_views,
+    forget_unseen,
+    register_unseen,
+    unseen_tables,
+)
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS, decode_batch, journal_record
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
@@ -113,6 +119,8 @@ _ADMISSION_WAIT: Final = 1.0
 _IDLE_WAIT: Final = 0.5
 #: Seconds between attempts to reopen a database that a fatal error invalidated.
 _REOPEN_INTERVAL: Final = 1.0
+#: Read cursors kept with their views over the unseen batches (spanstore/unseen.py).
+_VIEW_CURSORS: Final = 8
 #: Resource and scope ids remembered as stored (saves an INSERT OR IGNORE each).
 _KNOWN_LIMIT: Final = 100_000
 _INSERT_NEW: Final = {
@@ -226,8 +234,11 @@ class DuckDBStore:
         #: queued (within the queue budget) or in the writer's open transaction (within
         #: ``max_transaction_bytes``); each leaves after its COMMIT, never before.
         self._unseen: dict[int, PreparedBatch] = {}
-        #: The tables' columns, for the views of ``show_unseen``.
+        #: The tables' columns, for the views of ``define_views``.
         self._table_columns: dict[str, list[tuple[str, str]]] = {}
+        #: Read cursors whose views over the unseen batches are defined (with the
+        #: database they belong to: a reopen makes them useless), kept between reads.
+        self._view_cursors: list[tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]] = []
         self._pending_lock = threading.Lock()
         self._queued_seq = 0
         self._loaded_seq = 0
@@ -1044,8 +1055,13 @@ class DuckDBStore:
             self._journal.close()
         if self._decoder is not None:
             self._decoder.close()
-        with self._db_lock, contextlib.suppress(duckdb.Error):
-            self._db.close()
+        with self._db_lock:
+            for _, con in self._view_cursors:
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
+            self._view_cursors.clear()
+            with contextlib.suppress(duckdb.Error):
+                self._db.close()
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -1069,9 +1085,13 @@ class DuckDBStore:
         left = time_left()
         if left is not None and left <= 0:
             raise QueryTimeout(_timeout_message())
+        tables = unseen_tables(unseen) if unseen else None
         with self._db_lock:
+            db = self._db
+            con = self._pooled_cursor(db) if tables is not None else None
+            fresh = con is None
             try:
-                con = self._db.cursor()
+                con = con or db.cursor()
             except duckdb.Error as exc:
                 raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from None
         timer = None
@@ -1079,10 +1099,17 @@ class DuckDBStore:
             timer = threading.Timer(left, _interrupt, (con,))
             timer.daemon = True
             timer.start()
+        reusable = False
         try:
-            if unseen:
-                self._show_unseen(con, unseen)
+            if tables is not None:
+                # Each statement picks the unseen records by the journal position of its
+                # own snapshot (unseen.py). No explicit transaction: one holding DDL
+                # counts as a writer's and stops the writer's CHECKPOINT.
+                register_unseen(con, tables)
+                if fresh:
+                    define_views(con, tables, self._table_columns)
             yield con
+            reusable = tables is not None
         except duckdb.InterruptException:
             raise QueryTimeout(_timeout_message()) from None
         except (duckdb.FatalException, duckdb.ConnectionException) as exc:
@@ -1090,16 +1117,38 @@ class DuckDBStore:
         finally:
             if timer is not None:
                 timer.cancel()
+            if reusable and tables is not None and self._keep_cursor(db, con, tables):
+                pass
+            else:
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
+
+    def _pooled_cursor(self, db: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection | None:
+        """A read cursor with the unseen views defined already (None: make one)."""
+        while self._view_cursors:
+            owner, con = self._view_cursors.pop()
+            if owner is db:
+                return con
             with contextlib.suppress(duckdb.Error):
                 con.close()
+        return None
 
-    def _show_unseen(
-        self, con: duckdb.DuckDBPyConnection, unseen: list[tuple[int, PreparedBatch]]
-    ) -> None:
-        """Show the read the batches it will not see committed. Each statement decides
-        which by the journal position of its own snapshot (unseen.py); no explicit
-        transaction, which would count as a writer's and stop the writer's CHECKPOINT."""
-        show_unseen(con, unseen, self._table_columns)
+    def _keep_cursor(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        con: duckdb.DuckDBPyConnection,
+        tables: dict[str, pa.Table],
+    ) -> bool:
+        """Put a view cursor back for the next read, without its Arrow tables."""
+        try:
+            forget_unseen(con, tables)
+        except duckdb.Error:
+            return False
+        with self._db_lock:
+            if self._closed or db is not self._db or len(self._view_cursors) >= _VIEW_CURSORS:
+                return False
+            self._view_cursors.append((db, con))
+        return True
 
     def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self._cursor() as con:

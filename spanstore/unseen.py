@@ -31,7 +31,13 @@ import pyarrow as pa
 from spanstore.ingest import PreparedBatch
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
 
-__all__ = ["committed_position", "show_unseen"]
+__all__ = [
+    "committed_position",
+    "define_views",
+    "forget_unseen",
+    "register_unseen",
+    "unseen_tables",
+]
 
 #: Tables whose queries use ``rowid`` (spanstore/sql: entity_trace_ids, slo_frame): their
 #: views carry it as a column, negative for the unseen rows so that it stays unique.
@@ -65,22 +71,14 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def show_unseen(
-    con: duckdb.DuckDBPyConnection,
-    unseen: Sequence[tuple[int, PreparedBatch]],
-    schema: dict[str, list[tuple[str, str]]],
-) -> None:
-    """Shadow the store's tables on ``con`` with views that add the ``unseen`` (journal
-    seq, batch) records that the cursor's transaction does not see committed. Call before
-    the transaction begins (DDL inside it would make it a write transaction, which stops
-    the writer's CHECKPOINT); the views read the committed position when queried, so
-    within the transaction they agree with its snapshot. ``schema`` caches the tables'
-    columns (name, type) between calls."""
+def unseen_tables(unseen: Sequence[tuple[int, PreparedBatch]]) -> dict[str, pa.Table]:
+    """The (journal seq, batch) records as one Arrow table per store table, with each
+    row's record (``_seq``) and, for spans, its place in the record (``_pos``: a commit may
+    end after the first N spans of a record)."""
     sizes = np.array([batch.size for _, batch in unseen], dtype=np.int64)
     seqs = np.array([seq for seq, _ in unseen], dtype=np.int64)
     spans = pa.concat_tables([b.spans for _, b in unseen], promote_options="default")
     spans = spans.append_column("_seq", pa.array(np.repeat(seqs, sizes)))
-    # each span's place in its record (a commit may end after the first N of them)
     starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
     spans = spans.append_column("_pos", pa.array(np.arange(len(starts)) - starts))
 
@@ -94,35 +92,58 @@ def show_unseen(
     for _, batch in unseen:
         resources.update(batch.resources)
         scopes.update(batch.scopes)
-    arrow = {
+    tables = {
         "spans": spans,
         "span_entities": with_seq([b.entities for _, b in unseen]),
         "span_links": with_seq([b.links for _, b in unseen]),
         "resources": _table(RESOURCE_COLUMNS, [(k, *v) for k, v in resources.items()]),
         "scopes": _table(SCOPE_COLUMNS, [(k, *v) for k, v in scopes.items()]),
     }
+    for table in _WITH_ROWID:
+        data = tables[table]
+        tables[table] = data.append_column(
+            "rowid", pa.array(np.arange(-data.num_rows, 0, dtype=np.int64))
+        )
+    return tables
+
+
+def register_unseen(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    """Give ``con``'s views (``define_views``) these unseen rows."""
+    for table, data in tables.items():
+        con.register(f"unseen_{table}", data)
+
+
+def forget_unseen(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    """Let go of the Arrow tables (the cursor is kept for the next read)."""
+    for table in tables:
+        con.unregister(f"unseen_{table}")
+
+
+def define_views(
+    con: duckdb.DuckDBPyConnection,
+    tables: dict[str, pa.Table],
+    schema: dict[str, list[tuple[str, str]]],
+) -> None:
+    """Shadow the store's tables on ``con`` with views that add the registered unseen
+    rows the querying statement does not see committed. Once per cursor (DDL costs
+    3-9 ms a statement here): later reads only register other tables under the same
+    names. No explicit transaction: each statement's views read the committed position
+    of that statement's own snapshot. ``schema`` caches the tables' columns."""
     database = _quoted(con.execute("SELECT current_database()").fetchall()[0][0])
-    con.register("unseen_spans", spans)
-    # What the transaction sees committed: records up to ``upto`` whole, and the first
+    # What a statement sees committed: records up to ``upto`` whole, and the first
     # ``cut`` spans of the next record (``next_seq``) as well.
-    con.execute(
+    statements = [
         "CREATE OR REPLACE TEMP VIEW unseen_position AS "
         "SELECT upto, cut, (SELECT min(_seq) FROM unseen_spans WHERE _seq > upto) AS next_seq "
         "FROM (SELECT "
         "coalesce(max(CASE WHEN key = 'journal_seq' THEN CAST(value AS BIGINT) END), 0) AS upto, "
         "coalesce(max(CASE WHEN key = 'journal_rows' THEN CAST(value AS BIGINT) END), 0) AS cut "
         f"FROM {database}.main.seqtrace_meta)"
-    )
-    for table, data in arrow.items():
+    ]
+    for table, data in tables.items():
         if table not in schema:
             schema[table] = _columns(con, table)
         columns = schema[table]
-        if table in _WITH_ROWID:
-            data = data.append_column(
-                "rowid", pa.array(np.arange(-data.num_rows, 0, dtype=np.int64))
-            )
-        registered = f"unseen_{table}"
-        con.register(registered, data)
         have = set(data.schema.names)
         committed = ", ".join(_quoted(name) for name, _ in columns)
         shown = ", ".join(
@@ -143,12 +164,13 @@ def show_unseen(
                 "u.trace_id || u.span_id IN (SELECT s.trace_id || s.span_id FROM unseen_spans "
                 "AS s WHERE s._seq = p.next_seq AND s._pos < p.cut))"
             )
-        con.execute(
+        statements.append(
             f"CREATE OR REPLACE TEMP VIEW {table} AS "
             f"SELECT {committed} FROM {database}.main.{table} "
-            f"UNION ALL SELECT {shown} FROM {registered} AS u, unseen_position AS p "
+            f"UNION ALL SELECT {shown} FROM unseen_{table} AS u, unseen_position AS p "
             f"WHERE {where}"
         )
+    con.execute(";\n".join(statements))
 
 
 def _table(schema: pa.Schema, rows: list[tuple[object, ...]]) -> pa.Table:

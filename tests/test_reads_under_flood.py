@@ -29,8 +29,8 @@ from spanstore.duckdb_store import DuckDBStore
 from tests.conftest import ROOT, start_server
 
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_ingest import Stamper, build_templates  # noqa: E402
-from test_retention import request_at  # noqa: E402
+from bench_ingest import Stamper, build_templates
+from test_retention import request_at
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SPANS_PER_REQUEST = 256
