@@ -119,6 +119,12 @@ _ADMISSION_WAIT: Final = 1.0
 _IDLE_WAIT: Final = 0.5
 #: Seconds between attempts to reopen a database that a fatal error invalidated.
 _REOPEN_INTERVAL: Final = 1.0
+#: An open transaction of at least this many spans is committed once no batch came for
+#: _IDLE_COMMIT_WAIT seconds: every read scans what is not committed (spanstore/unseen.py),
+#: so after a burst the backlog should not stay in memory for MAX_COMMIT_DELAY; a trickle
+#: of small exports still waits for a row group.
+_IDLE_COMMIT_ROWS: Final = 10_000
+_IDLE_COMMIT_WAIT: Final = 2.0
 #: Read cursors kept with their views over the unseen batches (spanstore/unseen.py).
 _VIEW_CURSORS: Final = 8
 #: Resource and scope ids remembered as stored (saves an INSERT OR IGNORE each).
@@ -623,6 +629,8 @@ class DuckDBStore:
                         con = None
                 if tx.open:
                     wait = max(0.0, tx.started + self.max_commit_delay - time.monotonic())
+                    if tx.rows >= _IDLE_COMMIT_ROWS:  # after a burst: see _IDLE_COMMIT_ROWS
+                        wait = min(wait, _IDLE_COMMIT_WAIT)
                 else:
                     wait = _IDLE_WAIT
                 try:
