@@ -21,7 +21,8 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, runtime_checkable
 
-from spanstore.base import SLO_TREE_MARGIN_NS, SpanReader
+from spanstore.base import SpanReader
+from spanstore.model import HOUR_NS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -448,8 +449,9 @@ class LocalSource:
         versions = self.reader.data_versions(
             [
                 (
-                    day - NESTING_MARGIN_NS - SLO_TREE_MARGIN_NS,
-                    day + SLO_PIECE_NS + SLO_TREE_MARGIN_NS,
+                    # slo_spans reads whole trees within an hour of its range
+                    day - NESTING_MARGIN_NS - HOUR_NS,
+                    day + SLO_PIECE_NS + HOUR_NS,
                 )
                 for day in days
             ]

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_failures.py            # 500k spans, 2 / 30 / 100 % failing
 
-The frame is ``tests/test_failures_perf.py``'s ``synthetic_frame``: 50k traces of 10 spans
+The frame is ``tests/analyzer/test_failures_perf.py``'s ``synthetic_frame``: 50k traces of 10 spans
 (two services behind a frontend, a retried database read, a cache call, a publish), a share
 of them failing in three ways. Prints the median of 3 runs of ``failure_report`` per share,
 with the load average: on 2 shared cores other work moves these numbers. The report over
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analyzer.failures import failure_report  # noqa: E402
-from tests.test_failures_perf import HOUR_NS, T0, synthetic_frame  # noqa: E402
+from tests.analyzer.test_failures_perf import HOUR_NS, T0, synthetic_frame  # noqa: E402
 
 
 def main() -> int:

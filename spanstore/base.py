@@ -1,15 +1,16 @@
 """The storage interface: one write path and one read path, free of any engine's types.
 
 The collector writes through :class:`SpanWriter`; the analyzer reads through
-:class:`SpanReader`. DuckDB implements both today (``spanstore.duckdb_store``); another
-engine (ClickHouse) implements the same two protocols and nothing above this layer changes.
+:class:`SpanReader`. Every store reads through one implementation,
+:class:`spanstore.reader.StoreReader`, over its engine's dialect (``spanstore.dialect``):
+DuckDB (``spanstore.duckdb_store``) and ClickHouse (``spanstore.clickhouse_store``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from spanstore.model import EntityKey, EntityValue, Span, StoreStats
 
@@ -18,10 +19,6 @@ if TYPE_CHECKING:  # imported for annotations only: decoder processes stay small
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
-
-
-#: ``SpanReader.slo_spans`` reads the troubled traces' spans this far beyond its range.
-SLO_TREE_MARGIN_NS: Final = 3_600_000_000_000
 
 
 class StoreError(Exception):
@@ -63,7 +60,8 @@ class SpanWriter(Protocol):
     def write(
         self, request: ExportTraceServiceRequest | bytes, timeout: float | None = None
     ) -> WriteResult:
-        """Store a request's valid spans; returns only once they are committed (durable).
+        """Store a request's valid spans; returns only once they are durable (the ingest
+        journal's fsync covers them, or the engine acknowledged the insert).
 
         ``request`` may be the serialized protobuf: the store then parses it where it is
         cheapest (a decoder process), and raises :class:`InvalidRequest` if it is malformed.
@@ -144,19 +142,6 @@ class SpanReader(Protocol):
         """
         ...
 
-    def slo_frame(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        services: Sequence[str],
-        operations: Sequence[str],
-    ) -> pl.DataFrame:
-        """The frame an SLO report needs (FRAME_SCHEMA): spans of ``services`` starting in
-        the range whose name, ``http_route``, ``rpc_method``, "METHOD route" or
-        "service/method" is one of ``operations``, plus every span of the traces where
-        such a span shares its trace with an error span."""
-        ...
-
     def slo_spans(
         self,
         start_unix_nano: int,
@@ -165,8 +150,10 @@ class SpanReader(Protocol):
         operations: Sequence[str],
     ) -> pl.DataFrame:
         """What an SLO report reads, narrow (``spanstore.frame.SLO_SPANS_SCHEMA``): the
-        spans ``slo_frame`` selects as candidate events (``event`` true, trace ids in hex),
-        plus (``event`` false) every span starting within an hour of the range of each
+        spans of ``services`` starting in the range whose name, ``http_route``,
+        ``rpc_method``, "METHOD route" or "service/method" is one of ``operations``, as
+        candidate events (``event`` true, trace ids in hex), plus (``event`` false) every
+        span starting within an hour (``model.HOUR_NS``) of the range of each
         trace where a candidate shares its trace with a span whose status is ERROR or
         whose HTTP code is >= 400, keyed for the error ancestry. Rows in no order."""
         ...

@@ -17,9 +17,10 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
+from spanstore.model import HOUR_NS
+
 __all__ = ["HOUR_NS", "ChangeLog", "hours_of"]
 
-HOUR_NS: Final = 3_600_000_000_000
 #: Hours remembered one by one; past this (hostile start times scattered over centuries)
 #: the log forgets them and treats every hour as changed now.
 MAX_HOURS: Final = 100_000

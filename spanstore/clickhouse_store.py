@@ -51,43 +51,27 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources as importlib_resources
 from typing import Any, Final, Literal, Protocol
 
-import polars as pl
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from spanstore.base import (
-    SLO_TREE_MARGIN_NS,
     SchemaVersionError,
     StoreError,
     StoreUnavailable,
     WriteResult,
 )
 from spanstore.decoder import DecoderPool, prepare_serialized
-from spanstore.frame import FRAME_SCHEMA, SLO_SPANS_SCHEMA
+from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
-from spanstore.model import (
-    SPAN_KINDS,
-    AttrValue,
-    EntityKey,
-    EntityValue,
-    Span,
-    SpanEvent,
-    SpanKind,
-    SpanLink,
-    StatusCode,
-    StoreStats,
-)
-from spanstore.otlp import attributes_to_dict, span_from_proto
+from spanstore.model import AttrValue, Span
 from spanstore.policy import IngestPolicy, PolicyEngine
+from spanstore.reader import StoreReader
 from spanstore.retention import RetentionPolicy
+from spanstore.rows import KIND_SPELLINGS, STATUS_SPELLINGS
 from spanstore.semconv import INT_COLUMNS, KEY_TO_COLUMN, STRING_COLUMNS, is_entity_key
 
 __all__ = [
@@ -96,9 +80,11 @@ __all__ = [
     "PASSWORD_ENV",
     "SCHEMA_VERSION",
     "ChdbTransport",
+    "ClickHouseDialect",
     "ClickHouseStore",
     "HttpTransport",
     "Layout",
+    "OtelDialect",
     "Transport",
     "literal",
     "otel_rows",
@@ -115,9 +101,6 @@ INSTALL_HINT: Final = "pip install 'seqtrace[clickhouse]'"
 Layout = Literal["auto", "seqtrace", "otel"]
 
 _INT64_MAX: Final = (1 << 63) - 1
-_FAR_PAST: Final = 0
-_FAR_FUTURE: Final = _INT64_MAX
-_HOUR_NS: Final = 3_600_000_000_000
 _GROUP_COMMIT_SPANS: Final = 32_768
 _IDS_PER_QUERY: Final = 100_000
 _ENTITY_KEYS_TTL_S: Final = 60.0
@@ -134,7 +117,9 @@ QUERY_SETTINGS: Final[dict[str, str]] = {
 #: An insert may touch many day partitions (a file of old traces being loaded).
 _INSERT_SETTINGS: Final = "SETTINGS max_partitions_per_insert_block = 0"
 
-_BINARY_COLUMNS: Final = frozenset({"raw"})
+#: Columns kept as bytes when a result's strings are decoded: the stored protobuf, and
+#: the SLO rows' keys (raw bytes in seqtrace's tables, hex text in otel_traces).
+_BINARY_COLUMNS: Final = frozenset({"raw", "span_key", "parent_key"})
 
 
 # --------------------------------------------------------------------------- SQL text
@@ -143,11 +128,8 @@ _BINARY_COLUMNS: Final = frozenset({"raw"})
 @cache
 def sql(name: str) -> str:
     """``spanstore/sql/clickhouse/NAME.sql`` without its comments (all SQL lives there)."""
-    text = (
-        importlib_resources.files("spanstore") / "sql" / "clickhouse" / f"{name}.sql"
-    ).read_text()
     # The files hold no string literal with "--" in it, so a comment runs to the line end.
-    return re.sub(r"--[^\n]*", "", text)
+    return re.sub(r"--[^\n]*", "", sql_text("clickhouse", name))
 
 
 def _quote_string(text: str) -> str:
@@ -603,10 +585,6 @@ def _ids(hex_ids: Iterable[str], width: int = 16) -> list[bytes]:
     return out
 
 
-def _hex_ids(hex_ids: Iterable[str]) -> list[str]:
-    return [raw.hex() for raw in _ids(hex_ids)]
-
-
 def _chunks(items: Sequence[Any], size: int = _IDS_PER_QUERY) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -616,432 +594,59 @@ def _clamp(value: int) -> int:
     return max(0, min(_INT64_MAX, value))
 
 
-def _slo_params(
-    start: int, end: int, services: Sequence[str], operations: Sequence[str], floor: int
-) -> dict[str, Any]:
-    """An SLO query's parameters: the range, and the span range SLO_TREE_MARGIN_NS wider on
-    each side (whole traces), bounded to [floor, int64 max]: seqtrace's tables hold signed
-    nanoseconds, the exporter's DateTime64 none before 1970."""
-    return {
-        "start": start,
-        "end": end,
-        "lo": max(floor, start - SLO_TREE_MARGIN_NS),
-        "hi": max(floor, min(_INT64_MAX, end + SLO_TREE_MARGIN_NS)),
-        "services": list(services),
-        "operations": list(operations),
-    }
+_FRAGMENT: Final = re.compile(r"@([a-z_][a-z0-9_]*)")
 
 
-def _frame(table: pa.Table, schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
-    table = decode_strings(table)
-    if schema is not None:
-        if table.num_columns == 0:
-            return pl.DataFrame(schema=dict(schema))
-        table = table.select(list(schema))
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    if schema is not None:
-        frame = frame.cast(dict(schema))  # type: ignore[arg-type]
-    return frame
+class ClickHouseDialect:
+    """ClickHouse's primitives for the reader over seqtrace's own tables (``schema.sql``):
+    ``spanstore/sql/clickhouse/NAME.sql``, values rendered as literals (``render``).
 
+    ``@name`` in a file is a fragment: a fixed one of the dialect (a table name), or else
+    the query ``name.sql`` rendered with the same parameters (``@trace_hours``)."""
 
-#: The SLO rows' keys are raw bytes (seqtrace layout) or hex text (otel_traces): kept binary.
-_SLO_KEY_COLUMNS: Final = frozenset({"span_key", "parent_key"})
-
-
-def _slo_spans_frame(table: pa.Table) -> pl.DataFrame:
-    table = decode_strings(table, keep=_SLO_KEY_COLUMNS)
-    if table.num_columns == 0:
-        return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
-    frame = pl.from_arrow(table.select(list(SLO_SPANS_SCHEMA)))
-    assert isinstance(frame, pl.DataFrame)
-    return frame.cast(SLO_SPANS_SCHEMA)  # type: ignore[arg-type]
-
-
-_THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
-    "bucket_unix_nano": pl.Int64(),
-    "spans": pl.Int64(),
-    "errors": pl.Int64(),
-}
-_RECENT_SCHEMA: Final[dict[str, pl.DataType]] = {
-    "trace_id": pl.String(),
-    "service_name": pl.String(),
-    "name": pl.String(),
-    "start_unix_nano": pl.Int64(),
-    "duration_ns": pl.Int64(),
-    "status_code": pl.String(),
-    "spans": pl.Int64(),
-    "errors": pl.Int64(),
-}
-
-
-class _Sql:
-    """Renders a named query and runs it on the transport."""
+    far_past: int = -_INT64_MAX
+    far_future: int = _INT64_MAX
+    ids_per_query: int = _IDS_PER_QUERY
+    span_layout: SpanLayout = "protobuf"
+    #: File names of this dialect's queries: ``PREFIX + name``.
+    prefix: str = ""
 
     def __init__(self, transport: Transport, fragments: Mapping[str, str] | None = None) -> None:
         self.transport = transport
         self.fragments = dict(fragments or {})
 
-    def text(
-        self,
-        name: str,
-        params: Mapping[str, object] | None = None,
-        fragments: Mapping[str, str] | None = None,
-    ) -> str:
-        return render(sql(name), params, {**self.fragments, **(fragments or {})})
+    def has_query(self, name: str) -> bool:
+        return self.prefix + name in query_names("clickhouse")
 
-    def table(
-        self,
-        name: str,
-        params: Mapping[str, object] | None = None,
-        fragments: Mapping[str, str] | None = None,
-    ) -> pa.Table:
-        return self.transport.query(self.text(name, params, fragments))
+    def text(self, name: str, params: Mapping[str, object] | None = None) -> str:
+        """The named query (``PREFIX + name``) as the statement sent."""
+        return self._render(sql(self.prefix + name), params or {})
 
-    def rows(
-        self,
-        name: str,
-        params: Mapping[str, object] | None = None,
-        fragments: Mapping[str, str] | None = None,
-    ) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = decode_strings(self.table(name, params, fragments)).to_pylist()
+    def _render(self, template: str, params: Mapping[str, object]) -> str:
+        fragments = dict(self.fragments)
+        for name in _FRAGMENT.findall(template):
+            if name not in fragments:
+                fragments[name] = self._render(sql(name), params)
+        return render(template, params, fragments)
+
+    def table(self, name: str, params: Mapping[str, object]) -> pa.Table:
+        return decode_strings(self.transport.query(self.text(name, params)), _BINARY_COLUMNS)
+
+    def rows(self, name: str, params: Mapping[str, object] | None = None) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.table(name, params or {}).to_pylist()
         return rows
 
-    def raw_rows(
-        self,
-        name: str,
-        params: Mapping[str, object] | None = None,
-        fragments: Mapping[str, str] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Rows with strings left as bytes (protobuf columns)."""
-        rows: list[dict[str, Any]] = self.table(name, params, fragments).to_pylist()
-        return rows
+    def trace_ids(self, hex_ids: Iterable[str]) -> list[bytes] | list[str]:
+        return _ids(hex_ids)
 
+    def id_set(self, ids: Sequence[bytes] | Sequence[str]) -> object:
+        return IdSet(tuple(ids))  # type: ignore[arg-type]
 
-# --------------------------------------------------------------------------- seqtrace layout
-
-
-class _SeqtraceReader:
-    """Reads seqtrace's own tables (``schema.sql``)."""
-
-    def __init__(self, db: _Sql) -> None:
-        self.db = db
-
-    def stats(self) -> StoreStats:
-        row = self.db.rows("stats")[0]
-        services = [r["service_name"] for r in self.db.rows("services")]
-        return StoreStats(
-            spans=int(row["spans"]),
-            traces=int(row["traces"]),
-            services=services,
-            first_unix_nano=row["first_unix_nano"],
-            last_unix_nano=row["last_unix_nano"],
-        )
-
-    def entity_keys(self, limit: int = 100) -> list[EntityKey]:
-        return [_entity_key(r) for r in self.db.rows("entity_keys", {"limit": limit})]
-
-    def entity_values(
-        self,
-        key: str,
-        limit: int = 100,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-        prefix: str | None = None,
-    ) -> list[EntityValue]:
-        rows = self.db.rows(
-            "entity_values",
-            {
-                "key": key,
-                "limit": limit,
-                "start": -_INT64_MAX if start_unix_nano is None else start_unix_nano,
-                "end": _INT64_MAX if end_unix_nano is None else end_unix_nano,
-                "prefix": prefix or "",
-            },
-        )
-        return [_entity_value(r) for r in rows]
-
-    def entity_trace_ids(
-        self,
-        key: str,
-        value: str,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[str]:
-        return [t for t, _ in self.entity_traces(key, value, start_unix_nano, end_unix_nano)]
-
-    def entity_traces(
-        self,
-        key: str,
-        value: str,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[tuple[str, int]]:
-        rows = self.db.raw_rows(
-            "entity_trace_ids",
-            {
-                "key": key,
-                "value": value,
-                "start": -_INT64_MAX if start_unix_nano is None else start_unix_nano,
-                "end": _INT64_MAX if end_unix_nano is None else end_unix_nano,
-            },
-        )
-        return [(row["trace_id"].hex(), int(row["first_start"])) for row in rows]
-
-    def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
-        return None  # other processes write to the server: nothing here can tell
-
-    def last_unix_nano(self) -> int | None:
-        value = self.db.rows("last_span_end")[0]["last"]
-        return None if value is None else int(value)
-
-    def entity_traces_in_range(
-        self, key: str, start_unix_nano: int, end_unix_nano: int
-    ) -> list[tuple[Any, ...]]:
-        rows = self.db.rows(
-            "entity_traces_in_range",
-            {"key": key, "start": start_unix_nano, "end": end_unix_nano},
-        )
-        return [
-            (r["value"], r["trace_id"], int(r["trace_start"]), r["shape"], tuple(r["span_ids"]))
-            for r in rows
-        ]
-
-    def slo_frame(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        services: Sequence[str],
-        operations: Sequence[str],
-    ) -> pl.DataFrame:
-        if not services or not operations:
-            return pl.DataFrame(schema=FRAME_SCHEMA)
-        params = _slo_params(start_unix_nano, end_unix_nano, services, operations, -_INT64_MAX)
-        events = self.db.text("slo_events", params)
-        return _frame(self.db.table("slo_frame", params, {"events": events}), FRAME_SCHEMA)
-
-    def slo_spans(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        services: Sequence[str],
-        operations: Sequence[str],
-    ) -> pl.DataFrame:
-        if not services or not operations:
-            return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
-        params = _slo_params(start_unix_nano, end_unix_nano, services, operations, -_INT64_MAX)
-        return _slo_spans_frame(self.db.table("slo_spans", params))
-
-    def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
-        ids = _ids(trace_ids)
-        if not ids:
-            return []
-        found: set[bytes] = set()
-        for chunk in _chunks(ids):
-            found.update(
-                r["other"]
-                for r in self.db.raw_rows("linked_trace_ids", {"trace_ids": IdSet(tuple(chunk))})
-            )
-        return sorted(t.hex() for t in found - set(ids))
-
-    def _resources_and_scopes(
-        self, rows: list[dict[str, Any]]
-    ) -> tuple[dict[int, tuple[bytes, str]], dict[int, tuple[str, str, bytes, str]]]:
-        resource_ids = sorted({row["resource_id"] for row in rows})
-        scope_ids = sorted({row["scope_id"] for row in rows})
-        resources: dict[int, tuple[bytes, str]] = {}
-        scopes: dict[int, tuple[str, str, bytes, str]] = {}
-        if not rows:
-            return resources, scopes
-        for r in self.db.raw_rows(
-            "refs_by_id", {"resource_ids": resource_ids, "scope_ids": scope_ids}
-        ):
-            url = r["schema_url"].decode("utf-8")
-            if r["what"] == b"resource":
-                resources[r["id"]] = (r["raw"], url)
-            else:
-                scopes[r["id"]] = (
-                    r["name"].decode("utf-8"),
-                    r["version"].decode("utf-8"),
-                    r["raw"],
-                    url,
-                )
-        return resources, scopes
-
-    def spans(
-        self,
-        trace_ids: Iterable[str],
-        *,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[Span]:
-        ids = sorted(set(_ids(trace_ids)))
-        if not ids:
-            return []
-        bounds = {
-            "lo": -_INT64_MAX if start_unix_nano is None else start_unix_nano,
-            "hi": _INT64_MAX if end_unix_nano is None else end_unix_nano,
-        }
-        rows: list[dict[str, Any]] = []
-        for chunk in _chunks(ids):
-            hours = self.db.text("trace_hours", {"trace_ids": IdSet(tuple(chunk)), **bounds})
-            rows.extend(
-                self.db.raw_rows("spans_of_traces", bounds, fragments={"trace_hours": hours})
-            )
-        if len(ids) > _IDS_PER_QUERY:
-            rows.sort(key=lambda r: (r["start_unix_nano"], r["span_id"]))
-        resources, scopes = self._resources_and_scopes(rows)
-        resource_attrs: dict[int, dict[str, AttrValue]] = {
-            rid: attributes_to_dict(Resource.FromString(raw).attributes)
-            for rid, (raw, _) in resources.items()
-        }
-        out: list[Span] = []
-        for row in rows:
-            proto = SpanProto.FromString(row["raw"])
-            proto.trace_id = row["trace_id"]
-            proto.span_id = row["span_id"]
-            if row["parent_span_id"] is not None:
-                proto.parent_span_id = row["parent_span_id"]
-            scope_name, scope_version, _, _ = scopes.get(row["scope_id"], ("", "", b"", ""))
-            out.append(
-                span_from_proto(
-                    proto,
-                    row["service_name"].decode("utf-8"),
-                    resource_attrs.get(row["resource_id"], {}),
-                    scope_name,
-                    scope_version,
-                )
-            )
-        return out
-
-    def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
-        ids = _ids([trace_id])
-        if not ids:
-            return None
-        hours = self.db.text(
-            "trace_hours", {"trace_ids": IdSet((ids[0],)), "lo": -_INT64_MAX, "hi": _INT64_MAX}
-        )
-        rows = self.db.raw_rows("trace_rows", fragments={"trace_hours": hours})
-        if not rows:
-            return None
-        resources, scopes = self._resources_and_scopes(rows)
-        request = ExportTraceServiceRequest()
-        groups: dict[tuple[int, int], Any] = {}
-        by_resource: dict[int, Any] = {}
-        for row in rows:
-            rid, sid = row["resource_id"], row["scope_id"]
-            if rid not in by_resource:
-                resource_spans = request.resource_spans.add()
-                raw_resource, schema_url = resources.get(rid, (b"", ""))
-                resource_spans.resource.ParseFromString(raw_resource)
-                resource_spans.schema_url = schema_url
-                by_resource[rid] = resource_spans
-            if (rid, sid) not in groups:
-                scope_spans = by_resource[rid].scope_spans.add()
-                _, _, raw_scope, scope_url = scopes.get(sid, ("", "", b"", ""))
-                scope_spans.scope.ParseFromString(raw_scope)
-                scope_spans.schema_url = scope_url
-                groups[(rid, sid)] = scope_spans
-            span = groups[(rid, sid)].spans.add()
-            span.ParseFromString(row["raw"])
-            span.trace_id = row["trace_id"]
-            span.span_id = row["span_id"]
-            if row["parent_span_id"] is not None:
-                span.parent_span_id = row["parent_span_id"]
-        return request
-
-    def span_frame(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        service: str | None = None,
-        whole_traces: bool = True,
-    ) -> pl.DataFrame:
-        margin = _HOUR_NS if whole_traces else 0
-        table = self.db.table(
-            "span_frame",
-            {
-                "start": start_unix_nano,
-                "end": end_unix_nano,
-                "lo": max(-_INT64_MAX, start_unix_nano - margin),
-                "hi": min(_INT64_MAX, end_unix_nano + margin),
-                "service": service,
-                "whole_traces": whole_traces,
-            },
-        )
-        return _frame(table, FRAME_SCHEMA)
-
-    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-        ids = sorted(set(_ids(trace_ids)))
-        found: dict[str, dict[str, list[str]]] = {}
-        for chunk in _chunks(ids):  # rows come ordered by (trace_id, key), chunk by chunk
-            table = self.db.table("trace_entities", {"trace_ids": IdSet(tuple(chunk))})
-            _collect_entities(table, found)
-        return found
-
-    def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
-        table = self.db.table(
-            "throughput",
-            {"start": start_unix_nano, "end": end_unix_nano, "bucket": max(1, bucket_ns)},
-        )
-        return _frame(table, _THROUGHPUT_SCHEMA)
-
-    def recent_traces(self, limit: int = 50) -> pl.DataFrame:
-        return _frame(self.db.table("recent_traces", {"limit": limit}), _RECENT_SCHEMA)
-
-
-def _collect_entities(table: pa.Table, out: dict[str, dict[str, list[str]]]) -> None:
-    """Rows of (trace_id, key, trace_values) into trace -> key -> values, column-wise
-    (a dict per row costs seconds on a day's traces)."""
-    if not table.num_rows:
-        return
-    table = decode_strings(table)
-    trace_ids = table.column("trace_id").to_pylist()
-    if trace_ids and isinstance(trace_ids[0], bytes):
-        trace_ids = [t.hex() for t in trace_ids]
-    keys = table.column("key").to_pylist()
-    values = table.column("trace_values").to_pylist()
-    for trace_id, key, vals in zip(trace_ids, keys, values, strict=True):
-        out.setdefault(trace_id, {})[key] = vals
-
-
-def _entity_key(row: Mapping[str, Any]) -> EntityKey:
-    return EntityKey(
-        key=row["key"],
-        values=int(row["values"]),
-        spans=int(row["spans"]),
-        traces=int(row["traces"]),
-        services=int(row["services"]),
-        recurring_values=int(row.get("recurring_values") or 0),
-    )
-
-
-def _entity_value(row: Mapping[str, Any]) -> EntityValue:
-    return EntityValue(
-        value=row["value"],
-        spans=int(row["spans"]),
-        traces=int(row["traces"]),
-        first_unix_nano=int(row["first_unix_nano"]),
-        last_unix_nano=int(row["last_unix_nano"]),
-    )
+    def clamp(self, unix_nano: int) -> int:
+        return max(-_INT64_MAX, min(_INT64_MAX, unix_nano))
 
 
 # --------------------------------------------------------------------------- otel_traces
-
-
-#: The exporter has written enums two ways: the proto names (``SPAN_KIND_SERVER``,
-#: ``STATUS_CODE_ERROR``, collector-contrib's ``traceutil``) and pdata's ``String()``
-#: (``Server``, ``Error``). Both, and the bare upper-case names, are read.
-def _enum_spellings(prefix: str, names: Iterable[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name in names:
-        for spelling in (name, name.capitalize(), f"{prefix}{name}"):
-            out[spelling] = name
-    return out
-
-
-_KIND_NAMES: Final = _enum_spellings("SPAN_KIND_", SPAN_KINDS)
-_STATUS_NAMES: Final = _enum_spellings("STATUS_CODE_", ("UNSET", "OK", "ERROR"))
 
 
 def _enum_sql(column: str, names: Mapping[str, str], default: str) -> str:
@@ -1075,11 +680,15 @@ def _semantic_sql() -> str:
     return ",\n    ".join(parts)
 
 
-_OTEL_SCOPE_KEYS: Final = ("otel.scope.name", "otel.scope.version")
+class OtelDialect(ClickHouseDialect):
+    """The OpenTelemetry Collector clickhouseexporter's ``otel_traces`` table, read only:
+    ``spanstore/sql/clickhouse/otel_NAME.sql``. Ids are hex text, times DateTime64 (none
+    before 1970), spans one column per field, and entity keys are found among the
+    attribute keys by the ingest path's rule (``$keys``)."""
 
-
-class _OtelReader:
-    """Reads the OpenTelemetry Collector clickhouseexporter's ``otel_traces`` table."""
+    far_past = 0
+    span_layout: SpanLayout = "columns"
+    prefix = "otel_"
 
     def __init__(
         self,
@@ -1089,403 +698,87 @@ class _OtelReader:
         lookup_table: str | None,
         entity_keys: frozenset[str],
     ) -> None:
-        self.table = table
-        self.has_scope_columns = {"ScopeName", "ScopeVersion"} <= columns
-        status = _enum_sql("toString(StatusCode)", _STATUS_NAMES, "UNSET")
-        self.db = _Sql(
+        has_scope_columns = {"ScopeName", "ScopeVersion"} <= columns
+        status = _enum_sql("toString(StatusCode)", STATUS_SPELLINGS, "UNSET")
+        kind = _enum_sql("toString(SpanKind)", KIND_SPELLINGS, "UNSPECIFIED")
+        super().__init__(
             transport,
             {
                 "table": quote_identifier(table),
                 "lookup": quote_identifier(lookup_table or table),
                 "scope_name": "ScopeName"
-                if self.has_scope_columns
+                if has_scope_columns
                 else "SpanAttributes['otel.scope.name']",
                 "scope_version": "ScopeVersion"
-                if self.has_scope_columns
+                if has_scope_columns
                 else "SpanAttributes['otel.scope.version']",
-                "kind": _enum_sql("toString(SpanKind)", _KIND_NAMES, "UNSPECIFIED"),
+                "kind": kind,
                 "status": status,
             },
         )
-        self.db.fragments["frame_columns"] = render(
+        self.fragments["frame_columns"] = render(
             sql("otel_frame_columns"),
-            fragments={
-                "kind": self.db.fragments["kind"],
-                "status": status,
-                "semantic": _semantic_sql(),
-            },
+            fragments={"kind": kind, "status": status, "semantic": _semantic_sql()},
         )
         self.lookup_table = lookup_table
         self.configured_keys = entity_keys
         self._keys_cache: tuple[float, list[str]] | None = None
         self._keys_lock = threading.Lock()
 
-    # -- entity keys are found among the attribute keys, by the ingest path's rule
     def entity_key_names(self) -> list[str]:
+        """The attribute keys that are entity keys (cached for a minute)."""
         with self._keys_lock:
             now = time.monotonic()
             if self._keys_cache is not None and now - self._keys_cache[0] < _ENTITY_KEYS_TTL_S:
                 return self._keys_cache[1]
         keys = sorted(
             key
-            for key in (r["key"] for r in self.db.rows("otel_attribute_keys"))
+            for key in (r["key"] for r in self.rows("attribute_keys"))
             if key not in KEY_TO_COLUMN and is_entity_key(key, self.configured_keys)
         )
         with self._keys_lock:
             self._keys_cache = (time.monotonic(), keys)
         return keys
 
-    def stats(self) -> StoreStats:
-        row = self.db.rows("otel_stats")[0]
-        services = [r["service_name"] for r in self.db.rows("otel_services")]
-        spans = int(row["spans"])
-        return StoreStats(
-            spans=spans,
-            traces=int(row["traces"]),
-            services=services,
-            first_unix_nano=row["first_unix_nano"] if spans else None,
-            last_unix_nano=row["last_unix_nano"] if spans else None,
-        )
+    def table(self, name: str, params: Mapping[str, object]) -> pa.Table:
+        if "keys" in parameter_names(sql(self.prefix + name)):
+            keys = self.entity_key_names()
+            if not keys:
+                return pa.table({})
+            params = {**params, "keys": keys}
+        if name == "spans_of_traces":
+            params = self._narrowed(params)
+        return super().table(name, params)
 
-    def entity_keys(self, limit: int = 100) -> list[EntityKey]:
-        keys = self.entity_key_names()
-        if not keys:
-            return []
-        return [
-            _entity_key(r) for r in self.db.rows("otel_entity_keys", {"keys": keys, "limit": limit})
-        ]
+    def _narrowed(self, params: Mapping[str, object]) -> dict[str, object]:
+        """``$lo``/``$hi`` (inclusive) as the half-open range the table is searched in,
+        narrowed to these traces' time bounds when the exporter's lookup table has them
+        all."""
+        lo, hi = params["lo"], params["hi"]
+        assert isinstance(lo, int) and isinstance(hi, int)
+        first, last = 0, _INT64_MAX
+        if self.lookup_table is not None:
+            ids = params["trace_ids"]
+            assert isinstance(ids, IdSet)
+            row = self.rows("trace_bounds", {"trace_ids": ids})[0]
+            if int(row["found"]) == len(ids.ids):
+                first = _clamp(int(row["first_second"]) * 1_000_000_000)
+                last = _clamp((int(row["last_second"]) + 1) * 1_000_000_000)
+        return {**params, "lo": max(first, lo), "hi": min(last, _clamp(hi + 1))}
 
-    def entity_values(
-        self,
-        key: str,
-        limit: int = 100,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-        prefix: str | None = None,
-    ) -> list[EntityValue]:
-        rows = self.db.rows(
-            "otel_entity_values",
-            {
-                "key": key,
-                "limit": limit,
-                "start": _clamp(_FAR_PAST if start_unix_nano is None else start_unix_nano),
-                "end": _clamp(_FAR_FUTURE if end_unix_nano is None else end_unix_nano),
-                "prefix": prefix or "",
-            },
-        )
-        return [_entity_value(r) for r in rows]
+    def trace_ids(self, hex_ids: Iterable[str]) -> list[bytes] | list[str]:
+        return [raw.hex() for raw in _ids(hex_ids)]
 
-    def entity_trace_ids(
-        self,
-        key: str,
-        value: str,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[str]:
-        return [t for t, _ in self.entity_traces(key, value, start_unix_nano, end_unix_nano)]
-
-    def entity_traces(
-        self,
-        key: str,
-        value: str,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[tuple[str, int]]:
-        rows = self.db.rows(
-            "otel_entity_trace_ids",
-            {
-                "key": key,
-                "value": value,
-                "start": _clamp(_FAR_PAST if start_unix_nano is None else start_unix_nano),
-                "end": _clamp(_FAR_FUTURE if end_unix_nano is None else end_unix_nano),
-            },
-        )
-        return [(row["trace_id"], int(row["first_start"])) for row in rows]
-
-    def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
-        return None  # other processes write to the server: nothing here can tell
-
-    def last_unix_nano(self) -> int | None:
-        value = self.db.rows("otel_last_span_end")[0]["last"]
-        return None if value is None else int(value)
-
-    def entity_traces_in_range(
-        self, key: str, start_unix_nano: int, end_unix_nano: int
-    ) -> list[tuple[Any, ...]]:
-        """Per value: its own traces in the range, then the linked ones; no shapes (each
-        entity's diagram is built on its own)."""
-        rows: list[tuple[Any, ...]] = []
-        for entry in self.entity_values(key, 1_000_000, start_unix_nano, end_unix_nano):
-            own = self.entity_traces(key, entry.value, start_unix_nano, end_unix_nano)
-            rows += [(entry.value, tid, first, None, ()) for tid, first in own]
-            linked = self.linked_trace_ids([tid for tid, _ in own])
-            rows += [(entry.value, tid, 0, None, ()) for tid in linked]
-        return rows
-
-    def slo_frame(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        services: Sequence[str],
-        operations: Sequence[str],
-    ) -> pl.DataFrame:
-        if not services or not operations:
-            return pl.DataFrame(schema=FRAME_SCHEMA)
-        table = self.db.table(
-            "otel_slo_frame",
-            _slo_params(start_unix_nano, end_unix_nano, services, operations, 0),
-        )
-        return _frame(table, FRAME_SCHEMA)
-
-    def slo_spans(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        services: Sequence[str],
-        operations: Sequence[str],
-    ) -> pl.DataFrame:
-        if not services or not operations:
-            return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
-        table = self.db.table(
-            "otel_slo_spans",
-            _slo_params(start_unix_nano, end_unix_nano, services, operations, 0),
-        )
-        return _slo_spans_frame(table)
-
-    def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
-        ids = _hex_ids(trace_ids)
-        if not ids:
-            return []
-        found: set[str] = set()
-        for chunk in _chunks(ids):
-            found.update(
-                r["other"]
-                for r in self.db.rows("otel_linked_trace_ids", {"trace_ids": IdSet(tuple(chunk))})
-            )
-        found.discard("")
-        return sorted(found - set(ids))
-
-    def _bounds(self, ids: Sequence[str]) -> tuple[int, int]:
-        """Time bounds of these traces from the exporter's lookup table, when it has them
-        all; otherwise the whole table."""
-        if self.lookup_table is None:
-            return 0, _INT64_MAX
-        row = self.db.rows("otel_trace_bounds", {"trace_ids": IdSet(tuple(ids))})[0]
-        if int(row["found"]) < len(ids):
-            return 0, _INT64_MAX
-        return (
-            _clamp(int(row["first_second"]) * 1_000_000_000),
-            _clamp((int(row["last_second"]) + 1) * 1_000_000_000),
-        )
-
-    def spans(
-        self,
-        trace_ids: Iterable[str],
-        *,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[Span]:
-        ids = sorted(set(_hex_ids(trace_ids)))
-        if not ids:
-            return []
-        out: list[Span] = []
-        for chunk in _chunks(ids):
-            lo, hi = self._bounds(chunk)
-            if start_unix_nano is not None:
-                lo = max(lo, _clamp(start_unix_nano))
-            if end_unix_nano is not None:
-                hi = min(hi, _clamp(end_unix_nano + 1))
-            for row in self.db.rows(
-                "otel_spans", {"trace_ids": IdSet(tuple(chunk)), "lo": lo, "hi": hi}
-            ):
-                out.append(self._span(row))
-        if len(ids) > _IDS_PER_QUERY:
-            out.sort(key=lambda s: (s.start_unix_nano, s.span_id))
-        return out
-
-    def _span(self, row: Mapping[str, Any]) -> Span:
-        attributes: dict[str, AttrValue] = dict(row["attributes"])
-        scope_name = row["scope_name"] or ""
-        scope_version = row["scope_version"] or ""
-        # The exporter copied the scope into the span's attributes (older versions had no
-        # Scope columns); those copies are not the application's attributes.
-        for key, value in zip(_OTEL_SCOPE_KEYS, (scope_name, scope_version), strict=True):
-            if key in attributes and attributes[key] == value:
-                del attributes[key]
-        start = int(row["start_unix_nano"])
-        kind: SpanKind = _KIND_NAMES.get(row["kind"], "UNSPECIFIED")  # type: ignore[assignment]
-        status: StatusCode = _STATUS_NAMES.get(row["status_code"], "UNSET")  # type: ignore[assignment]
-        return Span(
-            trace_id=row["trace_id"],
-            span_id=row["span_id"],
-            parent_span_id=row["parent_span_id"] or None,
-            name=row["name"],
-            kind=kind,
-            start_unix_nano=start,
-            end_unix_nano=start + int(row["duration_ns"]),
-            service_name=row["service_name"] or "unknown_service",
-            status_code=status,
-            status_message=row["status_message"],
-            attributes=attributes,
-            resource_attributes=dict(row["resource_attributes"]),
-            events=tuple(
-                SpanEvent(name=name, time_unix_nano=int(at), attributes=dict(attrs))
-                for at, name, attrs in zip(
-                    row["event_times"], row["event_names"], row["event_attributes"], strict=False
-                )
-            ),
-            links=tuple(
-                SpanLink(trace_id=tid, span_id=sid, trace_state=state, attributes=dict(attrs))
-                for tid, sid, state, attrs in zip(
-                    row["link_trace_ids"],
-                    row["link_span_ids"],
-                    row["link_trace_states"],
-                    row["link_attributes"],
-                    strict=False,
-                )
-            ),
-            scope_name=scope_name,
-            scope_version=scope_version,
-            trace_state=row["trace_state"],
-        )
-
-    def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
-        spans = self.spans([trace_id])
-        return request_from_spans(spans) if spans else None
-
-    def span_frame(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        service: str | None = None,
-        whole_traces: bool = True,
-    ) -> pl.DataFrame:
-        margin = _HOUR_NS if whole_traces else 0
-        table = self.db.table(
-            "otel_span_frame",
-            {
-                "start": _clamp(start_unix_nano),
-                "end": _clamp(end_unix_nano),
-                "lo": _clamp(start_unix_nano - margin),
-                "hi": _clamp(end_unix_nano + margin),
-                "service": service,
-                "whole_traces": whole_traces,
-            },
-        )
-        return _frame(table, FRAME_SCHEMA)
-
-    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-        ids = sorted(set(_hex_ids(trace_ids)))
-        keys = self.entity_key_names()
-        out: dict[str, dict[str, list[str]]] = {}
-        if not ids or not keys:
-            return out
-        for chunk in _chunks(ids):
-            table = self.db.table(
-                "otel_trace_entities", {"trace_ids": IdSet(tuple(chunk)), "keys": keys}
-            )
-            _collect_entities(table, out)
-        return out
-
-    def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
-        table = self.db.table(
-            "otel_throughput",
-            {
-                "start": _clamp(start_unix_nano),
-                "end": _clamp(end_unix_nano),
-                "bucket": max(1, bucket_ns),
-            },
-        )
-        return _frame(table, _THROUGHPUT_SCHEMA)
-
-    def recent_traces(self, limit: int = 50) -> pl.DataFrame:
-        return _frame(self.db.table("otel_recent_traces", {"limit": limit}), _RECENT_SCHEMA)
-
-
-def _any_value(value: AttrValue, out: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool):
-        out.bool_value = value
-    elif isinstance(value, int):
-        out.int_value = value
-    elif isinstance(value, float):
-        out.double_value = value
-    elif isinstance(value, bytes):
-        out.bytes_value = value
-    elif isinstance(value, list):
-        out.array_value.SetInParent()
-        for item in value:
-            _any_value(item, out.array_value.values.add())
-    elif isinstance(value, dict):
-        out.kvlist_value.SetInParent()
-        for key, item in value.items():
-            _any_value(item, out.kvlist_value.values.add(key=key).value)
-    else:
-        out.string_value = str(value)
-
-
-def _set_attributes(target: Any, attributes: Mapping[str, AttrValue]) -> None:
-    for key, value in attributes.items():
-        kv: KeyValue = target.add(key=key)
-        _any_value(value, kv.value)
-
-
-def request_from_spans(spans: Sequence[Span]) -> ExportTraceServiceRequest:
-    """Model spans as an OTLP request, grouped by resource and scope (the inverse of
-    ``spans_from_request`` for what the model keeps)."""
-    request = ExportTraceServiceRequest()
-    resources: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
-    scopes: dict[tuple[int, str, str], Any] = {}
-    for span in spans:
-        rkey = (
-            span.service_name,
-            tuple(sorted((k, repr(v)) for k, v in span.resource_attributes.items())),
-        )
-        if rkey not in resources:
-            resource_spans = request.resource_spans.add()
-            _set_attributes(resource_spans.resource.attributes, span.resource_attributes)
-            resources[rkey] = resource_spans
-        resource_spans = resources[rkey]
-        skey = (id(resource_spans), span.scope_name, span.scope_version)
-        if skey not in scopes:
-            scope_spans = resource_spans.scope_spans.add()
-            scope_spans.scope.name = span.scope_name
-            scope_spans.scope.version = span.scope_version
-            scopes[skey] = scope_spans
-        proto = scopes[skey].spans.add()
-        proto.trace_id = bytes.fromhex(span.trace_id)
-        proto.span_id = bytes.fromhex(span.span_id)
-        if span.parent_span_id:
-            proto.parent_span_id = bytes.fromhex(span.parent_span_id)
-        proto.trace_state = span.trace_state
-        proto.name = span.name
-        proto.kind = SPAN_KINDS.index(span.kind)
-        proto.start_time_unix_nano = span.start_unix_nano
-        proto.end_time_unix_nano = span.end_unix_nano
-        proto.flags = span.flags
-        _set_attributes(proto.attributes, span.attributes)
-        for event in span.events:
-            proto_event = proto.events.add(name=event.name, time_unix_nano=event.time_unix_nano)
-            _set_attributes(proto_event.attributes, event.attributes)
-        for link in span.links:
-            with contextlib.suppress(ValueError):
-                proto_link = proto.links.add(
-                    trace_id=bytes.fromhex(link.trace_id),
-                    span_id=bytes.fromhex(link.span_id),
-                    trace_state=link.trace_state,
-                )
-                _set_attributes(proto_link.attributes, link.attributes)
-        proto.status.code = ("UNSET", "OK", "ERROR").index(span.status_code)
-        proto.status.message = span.status_message
-    return request
+    def clamp(self, unix_nano: int) -> int:
+        return _clamp(unix_nano)
 
 
 # --------------------------------------------------------------------------- the store
 
 
-class ClickHouseStore:
-    """Span store on a ClickHouse database. Implements SpanWriter and SpanReader.
+class ClickHouseStore(StoreReader):
+    """Span store on a ClickHouse database: SpanWriter here, SpanReader through the
+    dialect of the tables found (seqtrace's own, or the exporter's ``otel_traces``).
 
     Writes go to seqtrace's tables through one writer thread that inserts several
     requests' batches at once (ClickHouse wants few, large inserts); ``write`` returns
@@ -1526,9 +819,9 @@ class ClickHouseStore:
         self._counts: dict[str, int] = {}
         self._refused = 0
         self._closed = False
-        self._db = _Sql(transport)
+        self._db = ClickHouseDialect(transport)
         try:
-            self.layout, self._reader = self._open_layout(
+            self.layout, self._dialect = self._open_layout(
                 layout, otel_table, frozenset(entity_keys)
             )
         except BaseException:
@@ -1596,7 +889,7 @@ class ClickHouseStore:
 
     def _open_layout(
         self, layout: Layout, otel_table: str, entity_keys: frozenset[str]
-    ) -> tuple[Literal["seqtrace", "otel"], _SeqtraceReader | _OtelReader]:
+    ) -> tuple[Literal["seqtrace", "otel"], ClickHouseDialect]:
         lookup = f"{otel_table}_trace_id_ts"
         tables = {name for name in ("seqtrace_meta", otel_table, lookup) if self._exists(name)}
         ours = "seqtrace_meta" in tables
@@ -1610,7 +903,7 @@ class ClickHouseStore:
                     f"{otel_table} in {self.description} is not the OpenTelemetry exporter's "
                     f"traces table (no {', '.join(sorted(missing - columns))})"
                 )
-            reader = _OtelReader(
+            reader = OtelDialect(
                 self.transport,
                 otel_table,
                 columns,
@@ -1627,13 +920,13 @@ class ClickHouseStore:
                     f"reads version {SCHEMA_VERSION}. Use the seqtrace that wrote it, or "
                     "another database"
                 )
-            return "seqtrace", _SeqtraceReader(self._db)
+            return "seqtrace", self._db
         if self.read_only:
             raise SchemaVersionError(
                 f"{self.description} holds no seqtrace tables and no {otel_table!r} table"
             )
         self._create_schema()
-        return "seqtrace", _SeqtraceReader(self._db)
+        return "seqtrace", self._db
 
     def _exists(self, table: str) -> bool:
         text = render(sql("table_exists"), fragments={"name": quote_identifier(table)})
@@ -1772,7 +1065,7 @@ class ClickHouseStore:
         hi = max(b.max_start for b in batches)
         found: set[bytes] = set()
         for chunk in _chunks(trace_ids):
-            rows = self._db.raw_rows(
+            rows = self._db.rows(
                 "find_duplicates",
                 {"min_start": lo, "max_start": hi, "trace_ids": IdSet(tuple(chunk))},
             )
@@ -1908,114 +1201,6 @@ class ClickHouseStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ------------------------------------------------------------------ reads
-
-    def _read(self) -> _SeqtraceReader | _OtelReader:
-        if self._closed:
-            raise StoreUnavailable("the store is closed")
-        return self._reader
-
-    def stats(self) -> StoreStats:
-        return self._read().stats()
-
-    def entity_keys(self, limit: int = 100) -> list[EntityKey]:
-        return self._read().entity_keys(limit)
-
-    def entity_values(
-        self,
-        key: str,
-        limit: int = 100,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-        prefix: str | None = None,
-    ) -> list[EntityValue]:
-        return self._read().entity_values(key, limit, start_unix_nano, end_unix_nano, prefix)
-
-    def entity_trace_ids(
-        self,
-        key: str,
-        value: str,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[str]:
-        return self._read().entity_trace_ids(key, value, start_unix_nano, end_unix_nano)
-
-    def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
-        return self._read().linked_trace_ids(trace_ids)
-
-    def entity_traces_in_range(
-        self, key: str, start_unix_nano: int, end_unix_nano: int
-    ) -> list[tuple[Any, ...]]:
-        """(value, trace_id, trace_start, shape, span_ids) per trace of every entity of
-        ``key`` with a span in the range, as ``DuckDBStore.entity_traces_in_range``
-        (``sql/clickhouse/entity_traces_in_range.sql``); used by analyzer.contracts."""
-        return self._read().entity_traces_in_range(key, start_unix_nano, end_unix_nano)
-
-    def entity_traces(
-        self,
-        key: str,
-        value: str,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[tuple[str, int]]:
-        return self._read().entity_traces(key, value, start_unix_nano, end_unix_nano)
-
-    def spans(
-        self,
-        trace_ids: Iterable[str],
-        *,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[Span]:
-        return self._read().spans(
-            trace_ids, start_unix_nano=start_unix_nano, end_unix_nano=end_unix_nano
-        )
-
-    def slo_frame(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        services: Sequence[str],
-        operations: Sequence[str],
-    ) -> pl.DataFrame:
-        return self._read().slo_frame(start_unix_nano, end_unix_nano, services, operations)
-
-    def slo_spans(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        services: Sequence[str],
-        operations: Sequence[str],
-    ) -> pl.DataFrame:
-        return self._read().slo_spans(start_unix_nano, end_unix_nano, services, operations)
-
-    def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
-        return None  # other processes write to the server: nothing here can tell
-
-    def last_unix_nano(self) -> int | None:
-        return self._read().last_unix_nano()
-
-    def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
-        return self._read().trace_request(trace_id)
-
-    def span_frame(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        service: str | None = None,
-        whole_traces: bool = True,
-    ) -> pl.DataFrame:
-        return self._read().span_frame(start_unix_nano, end_unix_nano, service, whole_traces)
-
-    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-        return self._read().trace_entities(trace_ids)
-
-    def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
-        return self._read().throughput(start_unix_nano, end_unix_nano, bucket_ns)
-
-    def recent_traces(self, limit: int = 50) -> pl.DataFrame:
-        return self._read().recent_traces(limit)
 
 
 def _without(table: pa.Table, span_keys: set[bytes]) -> pa.Table:

@@ -1,10 +1,11 @@
 """The DuckDB backend: one writer thread owns the file; readers share it under MVCC.
 
-DuckDB lets one process hold a database file read-write (NOTES.md). Inside that process
-this class is the only owner: the collector's threads hand prepared batches to a single
-writer thread, which commits several of them per transaction (group commit) and only then
-releases the callers, so an acknowledged export is on disk. Readers get cursors of their
-own and see committed data while ingest runs.
+DuckDB lets one process hold a database file read-write. Inside that process this class
+is the only owner: the collector's threads hand prepared batches over, each is appended
+to the ingest journal and acknowledged once the journal's fsync covers it; a single
+writer thread then moves them into DuckDB, a row group's worth per transaction. Reads go
+through :class:`~spanstore.reader.StoreReader` with this file's dialect
+(``spanstore/sql/duckdb/``): cursors of their own, committed data under MVCC.
 """
 
 from __future__ import annotations
@@ -15,27 +16,22 @@ import logging
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from functools import cache
-from importlib import resources as importlib_resources
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, NoReturn
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from spanstore.base import (
-    SLO_TREE_MARGIN_NS,
     QueryTimeout,
     SchemaVersionError,
     StoreError,
@@ -47,17 +43,11 @@ from spanstore.changes import ChangeLog, hours_of
 from spanstore.deadline import deadline_seconds, time_left
 from spanstore.decoder import DecoderPool, prepare_serialized
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
-from spanstore.frame import (
-    FRAME_SCHEMA,
-    SLO_SPANS_SCHEMA,
-    SPAN_KIND_NAMES,
-    STATUS_CODE_NAMES,
-)
+from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.journal import Journal, JournalError, has_segments, journal_dir
-from spanstore.model import AttrValue, EntityKey, EntityValue, Span, StoreStats
-from spanstore.otlp import attributes_to_dict, span_from_proto
 from spanstore.policy import IngestPolicy, PolicyEngine
+from spanstore.reader import StoreReader
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
 from spanstore.unseen import (
     committed_position,
@@ -79,7 +69,7 @@ SCHEMA_VERSION: Final = 2
 _MIGRATIONS: Final = {"1": "migrate_v1_to_v2"}  # the stored version text -> its SQL
 _FAR_PAST: Final = -(1 << 62)
 _FAR_FUTURE: Final = 1 << 62
-_HOUR_NS: Final = 3_600_000_000_000
+_INT64_MAX: Final = (1 << 63) - 1
 #: Spans per DuckDB transaction of the writer: one row group. DuckDB compresses a full
 #: row group and writes it straight to the file, without the WAL and the checkpoint that
 #: would copy it again: 4 us per span instead of 10 in small transactions (measured,
@@ -135,10 +125,9 @@ _INSERT_NEW: Final = {
 }
 
 
-@cache
 def sql(name: str) -> str:
-    """A query from ``spanstore/sql/NAME.sql`` (all SQL lives in those files)."""
-    return (importlib_resources.files("spanstore") / "sql" / f"{name}.sql").read_text()
+    """A statement from ``spanstore/sql/duckdb/NAME.sql`` (all SQL lives in those files)."""
+    return sql_text("duckdb", name)
 
 
 def _ids(hex_ids: Iterable[str]) -> list[bytes]:
@@ -164,8 +153,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class DuckDBStore:
-    """Span store on one DuckDB file. Implements SpanWriter and SpanReader."""
+class DuckDBStore(StoreReader):
+    """Span store on one DuckDB file: SpanWriter here, SpanReader through its dialect."""
 
     def __init__(
         self,
@@ -194,6 +183,7 @@ class DuckDBStore:
         keys = frozenset(entity_keys)
         self._keys = KeyClassifier(keys)
         self._closed = False
+        self._dialect = _DuckDBDialect(self)
         self._config: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": memory_limit,
             "threads": threads,
@@ -1158,210 +1148,6 @@ class DuckDBStore:
             self._view_cursors.append((db, con))
         return True
 
-    def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        with self._cursor() as con:
-            return con.execute(sql(name), params or {}).fetchall()
-
-    def _frame(self, name: str, params: dict[str, Any]) -> pl.DataFrame:
-        with self._cursor() as con:
-            table = con.sql(sql(name), params=params).to_arrow_table()
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        return frame
-
-    def stats(self) -> StoreStats:
-        spans, traces, first, last = self._rows("stats")[0]
-        services = [row[0] for row in self._rows("services")]
-        return StoreStats(
-            spans=spans,
-            traces=traces,
-            services=services,
-            first_unix_nano=first,
-            last_unix_nano=last,
-        )
-
-    def entity_keys(self, limit: int = 100) -> list[EntityKey]:
-        return [
-            EntityKey(key=k, values=v, spans=s, traces=t, services=sv)
-            for k, v, s, t, sv in self._rows("entity_keys", {"limit": limit})
-        ]
-
-    def entity_values(
-        self,
-        key: str,
-        limit: int = 100,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-        prefix: str | None = None,
-    ) -> list[EntityValue]:
-        rows = self._rows(
-            "entity_values",
-            {
-                "key": key,
-                "limit": limit,
-                "start": _FAR_PAST if start_unix_nano is None else start_unix_nano,
-                "end": _FAR_FUTURE if end_unix_nano is None else end_unix_nano,
-                "prefix": prefix or "",
-            },
-        )
-        return [
-            EntityValue(value=v, spans=s, traces=t, first_unix_nano=f, last_unix_nano=la)
-            for v, s, t, f, la in rows
-        ]
-
-    def entity_traces(
-        self,
-        key: str,
-        value: str,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[tuple[str, int]]:
-        rows = self._rows(
-            "entity_trace_ids",
-            {
-                "key": key,
-                "value": value,
-                "start": _FAR_PAST if start_unix_nano is None else start_unix_nano,
-                "end": _FAR_FUTURE if end_unix_nano is None else end_unix_nano,
-            },
-        )
-        return [(row[0].hex(), row[1]) for row in rows]
-
-    def entity_trace_ids(
-        self,
-        key: str,
-        value: str,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[str]:
-        return [t for t, _ in self.entity_traces(key, value, start_unix_nano, end_unix_nano)]
-
-    def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
-        ids = _ids(trace_ids)
-        if not ids:
-            return []
-        rows = self._rows("linked_trace_ids", {"trace_ids": ids})
-        given = set(ids)
-        return sorted(row[0].hex() for row in rows if row[0] not in given)
-
-    def spans(
-        self,
-        trace_ids: Iterable[str],
-        *,
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[Span]:
-        ids = _ids(trace_ids)
-        if not ids:
-            return []
-        bounds = {
-            "lo": _FAR_PAST if start_unix_nano is None else start_unix_nano,
-            "hi": _FAR_FUTURE if end_unix_nano is None else end_unix_nano,
-        }
-        with self._cursor() as con:
-            rows = con.execute(sql("spans_of_traces"), {"trace_ids": ids, **bounds}).fetchall()
-            resource_ids = sorted({row[3] for row in rows})
-            scope_ids = sorted({row[4] for row in rows})
-            resources = {
-                rid: raw
-                for rid, raw, _ in con.execute(
-                    sql("resources_by_id"), {"ids": resource_ids}
-                ).fetchall()
-            }
-            scopes = {
-                sid: (name, version)
-                for sid, name, version in con.execute(
-                    sql("scopes_by_id"), {"ids": scope_ids}
-                ).fetchall()
-            }
-        resource_attrs: dict[int, dict[str, AttrValue]] = {}
-        for rid, raw in resources.items():
-            resource = Resource.FromString(raw)
-            resource_attrs[rid] = attributes_to_dict(resource.attributes)
-        out: list[Span] = []
-        for trace_id, span_id, parent, rid, sid, service, raw in rows:
-            proto = SpanProto.FromString(raw)
-            proto.trace_id = trace_id
-            proto.span_id = span_id
-            if parent:
-                proto.parent_span_id = parent
-            scope_name, scope_version = scopes.get(sid, ("", ""))
-            out.append(
-                span_from_proto(
-                    proto, service, resource_attrs.get(rid, {}), scope_name, scope_version
-                )
-            )
-        return out
-
-    def span_frame(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        service: str | None = None,
-        whole_traces: bool = True,
-    ) -> pl.DataFrame:
-        frame = self._frame(
-            "span_frame",
-            {
-                "start": start_unix_nano,
-                "end": end_unix_nano,
-                "service": service,
-                "whole_traces": whole_traces,
-                "margin": _HOUR_NS if whole_traces else 0,
-            },
-        )
-        return frame.cast(FRAME_SCHEMA)  # type: ignore[arg-type]
-
-    def slo_frame(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        services: Sequence[str],
-        operations: Sequence[str],
-    ) -> pl.DataFrame:
-        frame = self._frame(
-            "slo_frame",
-            {
-                "start": start_unix_nano,
-                "end": end_unix_nano,
-                "services": list(services),
-                "operations": list(operations),
-                "margin": SLO_TREE_MARGIN_NS,
-            },
-        )
-        return frame.cast(FRAME_SCHEMA)  # type: ignore[arg-type]
-
-    def slo_spans(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        services: Sequence[str],
-        operations: Sequence[str],
-    ) -> pl.DataFrame:
-        if not services or not operations:
-            return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
-        frame = self._frame(
-            "slo_spans",
-            {
-                "start": start_unix_nano,
-                "end": end_unix_nano,
-                "services": list(services),
-                "operations": list(operations),
-                "margin": SLO_TREE_MARGIN_NS,
-            },
-        )
-        # The stored codes, named as the frame names them (unknown codes as the default).
-        kind, status = SLO_SPANS_SCHEMA["kind"], SLO_SPANS_SCHEMA["status_code"]
-        frame = frame.with_columns(
-            pl.col("kind").replace_strict(
-                dict(enumerate(SPAN_KIND_NAMES)), default="UNSPECIFIED", return_dtype=kind
-            ),
-            pl.col("status_code").replace_strict(
-                dict(enumerate(STATUS_CODE_NAMES)), default="UNSET", return_dtype=status
-            ),
-        )
-        return frame.cast(SLO_SPANS_SCHEMA)  # type: ignore[arg-type]
-
     def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
         # A queued batch marks its hours before it is acknowledged (``write``), so a
         # result kept from before cannot outlive a write its client was told is stored.
@@ -1369,79 +1155,37 @@ class DuckDBStore:
         # writing while this one holds it, so the versions stay 0.
         return [self._changes.version(start, end) for start, end in ranges]
 
-    def last_unix_nano(self) -> int | None:
-        rows = self._rows("last_span_end")
-        value: int | None = rows[0][0] if rows else None
-        return value
 
-    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-        ids = _ids(trace_ids)
-        if not ids:
-            return {}
-        out: dict[str, dict[str, list[str]]] = {}
-        for trace_id, key, value in self._rows("trace_entities", {"trace_ids": ids}):
-            out.setdefault(trace_id, {}).setdefault(key, []).append(value)
-        return out
+class _DuckDBDialect:
+    """DuckDB's primitives for the reader: ``spanstore/sql/duckdb/NAME.sql`` on a cursor
+    of the store (which first commits what was acknowledged, and interrupts the query at
+    its deadline); parameters bound, never spliced."""
 
-    def entity_traces_in_range(
-        self, key: str, start_unix_nano: int, end_unix_nano: int
-    ) -> list[tuple[Any, ...]]:
-        """(value, trace_id, trace_start, shape, span_ids) per trace of every entity of
-        ``key`` with a span in the range; ``shape`` hashes the trace's span tree, so
-        entities that did the same thing can share one diagram (analyzer.contracts)."""
-        return self._rows(
-            "entity_traces_in_range",
-            {"key": key, "start": start_unix_nano, "end": end_unix_nano},
-        )
+    far_past: int = _FAR_PAST
+    far_future: int = _FAR_FUTURE
+    ids_per_query: int = sys.maxsize  # a list parameter of any length
+    span_layout: SpanLayout = "protobuf"
 
-    def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
-        return self._frame(
-            "throughput",
-            {"start": start_unix_nano, "end": end_unix_nano, "bucket": max(1, bucket_ns)},
-        )
+    def __init__(self, store: DuckDBStore) -> None:
+        self._store = store
 
-    def recent_traces(self, limit: int = 50) -> pl.DataFrame:
-        return self._frame("recent_traces", {"limit": limit})
+    def has_query(self, name: str) -> bool:
+        return name in query_names("duckdb")
 
-    def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
-        ids = _ids([trace_id])
-        if not ids:
-            return None
-        with self._cursor() as con:
-            rows = con.execute(sql("trace_rows"), {"trace_id": ids[0]}).fetchall()
-            if not rows:
-                return None
-            resource_rows = con.execute(
-                sql("resources_by_id"), {"ids": sorted({r[3] for r in rows})}
-            ).fetchall()
-            scope_rows = con.execute(
-                sql("scope_raw_by_id"), {"ids": sorted({r[4] for r in rows})}
-            ).fetchall()
-        resources = {rid: (raw, url) for rid, raw, url in resource_rows}
-        scopes = {sid: (raw, url) for sid, raw, url in scope_rows}
-        request = ExportTraceServiceRequest()
-        groups: dict[tuple[int, int], Any] = {}
-        by_resource: dict[int, Any] = {}
-        for tid, sid, parent, rid, scope_id, raw in rows:
-            if rid not in by_resource:
-                resource_spans = request.resource_spans.add()
-                raw_resource, schema_url = resources.get(rid, (b"", ""))
-                resource_spans.resource.ParseFromString(raw_resource)
-                resource_spans.schema_url = schema_url
-                by_resource[rid] = resource_spans
-            if (rid, scope_id) not in groups:
-                scope_spans = by_resource[rid].scope_spans.add()
-                raw_scope, scope_url = scopes.get(scope_id, (b"", ""))
-                scope_spans.scope.ParseFromString(raw_scope)
-                scope_spans.schema_url = scope_url
-                groups[(rid, scope_id)] = scope_spans
-            span = groups[(rid, scope_id)].spans.add()
-            span.ParseFromString(raw)
-            span.trace_id = tid
-            span.span_id = sid
-            if parent:
-                span.parent_span_id = parent
-        return request
+    def table(self, name: str, params: Mapping[str, object]) -> pa.Table:
+        used = parameter_names(sql(name))
+        bound = {key: value for key, value in params.items() if key in used}
+        with self._store._cursor() as con:
+            return con.sql(sql(name), params=bound or None).to_arrow_table()
+
+    def trace_ids(self, hex_ids: Iterable[str]) -> list[bytes]:
+        return _ids(hex_ids)
+
+    def id_set(self, ids: Sequence[bytes] | Sequence[str]) -> object:
+        return list(ids)
+
+    def clamp(self, unix_nano: int) -> int:
+        return max(-_INT64_MAX, min(_INT64_MAX, unix_nano))
 
 
 class _Transaction:
@@ -1594,13 +1338,3 @@ def _timeout_message() -> str:
     seconds = deadline_seconds()
     limit = f"{seconds:g} s" if seconds is not None else "its deadline"
     return f"the query ran longer than {limit} and was stopped; narrow the time range"
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; for tests and tools."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Final, Literal, TypeAlias
+
+#: One hour in nanoseconds: the unit of the stores' change log, and how far beyond a
+#: range whole traces are searched (``span_frame``, ``slo_spans``).
+HOUR_NS: Final = 3_600_000_000_000
 
 #: An attribute value as OTLP carries it: scalars, bytes, arrays and maps (nested).
 AttrValue: TypeAlias = (

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -28,6 +29,14 @@ SAMPLES = ROOT / "sample_traces"
 #: so the suite needs nothing outside the checkout.
 REAL_TRACES = ROOT / "tests" / "data" / "real_traces"
 SEQTRACE = [sys.executable, "-m", "seqtrace.cli"]
+
+# tests/ mirrors the packages (tests/spanstore, tests/collector, ...). Test modules import
+# helpers from each other by their bare names (``from test_clickhouse import ch``), which
+# is also the name pytest imports them under: one module object each, so test_clickhouse's
+# one chdb engine per process stays one. Every folder is on the path from the start, so a
+# single file runs alone too.
+for _folder in ("spanstore", "collector", "analyzer", "ui", "seqtrace"):
+    sys.path.insert(0, str(ROOT / "tests" / _folder))
 
 
 def sample_files() -> list[Path]:
@@ -118,3 +127,13 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 def load_json(path: Path) -> object:
     return json.loads(path.read_text())
+
+
+def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())

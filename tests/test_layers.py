@@ -58,18 +58,3 @@ def test_read_side_public_api_is_pinned() -> None:
         "open_database",
         "parse_entity",
     ]
-
-
-def test_sql_lives_in_sql_files() -> None:
-    """Queries are kept in spanstore/sql/*.sql; every file is used and every use exists."""
-    sql_dir = ROOT / "spanstore" / "sql"
-    names = {p.stem for p in sql_dir.glob("*.sql")}
-    source = (ROOT / "spanstore" / "duckdb_store.py").read_text()
-    import re
-
-    from spanstore.duckdb_store import _MIGRATIONS
-
-    used = set(re.findall(r'(?:sql|_rows|_frame)\(\s*"([a-z_0-9]+)"', source))
-    used |= set(_MIGRATIONS.values())  # run by name when an older file is opened
-    assert used <= names, used - names
-    assert names - used == set(), f"unused SQL files: {names - used}"

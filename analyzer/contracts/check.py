@@ -210,7 +210,7 @@ def _check_key(
     """Every entity of ``key`` in the window, building one diagram per *shape*.
 
     Entities whose traces have the same shapes in the same order (see
-    ``spanstore/sql/entity_traces_in_range.sql``) draw the same calls, so one of them (the
+    ``spanstore/sql/*/entity_traces_in_range.sql``) draw the same calls, so one of them (the
     first value) is built and aligned and the others take its findings with their own
     trace and span ids. A second member of every shared shape is built too and compared:
     if it draws other calls, every member of that shape is built on its own.

@@ -3,7 +3,7 @@
 Three ways to the data, best first:
 
 * a :class:`~spanstore.base.SpanReader` (or a :class:`~analyzer.source.LocalSource`
-  around one): entity traces come from ``spanstore/sql/entity_traces_in_range.sql`` (one
+  around one): entity traces come from the store's ``entity_traces_in_range`` (one
   query for the whole key: each entity's traces in the window plus the traces linked to
   them, as the entity diagram draws them), spans are read in bulk per batch of entities
   and every diagram is built in this process, uncapped (``max_messages=0``);
@@ -112,7 +112,7 @@ def key_diagrams(
 @dataclass(frozen=True, slots=True)
 class TraceRow:
     """One trace of an entity: ``shape`` (None: not shareable) and the span ids in the order
-    the shape lists them (see ``spanstore/sql/entity_traces_in_range.sql``)."""
+    the shape lists them (see ``spanstore/sql/*/entity_traces_in_range.sql``)."""
 
     trace_id: str
     start_unix_nano: int = 0
@@ -123,15 +123,10 @@ class TraceRow:
 def entity_rows(reader: SpanReader, key: str, start: int, end: int) -> dict[str, list[TraceRow]]:
     """value -> its traces (own ones in the window and linked ones), in diagram order, for
     every value of ``key`` with an entity span in ``[start, end)``."""
-    from spanstore.duckdb_store import DuckDBStore
-
     method = getattr(reader, "entity_traces_in_range", None)
     found: list[tuple[Any, ...]]
-    if callable(method):  # a reader that offers the query as a method
+    if callable(method):  # every store's reader (spanstore.reader.StoreReader)
         found = list(method(key, start, end))
-    elif isinstance(reader, DuckDBStore):  # the query file ships in spanstore/sql/
-        params = {"key": key, "start": start, "end": end}
-        found = reader._rows("entity_traces_in_range", params)
     else:
         found = [(v, tid, 0, None, ()) for v, tid in _traces_one_by_one(reader, key, start, end)]
     out: dict[str, list[TraceRow]] = {}

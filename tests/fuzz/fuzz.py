@@ -3,7 +3,7 @@
     .venv/bin/python tests/fuzz/fuzz.py seed            # (re)write the seed corpus
     .venv/bin/python tests/fuzz/fuzz.py run --minutes 10  # fuzz longer than CI does
 
-``tests/test_fuzz.py`` replays every file in ``tests/fuzz/corpus/`` and then runs a
+``tests/spanstore/test_fuzz.py`` replays every file in ``tests/fuzz/corpus/`` and then runs a
 bounded number of mutations of them (hypothesis) in the normal suite. A long run here
 uses the same targets with many more examples; any input that fails is written to
 ``corpus/<target>/crash-*.{json,binpb}`` so that the normal suite replays it from then on.

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from test_collector_support import make_request
 
-from spanstore.duckdb_store import DuckDBStore, wait_until
+from spanstore.duckdb_store import DuckDBStore
 from spanstore.retention import RetentionPolicy
+from tests.conftest import wait_until
 
 HOUR_NS = 3_600_000_000_000
 

@@ -52,7 +52,7 @@ from spanstore.clickhouse_store import (
 from spanstore.otlp import request_from_json, request_to_json, spans_from_request
 from spanstore.urls import StoreURLError, open_store_url, parse_store_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_traces"
 REAL_TRACES = ROOT / "tests" / "data" / "real_traces"
 LIVE_URL = os.environ.get("SEQTRACE_CLICKHOUSE_URL", "")

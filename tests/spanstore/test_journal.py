@@ -21,7 +21,7 @@ from test_collector_support import make_request
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.journal import Journal, journal_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_records_come_back_in_order_and_numbering_goes_on_after_reopening(
@@ -122,7 +122,7 @@ os._exit(0)  # no close, no commit: only the journal has the spans
 
 def test_spans_acknowledged_before_a_crash_are_loaded_from_the_journal(tmp_path: Path) -> None:
     db = tmp_path / "crash.duckdb"
-    script = _CRASHING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests"), db=str(db))
+    script = _CRASHING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db))
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
@@ -182,7 +182,7 @@ def test_a_full_row_group_is_committed_without_waiting(tmp_path: Path) -> None:
 
 
 def _wait(predicate: object, timeout: float = 10.0) -> bool:
-    from spanstore.duckdb_store import wait_until
+    from tests.conftest import wait_until
 
     return wait_until(predicate, timeout)
 
@@ -202,7 +202,8 @@ def test_the_journal_lives_beside_the_database(tmp_path: Path) -> None:
 _SPLITTING_WRITER = """
 import os, sys
 sys.path[:0] = [{root!r}, {tests!r}]
-from spanstore.duckdb_store import DuckDBStore, wait_until
+from spanstore.duckdb_store import DuckDBStore
+from tests.conftest import wait_until
 from test_collector_support import make_request
 store = DuckDBStore({db!r}, rows_per_commit=250, max_commit_delay=3600, entity_keys=["order.id"])
 for n in range(3):
@@ -222,7 +223,7 @@ def test_a_commit_that_ends_inside_a_request_is_completed_once_after_a_crash(
     and the next open loads the rest of the cut one without storing its first half
     twice."""
     db = tmp_path / "split.duckdb"
-    script = _SPLITTING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests"), db=str(db))
+    script = _SPLITTING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db))
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
@@ -274,7 +275,7 @@ def test_a_read_only_open_leaves_the_journal_of_a_running_server_alone(tmp_path:
     from spanstore.journal import has_segments
 
     db = tmp_path / "s.duckdb"
-    script = _APPENDING_OWNER.format(root=str(ROOT), tests=str(ROOT / "tests"), db=str(db))
+    script = _APPENDING_OWNER.format(root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db))
     owner = subprocess.Popen(
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )

@@ -26,9 +26,9 @@ from analyzer.diagram.text import TIMES
 from spanstore.model import Span
 from spanstore.otlp import request_from_json, spans_from_request
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_traces"
-REAL = Path(__file__).resolve().parent / "data" / "real_traces"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real_traces"
 GOLDEN = REPO / "tests" / "golden" / "diagram"
 UPDATE = os.environ.get("SEQTRACE_UPDATE_GOLDEN") == "1"
 SUFFIXES = {"mermaid": "mmd", "plantuml": "puml", "svg": "svg", "json": "json", "markdown": "md"}

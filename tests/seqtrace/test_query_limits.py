@@ -20,7 +20,7 @@ from analyzer.source import LocalSource
 from seqtrace.api import ApiServer
 from spanstore.duckdb_store import DuckDBStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLES, SEQTRACE
-from tests.test_diagram_tools import CHROMIUM, find_mmdc
+from test_diagram_tools import CHROMIUM, find_mmdc
 
 ENTITIES = ["order.id=ORD-1002", "order.id=ORD-1005", "order.id=ORD-1666"]
 

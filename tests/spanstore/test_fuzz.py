@@ -36,7 +36,7 @@ from spanstore.model import Span
 from spanstore.otlp import OtlpJsonError, request_from_json, spans_from_request
 from spanstore.policy import IngestPolicy, Limits, PolicyEngine, RedactionRule
 
-CORPUS = Path(__file__).parent / "fuzz" / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "fuzz" / "corpus"
 JSON_SEEDS = sorted((CORPUS / "otlp_json").glob("*.json"))
 PROTO_SEEDS = sorted((CORPUS / "otlp_proto").glob("*.binpb"))
 EXAMPLES = int(os.environ.get("SEQTRACE_FUZZ_EXAMPLES", "100"))

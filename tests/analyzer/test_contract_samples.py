@@ -310,8 +310,9 @@ def test_http_source_without_the_endpoint_falls_back(tmp_path: Path, happy: str)
 
 
 def test_the_reader_method_and_the_fallbacks_agree(shop: LocalSource) -> None:
-    """`entity_rows` reads the SQL file through DuckDBStore, a reader method of the same
-    name when the store grows one, or per value through the SpanReader protocol."""
+    """`entity_rows` runs the store's bulk query (``entity_traces_in_range``), a reader
+    method of that name on any reader, or reads per value through the SpanReader
+    protocol."""
     from analyzer.contracts.fetch import entity_rows
 
     store = shop.reader
@@ -322,12 +323,11 @@ def test_the_reader_method_and_the_fallbacks_agree(shop: LocalSource) -> None:
             return getattr(store, name)
 
         def entity_traces_in_range(self, key: str, start: int, end: int) -> list[Any]:
-            params = {"key": key, "start": start, "end": end}
-            return store._rows("entity_traces_in_range", params)  # type: ignore[attr-defined]
+            return store.entity_traces_in_range(key, start, end)  # type: ignore[attr-defined,no-any-return]
 
     class Plain:
         def __getattr__(self, name: str) -> Any:
-            if name in ("_rows", "entity_traces_in_range"):
+            if name == "entity_traces_in_range":
                 raise AttributeError(name)
             return getattr(store, name)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import REAL_TRACES, ROOT, sample_files
+from tests.conftest import REAL_TRACES, ROOT, sample_files
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -26,7 +26,7 @@ from collector.files import (
 from spanstore.model import Span
 from spanstore.otlp import request_to_json, spans_from_request
 
-REAL = Path(__file__).resolve().parent / "data" / "real_traces"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real_traces"
 
 # From shared/real_traces/README.md: file -> (spans, services, error spans, events)
 REAL_FILES = {

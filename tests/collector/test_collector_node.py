@@ -18,7 +18,7 @@ from test_collector_support import open_store, running_collector
 from collector import Collector
 from spanstore.duckdb_store import DuckDBStore
 
-APP = Path(__file__).parent / "node_exporter"
+APP = Path(__file__).resolve().parents[1] / "node_exporter"
 TOKEN = "node-test-token"
 
 

@@ -27,8 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from test_collector_support import EXPORT, http_call, make_request, running_collector
 
 from analyzer.source import HttpSource
-from spanstore.duckdb_store import DuckDBStore, wait_until
-from tests.conftest import Server, start_server
+from spanstore.duckdb_store import DuckDBStore
+from tests.conftest import Server, start_server, wait_until
 
 PB = {"Content-Type": "application/x-protobuf"}
 

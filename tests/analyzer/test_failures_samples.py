@@ -21,9 +21,9 @@ from spanstore.model import Span
 from spanstore.otlp import request_from_json, spans_from_request
 from spanstore.semconv import is_entity_key
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_traces"
-REAL = Path(__file__).resolve().parent / "data" / "real_traces"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real_traces"
 EVERYTHING = (0, 2**62)
 
 

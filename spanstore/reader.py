@@ -1,0 +1,293 @@
+"""The one :class:`~spanstore.base.SpanReader`: named queries, and what their rows mean.
+
+Every store reads through :class:`StoreReader`; an engine only supplies a dialect
+(``spanstore.dialect``): its SQL folder and how to run a named query. Adding a query to
+every backend is one ``NAME.sql`` per dialect folder and one method here that runs it
+and maps its rows (``spanstore.rows``); ``tests/test_dialects.py`` checks that every
+query named here exists in every dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import polars as pl
+import pyarrow as pa
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+
+from spanstore.base import StoreUnavailable
+from spanstore.dialect import Dialect
+from spanstore.frame import FRAME_SCHEMA, SLO_SPANS_SCHEMA
+from spanstore.model import HOUR_NS, EntityKey, EntityValue, Span, StoreStats
+from spanstore.rows import (
+    collect_entities,
+    columns,
+    entity_key,
+    entity_value,
+    frame,
+    hex_id,
+    references,
+    request_from_protobuf_rows,
+    request_from_spans,
+    slo_spans_frame,
+    span_from_columns,
+    spans_from_protobuf_rows,
+)
+
+__all__ = ["RECENT_TRACES_SCHEMA", "THROUGHPUT_SCHEMA", "StoreReader"]
+
+THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "bucket_unix_nano": pl.Int64(),
+    "spans": pl.Int64(),
+    "errors": pl.Int64(),
+}
+RECENT_TRACES_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "trace_id": pl.String(),
+    "service_name": pl.String(),
+    "name": pl.String(),
+    "start_unix_nano": pl.Int64(),
+    "duration_ns": pl.Int64(),
+    "status_code": pl.String(),
+    "spans": pl.Int64(),
+    "errors": pl.Int64(),
+}
+
+_T = TypeVar("_T")
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class StoreReader:
+    """SpanReader over a dialect. A store sets ``_dialect`` (and ``_closed``)."""
+
+    _dialect: Dialect
+    _closed: bool = False
+
+    # ------------------------------------------------------------------ primitives
+
+    def _table(self, name: str, params: Mapping[str, object] | None = None) -> pa.Table:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        return self._dialect.table(name, params or {})
+
+    def _since(self, unix_nano: int | None) -> int:
+        return self._dialect.far_past if unix_nano is None else self._dialect.clamp(unix_nano)
+
+    def _until(self, unix_nano: int | None) -> int:
+        return self._dialect.far_future if unix_nano is None else self._dialect.clamp(unix_nano)
+
+    def _around(self, start: int, end: int, margin: int) -> dict[str, object]:
+        """A range and the range ``margin`` wider on each side (where whole traces are
+        searched): ``$start``/``$end`` with ``$margin``, or ``$lo``/``$hi``."""
+        clamp = self._dialect.clamp
+        return {
+            "start": clamp(start),
+            "end": clamp(end),
+            "margin": margin,
+            "lo": clamp(start - margin),
+            "hi": clamp(end + margin),
+        }
+
+    def _id_tables(self, name: str, ids: Sequence[Any], **params: object) -> list[pa.Table]:
+        """The named query over ``$trace_ids``, as many times as the dialect splits them."""
+        dialect = self._dialect
+        return [
+            self._table(name, {"trace_ids": dialect.id_set(chunk), **params})
+            for chunk in _chunks(ids, dialect.ids_per_query)
+        ]
+
+    # ------------------------------------------------------------------ SpanReader
+
+    def stats(self) -> StoreStats:
+        row = self._table("stats").to_pylist()[0]
+        spans = int(row["spans"] or 0)
+        return StoreStats(
+            spans=spans,
+            traces=int(row["traces"] or 0),
+            services=self._table("services").column(0).to_pylist(),
+            first_unix_nano=row["first_unix_nano"] if spans else None,
+            last_unix_nano=row["last_unix_nano"] if spans else None,
+        )
+
+    def entity_keys(self, limit: int = 100) -> list[EntityKey]:
+        return [entity_key(r) for r in self._table("entity_keys", {"limit": limit}).to_pylist()]
+
+    def entity_values(
+        self,
+        key: str,
+        limit: int = 100,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+        prefix: str | None = None,
+    ) -> list[EntityValue]:
+        params: dict[str, object] = {
+            "key": key,
+            "limit": limit,
+            "start": self._since(start_unix_nano),
+            "end": self._until(end_unix_nano),
+            "prefix": prefix or "",
+        }
+        return [entity_value(r) for r in self._table("entity_values", params).to_pylist()]
+
+    def entity_traces(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[tuple[str, int]]:
+        params: dict[str, object] = {
+            "key": key,
+            "value": value,
+            "start": self._since(start_unix_nano),
+            "end": self._until(end_unix_nano),
+        }
+        table = self._table("entity_trace_ids", params)
+        return [(hex_id(t), int(first)) for t, first in columns(table, "trace_id", "first_start")]
+
+    def entity_trace_ids(
+        self,
+        key: str,
+        value: str,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[str]:
+        return [t for t, _ in self.entity_traces(key, value, start_unix_nano, end_unix_nano)]
+
+    def entity_traces_in_range(
+        self, key: str, start_unix_nano: int, end_unix_nano: int
+    ) -> list[tuple[Any, ...]]:
+        """(value, trace_id, trace_start, shape, span_ids) per trace of every entity of
+        ``key`` with a span in the range; ``shape`` hashes the trace's span tree, so
+        entities that did the same thing can share one diagram (analyzer.contracts). A
+        dialect without the query answers per value: own traces, then linked ones, with
+        no shapes (each entity's diagram is built on its own)."""
+        if not self._dialect.has_query("entity_traces_in_range"):
+            rows: list[tuple[Any, ...]] = []
+            for entry in self.entity_values(key, 1_000_000, start_unix_nano, end_unix_nano):
+                own = self.entity_traces(key, entry.value, start_unix_nano, end_unix_nano)
+                rows += [(entry.value, tid, first, None, ()) for tid, first in own]
+                linked = self.linked_trace_ids([tid for tid, _ in own])
+                rows += [(entry.value, tid, 0, None, ()) for tid in linked]
+            return rows
+        params: dict[str, object] = {"key": key, "start": start_unix_nano, "end": end_unix_nano}
+        table = self._table("entity_traces_in_range", params)
+        return [
+            (value, trace_id, int(trace_start), shape, tuple(span_ids))
+            for value, trace_id, trace_start, shape, span_ids in columns(
+                table, "value", "trace_id", "trace_start", "shape", "span_ids"
+            )
+        ]
+
+    def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
+        ids = self._dialect.trace_ids(trace_ids)
+        if not ids:
+            return []
+        found: set[Any] = set()
+        for table in self._id_tables("linked_trace_ids", ids):
+            found.update(table.column(0).to_pylist())
+        found -= {None, "", b"", *ids}
+        return sorted(hex_id(t) for t in found)
+
+    def spans(
+        self,
+        trace_ids: Iterable[str],
+        *,
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> list[Span]:
+        ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
+        if not ids:
+            return []
+        bounds = {"lo": self._since(start_unix_nano), "hi": self._until(end_unix_nano)}
+        tables = self._id_tables("spans_of_traces", ids, **bounds)
+        if self._dialect.span_layout == "columns":
+            out = [span_from_columns(row) for table in tables for row in table.to_pylist()]
+        else:
+            rows = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            out = spans_from_protobuf_rows(rows, self._references(rows))
+        if len(tables) > 1:  # each query's rows are in order, not all of them
+            out.sort(key=lambda s: (s.start_unix_nano, s.span_id))
+        return out
+
+    def _references(self, rows: pa.Table) -> Any:
+        if not rows.num_rows:
+            return {}, {}
+        ids = {
+            "resource_ids": sorted(set(rows.column("resource_id").to_pylist())),
+            "scope_ids": sorted(set(rows.column("scope_id").to_pylist())),
+        }
+        return references(self._table("refs_by_id", ids))
+
+    def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
+        if self._dialect.span_layout == "columns":  # not kept as sent: rebuilt from spans
+            spans = self.spans([trace_id])
+            return request_from_spans(spans) if spans else None
+        ids = self._dialect.trace_ids([trace_id])
+        if not ids:
+            return None
+        params: dict[str, object] = {
+            "trace_id": ids[0],
+            "trace_ids": self._dialect.id_set(ids[:1]),
+            "lo": self._dialect.far_past,
+            "hi": self._dialect.far_future,
+        }
+        rows = self._table("trace_rows", params)
+        if not rows.num_rows:
+            return None
+        return request_from_protobuf_rows(rows, self._references(rows))
+
+    def span_frame(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        service: str | None = None,
+        whole_traces: bool = True,
+    ) -> pl.DataFrame:
+        params = self._around(start_unix_nano, end_unix_nano, HOUR_NS if whole_traces else 0)
+        params |= {"service": service, "whole_traces": whole_traces}
+        return frame(self._table("span_frame", params), FRAME_SCHEMA)
+
+    def slo_spans(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        services: Sequence[str],
+        operations: Sequence[str],
+    ) -> pl.DataFrame:
+        if not services or not operations:
+            return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
+        params = self._around(start_unix_nano, end_unix_nano, HOUR_NS)
+        params |= {"services": list(services), "operations": list(operations)}
+        return slo_spans_frame(self._table("slo_spans", params))
+
+    def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
+        return None  # a store other processes write to cannot tell
+
+    def last_unix_nano(self) -> int | None:
+        value = self._table("last_span_end").column(0)[0].as_py()
+        return None if value is None else int(value)
+
+    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
+        found: dict[str, dict[str, list[str]]] = {}
+        for table in self._id_tables("trace_entities", ids):  # ordered by (trace_id, key)
+            collect_entities(table, found)
+        return found
+
+    def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
+        params: dict[str, object] = {
+            "start": self._dialect.clamp(start_unix_nano),
+            "end": self._dialect.clamp(end_unix_nano),
+            "bucket": max(1, bucket_ns),
+        }
+        return frame(self._table("throughput", params), THROUGHPUT_SCHEMA)
+
+    def recent_traces(self, limit: int = 50) -> pl.DataFrame:
+        return frame(self._table("recent_traces", {"limit": limit}), RECENT_TRACES_SCHEMA)

@@ -1,0 +1,1 @@
+SELECT max(start_unix_nano + duration_ns) AS last FROM spans

@@ -1,1 +1,0 @@
-SELECT max(start_unix_nano + duration_ns) FROM spans

@@ -1,0 +1,95 @@
+"""Every query the one reader runs exists in every dialect, and every SQL file is used.
+
+The reader (spanstore/reader.py) runs queries by name; each dialect answers them from its
+folder: spanstore/sql/duckdb/NAME.sql, spanstore/sql/clickhouse/NAME.sql, and
+spanstore/sql/clickhouse/otel_NAME.sql for the OpenTelemetry exporter's table.
+"""
+
+from __future__ import annotations
+
+import re
+
+from spanstore.dialect import parameter_names, query_names, sql_text
+from tests.conftest import ROOT
+
+#: The reader's queries. Adding one: a file per dialect folder, a method in
+#: spanstore/reader.py that maps its rows, and its name here.
+READER_QUERIES = {
+    "entity_keys",
+    "entity_trace_ids",
+    "entity_traces_in_range",
+    "entity_values",
+    "last_span_end",
+    "linked_trace_ids",
+    "recent_traces",
+    "refs_by_id",
+    "services",
+    "slo_spans",
+    "span_frame",
+    "spans_of_traces",
+    "stats",
+    "throughput",
+    "trace_entities",
+    "trace_rows",
+}
+#: What the otel_traces layout does without: spans are columns there, not protobuf with
+#: resource and scope ids (no refs_by_id, trace_rows), and the reader composes
+#: entity_traces_in_range from other queries when a dialect lacks it.
+NOT_IN_OTEL = {"entity_traces_in_range", "refs_by_id", "trace_rows"}
+
+
+def _names_in(path: str, pattern: str) -> set[str]:
+    return set(re.findall(pattern, (ROOT / path).read_text()))
+
+
+def test_the_reader_runs_exactly_the_pinned_queries() -> None:
+    used = _names_in("spanstore/reader.py", r'(?:_table|_id_tables|has_query)\(\s*"([a-z_0-9]+)"')
+    assert used == READER_QUERIES
+
+
+def test_every_reader_query_exists_in_every_dialect() -> None:
+    duckdb, clickhouse = query_names("duckdb"), query_names("clickhouse")
+    assert duckdb >= READER_QUERIES, READER_QUERIES - duckdb
+    assert clickhouse >= READER_QUERIES, READER_QUERIES - clickhouse
+    otel = {name.removeprefix("otel_") for name in clickhouse if name.startswith("otel_")}
+    assert otel >= READER_QUERIES - NOT_IN_OTEL, READER_QUERIES - NOT_IN_OTEL - otel
+    assert not NOT_IN_OTEL & otel
+
+
+def test_dialects_of_one_query_take_the_same_parameters() -> None:
+    """A query's files use only parameters the reader passes for it: the names of one
+    query agree across dialects (``$lo``/``$hi`` or ``$margin`` spell one widening)."""
+    reader = (ROOT / "spanstore" / "reader.py").read_text()
+    passed = set(re.findall(r'"([a-z_]+)":', reader)) | {"trace_ids", "lo", "hi"}
+    passed.add("keys")  # the otel dialect's entity keys (OtelDialect.entity_key_names)
+    for name in READER_QUERIES:
+        for folder, file in (
+            ("duckdb", name),
+            ("clickhouse", name),
+            ("clickhouse", f"otel_{name}"),
+        ):
+            if file in query_names(folder):
+                extra = parameter_names(sql_text(folder, file)) - passed
+                assert not extra, f"{folder}/{file}.sql uses {extra}"
+
+
+def test_every_sql_file_is_used() -> None:
+    from spanstore.duckdb_store import _MIGRATIONS
+
+    duckdb_own = _names_in("spanstore/duckdb_store.py", r'sql\(\s*"([a-z_0-9]+)"')
+    duckdb_own |= set(_MIGRATIONS.values())  # run by name when an older file is opened
+    assert query_names("duckdb") == READER_QUERIES | duckdb_own
+
+    store = {  # the store's own statements, and the otel dialect's (named without prefix)
+        name if name in query_names("clickhouse") else f"otel_{name}"
+        for name in _names_in("spanstore/clickhouse_store.py", r'(?:sql|rows)\(\s*"([a-z_0-9]+)"')
+    }
+    fragments = {  # @name in another file: that query rendered in place
+        name
+        for file in query_names("clickhouse")
+        for name in re.findall(r"@([a-z_]+)", sql_text("clickhouse", file))
+        if name in query_names("clickhouse")
+    }
+    reader = READER_QUERIES | {f"otel_{name}" for name in READER_QUERIES - NOT_IN_OTEL}
+    used = reader | store | fragments
+    assert query_names("clickhouse") == used, query_names("clickhouse") ^ used
