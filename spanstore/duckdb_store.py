@@ -1158,8 +1158,9 @@ class DuckDBStore(StoreReader):
 
 class _DuckDBDialect:
     """DuckDB's primitives for the reader: ``spanstore/sql/duckdb/NAME.sql`` on a cursor
-    of the store (which first commits what was acknowledged, and interrupts the query at
-    its deadline); parameters bound, never spliced."""
+    of the store (which shows the query what was acknowledged and is not committed yet,
+    spanstore/unseen.py, and interrupts the query at its deadline); parameters bound,
+    never spliced. One statement per query: its views agree with its own snapshot."""
 
     far_past: int = _FAR_PAST
     far_future: int = _FAR_FUTURE

@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import ROOT, start_server
 from tests.e2e.test_browser import Up, browser, page, settle, shoot, up  # noqa: F401
-from tests.test_reads_under_flood import Flood
+from test_reads_under_flood import Flood
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
