@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -75,12 +76,15 @@ def load_average() -> list[float]:
 # ------------------------------------------------------------------------------ server
 
 
+_ANY_PORTS = ("--grpc-port", "0", "--http-port", "0", "--api-port", "0")
+
+
 class Server:
     """`seqtrace serve` of the tree under test, on ports it picks itself."""
 
     def __init__(self, seqtrace: str, db: Path) -> None:
         self.process = subprocess.Popen(
-            [seqtrace, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0", "--api-port", "0"],
+            [seqtrace, "serve", "--db", str(db), *_ANY_PORTS],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -157,7 +161,7 @@ class Readers:
             self.errors[f"{name}:{status}"] = self.errors.get(f"{name}:{status}", 0) + 1
 
     def _diagram(self) -> None:
-        url = f"{self.api}/api/v1/diagram?entity={urllib.request.quote(self.entity)}"
+        url = f"{self.api}/api/v1/diagram?entity={urllib.parse.quote(self.entity)}"
         while not self.stop.is_set():
             self._record("diagram", *timed_get(url))
             self.stop.wait(0.3)
@@ -232,7 +236,7 @@ class Readers:
 
 def idle_reads(api: str, entity: str, rounds: int) -> dict[str, Any]:
     lat: dict[str, list[float]] = {"diagram": [], "failures": [], "stats": [], "healthz": []}
-    quoted = urllib.request.quote(entity)
+    quoted = urllib.parse.quote(entity)
     for _ in range(rounds):
         frm = time.time_ns() - 3600 * 10**9
         for name, url in (

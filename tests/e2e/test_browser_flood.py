@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -24,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_reads_under_flood import Flood
 
 from tests.conftest import ROOT, start_server
 from tests.e2e.test_browser import Up, browser, page, settle, shoot, up  # noqa: F401
-from test_reads_under_flood import Flood
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -156,6 +157,6 @@ def test_live_mode_keeps_one_read_in_flight_and_skips_a_refresh_after_a_slow_one
     # with no pause; with it, a queued refresh draws the last answers and the next
     # reads wait for the timer.
     assert len(live) >= 5, live
-    pauses = [nxt[0] - prev[1] for prev, nxt in zip(live, live[1:], strict=False)]
+    pauses = [nxt[0] - prev[1] for prev, nxt in itertools.pairwise(live)]
     assert max(pauses) >= 1.5, pauses
     shoot(page, "overview-live-slow-api")
