@@ -37,9 +37,11 @@ def test_the_entity_page_renders_while_a_flood_runs(page: Any, up: Up) -> None: 
     # The flood runs in a process of its own: in this one its threads would starve
     # Playwright's event loop of the interpreter lock.
     flood = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "bench_ingest.py"), "client"]
-        + ["--target", up.addresses["otlp-grpc"], "--phase", "sustained"]
-        + ["--duration", "240", "--streams", "4", "--spans", "510", "--warmup", "0"],
+        [
+            *(sys.executable, str(ROOT / "bench" / "bench_ingest.py"), "client"),
+            *("--target", up.addresses["otlp-grpc"], "--phase", "sustained"),
+            *("--duration", "240", "--streams", "4", "--spans", "510", "--warmup", "0"),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
