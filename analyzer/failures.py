@@ -28,6 +28,7 @@ from typing import Any, Final, Literal, TypeAlias, TypedDict
 
 import polars as pl
 
+from analyzer.escaping import terminal_text
 from analyzer.timeparse import NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND, format_unix_nano
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "failure_report",
     "render_failures_table",
     "render_table",
-    "sanitize_text",
     "with_error_flag",
 ]
 
@@ -165,6 +165,17 @@ def error_expr() -> pl.Expr:
     return ((status == "ERROR") | inferred).fill_null(False) & ~cancelled_expr()
 
 
+#: Who a span called (beyond its HTTP method and route).
+_CALLEE_COLUMNS: Final = (
+    "rpc_service",
+    "rpc_method",
+    "db_system",
+    "db_name",
+    "db_operation",
+    "peer_service",
+    "server_address",
+    "messaging_destination",
+)
 #: Columns the reports need; hand-built frames may lack the optional semantic ones.
 _STRING_COLUMNS: Final = (
     "trace_id",
@@ -180,14 +191,7 @@ _STRING_COLUMNS: Final = (
     "http_method",
     "http_route",
     "rpc_system",
-    "rpc_service",
-    "rpc_method",
-    "db_system",
-    "db_name",
-    "db_operation",
-    "peer_service",
-    "server_address",
-    "messaging_destination",
+    *_CALLEE_COLUMNS,
 )
 _INT_COLUMNS: Final = ("start_unix_nano", "end_unix_nano", "http_status_code")
 
@@ -201,14 +205,7 @@ CALL_KEY_COLUMNS: Final = (
     "name",
     "http_method",
     "http_route",
-    "rpc_service",
-    "rpc_method",
-    "db_system",
-    "db_name",
-    "db_operation",
-    "peer_service",
-    "server_address",
-    "messaging_destination",
+    *_CALLEE_COLUMNS,
 )
 
 
@@ -228,8 +225,9 @@ def with_error_flag(frame: pl.DataFrame) -> pl.DataFrame:
 def errors_among(frame: pl.DataFrame) -> pl.DataFrame:
     """The rows of ``frame`` that are errors (with ``is_error``), the rules of
     :func:`error_expr` run only where they can be true: an ERROR status or an HTTP code
-    of 400 or more. On the ~1M tree rows of an SLO report over a 10M-span store the
-    cancellation patterns cost 0.17 s on every row, 0.02 s on those."""
+    of 400 or more: the cancellation patterns are string matches, too dear for every row
+    of a large report (docs/performance-history.md, "SLO report: the error
+    rules on possible errors only")."""
     possible = ((pl.col("status_code") == "ERROR") | (pl.col("http_status_code") >= 400)).fill_null(
         False
     )
@@ -606,36 +604,6 @@ def failure_report(
 # --------------------------------------------------------------------------- text output
 
 
-def sanitize_text(value: object) -> str:
-    """One printable line: control, format and separator characters become escapes.
-
-    Span names and messages come from the traced services, so they may hold newlines,
-    ANSI escape sequences or right-to-left overrides that would rewrite the terminal or
-    misalign the table; the escape keeps them visible instead.
-    """
-    text = "" if value is None else str(value)
-    out: list[str] = []
-    for ch in text:
-        category = unicodedata.category(ch)
-        if category in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
-            code = ord(ch)
-            if ch == "\n":
-                out.append("\\n")
-            elif ch == "\t":
-                out.append("\\t")
-            elif ch == "\r":
-                out.append("\\r")
-            elif code <= 0xFF:
-                out.append(f"\\x{code:02x}")
-            elif code <= 0xFFFF:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def _char_width(ch: str) -> int:
     if unicodedata.combining(ch):
         return 0
@@ -670,16 +638,16 @@ def render_table(
 ) -> str:
     """Aligned columns for the terminal. ``right`` holds the indexes of numeric columns.
 
-    Cells are sanitised (:func:`sanitize_text`) and cut to ``max_width`` display
+    Cells are sanitised (:func:`analyzer.escaping.terminal_text`) and cut to ``max_width`` display
     columns (East Asian wide characters count two; ``wide`` overrides it per column
     index), so one hostile span name cannot push the rest of the table off the screen.
     """
     limits = wide or {}
     cells = [
-        [_truncate(sanitize_text(v), limits.get(i, max_width)) for i, v in enumerate(row)]
+        [_truncate(terminal_text(v), limits.get(i, max_width)) for i, v in enumerate(row)]
         for row in rows
     ]
-    heads = [sanitize_text(h) for h in headers]
+    heads = [terminal_text(h) for h in headers]
     widths = [_width(h) for h in heads]
     for row in cells:
         for i, cell in enumerate(row):
@@ -742,7 +710,7 @@ def render_failures_table(report: Mapping[str, Any], limit: int | None = 200) ->
     window = f"{format_unix_nano(report['from_unix_nano'])} .. "
     window += format_unix_nano(report["to_unix_nano"])
     if report.get("service"):
-        window += f"  service {sanitize_text(report['service'])}"
+        window += f"  service {terminal_text(report['service'])}"
     counts = (
         f"traces {summary['traces']}  ok {summary['ok']}  partial {summary['partial']}"
         f"  failed {summary['failed']}"

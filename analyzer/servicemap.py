@@ -101,6 +101,19 @@ def _empty_calls() -> pl.DataFrame:
     return pl.DataFrame(schema=_CALL_SCHEMA)
 
 
+def _edges(
+    frame: pl.DataFrame, source: str, target: str, kind: pl.Expr, error: str, duration: str
+) -> pl.DataFrame:
+    """One call per row of ``frame``: from ``source`` to ``target`` (a node of ``kind``)."""
+    return frame.select(
+        pl.col(source).alias("from"),
+        pl.col(target).alias("to"),
+        kind.alias("to_kind"),
+        pl.col(error).alias("error"),
+        pl.col(duration).alias("duration_ns"),
+    )
+
+
 def service_map(frame: pl.DataFrame) -> dict[str, Any]:
     """Nodes and edges of the service map for the spans in ``frame``."""
     if frame.height == 0:
@@ -151,55 +164,43 @@ def service_map(frame: pl.DataFrame) -> dict[str, Any]:
         & (pl.col("kind") == "CONSUMER")
         & pl.col("queue").is_not_null()
     )
-    direct = cross.filter(~via_queue).select(
-        pl.col("p_service").alias("from"),
-        pl.col("service_name").alias("to"),
-        pl.lit("service").alias("to_kind"),
-        pl.col("call_error").alias("error"),
-        pl.col("call_duration").alias("duration_ns"),
+    direct = _edges(
+        cross.filter(~via_queue),
+        "p_service",
+        "service_name",
+        pl.lit("service"),
+        "call_error",
+        "call_duration",
     )
     queued = cross.filter(via_queue)
-    to_queue = queued.select(
-        pl.col("p_service").alias("from"),
-        pl.col("queue").alias("to"),
-        pl.lit("queue").alias("to_kind"),
-        pl.col("p_error").alias("error"),
-        pl.col("p_duration").alias("duration_ns"),
-    )
-    from_queue = queued.select(
-        pl.col("queue").alias("from"),
-        pl.col("service_name").alias("to"),
-        pl.lit("service").alias("to_kind"),
-        pl.col("_error").alias("error"),
-        pl.col("_duration").alias("duration_ns"),
-    )
+    to_queue = _edges(queued, "p_service", "queue", pl.lit("queue"), "p_error", "p_duration")
+    from_queue = _edges(queued, "queue", "service_name", pl.lit("service"), "_error", "_duration")
 
     # CLIENT/PRODUCER spans with no child in another service call their peer.
     answered = cross.select("trace_id", pl.col("parent_span_id").alias("span_id")).unique()
-    to_peer = (
-        spans.filter(pl.col("kind").is_in(_CALLER_KINDS) & pl.col("_peer").is_not_null())
-        .join(answered, on=["trace_id", "span_id"], how="anti")
-        .select(
-            pl.col("service_name").alias("from"),
-            pl.col("_peer").alias("to"),
-            pl.col("_peer_kind").alias("to_kind"),
-            pl.col("_error").alias("error"),
-            pl.col("_duration").alias("duration_ns"),
-        )
+    to_peer = _edges(
+        spans.filter(pl.col("kind").is_in(_CALLER_KINDS) & pl.col("_peer").is_not_null()).join(
+            answered, on=["trace_id", "span_id"], how="anti"
+        ),
+        "service_name",
+        "_peer",
+        pl.col("_peer_kind"),
+        "_error",
+        "_duration",
     )
 
     # CONSUMER spans whose producer is not their parent: the queue delivered to them.
     produced = queued.select("trace_id", "span_id")
-    from_orphan_queue = (
-        spans.filter((pl.col("kind") == "CONSUMER") & pl.col("messaging_destination").is_not_null())
-        .join(produced, on=["trace_id", "span_id"], how="anti")
-        .select(
-            pl.col("messaging_destination").alias("from"),
-            pl.col("service_name").alias("to"),
-            pl.lit("service").alias("to_kind"),
-            pl.col("_error").alias("error"),
-            pl.col("_duration").alias("duration_ns"),
-        )
+    consumers = spans.filter(
+        (pl.col("kind") == "CONSUMER") & pl.col("messaging_destination").is_not_null()
+    )
+    from_orphan_queue = _edges(
+        consumers.join(produced, on=["trace_id", "span_id"], how="anti"),
+        "messaging_destination",
+        "service_name",
+        pl.lit("service"),
+        "_error",
+        "_duration",
     )
 
     calls = pl.concat(

@@ -2,10 +2,10 @@
 
 A spec is YAML (or JSON) in the SPEC format; :func:`load_slo_spec` turns it into a
 :class:`SloSpec` or raises :class:`SloSpecError` naming the file, the SLO and the field of
-every mistake. :func:`slo_report` evaluates a spec on a span frame at one instant and
-returns the ``slo --json`` shape; :func:`render_slo_table` and :func:`render_slo_markdown`
-print it. The arithmetic and its choices are written out, with a worked example, in
-``docs/reports.md``.
+every mistake. :func:`slo_report_spans` evaluates a spec on the store's ``slo_spans`` rows
+at one instant and returns the ``slo --json`` shape; :func:`render_slo_table` and
+:func:`render_slo_markdown` print it. The arithmetic and its choices are written out,
+with a worked example, in ``docs/reports.md``.
 
 Ratios are computed with :class:`fractions.Fraction` from the objective as written
 (99.9 is 999/1000, not 99.900000000000006) and only turned into floats for output, so a
@@ -25,7 +25,8 @@ from typing import Any, Final, Literal, TypeAlias, TypedDict, cast
 import polars as pl
 import yaml
 
-from analyzer.failures import errors_among, render_table, sanitize_text, with_error_flag
+from analyzer.escaping import markdown_escape, terminal_text
+from analyzer.failures import errors_among, render_table, with_error_flag
 from analyzer.timeparse import (
     NS_PER_DAY,
     NS_PER_HOUR,
@@ -52,10 +53,8 @@ __all__ = [
     "load_slo_spec",
     "render_slo_markdown",
     "render_slo_table",
-    "slo_bad_trace_ids",
     "slo_events",
     "slo_frame_start",
-    "slo_report",
     "slo_report_events",
     "slo_report_spans",
 ]
@@ -107,6 +106,7 @@ class SloDefinition:
     window_ns: int
     threshold_ms: float | None = None
     description: str | None = None
+    runbook: str | None = None  # a URL or a path: what to do when this SLO alerts
 
     @property
     def objective_fraction(self) -> Fraction:
@@ -128,7 +128,7 @@ class SloSpec:
 
 
 _REQUIRED: Final = ("name", "service", "operation", "sli", "objective", "window")
-_OPTIONAL: Final = ("threshold_ms", "description")
+_OPTIONAL: Final = ("threshold_ms", "description", "runbook")
 _SLIS: Final = ("availability", "latency")
 
 
@@ -159,12 +159,37 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _key_lines(text: str) -> dict[tuple[int, str], int]:
+    """(SLO index, key) -> the 1-based line the key is on, so an unknown field's error
+    can say where it is; empty when the text does not compose as YAML (JSON is YAML)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[tuple[int, str], int] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    for key_node, value_node in root.value:
+        if key_node.value != "slos" or not isinstance(value_node, yaml.SequenceNode):
+            continue
+        for index, item in enumerate(value_node.value):
+            if isinstance(item, yaml.MappingNode):
+                for field_node, _ in item.value:
+                    lines[(index, str(field_node.value))] = field_node.start_mark.line + 1
+    return lines
+
+
 def _check_slo(
-    item: object, index: int, source: str, seen: set[str], errors: list[str]
+    item: object,
+    index: int,
+    source: str,
+    seen: set[str],
+    errors: list[str],
+    key_lines: Mapping[tuple[int, str], int] | None = None,
 ) -> SloDefinition | None:
     label = f"slo #{index + 1}"
     if isinstance(item, Mapping) and isinstance(item.get("name"), str) and item["name"].strip():
-        label = f'slo "{sanitize_text(item["name"])}"'
+        label = f'slo "{terminal_text(item["name"])}"'
 
     def fail(field: str, problem: str) -> None:
         errors.append(f"{source}: {label}: {field} {problem}")
@@ -180,7 +205,9 @@ def _check_slo(
         if key not in _REQUIRED and key not in _OPTIONAL:
             close = difflib.get_close_matches(str(key), [*_REQUIRED, *_OPTIONAL], n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
-            fail(sanitize_text(key), f"is not a known field{hint}")
+            line = (key_lines or {}).get((index, str(key)))
+            where = f" (line {line})" if line is not None else ""
+            fail(terminal_text(key), f"is not a known field{where}{hint}")
 
     strings: dict[str, str] = {}
     for field in ("name", "service", "operation"):
@@ -244,6 +271,10 @@ def _check_slo(
     if description is not None and not isinstance(description, str):
         fail("description", f"must be a string, got {description!r}")
 
+    runbook = item.get("runbook")
+    if runbook is not None and (not isinstance(runbook, str) or not runbook.strip()):
+        fail("runbook", f"must be a URL or a path, got {runbook!r}")
+
     if len(errors) > before:
         return None
     assert name is not None and sli in _SLIS  # every field was checked above
@@ -257,6 +288,7 @@ def _check_slo(
         window_ns=window_ns,
         threshold_ms=threshold_ms,
         description=description,
+        runbook=runbook.strip() if isinstance(runbook, str) else None,
     )
 
 
@@ -267,7 +299,7 @@ def load_slo_spec(text: str, source_name: str = "slo spec") -> SloSpec:
     when sli is latency`` (an SLO without a usable name is ``slo #N``, counting from 1).
     All problems are collected before raising, so one run shows every fix to make.
     """
-    source = sanitize_text(source_name)
+    source = terminal_text(source_name)
     document = _parse_document(text, source)
     if document is None:
         raise SloSpecError([f"{source}: the file is empty; expected a 'slos:' list"])
@@ -276,13 +308,14 @@ def load_slo_spec(text: str, source_name: str = "slo spec") -> SloSpec:
     extra = [str(k) for k in document if k != "slos"]
     items = document["slos"]
     errors: list[str] = [
-        f"{source}: {sanitize_text(k)} is not a known top-level field (only slos)" for k in extra
+        f"{source}: {terminal_text(k)} is not a known top-level field (only slos)" for k in extra
     ]
     if not isinstance(items, list) or not items:
         errors.append(f"{source}: slos must be a non-empty list of SLOs")
         raise SloSpecError(errors)
     seen: set[str] = set()
-    slos = [_check_slo(item, i, source, seen, errors) for i, item in enumerate(items)]
+    key_lines = _key_lines(text)
+    slos = [_check_slo(item, i, source, seen, errors, key_lines) for i, item in enumerate(items)]
     if errors:
         raise SloSpecError(errors)
     return SloSpec(slos=tuple(s for s in slos if s is not None), source_name=source_name)
@@ -291,7 +324,7 @@ def load_slo_spec(text: str, source_name: str = "slo spec") -> SloSpec:
 # --------------------------------------------------------------------------- the report
 
 
-# The report's shape; slo_report returns it as a plain dict (see analyzer.failures).
+# The report's shape; slo_report_events returns it as a plain dict (see analyzer.failures).
 
 
 class Alert(TypedDict):
@@ -337,6 +370,7 @@ class SloResult(TypedDict):
     window_start_unix_nano: int
     affected_traces: int
     alert_windows: list[AlertWindow]
+    runbook: str | None
 
 
 class SloReport(TypedDict):
@@ -354,7 +388,7 @@ def _scaled(length_ns: int, window_ns: int) -> int:
 
 
 def slo_frame_start(spec: SloSpec, at_unix_nano: int) -> int:
-    """The earliest span start :func:`slo_report` reads: the longest SLO window, or the
+    """The earliest span start a report reads: the longest SLO window, or the
     3-day burn-rate window if that is longer. The store should fetch whole traces from
     here to ``at_unix_nano`` (inclusive)."""
     longest = max([3 * NS_PER_DAY, *(s.window_ns for s in spec.slos)])
@@ -582,23 +616,13 @@ def _evaluate(
         window_start_unix_nano=window_start,
         affected_traces=len(measured.bad_traces),
         alert_windows=alert_windows,
+        runbook=slo.runbook,
     )
 
 
 def _flagged(frame: pl.DataFrame) -> pl.DataFrame:
     return with_error_flag(frame).with_columns(
         (pl.col("end_unix_nano") - pl.col("start_unix_nano")).alias("duration")
-    )
-
-
-def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
-    """A span frame with the keys of :data:`spanstore.frame.SLO_SPANS_SCHEMA`: every span
-    is both a candidate event and part of the ancestry tree. NUL cannot occur in an id."""
-    ids = ("trace_id", "span_id", "parent_span_id")
-    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in ids if c not in frame.columns]
-    return frame.with_columns(missing).with_columns(
-        pl.concat_str(["trace_id", "span_id"], separator="\0").alias("span_key"),
-        pl.concat_str(["trace_id", "parent_span_id"], separator="\0").alias("parent_key"),
     )
 
 
@@ -664,25 +688,6 @@ def slo_report_events(
     return cast(dict[str, Any], report)
 
 
-def slo_report(
-    spec: SloSpec,
-    frame: pl.DataFrame,
-    entities: Mapping[str, Mapping[str, Sequence[str]]],
-    at_unix_nano: int,
-) -> dict[str, Any]:
-    """The ``slo --json`` report of every SLO in ``spec``, evaluated at ``at_unix_nano``.
-
-    An SLO's events are the spans of its service whose name, ``http.route`` or
-    ``rpc.method`` equals its operation and that started in (at - window, at]: the end
-    is inclusive so that ``at`` = the newest span's time (the CLI default) counts that
-    span. ``frame`` must cover :func:`slo_frame_start` .. at with whole traces; ``entities``
-    needs the traces of :func:`slo_bad_trace_ids` (others are ignored).
-    """
-    keyed = _keyed(frame)
-    events = _slo_events(spec, keyed, keyed)
-    return slo_report_events(spec, events, lambda _ids: entities, at_unix_nano)
-
-
 def slo_events(
     spec: SloSpec, spans: pl.DataFrame, start_unix_nano: int, end_unix_nano: int
 ) -> list[pl.DataFrame]:
@@ -708,20 +713,11 @@ def slo_report_spans(
     entities_for: _EntitiesFor,
     at_unix_nano: int,
 ) -> dict[str, Any]:
-    """:func:`slo_report` on the store's narrow ``SpanReader.slo_spans`` rows (from
+    """The report on the store's narrow ``SpanReader.slo_spans`` rows (from
     :func:`slo_frame_start` to ``at`` + 1, the spec's services and operations), the same
     report as over whole traces. ``entities_for`` is called once, with the hex ids of the
     traces that hold a bad event, and returns their entities."""
     return slo_report_events(spec, _slo_events_of_rows(spec, spans), entities_for, at_unix_nano)
-
-
-def slo_bad_trace_ids(spec: SloSpec, frame: pl.DataFrame, at_unix_nano: int) -> list[str]:
-    """Traces with a bad event of any SLO in its window: the ones whose entities the
-    report lists, so the store need not look up entities for every trace."""
-    ids: set[str] = set()
-    for slo, events in zip(spec.slos, _slo_events(spec, _keyed(frame), None), strict=True):
-        ids.update(_measure(slo, events, at_unix_nano).bad_traces)
-    return sorted(ids)
 
 
 # --------------------------------------------------------------------------- text output
@@ -793,25 +789,38 @@ def render_slo_table(report: Mapping[str, Any]) -> str:
     )
     lines = [f"SLO report at {format_unix_nano(report['at_unix_nano'])}", "", table]
     for s in report["slos"]:
+        if s.get("runbook"):
+            lines.append("")
+            lines.append(f"{terminal_text(s['name'])}: runbook {terminal_text(s['runbook'])}")
+    for s in report["slos"]:
         if s["affected_entities"]:
             lines.append("")
-            lines.append(f"{sanitize_text(s['name'])}: affected entities")
+            lines.append(f"{terminal_text(s['name'])}: affected entities")
             for key, shown, more in _entities_line(s["affected_entities"], 10):
                 extra = f" (+{more} more)" if more else ""
-                lines.append(f"  {sanitize_text(key)}: {sanitize_text(shown)}{extra}")
+                lines.append(f"  {terminal_text(key)}: {terminal_text(shown)}{extra}")
     return "\n".join(lines)
 
 
-# The characters that can start Markdown (or GitHub's HTML and math) inside a table cell
-# or a list item: emphasis, code spans, links and images ([ opens both), HTML tags and
-# entities, cell separators, strikethrough, math. A backslash escapes each of them in
-# CommonMark; other punctuation is left alone so the pasted text stays readable.
-_MD_SPECIAL: Final = frozenset("\\`*_[]<>|~&$")
-
-
 def _md(value: object) -> str:
-    text = sanitize_text(value)
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+    """Span text for the pasted Markdown: controls shown as escapes, then escaped."""
+    return markdown_escape(terminal_text(value))
+
+
+def markdown_runbook(runbook: str) -> str:
+    """A runbook for Markdown: an http(s) URL as a link (its text escaped, the target with
+    the characters that would end it percent-encoded), anything else as escaped text."""
+    text = terminal_text(runbook)
+    if is_web_link(text):
+        target = "".join(f"%{ord(c):02X}" if c in "()<> " else c for c in text)
+        return f"[{_md(text)}]({target})"
+    return _md(text)
+
+
+def is_web_link(runbook: str) -> bool:
+    """Whether a runbook is a link to follow (http or https), not a path to show."""
+    lowered = runbook.strip().lower()
+    return lowered.startswith(("http://", "https://")) and len(lowered) > len("https://")
 
 
 def render_slo_markdown(report: Mapping[str, Any]) -> str:
@@ -860,6 +869,8 @@ def render_slo_markdown(report: Mapping[str, Any]) -> str:
         if s["partial"]:
             events = "event" if s["partial"] == 1 else "events"
             out.append(f"- {s['partial']} good {events} hid a failure beneath (partial failures).")
+        if s.get("runbook"):
+            out.append(f"- Runbook: {markdown_runbook(s['runbook'])}")
         windows = s.get("alert_windows") or []
         if windows:
             out += [

@@ -1,9 +1,10 @@
 """The read side every consumer uses: the CLI's analysis commands, the query API, the UI.
 
-A :class:`Source` answers in the JSON shapes of SPEC.md. :class:`LocalSource` computes the
-answers from a :class:`~spanstore.base.SpanReader` (in the server, or on a database file
-opened read-only); :class:`HttpSource` asks a running server's query API. Both return the
-same dicts, so the UI and the CLI never know which one they have.
+A :class:`Source` answers in the JSON shapes of the public contract (SPEC).
+:class:`LocalSource` computes the answers from a :class:`~spanstore.base.SpanReader` (in
+the server, or on a database file opened read-only); :class:`HttpSource` asks a running
+server's query API. Both return the same dicts, so the UI and the CLI never know which
+one they have.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ __all__ = [
 
 #: Reports without --from/--to cover the 24 hours ending at the newest stored span.
 DEFAULT_RANGE_NS = 24 * 3_600_000_000_000
-#: How far from an entity's span its trace (and linked traces) are searched for spans.
+#: How far from a chosen span its trace (and linked traces) are searched for spans.
 TRACE_REACH_NS = 3_600_000_000_000
 
 
@@ -111,6 +112,29 @@ class Source(Protocol):
 
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]: ...
 
+    def flow(
+        self,
+        root: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        query: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        fmt: str = "json",
+        trace_id: str | None = None,
+    ) -> dict[str, Any] | str:
+        """SPEC's ``flow --json`` body (fmt json), or the flow rendered as ``table``,
+        ``mermaid``, ``plantuml``, ``svg`` or ``markdown`` text. ``trace_id`` (instead of
+        a selection) folds that one trace: its variant's id is the one it has in any flow."""
+        ...
+
+    def flow_roots(
+        self, start: int | None = None, end: int | None = None, limit: int = 200
+    ) -> dict[str, Any]:
+        """``{"from_unix_nano", "to_unix_nano", "roots": [{"service", "operation",
+        "traces", "failed"}]}``: the root operations of the range, busiest first."""
+        ...
+
 
 def span_to_flat(span: Any) -> dict[str, Any]:
     """A model span as a plain JSON object (bytes as hex) for the API and the UI."""
@@ -149,17 +173,6 @@ def span_to_flat(span: Any) -> dict[str, Any]:
     }
 
 
-def _windows(times: list[int], reach: int) -> list[tuple[int, int]]:
-    """Disjoint [lo, hi] windows covering ``reach`` either side of each (sorted) time."""
-    windows: list[tuple[int, int]] = []
-    for t in times:
-        if windows and t - reach <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], t + reach)
-        else:
-            windows.append((t - reach, t + reach))
-    return windows
-
-
 def no_entity_spans(key: str, value: str, start: int | None, end: int | None) -> SourceError:
     """404 for an entity without spans, naming the time range when one was given (the
     entity may well have spans outside it)."""
@@ -174,6 +187,10 @@ def no_entity_spans(key: str, value: str, start: int | None, end: int | None) ->
         where = f" before {format_unix_nano(end)}"
     hint = "; widen or drop --from/--to" if where else ""
     return SourceError(f"no spans carry {key}={value}{where}{hint}", status=404)
+
+
+def _replay_trace(trace_id: str, first: int, last: int, spans: int) -> dict[str, Any]:
+    return {"trace_id": trace_id, "first_unix_nano": first, "last_unix_nano": last, "spans": spans}
 
 
 def _valid_trace_id(trace_id: str) -> str:
@@ -202,7 +219,7 @@ class _SloPieces:
 
     A live server's SLO report is asked again and again (the UI refreshes it) over the
     same 30 days, while ingest only adds to the newest hours: the days whose spans did
-    not change are not read again (docs/performance.md, "SLO events kept per day")."""
+    not change are not read again (docs/performance-history.md, "SLO events kept per day")."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
@@ -312,6 +329,23 @@ class LocalSource:
             ],
         }
 
+    def _entity_trace_ids(
+        self, entity: str, start: int | None, end: int | None
+    ) -> tuple[list[str], tuple[str, str]]:
+        """The entity's traces and the traces linked to them, as its diagram draws them."""
+        key, value = parse_entity(entity)
+        trace_ids = self.reader.entity_trace_ids(key, value, start, end)
+        if not trace_ids:
+            raise no_entity_spans(key, value, start, end)
+        limit = self.max_diagram_traces
+        if limit is not None and len(trace_ids) > limit:
+            raise SourceError(
+                f"{key}={value} is in {len(trace_ids)} traces, more than the {limit} one "
+                "diagram may draw; narrow the time range (--from/--to)",
+                status=413,
+            )
+        return [*trace_ids, *self.reader.linked_trace_ids(trace_ids)], (key, value)
+
     def _diagram_spans(
         self, entity: str | None, trace_id: str | None, start: int | None, end: int | None
     ) -> tuple[list[Any], tuple[str, str] | None]:
@@ -342,12 +376,21 @@ class LocalSource:
         show_internal: bool = False,
         fmt: str = "json",
     ) -> dict[str, Any] | str:
-        spans, ent = self._diagram_spans(entity, trace_id, start, end)
         from analyzer.diagram import build_diagram, render, to_dict
 
-        if not spans:
-            raise SourceError(f"no trace {trace_id}", status=404)
-        diagram = build_diagram(spans, ent, show_internal=show_internal)
+        if entity and not trace_id:
+            from analyzer.flow.busy import diagram_of_entity_in_store
+
+            # Past the message cap, repeated traces fold and no failure is left out.
+            trace_ids, pair = self._entity_trace_ids(entity, start, end)
+            diagram = diagram_of_entity_in_store(
+                self.reader, trace_ids, pair, show_internal=show_internal
+            )
+        else:
+            spans, ent = self._diagram_spans(entity, trace_id, start, end)
+            if not spans:
+                raise SourceError(f"no trace {trace_id}", status=404)
+            diagram = build_diagram(spans, ent, show_internal=show_internal)
         if fmt == "json":
             result: dict[str, Any] = to_dict(diagram)
             return result
@@ -477,8 +520,8 @@ class LocalSource:
             else:
                 runs.append((wanted, [(day, version)]))
         for wanted, run in runs:
-            # One query for each run of missing days, cut into days after: a query per
-            # day cost ~1 s more on the 10M-span store (docs/performance.md).
+            # One query for each run of missing days, cut into days after: each query
+            # scans the store once, so one per day costs more (docs/performance-history.md).
             slos = tuple(by_signature[signature] for signature in wanted)
             lo, hi = run[0][0], run[-1][0] + SLO_PIECE_NS
             spans = self.reader.slo_spans(
@@ -517,6 +560,131 @@ class LocalSource:
         lo, hi = self._range(start, end)
         result: dict[str, Any] = service_map(self.reader.span_frame(lo, hi, whole_traces=False))
         return result
+
+    # -- replay (`seqtrace replay`): the selection, then its spans a chunk at a time
+
+    def replay_traces(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]:
+        """``{"traces": [{"trace_id", "first_unix_nano", "last_unix_nano", "spans"}]}``, oldest
+        first:
+        the traces a replay re-sends. An entity's are those its diagram draws (linked traces
+        included, within --from/--to when given); a trace id, that trace; a range alone, the
+        traces with a span starting in it."""
+        reader: Any = self.reader
+        if trace_id:
+            ids = [_valid_trace_id(trace_id)]
+        elif entity:
+            key, value = parse_entity(entity)
+            ids = reader.entity_trace_ids(key, value, start, end)
+            if not ids:
+                raise no_entity_spans(key, value, start, end)
+            ids = [*ids, *reader.linked_trace_ids(ids)]
+        elif start is not None and end is not None:
+            if end <= start:
+                raise SourceError("--to must be after --from")
+            if not hasattr(reader, "replay_range_traces"):
+                raise SourceError(
+                    "this store cannot list the traces of a time range for a "
+                    "replay; give --entity or --trace"
+                )
+            rows = reader.replay_range_traces(start, end, TRACE_REACH_NS)
+            return {"traces": [_replay_trace(*row) for row in rows]}
+        else:
+            raise SourceError("give --entity KEY=VALUE, --trace ID, or --from T --to T")
+        if hasattr(reader, "replay_trace_extents"):
+            rows = reader.replay_trace_extents(ids)
+        else:  # a store without the replay queries: the extents from the spans themselves
+            rows = []
+            for tid in ids:
+                spans = reader.spans([tid])
+                if spans:
+                    first = min(sp.start_unix_nano for sp in spans)
+                    last = max(sp.end_unix_nano for sp in spans)
+                    rows.append((tid, first, last, len(spans)))
+            rows.sort(key=lambda row: (row[1], row[0]))
+        if not rows and trace_id:
+            raise SourceError(f"no trace {ids[0]}", status=404)
+        return {"traces": [_replay_trace(*row) for row in rows]}
+
+    def replay_requests(
+        self, trace_ids: list[str], start: int, end: int, max_spans: int = 512
+    ) -> list[Any]:
+        """The spans of these traces starting in [start, end] as OTLP requests of at most
+        ``max_spans`` spans each, exactly as stored."""
+        reader: Any = self.reader
+        if hasattr(reader, "replay_requests"):
+            requests: list[Any] = reader.replay_requests(trace_ids, start, end, max_spans)
+            return requests
+        return [r for r in (reader.trace_request(t) for t in trace_ids) if r is not None]
+
+    def flow(
+        self,
+        root: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        query: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        fmt: str = "json",
+        trace_id: str | None = None,
+    ) -> dict[str, Any] | str:
+        return _flow_locally(self, root, entity, key, query, start, end, fmt, trace_id)
+
+    def flow_roots(
+        self, start: int | None = None, end: int | None = None, limit: int = 200
+    ) -> dict[str, Any]:
+        return _flow_roots_locally(self, start, end, limit)
+
+
+def _flow_locally(
+    source: LocalSource,
+    root: str | None,
+    entity: str | None,
+    key: str | None,
+    query: str | None,
+    start: int | None,
+    end: int | None,
+    fmt: str,
+    trace_id: str | None = None,
+) -> dict[str, Any] | str:
+    from analyzer.flow import FLOW_FORMATS, FlowError, flow_of_reader, render_flow
+
+    if fmt not in FLOW_FORMATS:
+        raise SourceError(f"unknown flow format {fmt!r}; use {', '.join(FLOW_FORMATS)}")
+    lo, hi = source._range(start, end)
+    try:
+        report, variants = flow_of_reader(
+            source.reader,
+            lo,
+            hi,
+            root=root,
+            entity=parse_entity(entity) if entity is not None else None,
+            key=key,
+            query=query,
+            trace_ids=[_valid_trace_id(trace_id)] if trace_id is not None else None,
+            # The query language (#17) is the source's: query_trace_ids(query, start, end).
+            query_finder=getattr(source, "query_trace_ids", None),
+        )
+    except FlowError as exc:
+        raise SourceError(str(exc), exc.status) from None
+    if fmt == "json":
+        return report
+    return render_flow(report, variants, fmt)
+
+
+def _flow_roots_locally(
+    source: LocalSource, start: int | None, end: int | None, limit: int
+) -> dict[str, Any]:
+    from analyzer.flow import root_operations
+
+    lo, hi = source._range(start, end)
+    roots = root_operations(source.reader, lo, hi, max(1, min(limit, 10_000)))
+    return {"from_unix_nano": lo, "to_unix_nano": hi, "roots": roots}
 
 
 def _pinned_tls() -> ssl.SSLContext | None:
@@ -674,6 +842,58 @@ class HttpSource:
 
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self._request("/api/v1/service-map", {"from": start, "to": end})
+        return result
+
+    def replay_traces(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "/api/v1/replay/traces", {"entity": entity, "trace": trace_id, "from": start, "to": end}
+        )
+        return result
+
+    def replay_requests(
+        self, trace_ids: list[str], start: int, end: int, max_spans: int = 512
+    ) -> list[Any]:
+        """One request per trace, from the API's OTLP/JSON (the replay splits them)."""
+        from spanstore.otlp import request_from_json
+
+        return [request_from_json(self.trace_otlp(tid)) for tid in trace_ids]
+
+    def flow(
+        self,
+        root: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        query: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        fmt: str = "json",
+        trace_id: str | None = None,
+    ) -> dict[str, Any] | str:
+        params = {
+            "root": root,
+            "entity": entity,
+            "key": key,
+            "q": query,
+            "trace": trace_id,
+            "from": start,
+            "to": end,
+            "format": fmt if fmt != "json" else None,
+        }
+        result: dict[str, Any] | str = self._request("/api/v1/flow", params, raw=fmt != "json")
+        return result
+
+    def flow_roots(
+        self, start: int | None = None, end: int | None = None, limit: int = 200
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "/api/v1/flow/roots", {"from": start, "to": end, "limit": limit}
+        )
         return result
 
 

@@ -7,7 +7,7 @@ concurrent gRPC channels as raw bytes, so the client spends little CPU per span.
 
 Phases per mode:
   1. sustained: every client stream sends back-to-back for ``--duration`` seconds; the
-     rate is acked spans per second after a warm-up (acks come after the commit).
+     rate is acked spans per second after a warm-up (acks come after the journal's fsync).
   (then ``--settle`` seconds, 5 by default, for the store to take the backlog the
   sustained phase left: acknowledged batches its writer has not appended yet)
   2. latency: an open-loop schedule at half the sustained rate for ``--latency-duration``

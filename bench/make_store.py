@@ -14,7 +14,7 @@ Every span reaches the store through ``DuckDBStore.write`` as a serialized OTLP
 store's decoder processes set as ``seqtrace serve`` sets them, from several threads so
 that the store's group commit works as it does behind the receivers.
 
-How it stays fast: protobuf construction in Python is the bottleneck (NOTES.md), so a few
+How it stays fast: protobuf construction in Python is the bottleneck, so a few
 hundred *trace templates* are built once as real protobuf messages whose ids, timestamps
 and entity values are placeholders of the final byte length. Each template is serialized
 once and split at the placeholders into a ``bytes`` %-format; an instance is then one

@@ -7,8 +7,10 @@ Usage::
     ...
     collector.stop(grace=5.0)       # stop accepting, drain in-flight requests, return
 
-A request is acknowledged only after the writer has committed its spans (the store's
-``write`` returns after the commit), so an acknowledged span survives a crash.
+A request is acknowledged only once the store has made its spans durable (the store's
+``write`` returns after the ingest journal's fsync; the database commit follows in the
+writer thread, and the journal is loaded again on the next open), so an acknowledged
+span survives a crash.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class Collector:
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let in-flight requests finish (up to ``grace`` seconds), return.
 
-        Every request acknowledged before ``stop`` returns has been committed by the writer.
+        Every request acknowledged before ``stop`` returns is durable in the store.
         The writer itself stays open: its owner closes it.
         """
         with self._lock:

@@ -20,6 +20,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
+from httpbase import internal_error
 from spanstore.base import InvalidRequest, StoreError
 from spanstore.otlp import OtlpJsonError
 
@@ -90,7 +91,7 @@ def classify(exc: BaseException, retry_after: int) -> IngestError:
     # Anything else is our bug: log it with its traceback, tell the client only that
     # it happened (no internals in the answer) and that retrying will not help.
     log.error("unexpected error while ingesting", exc_info=exc)
-    return IngestError(ErrorKind.INTERNAL, f"internal error ({type(exc).__name__})")
+    return IngestError(ErrorKind.INTERNAL, internal_error(exc))
 
 
 def rpc_status(err: IngestError) -> status_pb2.Status:

@@ -1,7 +1,7 @@
 """OTLP/gRPC: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
 
-grpcio's synchronous server with a thread pool (measured faster than grpc.aio on these
-machines, NOTES.md). The method is registered as a generic handler that takes and returns
+grpcio's synchronous server with a thread pool (measured faster than grpc.aio here; see
+docs/performance-history.md). The method is registered as a generic handler that takes and returns
 raw bytes: the request is parsed in the handler, so a malformed message is answered
 INVALID_ARGUMENT (a failing grpc deserializer would answer INTERNAL), and the token is
 checked from the call's metadata before the body is parsed at all.

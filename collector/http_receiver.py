@@ -16,8 +16,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Protocol
 
 import orjson
@@ -32,6 +31,7 @@ from collector.config import ReceiverConfig
 from collector.errors import JSON, PROTOBUF, ErrorKind, IngestError, classify, http_error_body
 from collector.grpc_receiver import format_address
 from collector.ingest import Charge, Ingest
+from httpbase import Answer, AnswerHandler
 from spanstore.otlp import OtlpJsonError, request_from_json
 
 __all__ = ["TRACES_PATH", "BodyReader", "HttpAnswer", "HttpReceiver", "OtlpHttpHandler"]
@@ -49,9 +49,6 @@ _CONTENT_TYPES = {
 #: Output produced per zlib call while inflating: small enough to stop a bomb early,
 #: large enough that a 20 MiB body takes few Python-level iterations.
 _INFLATE_CHUNK = 256 * 1024
-#: Bounds on draining an unread body before closing (see ``_RequestHandler._linger``).
-_LINGER_SECONDS = 2.0
-_LINGER_BYTES = 64 * 1024 * 1024
 _OVERLOADED = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
     b"Connection: close\r\n\r\n"
@@ -70,14 +67,9 @@ class BodyReader(Protocol):
     def readline(self, size: int = -1, /) -> bytes: ...
 
 
-@dataclass(frozen=True, slots=True)
-class HttpAnswer:
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    #: True when the request body was not read to its end: the connection is out of
-    #: step with the client and must be closed after this answer.
-    close: bool = False
+#: The receiver's answers are the serving base's (httpbase.Answer), under the name the
+#: collector's callers know.
+HttpAnswer = Answer
 
 
 class OtlpHttpHandler:
@@ -467,12 +459,7 @@ class _Server(ThreadingHTTPServer):
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive
-
-    def version_string(self) -> str:
-        return "seqtrace"
-
+class _RequestHandler(AnswerHandler):
     server: _Server
 
     def _dispatch(self) -> None:
@@ -482,48 +469,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             answer = self.server.otlp.handle(
                 self.command, self.path, self.headers.items(), self.rfile
             )
-            self.send_response(answer.status)
-            for name, value in answer.headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            if answer.close or not running:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(answer.body)
-            self.wfile.flush()
-            if answer.close:
-                self._linger()
+            self.send_answer(answer, close=not running)
         finally:
             if not connections.set_busy(self.connection, False):
                 self.close_connection = True
 
-    def _linger(self) -> None:
-        """Read and drop what the client is still sending before closing.
-
-        Closing a socket with unread input makes the kernel send a reset, and a client
-        still busy writing its body then sees "connection reset" instead of our 413 or
-        401. Half-closing and draining for a bounded time and amount lets it read the
-        answer (as Go's net/http and nginx's lingering_close do).
-        """
-        try:
-            self.connection.shutdown(socket.SHUT_WR)
-            self.connection.settimeout(_LINGER_SECONDS)
-            deadline = time.monotonic() + _LINGER_SECONDS
-            drained = 0
-            while drained < _LINGER_BYTES and time.monotonic() < deadline:
-                chunk = self.rfile.read1(65536)
-                if not chunk:
-                    break
-                drained += len(chunk)
-        except OSError:
-            pass
-
     do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
 
 
 class HttpReceiver:

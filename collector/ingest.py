@@ -6,8 +6,6 @@ receiver's cost per request does not grow with the attributes it carries.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 import time
 from dataclasses import dataclass
@@ -19,10 +17,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from collector.config import ReceiverConfig
 from collector.errors import ErrorKind, IngestError, classify
+from httpbase import BearerToken
 from spanstore.base import SpanWriter
 from spanstore.budget import MemoryBudget
 
-__all__ = ["Charge", "Ingest", "IngestCounters", "token_matches"]
+__all__ = ["Charge", "Ingest", "IngestCounters"]
 
 #: Partial-success messages name at most this many problems; the count is exact anyway.
 _MAX_MESSAGES = 5
@@ -39,12 +38,6 @@ class IngestCounters:
     failed_requests: int
     #: Requests refused because the receivers' memory budget was full.
     refused_requests: int = 0
-
-
-def token_matches(given: bytes, expected: bytes) -> bool:
-    """Constant-time comparison that does not even leak the expected token's length:
-    both sides are hashed first, then compared with ``hmac.compare_digest``."""
-    return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected).digest())
 
 
 class Charge:
@@ -93,9 +86,7 @@ class Ingest:
         self.writer = writer
         #: Bytes of request bodies held by the receivers (see ``max_inflight_bytes``).
         self.budget = budget if budget is not None else MemoryBudget(config.max_inflight_bytes)
-        self._token = (
-            f"bearer {config.ingest_token}".encode() if config.ingest_token is not None else None
-        )
+        self._token = BearerToken(config.ingest_token) if config.ingest_token is not None else None
         self._lock = threading.Lock()
         self._requests = 0
         self._accepted = 0
@@ -115,11 +106,7 @@ class Ingest:
         """Raise UNAUTHENTICATED unless the Authorization value carries the ingest token."""
         if self._token is None:
             return
-        given = (authorization or "").strip()
-        scheme, _, credentials = given.partition(" ")
-        # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
-        candidate = f"{scheme.lower()} {credentials.strip()}".encode()
-        if not token_matches(candidate, self._token):
+        if not self._token.matches(authorization):
             raise IngestError(
                 ErrorKind.UNAUTHENTICATED,
                 "missing or wrong ingest token (expected 'Authorization: Bearer <token>')",
@@ -128,7 +115,8 @@ class Ingest:
     def export(
         self, request: ExportTraceServiceRequest | bytes, time_left: float | None = None
     ) -> ExportTraceServiceResponse:
-        """Store a request; returns once the store has committed it.
+        """Store a request; returns once the store has made it durable (the journal's
+        fsync), which is when the receiver may acknowledge it.
 
         ``request`` may be the serialized protobuf, which the store parses itself (in a
         decoder process when it has one), so the receiver's thread does no per-span work.

@@ -2,30 +2,29 @@
 
 Other processes (the UI, the CLI) read the database through this server because DuckDB
 lets only the owning process open the file. Every route takes parameters only (never SQL),
-answers JSON in the shapes of SPEC.md, and errors as ``{"error": str}``. ``POST /v1/traces``
-is also accepted here (OTLP/HTTP, ingest token) so that `seqtrace load` can send files to
-a running server through the one address it knows.
+answers JSON in the shapes of the public contract (SPEC), and errors as ``{"error": str}``
+(httpbase's one renderer). ``POST /v1/traces`` is also accepted here (OTLP/HTTP, ingest
+token) so that `seqtrace load` can send files to a running server through the one address
+it knows. A route is a method of :class:`ApiServer` returned by :meth:`ApiServer.route`.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
-import hmac
 import json
 import logging
-import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Final
 
 from analyzer.source import LocalSource, SourceError
 from analyzer.timeparse import parse_time
 from collector import OtlpHttpHandler
+from httpbase import JSON_CONTENT_TYPE, AnswerHandler, BearerToken, error_body, internal_error
 from spanstore.base import QueryTimeout, StoreError
 from spanstore.deadline import query_deadline
 
@@ -39,9 +38,6 @@ MAX_RESPONSE_BYTES: Final = 64 << 20
 _GZIP_MIN: Final = 4096
 #: Told to clients when the store is unavailable (503).
 _RETRY_AFTER: Final = "2"
-#: Bounds on draining an unread request body before closing the connection.
-_LINGER_SECONDS: Final = 2.0
-_LINGER_BYTES: Final = 64 << 20
 #: Threads that run the store's reads (see ``ApiServer.read``).
 READ_WORKERS: Final = 4
 
@@ -106,11 +102,7 @@ class ApiServer:
         its query; the client gets 504); ``ingest_stats`` feeds /api/v1/ingest-stats."""
         self.source = source
         self.read_token = read_token
-        # Only a hash of the token is kept for comparing: the token itself is never
-        # compared byte by byte (timing) nor put in any message or log line.
-        self._expected = (
-            hashlib.sha256(f"Bearer {read_token}".encode()).digest() if read_token else None
-        )
+        self._token = BearerToken(read_token) if read_token else None
         self.otlp = otlp
         self.info = info if info is not None else {}
         self.query_timeout = query_timeout
@@ -185,14 +177,8 @@ class ApiServer:
     # ------------------------------------------------------------------ routing
 
     def authorized(self, header: str | None) -> bool:
-        """Constant time, and the token's length does not leak either (both hashed)."""
-        if self._expected is None:
-            return True
-        scheme, _, credentials = (header or "").strip().partition(" ")
-        # The scheme is case-insensitive (RFC 7235), the token is not.
-        normalized = f"{'Bearer' if scheme.lower() == 'bearer' else scheme} {credentials.strip()}"
-        given = hashlib.sha256(normalized.encode()).digest()
-        return hmac.compare_digest(given, self._expected)
+        """Constant time, and the token's length does not leak either (httpbase)."""
+        return self._token is None or self._token.matches(header)
 
     def route(self, method: str, path: str) -> Route | None:
         if method == "GET":
@@ -223,6 +209,20 @@ class ApiServer:
                 return self._ingest_stats
             if path == "/api/v1/service-map":
                 return lambda q, b: (200, self.source.service_map(q.time("from"), q.time("to")))
+            if path == "/api/v1/replay/traces":  # `seqtrace replay --api`: what to re-send
+                return lambda q, b: (
+                    200,
+                    self.source.replay_traces(
+                        q.text("entity"), q.text("trace"), q.time("from"), q.time("to")
+                    ),
+                )
+            if path == "/api/v1/flow":
+                return self._flow
+            if path == "/api/v1/flow/roots":
+                return lambda q, b: (
+                    200,
+                    self.source.flow_roots(q.time("from"), q.time("to"), q.integer("limit", 200)),
+                )
         if method == "POST" and path == "/api/v1/slo":
             return self._slo
         if method == "POST" and path == "/api/v1/contracts/check":
@@ -250,6 +250,19 @@ class ApiServer:
         fmt = q.text("format") or "json"
         result = self.source.diagram(
             q.text("entity"), q.text("trace"), q.time("from"), q.time("to"), q.flag("internal"), fmt
+        )
+        return 200, result
+
+    def _flow(self, q: _Request, body: bytes) -> tuple[int, Any]:
+        result = self.source.flow(
+            root=q.text("root"),
+            entity=q.text("entity"),
+            key=q.text("key"),
+            query=q.text("q"),
+            start=q.time("from"),
+            end=q.time("to"),
+            fmt=q.text("format") or "json",
+            trace_id=q.text("trace"),
         )
         return 200, result
 
@@ -293,14 +306,8 @@ _CONTENT_TYPES: Final = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(AnswerHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "seqtrace"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("api %s - %s", self.address_string(), format % args)
 
     def _send(
         self, status: int, body: bytes, content_type: str, retry_after: str | None = None
@@ -320,8 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _send_json(self, status: int, payload: Any, retry_after: str | None = None) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json", retry_after)
+    def _send_error(self, status: int, message: str, retry_after: str | None = None) -> None:
+        self._send(status, error_body(message), JSON_CONTENT_TYPE, retry_after)
 
     def _dispatch(self) -> None:
         api = self.server.api
@@ -335,17 +342,7 @@ class _Handler(BaseHTTPRequestHandler):
         parsed = urllib.parse.urlsplit(self.path)
         if parsed.path == "/v1/traces" and api.otlp is not None:
             answer = api.otlp.handle(self.command, parsed.path, self.headers.items(), self.rfile)
-            self.send_response(answer.status)
-            for name, value in answer.headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            if answer.close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            self.wfile.write(answer.body)
-            if answer.close:
-                self._linger()
+            self.send_answer(answer)
             return
         body = b""
         try:
@@ -354,11 +351,11 @@ class _Handler(BaseHTTPRequestHandler):
             length = -1
         if length < 0:
             self.close_connection = True
-            self._send_json(400, {"error": "bad Content-Length"})
+            self._send_error(400, "bad Content-Length")
             return
         if length > MAX_SPEC_BYTES:
             self.close_connection = True
-            self._send_json(413, {"error": f"body over {MAX_SPEC_BYTES} bytes"})
+            self._send_error(413, f"body over {MAX_SPEC_BYTES} bytes")
             return
         if length:
             body = self.rfile.read(length)
@@ -366,14 +363,12 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             known = api.route("GET", parsed.path) or api.route("POST", parsed.path)
             if known is not None:
-                self._send_json(405, {"error": f"{self.command} not allowed on {parsed.path}"})
+                self._send_error(405, f"{self.command} not allowed on {parsed.path}")
             else:
-                self._send_json(404, {"error": f"no such endpoint: {parsed.path}"})
+                self._send_error(404, f"no such endpoint: {parsed.path}")
             return
         if parsed.path != "/healthz" and not api.authorized(self.headers.get("Authorization")):
-            self._send_json(
-                401, {"error": "missing or wrong read token (Authorization: Bearer ...)"}
-            )
+            self._send_error(401, "missing or wrong read token (Authorization: Bearer ...)")
             return
         try:
             # Parameters only, never SQL: every value reaches the store as a bound
@@ -384,23 +379,23 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 status, result = api.read(route, request, body)
         except SourceError as exc:
-            self._send_json(exc.status, {"error": str(exc)})
+            self._send_error(exc.status, str(exc))
             return
         except QueryTimeout as exc:
-            self._send_json(504, {"error": str(exc)})
+            self._send_error(504, str(exc))
             return
         except StoreError as exc:
             if exc.retryable:
-                self._send_json(503, {"error": f"the store is unavailable: {exc}"}, _RETRY_AFTER)
+                self._send_error(503, f"the store is unavailable: {exc}", _RETRY_AFTER)
             else:
-                self._send_json(500, {"error": f"store error: {exc}"})
+                self._send_error(500, f"store error: {exc}")
             return
         except ValueError as exc:  # spec and input validation errors from the analyzer
-            self._send_json(400, {"error": str(exc)})
+            self._send_error(400, str(exc))
             return
         except Exception as exc:
             log.exception("query API %s failed", parsed.path)
-            self._send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+            self._send_error(500, internal_error(exc))  # the text goes to the log only
             return
         if isinstance(result, str):
             fmt = _Request(urllib.parse.parse_qs(parsed.query)).text("format") or ""
@@ -410,32 +405,13 @@ class _Handler(BaseHTTPRequestHandler):
             data = json.dumps(result).encode()
             content_type = "application/json"
         if len(data) > api.max_response_bytes:
-            self._send_json(
+            self._send_error(
                 413,
-                {
-                    "error": f"the answer is larger than {api.max_response_bytes >> 20} MiB; "
-                    "narrow the time range or the entity"
-                },
+                f"the answer is larger than {api.max_response_bytes >> 20} MiB; "
+                "narrow the time range or the entity",
             )
             return
         self._send(status, data, content_type)
-
-    def _linger(self) -> None:
-        """Read and drop the body the client is still sending (bounded), so it reads our
-        answer (413, 401, 503) instead of a connection reset; as the OTLP receiver does."""
-        try:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_WR)
-            self.connection.settimeout(_LINGER_SECONDS)
-            deadline = time.monotonic() + _LINGER_SECONDS
-            drained = 0
-            while drained < _LINGER_BYTES and time.monotonic() < deadline:
-                chunk = self.rfile.read1(65536)
-                if not chunk:
-                    break
-                drained += len(chunk)
-        except (OSError, ValueError):
-            pass
 
     def do_GET(self) -> None:
         self._dispatch()

@@ -257,6 +257,12 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
             spec_text = _read_text(args.slo_spec)
         except OSError as exc:
             raise UsageError(f"cannot read SLO spec {args.slo_spec}: {exc.strerror}") from None
+    contracts = []
+    for name in args.contract:
+        try:
+            contracts.append((name, _read_text(name)))
+        except OSError as exc:
+            raise UsageError(f"cannot read contract {name}: {exc.strerror or exc}") from None
     bundle = build_postmortem(
         open_source(args),
         args.entity,
@@ -264,6 +270,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
         _parse_time(args.end, "--to"),
         spec_text,
         args.slo_spec or "slo spec",
+        contracts=contracts,
     )
     out = Path(args.out)
     try:
@@ -336,6 +343,41 @@ def cmd_diff(args: argparse.Namespace) -> int:
         sys.stdout.write(result if result.endswith("\n") else result + "\n")
     else:
         _print_json(result)
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from seqtrace.replay import run_replay
+
+    return run_replay(args, open_source)
+
+
+def cmd_flow(args: argparse.Namespace) -> int:
+    chosen = [f for f in ("root", "entity", "key", "query") if getattr(args, f)]
+    if len(chosen) != 1:
+        raise UsageError('give one of --root "SERVICE: OPERATION", --entity, --key or --query')
+    source = open_source(args)
+    result = source.flow(
+        root=args.root,
+        entity=args.entity,
+        key=args.key,
+        query=args.query,
+        start=_parse_time(args.start, "--from"),
+        end=_parse_time(args.end, "--to"),
+        fmt=args.format,
+    )
+    text = json.dumps(result, indent=2, ensure_ascii=False) if args.format == "json" else result
+    assert isinstance(text, str)
+    if not text.endswith("\n"):
+        text += "\n"
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        print(f"seqtrace: wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return EXIT_OK
 
 
@@ -554,6 +596,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_range_flags(p)
     p.add_argument("--slo-spec", metavar="FILE", help="SLO spec for the SLO impact section")
+    p.add_argument(
+        "--contract",
+        action="append",
+        default=[],
+        metavar="FILE.mmd",
+        help="contract whose runbook the bundle lists (repeatable)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the bundle into")
     p.set_defaults(func=cmd_postmortem)
 
@@ -587,6 +636,64 @@ def build_parser() -> argparse.ArgumentParser:
     _add_range_flags(p)
     p.add_argument("--format", default="markdown", choices=("json", "mermaid", "markdown"))
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser(
+        "replay", help="re-send stored or filed traces to an OTLP endpoint, as if now (a drill)"
+    )
+    _add_source_flags(p)
+    p.add_argument("files", nargs="*", metavar="FILE", help="trace files (any format load reads)")
+    p.add_argument("--entity", metavar="KEY=VALUE", help="the entity's traces (linked included)")
+    p.add_argument("--trace", metavar="ID", help="one trace")
+    _add_range_flags(p)
+    p.add_argument("--endpoint", required=True, metavar="URL", help="OTLP endpoint to send to")
+    p.add_argument("--protocol", default="grpc", choices=("grpc", "http"), help="default grpc")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="real time scaled by X (2 = twice as fast); 0 (default) sends at once",
+    )
+    p.add_argument("--keep-ids", action="store_true", help="keep the trace and span ids")
+    p.add_argument(
+        "--at",
+        metavar="T",
+        help="when the newest span ends (default: now; with --speed, when the replay sends it)",
+    )
+    p.add_argument("--token", metavar="TOKEN", help="sent as Authorization: Bearer TOKEN")
+    p.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra header (gRPC metadata), repeatable",
+    )
+    p.add_argument("--ca-file", metavar="FILE", help="PEM certificate(s) to trust for TLS")
+    p.add_argument(
+        "--insecure", action="store_true", help="gRPC: plaintext; HTTPS: skip certificate checks"
+    )
+    p.add_argument(
+        "--max-retry-time",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="give up on a request the endpoint keeps refusing as retryable (default 300)",
+    )
+    p.set_defaults(func=cmd_replay)
+    p = sub.add_parser("flow", help="the selected traces folded into variants, most frequent first")
+    _add_source_flags(p)
+    p.add_argument("--root", metavar='"SERVICE: OPERATION"', help="traces with this root span")
+    p.add_argument("--entity", metavar="KEY=VALUE", help="the entity's traces")
+    p.add_argument("--key", metavar="KEY", help="each value's traces (links followed) as one")
+    p.add_argument("--query", metavar="Q", help="the traces a query matches")
+    _add_range_flags(p)
+    p.add_argument(
+        "--format",
+        default="table",
+        choices=("table", "json", "mermaid", "plantuml", "svg", "markdown"),
+    )
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_flow)
     return parser
 
 

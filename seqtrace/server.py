@@ -433,7 +433,8 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
         )
         _say(f"{where}; Ctrl-C stops")
         # Long-lived objects (modules, the store) need no scanning: freezing them and
-        # collecting less often keeps the ingest path's allocations cheap (NOTES.md).
+        # collecting less often keeps the ingest path's allocations cheap
+        # (docs/performance-history.md).
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
         _wait_for_signal()

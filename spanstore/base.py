@@ -128,6 +128,28 @@ class SpanReader(Protocol):
         """The trace as an OTLP request, exactly as stored (lossless); None if unknown."""
         ...
 
+    def replay_range_traces(
+        self, start_unix_nano: int, end_unix_nano: int, reach_ns: int
+    ) -> list[tuple[str, int, int, int]]:
+        """`seqtrace replay --from --to`: (trace id, first span start, last span end, spans)
+        of each trace with a span starting in the range, oldest first."""
+        ...
+
+    def replay_trace_extents(self, trace_ids: Sequence[str]) -> list[tuple[str, int, int, int]]:
+        """(trace id, first span start, last span end, spans) of each known trace."""
+        ...
+
+    def replay_requests(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int,
+        end_unix_nano: int,
+        max_spans: int = 512,
+    ) -> list[ExportTraceServiceRequest]:
+        """The traces' spans starting in [start, end], as stored, in requests of at most
+        ``max_spans`` spans."""
+        ...
+
     def span_frame(
         self,
         start_unix_nano: int,
@@ -180,4 +202,28 @@ class SpanReader(Protocol):
     def recent_traces(self, limit: int = 50) -> pl.DataFrame:
         """The newest root spans: trace_id, service_name, name, start_unix_nano,
         duration_ns, status_code, spans."""
+        ...
+
+    def flow_root_shapes(
+        self, service: str, operation: str, start_unix_nano: int, end_unix_nano: int
+    ) -> pl.DataFrame | None:
+        """Per trace whose root span is ``service``'s ``operation`` starting in the range:
+        outcome, duration, structure fingerprint, per-span durations and error flags
+        (``spanstore.reader.FLOW_SHAPES_SCHEMA``); None when the store cannot (the caller
+        then folds span objects)."""
+        ...
+
+    def flow_trace_shapes(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> pl.DataFrame | None:
+        """``flow_root_shapes``'s rows, with ``spans``, for the given traces; or None."""
+        ...
+
+    def flow_root_operations(
+        self, start_unix_nano: int, end_unix_nano: int, limit: int = 200
+    ) -> pl.DataFrame | None:
+        """service, operation, traces, failed per root operation in the range; or None."""
         ...

@@ -37,7 +37,31 @@ from spanstore.rows import (
     spans_from_protobuf_rows,
 )
 
-__all__ = ["RECENT_TRACES_SCHEMA", "THROUGHPUT_SCHEMA", "StoreReader"]
+__all__ = [
+    "FLOW_ROOTS_SCHEMA",
+    "FLOW_SHAPES_SCHEMA",
+    "RECENT_TRACES_SCHEMA",
+    "THROUGHPUT_SCHEMA",
+    "StoreReader",
+]
+
+#: flow_root_shapes / flow_trace_shapes (analyzer.flow; the DuckDB files say what they are).
+FLOW_SHAPES_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "trace_id": pl.String(),
+    "start_unix_nano": pl.Int64(),
+    "duration_ns": pl.Int64(),
+    "outcome": pl.String(),
+    "fingerprint": pl.String(),
+    "durations": pl.List(pl.Int64()),
+    "errors": pl.List(pl.Boolean()),
+    "spans": pl.Int64(),
+}
+FLOW_ROOTS_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "service": pl.String(),
+    "operation": pl.String(),
+    "traces": pl.Int64(),
+    "failed": pl.Int64(),
+}
 
 THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
     "bucket_unix_nano": pl.Int64(),
@@ -56,6 +80,16 @@ RECENT_TRACES_SCHEMA: Final[dict[str, pl.DataType]] = {
 }
 
 _T = TypeVar("_T")
+
+
+def _extents(table: pa.Table) -> list[tuple[str, int, int, int]]:
+    """Rows of the replay_* extent queries: (trace id hex, first start, last end, spans)."""
+    return [
+        (hex_id(tid), int(first), int(last), int(spans))
+        for tid, first, last, spans in columns(
+            table, "trace_id", "first_start", "last_end", "spans"
+        )
+    ]
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
@@ -243,6 +277,69 @@ class StoreReader:
             return None
         return request_from_protobuf_rows(rows, self._references(rows))
 
+    # -- replay (`seqtrace replay`): which traces, then their spans a chunk at a time
+
+    def replay_range_traces(
+        self, start_unix_nano: int, end_unix_nano: int, reach_ns: int
+    ) -> list[tuple[str, int, int, int]]:
+        """(trace id, first span start, last span end, spans) of each trace with a span
+        starting in [start, end), oldest first; its spans are looked for within
+        ``reach_ns`` of the range."""
+        if not self._dialect.has_query("replay_range_traces"):
+            raise StoreUnavailable("this store cannot list a time range's traces for a replay")
+        params = self._around(start_unix_nano, end_unix_nano, reach_ns)
+        return _extents(self._table("replay_range_traces", params))
+
+    def replay_trace_extents(self, trace_ids: Sequence[str]) -> list[tuple[str, int, int, int]]:
+        """(trace id, first span start, last span end, spans) of each known trace, oldest
+        first."""
+        ids = self._dialect.trace_ids(trace_ids)
+        if not ids:
+            return []
+        if not self._dialect.has_query("replay_trace_extents"):  # spans as columns
+            found = []
+            for trace_id in trace_ids:
+                spans = self.spans([trace_id])
+                if spans:
+                    first = min(s.start_unix_nano for s in spans)
+                    last = max(s.end_unix_nano for s in spans)
+                    found.append((spans[0].trace_id, first, last, len(spans)))
+            return sorted(found, key=lambda row: (row[1], row[0]))
+        params = {"lo": self._dialect.far_past, "hi": self._dialect.far_future}
+        rows = [
+            row
+            for table in self._id_tables("replay_trace_extents", ids, **params)
+            for row in _extents(table)
+        ]
+        return sorted(rows, key=lambda row: (row[1], row[0]))
+
+    def replay_requests(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int,
+        end_unix_nano: int,
+        max_spans: int = 512,
+    ) -> list[ExportTraceServiceRequest]:
+        """Every span of these traces starting in [start, end] as OTLP requests of at most
+        ``max_spans`` spans, exactly as stored (the bounds, the traces' extent, make the
+        lookup cheap)."""
+        if not self._dialect.has_query("replay_traces_rows"):  # spans as columns
+            found = (self.trace_request(t) for t in trace_ids)
+            return [request for request in found if request is not None]
+        ids = self._dialect.trace_ids(trace_ids)
+        if not ids:
+            return []
+        params = {
+            "lo": self._dialect.clamp(start_unix_nano),
+            "hi": self._dialect.clamp(end_unix_nano),
+        }
+        requests: list[ExportTraceServiceRequest] = []
+        for rows in self._id_tables("replay_traces_rows", ids, **params):
+            refs = self._references(rows)
+            for offset in range(0, rows.num_rows, max_spans):
+                requests.append(request_from_protobuf_rows(rows.slice(offset, max_spans), refs))
+        return requests
+
     def span_frame(
         self,
         start_unix_nano: int,
@@ -291,3 +388,55 @@ class StoreReader:
 
     def recent_traces(self, limit: int = 50) -> pl.DataFrame:
         return frame(self._table("recent_traces", {"limit": limit}), RECENT_TRACES_SCHEMA)
+
+    # ------------------------------------------------------------------ flows (#16)
+
+    def flow_root_shapes(
+        self, service: str, operation: str, start_unix_nano: int, end_unix_nano: int
+    ) -> pl.DataFrame | None:
+        """Per trace whose root is ``service``'s ``operation`` starting in the range
+        (FLOW_SHAPES_SCHEMA, ``spans`` null): its outcome, duration, structure fingerprint
+        and per-span durations and error flags in start order; None when the dialect has
+        no such query (analyzer.flow then folds span objects)."""
+        if not self._dialect.has_query("flow_root_shapes"):
+            return None
+        params = self._around(start_unix_nano, end_unix_nano, HOUR_NS)
+        params |= {"service": service, "operation": operation}
+        table = self._table("flow_root_shapes", params)
+        if "spans" not in table.column_names:
+            table = table.append_column("spans", pa.nulls(table.num_rows, pa.int64()))
+        return frame(table, FLOW_SHAPES_SCHEMA)
+
+    def flow_trace_shapes(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> pl.DataFrame | None:
+        """``flow_root_shapes``'s rows (with ``spans``) for the given traces; None when
+        the dialect has no such query."""
+        if not self._dialect.has_query("flow_trace_shapes"):
+            return None
+        ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
+        bounds = {"lo": self._since(start_unix_nano), "hi": self._until(end_unix_nano)}
+        frames = [
+            frame(t, FLOW_SHAPES_SCHEMA)
+            for t in self._id_tables("flow_trace_shapes", ids, **bounds)
+        ]
+        if not frames:
+            return pl.DataFrame(schema=FLOW_SHAPES_SCHEMA)
+        return pl.concat(frames).sort("start_unix_nano", "trace_id")
+
+    def flow_root_operations(
+        self, start_unix_nano: int, end_unix_nano: int, limit: int = 200
+    ) -> pl.DataFrame | None:
+        """service, operation, traces, failed per root operation starting in the range,
+        busiest first; None when the dialect has no such query."""
+        if not self._dialect.has_query("flow_root_operations"):
+            return None
+        params: dict[str, object] = {
+            "start": self._dialect.clamp(start_unix_nano),
+            "end": self._dialect.clamp(end_unix_nano),
+            "limit": limit,
+        }
+        return frame(self._table("flow_root_operations", params), FLOW_ROOTS_SCHEMA)

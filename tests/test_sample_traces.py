@@ -250,8 +250,8 @@ def test_file_is_otlp_json(name: str) -> None:
 @pytest.mark.parametrize("name", FILES)
 def test_file_parses_as_an_export_request(name: str) -> None:
     """With ids turned back into proto3 base64, protobuf accepts every field."""
-    json_format = pytest.importorskip("google.protobuf.json_format")
-    trace_service = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_service
 
     def to_b64(tree: Any) -> Any:
         if isinstance(tree, dict):

@@ -4,7 +4,8 @@ The entry point: page setup, navigation, deep links, and the sidebar (data sourc
 time range). The pages live in ``ui/pages/``; the data comes from ``ui/data.py``.
 
 Deep links (SPEC "UI deep links"): ``/?entity=KEY=VALUE`` opens the entity's sequence
-diagram, ``/?trace=ID`` one trace, ``/?failures`` the partial-failure report; optional
+diagram, ``/?trace=ID`` one trace, ``/?failures`` the partial-failure report,
+``/?flow=SERVICE:OPERATION`` the variants of that root operation; optional
 ``from``/``to`` (RFC 3339 or relative) set the time range.
 """
 
@@ -44,6 +45,9 @@ PAGES = {
         icon=":material/error:",
         url_path="failures",
     ),
+    "flow": st.Page(
+        _PAGES_DIR / "flows.py", title="Flows", icon=":material/alt_route:", url_path="flows"
+    ),
     "slo": st.Page(_PAGES_DIR / "slo.py", title="SLOs", icon=":material/speed:", url_path="slo"),
     "service_map": st.Page(
         _PAGES_DIR / "service_map.py",
@@ -61,7 +65,7 @@ page = st.navigation(list(PAGES.values()))
 # Deep links arrive at "/" (the default page): send them to their page, keeping the query.
 if page.url_path == PAGES["overview"].url_path:
     params = st.query_params.to_dict()
-    for name in ("entity", "trace", "failures"):
+    for name in ("entity", "trace", "failures", "flow"):
         if name in params:
             st.switch_page(PAGES[name], query_params=params)
 

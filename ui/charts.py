@@ -86,6 +86,24 @@ def _time_layout(fig: go.Figure, title: str, y_title: str, height: int = 260) ->
     return fig
 
 
+def _step_area(
+    xs: list[Any], ys: list[float], color: str, fill: str, customdata: list[Any], hover: str
+) -> go.Figure:
+    """A filled step line over time (one value per bucket)."""
+    return go.Figure(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            line={"color": color, "width": 2, "shape": "hv"},
+            fill="tozeroy",
+            fillcolor=fill,
+            customdata=customdata,
+            hovertemplate=hover,
+        )
+    )
+
+
 def throughput_figures(throughput: Mapping[str, Any]) -> tuple[go.Figure, go.Figure]:
     """(spans per second, error rate in percent) over time."""
     buckets = filled_buckets(throughput)
@@ -93,31 +111,23 @@ def throughput_figures(throughput: Mapping[str, Any]) -> tuple[go.Figure, go.Fig
     xs = [_dt(b["bucket_unix_nano"]) for b in buckets]
     rate = [b["spans"] / size_s for b in buckets]
     err = [100.0 * b["errors"] / b["spans"] if b["spans"] else 0.0 for b in buckets]
-    spans = go.Figure(
-        go.Scatter(
-            x=xs,
-            y=rate,
-            mode="lines",
-            line={"color": BLUE, "width": 2, "shape": "hv"},
-            fill="tozeroy",
-            fillcolor="rgba(26,115,232,0.12)",
-            customdata=[[b["spans"]] for b in buckets],
-            hovertemplate="%{y:.3g} spans/s (%{customdata[0]} spans)<extra></extra>",
-        )
+    spans = _step_area(
+        xs,
+        rate,
+        BLUE,
+        "rgba(26,115,232,0.12)",
+        [[b["spans"]] for b in buckets],
+        "%{y:.3g} spans/s (%{customdata[0]} spans)<extra></extra>",
     )
     bucket_text = fmt_duration(int(throughput.get("bucket_ns") or 0))
     _time_layout(spans, f"Spans per second (buckets of {bucket_text})", "spans/s")
-    errors = go.Figure(
-        go.Scatter(
-            x=xs,
-            y=err,
-            mode="lines",
-            line={"color": ERROR_RED, "width": 2, "shape": "hv"},
-            fill="tozeroy",
-            fillcolor="rgba(217,48,37,0.12)",
-            customdata=[[b["errors"], b["spans"]] for b in buckets],
-            hovertemplate="%{y:.2f}% errors (%{customdata[0]} of %{customdata[1]})<extra></extra>",
-        )
+    errors = _step_area(
+        xs,
+        err,
+        ERROR_RED,
+        "rgba(217,48,37,0.12)",
+        [[b["errors"], b["spans"]] for b in buckets],
+        "%{y:.2f}% errors (%{customdata[0]} of %{customdata[1]})<extra></extra>",
     )
     _time_layout(errors, "Error rate (% of spans with ERROR status)", "% errors")
     errors.update_yaxes(range=[0, max(5.0, max(err, default=0.0) * 1.15)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any, Final, NoReturn, TypeVar
 
 import streamlit as st
 
+from analyzer.escaping import markdown_literal
 from analyzer.source import SourceError
 from analyzer.timeparse import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, parse_time
 from ui import data
@@ -42,13 +44,9 @@ def src() -> str:
     return data.source_config().key
 
 
-_MD_SPECIAL: Final = set("\\`*_{}[]()<>#+-.!|~$&:")
-
-
-def md(text: Any) -> str:
-    """``text`` for a markdown element (st.error, st.caption...), every markdown and HTML
-    character backslash-escaped so it shows literally: messages can quote span data."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+#: ``text`` for a markdown element (st.error, st.caption...), every markdown and HTML
+#: character backslash-escaped so it shows literally: messages can quote span data.
+md = markdown_literal
 
 
 def stop_with(message: str, kind: str = "error") -> NoReturn:
@@ -93,6 +91,42 @@ def show_empty_store() -> None:
     )
 
 
+def page(title: str, caption: str) -> dict[str, Any]:
+    """Every page's head: its title and what it shows, then the store's stats; an empty
+    store shows how to send spans and ends the page."""
+    st.title(title)
+    st.caption(caption)
+    stats = store_stats()
+    if not stats.get("spans"):
+        show_empty_store()
+        st.stop()
+    return stats
+
+
+def json_download(label: str, value: Any, file_name: str, **options: Any) -> None:
+    """A button that downloads ``value`` as a JSON file (the page does not rerun)."""
+    container = options.pop("container", st)
+    container.download_button(
+        label,
+        data=json.dumps(value, indent=options.pop("indent", 2), ensure_ascii=False),
+        file_name=file_name,
+        mime="application/json",
+        icon=":material/download:",
+        on_click="ignore",
+        **options,
+    )
+
+
+def link_table(rows: Any, column: str, label: str, pattern: str) -> None:
+    """A table whose ``column`` holds links shown by what ``pattern`` captures."""
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config={column: st.column_config.LinkColumn(label, display_text=pattern)},
+    )
+
+
 # --------------------------------------------------------------------------- widget memory
 # Streamlit forgets a widget's value on a run that does not draw it, so going to another
 # page and back would reset every field. Widgets copy their value to ``keep_<key>`` on
@@ -112,6 +146,16 @@ def keep(key: str) -> None:
 def set_kept(key: str, value: Any) -> None:
     st.session_state[f"keep_{key}"] = value
     st.session_state.pop(key, None)
+
+
+def remembered(key: str) -> dict[str, Any]:
+    """A widget's ``key`` and the callback that remembers its value: ``**remembered(k)``."""
+    return {"key": key, "on_change": keep, "args": (key,)}
+
+
+def kept_text(key: str) -> dict[str, Any]:
+    """:func:`remembered` plus the text the widget last held (text inputs and areas)."""
+    return {"value": str(kept(key, "") or ""), **remembered(key)}
 
 
 # --------------------------------------------------------------------------- time range

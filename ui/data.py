@@ -204,3 +204,24 @@ def recent_traces(src: str, limit: int) -> list[dict[str, Any]]:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def service_map(src: str, start: int | None, end: int | None) -> dict[str, Any]:
     return get_source().service_map(start=start, end=end)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def flow(
+    src: str,
+    root: str | None,
+    key: str | None,
+    start: int | None,
+    end: int | None,
+    trace_id: str | None = None,
+) -> dict[str, Any]:
+    """SPEC's ``flow --json`` body for a root operation, an entity key or one trace."""
+    result = get_source().flow(root=root, key=key, start=start, end=end, trace_id=trace_id)
+    assert isinstance(result, dict)
+    return result
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def flow_roots(src: str, start: int | None, end: int | None) -> list[dict[str, Any]]:
+    roots: list[dict[str, Any]] = get_source().flow_roots(start=start, end=end).get("roots", [])
+    return roots

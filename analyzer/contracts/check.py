@@ -31,7 +31,7 @@ from analyzer.contracts.matcher import Alignment, Matcher, Step, expected_name, 
 from analyzer.contracts.model import Contract
 from analyzer.contracts.observed import ObservedSequence, observed_sequence
 from analyzer.contracts.parser import parse_contract
-from analyzer.contracts.text import one_line, shorten
+from analyzer.escaping import one_line, shorten
 from analyzer.source import HttpSource, Source, SourceError, parse_entity
 from spanstore.base import SpanReader
 
@@ -117,6 +117,7 @@ class _Report:
                 "conforming": 0,
                 "violations": [],
                 "entities": [],
+                "runbook": m.contract.runbook,
             }
             for m in matchers
         ]
@@ -149,6 +150,7 @@ class _Report:
                         "observed_index": violation.observed_index,
                         "trace_id": _id(ids, violation.trace_id),
                         "span_id": _id(ids, violation.span_id),
+                        "runbook": report["runbook"],
                     }
                 )
             row: dict[str, Any] = {
@@ -415,6 +417,8 @@ def render_check_text(result: Mapping[str, Any]) -> str:
         if checked - conforming:
             head += f", {checked - conforming} violate"
         lines.append(head)
+        if checked - conforming and report.get("runbook"):
+            lines.append(f"  runbook: {_t(report['runbook'])}")
         rows = list(report.get("entities") or ())
         violating = [r for r in rows if not r.get("conforming")]
         by_entity: dict[tuple[str, str], list[Mapping[str, Any]]] = {}

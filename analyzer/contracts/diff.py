@@ -34,9 +34,9 @@ from analyzer.contracts.fetch import entity_diagram
 from analyzer.contracts.matcher import Alignment, Matcher
 from analyzer.contracts.observed import observed_sequence
 from analyzer.contracts.parser import parse_contract
-from analyzer.contracts.text import (
-    md_cell,
-    mermaid_participant_label,
+from analyzer.escaping import (
+    MERMAID_KEYWORDS,
+    markdown_cell,
     mermaid_text,
     safe_aliases,
     shorten,
@@ -195,7 +195,7 @@ def render_diff_mermaid(result: Mapping[str, Any]) -> str:
             _INDENT + "Note over nothing: no calls on either side",
         ]
         return "\n".join(lines) + "\n"
-    aliases = safe_aliases([str(p["id"]) for p in participants])
+    aliases = safe_aliases([str(p["id"]) for p in participants], MERMAID_KEYWORDS)
     for participant in participants:
         lines.append(_INDENT + _declaration(participant, aliases[str(participant["id"])]))
     first, last = aliases[str(participants[0]["id"])], aliases[str(participants[-1]["id"])]
@@ -220,7 +220,7 @@ def render_diff_mermaid(result: Mapping[str, Any]) -> str:
 
 
 def _declaration(participant: Mapping[str, Any], alias: str) -> str:
-    label = mermaid_participant_label(str(participant.get("id")))
+    label = mermaid_text(str(participant.get("id")), participant=True)
     if participant.get("implicit"):
         return f"actor {alias} as {label}"
     shape = _SHAPES.get(str(participant.get("kind")))
@@ -282,12 +282,12 @@ def render_diff_markdown(result: Mapping[str, Any]) -> str:
     other = result.get("other") or {}
     other_name = f"{other.get('key')}={other.get('value')}" if other else "the entity"
     summary = result.get("summary") or {}
-    lines = [f"# Diff: {md_cell(other_name)} against {md_cell(base_name)}", ""]
+    lines = [f"# Diff: {markdown_cell(other_name)} against {markdown_cell(base_name)}", ""]
     counts = ", ".join(
         f"{summary.get(k, 0)} {k}" for k in ("unexpected", "missing", "changed", "same")
     )
     lines += [
-        f"What {md_cell(other_name)} did that {md_cell(base_name)} did not, and the "
+        f"What {markdown_cell(other_name)} did that {markdown_cell(base_name)} did not, and the "
         f"reverse: {counts}. Returns are not compared; a loop in the base allows "
         "repetitions, a par any order.",
         "",
@@ -298,23 +298,25 @@ def render_diff_markdown(result: Mapping[str, Any]) -> str:
     ]
     steps = [s for s in result.get("steps") or () if s.get("status") != "same"]
     if not steps:
-        lines.append(f"No differences: {md_cell(other_name)} conforms to {md_cell(base_name)}.")
+        lines.append(
+            f"No differences: {markdown_cell(other_name)} conforms to {markdown_cell(base_name)}."
+        )
         return "\n".join(lines) + "\n"
     lines += [
         "## Differences",
         "",
-        f"| # | difference | expected ({md_cell(base_name)}) "
-        f"| observed ({md_cell(other_name)}) | detail |",
+        f"| # | difference | expected ({markdown_cell(base_name)}) "
+        f"| observed ({markdown_cell(other_name)}) | detail |",
         "|--:|---|---|---|---|",
     ]
     for step in steps:
         kinds = ", ".join(step.get("problems") or ()) or str(step["status"])
         cells = [
             str(int(step["step"]) + 1),
-            md_cell(kinds),
-            md_cell(step.get("expected") or ""),
-            md_cell(step.get("observed") or ""),
-            md_cell(step.get("message") or ""),
+            markdown_cell(kinds),
+            markdown_cell(step.get("expected") or ""),
+            markdown_cell(step.get("observed") or ""),
+            markdown_cell(step.get("message") or ""),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

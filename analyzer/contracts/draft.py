@@ -32,7 +32,8 @@ from analyzer.contracts.model import (
     ParticipantShape,
 )
 from analyzer.contracts.observed import message_label
-from analyzer.contracts.text import contract_label, one_line, safe_aliases
+from analyzer.contracts.text import contract_label
+from analyzer.escaping import MERMAID_KEYWORDS, one_line, safe_aliases
 
 __all__ = ["draft_contract", "write_contract"]
 
@@ -66,7 +67,7 @@ def draft_contract(diagram: Mapping[str, Any], name: str = "contract.mmd") -> Co
         used.setdefault(message.target)
     observed = {str(p.get("id")): p for p in diagram.get("participants") or ()}
     ids = [pid for pid in observed if pid in used] + [pid for pid in used if pid not in observed]
-    aliases = safe_aliases(ids)
+    aliases = safe_aliases(ids, MERMAID_KEYWORDS)
     participants = tuple(_participant(pid, aliases[pid], observed.get(pid)) for pid in ids)
     renamed = _rename(items, aliases)
     return Contract.build(name, participants, renamed)

@@ -28,7 +28,7 @@ from typing import Literal, TypeAlias
 from analyzer.contracts.automaton import Automaton, compile_contract
 from analyzer.contracts.model import CMessage, Contract, CParticipant
 from analyzer.contracts.observed import Observed, ObservedParticipant, ObservedSequence
-from analyzer.contracts.text import loose_name, one_line, shorten
+from analyzer.escaping import loose_name, one_line, shorten
 
 __all__ = [
     "Alignment",

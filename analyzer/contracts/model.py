@@ -86,6 +86,8 @@ class Contract:
     loop_members: tuple[frozenset[int], ...] = field(default=())
     #: alias -> display name, for reports
     names: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    #: ``%% runbook: URL-or-path``: what to do when the contract is violated
+    runbook: str | None = field(default=None, compare=False)
 
     @staticmethod
     def build(

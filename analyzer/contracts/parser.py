@@ -13,6 +13,7 @@ line and the column (1-based), e.g. ``order.mmd:7:5: unknown arrow '-->>>'; use 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Final
@@ -28,7 +29,8 @@ from analyzer.contracts.model import (
     MessageKind,
     ParticipantShape,
 )
-from analyzer.contracts.text import decode_entities, normalize_label, one_line
+from analyzer.contracts.text import decode_entities, normalize_label
+from analyzer.escaping import one_line
 
 __all__ = ["ARROW_HELP", "ContractSyntaxError", "parse_contract"]
 
@@ -55,6 +57,8 @@ _UNSUPPORTED: Final = frozenset(
     }
 )  # fmt: skip
 _ARROW_CHARS: Final = frozenset("-<>)(/\\|")
+#: ``%% runbook: URL-or-path`` (docs/contracts.md, "Runbooks").
+_RUNBOOK: Final = re.compile(r"%%\s*runbook\s*:(.*)$", re.IGNORECASE)
 _NAME_FORBIDDEN: Final = frozenset(":;,<>+()#%\"'{}`")
 _SHAPES: Final[dict[str, ParticipantShape]] = {
     "participant": "participant",
@@ -117,6 +121,8 @@ class _Parser:
         self.name = name
         self.participants: dict[str, CParticipant] = {}
         self.stack: list[_Frame] = [_Frame("document", "", 0, 0)]
+        self.runbook: str | None = None
+        self.runbook_line = 0
 
     def error(self, line: int, column: int, message: str) -> ContractSyntaxError:
         return ContractSyntaxError(self.name, line, column, message)
@@ -147,6 +153,8 @@ class _Parser:
             )
         items = tuple(self.stack[0].branches[0])
         contract = Contract.build(self.name, tuple(self.participants.values()), items)
+        if self.runbook is not None:
+            contract = dataclasses.replace(contract, runbook=self.runbook)
         if not contract.messages:
             raise self.error(len(lines) or 1, 1, "the contract draws no call or async message")
         return contract
@@ -163,7 +171,10 @@ class _Parser:
     def _statements(self, raw: str, number: int) -> list[_Statement]:
         """A line's statements: ``;`` separates them (not inside an entity code ``#59;``)."""
         stripped = raw.strip()
-        if not stripped or stripped.startswith("%%"):
+        if stripped.startswith("%%"):
+            self._comment(stripped, raw, number)
+            return []
+        if not stripped:
             return []
         out: list[_Statement] = []
         start = 0
@@ -185,6 +196,22 @@ class _Parser:
                     continue
             position += 1
         return out
+
+    def _comment(self, stripped: str, raw: str, number: int) -> None:
+        """``%% runbook: URL-or-path`` names the contract's runbook; other comments are
+        ignored (Mermaid ignores them all, so the file still renders)."""
+        match = _RUNBOOK.match(stripped)
+        if match is None:
+            return
+        column = raw.index("%%") + 1
+        value = match.group(1).strip()
+        if not value:
+            raise self.error(number, column, "'%% runbook:' needs a URL or a path after it")
+        if self.runbook is not None:
+            raise self.error(
+                number, column, f"a second '%% runbook:' (the first is on line {self.runbook_line})"
+            )
+        self.runbook, self.runbook_line = one_line(value), number
 
     def _header(self, statement: _Statement) -> None:
         words = statement.text.split()

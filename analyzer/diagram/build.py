@@ -42,7 +42,15 @@ from analyzer.diagram.text import TIMES, format_span_of_time, label_text
 from analyzer.diagram.tree import MAX_DEPTH, TraceTree, build_tree, dedupe
 from spanstore.model import Span
 
-__all__ = ["DEFAULT_GAP_NS", "build_diagram"]
+__all__ = [
+    "DEFAULT_GAP_NS",
+    "ArrangedTraces",
+    "Group",
+    "Item",
+    "Unit",
+    "arrange_traces",
+    "build_diagram",
+]
 
 #: Traces further apart than this get a divider saying how much time passed.
 DEFAULT_GAP_NS = 60 * 1_000_000_000
@@ -615,3 +623,41 @@ def _rename(message: Message, caller_id: str) -> Message:
     source = caller_id if message.source == _CALLER else message.source
     target = caller_id if message.target == _CALLER else message.target
     return dataclasses.replace(message, source=source, target=target)
+
+
+# --- arranged traces, for readers of the structure (analyzer.flow) ------------------------
+
+
+@dataclass
+class ArrangedTraces:
+    """Each trace's units and groups before flattening (``loop`` runs kept whole, never
+    collapsed), with what turns their messages into a :class:`Diagram`'s participants."""
+
+    trees: list[TraceTree]
+    items: list[list[Item]]
+    builder: _Builder
+
+    def finish(self, messages: Sequence[Message]) -> tuple[list[Message], tuple[Participant, ...]]:
+        """``messages`` (taken from these items) with the root caller named, and their
+        participants, as :func:`build_diagram` names and orders them."""
+        caller_id = self.builder._free_caller_id()
+        renamed = [_rename(message, caller_id) for message in messages]
+        return renamed, self.builder._participants(renamed, caller_id)
+
+
+def arrange_traces(
+    spans: Iterable[Span], *, show_internal: bool = False, skew_correction: bool = True
+) -> ArrangedTraces:
+    """The traces of ``spans`` (oldest first) as the diagram builder arranges them."""
+    traces = dedupe(spans)
+    trees = [build_tree(tid, by_id, skew_correction) for tid, by_id in sorted(traces.items())]
+    trees.sort(key=lambda tree: (tree.start_unix_nano, tree.trace_id))
+    # No run is ever collapsed: a reader of the structure folds runs its own way.
+    builder = _Builder(trees, show_internal, 1 << 62)
+    items: list[list[Item]] = []
+    for tree in trees:
+        units: list[Unit] = []
+        for root in tree.roots:
+            units += builder.walk(tree, root, None)
+        items.append(builder.arrange(units))
+    return ArrangedTraces(trees, items, builder)

@@ -20,11 +20,11 @@ def to_dict(diagram: Diagram) -> dict[str, Any]:
     return {
         "entity": {"key": entity.key, "value": entity.value} if entity else None,
         "traces": list(diagram.traces),
-        "participants": [_participant(p) for p in diagram.participants],
+        "participants": [_fields(p, _PARTICIPANT) for p in diagram.participants],
         "messages": [_message(m) for m in diagram.messages],
-        "blocks": [_block(b) for b in diagram.blocks],
-        "notes": [_note(n) for n in diagram.notes],
-        "sections": [_section(s) for s in diagram.sections],
+        "blocks": [_fields(b, _BLOCK) for b in diagram.blocks],
+        "notes": [_fields(n, _NOTE) for n in diagram.notes],
+        "sections": [_fields(s, _SECTION) for s in diagram.sections],
         "omitted_messages": diagram.omitted_messages,
     }
 
@@ -41,16 +41,33 @@ def render(diagram: Diagram) -> str:
     return text + "\n"
 
 
-def _participant(participant: Participant) -> dict[str, Any]:
-    return {
-        "id": participant.id,
-        "label": participant.label,
-        "kind": participant.kind,
-        "implicit": participant.implicit,
-    }
+#: Each record's fields, in the JSON's key order.
+_PARTICIPANT = ("id", "label", "kind", "implicit")
+_BLOCK = ("kind", "label", "first", "last", "branches")
+_NOTE = ("index", "kind", "text", "participants", "gap_ns")
+_SECTION = ("trace_id", "first", "last", "start_unix_nano", "end_unix_nano")
+
+
+def _fields(item: Participant | Block | Note | Section, names: tuple[str, ...]) -> dict[str, Any]:
+    """``item``'s attributes ``names``, in that order; tuples become JSON lists."""
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(item, name)
+        out[name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def _message(message: Message) -> dict[str, Any]:
+    drawn = _plain_message(message)
+    if message.trace_ids:
+        # A folded message (SPEC "Busy entities"): the traces it stands for, and how many
+        # of its calls failed.
+        drawn["trace_ids"] = list(message.trace_ids)
+        drawn["errors"] = message.failed
+    return drawn
+
+
+def _plain_message(message: Message) -> dict[str, Any]:
     link = message.link
     return {
         "from": message.source,
@@ -68,34 +85,4 @@ def _message(message: Message) -> dict[str, Any]:
         "failed": message.failed,
         "link": {"trace_id": link.trace_id, "span_id": link.span_id} if link else None,
         "attributes": dict(message.attributes),
-    }
-
-
-def _block(block: Block) -> dict[str, Any]:
-    return {
-        "kind": block.kind,
-        "label": block.label,
-        "first": block.first,
-        "last": block.last,
-        "branches": list(block.branches),
-    }
-
-
-def _note(note: Note) -> dict[str, Any]:
-    return {
-        "index": note.index,
-        "kind": note.kind,
-        "text": note.text,
-        "participants": list(note.participants),
-        "gap_ns": note.gap_ns,
-    }
-
-
-def _section(section: Section) -> dict[str, Any]:
-    return {
-        "trace_id": section.trace_id,
-        "first": section.first,
-        "last": section.last,
-        "start_unix_nano": section.start_unix_nano,
-        "end_unix_nano": section.end_unix_nano,
     }

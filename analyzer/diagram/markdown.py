@@ -8,29 +8,12 @@ Mermaid block cannot close its fence: Mermaid escaping encodes every backtick.
 
 from __future__ import annotations
 
-from typing import Final
-
 from analyzer.diagram import mermaid
 from analyzer.diagram.model import Diagram, Message
-from analyzer.diagram.text import format_duration, format_offset, format_utc, one_line
+from analyzer.diagram.text import format_duration, format_offset, format_utc
+from analyzer.escaping import markdown_cell
 
-__all__ = ["cell", "render"]
-
-_HTML: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_MARKERS: Final = frozenset("\\`*_[]{}()#+!|~")
-
-
-def cell(value: object) -> str:
-    """Text that stays inside one table cell (or heading) and renders literally."""
-    out: list[str] = []
-    for char in one_line(value):
-        if char in _HTML:
-            out.append(_HTML[char])
-        elif char in _MARKERS:
-            out.append("\\" + char)
-        else:
-            out.append(char)
-    return "".join(out)
+__all__ = ["render"]
 
 
 def title(diagram: Diagram) -> str:
@@ -42,7 +25,7 @@ def title(diagram: Diagram) -> str:
 
 
 def render(diagram: Diagram) -> str:
-    lines = [f"# {cell(title(diagram))}", "", _summary(diagram), ""]
+    lines = [f"# {markdown_cell(title(diagram))}", "", _summary(diagram), ""]
     lines += ["```mermaid", mermaid.render(diagram).rstrip("\n"), "```", ""]
     lines += _calls_table(diagram)
     lines += _notes(diagram)
@@ -88,12 +71,12 @@ def _row(number: int, message: Message, offset: int, labels: dict[str, str]) -> 
         str(number),
         format_utc(message.start_unix_nano).removesuffix(" UTC"),
         format_offset(offset),
-        cell(labels.get(message.source, message.source)),
-        cell(labels.get(message.target, message.target)),
-        cell(message.label) + (" (async)" if message.kind == "async" else ""),
+        markdown_cell(labels.get(message.source, message.source)),
+        markdown_cell(labels.get(message.target, message.target)),
+        markdown_cell(message.label) + (" (async)" if message.kind == "async" else ""),
         format_duration(message.duration_ns),
         "✗ error" if message.is_error else "ok",
-        cell(message.error or ""),
+        markdown_cell(message.error or ""),
         f"`{message.trace_id[:8]}`",
     ]
     return "| " + " | ".join(cells) + " |"
@@ -109,5 +92,5 @@ def _notes(diagram: Diagram) -> list[str]:
             if note.index < len(diagram.messages)
             else "at the end"
         )
-        lines.append(f"- {cell(note.text)} ({where})")
+        lines.append(f"- {markdown_cell(note.text)} ({where})")
     return [*lines, ""]

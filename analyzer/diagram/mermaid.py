@@ -13,24 +13,11 @@ from typing import Final
 
 from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
 from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, steps
-from analyzer.diagram.text import one_line, safe_aliases, shorten
+from analyzer.diagram.text import shorten
+from analyzer.escaping import MERMAID_KEYWORDS, mermaid_text, safe_aliases
 
-__all__ = ["escape", "render"]
+__all__ = ["message_text", "render"]
 
-KEYWORDS: Final = frozenset(
-    {
-        "sequencediagram", "participant", "actor", "create", "destroy", "as", "box",
-        "loop", "rect", "opt", "alt", "else", "par", "par_over", "and", "critical",
-        "option", "break", "end", "left", "right", "of", "over", "note", "links", "link",
-        "properties", "details", "activate", "deactivate", "title", "autonumber", "off",
-        "acctitle", "accdescr",
-    }
-)  # fmt: skip
-_SAFE_ASCII: Final = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-/()+*?!=^~"
-)
-# A participant's label ends at ``:``, ``,`` or ``@``; message and note text does not.
-_SAFE_IN_TEXT: Final = _SAFE_ASCII | frozenset(",:")
 _ERROR_LIMIT: Final = 80
 _INDENT: Final = "    "
 
@@ -47,15 +34,6 @@ _ARROWS: Final = {
 }
 
 
-def escape(text: str, *, participant: bool = False) -> str:
-    """One line of label text in which only safe characters stay literal."""
-    safe = _SAFE_ASCII if participant else _SAFE_IN_TEXT
-    return "".join(
-        char if char in safe or (ord(char) > 127 and char.isprintable()) else f"#{ord(char)};"
-        for char in one_line(text)
-    )
-
-
 def message_text(message: Message) -> str:
     """What an arrow says; a failed answer carries its error."""
     if not message.error or message.kind == "call":
@@ -67,7 +45,7 @@ def message_text(message: Message) -> str:
 
 
 def render(diagram: Diagram) -> str:
-    aliases = safe_aliases([p.id for p in diagram.participants], KEYWORDS)
+    aliases = safe_aliases([p.id for p in diagram.participants], MERMAID_KEYWORDS)
     lines = ["sequenceDiagram", _INDENT + "autonumber"]
     lines += [_INDENT + _participant(p, aliases[p.id]) for p in diagram.participants]
     everyone = [aliases[p.id] for p in diagram.participants]
@@ -89,7 +67,7 @@ def render(diagram: Diagram) -> str:
 
 
 def _participant(participant: Participant, alias: str) -> str:
-    label = escape(participant.label, participant=True)
+    label = mermaid_text(participant.label, participant=True)
     if participant.implicit:
         return f"actor {alias} as {label}"
     shape = _SHAPES.get(participant.kind)
@@ -101,7 +79,7 @@ def _participant(participant: Participant, alias: str) -> str:
 def _message(message: Message, aliases: dict[str, str]) -> str:
     arrow = _ARROWS[(message.kind, message.status)]
     source, target = aliases[message.source], aliases[message.target]
-    return f"{source}{arrow}{target}: {escape(message_text(message))}"
+    return f"{source}{arrow}{target}: {mermaid_text(message_text(message))}"
 
 
 def _note(note: Note, aliases: dict[str, str], everyone: list[str]) -> str | None:
@@ -110,8 +88,8 @@ def _note(note: Note, aliases: dict[str, str], everyone: list[str]) -> str | Non
         return None
     span = over[0] if len(over) == 1 else f"{over[0]},{over[-1]}"
     text = f"⋯ {note.text} ⋯" if note.kind == "gap" else note.text
-    return f"Note over {span}: {escape(text)}"
+    return f"Note over {span}: {mermaid_text(text)}"
 
 
 def _open(block: Block) -> str:
-    return f"{block.kind} {escape(block.label)}"
+    return f"{block.kind} {mermaid_text(block.label)}"

@@ -15,7 +15,7 @@ ParticipantKind: TypeAlias = Literal["service", "database", "queue", "external"]
 MessageKind: TypeAlias = Literal["call", "return", "async", "self"]
 MessageStatus: TypeAlias = Literal["ok", "error"]
 BlockKind: TypeAlias = Literal["loop", "par", "alt", "opt"]
-NoteKind: TypeAlias = Literal["gap", "skew", "partial", "omitted"]
+NoteKind: TypeAlias = Literal["gap", "skew", "partial", "omitted", "variant"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,9 @@ class Message:
     failed: int = 0
     link: Link | None = None
     attributes: tuple[tuple[str, str], ...] = ()
+    #: Set on a message that stands for the same call in several traces (a busy entity's
+    #: diagram folds repeated traces): up to 20 of those traces, failing first.
+    trace_ids: tuple[str, ...] = ()
 
     @property
     def is_error(self) -> bool:

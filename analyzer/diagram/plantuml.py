@@ -16,22 +16,10 @@ from typing import Final
 from analyzer.diagram.mermaid import message_text
 from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
 from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, steps
-from analyzer.diagram.text import one_line, safe_aliases
+from analyzer.escaping import PLANTUML_KEYWORDS, plantuml_text, safe_aliases
 
-__all__ = ["escape", "render"]
+__all__ = ["render"]
 
-KEYWORDS: Final = frozenset(
-    {
-        "participant", "actor", "boundary", "control", "entity", "database", "collections",
-        "queue", "as", "loop", "par", "alt", "else", "opt", "group", "break", "critical",
-        "end", "note", "ref", "over", "of", "left", "right", "activate", "deactivate",
-        "destroy", "create", "return", "autonumber", "box", "title", "legend", "hide",
-        "show", "skinparam", "newpage", "also", "header", "footer", "caption", "delay",
-    }
-)  # fmt: skip
-_SAFE_ASCII: Final = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:()?+"
-)
 _ERROR_COLOUR: Final = "#D93025"
 _INDENT: Final = "  "
 
@@ -58,18 +46,8 @@ _HEADER: Final = (
 )
 
 
-def escape(text: str) -> str:
-    """One line of label text in which only letters, digits and a few marks stay literal."""
-    return "".join(
-        char
-        if char in _SAFE_ASCII or (ord(char) > 127 and char.isalnum())
-        else f"<U+{ord(char):04X}>"
-        for char in one_line(text)
-    )
-
-
 def render(diagram: Diagram) -> str:
-    aliases = safe_aliases([p.id for p in diagram.participants], KEYWORDS)
+    aliases = safe_aliases([p.id for p in diagram.participants], PLANTUML_KEYWORDS)
     lines = list(_HEADER)
     lines += [_participant(p, aliases[p.id]) for p in diagram.participants]
     if not diagram.participants:
@@ -93,25 +71,25 @@ def render(diagram: Diagram) -> str:
 
 def _participant(participant: Participant, alias: str) -> str:
     shape = "actor" if participant.implicit else _SHAPES[participant.kind]
-    return f'{shape} "{escape(participant.label)}" as {alias}'
+    return f'{shape} "{plantuml_text(participant.label)}" as {alias}'
 
 
 def _message(message: Message, aliases: dict[str, str]) -> str:
     arrows = _ERROR_ARROWS if message.is_error else _ARROWS
     text = message_text(message)
     source, target = aliases[message.source], aliases[message.target]
-    return f"{source} {arrows[message.kind]} {target} : {escape(text)}"
+    return f"{source} {arrows[message.kind]} {target} : {plantuml_text(text)}"
 
 
 def _note(note: Note, aliases: dict[str, str], everyone: list[str]) -> str:
     if note.kind == "gap":
-        return f"== {escape('⋯ ' + note.text + ' ⋯')} =="
+        return f"== {plantuml_text('⋯ ' + note.text + ' ⋯')} =="
     over = [aliases[p] for p in note.participants if p in aliases] or everyone
     if not over:
-        return f"== {escape(note.text)} =="
+        return f"== {plantuml_text(note.text)} =="
     span = over[0] if len(over) == 1 else f"{over[0]}, {over[-1]}"
-    return f"note over {span} : {escape(note.text)}"
+    return f"note over {span} : {plantuml_text(note.text)}"
 
 
 def _open(block: Block) -> str:
-    return f"{block.kind} {escape(block.label)}"
+    return f"{block.kind} {plantuml_text(block.label)}"

@@ -21,14 +21,12 @@ HTTP_METHOD: Final = STRING_COLUMNS["http_method"]
 HTTP_ROUTE: Final = (*STRING_COLUMNS["http_route"], "url.template")
 URL_PATH: Final = STRING_COLUMNS["url_path"]
 HTTP_STATUS: Final = INT_COLUMNS["http_status_code"]
-RPC_SYSTEM: Final = (*STRING_COLUMNS["rpc_system"], "rpc.system.name")
 RPC_SERVICE: Final = STRING_COLUMNS["rpc_service"]
 RPC_METHOD: Final = STRING_COLUMNS["rpc_method"]
 DB_SYSTEM: Final = STRING_COLUMNS["db_system"]
 DB_NAME: Final = STRING_COLUMNS["db_name"]
 DB_OPERATION: Final = STRING_COLUMNS["db_operation"]
 DB_TABLE: Final = ("db.collection.name", "db.sql.table", "db.mongodb.collection")
-DB_STATEMENT: Final = ("db.query.text", "db.statement")
 # ``service.peer.name`` is the newer name of ``peer.service`` (HotROD already sends it).
 PEER_SERVICE: Final = (*STRING_COLUMNS["peer_service"], "service.peer.name")
 SERVER_ADDRESS: Final = STRING_COLUMNS["server_address"]

@@ -5,16 +5,16 @@ step numbers and time offsets in a left gutter, activation bars while a call is 
 ``loop``/``par`` frames, skew and partial-trace notes, and dividers for long gaps.
 Hovering an arrow shows the span's details (an SVG ``<title>``).
 
-Escaping: every piece of text goes through :func:`esc` (XML-escapes ``& < > " '`` and
-drops characters XML 1.0 forbids), and nothing user-controlled is ever put in an element
-or attribute name, a style or an id; so the output is well-formed XML whatever the spans
-say. Text widths are estimated from character classes, so no font metrics are needed.
+Escaping: every piece of text goes through :func:`analyzer.escaping.xml_text`
+(XML-escapes ``& < > " '`` and replaces characters XML 1.0 forbids), and nothing
+user-controlled is ever put in an element or attribute name, a style or an id; so the
+output is well-formed XML whatever the spans say. Text widths are estimated from
+character classes, so no font metrics are needed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -28,8 +28,9 @@ from analyzer.diagram.text import (
     one_line,
     shorten,
 )
+from analyzer.escaping import xml_text
 
-__all__ = ["esc", "render", "text_width"]
+__all__ = ["render", "text_width"]
 
 FONT: Final = "'Inter', 'Segoe UI', 'Helvetica Neue', Helvetica, Arial, sans-serif"
 MARGIN: Final = 24
@@ -66,18 +67,6 @@ FRAMES: Final = {
 
 
 # --- text -----------------------------------------------------------------------------------
-
-
-# Characters XML 1.0 does not allow, even escaped (controls, surrogates, U+FFFE/U+FFFF).
-_XML_FORBIDDEN: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_ESCAPES: Final = str.maketrans(
-    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
-)
-
-
-def esc(text: str) -> str:
-    """Text safe as XML character data and inside a quoted attribute value."""
-    return _XML_FORBIDDEN.sub("\ufffd", text).translate(_ESCAPES)
 
 
 _NARROW: Final = frozenset("iljtfrI.,:;'|!()[]{} ")
@@ -271,7 +260,7 @@ def _maybe_section(canvas: _Canvas, step: Step, sections: dict[int, Section]) ->
     )
     label = f"trace {section.trace_id} · {format_utc(section.start_unix_nano)}"
     canvas.gutter.append(
-        f'<text x="{MARGIN}" y="{_fmt(y + 14)}" class="section">{esc(label)}</text>'
+        f'<text x="{MARGIN}" y="{_fmt(y + 14)}" class="section">{xml_text(label)}</text>'
     )
     canvas.y += 30
 
@@ -380,10 +369,10 @@ def _draw_self(canvas: _Canvas, message: Message, top: float) -> float:
 def _label_svg(message: Message, x: float, y: float, anchor: str) -> str:
     css = "label failed" if message.is_error else "label"
     duration = _duration_text(message)
-    tail = f'<tspan class="dur">  {esc(duration)}</tspan>' if duration else ""
+    tail = f'<tspan class="dur">  {xml_text(duration)}</tspan>' if duration else ""
     return (
         f'<text x="{_fmt(x)}" y="{_fmt(y)}" text-anchor="{anchor}" class="{css}">'
-        f"{esc(_message_text(message))}{tail}</text>"
+        f"{xml_text(_message_text(message))}{tail}</text>"
     )
 
 
@@ -395,7 +384,7 @@ def _draw_error_text(canvas: _Canvas, message: Message, arrow_y: float, error: s
         x, anchor = (a + b) / 2, "middle"
     canvas.arrows.append(
         f'<text x="{_fmt(x)}" y="{_fmt(arrow_y + 15)}" text-anchor="{anchor}" '
-        f'class="errtext">{esc(error)}</text>'
+        f'class="errtext">{xml_text(error)}</text>'
     )
 
 
@@ -409,7 +398,7 @@ def _draw_gutter(canvas: _Canvas, index: int, message: Message, arrow_y: float) 
     offset = format_offset(message.start_unix_nano - start)
     canvas.gutter.append(
         f'<text x="{GUTTER - 30}" y="{_fmt(arrow_y + 4)}" text-anchor="end" class="time">'
-        f"{esc(offset)}</text>"
+        f"{xml_text(offset)}</text>"
     )
 
 
@@ -434,7 +423,7 @@ def _hover_group(canvas: _Canvas, message: Message, body: str) -> str:
     if message.error:
         lines.append(f"error: {message.error}")
     lines += [f"{key} = {value}" for key, value in message.attributes]
-    title = "\n".join(esc(one_line(line)) for line in lines)
+    title = "\n".join(xml_text(one_line(line)) for line in lines)
     return f"<g><title>{title}</title>{body}</g>"
 
 
@@ -483,7 +472,7 @@ def _draw_note(canvas: _Canvas, note: Note) -> None:
     canvas.notes.append(
         f'<g><rect x="{_fmt(left)}" y="{_fmt(canvas.y + 6)}" width="{_fmt(width)}" height="24" '
         f'rx="4" class="{css}"/><text x="{_fmt(left + width / 2)}" y="{_fmt(canvas.y + 22)}" '
-        f'text-anchor="middle" class="notetext">{esc(text)}</text></g>'
+        f'text-anchor="middle" class="notetext">{xml_text(text)}</text></g>'
     )
     canvas.wide_right = max(canvas.wide_right, left + width)
     canvas.y += 36
@@ -499,7 +488,7 @@ def _draw_divider(canvas: _Canvas, text: str) -> None:
         f'class="divider"/><rect x="{_fmt(centre - width / 2)}" y="{_fmt(y - 12)}" '
         f'width="{_fmt(width)}" height="24" rx="12" class="pill"/>'
         f'<text x="{_fmt(centre)}" y="{_fmt(y + 4)}" text-anchor="middle" class="gap">'
-        f"{esc(text)}</text></g>"
+        f"{xml_text(text)}</text></g>"
     )
     canvas.y += 40
 
@@ -572,11 +561,11 @@ def _frame_tab(frame: _Frame, left: float) -> str:
     return (
         f'<g><path d="M{_fmt(left)},{_fmt(top + 5)} a5,5 0 0 1 5,-5 H{_fmt(left + tab_width)} '
         f'V{_fmt(top + 12)} l-6,7 H{_fmt(left)} Z" fill="{fill}" stroke="{stroke}"/>'
-        f'<text x="{_fmt(left + 8)}" y="{_fmt(top + 14)}" class="tab">{esc(kind)}</text>'
+        f'<text x="{_fmt(left + 8)}" y="{_fmt(top + 14)}" class="tab">{xml_text(kind)}</text>'
         f'<rect x="{_fmt(left + tab_width + 3)}" y="{_fmt(top + 3)}" width="{_fmt(label_width)}" '
         f'height="15" rx="3" fill="#FFFFFF" fill-opacity="0.85"/>'
         f'<text x="{_fmt(left + tab_width + 9)}" y="{_fmt(top + 14)}" class="tablabel">'
-        f"{esc(label)}</text></g>"
+        f"{xml_text(label)}</text></g>"
     )
 
 
@@ -585,8 +574,8 @@ def _frame_tab(frame: _Frame, left: float) -> str:
 
 def _participant_svg(participant: Participant, x: float, top: float, width: float) -> str:
     fill, stroke, ink = PALETTE[participant.kind]
-    label = esc(_box_label(participant))
-    hover = f"<title>{esc(participant.id)} ({participant.kind})</title>"
+    label = xml_text(_box_label(participant))
+    hover = f"<title>{xml_text(participant.id)} ({participant.kind})</title>"
     if participant.implicit:
         return f"<g>{hover}{_actor_svg(x, top, label, stroke)}</g>"
     left = x - width / 2
@@ -740,12 +729,12 @@ def _assemble(canvas: _Canvas) -> str:
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_fmt(width)}" height="{_fmt(height)}" '
         f'viewBox="0 0 {_fmt(width)} {_fmt(height)}" role="img">',
-        f"<title>{esc(heading)}</title>",
+        f"<title>{xml_text(heading)}</title>",
         f"<style>{_STYLE}</style>",
         _defs(canvas.prefix),
         f'<rect x="0" y="0" width="{_fmt(width)}" height="{_fmt(height)}" fill="#FFFFFF"/>',
-        f'<text x="{MARGIN}" y="28" class="title">{esc(heading)}</text>',
-        f'<text x="{MARGIN}" y="47" class="subtitle">{esc(facts)}</text>',
+        f'<text x="{MARGIN}" y="28" class="title">{xml_text(heading)}</text>',
+        f'<text x="{MARGIN}" y="47" class="subtitle">{xml_text(facts)}</text>',
         *_lifelines(canvas, header_top + BOX_HEIGHT, footer_top),
         *frames,
         *canvas.frames,

@@ -1,53 +1,36 @@
 """Text helpers shared by the builder and the renderers: one-line labels, durations, ids.
 
 Span names and attributes are attacker-controlled, so the builder stores labels that are
-already one printable line (no control, format or surrogate characters) and every
-renderer still escapes them for its own format.
+already one printable line (:func:`analyzer.escaping.one_line`) and every renderer still
+escapes them for its own format with :mod:`analyzer.escaping`.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import UTC, datetime
 
-ELLIPSIS = "…"
+from analyzer.escaping import ELLIPSIS, one_line, safe_aliases, shorten
+
+__all__ = [
+    "ATTRIBUTE_LIMIT",
+    "ELLIPSIS",
+    "ERROR_LIMIT",
+    "LABEL_LIMIT",
+    "TIMES",
+    "format_duration",
+    "format_offset",
+    "format_span_of_time",
+    "format_utc",
+    "label_text",
+    "one_line",
+    "safe_aliases",
+    "shorten",
+]
 #: The multiplication sign before the count of a collapsed run of calls.
 TIMES = "\u00d7"
 LABEL_LIMIT = 60
 ERROR_LIMIT = 120
 ATTRIBUTE_LIMIT = 120
-
-_WHITESPACE = re.compile(r"\s+")
-# Categories that never belong in a one-line label: controls, invisible format characters
-# (bidi overrides can make a label read differently from what it says), separators.
-_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
-_REPLACEMENT = "\ufffd"
-
-
-def _printable(char: str) -> str:
-    category = unicodedata.category(char)
-    if category == "Cs" or char in ("\ufffe", "\uffff"):
-        return _REPLACEMENT
-    if category in _DROPPED_CATEGORIES:
-        return ""
-    return char
-
-
-def one_line(value: object) -> str:
-    """The text as one printable line: whitespace runs become one space, controls vanish."""
-    text = str(value)
-    if text.isprintable():  # the common case; no newline, control or format character
-        return _WHITESPACE.sub(" ", text).strip() if "  " in text else text.strip()
-    text = _WHITESPACE.sub(" ", text)
-    return "".join(_printable(char) for char in text).strip()
-
-
-def shorten(text: str, limit: int = LABEL_LIMIT) -> str:
-    """At most ``limit`` characters, ending in an ellipsis when cut."""
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rstrip() + ELLIPSIS
 
 
 def label_text(value: object, limit: int = LABEL_LIMIT) -> str:
@@ -97,28 +80,3 @@ def format_utc(unix_nano: int) -> str:
     """``2026-11-20 09:21:07.310 UTC``."""
     moment = datetime.fromtimestamp(unix_nano / 1_000_000_000, tz=UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d} UTC"
-
-
-_ALIAS_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
-
-
-def safe_aliases(ids: list[str], reserved: frozenset[str]) -> dict[str, str]:
-    """Distinct identifiers made of ``[A-Za-z0-9_]`` for participant ids.
-
-    Names that are keywords of the target language (``end``, ``loop``...) or start with a
-    digit get a ``p_`` prefix; clashes get a numeric suffix, first come first served.
-    """
-    aliases: dict[str, str] = {}
-    taken: set[str] = set()
-    for participant_id in ids:
-        base = _ALIAS_UNSAFE.sub("_", participant_id).strip("_") or "p"
-        if base.lower() in reserved or base[0].isdigit():
-            base = "p_" + base
-        alias = base
-        number = 2
-        while alias.lower() in taken:
-            alias = f"{base}_{number}"
-            number += 1
-        taken.add(alias.lower())
-        aliases[participant_id] = alias
-    return aliases

@@ -11,7 +11,6 @@ trace with a span carrying the attribute, plus the traces joined to those by a s
 from __future__ import annotations
 
 import json
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,12 +24,11 @@ from analyzer.diagram.model import Diagram
 from analyzer.diagram.text import TIMES
 from spanstore.model import Span
 from spanstore.otlp import request_from_json, spans_from_request
+from tests.conftest import GOLDEN as GOLDEN_ROOT
+from tests.conftest import REAL_TRACES as REAL
+from tests.conftest import SAMPLES, assert_golden
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO / "sample_traces"
-REAL = Path(__file__).resolve().parents[1] / "data" / "real_traces"
-GOLDEN = REPO / "tests" / "golden" / "diagram"
-UPDATE = os.environ.get("SEQTRACE_UPDATE_GOLDEN") == "1"
+GOLDEN = GOLDEN_ROOT / "diagram"
 SUFFIXES = {"mermaid": "mmd", "plantuml": "puml", "svg": "svg", "json": "json", "markdown": "md"}
 
 
@@ -108,16 +106,8 @@ def rendered(case: Case, fmt: str) -> str:
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_golden(case: Case, fmt: str) -> None:
-    path = GOLDEN / f"{case.name}.{SUFFIXES[fmt]}"
     text = rendered(case, fmt)
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run with SEQTRACE_UPDATE_GOLDEN=1 to write it")
-    assert text == path.read_text(encoding="utf-8"), (
-        f"{path.name} differs; if intended, rerun with SEQTRACE_UPDATE_GOLDEN=1 and review"
-    )
+    assert_golden(f"diagram/{case.name}.{SUFFIXES[fmt]}", text)
     if fmt == "svg":
         ET.fromstring(text.encode("utf-8"))
     if fmt == "json":

@@ -15,12 +15,14 @@ import pytest
 from test_diagram import OTHER_TRACE, TRACE, make_span, sid
 
 from analyzer.diagram import build_diagram, render
-from analyzer.diagram.markdown import cell
-from analyzer.diagram.mermaid import escape as mermaid_escape
 from analyzer.diagram.model import Diagram
-from analyzer.diagram.plantuml import escape as plantuml_escape
-from analyzer.diagram.svg import BOX_LABEL_LIMIT, esc, text_width
-from analyzer.diagram.text import label_text, one_line, safe_aliases, shorten
+from analyzer.diagram.svg import BOX_LABEL_LIMIT, text_width
+from analyzer.diagram.text import label_text
+from analyzer.escaping import markdown_cell as cell
+from analyzer.escaping import mermaid_text as mermaid_escape
+from analyzer.escaping import one_line, safe_aliases, shorten
+from analyzer.escaping import plantuml_text as plantuml_escape
+from analyzer.escaping import xml_text as esc
 from spanstore.model import Span, SpanEvent, SpanLink
 
 HOSTILE = (

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_diagram_golden import CASES, REPO, rendered
+from test_diagram_golden import CASES, rendered
 from test_diagram_render import HOSTILE, hostile_spans
 
 from analyzer.diagram import build_diagram, render
+from tests.conftest import ROOT
 
 CHROMIUM = Path(os.environ.get("SEQTRACE_CHROMIUM", "/usr/bin/chromium"))
 PLANTUML_ERRORS = re.compile(r"Syntax Error\?|An error has occured|java\.lang\.")
@@ -48,7 +49,7 @@ def diagrams(fmt: str) -> dict[str, str]:
 def find_mmdc() -> str | None:
     candidates = [
         os.environ.get("SEQTRACE_MMDC", ""),
-        str(REPO / ".tools" / "node_modules" / ".bin" / "mmdc"),
+        str(ROOT / ".tools" / "node_modules" / ".bin" / "mmdc"),
         shutil.which("mmdc") or "",
     ]
     for candidate in candidates:

@@ -13,10 +13,8 @@ import pytest
 
 from analyzer.contracts import contract_diff, contract_init, diff
 from analyzer.source import LocalSource, SourceError, open_database
-from tests.conftest import ROOT, sample_files
+from tests.conftest import ROOT, assert_golden, sample_files
 
-GOLDEN = ROOT / "tests" / "golden" / "contracts"
-UPDATE = bool(os.environ.get("SEQTRACE_UPDATE_GOLDEN"))
 PUPPETEER = {"executablePath": "/usr/bin/chromium", "args": ["--no-sandbox", "--disable-gpu"]}
 PAIRS = [("ORD-1001", "ORD-1004"), ("ORD-1003", "ORD-1005"), ("ORD-1001", "ORD-1002")]
 
@@ -37,12 +35,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSource]:
 
 
 def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"missing golden {path}; run with SEQTRACE_UPDATE_GOLDEN=1"
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden"
+    assert_golden(f"contracts/{name}", text)
 
 
 def mmdc() -> str:

@@ -29,7 +29,6 @@ from analyzer.failures import (
     failure_report,
     render_failures_table,
     render_table,
-    sanitize_text,
 )
 from spanstore.frame import FRAME_SCHEMA
 
@@ -785,11 +784,6 @@ def test_render_table_counts_wide_characters_twice() -> None:
 def test_render_table_truncates_long_cells() -> None:
     text = render_table(("A",), [("x" * 100,)], max_width=10)
     assert text.splitlines()[2] == "x" * 9 + "…"
-
-
-def test_sanitize_text_escapes_controls() -> None:
-    assert sanitize_text("a\nb\tc\x1b\u200b\ud800") == "a\\nb\\tc\\x1b\\u200b\\ud800"
-    assert sanitize_text(None) == ""
 
 
 def test_table_limit_says_how_many_were_left_out() -> None:

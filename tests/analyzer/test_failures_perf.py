@@ -7,12 +7,14 @@ root. It needs nothing but polars; ``bench/bench_failures.py`` times the report 
 
     .venv/bin/python bench/bench_failures.py
 
-Measured on the development container (2 vCPUs, load average 5 to 9 from other jobs),
-500k spans / 50k traces, median of 3: 0.08-0.13 s with 2% of traces failing, 0.4-0.6 s
-with 30%, 1.7-2.1 s with every trace failing; the budget is 2 s.
+The report's budget is 2 s for 500k spans / 50k traces; the test below holds it in CPU
+time (this process's, all threads), which the other jobs on a shared machine do not
+inflate the way they inflate wall time. The figures are in docs/performance.md.
 """
 
 from __future__ import annotations
+
+import time
 
 import polars as pl
 import pytest
@@ -21,6 +23,9 @@ from analyzer.failures import failure_report
 from spanstore.frame import FRAME_SCHEMA
 
 HOUR_NS = 3_600 * 10**9
+#: The report's budget on 500k spans (docs/reports.md, "Speed"; figures in
+#: docs/performance.md).
+BUDGET_CPU_SECONDS = 2.0
 T0 = 1_795_600_800_000_000_000
 
 # j, parent j, service, span name, kind, offset ms, duration ms, peer
@@ -99,12 +104,18 @@ def test_synthetic_frame_is_classified_as_built() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("share", [0.02, 0.3])
-def test_half_a_million_spans_are_all_classified(share: float) -> None:
-    """The size the speed is measured at (bench/bench_failures.py): every trace is in the
-    report, and the counts follow the failing share the frame was built with."""
+def test_half_a_million_spans_are_all_classified_within_budget(share: float) -> None:
+    """The size the speed is measured at (bench/bench_failures.py): the best of three
+    reports takes under :data:`BUDGET_CPU_SECONDS` of CPU, every trace is in the report,
+    and the counts follow the failing share the frame was built with."""
     frame = synthetic_frame(traces=50_000, error_share=share)
     assert frame.height == 500_000
-    report = failure_report(frame, {}, T0, T0 + HOUR_NS)
+    cpu: list[float] = []
+    for _ in range(3):
+        before = time.process_time()
+        report = failure_report(frame, {}, T0, T0 + HOUR_NS)
+        cpu.append(time.process_time() - before)
+    assert min(cpu) < BUDGET_CPU_SECONDS, cpu
     summary = report["summary"]
     assert summary["traces"] == 50_000
     failing = summary["partial"] + summary["failed"]

@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from test_diagram_tools import CHROMIUM, find_mmdc
 
 from tests.conftest import SAMPLES, SEQTRACE
-from test_diagram_tools import CHROMIUM, find_mmdc
 
 ENTITIES = ["order.id=ORD-1002", "order.id=ORD-1005", "order.id=ORD-1666"]
 

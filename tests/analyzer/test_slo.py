@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -21,12 +21,12 @@ from analyzer.slo import (
     AlertWindow,
     SloReport,
     SloResult,
+    SloSpec,
     load_slo_spec,
     render_slo_markdown,
     render_slo_table,
-    slo_bad_trace_ids,
     slo_frame_start,
-    slo_report,
+    slo_report_spans,
 )
 from spanstore.frame import FRAME_SCHEMA
 
@@ -76,6 +76,35 @@ def frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(
         {name: [r.get(name) for r in rows] for name in FRAME_SCHEMA}, schema=FRAME_SCHEMA
     )
+
+
+def slo_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """A span frame as ``SpanReader.slo_spans`` rows: every span is both a candidate event
+    and part of the trees walked up from errors (keys joined by NUL, which no id holds)."""
+    keyed = frame.with_columns(
+        pl.concat_str(["trace_id", "span_id"], separator="\0").alias("span_key"),
+        pl.concat_str(["trace_id", "parent_span_id"], separator="\0").alias("parent_key"),
+    )
+    return pl.concat([keyed.with_columns(event=pl.lit(True)), keyed.with_columns(event=False)])
+
+
+def slo_report(
+    spec: SloSpec,
+    frame: pl.DataFrame,
+    entities: Mapping[str, Mapping[str, Sequence[str]]],
+    at: int,
+    asked: list[list[str]] | None = None,
+) -> dict[str, Any]:
+    """The report over whole traces, on the path the server takes (``slo_report_spans``,
+    as ``LocalSource.slo`` calls it); ``asked`` collects the trace ids whose entities the
+    report asked for (the traces with a bad event)."""
+
+    def entities_for(trace_ids: list[str]) -> Mapping[str, Mapping[str, Sequence[str]]]:
+        if asked is not None:
+            asked.append(trace_ids)
+        return entities
+
+    return slo_report_spans(spec, slo_rows(frame), entities_for, at)
 
 
 def spread(count: int, newest: int, oldest: int, **kwargs: Any) -> list[dict[str, Any]]:
@@ -350,14 +379,16 @@ def test_affected_entities_come_from_traces_with_bad_events() -> None:
         "4" * 32: {"order.id": ["ORD-4"]},
     }
     parsed = load_slo_spec(spec(), "slo.json")
-    report = slo_report(parsed, frame(rows), entities, AT)
+    asked: list[list[str]] = []
+    report = slo_report(parsed, frame(rows), entities, AT, asked)
     result = report["slos"][0]
     assert result["affected_entities"] == {
         "customer.id": ["CUST-1"],
         "order.id": ["ORD-1", "ORD-2"],
     }
     assert result["affected_traces"] == 2
-    assert slo_bad_trace_ids(parsed, frame(rows), AT) == ["1" * 32, "2" * 32]
+    # Entities are looked up once, for the traces with a bad event only.
+    assert asked == [["1" * 32, "2" * 32]]
 
 
 def test_alert_windows_scale_with_the_slo_window() -> None:
@@ -461,7 +492,7 @@ def test_table_and_markdown() -> None:
     assert "### checkout-availability" in markdown
     assert "| page | 1h / 5m | 14.4 | 14.40 | 144.00 | **yes** |" in markdown
     # Entity values are escaped: no raw pipe to split a cell, no HTML.
-    assert "ORD-1\\|\\<b\\>x\\</b\\>" in markdown
+    assert "ORD-1\\|&lt;b&gt;x&lt;/b&gt;" in markdown
     assert "<b>" not in markdown
 
 
@@ -471,9 +502,9 @@ def test_markdown_escapes_hostile_names() -> None:
     report = slo_report(parsed, frame([span(AT, name=hostile, error=True)]), {}, AT)
     markdown = render_slo_markdown(report)
     assert not re.search(r"(?<!\\)<", markdown)  # no HTML tag can open
-    assert "\\<img src=x onerror=alert(1)\\>" in markdown
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in markdown
     assert "\\|" in markdown and "\\`code\\`" in markdown and "\\*em\\*" in markdown
-    assert "\\[a\\](b)" in markdown
+    assert "\\[a\\]\\(b\\)" in markdown
     assert 'café"\\\\nsecond' in markdown  # the newline is shown, not obeyed
     # The name's pipe does not split a cell: each row has its header's separators.
     lines = markdown.splitlines()

@@ -16,8 +16,9 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from test_clickhouse import StoreMaker, ch, require_chdb  # noqa: F401  (the fixture)
+from test_slo import slo_report
 
-from analyzer.slo import load_slo_spec, slo_frame_start, slo_report, slo_report_spans
+from analyzer.slo import load_slo_spec, slo_frame_start, slo_report_spans
 from analyzer.source import LocalSource
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.frame import SLO_SPANS_SCHEMA

@@ -180,7 +180,7 @@ slos:
 
 def test_unknown_field_suggests_the_right_one() -> None:
     assert errors_of(one_slo(objectve=99)) == [
-        'slo.yaml: slo "checkout-availability": objectve is not a known field '
+        'slo.yaml: slo "checkout-availability": objectve is not a known field (line 1) '
         '(did you mean "objective"?)'
     ]
 

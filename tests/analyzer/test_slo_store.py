@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer.slo import load_slo_spec, slo_frame_start, slo_report, slo_report_spans
+from test_slo import slo_report
+
+from analyzer.slo import load_slo_spec, slo_frame_start, slo_report_spans
 from analyzer.source import LocalSource
 from spanstore.duckdb_store import DuckDBStore
 from tests.conftest import SAMPLES

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,8 +42,19 @@ def test_bad_settings_are_named(settings: dict[str, Any], message: str) -> None:
         ReceiverConfig(**settings).validate()
 
 
-def test_zero_and_none_ports(tmp_path: Path) -> None:
-    ReceiverConfig(grpc_port=0, http_port=0).validate()
-    ReceiverConfig(
+def test_zero_and_none_ports() -> None:
+    # 0 is "any free port" on both listeners, so two zeros do not clash (5000 twice does,
+    # above); None turns a listener off. validate() hands back the same, unchanged config.
+    both = ReceiverConfig(grpc_port=0, http_port=0)
+    assert both.validate() is both
+    assert (both.grpc_port, both.http_port) == (0, 0)
+    http_only = ReceiverConfig(
         grpc_port=None, http_port=0, cors_origins=("*", "http://localhost:3000")
-    ).validate()
+    )
+    assert http_only.validate() is http_only
+    assert http_only.grpc_port is None
+    assert http_only.cors_origins == ("*", "http://localhost:3000")
+    with pytest.raises(ValueError, match="must differ"):
+        ReceiverConfig(grpc_port=4317, http_port=4317).validate()
+    with pytest.raises(ValueError, match="http_port"):
+        ReceiverConfig(grpc_port=None, http_port=65536).validate()

@@ -10,11 +10,8 @@ these tests fail (skips count as failures in this project).
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, start_seqtrace
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -54,54 +51,15 @@ class Up:
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     """`seqtrace up` on free ports with the demo data (the UI reads its query API)."""
     db = tmp_path_factory.mktemp("e2e") / "up.duckdb"
-    seqtrace = Path(sys.executable).parent / "seqtrace"
-    command = [str(seqtrace)] if seqtrace.exists() else [sys.executable, "-m", "seqtrace.cli"]
-    process = subprocess.Popen(
-        [
-            *command,
-            "up",
-            "--db",
-            str(db),
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "0",
-            "--api-port",
-            "0",
-            "--ui-port",
-            "0",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    addresses: dict[str, str] = {}
-    seen: list[str] = []
-    deadline = time.monotonic() + 120
-    assert process.stdout is not None
-    while time.monotonic() < deadline and "ui" not in addresses:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line.rstrip())
-        match = re.match(r"seqtrace: listening (\S+)=(\S+)", line)
-        if match:
-            addresses[match.group(1)] = match.group(2)
-    if "ui" not in addresses or "api" not in addresses:
-        process.kill()
-        err = process.stderr.read() if process.stderr else ""
-        pytest.fail(f"seqtrace up printed no ui=/api= lines: {seen} {err[-2000:]}", pytrace=False)
+    server = start_seqtrace("up", "--db", str(db), cwd=ROOT, env={"PYTHONUNBUFFERED": "1"})
     try:
-        yield Up(addresses)
+        yield Up(server.addresses)
     finally:
-        process.send_signal(signal.SIGTERM)
         try:
-            process.wait(30)
+            server.stop(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+            server.process.kill()
+            server.process.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +98,8 @@ def page(browser: Any) -> Iterator[Any]:
     tab.watch = Watch(tab)
     yield tab
     context.close()
+    # Whatever a test checked, no page may have thrown a script error.
+    assert not tab.watch.errors, tab.watch.errors
 
 
 def settle(page: Any, title: str) -> None:
@@ -256,6 +216,7 @@ def test_trace_deep_link(page: Any, up: Up) -> None:
     page.get_by_text("Critical path: 22 spans").wait_for()
     no_page_not_found(page)
     shoot(page, "trace-ORD-1002", height=1200)
+    assert not page.watch.errors, page.watch.errors
 
 
 def test_service_map_and_slo_pages(page: Any, up: Up) -> None:

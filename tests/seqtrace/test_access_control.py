@@ -5,12 +5,8 @@ in any output, and TLS on every listener (the UI too) with the SDK's exporters."
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -30,7 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from test_collector_support import EXPORT, http_call, make_request, make_self_signed_cert
 
 from analyzer.source import HttpSource, SourceError
-from tests.conftest import SEQTRACE, Server, start_server
+from tests.conftest import SEQTRACE, Server, start_seqtrace, start_server
 
 INGEST = "in-9f2c41d7e0a8b3"
 READ = "rd-5e7a90c3b1f246"
@@ -144,7 +140,8 @@ def test_cors_only_for_the_configured_origin(guarded: Server) -> None:
 def test_tokens_never_appear_in_any_output(guarded: Server) -> None:
     """Runs last in this module: stops the server and reads everything it printed."""
     assert guarded.stop() == 0
-    out = (guarded.process.stdout.read() if guarded.process.stdout else "") + (
+    # Every line it printed, from the start (Server.stop keeps the rest of stdout).
+    out = "\n".join(guarded.lines) + (
         guarded.process.stderr.read() if guarded.process.stderr else ""
     )
     assert "every acknowledged span is committed" in out
@@ -182,47 +179,6 @@ def test_equal_ingest_and_read_tokens_are_refused(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ TLS
 
 
-def start_up(
-    db: Path, *extra: str, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """`seqtrace up` on free ports; returns once the UI's line is printed."""
-    process = subprocess.Popen(
-        [
-            *SEQTRACE,
-            "up",
-            "--no-demo",
-            "--db",
-            str(db),
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "0",
-            "--api-port",
-            "0",
-            "--ui-port",
-            "0",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    addresses: dict[str, str] = {}
-    deadline = time.monotonic() + 120
-    assert process.stdout is not None
-    while time.monotonic() < deadline and "ui" not in addresses:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError(
-                f"seqtrace up exited: {process.stderr.read() if process.stderr else ''}"
-            )
-        match = re.match(r"seqtrace: listening (\S+)=(\S+)", line)
-        if match:
-            addresses[match.group(1)] = match.group(2)
-    return process, addresses
-
-
 def test_tls_on_every_listener_with_the_sdk_exporters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -230,8 +186,11 @@ def test_tls_on_every_listener_with_the_sdk_exporters(
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     cert, key = make_self_signed_cert(tmp_path)
-    process, addresses = start_up(
-        tmp_path / "tls.duckdb",
+    server = start_seqtrace(
+        "up",
+        "--no-demo",
+        "--db",
+        str(tmp_path / "tls.duckdb"),
         "--tls-cert",
         cert,
         "--tls-key",
@@ -240,6 +199,7 @@ def test_tls_on_every_listener_with_the_sdk_exporters(
         INGEST,
         env={"SEQTRACE_READ_TOKEN": READ},
     )
+    addresses = server.addresses
     try:
         provider = TracerProvider(resource=Resource.create({"service.name": "tls-app"}))
         grpc_port = addresses["otlp-grpc"].rsplit(":", 1)[1]
@@ -284,10 +244,7 @@ def test_tls_on_every_listener_with_the_sdk_exporters(
         ):
             channel.unary_unary(EXPORT)(b"", timeout=5)
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0
-    out = (process.stdout.read() if process.stdout else "") + (
-        process.stderr.read() if process.stderr else ""
-    )
+        assert server.stop() == 0
+    out = "\n".join(server.lines) + (server.process.stderr.read() if server.process.stderr else "")
     assert "https://" in out and INGEST not in out and READ not in out
     assert json.dumps(addresses)

@@ -155,8 +155,7 @@ def test_sigterm_drains_requests_in_flight_and_commits(tmp_path: Path) -> None:
     stored = stored_keys(db)
     assert len(stored) == len(set(stored))
     assert clients.acked <= set(stored)
-    out = server.process.stdout.read() if server.process.stdout else ""
-    assert "every acknowledged span is committed" in out
+    assert any("every acknowledged span is committed" in line for line in server.lines)
 
 
 # ------------------------------------------------------------------------ a full disk

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from test_clickhouse_parity import assert_same_keys
 from analyzer.contracts import contract_check, contract_init
 from analyzer.source import LocalSource, SourceError, open_database
 from spanstore.duckdb_store import DuckDBStore
-from tests.conftest import SAMPLES, SEQTRACE, sample_files
+from tests.conftest import SAMPLES, SEQTRACE, Server, sample_files, start_seqtrace
 
 WIDE = ["--from", "2026-01-01T00:00:00Z", "--to", "2027-01-01T00:00:00Z"]
 EVERYTHING = (0, 1 << 62)
@@ -258,72 +257,15 @@ def test_chdb_held_by_a_server_is_a_usage_error(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- serve --store
 
 
-class StoreServer:
-    def __init__(self, process: subprocess.Popen[str], addresses: dict[str, str]) -> None:
-        self.process = process
-        self.addresses = addresses
-        self.lines: list[str] = []
-
-    @property
-    def api(self) -> str:
-        return f"http://{self.addresses['api']}"
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(60)
-        assert self.process.stdout is not None
-        self.lines += self.process.stdout.read().splitlines()
-        return code
-
-
-def start_store_server(url: str, *extra: str, env: dict[str, str] | None = None) -> StoreServer:
-    """`seqtrace serve --store URL` on free ports (like conftest.start_server, which
-    always passes --db)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEQTRACE_")}
-    clean.update(env or {})
-    process = subprocess.Popen(
-        [
-            *SEQTRACE,
-            "serve",
-            "--store",
-            url,
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "0",
-            "--api-port",
-            "0",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean,
-    )
-    addresses: dict[str, str] = {}
-    lines: list[str] = []
-    assert process.stdout is not None
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            err = process.stderr.read() if process.stderr else ""
-            raise AssertionError(f"seqtrace serve exited: {err}")
-        lines.append(line.rstrip("\n"))
-        match = re.match(r"seqtrace: listening (\S+)=(\S+)", line)
-        if match:
-            addresses[match.group(1)] = match.group(2)
-        if "Ctrl-C stops" in line:
-            break
-    assert len(addresses) == 3, lines
-    server = StoreServer(process, addresses)
-    server.lines = lines
+def start_store_server(url: str, *extra: str, env: dict[str, str] | None = None) -> Server:
+    """`seqtrace serve --store URL` on free ports, without the run's SEQTRACE_* settings."""
+    server = start_seqtrace("serve", "--store", url, *extra, env=env, clean_env=True, timeout=90)
+    assert len(server.addresses) == 3, server.lines
     return server
 
 
 @pytest.fixture
-def store_server(tmp_path: Path) -> Iterator[tuple[StoreServer, str]]:
+def store_server(tmp_path: Path) -> Iterator[tuple[Server, str]]:
     require_chdb()
     url = f"chdb://{tmp_path / 'served'}?database=live"
     server = start_store_server(url)
@@ -373,7 +315,7 @@ def sdk_export(endpoint: str) -> list[str]:
 
 
 def test_serve_writes_to_clickhouse_and_api_reads_it(
-    store_server: tuple[StoreServer, str],
+    store_server: tuple[Server, str],
 ) -> None:
     server, url = store_server
     assert any(line.startswith("seqtrace: store chdb://") for line in server.lines), server.lines

@@ -21,7 +21,6 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from tests.conftest import REAL_TRACES, ROOT, sample_files
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,6 +34,7 @@ from spanstore import decoder, fastscan
 from spanstore.ingest import SPAN_COLUMNS, KeyClassifier, PreparedBatch, prepare_request
 from spanstore.policy import IngestPolicy, Limits, PolicyEngine, RedactionRule
 from spanstore.semconv import KEY_TO_COLUMN
+from tests.conftest import REAL_TRACES, ROOT, sample_files
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_ingest import Stamper, build_templates

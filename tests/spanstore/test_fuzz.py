@@ -26,6 +26,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from analyzer.diagram import FORMATS, build_diagram, render, to_dict
 from spanstore.base import InvalidRequest
@@ -85,7 +86,12 @@ def check_protobuf(data: bytes, store: DuckDBStore | None = None) -> None:
             batch = prepare_serialized(data, keys(), PolicyEngine(POLICY))
         except InvalidRequest:
             return
-        assert batch.size + batch.rejected + batch.duplicates >= 0
+        # Every span of the request is accounted for, once: stored, rejected or a repeat.
+        request = ExportTraceServiceRequest.FromString(data)
+        sent = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+        assert batch.size + batch.rejected + batch.duplicates == sent
+        assert len(batch.span_keys) == batch.size
+        assert batch.messages or not batch.rejected  # a rejection always says why
         if store is not None:
             store.write(data)
     except Exception:

@@ -20,6 +20,7 @@ from test_collector_support import make_request
 
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.journal import Journal, journal_dir
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,7 +123,9 @@ os._exit(0)  # no close, no commit: only the journal has the spans
 
 def test_spans_acknowledged_before_a_crash_are_loaded_from_the_journal(tmp_path: Path) -> None:
     db = tmp_path / "crash.duckdb"
-    script = _CRASHING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db))
+    script = _CRASHING_WRITER.format(
+        root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db)
+    )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
@@ -174,17 +177,11 @@ def test_a_full_row_group_is_committed_without_waiting(tmp_path: Path) -> None:
     with DuckDBStore(tmp_path / "g.duckdb", rows_per_commit=500, max_commit_delay=3600) as s:
         for n in range(6):
             s.write(make_request(spans=100, first=n * 1000 + 1, attrs=2))
-        assert _wait(lambda: s._loaded_seq >= 5)  # five requests fill one transaction exactly
+        assert wait_until(lambda: s._loaded_seq >= 5)  # five requests fill one transaction exactly
         con = s._db.cursor()
         committed = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
         con.close()
         assert committed >= 500
-
-
-def _wait(predicate: object, timeout: float = 10.0) -> bool:
-    from tests.conftest import wait_until
-
-    return wait_until(predicate, timeout)
 
 
 @pytest.mark.parametrize("size", ["64MB", "1GB", "128MiB"])
@@ -203,8 +200,8 @@ _SPLITTING_WRITER = """
 import os, sys
 sys.path[:0] = [{root!r}, {tests!r}]
 from spanstore.duckdb_store import DuckDBStore
-from tests.conftest import wait_until
 from test_collector_support import make_request
+from tests.conftest import wait_until
 store = DuckDBStore({db!r}, rows_per_commit=250, max_commit_delay=3600, entity_keys=["order.id"])
 for n in range(3):
     store.write(make_request(spans=100, first=n * 1000 + 1, attrs=3))
@@ -223,7 +220,9 @@ def test_a_commit_that_ends_inside_a_request_is_completed_once_after_a_crash(
     and the next open loads the rest of the cut one without storing its first half
     twice."""
     db = tmp_path / "split.duckdb"
-    script = _SPLITTING_WRITER.format(root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db))
+    script = _SPLITTING_WRITER.format(
+        root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db)
+    )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
@@ -243,7 +242,7 @@ def test_transactions_hold_exactly_a_row_group_of_spans(tmp_path: Path) -> None:
     with DuckDBStore(tmp_path / "x.duckdb", rows_per_commit=250, max_commit_delay=3600) as s:
         for n in range(6):
             s.write(make_request(spans=100, first=n * 1000 + 1, attrs=2))
-        assert _wait(lambda: s._loaded_seq >= 5)  # 500 spans: two commits of 250
+        assert wait_until(lambda: s._loaded_seq >= 5)  # 500 spans: two commits of 250
         con = s._db.cursor()
         committed = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
         con.close()
@@ -275,7 +274,9 @@ def test_a_read_only_open_leaves_the_journal_of_a_running_server_alone(tmp_path:
     from spanstore.journal import has_segments
 
     db = tmp_path / "s.duckdb"
-    script = _APPENDING_OWNER.format(root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db))
+    script = _APPENDING_OWNER.format(
+        root=str(ROOT), tests=str(ROOT / "tests" / "collector"), db=str(db)
+    )
     owner = subprocess.Popen(
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )

@@ -20,7 +20,7 @@ from analyzer.contracts import (
     render_diff_mermaid,
 )
 from analyzer.source import SourceError
-from ui import common, data
+from ui import common, data, replay
 
 TEXT_KEY: Final = "contract_text"
 MAX_ROWS: Final = 2_000
@@ -76,17 +76,12 @@ def _draft(start: int | None, end: int | None) -> None:
         st.session_state["contract_draft_error"] = str(exc)
 
 
-st.title("Contracts")
-st.caption(
+stats = common.page(
+    "Contracts",
     "A contract is a Mermaid sequence diagram of how a business flow should go. Check the "
     "stored traffic against it: missing and unexpected calls, calls out of order, sync/async "
-    "mismatches and failures. Rules: docs/contracts.md."
+    "mismatches and failures. Rules: docs/contracts.md.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 window = common.time_range(stats)
 st.caption(f"Time range: {common.md(window.describe())} (change it in the sidebar)")
 
@@ -168,6 +163,12 @@ if checked == 0:
     st.stop()
 if checked == conforming:
     st.success(f"Every entity conforms to {common.md(contract_name)}.")
+elif report.get("runbook"):  # what to do about the violations, next to them
+    st.warning(
+        f"{checked - conforming} violate {common.md(contract_name)}: runbook "
+        + replay.runbook_markdown(str(report["runbook"])),
+        icon="📕",
+    )
 
 rows = [
     {

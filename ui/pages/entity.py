@@ -3,7 +3,6 @@ the traces that carry it. Deep link: ``/?entity=KEY=VALUE``."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Final
 
@@ -11,7 +10,7 @@ import polars as pl
 import streamlit as st
 
 from analyzer.source import SourceError, parse_entity
-from ui import common, data, exports, spanview
+from ui import common, data, exports, replay, spanview
 from ui.format import fmt_duration, fmt_time
 from ui.seqplot import sequence_figure
 
@@ -24,16 +23,18 @@ EXPORTS: Final = (
     ("Markdown", "markdown", "md", "text/markdown"),
 )
 
-st.title("Entity sequence diagram")
-st.caption(
-    "Every trace that carries the entity, as one sequence diagram: who called whom, in "
-    "order, what failed. Click a message to see its span."
-)
 
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
+def _range_words(selected: common.TimeRange) -> list[str]:
+    """--from/--to of the page's range when the user narrowed it (else all the entity's
+    traces, as the diagram draws them)."""
+    return [w for k, v in selected.link_params().items() for w in (f"--{k}", v)]
+
+
+stats = common.page(
+    "Entity sequence diagram",
+    "Every trace that carries the entity, as one sequence diagram: who called whom, in "
+    "order, what failed. Click a message to see its span.",
+)
 rng = common.time_range(stats)
 
 keys = common.fetch(data.entity_keys)
@@ -99,9 +100,7 @@ value = value_col.selectbox(
     "Value (type to search; newest first)",
     options,
     index=options.index(current_value) if current_value in options else None,
-    key="entity_value",
-    on_change=common.keep,
-    args=("entity_value",),
+    **common.remembered("entity_value"),
     placeholder="e.g. ORD-1002",
     format_func=_value_label,
     accept_new_options=True,
@@ -109,9 +108,7 @@ value = value_col.selectbox(
 show_internal = opt_col.toggle(
     "Internal spans",
     value=bool(common.kept("entity_internal", False)),
-    key="entity_internal",
-    on_change=common.keep,
-    args=("entity_internal",),
+    **common.remembered("entity_internal"),
     help="Also draw INTERNAL spans (self-calls).",
 )
 
@@ -165,6 +162,18 @@ if messages:
     cols[4].metric("Spread", fmt_duration(last - first))
     st.caption(f"From {fmt_time(first)} to {fmt_time(last)}")
 st.text(f"Entity: {entity}")
+folded = [m for m in messages if m.get("trace_ids")]
+if folded or diagram.get("omitted_messages"):
+    # A busy entity (SPEC "Busy entities"): say what was folded and what was left out.
+    summary = next(
+        (str(n["text"]) for n in diagram.get("notes") or [] if n.get("kind") == "omitted"), ""
+    )
+    st.info(
+        "Folded: "
+        + (summary or f"{diagram.get('omitted_messages')} successful messages omitted")
+        + ". An arrow marked \u00d7N stands for N calls; every failed message is drawn.",
+        icon=":material/compress:",
+    )
 
 offset = 0
 if len(messages) > PAGE_SIZE:
@@ -228,14 +237,8 @@ for col, (label, fmt, ext, mime) in zip(export_cols, EXPORTS, strict=False):
         icon=":material/download:",
         on_click="ignore",
     )
-export_cols[-2].download_button(
-    "JSON",
-    data=json.dumps(diagram, indent=2, ensure_ascii=False),
-    file_name=f"{safe_name}.json",
-    mime="application/json",
-    key="export_json",
-    icon=":material/download:",
-    on_click="ignore",
+common.json_download(
+    "JSON", diagram, f"{safe_name}.json", key="export_json", container=export_cols[-2]
 )
 
 
@@ -251,6 +254,10 @@ export_cols[-1].download_button(
     on_click="ignore",
     help="A postmortem bundle (zip): postmortem.md with the diagram inline, timeline, "
     "failures, SLO impact (with the spec from the SLOs page), and the diagram files.",
+)
+
+replay.replay_expander(
+    ["--entity", entity, *_range_words(rng)], f"{entity}'s traces", key="entity_replay"
 )
 
 # ----------------------------------------------------------------------------- traces
@@ -271,14 +278,7 @@ for trace_id in traces:
         }
     )
 if rows:
-    st.dataframe(
-        pl.DataFrame(rows),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "trace": st.column_config.LinkColumn("trace", display_text=r"trace=([0-9a-f]+)")
-        },
-    )
+    common.link_table(pl.DataFrame(rows), "trace", "trace", r"trace=([0-9a-f]+)")
 
 st.caption("Link to this view:")
 common.share_link({"entity": entity, **rng.link_params()})

@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from ui import charts, common, data
-from ui.format import clip, esc, fmt_duration, fmt_time
+from ui import charts, common, data, replay
+from ui.format import clip, esc, fmt_duration, fmt_time, rfc3339
 
 PATTERN_HELP: Final = {
     "failed": "the request itself failed (root span is an error)",
@@ -20,16 +20,11 @@ PATTERN_HELP: Final = {
 }
 OUTCOME_ICON: Final = {"failed": "FAILED", "partial": "partial"}
 
-st.title("Failures")
-st.caption(
+stats = common.page(
+    "Failures",
     "Traces with an error span: **failed** when the request itself failed, **partial** "
-    "when it succeeded but something beneath it did not. Root cause = the deepest error."
+    "when it succeeded but something beneath it did not. Root cause = the deepest error.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 rng = common.time_range(stats)
 
 services = ["(all services)", *sorted(stats.get("services") or [])]
@@ -39,9 +34,7 @@ service_choice = filter_cols[0].selectbox(
     "Service",
     services,
     index=services.index(kept_service) if kept_service in services else 0,
-    key="failures_service",
-    on_change=common.keep,
-    args=("failures_service",),
+    **common.remembered("failures_service"),
 )
 service = None if service_choice == services[0] else service_choice
 report: dict[str, Any] = common.fetch(
@@ -52,25 +45,18 @@ patterns = filter_cols[1].multiselect(
     "Pattern",
     list(PATTERN_HELP),
     default=common.kept("failures_patterns", []),
-    key="failures_patterns",
-    on_change=common.keep,
-    args=("failures_patterns",),
+    **common.remembered("failures_patterns"),
     help="\n".join(f"- {k}: {v}" for k, v in PATTERN_HELP.items()),
 )
 outcomes = filter_cols[2].multiselect(
     "Outcome",
     ["failed", "partial"],
     default=common.kept("failures_outcomes", []),
-    key="failures_outcomes",
-    on_change=common.keep,
-    args=("failures_outcomes",),
+    **common.remembered("failures_outcomes"),
 )
 search = filter_cols[3].text_input(
     "Search root cause / operation / entity",
-    value=str(common.kept("failures_search", "") or ""),
-    key="failures_search",
-    on_change=common.keep,
-    args=("failures_search",),
+    **common.kept_text("failures_search"),
     placeholder="e.g. deadlock, payment, ORD-1005",
 )
 
@@ -97,6 +83,11 @@ for t in report.get("traces") or []:
         "pattern": str(t.get("pattern")),
         "trace": common.trace_link(str(t["trace_id"])),
         "entity": common.entity_link(*first_entity) if first_entity else None,
+        # The trace's variant among its root operation's traces (Flows page).
+        "variant": common.link(
+            flow=f"{t.get('root_service')}:{t.get('root_operation')}",
+            variant_of=str(t["trace_id"]),
+        ),
         "root cause": f"{cause.get('service')}: {cause.get('operation')}",
         "message": clip(cause.get("message") or "", 200),
         "request": f"{t.get('root_service')}: {t.get('root_operation')}",
@@ -115,6 +106,7 @@ table = pl.DataFrame(
         "pattern": pl.String,
         "trace": pl.String,
         "entity": pl.String,
+        "variant": pl.String,
         "root cause": pl.String,
         "message": pl.String,
         "request": pl.String,
@@ -157,6 +149,11 @@ else:
                 display_text=r"entity=(.*)$",
                 help="Open the sequence diagram of the entity",
             ),
+            "variant": st.column_config.LinkColumn(
+                "variant",
+                display_text="variant",
+                help="Open the trace's variant among the traces of its root operation (Flows)",
+            ),
             "message": st.column_config.TextColumn("root-cause message", width="large"),
         },
     )
@@ -192,6 +189,13 @@ if by_service:
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
     )
     st.plotly_chart(fig, key="failures_by_service", config={"displayModeBar": False})
+
+if rng.start is not None and rng.end is not None:
+    replay.replay_expander(
+        ["--from", rfc3339(rng.start), "--to", rfc3339(rng.end)],
+        "every trace of this time range",
+        key="failures_replay",
+    )
 
 st.caption("Link to this view:")
 common.share_link({"failures": "", **rng.link_params()})

@@ -15,13 +15,9 @@ from ui.live import live_run
 #: The live view's refresh interval.
 LIVE_EVERY_S = 5
 
-st.title("Overview")
-st.caption("Traffic and errors over the selected time range, and the newest traces.")
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
+stats = common.page(
+    "Overview", "Traffic and errors over the selected time range, and the newest traces."
+)
 
 live = st.toggle(
     "Live: refresh every 5 s",

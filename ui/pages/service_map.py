@@ -10,16 +10,11 @@ import streamlit as st
 
 from ui import charts, common, data
 
-st.title("Service map")
-st.caption(
+stats = common.page(
+    "Service map",
     "Callers on the left, callees to the right. Edge width grows with calls; colour is "
-    "the error rate (green 0 %, amber < 5 %, red ≥ 5 %). Hover an edge's dot for numbers."
+    "the error rate (green 0 %, amber < 5 %, red ≥ 5 %). Hover an edge's dot for numbers.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 rng = common.time_range(stats)
 
 smap: dict[str, Any] = common.fetch(

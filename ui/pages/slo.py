@@ -11,11 +11,11 @@ import streamlit as st
 
 from analyzer.source import SourceError
 from analyzer.timeparse import parse_time
-from ui import charts, common, data
+from ui import charts, common, data, replay
 from ui.format import fmt_time
 
 DEMO_SPEC: Final = """\
-# Edit me: one entry per SLO (format: SPEC.md, "SLO spec file").
+# Edit me: one entry per SLO (format: docs/reports.md, "The spec").
 slos:
   - name: checkout-availability
     service: frontend
@@ -23,6 +23,7 @@ slos:
     sli: availability
     objective: 99.5
     window: 30d
+    runbook: https://runbooks.example.com/shop/checkout#availability
   - name: checkout-latency
     service: frontend
     operation: "POST /api/checkout"
@@ -36,6 +37,7 @@ slos:
     sli: availability
     objective: 99.9
     window: 7d
+    runbook: docs/runbooks/payments.md
 """
 
 
@@ -62,16 +64,11 @@ def starter_spec(recent: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-st.title("SLOs")
-st.caption(
+stats = common.page(
+    "SLOs",
     "Service level objectives evaluated on the stored spans: how much error budget is "
-    "left, how fast it burns, which alerts fire, and which entities the bad events hit."
+    "left, how fast it burns, which alerts fire, and which entities the bad events hit.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 
 if common.kept("slo_spec") is None:
     services = set(stats.get("services") or [])
@@ -97,10 +94,7 @@ with opts_col:
     )
     at_text = st.text_input(
         "Evaluate at",
-        value=str(common.kept("slo_at", "") or ""),
-        key="slo_at",
-        on_change=common.keep,
-        args=("slo_at",),
+        **common.kept_text("slo_at"),
         placeholder="newest span (default)",
         help="RFC 3339 (2026-11-20T10:00:00Z) or relative to now (-1h). Empty: the newest "
         "stored span's time, so an old incident database shows that incident.",
@@ -108,10 +102,7 @@ with opts_col:
 with spec_col:
     spec_text = st.text_area(
         "SLO spec",
-        value=str(common.kept("slo_spec", "") or ""),
-        key="slo_spec",
-        on_change=common.keep,
-        args=("slo_spec",),
+        **common.kept_text("slo_spec"),
         height=300,
     )
 
@@ -153,10 +144,13 @@ if firing:  # pages first
             f"{float(alert.get('burn_rate') or 0):.1f}x over {alert.get('long_window')} "
             f"(and over {alert.get('short_window')})"
         )
+        shown = common.md(text)
+        if slo.get("runbook"):  # what to do, next to the alert
+            shown += " — runbook: " + replay.runbook_markdown(str(slo["runbook"]))
         if alert.get("severity") == "page":
-            st.error(common.md(text), icon="🚨")
+            st.error(shown, icon="🚨")
         else:
-            st.warning(common.md(text), icon="🎫")
+            st.warning(shown, icon="🎫")
 overspent = [s for s in slos if float(s.get("error_budget_remaining") or 0) < 0]
 if overspent:
     st.warning(
@@ -192,11 +186,21 @@ table = pl.DataFrame(
                 f"{a.get('severity')} {a.get('long_window')}" for a in s.get("alerts") or []
             )
             or "none",
+            "runbook": str(s.get("runbook") or ""),
         }
         for s in slos
     ]
 )
 st.dataframe(table, hide_index=True, width="stretch", key="slo_table")
+with_runbooks = [s for s in slos if s.get("runbook")]
+if with_runbooks:
+    st.markdown(
+        "**Runbooks**\n\n"
+        + "\n".join(
+            f"- {common.md(s.get('name'))}: {replay.runbook_markdown(str(s['runbook']))}"
+            for s in with_runbooks
+        )
+    )
 
 left, right = st.columns(2)
 left.plotly_chart(charts.budget_figure(slos), key="slo_budget", config={"displayModeBar": False})
@@ -210,13 +214,6 @@ entity_rows = [
     for v in values
 ]
 if entity_rows:
-    st.dataframe(
-        pl.DataFrame(entity_rows),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "entity": st.column_config.LinkColumn("entity diagram", display_text=r"entity=(.*)$")
-        },
-    )
+    common.link_table(pl.DataFrame(entity_rows), "entity", "entity diagram", r"entity=(.*)$")
 else:
     st.caption("No bad events, so no affected entities.")

@@ -3,7 +3,6 @@ Deep link: ``/?trace=ID``."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import polars as pl
@@ -15,16 +14,11 @@ from ui.format import fmt_duration, fmt_time
 from ui.seqplot import sequence_figure
 from ui.waterfall import waterfall_figure
 
-st.title("Trace")
-st.caption(
+stats = common.page(
+    "Trace",
     "One request end to end. Dark bands mark the critical path: the work that decided "
-    "how long the trace took. Click a bar to see its span."
+    "how long the trace took. Click a bar to see its span.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 
 deep = st.query_params.get("trace")
 if deep and st.session_state.get("_trace_link") != deep:
@@ -33,10 +27,7 @@ if deep and st.session_state.get("_trace_link") != deep:
 
 trace_id = st.text_input(
     "Trace id",
-    value=str(common.kept("trace_id", "") or ""),
-    key="trace_id",
-    on_change=common.keep,
-    args=("trace_id",),
+    **common.kept_text("trace_id"),
     placeholder="32 hex digits, e.g. from a log line",
 ).strip()
 if not trace_id:
@@ -198,14 +189,7 @@ with tab_raw:
     if otlp is None:
         st.code(otlp_error or "", language=None)
     else:
-        st.download_button(
-            "Download OTLP/JSON",
-            data=json.dumps(otlp, indent=1, ensure_ascii=False),
-            file_name=f"trace-{trace_id}.json",
-            mime="application/json",
-            icon=":material/download:",
-            on_click="ignore",
-        )
+        common.json_download("Download OTLP/JSON", otlp, f"trace-{trace_id}.json", indent=1)
         st.caption("Load it elsewhere with `seqtrace load FILE`.")
         st.json(otlp, expanded=False)
 

@@ -1,0 +1,298 @@
+"""Busy entities: a diagram past the message cap folds repeated traces, never a failure.
+
+SPEC ("Busy entities"): past the cap, traces of the entity that did the same thing fold
+into one drawing whose messages carry ``count`` (the calls they stand for), ``trace_ids``
+(up to 20, failing first) and ``errors``; every message that failed stays; and
+``omitted_messages`` counts only messages that succeeded.
+
+How: the entity's traces are drawn as the diagram always draws them. If that exceeds the
+cap, the traces without an error fold by variant (:mod:`analyzer.flow.variants`): a variant
+of one trace keeps that trace's own drawing, a variant of several becomes one folded
+drawing. Traces with an error stay drawn in full. If the result is still over the cap,
+folded drawings go first (the rarest, then the newest) and then, from the newest failing
+trace back, the successful messages of failing traces; their failed messages always stay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from analyzer.diagram.build import build_diagram
+from analyzer.diagram.model import Block, Diagram, Entity, Message, Note, Participant, Section
+from analyzer.diagram.text import TIMES
+from analyzer.flow.variants import MAX_EXAMPLES, StructureGroup, Variant, fold, groups_of_spans
+from spanstore.model import Span
+
+__all__ = ["DEFAULT_MAX_MESSAGES", "diagram_of_busy_entity", "diagram_of_entity_in_store"]
+
+DEFAULT_MAX_MESSAGES = 500
+
+
+@dataclass
+class _Segment:
+    """One drawing in the folded diagram: a trace's own, or a folded variant's."""
+
+    start_unix_nano: int
+    end_unix_nano: int
+    trace_ids: tuple[str, ...]
+    messages: list[Message]
+    blocks: list[Block] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    failing: bool = False
+    folded: int = 1
+    participants: tuple[Participant, ...] = ()
+
+    def failed_only(self) -> int:
+        """Keeps only the failed messages; returns how many successful ones went."""
+        kept = [m for m in self.messages if m.is_error]
+        dropped = len(self.messages) - len(kept)
+        self.messages, self.blocks = kept, []
+        if dropped:
+            text = f"{dropped} successful message(s) of this failed trace omitted"
+            self.notes = [*self.notes, Note(0, "omitted", text)]
+        return dropped
+
+
+def diagram_of_busy_entity(
+    spans: Sequence[Span],
+    entity: tuple[str, str] | None,
+    *,
+    show_internal: bool = False,
+    max_messages: int = DEFAULT_MAX_MESSAGES,
+) -> Diagram:
+    """The entity's diagram (as :func:`build_diagram` draws it when it fits the cap)."""
+    full = build_diagram(spans, entity, show_internal=show_internal, max_messages=0)
+    if max_messages <= 0 or len(full.messages) <= max_messages:
+        return full
+    failing = _failing(full)
+    quiet = [span for span in spans if span.trace_id not in failing]
+    groups = groups_of_spans(quiet, show_internal=show_internal)
+    segments = _segments(full, failing, groups)
+    summary = f"{len(full.traces)} traces, {len(full.messages)} messages"
+    return _assemble(full, full.traces, segments, entity, max_messages, summary)
+
+
+#: Entities with more spans than this are read through the store's fingerprints.
+SPANS_READ_WHOLE = 2_000
+
+
+def diagram_of_entity_in_store(
+    reader: Any,
+    trace_ids: Sequence[str],
+    entity: tuple[str, str],
+    *,
+    show_internal: bool = False,
+    max_messages: int = DEFAULT_MAX_MESSAGES,
+) -> Diagram:
+    """The entity's diagram from a store. A busy entity (more than
+    :data:`SPANS_READ_WHOLE` spans) is read by fingerprint: its failing traces and one
+    trace per fingerprint become span objects, the others are only counted."""
+    from analyzer.flow import groups_of_frame
+
+    shapes = getattr(reader, "flow_trace_shapes", None)
+    frame = shapes(list(trace_ids)) if shapes is not None else None
+    if frame is None or int(frame["spans"].sum() or 0) <= SPANS_READ_WHOLE:
+        spans = reader.spans(list(trace_ids))
+        return diagram_of_busy_entity(
+            spans, entity, show_internal=show_internal, max_messages=max_messages
+        )
+    import polars as pl
+
+    failing_rows = frame.filter(pl.col("outcome") != "ok")
+    quiet_rows = frame.filter(pl.col("outcome") == "ok")
+    groups = groups_of_frame(
+        reader, quiet_rows, _FAR_PAST, _FAR_FUTURE, show_internal=show_internal
+    )
+    failing_ids = failing_rows["trace_id"].to_list()
+    drawn = failing_ids + [g.members[0].trace_ids[0] for g in groups if len(g.members) == 1]
+    spans = reader.spans(drawn) if drawn else []
+    full = build_diagram(spans, entity, show_internal=show_internal, max_messages=0)
+    segments = _segments(full, set(failing_ids), groups)
+    every = tuple(frame.sort("start_unix_nano", "trace_id")["trace_id"].to_list())
+    summary = f"{len(every)} traces, {int(frame['spans'].sum())} spans"
+    return _assemble(full, every, segments, entity, max_messages, summary)
+
+
+_FAR_PAST = -(1 << 62)
+_FAR_FUTURE = 1 << 62
+
+
+def _failing(full: Diagram) -> set[str]:
+    failing: set[str] = set()
+    for section in full.sections:
+        if any(m.is_error for m in full.messages[section.first : section.last + 1]):
+            failing.add(section.trace_id)
+    return failing
+
+
+def _segments(full: Diagram, failing: set[str], groups: list[StructureGroup]) -> list[_Segment]:
+    by_trace = {section.trace_id: section for section in full.sections}
+    segments = [_own(full, by_trace[tid], True) for tid in sorted(failing) if tid in by_trace]
+    for variant in fold(groups):
+        if variant.count == 1 and variant.members[0].trace_ids[0] in by_trace:
+            segments.append(_own(full, by_trace[variant.members[0].trace_ids[0]], False))
+        else:
+            segments.append(_folded(variant))
+    segments.sort(key=lambda s: (s.start_unix_nano, s.trace_ids))
+    return segments
+
+
+def _own(full: Diagram, section: Section, failing: bool) -> _Segment:
+    first, last = section.first, section.last
+    blocks = [
+        dataclasses.replace(
+            b,
+            first=b.first - first,
+            last=b.last - first,
+            branches=tuple(i - first for i in b.branches),
+        )
+        for b in full.blocks
+        if first <= b.first and b.last <= last
+    ]
+    notes = [
+        dataclasses.replace(n, index=n.index - first)
+        for n in full.notes
+        if n.kind in ("skew", "partial") and first <= n.index <= last
+    ]
+    return _Segment(
+        section.start_unix_nano,
+        section.end_unix_nano,
+        (section.trace_id,),
+        list(full.messages[first : last + 1]),
+        blocks,
+        notes,
+        failing,
+    )
+
+
+def _folded(variant: Variant) -> _Segment:
+    examples = tuple(variant.examples()[:MAX_EXAMPLES])
+    messages: list[Message] = []
+    for message, stats in zip(variant.diagram.messages, variant.stats, strict=True):
+        label = message.label if stats.count <= 1 else f"{message.label} {TIMES}{stats.count}"
+        messages.append(
+            dataclasses.replace(
+                message,
+                label=label,
+                count=stats.count,
+                failed=stats.errors,
+                trace_ids=examples,
+            )
+        )
+    start = min(m.start_unix_nano for m in variant.members)
+    end = max(m.start_unix_nano + m.duration_ns for m in variant.members)
+    text = (
+        f"{variant.count} traces that made the same calls folded into one drawing "
+        f"(counts are over all of them)"
+    )
+    return _Segment(
+        start,
+        end,
+        tuple(t for m in variant.members for t in m.trace_ids),
+        messages,
+        list(variant.diagram.blocks),
+        [Note(0, "variant", text)],
+        False,
+        variant.count,
+        variant.diagram.participants,
+    )
+
+
+def _cap(segments: list[_Segment], max_messages: int) -> int:
+    """Drops drawings until the cap holds, never a failed message; returns how many
+    successful messages went. First the successful traces drawn on their own (the
+    newest first), then the successful messages of failing traces (the newest first),
+    then folded drawings (the rarest first): what most traces did stays longest."""
+    total = sum(len(s.messages) for s in segments)
+    omitted = 0
+    singles = sorted(
+        (s for s in segments if not s.failing and s.folded == 1),
+        key=lambda s: -s.start_unix_nano,
+    )
+    for segment in singles:
+        if total <= max_messages:
+            return omitted
+        total -= len(segment.messages)
+        omitted += len(segment.messages)
+        segments.remove(segment)
+    for segment in sorted((s for s in segments if s.failing), key=lambda s: -s.start_unix_nano):
+        if total <= max_messages:
+            return omitted
+        dropped = segment.failed_only()
+        total -= dropped
+        omitted += dropped
+    folded = sorted(
+        (s for s in segments if s.folded > 1), key=lambda s: (s.folded, -s.start_unix_nano)
+    )
+    for segment in folded:
+        if total <= max_messages:
+            return omitted
+        total -= len(segment.messages)
+        omitted += len(segment.messages)
+        segments.remove(segment)
+    return omitted
+
+
+def _assemble(
+    full: Diagram,
+    traces: Sequence[str],
+    segments: list[_Segment],
+    entity: tuple[str, str] | None,
+    max_messages: int,
+    summary: str,
+) -> Diagram:
+    folded = sum(s.folded for s in segments if s.folded > 1)
+    drawings = sum(1 for s in segments if s.folded > 1)
+    failing = sum(1 for s in segments if s.failing)
+    summary += (
+        f": over the limit of {max_messages} messages, so {folded} traces that made the same "
+        f"calls are folded into {drawings} drawing(s), and the {failing} trace(s) with a "
+        "failure keep every failed message"
+    )
+    omitted = _cap(segments, max_messages)
+    messages: list[Message] = []
+    blocks: list[Block] = []
+    notes: list[Note] = []
+    sections: list[Section] = []
+    participants: dict[str, Participant] = {p.id: p for p in full.participants}
+    for segment in segments:
+        for participant in segment.participants:
+            participants.setdefault(participant.id, participant)
+        offset = len(messages)
+        messages += segment.messages
+        blocks += [
+            dataclasses.replace(
+                b,
+                first=b.first + offset,
+                last=b.last + offset,
+                branches=tuple(i + offset for i in b.branches),
+            )
+            for b in segment.blocks
+        ]
+        notes += [dataclasses.replace(n, index=n.index + offset) for n in segment.notes]
+        sections.append(
+            Section(
+                segment.trace_ids[0],
+                offset,
+                len(messages) - 1,
+                segment.start_unix_nano,
+                segment.end_unix_nano,
+            )
+        )
+    used = {m.source for m in messages} | {m.target for m in messages}
+    if omitted:
+        summary += f"; {omitted} more successful messages omitted"
+    notes.insert(0, Note(0, "omitted", summary))
+    return Diagram(
+        entity=Entity(*entity) if entity else None,
+        traces=tuple(traces),
+        participants=tuple(p for p in participants.values() if p.id in used) or full.participants,
+        messages=tuple(messages),
+        blocks=tuple(sorted(blocks, key=lambda b: (b.first, -b.last, b.kind))),
+        notes=tuple(sorted(notes, key=lambda n: n.index)),
+        sections=tuple(sections),
+        omitted_messages=omitted,
+    )
