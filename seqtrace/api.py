@@ -185,7 +185,7 @@ class ApiServer:
             if path == "/healthz":
                 return self._healthz
             if path == "/api/v1/stats":
-                return lambda q, b: (200, self.source.stats())
+                return self._stats
             if path == "/api/v1/entities":
                 return self._entities
             if path == "/api/v1/diagram":
@@ -205,6 +205,8 @@ class ApiServer:
                     200,
                     self.source.throughput(q.time("from"), q.time("to"), q.integer("buckets", 60)),
                 )
+            if path == "/api/v1/logs":
+                return self._logs
             if path == "/api/v1/ingest-stats":
                 return self._ingest_stats
             if path == "/api/v1/service-map":
@@ -229,6 +231,13 @@ class ApiServer:
             return self._contracts_check
         return None
 
+    def _stats(self, query: _Request, body: bytes) -> tuple[int, Any]:
+        stats = self.source.stats()
+        if self.ingest_stats is not None:  # a serving process also counts what it refused
+            receivers = self.ingest_stats().get("receivers", {})
+            stats["metric_points_refused"] = receivers.get("metric_points_refused", 0)
+        return 200, stats
+
     def _healthz(self, query: _Request, body: bytes) -> tuple[int, Any]:
         return 200, {"status": "ok", **self.info}
 
@@ -252,6 +261,18 @@ class ApiServer:
             q.text("entity"), q.text("trace"), q.time("from"), q.time("to"), q.flag("internal"), fmt
         )
         return 200, result
+
+    def _logs(self, q: _Request, body: bytes) -> tuple[int, Any]:
+        return 200, self.source.logs(
+            q.text("entity"),
+            q.text("trace"),
+            q.time("from"),
+            q.time("to"),
+            q.text("service"),
+            q.integer("severity", 0, lo=0, hi=24),
+            q.flag("untraced"),
+            q.integer("limit", 1000, hi=10_000),
+        )
 
     def _flow(self, q: _Request, body: bytes) -> tuple[int, Any]:
         result = self.source.flow(
@@ -340,7 +361,7 @@ class _Handler(AnswerHandler):
 
     def _dispatch_request(self, api: ApiServer) -> None:
         parsed = urllib.parse.urlsplit(self.path)
-        if parsed.path == "/v1/traces" and api.otlp is not None:
+        if parsed.path in ("/v1/traces", "/v1/logs", "/v1/metrics") and api.otlp is not None:
             answer = api.otlp.handle(self.command, parsed.path, self.headers.items(), self.rfile)
             self.send_answer(answer)
             return

@@ -76,7 +76,20 @@ def _load_demo(store: Any) -> int:
     for path in sorted(folder.glob("*.json")):
         for request in read_trace_file(str(path)):
             total += store.write(request).accepted
+    _load_demo_logs(store, folder)
     return total
+
+
+def _load_demo_logs(store: Any, folder: Path) -> None:
+    """The sample services' log records (sample_traces/logs/, #18), when the store keeps logs."""
+    from collector.files import read_log_file
+    from spanstore.logs import LogWriter
+
+    if not isinstance(store, LogWriter):
+        return
+    for path in sorted((folder / "logs").glob("*.json")):
+        for request in read_log_file(str(path)):
+            store.write_logs(request)
 
 
 def _ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -372,6 +385,9 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
                 "spans_rejected": counters.spans_rejected,
                 "failed_requests": counters.failed_requests,
                 "refused_requests": counters.refused_requests,
+                "logs_accepted": counters.logs_accepted,
+                "logs_rejected": counters.logs_rejected,
+                "metric_points_refused": counters.metric_points_refused,
                 "inflight_bytes": budget.used_bytes,
                 "max_inflight_bytes": budget.limit_bytes,
                 "peak_inflight_bytes": budget.peak_bytes,

@@ -35,6 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from spanstore.base import InvalidRequest, StoreUnavailable
 from spanstore.fastscan import prepare_fast
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
+from spanstore.logs import LogBatch, decode_log_batch, encode_log_batch, prepare_logs
 from spanstore.nopandas import keep_pandas_out
 from spanstore.policy import IngestPolicy, PolicyEngine
 from spanstore.wire import decode_tables, encode_batch
@@ -42,6 +43,9 @@ from spanstore.wire import decode_tables, encode_batch
 __all__ = ["DecoderPool", "prepare_serialized"]
 
 _worker_keys: KeyClassifier | None = None
+#: Marks a logs request sent to a worker: no serialized ExportTraceServiceRequest starts
+#: with 0xff (its only field is 1, tag 0x0a).
+LOGS_TAG: Final = b"\xffLOGS"
 #: Seconds the pool's workers may take to start (imports) before the store gives up.
 _START_TIMEOUT: Final = 120.0
 _worker_policy: PolicyEngine | None = None
@@ -90,6 +94,9 @@ def _prepare_in_worker(data: bytes) -> tuple[Any, ...]:
     the journal's own format, so the server journals these very bytes), because
     unpickling a pyarrow Table imports pandas (seconds, and tens of MiB) in the server."""
     assert _worker_keys is not None
+    if data.startswith(LOGS_TAG):  # a logs request (#18): its journal record comes back
+        logs = prepare_logs(data[len(LOGS_TAG) :], _worker_policy)
+        return (encode_log_batch(logs), logs.rejected, logs.messages, logs.counts)
     batch = prepare_serialized(data, _worker_keys, _worker_policy)
     return (
         encode_batch(batch),
@@ -247,10 +254,43 @@ class DecoderPool:
             self._all.append(fresh)
         self._idle.put(fresh)
 
+    def prepare_logs(self, data: bytes, timeout: float | None = None) -> LogBatch:
+        """The batch of one serialized ExportLogsServiceRequest (as :meth:`prepare`)."""
+        record, rejected, messages, counts = self._answer(LOGS_TAG + data, timeout)
+        batch = decode_log_batch(record)
+        batch.rejected, batch.messages, batch.counts, batch.wire = (
+            rejected,
+            messages,
+            counts,
+            record,
+        )
+        return batch
+
     def prepare(self, data: bytes, timeout: float | None = None) -> PreparedBatch:
         """The prepared batch of one serialized request. Raises InvalidRequest for a
         malformed one, and ``multiprocessing.TimeoutError`` when no answer came within
         ``timeout`` seconds."""
+        parts = self._answer(data, timeout)
+        wire, resources, scopes, keys, lo, hi, rejected, dups, messages, counts = parts
+        spans, entities, links = decode_tables(wire, 3)
+        return PreparedBatch(
+            spans=spans,
+            entities=entities,
+            links=links,
+            resources=resources,
+            scopes=scopes,
+            span_keys=keys,
+            min_start=lo,
+            max_start=hi,
+            rejected=rejected,
+            duplicates=dups,
+            messages=messages,
+            counts=counts,
+            wire=wire,
+        )
+
+    def _answer(self, data: bytes, timeout: float | None) -> tuple[Any, ...]:
+        """A worker's answer to one request's bytes (see :meth:`prepare`)."""
         if self._closed:
             raise RuntimeError("the decoder pool is closed")
         if timeout is None:
@@ -273,23 +313,8 @@ class DecoderPool:
         self._idle.put(worker)
         if not ok:
             raise parts
-        wire, resources, scopes, keys, lo, hi, rejected, dups, messages, counts = parts
-        spans, entities, links = decode_tables(wire, 3)
-        return PreparedBatch(
-            spans=spans,
-            entities=entities,
-            links=links,
-            resources=resources,
-            scopes=scopes,
-            span_keys=keys,
-            min_start=lo,
-            max_start=hi,
-            rejected=rejected,
-            duplicates=dups,
-            messages=messages,
-            counts=counts,
-            wire=wire,
-        )
+        answer: tuple[Any, ...] = parts
+        return answer
 
     def close(self, grace: float = 10.0) -> None:
         """Stop the workers, letting the requests they are preparing finish first."""

@@ -44,8 +44,11 @@ from spanstore.deadline import deadline_seconds, time_left
 from spanstore.decoder import DecoderPool, prepare_serialized
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
 from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
+from spanstore.duckdb_logs import DuckDBLogs
 from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.journal import Journal, JournalError, has_segments, journal_dir
+from spanstore.log_reader import LogQueries
+from spanstore.logs import is_log_record
 from spanstore.policy import IngestPolicy, PolicyEngine
 from spanstore.reader import StoreReader
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
@@ -62,11 +65,13 @@ __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 #: Older schema versions this build still opens: read-only as they are (no query reads
 #: what changed), for writing after the migration ``spanstore/sql/migrate_vN_to_vM.sql``
 #: has brought the file to SCHEMA_VERSION.
-_MIGRATIONS: Final = {"1": "migrate_v1_to_v2"}  # the stored version text -> its SQL
+#: The stored version text -> the SQL that brings it one version on; a writer runs them in
+#: turn (1 -> 2 -> 3) in one transaction.
+_MIGRATIONS: Final = {"1": "migrate_v1_to_v2", "2": "migrate_v2_to_v3"}
 _FAR_PAST: Final = -(1 << 62)
 _FAR_FUTURE: Final = 1 << 62
 _INT64_MAX: Final = (1 << 63) - 1
@@ -153,8 +158,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class DuckDBStore(StoreReader):
-    """Span store on one DuckDB file: SpanWriter here, SpanReader through its dialect."""
+class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
+    """Span store on one DuckDB file: SpanWriter here, SpanReader through its dialect;
+    log records (write and read) in spanstore/duckdb_logs.py."""
 
     def __init__(
         self,
@@ -359,6 +365,7 @@ class DuckDBStore(StoreReader):
                 )
             if found in _MIGRATIONS and not self.read_only:
                 self._migrate(con, found, _MIGRATIONS[found])
+            self._detect_logs_table(con)  # a version-2 file read as it is has no logs
             if not self.read_only:
                 # Indexes added within a schema version are created on the next write open.
                 con.execute(sql("indexes"))
@@ -370,7 +377,13 @@ class DuckDBStore(StoreReader):
         log.info("%s: migrating schema version %s to %s", self.path, found, SCHEMA_VERSION)
         try:
             con.execute("BEGIN")
-            con.execute(sql(name))
+            step: str | None = found
+            while step in _MIGRATIONS:  # each file sets the version it reaches
+                migration = _MIGRATIONS[step]
+                con.execute(sql(migration))
+                step = con.execute(
+                    "SELECT value FROM seqtrace_meta WHERE key = 'schema_version'"
+                ).fetchall()[0][0]
             con.execute("COMMIT")
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):
@@ -643,8 +656,8 @@ class DuckDBStore(StoreReader):
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         item = None
-                if group:
-                    con = self._store_group(con, tx, group)
+                if group:  # span batches and log batches (spanstore/duckdb_logs.py)
+                    con = self._store_items(con, tx, group)
                 if item is _STOP:
                     if tx.open and con is not None:
                         self._commit(con, tx)
@@ -832,6 +845,15 @@ class DuckDBStore(StoreReader):
             if seq <= after:  # a record read twice is stored once (numbers only grow)
                 continue
             after = seq
+            if is_log_record(payload):  # logs: never split, so never partly stored
+                first = False
+                if not tx.open:
+                    con.execute("BEGIN")
+                    tx.begin()
+                tx.add(self._replay_log_record(con, payload), seq)
+                if tx.rows >= self.rows_per_commit:
+                    self._commit_replayed(con, tx)
+                continue
             batch = decode_batch(payload)
             if first:  # it may be partly stored: a commit can end inside a record
                 batch = self._less_stored(con, batch)

@@ -163,6 +163,19 @@ class PolicyEngine:
                     return True
         return False
 
+    def log_needs_look(self, record: Any, raw: bytes) -> bool:
+        """Whether a log record (serialized as ``raw``) might break a limit or match a
+        rule: the span test without events and links. A record's body is not an
+        attribute: rules and limits apply to its attributes (and its resource and scope)."""
+        if len(raw) > self.max_value_bytes or len(record.attributes) > self.max_attributes:
+            return True
+        if _NESTED.search(raw) is not None:
+            return True
+        literals = self.literals
+        if literals is not None:
+            return not literals or any(literal in raw for literal in literals)
+        return False
+
     # ------------------------------------------------------------------ the walk
 
     def apply_span(self, span: Any, counts: MutableMapping[str, int]) -> bool:
