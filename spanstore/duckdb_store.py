@@ -53,6 +53,13 @@ from spanstore.logs import is_log_record
 from spanstore.policy import IngestPolicy
 from spanstore.reader import StoreReader
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
+from spanstore.unseen import (
+    committed_position,
+    define_views,
+    forget_unseen,
+    register_unseen,
+    unseen_tables,
+)
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS, decode_batch, journal_record
 
 __all__ = ["CHECKPOINT_THRESHOLD", "SCHEMA_VERSION", "DuckDBStore"]
@@ -104,6 +111,14 @@ _ADMISSION_WAIT: Final = 1.0
 _IDLE_WAIT: Final = 0.5
 #: Seconds between attempts to reopen a database that a fatal error invalidated.
 _REOPEN_INTERVAL: Final = 1.0
+#: An open transaction of at least this many spans is committed once no batch came for
+#: _IDLE_COMMIT_WAIT seconds: every read scans what is not committed (spanstore/unseen.py),
+#: so after a burst the backlog should not stay in memory for MAX_COMMIT_DELAY; a trickle
+#: of small exports still waits for a row group.
+_IDLE_COMMIT_ROWS: Final = 10_000
+_IDLE_COMMIT_WAIT: Final = 2.0
+#: Read cursors kept with their views over the unseen batches (spanstore/unseen.py).
+_VIEW_CURSORS: Final = 8
 #: Resource and scope ids remembered as stored (saves an INSERT OR IGNORE each).
 _KNOWN_LIMIT: Final = 100_000
 _INSERT_NEW: Final = {
@@ -213,6 +228,15 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self._ingest_lock = threading.Lock()
         #: Journal seq -> span keys of the records not yet committed in DuckDB.
         self._pending: dict[int, frozenset[bytes]] = {}
+        #: The same records' batches, which reads show beside the tables (spanstore/unseen.py):
+        #: queued (within the queue budget) or in the writer's open transaction (within
+        #: ``max_transaction_bytes``); each leaves after its COMMIT, never before.
+        self._unseen: dict[int, PreparedBatch] = {}
+        #: The tables' columns, for the views of ``define_views``.
+        self._table_columns: dict[str, list[tuple[str, str]]] = {}
+        #: Read cursors whose views over the unseen batches are defined (with the
+        #: database they belong to: a reopen makes them useless), kept between reads.
+        self._view_cursors: list[tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]] = []
         self._pending_lock = threading.Lock()
         self._queued_seq = 0
         self._loaded_seq = 0
@@ -270,6 +294,13 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         journal = Journal(journal_dir(self.path))
         self._journal = journal
         if not journal.has_records():
+            # Number records after the database's position even when the journal was
+            # cleared: reads tell committed records from unseen ones by it (unseen.py).
+            con = self._db.cursor()
+            try:
+                journal.start_after(committed_position(con)[0])
+            finally:
+                con.close()
             return
         con = self._db.cursor()
         try:
@@ -412,7 +443,11 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                     self._remember(batch, hashes)
                     with self._pending_lock:
                         self._pending[seq] = frozenset(batch.span_keys)
+                        self._unseen[seq] = batch
                         self._queued_seq = seq
+                    # Readers see it from now on (spanstore/unseen.py): a result kept from
+                    # before must not outlive it (the commit marks its hours again).
+                    self._changes.mark(hours_of(batch.spans.column("start_unix_nano")))
                     self._queue.put((batch, seq, nbytes))
                 else:
                     self.queue_budget.release(nbytes)
@@ -567,6 +602,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                         con = None
                 if tx.open:
                     wait = max(0.0, tx.started + self.max_commit_delay - time.monotonic())
+                    if tx.rows >= _IDLE_COMMIT_ROWS:  # after a burst: see _IDLE_COMMIT_ROWS
+                        wait = min(wait, _IDLE_COMMIT_WAIT)
                 else:
                     wait = _IDLE_WAIT
                 try:
@@ -651,8 +688,12 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 done += head.size
                 # The journal position is the last record wholly in: a record cut by the
                 # split is loaded again after a crash, less what is stored (``_replay``).
-                whole = [seq for end, seq in ends if end <= done]
-                tx.add(head.size, whole[-1] if whole else tx.seq)
+                whole = [(end, seq) for end, seq in ends if end <= done]
+                # and how many leading spans of the next record are in (for reads,
+                # spanstore/unseen.py; a group ends with all of its records in, so a cut
+                # record started in this group)
+                into_next = done - whole[-1][0] if whole else done
+                tx.add(head.size, whole[-1][1] if whole else tx.seq, into_next)
                 tx.nbytes += group_bytes * head.size // max(total, 1)
                 if rest is not None:
                     self._commit(con, tx)
@@ -680,7 +721,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         whole_row_group = tx.rows >= self.rows_per_commit
         try:
             con.execute(
-                "INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?)", [str(tx.seq)]
+                "INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?), "
+                "('journal_rows', ?)",
+                [str(tx.seq), str(tx.cut)],
             )
             con.execute("COMMIT")
         except Exception as exc:
@@ -715,6 +758,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             self._loaded_seq = max(self._loaded_seq, seq)
             for done in [s for s in self._pending if s <= seq]:
                 del self._pending[done]
+                self._unseen.pop(done, None)
         assert self._journal is not None
         self._journal.release(seq)
 
@@ -806,7 +850,10 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         return _without_keys(batch, stored)
 
     def _commit_replayed(self, con: duckdb.DuckDBPyConnection, tx: _Transaction) -> None:
-        con.execute("INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?)", [str(tx.seq)])
+        con.execute(
+            "INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?), ('journal_rows', '0')",
+            [str(tx.seq)],
+        )
         con.execute("COMMIT")
         tx.open = False
         self._loaded(tx.seq)
@@ -988,8 +1035,13 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 self._journal.clear()  # all of it is in the database file now
             self._journal.close()
         self._decode.close()
-        with self._db_lock, contextlib.suppress(duckdb.Error):
-            self._db.close()
+        with self._db_lock:
+            for _, con in self._view_cursors:
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
+            self._view_cursors.clear()
+            with contextlib.suppress(duckdb.Error):
+                self._db.close()
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -1004,15 +1056,22 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         """A read cursor; interrupted when the thread's query deadline passes."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        self.flush()
+        # No waiting for the writer: what it has not committed is shown beside the tables
+        # (spanstore/unseen.py). Taken before the cursor's snapshot: see there why.
+        with self._pending_lock:
+            unseen = list(self._unseen.items())
         if self._broken is not None:
             raise StoreUnavailable(f"the database is being reopened ({self._broken})")
         left = time_left()
         if left is not None and left <= 0:
             raise QueryTimeout(_timeout_message())
+        tables = unseen_tables(unseen) if unseen else None
         with self._db_lock:
+            db = self._db
+            con = self._pooled_cursor(db) if tables is not None else None
+            fresh = con is None
             try:
-                con = self._db.cursor()
+                con = con or db.cursor()
             except duckdb.Error as exc:
                 raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from None
         timer = None
@@ -1020,8 +1079,17 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             timer = threading.Timer(left, _interrupt, (con,))
             timer.daemon = True
             timer.start()
+        reusable = False
         try:
+            if tables is not None:
+                # Each statement picks the unseen records by the journal position of its
+                # own snapshot (unseen.py). No explicit transaction: one holding DDL
+                # counts as a writer's and stops the writer's CHECKPOINT.
+                register_unseen(con, tables)
+                if fresh:
+                    define_views(con, tables, self._table_columns)
             yield con
+            reusable = tables is not None
         except duckdb.InterruptException:
             raise QueryTimeout(_timeout_message()) from None
         except (duckdb.FatalException, duckdb.ConnectionException) as exc:
@@ -1029,23 +1097,52 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         finally:
             if timer is not None:
                 timer.cancel()
+            if reusable and tables is not None and self._keep_cursor(db, con, tables):
+                pass
+            else:
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
+
+    def _pooled_cursor(self, db: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection | None:
+        """A read cursor with the unseen views defined already (None: make one)."""
+        while self._view_cursors:
+            owner, con = self._view_cursors.pop()
+            if owner is db:
+                return con
             with contextlib.suppress(duckdb.Error):
                 con.close()
+        return None
+
+    def _keep_cursor(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        con: duckdb.DuckDBPyConnection,
+        tables: dict[str, pa.Table],
+    ) -> bool:
+        """Put a view cursor back for the next read, without its Arrow tables."""
+        try:
+            forget_unseen(con, tables)
+        except duckdb.Error:
+            return False
+        with self._db_lock:
+            if self._closed or db is not self._db or len(self._view_cursors) >= _VIEW_CURSORS:
+                return False
+            self._view_cursors.append((db, con))
+        return True
 
     def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
-        # Like every read, first let the writer commit what was acknowledged (once: under
-        # ingest each flush waits for a commit): a result kept from before must not
-        # outlive a write its client was told is stored. Read-only, nothing can change
-        # the file: no other process can open it for writing while this one holds it,
-        # so the versions stay 0.
-        self.flush()
+        # A queued batch marks its hours before it is acknowledged (``write``), so a
+        # result kept from before cannot outlive a write its client was told is stored.
+        # Read-only, nothing can change the file: no other process can open it for
+        # writing while this one holds it, so the versions stay 0.
         return [self._changes.version(start, end) for start, end in ranges]
 
 
 class _DuckDBDialect:
     """DuckDB's primitives for the reader: ``spanstore/sql/duckdb/NAME.sql`` on a cursor
-    of the store (which first commits what was acknowledged, and interrupts the query at
-    its deadline); parameters bound, never spliced."""
+    of the store (which shows the query what was acknowledged and is not committed yet,
+    spanstore/unseen.py, and interrupts the query at its deadline); parameters bound,
+    never spliced. One statement per query: its views agree with its own snapshot."""
 
     far_past: int = _FAR_PAST
     far_future: int = _FAR_FUTURE
@@ -1077,13 +1174,15 @@ class _DuckDBDialect:
 class _Transaction:
     """The writer's open DuckDB transaction: how many spans it holds, up to which seq."""
 
-    __slots__ = ("nbytes", "open", "rows", "seq", "started")
+    __slots__ = ("cut", "nbytes", "open", "rows", "seq", "started")
 
     def __init__(self) -> None:
         self.open = False
         self.rows = 0
         self.nbytes = 0
         self.seq = 0
+        #: Leading spans of the record after ``seq`` that are in too (a split record).
+        self.cut = 0
         self.started = 0.0
 
     def begin(self) -> None:
@@ -1092,9 +1191,10 @@ class _Transaction:
         self.nbytes = 0
         self.started = time.monotonic()
 
-    def add(self, rows: int, seq: int) -> None:
+    def add(self, rows: int, seq: int, cut: int = 0) -> None:
         self.rows += rows
         self.seq = seq
+        self.cut = cut
 
 
 def _merged(batches: list[PreparedBatch]) -> PreparedBatch:
