@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from spanstore.ingest import PreparedBatch
+from spanstore.decode.prepare import PreparedBatch
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
 
 __all__ = [
