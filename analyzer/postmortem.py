@@ -64,6 +64,36 @@ def _timeline(diagrams: Mapping[str, Mapping[str, Any]]) -> list[tuple[int, str,
     return rows
 
 
+#: The postmortem quotes at most this many error and warning log records per entity.
+MAX_QUOTED_LOGS = 50
+
+
+def _error_and_warning_logs(diagram: Mapping[str, Any]) -> list[str]:
+    """The entity's error and warning log records (#18), quoted in time order beside its
+    diagram: what the services said when things went wrong. Every cell is escaped."""
+    records = [r for r in diagram.get("logs") or [] if r.get("level") in ("error", "warn")]
+    if not records:
+        return []
+    records.sort(key=lambda r: int(r.get("time_unix_nano") or 0))
+    lines = [
+        f"Error and warning logs ({len(records)}):",
+        "",
+        "| time (UTC) | severity | service | message | span |",
+        "|---|---|---|---|---|",
+    ]
+    for record in records[:MAX_QUOTED_LOGS]:
+        lines.append(
+            f"| {format_unix_nano(int(record.get('time_unix_nano') or 0))} "
+            f"| {markdown_cell(record.get('severity') or record.get('level'))} "
+            f"| {markdown_cell(record.get('service') or '')} "
+            f"| {markdown_cell(record.get('body') or '')} "
+            f"| {markdown_cell(record.get('span_id') or '-')} |"
+        )
+    if len(records) > MAX_QUOTED_LOGS:
+        lines.append(f"\n{len(records) - MAX_QUOTED_LOGS} more in the diagram's JSON file.")
+    return [*lines, ""]
+
+
 def build_postmortem(
     source: Source,
     entities: Sequence[str],
@@ -154,6 +184,7 @@ def build_postmortem(
             lines.append(f"> {markdown_cell(note_text)}")
         if notes:
             lines.append("")
+        lines += _error_and_warning_logs(diagram)
 
     # The incident range: --from/--to, else the entities' traces and an hour either side.
     flow_lo = start if start is not None else (lo - FLOW_CONTEXT_NS if lo is not None else None)

@@ -45,6 +45,8 @@ __all__ = [
 DEFAULT_RANGE_NS = 24 * 3_600_000_000_000
 #: How far from a chosen span its trace (and linked traces) are searched for spans.
 TRACE_REACH_NS = 3_600_000_000_000
+#: Log records are looked for this far outside their spans' time range (clock skew).
+LOG_MARGIN_NS = 60_000_000_000
 
 
 class SourceError(Exception):
@@ -110,6 +112,18 @@ class Source(Protocol):
     ) -> dict[str, Any]: ...
 
     def recent_traces(self, limit: int = 50) -> dict[str, Any]: ...
+
+    def logs(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        service: str | None = None,
+        min_severity: int = 0,
+        untraced: bool = False,
+        limit: int = 1000,
+    ) -> dict[str, Any]: ...
 
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]: ...
 
@@ -300,14 +314,20 @@ class LocalSource:
         return start, end
 
     def stats(self) -> dict[str, Any]:
+        from spanstore.logs import LogReader
+
         s = self.reader.stats()
-        return {
+        stats: dict[str, Any] = {
             "spans": s.spans,
             "traces": s.traces,
             "services": s.services,
             "first_unix_nano": s.first_unix_nano,
             "last_unix_nano": s.last_unix_nano,
         }
+        # Fields SPEC allows adding; the same shape whatever the store (0: keeps no logs).
+        counts = self.reader.log_counts() if isinstance(self.reader, LogReader) else (0, 0)
+        stats["logs"], stats["logs_without_trace"] = counts
+        return stats
 
     def entities(
         self,
@@ -395,6 +415,7 @@ class LocalSource:
     ) -> dict[str, Any] | str:
         from analyzer.diagram import build_diagram, render, to_dict
 
+        spans_drawn: list[Any] | None = None
         if entity and not trace_id:
             from analyzer.flow.busy import diagram_of_entity_in_store
 
@@ -408,6 +429,8 @@ class LocalSource:
             if not spans:
                 raise SourceError(f"no trace {trace_id}", status=404)
             diagram = build_diagram(spans, ent, show_internal=show_internal)
+            spans_drawn = spans
+        diagram = self._with_logs(diagram, spans_drawn)
         if fmt == "json":
             result: dict[str, Any] = to_dict(diagram)
             return result
@@ -417,6 +440,71 @@ class LocalSource:
             )
         text: str = render(diagram, fmt)
         return text
+
+    # -- log records (spanstore/logs.py): those of the drawn spans, and a search
+    def _span_logs(self, spans: list[Any]) -> list[dict[str, Any]]:
+        from analyzer.diagram.logs import logs_of_spans
+        from spanstore.logs import LogReader, log_to_dict
+
+        if not spans or not isinstance(self.reader, LogReader):
+            return []
+        # Records are written while their span runs: the spans' time range (with a
+        # margin for clock skew between services) lets zone maps skip the rest.
+        lo = min(s.start_unix_nano for s in spans) - LOG_MARGIN_NS
+        hi = max(s.end_unix_nano for s in spans) + LOG_MARGIN_NS
+        trace_ids = sorted({s.trace_id for s in spans})
+        records = [log_to_dict(r) for r in self.reader.logs_of_traces(trace_ids, lo, hi)]
+        return [dict(r) for r in logs_of_spans(records, spans)]
+
+    def _with_logs(self, diagram: Any, spans: list[Any] | None) -> Any:
+        """The diagram with its spans' log records. ``spans`` None (a folded entity
+        diagram read its spans itself): they are read here only when its traces have
+        records at all."""
+        from analyzer.diagram.logs import attach_logs
+        from spanstore.logs import LogReader
+
+        if spans is None:
+            if not diagram.traces or not isinstance(self.reader, LogReader):
+                return diagram
+            starts = [m.start_unix_nano for m in diagram.messages]
+            if not starts:
+                return diagram
+            lo, hi = min(starts) - LOG_MARGIN_NS, max(starts) + LOG_MARGIN_NS + DEFAULT_RANGE_NS
+            if not self.reader.logs_of_traces(list(diagram.traces), lo, hi):
+                return diagram
+            spans = self.reader.spans(list(diagram.traces))
+        records = self._span_logs(spans)
+        return attach_logs(diagram, spans, records) if records else diagram
+
+    def logs(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        service: str | None = None,
+        min_severity: int = 0,
+        untraced: bool = False,
+        limit: int = 1000,
+    ) -> dict[str, Any]:
+        """SPEC ``logs --json``: the records of a trace's or an entity's drawn spans;
+        with neither, a search by time range, service and severity (the UI's panel)."""
+        from spanstore.logs import LogReader, log_to_dict
+
+        if entity or trace_id:
+            if entity and trace_id:
+                raise SourceError("give an entity (KEY=VALUE) or a trace id, not both")
+            spans, _ = self._diagram_spans(entity, trace_id, start, end)
+            if trace_id and not spans:
+                raise SourceError(f"no trace {trace_id}", status=404)
+            return {"logs": self._span_logs(spans)}
+        if not isinstance(self.reader, LogReader):
+            return {"logs": []}
+        lo, hi = self._range(start, end)
+        records = self.reader.logs_in_range(
+            lo, hi, service or None, max(0, min(min_severity, 24)), untraced, limit
+        )
+        return {"logs": [log_to_dict(r) for r in records]}
 
     def trace(self, trace_id: str) -> dict[str, Any]:
         tid = self._trace_id(trace_id)
@@ -877,6 +965,30 @@ class HttpSource:
             "format": fmt if fmt != "json" else None,
         }
         result: dict[str, Any] | str = self._request("/api/v1/diagram", params, raw=fmt != "json")
+        return result
+
+    def logs(
+        self,
+        entity: str | None = None,
+        trace_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        service: str | None = None,
+        min_severity: int = 0,
+        untraced: bool = False,
+        limit: int = 1000,
+    ) -> dict[str, Any]:
+        params = {
+            "entity": entity,
+            "trace": trace_id,
+            "from": start,
+            "to": end,
+            "service": service,
+            "severity": min_severity or None,
+            "untraced": untraced,
+            "limit": limit if limit != 1000 else None,
+        }
+        result: dict[str, Any] = self._request("/api/v1/logs", params)
         return result
 
     def trace(self, trace_id: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -30,9 +31,11 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from spanstore.otlp import OtlpJsonError, request_from_json
 
 __all__ = [
+    "LogFileFound",
     "TraceFileError",
     "batched",
     "jaeger_trace_to_request",
+    "read_log_file",
     "read_trace_file",
     "requests_from_json",
 ]
@@ -73,6 +76,44 @@ _FIELD_TAGS = frozenset(
 
 class TraceFileError(ValueError):
     """A file that cannot be loaded; the message is one line and names the file."""
+
+
+class LogFileFound(TraceFileError):
+    """The file holds OTLP log records, not spans: load it with :func:`read_log_file`."""
+
+
+def read_log_file(path: str | os.PathLike[str]) -> list[ExportLogsServiceRequest]:
+    """The requests of an OTLP/JSON logs file (``{"resourceLogs": [...]}``, one document
+    or JSON lines, gzip-compressed or not)."""
+    from google.protobuf import json_format
+
+    from spanstore.otlp import rewrite_hex_ids
+
+    name = os.fspath(path)
+    try:
+        data = Path(name).read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise TraceFileError(f"{name}: cannot read: {exc}") from None
+    try:
+        docs = [orjson.loads(data)]
+    except orjson.JSONDecodeError:
+        try:
+            docs = [orjson.loads(line) for line in data.splitlines() if line.strip()]
+        except orjson.JSONDecodeError as exc:
+            raise TraceFileError(f"{name}: malformed JSON: {exc}") from None
+    requests: list[ExportLogsServiceRequest] = []
+    for doc in docs:
+        if not isinstance(doc, dict) or not ("resourceLogs" in doc or "resource_logs" in doc):
+            raise TraceFileError(f"{name}: expected OTLP/JSON logs (an object with resourceLogs)")
+        request = ExportLogsServiceRequest()
+        try:
+            json_format.ParseDict(rewrite_hex_ids(doc), request, ignore_unknown_fields=True)
+        except (json_format.ParseError, OtlpJsonError) as exc:
+            raise TraceFileError(f"{name}: invalid OTLP/JSON logs: {exc}") from None
+        requests.append(request)
+    return requests
 
 
 def read_trace_file(path: str | os.PathLike[str]) -> list[ExportTraceServiceRequest]:
@@ -155,7 +196,7 @@ def _from_json(doc: Any, where: str) -> list[ExportTraceServiceRequest]:
     try:
         return requests_from_json(doc)
     except TraceFileError as exc:
-        raise TraceFileError(f"{where}: {exc}") from None
+        raise type(exc)(f"{where}: {exc}") from None
 
 
 def requests_from_json(doc: Any) -> list[ExportTraceServiceRequest]:
@@ -170,6 +211,8 @@ def requests_from_json(doc: Any) -> list[ExportTraceServiceRequest]:
         return out
     if not isinstance(doc, dict):
         raise TraceFileError(f"a JSON {type(doc).__name__} is not a trace document; {_EXPECTED}")
+    if "resourceLogs" in doc or "resource_logs" in doc:
+        raise LogFileFound("an OTLP/JSON logs document (read it with read_log_file)")
     if "resourceSpans" in doc or "resource_spans" in doc:
         try:
             return [request_from_json(doc)]

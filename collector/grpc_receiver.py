@@ -1,4 +1,4 @@
-"""OTLP/gRPC: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+"""OTLP/gRPC: ``TraceService/Export``, ``LogsService/Export`` and ``MetricsService/Export``.
 
 grpcio's synchronous server with a thread pool (measured faster than grpc.aio here; see
 docs/performance-history.md). The method is registered as a generic handler that takes and returns
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import grpc
 from collector.config import ReceiverConfig
 from collector.errors import ErrorKind, IngestError, grpc_status
 from collector.ingest import Ingest
+from collector.signals import GRPC_METHODS, Signal, export_signal
 
 __all__ = ["EXPORT_METHOD", "GrpcReceiver", "format_address"]
 
@@ -55,13 +57,18 @@ class _TraceService(grpc.GenericRpcHandler):  # type: ignore[misc]
     def __init__(self, ingest: Ingest) -> None:
         self._ingest = ingest
         # No (de)serializers: grpc hands us bytes and sends the bytes we return.
-        self._export = grpc.unary_unary_rpc_method_handler(self._export_call)
+        # One handler per OTLP signal (collector/signals.py): traces, logs, metrics.
+        self._exports = {
+            method: grpc.unary_unary_rpc_method_handler(self._export_call_of(signal))
+            for method, signal in GRPC_METHODS.items()
+        }
         self._deny = grpc.unary_unary_rpc_method_handler(self._deny_call)
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
-        if handler_call_details.method != EXPORT_METHOD:
+        export = self._exports.get(handler_call_details.method)
+        if export is None:
             return None  # grpc answers UNIMPLEMENTED
         authorization = None
         for key, value in handler_call_details.invocation_metadata or ():
@@ -71,7 +78,7 @@ class _TraceService(grpc.GenericRpcHandler):  # type: ignore[misc]
             self._ingest.authorize(authorization)
         except IngestError:
             return self._deny
-        return self._export
+        return export
 
     def _deny_call(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         err = IngestError(
@@ -81,7 +88,15 @@ class _TraceService(grpc.GenericRpcHandler):  # type: ignore[misc]
         context.abort_with_status(grpc_status(err))
         raise AssertionError("unreachable: abort_with_status raises")
 
-    def _export_call(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+    def _export_call_of(self, signal: Signal) -> Callable[[bytes, grpc.ServicerContext], bytes]:
+        def export_call(request: bytes, context: grpc.ServicerContext) -> bytes:
+            return self._export_call(request, context, signal)
+
+        return export_call
+
+    def _export_call(
+        self, request: bytes, context: grpc.ServicerContext, signal: Signal = Signal.TRACES
+    ) -> bytes:
         charge = self._ingest.charge()
         try:
             # grpc has read the message already; charging it still bounds how many wait
@@ -91,7 +106,7 @@ class _TraceService(grpc.GenericRpcHandler):  # type: ignore[misc]
             charge.grow(len(request), wait if left is None else min(wait, left / 2))
             # The bytes go to the store as they came: it parses them in a decoder process
             # and answers InvalidRequest (-> INVALID_ARGUMENT) when they are malformed.
-            response = self._ingest.export(request, context.time_remaining())
+            response = export_signal(self._ingest, signal, request, context.time_remaining())
         except IngestError as err:
             charge.release()
             context.abort_with_status(grpc_status(err))

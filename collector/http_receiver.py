@@ -21,24 +21,34 @@ from typing import Any, Protocol
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from google.protobuf.message import Message
 
 from collector.config import ReceiverConfig
 from collector.errors import JSON, PROTOBUF, ErrorKind, IngestError, classify, http_error_body
 from collector.grpc_receiver import format_address
 from collector.ingest import Charge, Ingest
+from collector.signals import (
+    LOGS_PATH,
+    METRICS_PATH,
+    SIGNAL_PATHS,
+    TRACES_PATH,
+    decode_signal,
+    export_signal,
+)
 from httpbase import Answer, AnswerHandler
-from spanstore.otlp import OtlpJsonError, request_from_json
 
-__all__ = ["TRACES_PATH", "BodyReader", "HttpAnswer", "HttpReceiver", "OtlpHttpHandler"]
+__all__ = [
+    "LOGS_PATH",
+    "METRICS_PATH",
+    "TRACES_PATH",
+    "BodyReader",
+    "HttpAnswer",
+    "HttpReceiver",
+    "OtlpHttpHandler",
+]
 
 log = logging.getLogger(__name__)
 
-TRACES_PATH = "/v1/traces"
 _CONTENT_TYPES = {
     "application/x-protobuf": PROTOBUF,
     # Not in the OTLP spec, but the registered name of the same format; accepting it
@@ -104,8 +114,12 @@ class OtlpHttpHandler:
         consumed = isinstance(body, bytes) or not _declares_body(lowered)
         charge = self.ingest.charge()
         try:
-            if path.partition("?")[0] != TRACES_PATH:
-                raise IngestError(ErrorKind.NOT_FOUND, f"no such endpoint; POST {TRACES_PATH}")
+            signal = SIGNAL_PATHS.get(path.partition("?")[0])
+            if signal is None:
+                raise IngestError(
+                    ErrorKind.NOT_FOUND,
+                    f"no such endpoint; POST {TRACES_PATH}, {LOGS_PATH} or {METRICS_PATH}",
+                )
             if method == "OPTIONS" and cors:
                 return self._preflight(cors, lowered)
             if method != "POST":
@@ -124,9 +138,9 @@ class OtlpHttpHandler:
             del data
             if media == JSON:
                 charge.grow(len(decoded) * _JSON_MEMORY_FACTOR)
-            request = _decode(decoded, media)
+            request = decode_signal(decoded, media, signal)
             del decoded
-            response = self.ingest.export(request)
+            response = export_signal(self.ingest, signal, request)
         except IngestError as err:
             return self._error(err, media, cors, consumed)
         except OSError:
@@ -302,27 +316,7 @@ def _inflate(data: bytes, wbits: int, limit: int, charge: Charge) -> bytes:
         raise IngestError(ErrorKind.BAD_REQUEST, f"corrupt compressed body: {exc}") from None
 
 
-def _decode(data: bytes, media: str) -> ExportTraceServiceRequest | bytes:
-    try:
-        if media == PROTOBUF:
-            # Protobuf goes to the store as bytes: it parses them off this thread.
-            return data
-        if not data.strip():
-            return ExportTraceServiceRequest()
-        return request_from_json(orjson.loads(data))
-    except DecodeError as exc:
-        raise IngestError(
-            ErrorKind.BAD_REQUEST, f"malformed protobuf ExportTraceServiceRequest: {exc}"
-        ) from None
-    except orjson.JSONDecodeError as exc:
-        raise IngestError(ErrorKind.BAD_REQUEST, f"malformed JSON: {exc}") from None
-    except OtlpJsonError as exc:
-        raise IngestError(ErrorKind.BAD_REQUEST, f"invalid OTLP/JSON: {exc}") from None
-    except RecursionError:
-        raise IngestError(ErrorKind.BAD_REQUEST, "JSON nested too deeply") from None
-
-
-def _encode_response(response: ExportTraceServiceResponse, media: str) -> bytes:
+def _encode_response(response: Message, media: str) -> bytes:
     if media == PROTOBUF:
         body: bytes = response.SerializeToString()
         return body

@@ -9,7 +9,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Final
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -18,10 +27,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from collector.config import ReceiverConfig
 from collector.errors import ErrorKind, IngestError, classify
 from httpbase import BearerToken
-from spanstore.base import SpanWriter
+from spanstore.base import SpanWriter, StoreError
 from spanstore.budget import MemoryBudget
+from spanstore.logs import LogWriter
 
-__all__ = ["Charge", "Ingest", "IngestCounters"]
+__all__ = ["METRICS_REFUSED", "Charge", "Ingest", "IngestCounters", "metric_data_points"]
+
+METRICS_REFUSED: Final = (
+    "seqtrace keeps traces and logs, not metrics: these data points were not stored"
+)
 
 #: Partial-success messages name at most this many problems; the count is exact anyway.
 _MAX_MESSAGES = 5
@@ -38,6 +52,10 @@ class IngestCounters:
     failed_requests: int
     #: Requests refused because the receivers' memory budget was full.
     refused_requests: int = 0
+    #: OTLP logs and metrics (collector/signals.py).
+    logs_accepted: int = 0
+    logs_rejected: int = 0
+    metric_points_refused: int = 0
 
 
 class Charge:
@@ -93,6 +111,9 @@ class Ingest:
         self._rejected = 0
         self._failed = 0
         self._refused = 0
+        self._logs_accepted = 0
+        self._logs_rejected = 0
+        self._metric_points = 0
 
     def charge(self) -> Charge:
         """A new, empty charge against the receivers' memory budget."""
@@ -155,5 +176,88 @@ class Ingest:
     def counters(self) -> IngestCounters:
         with self._lock:
             return IngestCounters(
-                self._requests, self._accepted, self._rejected, self._failed, self._refused
+                self._requests,
+                self._accepted,
+                self._rejected,
+                self._failed,
+                self._refused,
+                self._logs_accepted,
+                self._logs_rejected,
+                self._metric_points,
             )
+
+    # -------------------------------------------------------- logs and metrics
+
+    def export_logs(
+        self, request: ExportLogsServiceRequest | bytes, time_left: float | None = None
+    ) -> ExportLogsServiceResponse:
+        """Store a logs request; returns once the store has it durably (as ``export``)."""
+        response = ExportLogsServiceResponse()
+        if not (request if isinstance(request, bytes) else request.resource_logs):
+            return response
+        timeout = self.config.write_timeout
+        if time_left is not None:
+            timeout = max(_MIN_WRITE_TIMEOUT, min(timeout, time_left))
+        writer = self.writer
+        try:
+            if not isinstance(writer, LogWriter):
+                raise _NoLogStore("this store does not keep log records; the export is dropped")
+            result = writer.write_logs(request, timeout)
+        except Exception as exc:
+            with self._lock:
+                self._requests += 1
+                self._failed += 1
+            raise classify(exc, self.config.retry_after_seconds) from exc
+        with self._lock:
+            self._requests += 1
+            self._logs_accepted += result.accepted
+            self._logs_rejected += result.rejected
+        if result.rejected:
+            response.partial_success.rejected_log_records = result.rejected
+            response.partial_success.error_message = "; ".join(result.messages[:_MAX_MESSAGES]) or (
+                f"{result.rejected} log records rejected as invalid"
+            )
+        return response
+
+    def export_metrics(
+        self, request: ExportMetricsServiceRequest | bytes
+    ) -> ExportMetricsServiceResponse:
+        """Answer a metrics request: success, with every data point rejected (SPEC)."""
+        points = metric_data_points(request)
+        response = ExportMetricsServiceResponse()
+        with self._lock:
+            self._requests += 1
+            self._metric_points += points
+        if points:
+            response.partial_success.rejected_data_points = points
+            response.partial_success.error_message = METRICS_REFUSED
+        return response
+
+
+class _NoLogStore(StoreError):
+    """The store cannot keep logs: retrying will not help (500 / INTERNAL)."""
+
+    retryable = False
+
+
+def metric_data_points(request: ExportMetricsServiceRequest | bytes) -> int:
+    """How many data points a metrics request carries (all of them are refused).
+
+    Raises :class:`IngestError` (400) when the bytes are not a metrics request."""
+    if isinstance(request, bytes):
+        try:
+            parsed: ExportMetricsServiceRequest = ExportMetricsServiceRequest.FromString(request)
+        except Exception as exc:  # upb's DecodeError
+            raise IngestError(
+                ErrorKind.BAD_REQUEST, f"malformed protobuf ExportMetricsServiceRequest: {exc}"
+            ) from None
+    else:
+        parsed = request
+    points = 0
+    for resource_metrics in parsed.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    points += len(getattr(metric, kind).data_points)
+    return points

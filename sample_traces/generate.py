@@ -34,8 +34,12 @@ from typing import Any, Final
 
 from google.protobuf.json_format import MessageToDict
 from opentelemetry import trace
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk._logs import Logger, LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -54,6 +58,9 @@ SEED: Final = "seqtrace-sample-traces-v1"
 #: 2026-11-20T09:00:00Z, the start of the incident hour, in Unix nanoseconds.
 BASE_TIME_NS: Final = int(datetime(2026, 11, 20, 9, 0, 0, tzinfo=UTC).timestamp()) * 10**9
 DEFAULT_OUT: Final = Path(__file__).resolve().parent
+#: The services' log records go in this subfolder, one OTLP/JSON ``LogsData`` file per
+#: scenario with the scenario's name (``seqtrace load`` and ``up`` read both kinds).
+LOGS_DIR: Final = "logs"
 
 #: Pinned so the files do not change when the installed SDK is upgraded.
 SDK_VERSION: Final = "1.45.2"
@@ -225,6 +232,8 @@ class Op:
     kind: SpanKind
     start: int
     failed: bool = False
+    #: The service's SDK logger: records it emits carry this span's context.
+    logger: Logger | None = None
 
     @property
     def context(self) -> Context:
@@ -236,8 +245,22 @@ class Op:
     def event(self, name: str, at: int, attributes: Attrs | None = None) -> None:
         self.span.add_event(name, attributes=attributes, timestamp=at)
 
+    def log(
+        self, at: int, severity: SeverityNumber, body: str, attributes: Attrs | None = None
+    ) -> None:
+        """A log record written inside this span (the SDK puts its trace and span ids in)."""
+        if self.logger is not None:
+            emit_log(self.logger, at, severity, body, attributes, self.context)
+
     def fail(self, at: int, failure: Failure, *, escaped: bool = True) -> None:
-        """Record the exception event, mark the span ERROR and set ``error.type``."""
+        """Record the exception event, mark the span ERROR and set ``error.type``; the
+        service logs the failure too."""
+        self.log(
+            at,
+            SeverityNumber.ERROR,
+            f"{failure.exception_type}: {failure.status_message}",
+            {"exception.type": failure.exception_type},
+        )
         self.span.record_exception(
             failure.exception(),
             attributes={"exception.stacktrace": failure.stacktrace},
@@ -291,6 +314,8 @@ class Shop:
     providers: dict[str, TracerProvider] = field(default_factory=dict)
     propagator: TraceContextTextMapPropagator = field(default_factory=TraceContextTextMapPropagator)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    log_exporter: InMemoryLogRecordExporter = field(default_factory=InMemoryLogRecordExporter)
+    loggers: dict[str, LoggerProvider] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         limits = SpanLimits(
@@ -313,9 +338,15 @@ class Shop:
             )
             provider.add_span_processor(SimpleSpanProcessor(self.exporter))
             self.providers[name] = provider
+            logger_provider = LoggerProvider(
+                resource=service_resource(info), shutdown_on_exit=False
+            )
+            logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.log_exporter))
+            self.loggers[name] = logger_provider
 
     def reset(self, seed: str) -> None:
         self.exporter.clear()
+        self.log_exporter.clear()
         self.ids.reseed(seed)
         self.rng.seed(f"{seed}:latency")
         self.offsets.clear()
@@ -324,9 +355,24 @@ class Shop:
         spans = list(self.exporter.get_finished_spans())
         return sorted(spans, key=lambda s: (s.start_time or 0, s.context.span_id))
 
+    def finished_logs(self) -> list[ReadableLogRecord]:
+        logs = list(self.log_exporter.get_finished_logs())
+        return sorted(logs, key=lambda r: (r.log_record.timestamp or 0, str(r.log_record.body)))
+
+    def logger(self, service: str) -> Logger:
+        return self.loggers[service].get_logger(f"shop.{service}", SERVICES[service].version)
+
+    def untraced_log(
+        self, service: str, at: int, severity: SeverityNumber, body: str, attributes: Attrs
+    ) -> None:
+        """A record outside any trace (a background job's line)."""
+        emit_log(self.logger(service), at, severity, body, attributes, Context())
+
     def shutdown(self) -> None:
         for provider in self.providers.values():
             provider.shutdown()
+        for logger_provider in self.loggers.values():
+            logger_provider.shutdown()
 
     # ----------------------------------------------------------------- time
 
@@ -368,7 +414,7 @@ class Shop:
             record_exception=False,
             set_status_on_exception=False,
         )
-        return Op(span, kind, at)
+        return Op(span, kind, at, logger=self.logger(service))
 
     def internal(self, service: str, name: str, parent: Op, at: int, attributes: Attrs) -> Op:
         return self.start(
@@ -404,7 +450,7 @@ class Shop:
         parent = self.propagator.extract(headers) if headers else Context()
         info = SERVICES[service]
         public = server_address is not None
-        return self.start(
+        op = self.start(
             service,
             f"{method} {route}",
             kind=SpanKind.SERVER,
@@ -424,6 +470,8 @@ class Shop:
                 **(attributes or {}),
             },
         )
+        op.log(at, SeverityNumber.INFO, f"{method} {path}", {"http.route": route})
+        return op
 
     def http_client(
         self,
@@ -992,14 +1040,21 @@ def payment_authorize(shop: Shop, parent: Op, at: int, order: Order, *, failures
         )
         if not succeeded:
             backoff_ms = 100 * 2**attempt
+            scheduled = t + shop.ms(0.05, 0.2)
             charge.event(
                 "retry scheduled",
-                t + shop.ms(0.05, 0.2),
+                scheduled,
                 {
                     "retry.attempt": attempt + 1,
                     "retry.backoff_ms": backoff_ms,
                     "http.response.status_code": 503,
                 },
+            )
+            charge.log(
+                scheduled,
+                SeverityNumber.WARN,
+                f"payprovider answered 503; retry {attempt + 1} in {backoff_ms} ms",
+                {"retry.attempt": attempt + 1, "retry.backoff_ms": backoff_ms},
             )
             t += backoff_ms * 1_000_000
     charge.set({"payment.attempts": failures + 1, "payment.charge_id": order.charge_id})
@@ -1648,11 +1703,32 @@ def scenario_background_noise(shop: Shop) -> None:
     browse_product(shop, at_time(minutes=8, seconds=15.402), browse_only, "CART-0a9e51", KETTLE.sku)
     browse_product(shop, at_time(minutes=38, seconds=40.913), browse_only, "CART-0a9e51", CHAIR.sku)
     order_status(shop, at_time(minutes=50, seconds=12.226), NOISE_ORDERS[1][1].customer, "ORD-1007")
+    shop.untraced_log(
+        "recommendation",
+        at_time(minutes=30),
+        SeverityNumber.INFO,
+        "nightly price index rebuilt: 1,284 products",
+        {"job.name": "price-index", "products": 1284},
+    )
+    shop.untraced_log(
+        "inventory",
+        at_time(minutes=45, seconds=3.5),
+        SeverityNumber.WARN,
+        "stock sync lagging: last warehouse feed 9 min old",
+        {"job.name": "stock-sync", "lag_s": 540},
+    )
 
 
 def scenario_hostile_strings(shop: Shop) -> None:
     o = ORD_1666
     order_then_fulfil(shop, at_time(minutes=51, seconds=30.487), o, note=HOSTILE_TEXT)
+    shop.untraced_log(
+        "checkout",
+        at_time(minutes=51, seconds=40),
+        SeverityNumber.ERROR,
+        HOSTILE_TEXT,
+        {HOSTILE_TEXT: HOSTILE_TEXT},
+    )
 
 
 SCENARIOS: Final[dict[str, Callable[[Shop], None]]] = {
@@ -1683,6 +1759,40 @@ def _ids_to_hex(tree: Any) -> Any:
     return tree
 
 
+def emit_log(
+    logger: Logger,
+    at: int,
+    severity: SeverityNumber,
+    body: str,
+    attributes: Attrs | None,
+    context: Context,
+) -> None:
+    logger.emit(
+        LogRecord(
+            timestamp=at,
+            observed_timestamp=at,
+            context=context,
+            severity_text=SEVERITY_TEXT[severity],
+            severity_number=severity,
+            body=body,
+            attributes=attributes,
+        )
+    )
+
+
+SEVERITY_TEXT: Final = {
+    SeverityNumber.INFO: "INFO",
+    SeverityNumber.WARN: "WARN",
+    SeverityNumber.ERROR: "ERROR",
+}
+
+
+def otlp_logs_json(logs: Sequence[ReadableLogRecord]) -> str:
+    request = encode_logs(logs)
+    tree = MessageToDict(request, use_integers_for_enums=True)
+    return json.dumps(_ids_to_hex(tree), indent=1, ensure_ascii=False) + "\n"
+
+
 def otlp_json(spans: Sequence[ReadableSpan]) -> str:
     request = encode_spans(spans)
     tree = MessageToDict(request, use_integers_for_enums=True)
@@ -1700,6 +1810,12 @@ def generate(out_dir: Path) -> list[Path]:
             path = out_dir / file_name
             path.write_bytes(otlp_json(shop.finished_spans()).encode("utf-8"))
             written.append(path)
+            logs = shop.finished_logs()
+            if logs:  # the services' log records, correlated with the spans above
+                log_path = out_dir / LOGS_DIR / file_name
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                log_path.write_bytes(otlp_logs_json(logs).encode("utf-8"))
+                written.append(log_path)
     finally:
         shop.shutdown()
     return written

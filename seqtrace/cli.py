@@ -291,6 +291,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from analyzer.diagram.text import one_line
+
+    if not args.entity and not args.trace:
+        raise UsageError("give --entity KEY=VALUE or --trace ID")
+    if args.entity and args.trace:
+        raise UsageError("give --entity KEY=VALUE or --trace ID, not both")
+    result = open_source(args).logs(
+        args.entity, args.trace, _parse_time(args.start, "--from"), _parse_time(args.end, "--to")
+    )
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    records = result["logs"]
+    if not records:
+        print("no log records")
+        return EXIT_OK
+    # Every field is the sender's text: one printable line each (no terminal escapes).
+    rows = [
+        (
+            _format_ns_time(r["time_unix_nano"]),
+            one_line(r["severity"]),
+            one_line(r["service"]),
+            r["span_id"] or "-",
+            one_line(r["body"]),
+        )
+        for r in records
+    ]
+    print(_table(("time", "severity", "service", "span", "body"), rows))
+    return EXIT_OK
+
+
 def cmd_slo(args: argparse.Namespace) -> int:
     from analyzer.slo import render_slo_markdown, render_slo_table
 
@@ -658,6 +690,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print SPEC JSON")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("logs", help="the log records of a trace's or an entity's spans")
+    _add_source_flags(p)
+    p.add_argument("--entity", metavar="KEY=VALUE")
+    p.add_argument("--trace", metavar="ID")
+    _add_range_flags(p)
+    p.add_argument("--json", action="store_true", help="print SPEC JSON")
+    p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("slo", help="the SLO report for a spec file")
     _add_source_flags(p)

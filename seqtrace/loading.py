@@ -12,6 +12,10 @@ import urllib.request
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -78,6 +82,32 @@ def _post(api: str, token: str | None, request: ExportTraceServiceRequest) -> tu
     return partial.rejected_spans, partial.error_message
 
 
+def _post_logs(api: str, token: str | None, request: ExportLogsServiceRequest) -> int:
+    """Send one logs request to the server's OTLP/HTTP route; returns the records taken."""
+    http_request = urllib.request.Request(
+        f"{api.rstrip('/')}/v1/logs",
+        data=request.SerializeToString(),
+        method="POST",
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    if token:
+        http_request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(http_request, timeout=60) as response:
+            answer = ExportLogsServiceResponse.FromString(response.read())
+    except urllib.error.HTTPError as exc:
+        raise UsageError(
+            f"the server at {api} refused the log records ({exc.code}): {_error_detail(exc)}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise UsageError(
+            f"cannot reach the server at {api}: {getattr(exc, 'reason', exc)}"
+        ) from None
+    total = sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
+    rejected: int = answer.partial_success.rejected_log_records
+    return total - rejected
+
+
 def _error_detail(exc: urllib.error.HTTPError) -> str:
     """The message of an OTLP/HTTP error answer: a protobuf google.rpc.Status for our
     protobuf request (its bytes read as text show a stray length byte), else the text."""
@@ -118,17 +148,23 @@ def _duckdb_url(path: str) -> StoreURL:
 
 
 def load_files(args: argparse.Namespace) -> int:
-    from collector.files import TraceFileError, read_trace_file
+    from collector.files import LogFileFound, TraceFileError, read_log_file, read_trace_file
     from seqtrace.stores import StoreChoice, chosen_store, parsed_url
     from spanstore.base import StoreError
+    from spanstore.config import IngestConfig, StoreConfig
+    from spanstore.logs import LogWriter
     from spanstore.urls import open_store_url
 
     choice = chosen_store(args)  # first: --store with --db is an error whatever else is set
     requests: list[tuple[str, ExportTraceServiceRequest]] = []
+    log_requests: list[tuple[str, ExportLogsServiceRequest]] = []  # OTLP/JSON logs files
     for path in args.files:
         try:
-            for request in read_trace_file(path):
-                requests.extend((path, part) for part in _split(request))
+            try:
+                for request in read_trace_file(path):
+                    requests.extend((path, part) for part in _split(request))
+            except LogFileFound:
+                log_requests.extend((path, request) for request in read_log_file(path))
         except TraceFileError as exc:
             raise UsageError(str(exc)) from None
         except OSError as exc:
@@ -138,7 +174,7 @@ def load_files(args: argparse.Namespace) -> int:
     api = args.api or os.environ.get("SEQTRACE_API")
     if api is None and choice is None and _server_running(DEFAULT_API):
         api = DEFAULT_API
-    sent = rejected = duplicates = 0
+    sent = rejected = duplicates = records = 0
     if api:
         for path, request in requests:
             n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
@@ -147,6 +183,8 @@ def load_files(args: argparse.Namespace) -> int:
             rejected += bad
             if bad:
                 print(f"seqtrace: {path}: {bad} span(s) rejected: {message}", file=sys.stderr)
+        for _path, log_request in log_requests:
+            records += _post_logs(api, token, log_request)
         where = api
     else:
         if choice is None:
@@ -161,7 +199,8 @@ def load_files(args: argparse.Namespace) -> int:
         # --db names a DuckDB file whatever it looks like; --store is a URL.
         target = parsed_url(choice.target) if choice.is_url else _duckdb_url(choice.target)
         try:
-            store = open_store_url(target, entity_keys=entity_keys, policy=policy)
+            ingest = IngestConfig(entity_keys=tuple(entity_keys), policy=policy)
+            store = open_store_url(target, config=StoreConfig(ingest=ingest))
         except StoreError as exc:
             if choice.is_url:  # name the flag: the message may only name the host
                 raise UsageError(f"--store: {exc}") from None
@@ -178,11 +217,18 @@ def load_files(args: argparse.Namespace) -> int:
                         + "; ".join(result.messages),
                         file=sys.stderr,
                     )
+            for path, log_request in log_requests:
+                if not isinstance(store, LogWriter):
+                    raise UsageError(f"{path}: this store does not keep log records")
+                records += store.write_logs(log_request).accepted
         finally:
             store.close()
         where = choice.describe()
     already = f" ({duplicates} of them already stored)" if duplicates else ""
-    print(f"seqtrace: loaded {sent} spans from {len(args.files)} file(s) into {where}{already}")
+    logs = f" and {records} log records" if log_requests else ""
+    print(
+        f"seqtrace: loaded {sent} spans{logs} from {len(args.files)} file(s) into {where}{already}"
+    )
     if rejected:
         print(f"seqtrace: {rejected} span(s) were rejected", file=sys.stderr)
     return EXIT_OK

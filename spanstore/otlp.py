@@ -36,6 +36,7 @@ __all__ = [
     "attributes_to_dict",
     "request_from_json",
     "request_to_json",
+    "rewrite_hex_ids",
     "service_name_of",
     "spans_from_request",
 ]
@@ -78,6 +79,12 @@ def _rewrite_ids(obj: Any, where: str) -> Any:
     if isinstance(obj, list):
         return [_rewrite_ids(item, f"{where}[{i}]") for i, item in enumerate(obj)]
     return obj
+
+
+def rewrite_hex_ids(doc: Any) -> Any:
+    """An OTLP/JSON tree (any signal) with its hex ids turned into proto3-JSON base64, for
+    ``json_format.ParseDict``; raises :class:`OtlpJsonError` naming a bad id."""
+    return _rewrite_ids(doc, "$")
 
 
 def request_from_json(doc: Any) -> ExportTraceServiceRequest:

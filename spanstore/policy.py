@@ -13,7 +13,7 @@ on spans, events, links, resources and scopes, and ``drop``, ``hash`` (HMAC-SHA2
 configured key, 16 hex digits: equal values stay equal, so they can still be joined on)
 or ``mask`` the value. Each rule counts the values it changed.
 
-The hot path (``spanstore.ingest``) calls :meth:`PolicyEngine.span_needs_look` per span:
+The hot path (``spanstore.decode.prepare``) calls :meth:`PolicyEngine.span_needs_look` per span:
 a few C-level checks on the span's serialized bytes (its length, whether it could hold a
 nested value, whether a rule's literal text occurs in it at all). Only spans that fail
 that test are walked attribute by attribute in Python.
@@ -161,6 +161,19 @@ class PolicyEngine:
             for link in span.links:
                 if len(link.attributes) > self.max_attributes:
                     return True
+        return False
+
+    def log_needs_look(self, record: Any, raw: bytes) -> bool:
+        """Whether a log record (serialized as ``raw``) might break a limit or match a
+        rule: the span test without events and links. A record's body is not an
+        attribute: rules and limits apply to its attributes (and its resource and scope)."""
+        if len(raw) > self.max_value_bytes or len(record.attributes) > self.max_attributes:
+            return True
+        if _NESTED.search(raw) is not None:
+            return True
+        literals = self.literals
+        if literals is not None:
+            return not literals or any(literal in raw for literal in literals)
         return False
 
     # ------------------------------------------------------------------ the walk

@@ -21,10 +21,12 @@ __all__ = ["RetentionEnforcer", "RetentionPolicy", "RetentionStats"]
 
 log = logging.getLogger(__name__)
 
-_TABLES: Final = ("spans", "span_entities", "span_links")
+_TABLES: Final = ("spans", "span_entities", "span_links", "logs")
+#: The time column each table is cut by (log records: their time, as queries use it).
+_TIME_COLUMN: Final = {"logs": "time_unix_nano"}
 _DELETE: Final = {
-    table: f"DELETE FROM {table} WHERE rowid IN "
-    f"(SELECT rowid FROM {table} WHERE start_unix_nano < $cutoff LIMIT $n)"
+    table: f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+    f"WHERE {_TIME_COLUMN.get(table, 'start_unix_nano')} < $cutoff LIMIT $n)"
     for table in _TABLES
 }
 #: When over the size limit, delete at least this fraction of the spans per round (the
@@ -148,7 +150,11 @@ class RetentionEnforcer:
         cutoff: int | None = None
         if policy.max_age_seconds is not None:
             cutoff = time.time_ns() - int(policy.max_age_seconds * 1e9)
-            oldest = con.execute("SELECT min(start_unix_nano) FROM spans").fetchall()[0][0]
+            # The oldest span start or log record time (a store may hold only logs).
+            oldest = con.execute(
+                "SELECT min(t) FROM (SELECT min(start_unix_nano) AS t FROM spans "
+                "UNION ALL SELECT min(time_unix_nano) FROM logs)"
+            ).fetchall()[0][0]
             if oldest is None or oldest >= cutoff:
                 cutoff = None
         if policy.max_size_bytes is not None:

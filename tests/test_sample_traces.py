@@ -186,10 +186,14 @@ def test_generator_reproduces_the_committed_files_byte_for_byte(tmp_path: Path) 
         capture_output=True,
         timeout=120,
     )
-    generated = sorted(p.name for p in tmp_path.iterdir())
+    generated = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
     assert generated == sorted(FILES)
     assert sorted(p.name for p in SAMPLES.glob("*.json")) == sorted(FILES)
-    for name in FILES:
+    # Each scenario's log records (#18), in logs/ under the same name.
+    log_files = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert log_files == sorted(FILES)
+    assert sorted(p.name for p in (SAMPLES / "logs").glob("*.json")) == log_files
+    for name in [*FILES, *(f"logs/{n}" for n in log_files)]:
         assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), (
             f"{name} differs from the generator's output; regenerate it with "
             "`.venv/bin/python sample_traces/generate.py` instead of editing it by hand"

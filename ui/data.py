@@ -219,6 +219,34 @@ def compare(
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
+def logs(
+    src: str,
+    entity: str | None,
+    trace_id: str | None,
+    start: int | None,
+    end: int | None,
+    service: str | None = None,
+    min_severity: int = 0,
+    untraced: bool = False,
+) -> list[dict[str, Any]]:
+    """Log records (#18): an entity's or a trace's, or a search by service and severity."""
+    records: list[dict[str, Any]] = (
+        get_source()
+        .logs(
+            entity=entity,
+            trace_id=trace_id,
+            start=start,
+            end=end,
+            service=service,
+            min_severity=min_severity,
+            untraced=untraced,
+        )
+        .get("logs", [])
+    )
+    return records
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def flow(
     src: str,
     root: str | None,

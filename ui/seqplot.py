@@ -457,6 +457,8 @@ def sequence_figure(
         )
     )
 
+    _add_log_markers(fig, diagram, offset, len(messages), layout.rows, x_of)
+
     # Y ticks: time since the first message drawn.
     tickvals = layout.rows
     ticktext = [_offset_text(int(m.get("start_unix_nano") or 0) - t0) for m in messages]
@@ -569,3 +571,76 @@ def _label(
         "font": {"size": 11, "color": color},
         "bgcolor": "rgba(255,255,255,0.85)",
     }
+
+
+#: Log record markers (#18): level -> (colour, plotly symbol, size).
+LOG_STYLE: dict[str, tuple[str, str, int]] = {
+    "error": (ERROR_RED, "diamond", 10),
+    "warn": ("#F59E0B", "circle", 8),
+    "info": ("#94A3B8", "circle", 6),
+}
+
+
+def _add_log_markers(
+    fig: go.Figure,
+    diagram: Mapping[str, Any],
+    offset: int,
+    count: int,
+    rows: Sequence[float],
+    x_of: Mapping[str, int],
+) -> None:
+    """One marker per log record on its service's lifeline, just under the message it
+    is drawn at (``message_index``), side by side in time order; the record on hover.
+    ``customdata`` is the message's index, so a click opens that message's span."""
+    placed: dict[tuple[int, str], int] = {}
+    points: dict[str, dict[str, list[Any]]] = {}
+    for record in diagram.get("logs") or []:
+        index = record.get("message_index")
+        participant = str(record.get("participant") or "")
+        if index is None or participant not in x_of or not offset <= int(index) < offset + count:
+            continue
+        index = int(index)
+        k = placed.get((index, participant), 0)
+        placed[(index, participant)] = k + 1
+        level = str(record.get("level") or "info")
+        group = points.setdefault(level, {"x": [], "y": [], "text": [], "custom": []})
+        group["x"].append(x_of[participant] + 0.07 + 0.06 * k)
+        group["y"].append(rows[index - offset] + 0.32)
+        lines = [
+            f"<b>{esc(record.get('severity'), 20)}</b> {esc(record.get('service'), 60)}",
+            esc(fmt_time(int(record.get("time_unix_nano") or 0))),
+            esc(clip(record.get("body"), 300)),
+        ]
+        attributes = record.get("attributes") or {}
+        if isinstance(attributes, Mapping):
+            lines += [
+                f"{esc(clip(key, 40))}: {esc(clip(value, 80))}"
+                for key, value in list(attributes.items())[:8]
+            ]
+        lines.append(f"<i>log of message #{index + 1}</i>")
+        group["text"].append("<br>".join(lines))
+        group["custom"].append(index)
+    for level in ("info", "warn", "error"):  # errors drawn last: on top
+        group = points.get(level)
+        if not group:
+            continue
+        colour, symbol, size = LOG_STYLE[level]
+        fig.add_trace(
+            go.Scatter(
+                x=group["x"],
+                y=group["y"],
+                mode="markers",
+                marker={
+                    "size": size,
+                    "color": colour,
+                    "symbol": symbol,
+                    "line": {"width": 1, "color": "white"},
+                },
+                customdata=group["custom"],
+                text=group["text"],
+                hovertemplate="%{text}<extra></extra>",
+                hoverlabel={"bgcolor": "white", "font": {"size": 12}, "align": "left"},
+                name=f"logs-{level}",
+                showlegend=False,
+            )
+        )

@@ -7,7 +7,7 @@ which show it as text; never through markdown or HTML.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -15,6 +15,7 @@ import streamlit as st
 
 from ui import common, data
 from ui.format import fmt_duration, fmt_time
+from ui.logs_panel import span_logs
 
 
 def _value_text(value: Any) -> str:
@@ -32,8 +33,14 @@ def find_span(trace: Mapping[str, Any], span_id: str) -> dict[str, Any] | None:
     return next((s for s in trace.get("spans") or [] if s.get("span_id") == span_id), None)
 
 
-def show_span(span: Mapping[str, Any], *, link_to_trace: bool = True) -> None:
-    """One span: identity, timing, status, attributes, events, resource, raw JSON."""
+def show_span(
+    span: Mapping[str, Any],
+    *,
+    link_to_trace: bool = True,
+    logs: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """One span: identity, timing, status, attributes, events, its log records,
+    resource, raw JSON."""
     with st.container(border=True):
         st.markdown("**Selected span**")
         st.code(f"{span.get('service_name')} · {span.get('name')}", language=None, wrap_lines=True)
@@ -64,7 +71,10 @@ def show_span(span: Mapping[str, Any], *, link_to_trace: bool = True) -> None:
                     language=None,
                     wrap_lines=True,
                 )
-        tabs = st.tabs(["Attributes", "Events", "Resource", "Links", "JSON"])
+        # The records the caller gives (a span's own; for a message, those drawn at it).
+        tabs = st.tabs(["Attributes", "Events", "Resource", "Links", "JSON", f"Logs ({len(logs)})"])
+        with tabs[5]:
+            span_logs(logs)
         with tabs[0]:
             st.dataframe(attribute_frame(span.get("attributes")), hide_index=True, width="stretch")
         with tabs[1]:
@@ -133,16 +143,16 @@ def picked(event: Any, kind: type) -> Any:
 
 
 @st.dialog("Span", width="large")
-def span_dialog(trace_id: str, span_id: str) -> None:
-    show_span_by_id(trace_id, span_id)
+def span_dialog(trace_id: str, span_id: str, logs: Sequence[Mapping[str, Any]] = ()) -> None:
+    show_span_by_id(trace_id, span_id, logs)
 
 
 @st.dialog("Span", width="large")
-def span_dialog_for(span: Mapping[str, Any]) -> None:
-    show_span(span, link_to_trace=False)
+def span_dialog_for(span: Mapping[str, Any], logs: Sequence[Mapping[str, Any]] = ()) -> None:
+    show_span(span, link_to_trace=False, logs=logs)
 
 
-def show_span_by_id(trace_id: str, span_id: str) -> None:
+def show_span_by_id(trace_id: str, span_id: str, logs: Sequence[Mapping[str, Any]] = ()) -> None:
     trace, error = common.try_fetch(data.trace, trace_id)
     if trace is None:
         st.warning("Could not load the span's trace.")
@@ -152,4 +162,4 @@ def show_span_by_id(trace_id: str, span_id: str) -> None:
     if span is None:
         st.warning("That span is not in its trace any more.")
         return
-    show_span(span)
+    show_span(span, logs=logs)

@@ -1,7 +1,8 @@
 """SPEC's ``diagram --format json`` shape, plus added fields (SPEC allows adding fields).
 
 Added: per message ``server_span_id``, ``count``, ``failed``, ``link`` and ``attributes``;
-per block ``branches``; top-level ``notes``, ``sections`` and ``omitted_messages``.
+per block ``branches``; top-level ``notes``, ``sections`` and ``omitted_messages``; per
+log record (SPEC's ``logs``) ``participant`` and ``level``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from analyzer.diagram.model import Block, Diagram, Message, Note, Participant, Section
+from analyzer.diagram.model import Block, Diagram, LogMark, Message, Note, Participant, Section
 
 __all__ = ["render", "to_dict"]
 
@@ -26,6 +27,7 @@ def to_dict(diagram: Diagram) -> dict[str, Any]:
         "notes": [_fields(n, _NOTE) for n in diagram.notes],
         "sections": [_fields(s, _SECTION) for s in diagram.sections],
         "omitted_messages": diagram.omitted_messages,
+        "logs": [_log(mark) for mark in diagram.logs],
     }
 
 
@@ -85,4 +87,20 @@ def _plain_message(message: Message) -> dict[str, Any]:
         "failed": message.failed,
         "link": {"trace_id": link.trace_id, "span_id": link.span_id} if link else None,
         "attributes": dict(message.attributes),
+    }
+
+
+def _log(mark: LogMark) -> dict[str, Any]:
+    return {
+        "time_unix_nano": mark.time_unix_nano,
+        "severity": mark.severity,
+        "severity_number": mark.severity_number,
+        "body": mark.body,
+        "service": mark.service,
+        "trace_id": mark.trace_id,
+        "span_id": mark.span_id,
+        "attributes": dict(mark.attributes),
+        "message_index": mark.message_index,
+        "participant": mark.participant,
+        "level": mark.level,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from analyzer.diagram.logs import log_notes
 from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
 from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, steps
 from analyzer.diagram.text import shorten
@@ -49,10 +50,16 @@ def render(diagram: Diagram) -> str:
     lines = ["sequenceDiagram", _INDENT + "autonumber"]
     lines += [_INDENT + _participant(p, aliases[p.id]) for p in diagram.participants]
     everyone = [aliases[p.id] for p in diagram.participants]
+    log_notes_at = log_notes(diagram)  # error and warning log records
     for step in steps(diagram):
         indent = _INDENT * (step.depth + 1)
         if isinstance(step, MessageStep):
             lines.append(indent + _message(step.message, aliases))
+            for participant, text in log_notes_at.get(step.index, ()):
+                if participant in aliases:
+                    lines.append(
+                        indent + f"Note right of {aliases[participant]}: {mermaid_text(text)}"
+                    )
         elif isinstance(step, NoteStep):
             note = _note(step.note, aliases, everyone)
             if note:

@@ -9,7 +9,7 @@ Markdown renderers only read it. Indices (``Block.first``, ``Note.index``...) po
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 ParticipantKind: TypeAlias = Literal["service", "database", "queue", "external"]
 MessageKind: TypeAlias = Literal["call", "return", "async", "self"]
@@ -114,6 +114,28 @@ class Section:
     end_unix_nano: int
 
 
+LogLevel: TypeAlias = Literal["error", "warn", "info"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogMark:
+    """A log record of a drawn span, drawn at ``messages[message_index]`` (None: at no
+    message) on the lifeline of ``participant`` (its service; None when not drawn).
+    ``attributes`` hold JSON-ready values (SPEC ``logs --json``)."""
+
+    time_unix_nano: int
+    severity: str
+    severity_number: int
+    body: str
+    service: str
+    trace_id: str | None
+    span_id: str | None
+    attributes: tuple[tuple[str, Any], ...]
+    message_index: int | None
+    participant: str | None
+    level: LogLevel
+
+
 @dataclass(frozen=True, slots=True)
 class Diagram:
     entity: Entity | None
@@ -124,6 +146,7 @@ class Diagram:
     notes: tuple[Note, ...] = ()
     sections: tuple[Section, ...] = ()
     omitted_messages: int = 0
+    logs: tuple[LogMark, ...] = ()
 
     def participant(self, participant_id: str) -> Participant | None:
         for participant in self.participants:

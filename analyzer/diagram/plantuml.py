@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from analyzer.diagram.logs import log_notes
 from analyzer.diagram.mermaid import message_text
 from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
 from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, steps
@@ -53,10 +54,16 @@ def render(diagram: Diagram) -> str:
     if not diagram.participants:
         lines.append(_EMPTY)  # PlantUML rejects a diagram with nothing in it
     everyone = [aliases[p.id] for p in diagram.participants]
+    log_notes_at = log_notes(diagram)  # error and warning log records
     for step in steps(diagram):
         indent = _INDENT * step.depth
         if isinstance(step, MessageStep):
             lines.append(indent + _message(step.message, aliases))
+            for participant, text in log_notes_at.get(step.index, ()):
+                if participant in aliases:
+                    lines.append(
+                        indent + f"note right of {aliases[participant]} : {plantuml_text(text)}"
+                    )
         elif isinstance(step, NoteStep):
             lines.append(indent + _note(step.note, aliases, everyone))
         elif isinstance(step, Open):

@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Final
 
-from analyzer.diagram.model import Block, Diagram, Message, Note, Participant, Section
+from analyzer.diagram.model import Block, Diagram, LogMark, Message, Note, Participant, Section
 from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, Step, steps
 from analyzer.diagram.text import (
     TIMES,
@@ -42,6 +42,8 @@ SMALL_SIZE: Final = 11
 BAR_HALF: Final = 5
 BAR_STEP: Final = 5
 ERROR_LIMIT: Final = 90
+#: Height of the strip under a message where its log records are marked.
+LOG_ROW: Final = 14
 
 INK: Final = "#1F2937"
 MUTED: Final = "#64748B"
@@ -201,6 +203,9 @@ class _Canvas:
     done_frames: list[_Frame] = field(default_factory=list)
     active: dict[str, list[float]] = field(default_factory=dict)
     wide_right: float = 0.0
+    #: Log records by the message they are drawn at (analyzer/diagram/logs.py).
+    logs_at: dict[int, list[LogMark]] = field(default_factory=dict)
+    marks: list[str] = field(default_factory=list)
 
     def col(self, participant_id: str) -> float:
         return self.columns.x.get(participant_id, GUTTER)
@@ -218,6 +223,9 @@ class _Canvas:
 def render(diagram: Diagram) -> str:
     columns = _columns(diagram)
     canvas = _Canvas(diagram, columns, _prefix(diagram))
+    for mark in diagram.logs:
+        if mark.message_index is not None and mark.participant in columns.x:
+            canvas.logs_at.setdefault(mark.message_index, []).append(mark)
     canvas.y = TITLE_HEIGHT + BOX_HEIGHT + 26
     sections = {s.first: s for s in diagram.sections if s.first <= s.last}
     for step in steps(diagram):
@@ -307,7 +315,40 @@ def _draw_message(canvas: _Canvas, index: int, message: Message) -> None:
         _draw_error_text(canvas, message, arrow_y, error)
         height += 14
     _draw_gutter(canvas, index, message, arrow_y)
+    marks = canvas.logs_at.get(index)
+    if marks:
+        _draw_log_marks(canvas, marks, top + height)
+        height += LOG_ROW
     canvas.y = top + height
+
+
+def _draw_log_marks(canvas: _Canvas, marks: list[LogMark], top: float) -> None:
+    """One marker per record on its service's lifeline, in time order left to right;
+    errors red and larger, warnings amber. The record's text is the marker's hover."""
+    y = top + LOG_ROW / 2
+    placed: dict[str, int] = {}
+    for mark in marks:
+        assert mark.participant is not None
+        k = placed.get(mark.participant, 0)
+        placed[mark.participant] = k + 1
+        x = canvas.col(mark.participant) + BAR_HALF + 7 + k * 11
+        canvas.wide_right = max(canvas.wide_right, x + 8)
+        radius = 4.5 if mark.level == "error" else 3.5
+        shape = (
+            f'<rect x="{_fmt(x - radius)}" y="{_fmt(y - radius)}" width="{_fmt(radius * 2)}" '
+            f'height="{_fmt(radius * 2)}" transform="rotate(45 {_fmt(x)} {_fmt(y)})" '
+            f'class="log {mark.level}"/>'
+            if mark.level == "error"
+            else f'<circle cx="{_fmt(x)}" cy="{_fmt(y)}" r="{_fmt(radius)}" '
+            f'class="log {mark.level}"/>'
+        )
+        lines = [
+            f"{mark.severity} {mark.service} {format_utc(mark.time_unix_nano)}",
+            mark.body,
+            *(f"{key} = {value}" for key, value in mark.attributes),
+        ]
+        title = "\n".join(xml_text(shorten(one_line(str(line)), 300)) for line in lines)
+        canvas.marks.append(f"<g><title>{title}</title>{shape}</g>")
 
 
 def _arrow_class(message: Message) -> str:
@@ -713,6 +754,12 @@ line.error, path.error {{ stroke: {ERROR}; }}
 .pill {{ fill: #F1F5F9; stroke: {FAINT}; }}
 .gap {{ font-size: 12px; font-weight: 600; fill: #475569; }}
 """
+#: Only in diagrams with log markers, so that diagrams without logs stay byte-identical.
+_LOG_STYLE: Final = f""".log {{ stroke: #FFFFFF; stroke-width: 1; }}
+.log.info {{ fill: {FAINT}; }}
+.log.warn {{ fill: #F59E0B; }}
+.log.error {{ fill: {ERROR}; }}
+"""
 
 
 def _assemble(canvas: _Canvas) -> str:
@@ -730,7 +777,7 @@ def _assemble(canvas: _Canvas) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_fmt(width)}" height="{_fmt(height)}" '
         f'viewBox="0 0 {_fmt(width)} {_fmt(height)}" role="img">',
         f"<title>{xml_text(heading)}</title>",
-        f"<style>{_STYLE}</style>",
+        f"<style>{_STYLE}{_LOG_STYLE if canvas.marks else ''}</style>",
         _defs(canvas.prefix),
         f'<rect x="0" y="0" width="{_fmt(width)}" height="{_fmt(height)}" fill="#FFFFFF"/>',
         f'<text x="{MARGIN}" y="28" class="title">{xml_text(heading)}</text>',
@@ -740,6 +787,7 @@ def _assemble(canvas: _Canvas) -> str:
         *canvas.frames,
         *canvas.bars,
         *canvas.arrows,
+        *canvas.marks,
         *tabs,
         *canvas.notes,
         *canvas.gutter,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from test_diagram_golden import CASES, rendered
+from test_diagram_logs import log_diagrams
 from test_diagram_render import HOSTILE, hostile_spans
 
 from analyzer.diagram import build_diagram, render
@@ -40,6 +41,7 @@ def diagrams(fmt: str) -> dict[str, str]:
     hostile = build_diagram(hostile_spans(), (HOSTILE[0], HOSTILE[4]), show_internal=True)
     texts["hostile"] = render(hostile, fmt)
     texts["empty"] = render(build_diagram([]), fmt)
+    texts.update(log_diagrams(fmt))  # with log records (#18): notes for errors and warnings
     return texts
 
 

@@ -218,7 +218,7 @@ BAD_INPUT = [
     ("no-content-type", "POST", "/v1/traces", {}, make_request().SerializeToString(), 415),
     ("get", "GET", "/v1/traces", {}, None, 405),
     ("put", "PUT", "/v1/traces", PB, make_request().SerializeToString(), 405),
-    ("unknown-path", "POST", "/v1/metrics", PB, make_request().SerializeToString(), 404),
+    ("unknown-path", "POST", "/v1/profiles", PB, make_request().SerializeToString(), 404),
     (
         "gzip-corrupt",
         "POST",

@@ -487,6 +487,8 @@ def test_serve_on_otel_traces_reads_and_refuses_exports(duck: DuckDBStore) -> No
         try:
             assert any("serving reads only" in line for line in server.lines), server.lines
             stats = json.loads(ok("stats", "--json", "--api", server.api))
+            # A serving process adds what its receivers refused (#18: metric points).
+            assert stats.pop("metric_points_refused") == 0
             assert stats == LocalSource(duck).stats()
             # Refused with a non-retryable status: `load` reports it at once, no retries.
             started = time.monotonic()

@@ -103,6 +103,10 @@ def test_every_sql_file_is_used() -> None:
 
     duckdb_own = _names_in("spanstore/duckdb_store.py", r'sql\(\s*"([a-z_0-9]+)"')
     duckdb_own |= set(_MIGRATIONS.values())  # run by name when an older file is opened
+    # Log record reads (#18): spanstore/log_reader.py, DuckDB only for now.
+    duckdb_own |= _names_in(
+        "spanstore/log_reader.py", r'(?:_table|_id_tables|_answers)\(\s*"([a-z_0-9]+)"'
+    )
     assert query_names("duckdb") == READER_QUERIES | duckdb_own
 
     store = {  # the store's own statements, and the otel dialect's (named without prefix)

@@ -199,6 +199,7 @@ def _as_schema_version_1(path: Path) -> None:
     con.execute("DROP INDEX span_entities_value")
     con.execute("ALTER TABLE span_entities ADD COLUMN span_id BLOB DEFAULT '\\x01'::BLOB")
     con.execute("CREATE INDEX span_entities_value ON span_entities (value)")
+    con.execute("DROP TABLE logs")  # version 1 had no log records (version 3 added them)
     con.execute("UPDATE seqtrace_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
 
@@ -233,7 +234,7 @@ def test_a_schema_version_1_file_is_read_as_it_is_and_migrated_by_a_writer(
         assert store.entity_trace_ids("order.id", "ORD-1") == ["01" * 16]
     assert _columns(path, "span_entities")[-1] == "version=1"
 
-    # A writer migrates the file, keeps every entity row, and writes version 2 rows.
+    # A writer migrates the file (to version 3), keeps every entity row, writes new rows.
     with DuckDBStore(path) as store:
         store.write(rich_request(b"\x02" * 16))
         assert store.entity_trace_ids("order.id", "ORD-1") == ["01" * 16, "02" * 16]
@@ -244,7 +245,7 @@ def test_a_schema_version_1_file_is_read_as_it_is_and_migrated_by_a_writer(
         "trace_id",
         "service_name",
         "start_unix_nano",
-        "version=2",
+        "version=3",  # migrated 1 -> 2 -> 3 in one transaction
     ]
     con = duckdb.connect(str(path), read_only=True)
     indexes = con.execute(

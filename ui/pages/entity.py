@@ -12,6 +12,7 @@ import streamlit as st
 from analyzer.source import SourceError, parse_entity
 from ui import common, data, exports, replay, spanview
 from ui.format import fmt_duration, fmt_time
+from ui.logs_panel import logs_panel, untraced_search
 from ui.seqplot import sequence_figure
 
 PAGE_SIZE: Final = 300
@@ -215,8 +216,24 @@ st.plotly_chart(
 )
 st.caption("Hover a message for its details; click its dot to open the whole span.")
 pick = st.session_state.pop("entity_pick", None)
+entity_logs: list[dict[str, Any]] = list(diagram.get("logs") or [])  # of the drawn spans
 if isinstance(pick, int) and 0 <= pick < len(messages):
-    spanview.span_dialog(str(messages[pick]["trace_id"]), str(messages[pick]["span_id"]))
+    picked_message = messages[pick]
+    at_message = [r for r in entity_logs if r.get("message_index") == pick]
+    spanview.span_dialog(
+        str(picked_message["trace_id"]),
+        str(picked_message["span_id"]),
+        at_message
+        + [
+            r
+            for r in entity_logs
+            if r.get("span_id") == picked_message.get("server_span_id") and r not in at_message
+        ],
+    )
+
+# ----------------------------------------------------------------------------- logs
+logs_panel(entity_logs, key="entity_logs")
+untraced_search(start, end, list(common.store_stats().get("services") or []), key="entity")
 
 # ----------------------------------------------------------------------------- exports
 st.subheader("Export")

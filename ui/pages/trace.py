@@ -11,6 +11,7 @@ import streamlit as st
 from analyzer.critical_path import critical_path, pick_root
 from ui import common, data, spanview
 from ui.format import fmt_duration, fmt_time
+from ui.logs_panel import logs_panel, span_logs, untraced_search
 from ui.seqplot import sequence_figure
 from ui.waterfall import waterfall_figure
 
@@ -118,8 +119,10 @@ selected_span: str | None = st.session_state.get("trace_selected")
 if st.session_state.get("_trace_sel_for") != trace_id:
     selected_span = None
 
-tab_waterfall, tab_sequence, tab_spans, tab_raw = st.tabs(
-    ["Waterfall", "Sequence diagram", "All spans", "OTLP JSON"]
+fetched_logs, logs_error = common.try_fetch(data.logs, None, trace_id, None, None)
+trace_logs: list[dict[str, Any]] = fetched_logs or []
+tab_waterfall, tab_sequence, tab_spans, tab_logs, tab_raw = st.tabs(
+    ["Waterfall", "Sequence diagram", "All spans", f"Logs ({len(trace_logs)})", "OTLP JSON"]
 )
 with tab_waterfall:
     if len(spans) > 1500:
@@ -143,7 +146,8 @@ with tab_waterfall:
     pick = st.session_state.pop("trace_pick", None)
     picked_span = spanview.find_span(trace, pick) if isinstance(pick, str) else None
     if picked_span is not None:
-        spanview.span_dialog_for(picked_span)
+        own = [r for r in trace_logs if r.get("span_id") == picked_span.get("span_id")]
+        spanview.span_dialog_for(picked_span, own)
     on_path = sum(s.duration_ns for s in sections)
     st.caption(
         f"Critical path: {len({s.span_id for s in sections})} spans, "
@@ -183,6 +187,34 @@ with tab_spans:
         ),
         hide_index=True,
         width="stretch",
+    )
+
+with tab_logs:
+    if logs_error:
+        st.warning("Could not load the trace's log records.")
+        st.code(logs_error, language=None)
+    logs_panel(trace_logs, key=f"trace_logs_{trace_id}")
+    # Logs under each span, in the spans' start order.
+    by_span: dict[str, list[dict[str, Any]]] = {}
+    for record in trace_logs:
+        by_span.setdefault(str(record.get("span_id") or ""), []).append(record)
+    if by_span:
+        st.subheader("Logs by span")
+    for s in sorted(spans, key=lambda s: int(s["start_unix_nano"])):
+        span_records = by_span.get(str(s["span_id"]))
+        if span_records:
+            st.text(f"{s.get('service_name')} · {s.get('name')}  (span {s['span_id']})")
+            span_logs(span_records)
+    if by_span.get(""):
+        st.text("Not tied to a span (the trace only)")
+        span_logs(by_span[""])
+    # Records outside any trace, in the sidebar's time range (not just this trace's).
+    window = common.time_range(stats)
+    untraced_search(
+        None if window.everything else window.start,
+        None if window.everything else window.end,
+        list(stats.get("services") or []),
+        key="trace",
     )
 
 with tab_raw:

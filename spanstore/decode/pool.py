@@ -1,18 +1,18 @@
 """Decoding OTLP requests in worker processes, so ingest uses every core.
 
-Turning a request into columns is pure Python per span (``spanstore.ingest``); in one
-process it holds the interpreter lock and, with the receivers and the writer, tops out
-below the ingest target on two cores (docs/performance.md). A small pool of worker
-processes does that work instead: the receiver hands over the request's serialized bytes,
-a worker parses and prepares it, and the Arrow batch comes back (Arrow IPC streams,
-cheap to move). The store's writer thread then only appends.
+Turning a request into columns (upb's parse, the C scanner ``spanstore.decode.scan``, and
+the per-resource work in Python) holds the interpreter lock; in the server's process it
+would compete with the receivers and the writer (docs/performance.md). A small pool of
+worker processes does that work instead: the receiver hands over the request's
+serialized bytes, a worker parses and prepares it, and the batch comes back in the
+journal's encoding (``spanstore.wire``, cheap to move). The store's writer thread then
+only appends.
 
 Each worker has a pipe of its own and serves one request at a time; the thread that
 needs a batch borrows an idle worker, writes the request's bytes and reads the answer.
 No helper threads, no pickling of the request: ``multiprocessing.Pool``'s task, result
-and worker-maintenance threads took a third of the server's interpreter lock at 30k
-spans/s (py-spy, docs/performance.md), and the lock is what the receivers and the
-writer wait for.
+and worker-maintenance threads took a large share of the server's interpreter lock
+(docs/performance.md), and the lock is what the receivers and the writer wait for.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from spanstore.base import InvalidRequest, StoreUnavailable
-from spanstore.fastscan import prepare_fast
-from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
+from spanstore.decode.prepare import KeyClassifier, PreparedBatch, prepare_request
+from spanstore.decode.scan import prepare_fast
+from spanstore.logs import LogBatch, decode_log_batch, encode_log_batch, prepare_logs
 from spanstore.nopandas import keep_pandas_out
 from spanstore.policy import IngestPolicy, PolicyEngine
 from spanstore.wire import decode_tables, encode_batch
@@ -42,6 +43,9 @@ from spanstore.wire import decode_tables, encode_batch
 __all__ = ["DecoderPool", "prepare_serialized"]
 
 _worker_keys: KeyClassifier | None = None
+#: Marks a logs request sent to a worker: no serialized ExportTraceServiceRequest starts
+#: with 0xff (its only field is 1, tag 0x0a).
+LOGS_TAG: Final = b"\xffLOGS"
 #: Seconds the pool's workers may take to start (imports) before the store gives up.
 _START_TIMEOUT: Final = 120.0
 _worker_policy: PolicyEngine | None = None
@@ -57,7 +61,7 @@ def prepare_serialized(
     """Parse a serialized ExportTraceServiceRequest and prepare its batch.
 
     upb parses (and so validates) every request; the C scanner then does the per-span
-    work where it gives the same batch (``spanstore.fastscan``), prepare_request the rest.
+    work where it gives the same batch (``spanstore.decode.scan``), prepare_request the rest.
     """
     try:
         request = ExportTraceServiceRequest.FromString(data)
@@ -80,7 +84,7 @@ def _init_worker(entity_keys: frozenset[str], policy: IngestPolicy | None = None
     _worker_keys = KeyClassifier(entity_keys)
     _worker_policy = PolicyEngine(policy) if policy is not None else None
     # The worker allocates many short-lived objects and keeps almost nothing: collect the
-    # young generation rarely (NOTES.md: the collector's scans halve decode speed).
+    # young generation rarely (its scans slow decoding down, docs/performance.md).
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
 
@@ -90,6 +94,9 @@ def _prepare_in_worker(data: bytes) -> tuple[Any, ...]:
     the journal's own format, so the server journals these very bytes), because
     unpickling a pyarrow Table imports pandas (seconds, and tens of MiB) in the server."""
     assert _worker_keys is not None
+    if data.startswith(LOGS_TAG):  # a logs request (#18): its journal record comes back
+        logs = prepare_logs(data[len(LOGS_TAG) :], _worker_policy)
+        return (encode_log_batch(logs), logs.rejected, logs.messages, logs.counts)
     batch = prepare_serialized(data, _worker_keys, _worker_policy)
     return (
         encode_batch(batch),
@@ -207,7 +214,7 @@ class DecoderPool:
         self.workers = workers or min(4, os.cpu_count() or 1)
         self._context = multiprocessing.get_context(_START_METHOD)
         if _START_METHOD == "forkserver":
-            self._context.set_forkserver_preload(["spanstore.decoder"])
+            self._context.set_forkserver_preload(["spanstore.decode.pool"])
             _start_forkserver_deaf_to_ctrl_c()
         self._entity_keys = entity_keys
         self._policy = policy
@@ -247,10 +254,43 @@ class DecoderPool:
             self._all.append(fresh)
         self._idle.put(fresh)
 
+    def prepare_logs(self, data: bytes, timeout: float | None = None) -> LogBatch:
+        """The batch of one serialized ExportLogsServiceRequest (as :meth:`prepare`)."""
+        record, rejected, messages, counts = self._answer(LOGS_TAG + data, timeout)
+        batch = decode_log_batch(record)
+        batch.rejected, batch.messages, batch.counts, batch.wire = (
+            rejected,
+            messages,
+            counts,
+            record,
+        )
+        return batch
+
     def prepare(self, data: bytes, timeout: float | None = None) -> PreparedBatch:
         """The prepared batch of one serialized request. Raises InvalidRequest for a
         malformed one, and ``multiprocessing.TimeoutError`` when no answer came within
         ``timeout`` seconds."""
+        parts = self._answer(data, timeout)
+        wire, resources, scopes, keys, lo, hi, rejected, dups, messages, counts = parts
+        spans, entities, links = decode_tables(wire, 3)
+        return PreparedBatch(
+            spans=spans,
+            entities=entities,
+            links=links,
+            resources=resources,
+            scopes=scopes,
+            span_keys=keys,
+            min_start=lo,
+            max_start=hi,
+            rejected=rejected,
+            duplicates=dups,
+            messages=messages,
+            counts=counts,
+            wire=wire,
+        )
+
+    def _answer(self, data: bytes, timeout: float | None) -> tuple[Any, ...]:
+        """A worker's answer to one request's bytes (see :meth:`prepare`)."""
         if self._closed:
             raise RuntimeError("the decoder pool is closed")
         if timeout is None:
@@ -273,23 +313,8 @@ class DecoderPool:
         self._idle.put(worker)
         if not ok:
             raise parts
-        wire, resources, scopes, keys, lo, hi, rejected, dups, messages, counts = parts
-        spans, entities, links = decode_tables(wire, 3)
-        return PreparedBatch(
-            spans=spans,
-            entities=entities,
-            links=links,
-            resources=resources,
-            scopes=scopes,
-            span_keys=keys,
-            min_start=lo,
-            max_start=hi,
-            rejected=rejected,
-            duplicates=dups,
-            messages=messages,
-            counts=counts,
-            wire=wire,
-        )
+        answer: tuple[Any, ...] = parts
+        return answer
 
     def close(self, grace: float = 10.0) -> None:
         """Stop the workers, letting the requests they are preparing finish first."""
