@@ -953,6 +953,14 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
         ``otel_logs`` beside its ``otel_traces`` (absent: no records, not an error)."""
         if self.layout == "otel":
             self._has_logs = self._exists(OTEL_LOGS_TABLE)
+            if self._has_logs:
+                columns = {
+                    r["name"] for r in self._db.rows("otel_columns", {"table": OTEL_LOGS_TABLE})
+                }
+                self._dialect.fragments["logs_table"] = quote_identifier(OTEL_LOGS_TABLE)
+                self._dialect.fragments["event_name"] = (
+                    "EventName" if "EventName" in columns else "''"
+                )
             return
         if not self.read_only and not self._exists(LOGS_TABLE):
             for statement in self._schema_statements():
