@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from spanstore.decoder import DecoderPool
     from spanstore.policy import PolicyEngine
 
-__all__ = ["ClickHouseLogs", "LOGS_TABLE"]
+__all__ = ["LOGS_TABLE", "ClickHouseLogs"]
 
 log = logging.getLogger(__name__)
 

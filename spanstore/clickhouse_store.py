@@ -957,10 +957,10 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
                 columns = {
                     r["name"] for r in self._db.rows("otel_columns", {"table": OTEL_LOGS_TABLE})
                 }
-                self._dialect.fragments["logs_table"] = quote_identifier(OTEL_LOGS_TABLE)
-                self._dialect.fragments["event_name"] = (
-                    "EventName" if "EventName" in columns else "''"
-                )
+                dialect = self._dialect
+                assert isinstance(dialect, ClickHouseDialect)
+                dialect.fragments["logs_table"] = quote_identifier(OTEL_LOGS_TABLE)
+                dialect.fragments["event_name"] = "EventName" if "EventName" in columns else "''"
             return
         if not self.read_only and not self._exists(LOGS_TABLE):
             for statement in self._schema_statements():

@@ -222,7 +222,7 @@ def otel_logs_request(records: Sequence[StoredLog]) -> ExportLogsServiceRequest:
         out = groups[group_key].log_records.add()
         out.time_unix_nano = record.time_unix_nano
         out.observed_time_unix_nano = record.observed_unix_nano
-        out.severity_number = record.severity_number  # type: ignore[assignment]
+        out.severity_number = record.severity_number
         out.severity_text = record.severity_text
         out.flags = record.flags
         out.event_name = record.event_name

@@ -90,7 +90,9 @@ def test_logs_written_to_clickhouse_read_back_as_in_duckdb(
         assert store.logs_request(ORD_1002_TRACE) == duck.logs_request(ORD_1002_TRACE)
         assert log_dicts(store.logs_request(ORD_1002_TRACE)) == json_shape(order)
         untraced = store.logs_in_range(0, FAR_FUTURE, without_trace=True)
-        assert json_shape(untraced) == json_shape(duck.logs_in_range(0, FAR_FUTURE, without_trace=True))
+        assert json_shape(untraced) == json_shape(
+            duck.logs_in_range(0, FAR_FUTURE, without_trace=True)
+        )
         assert len(untraced) == 3 and all(r.trace_id is None for r in untraced)
         errors = store.logs_in_range(0, FAR_FUTURE, min_severity=17, limit=2)
         assert json_shape(errors) == json_shape(

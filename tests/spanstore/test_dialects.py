@@ -128,7 +128,11 @@ def test_every_dialect_has_the_log_queries_with_the_same_parameters() -> None:
     log_reader = (ROOT / "spanstore" / "log_reader.py").read_text()
     passed = set(re.findall(r'"([a-z_]+)":', log_reader)) | {"trace_ids", "lo", "hi"}
     for name in LOG_QUERIES:
-        for folder, file in (("duckdb", name), ("clickhouse", name), ("clickhouse", f"otel_{name}")):
+        for folder, file in (
+            ("duckdb", name),
+            ("clickhouse", name),
+            ("clickhouse", f"otel_{name}"),
+        ):
             assert file in query_names(folder), f"{folder}/{file}.sql"
             extra = parameter_names(sql_text(folder, file)) - passed
             assert not extra, f"{folder}/{file}.sql uses {extra}"
