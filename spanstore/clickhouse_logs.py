@@ -29,8 +29,8 @@ from spanstore.base import StoreError, StoreUnavailable, WriteResult
 from spanstore.logs import LogBatch, prepare_logs
 
 if TYPE_CHECKING:
-    from spanstore.decoder import DecoderPool
-    from spanstore.policy import PolicyEngine
+    from spanstore.admission import WaitingSpans
+    from spanstore.decode.front import RequestDecoder
 
 __all__ = ["LOGS_TABLE", "ClickHouseLogs"]
 
@@ -46,16 +46,11 @@ class ClickHouseLogs:
         layout: str
         description: str
         read_only: bool
-        max_queued_spans: int
         _closed: bool
-        _refused: int
         _writer: threading.Thread | None
-        _policy: PolicyEngine | None
-        _decoder: DecoderPool | None
+        _decode: RequestDecoder
         _queue: queue.Queue[Any]
-        _queued_lock: threading.Lock
-        _queued_spans: int
-        _counts: dict[str, int]
+        _waiting: WaitingSpans
         _known_resources: set[int]
         _known_scopes: set[int]
 
@@ -80,19 +75,12 @@ class ClickHouseLogs:
         result = WriteResult(
             accepted=batch.size, rejected=batch.rejected, messages=tuple(batch.messages)
         )
-        with self._queued_lock:
-            for name, count in batch.counts.items():
-                self._counts[name] = self._counts.get(name, 0) + count
-            if not batch.size:
-                return result
-            # Log records count against the same queue bound as spans: they wait for
-            # the same writer.
-            if self._queued_spans + batch.size > self.max_queued_spans:
-                self._refused += 1
-                raise StoreUnavailable(
-                    f"the write queue is full ({self._queued_spans} rows waiting); retry later"
-                )
-            self._queued_spans += batch.size
+        self._waiting.count(batch.counts)
+        if not batch.size:
+            return result
+        # Log records count against the same queue bound as spans: they wait for the
+        # same writer.
+        self._waiting.admit(batch.size, unit="rows")
         done: Future[int] = Future()
         self._queue.put((batch, done))
         try:
@@ -105,11 +93,12 @@ class ClickHouseLogs:
     def _prepare_logs(
         self, request: ExportLogsServiceRequest | bytes, timeout: float | None
     ) -> LogBatch:
-        if self._decoder is None:
-            return prepare_logs(request, self._policy)
+        pool = self._decode.pool
+        if pool is None:
+            return prepare_logs(request, self._decode.policy)
         data = request if isinstance(request, bytes) else request.SerializeToString()
         try:
-            return self._decoder.prepare_logs(data, timeout)
+            return pool.prepare_logs(data, timeout)
         except multiprocessing.TimeoutError:
             raise StoreUnavailable("decoding did not finish in time; retry") from None
 
