@@ -702,6 +702,7 @@ def test_replay_logs_endpoint_serves_the_stored_records_losslessly(tmp_path: Pat
         traces = [t["trace_id"] for t in local.replay_traces(LOGGED_ENTITY)["traces"]]
         wanted = local.logs_requests(traces)
         one_by_one = [store.logs_request(t) for t in traces]
+        in_twos = store.logs_requests(traces, max_records=2)
         drawn = len(local.logs(LOGGED_ENTITY)["logs"])
 
     def records(requests: list[ExportLogsServiceRequest]) -> list[bytes]:
@@ -713,11 +714,18 @@ def test_replay_logs_endpoint_serves_the_stored_records_losslessly(tmp_path: Pat
 
     assert len(wanted) == 1 and records(wanted) == records(one_by_one)
     assert len(records(wanted)) == drawn
+    # Bounded requests: every record once, at most 2 a request, each with its resource.
+    assert [len(records([r])) for r in in_twos[:-1]] == [2] * (len(in_twos) - 1)
+    assert records(in_twos) == records(wanted)
+    assert all(rl.resource.attributes for r in in_twos for rl in r.resource_logs)
     server = start_server(tmp_path / "served.duckdb")
     try:
         _load_with_logs("--api", server.api)
         served = HttpSource(server.api).logs_requests(traces)
         assert served == wanted
+        served_in_twos = HttpSource(server.api).logs_requests(traces, max_records=2)
+        assert [len(records([r])) for r in served_in_twos] == [len(records([r])) for r in in_twos]
+        assert records(served_in_twos) == records(wanted)
         assert HttpSource(server.api).logs_requests(["ab" * 16]) == []
         with pytest.raises(SourceError, match="32 hex digits"):
             HttpSource(server.api).logs_requests(["not-an-id"])
