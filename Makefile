@@ -8,9 +8,9 @@ MMDC    := $(TOOLS)/node_modules/.bin/mmdc
 
 .PHONY: install up test lint format tools bench clean
 
-# The C extension (spanstore/_otlpscan.c) is compiled by this install, in place: edits to
+# The C extension (spanstore/decode/_otlpscan.c) is compiled by this install, in place: edits to
 # it rebuild (and pyproject.toml's [tool.uv] cache-keys make uv notice them).
-$(STAMP): pyproject.toml setup.py spanstore/_otlpscan.c
+$(STAMP): pyproject.toml setup.py spanstore/decode/_otlpscan.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'

@@ -1,6 +1,6 @@
 """The C part of the package; everything else is configured in pyproject.toml.
 
-``spanstore._otlpscan`` (spanstore/fastscan.py says what it does) is built in place for
+``spanstore.decode._otlpscan`` (spanstore/decode/scan.py says what it does) is built in place for
 an editable install (``make install``), so the checkout imports it as the installed
 ``seqtrace`` command does.
 """
@@ -35,8 +35,8 @@ setup(
     cmdclass={"build_ext": BuildExtReplacing},
     ext_modules=[
         Extension(
-            "spanstore._otlpscan",
-            sources=["spanstore/_otlpscan.c"],
+            "spanstore.decode._otlpscan",
+            sources=["spanstore/decode/_otlpscan.c"],
             # -O2 and every warning; the CI build must stay warning-free.
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         )

@@ -1,6 +1,6 @@
 """CPU cost of turning one serialized request into a prepared batch, per span.
 
-What a decoder process does per request (``spanstore.decoder.prepare_serialized``), on the
+What a decoder process does per request (``spanstore.decode.pool.prepare_serialized``), on the
 requests ``bench_ingest.py`` sends (``build_templates(8, 512, 10)``, fresh trace ids per
 request from its ``Stamper``), with the garbage collector set up as the decoder workers
 set it (start-up objects frozen, young-generation threshold raised). CPU time
@@ -29,8 +29,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
     ExportTraceServiceRequest,
 )
 
-from spanstore import decoder, fastscan  # noqa: E402
-from spanstore.ingest import KeyClassifier  # noqa: E402
+from spanstore.decode import pool as decoder  # noqa: E402
+from spanstore.decode import scan as fastscan  # noqa: E402
+from spanstore.decode.prepare import KeyClassifier  # noqa: E402
 from spanstore.policy import IngestPolicy, PolicyEngine  # noqa: E402
 
 

@@ -34,9 +34,9 @@ import duckdb  # noqa: E402
 from bench_ingest import Stamper, build_templates  # noqa: E402
 from bench_queries import finish, load_average  # noqa: E402
 
-from spanstore.decoder import prepare_serialized  # noqa: E402
+from spanstore.decode.pool import prepare_serialized  # noqa: E402
+from spanstore.decode.prepare import KeyClassifier, PreparedBatch  # noqa: E402
 from spanstore.duckdb_store import CHECKPOINT_THRESHOLD, ROWS_PER_COMMIT, _merged, sql  # noqa: E402
-from spanstore.ingest import KeyClassifier, PreparedBatch  # noqa: E402
 from spanstore.policy import IngestPolicy, PolicyEngine  # noqa: E402
 
 SPANS_PER_REQUEST = 512

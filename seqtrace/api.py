@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http.server import ThreadingHTTPServer
 from typing import Any, Final
 
@@ -37,6 +38,8 @@ MAX_RESPONSE_BYTES: Final = 64 << 20
 _GZIP_MIN: Final = 4096
 #: Told to clients when the store is unavailable (503).
 _RETRY_AFTER: Final = "2"
+#: Threads that run the store's reads (see ``ApiServer.read``).
+READ_WORKERS: Final = 4
 
 
 def _now_ns() -> int:
@@ -93,6 +96,7 @@ class ApiServer:
         query_timeout: float | None = None,
         ingest_stats: Callable[[], dict[str, Any]] | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        read_workers: int = READ_WORKERS,
     ) -> None:
         """``query_timeout`` bounds the database time of one request (the store interrupts
         its query; the client gets 504); ``ingest_stats`` feeds /api/v1/ingest-stats."""
@@ -111,6 +115,11 @@ class ApiServer:
         self._thread: threading.Thread | None = None
         self._active = 0
         self._idle = threading.Condition()
+        #: Reads run here, not in the connection's thread: OTLP exports on this port
+        #: (`seqtrace load`) never hold one of them, and at most ``read_workers`` reads
+        #: query the store at once, so a crowd of slow pages cannot use up the cores the
+        #: writer needs. /healthz answers in the connection's thread without the store.
+        self._reads = ThreadPoolExecutor(read_workers, thread_name_prefix="seqtrace-read")
 
     @property
     def address(self) -> str:
@@ -145,6 +154,16 @@ class ApiServer:
     def stop(self, grace: float = 5.0) -> None:
         self.stop_accepting()
         self.drain(grace)
+        self._reads.shutdown(wait=False)
+
+    def read(self, route: Route, request: _Request, body: bytes) -> tuple[int, Any]:
+        """Run one route in the read pool, under the request's query deadline."""
+
+        def run() -> tuple[int, Any]:
+            with query_deadline(self.query_timeout):
+                return route(request, body)
+
+        return self._reads.submit(run).result()
 
     def request_started(self) -> None:
         with self._idle:
@@ -377,8 +396,11 @@ class _Handler(AnswerHandler):
         try:
             # Parameters only, never SQL: every value reaches the store as a bound
             # parameter of a fixed query (spanstore/sql/*.sql).
-            with query_deadline(api.query_timeout):
-                status, result = route(_Request(urllib.parse.parse_qs(parsed.query)), body)
+            request = _Request(urllib.parse.parse_qs(parsed.query))
+            if parsed.path == "/healthz":  # no store: answers while the store is busy
+                status, result = route(request, body)
+            else:
+                status, result = api.read(route, request, body)
         except SourceError as exc:
             self._send_error(exc.status, str(exc))
             return

@@ -151,6 +151,7 @@ def load_files(args: argparse.Namespace) -> int:
     from collector.files import LogFileFound, TraceFileError, read_log_file, read_trace_file
     from seqtrace.stores import StoreChoice, chosen_store, parsed_url
     from spanstore.base import StoreError
+    from spanstore.config import IngestConfig, StoreConfig
     from spanstore.logs import LogWriter
     from spanstore.urls import open_store_url
 
@@ -198,7 +199,8 @@ def load_files(args: argparse.Namespace) -> int:
         # --db names a DuckDB file whatever it looks like; --store is a URL.
         target = parsed_url(choice.target) if choice.is_url else _duckdb_url(choice.target)
         try:
-            store = open_store_url(target, entity_keys=entity_keys, policy=policy)
+            ingest = IngestConfig(entity_keys=tuple(entity_keys), policy=policy)
+            store = open_store_url(target, config=StoreConfig(ingest=ingest))
         except StoreError as exc:
             if choice.is_url:  # name the flag: the message may only name the host
                 raise UsageError(f"--store: {exc}") from None

@@ -24,11 +24,14 @@ import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seqtrace import __version__
 from seqtrace.errors import EXIT_OK, UsageError
 from seqtrace.stores import DEFAULT_API, DEFAULT_DB, api_answers
+
+if TYPE_CHECKING:
+    from spanstore.base import SpanWriter
 
 MIB = 1024 * 1024
 DEFAULT_MAX_QUEUE_MIB = 64
@@ -65,7 +68,7 @@ def sample_traces_dir() -> Path | None:
     return None
 
 
-def _load_demo(store: Any) -> int:
+def _load_demo(store: SpanWriter) -> int:
     from collector.files import read_trace_file
 
     folder = sample_traces_dir()
@@ -306,9 +309,12 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     from collector import Collector, ReceiverConfig
     from collector.grpc_receiver import format_address
     from seqtrace.api import ApiServer
+    from seqtrace.stores import parsed_url
     from spanstore.base import StoreError
     from spanstore.budget import MemoryBudget
-    from spanstore.duckdb_store import CHECKPOINT_THRESHOLD, DuckDBStore
+    from spanstore.config import CHECKPOINT_THRESHOLD, DuckDBConfig, IngestConfig, StoreConfig
+    from spanstore.duckdb_store import DuckDBStore
+    from spanstore.urls import SpanStore, open_store_url
 
     settings = resolve_settings(args)
     _setup_logging()
@@ -340,39 +346,45 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
         policy = settings.config.policy().validate()
     except ValueError as exc:
         raise UsageError(f"config: {exc}") from None
-    duckdb_options: dict[str, Any] = {
-        "max_queue_bytes": budget_bytes,
-        "memory_limit": f"{settings.config.db_memory_mib or DEFAULT_DB_MEMORY_MIB}MB",
-        "checkpoint_threshold": (
-            f"{settings.config.db_checkpoint_mib}MB"
-            if settings.config.db_checkpoint_mib
-            else CHECKPOINT_THRESHOLD
-        ),
-    }
-    common: dict[str, Any] = {
-        "entity_keys": settings.entity_keys,
-        "decoder_processes": min(4, os.cpu_count() or 1),
-        "policy": policy,
-        "retention": settings.config.retention,
-    }
     try:
+        store_config = StoreConfig(
+            ingest=IngestConfig(
+                entity_keys=tuple(settings.entity_keys),
+                decoder_processes=min(4, os.cpu_count() or 1),
+                policy=policy,
+                retention=settings.config.retention,
+            ),
+            duckdb=DuckDBConfig(
+                max_queue_bytes=budget_bytes,
+                memory_limit=f"{settings.config.db_memory_mib or DEFAULT_DB_MEMORY_MIB}MB",
+                checkpoint_threshold=(
+                    f"{settings.config.db_checkpoint_mib}MB"
+                    if settings.config.db_checkpoint_mib
+                    else CHECKPOINT_THRESHOLD
+                ),
+            ),
+        ).validate()
+    except ValueError as exc:
+        raise UsageError(f"config: {exc}") from None
+    try:
+        store: SpanStore
         if settings.store is None:
-            store: Any = DuckDBStore(db, **duckdb_options, **common)
+            store = DuckDBStore(db, **store_config.options("duckdb"))
         else:
-            store = _open_url_store(settings.store, duckdb_options, common)
+            store = open_store_url(parsed_url(settings.store), config=store_config)
     except StoreError as exc:
         if settings.store is not None:  # name the flag: the message may only name the host
             raise UsageError(f"--store: {exc}") from None
         raise UsageError(str(exc)) from None
     where = f"database {db}" if settings.store is None else f"store {_redacted(settings.store)}"
-    writes = getattr(store, "layout", "seqtrace") != "otel"
+    writes = store.accepts_writes
     if not writes:
         _say(
             f"{where} is the OpenTelemetry Collector's traces table: serving reads only, "
             "OTLP exports to this server are refused"
         )
 
-    writer: Any = store if writes else _RefusingWriter(where)
+    writer: SpanWriter = store if writes else _RefusingWriter(where)
     collector = Collector(config, writer, MemoryBudget(budget_bytes))
 
     def ingest_stats() -> dict[str, Any]:
@@ -499,17 +511,6 @@ def _redacted(url: str) -> str:
 
     text: str = parsed_url(url).redacted()
     return text
-
-
-def _open_url_store(url: str, duckdb_options: dict[str, Any], common: dict[str, Any]) -> Any:
-    """The store a ``--store`` URL names, opened for writing with the server's options
-    (the DuckDB-only ones for a DuckDB URL)."""
-    from seqtrace.stores import parsed_url
-    from spanstore.urls import open_store_url
-
-    parsed = parsed_url(url)
-    options = {**common, **(duckdb_options if parsed.backend == "duckdb" else {})}
-    return open_store_url(parsed, **options)
 
 
 def _check_readable(db: str) -> None:

@@ -10,7 +10,7 @@ One SQL code path (``spanstore/sql/clickhouse/*.sql``), two transports:
   ``SEQTRACE_CLICKHOUSE_PASSWORD``), with the standard library's ``urllib`` only. Several
   ``seqtrace serve`` processes can write to one server; the API and the UI read from it.
 
-Both move data as Arrow: inserts send the Arrow IPC stream that ``spanstore.ingest``
+Both move data as Arrow: inserts send the Arrow IPC stream that ``spanstore.decode.prepare``
 prepares (``INSERT ... FORMAT ArrowStream``), queries return ``ArrowStream``.
 
 Two table layouts are read:
@@ -36,7 +36,6 @@ import atexit
 import contextlib
 import logging
 import math
-import multiprocessing
 import os
 import queue
 import re
@@ -58,17 +57,18 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 
+from spanstore.admission import WaitingSpans
 from spanstore.base import (
     SchemaVersionError,
     StoreError,
     StoreUnavailable,
     WriteResult,
 )
-from spanstore.decoder import DecoderPool, prepare_serialized
+from spanstore.decode.front import RequestDecoder
+from spanstore.decode.prepare import PreparedBatch
 from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
-from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.model import AttrValue, Span
-from spanstore.policy import IngestPolicy, PolicyEngine
+from spanstore.policy import IngestPolicy
 from spanstore.reader import StoreReader
 from spanstore.retention import RetentionPolicy
 from spanstore.rows import KIND_SPELLINGS, STATUS_SPELLINGS
@@ -152,8 +152,8 @@ class IdSet:
     """Ids (bytes, or hex strings) for ``column IN $ids``.
 
     A short set is an array literal. A long one is a single string literal split on the
-    server: ClickHouse parses and folds thousands of ``unhex('...')`` literals slowly
-    (1.4 s for 10,000 measured here; 0.1 s this way).
+    server: ClickHouse parses and folds thousands of ``unhex('...')`` literals slowly,
+    one string it splits quickly (docs/performance.md).
     """
 
     ids: tuple[bytes, ...] | tuple[str, ...]
@@ -813,11 +813,7 @@ class ClickHouseStore(StoreReader):
         if retention is not None and retention.max_size_bytes:
             log.warning("%s: retention by size is not supported; use ttl_days", self.description)
         self.ttl_days = ttl_days
-        self._keys = KeyClassifier(frozenset(entity_keys))
-        self._policy_config = policy.validate() if policy is not None else None
-        self._policy = PolicyEngine(self._policy_config) if self._policy_config else None
-        self._counts: dict[str, int] = {}
-        self._refused = 0
+        self._decode = RequestDecoder(frozenset(entity_keys), policy)
         self._closed = False
         self._db = ClickHouseDialect(transport)
         try:
@@ -830,15 +826,10 @@ class ClickHouseStore(StoreReader):
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._queued_spans = 0
-        self._queued_lock = threading.Lock()
-        self.max_queued_spans = max_queued_spans
+        self._waiting = WaitingSpans(max_queued_spans)
         self._writer: threading.Thread | None = None
-        self._decoder: DecoderPool | None = None
-        if not read_only and self.layout == "seqtrace" and decoder_processes > 0:
-            self._decoder = DecoderPool(
-                decoder_processes, frozenset(entity_keys), self._policy_config
-            )
+        if not read_only and self.layout == "seqtrace":
+            self._decode.start_processes(decoder_processes)
         if not read_only and self.layout == "seqtrace":
             self._writer = threading.Thread(target=self._write_loop, name="seqtrace-ch-writer")
             self._writer.daemon = True
@@ -969,7 +960,7 @@ class ClickHouseStore(StoreReader):
             raise StoreError("this store was opened read-only")
         if self._closed:
             raise StoreUnavailable("the store is shutting down")
-        batch = self._prepare(request, timeout)
+        batch = self._decode.prepare(request, timeout)
         if batch.size == 0:
             return WriteResult(
                 accepted=0,
@@ -977,15 +968,8 @@ class ClickHouseStore(StoreReader):
                 duplicates=batch.duplicates,
                 messages=tuple(batch.messages),
             )
-        with self._queued_lock:
-            for name, count in batch.counts.items():
-                self._counts[name] = self._counts.get(name, 0) + count
-            if self._queued_spans + batch.size > self.max_queued_spans:
-                self._refused += 1
-                raise StoreUnavailable(
-                    f"the write queue is full ({self._queued_spans} spans waiting); retry later"
-                )
-            self._queued_spans += batch.size
+        self._waiting.count(batch.counts)
+        self._waiting.admit(batch.size)
         done: Future[int] = Future()
         self._queue.put((batch, done))
         try:
@@ -1000,19 +984,6 @@ class ClickHouseStore(StoreReader):
             duplicates=batch.duplicates + duplicates,
             messages=tuple(batch.messages),
         )
-
-    def _prepare(
-        self, request: ExportTraceServiceRequest | bytes, timeout: float | None
-    ) -> PreparedBatch:
-        if self._decoder is None:
-            if isinstance(request, bytes):
-                return prepare_serialized(request, self._keys, self._policy)
-            return prepare_request(request, self._keys, self._policy)
-        data = request if isinstance(request, bytes) else request.SerializeToString()
-        try:
-            return self._decoder.prepare(data, timeout)
-        except multiprocessing.TimeoutError:
-            raise StoreUnavailable("decoding did not finish in time; retry") from None
 
     def _write_loop(self) -> None:
         while True:
@@ -1055,8 +1026,7 @@ class ClickHouseStore(StoreReader):
             done.set_result(duplicates)
 
     def _release(self, size: int) -> None:
-        with self._queued_lock:
-            self._queued_spans -= size
+        self._waiting.release(size)
 
     def _stored_keys(self, batches: Sequence[PreparedBatch]) -> set[bytes]:
         """trace_id + span_id of the batches' spans that are stored already."""
@@ -1154,26 +1124,22 @@ class ClickHouseStore(StoreReader):
 
     @property
     def queued_spans(self) -> int:
-        return self._queued_spans
+        return self._waiting.spans
+
+    @property
+    def accepts_writes(self) -> bool:
+        return not self.read_only and self.layout == "seqtrace"
 
     def ingest_stats(self) -> dict[str, Any]:
         """The write side's state, in the DuckDB store's shape (no byte budget here)."""
-        with self._queued_lock:
-            counts = dict(self._counts)
-            queued = self._queued_spans
-            refused = self._refused
-        rules = self._policy_config.rules if self._policy_config is not None else ()
+        counts, queued, refused = self._waiting.snapshot()
         return {
             "queue": {
                 "spans": queued,
-                "max_spans": self.max_queued_spans,
+                "max_spans": self._waiting.max_spans,
                 "refused_writes": refused,
             },
-            "policy": {
-                "redacted": {r.name: counts.get(f"redacted:{r.name}", 0) for r in rules},
-                "truncated_values": counts.get("truncated_values", 0),
-                "dropped_attributes": counts.get("dropped_attributes", 0),
-            },
+            "policy": self._decode.policy_stats(counts),
             "retention": {"ttl_days": self.ttl_days} if self.ttl_days else None,
             "database": {
                 "writable": not self.read_only and self.layout == "seqtrace",
@@ -1192,8 +1158,7 @@ class ClickHouseStore(StoreReader):
         if self._writer is not None:
             self._queue.put(_STOP)
             self._writer.join(timeout)
-        if self._decoder is not None:
-            self._decoder.close()
+        self._decode.close()
         self.transport.close()
 
     def __enter__(self) -> ClickHouseStore:

@@ -23,9 +23,9 @@ import numpy.typing as npt
 __all__ = ["SeenFilter", "key_hashes", "key_hashes_from_buffer"]
 
 _BITS_PER_KEY: Final = 20
-#: With 20 bits per key: ~0.009% false positives at capacity. Each false positive costs
-#: an exact look-up in DuckDB under the ingest lock; at 16 bits and 7 hashes (0.07%) a
-#: third of 512-span requests paid one, half of the export path's time (py-spy).
+#: Bits per key and hashes: few false positives at capacity. Each false positive costs
+#: an exact look-up in DuckDB under the ingest lock; with fewer bits and hashes a large
+#: share of requests paid one (docs/performance.md).
 _HASHES: Final = 10
 _MIN_CAPACITY: Final = 1 << 20
 #: Later layers get more bits per key (up to this), so their error rates shrink.
@@ -115,8 +115,8 @@ class SeenFilter:
     When the newest layer is full, a layer of twice the capacity (and a few more bits
     per key, so the false-positive rates of all layers add up to little) is started and
     the old ones stay. Rebuilding instead meant reading every stored key: a stall of
-    ingest of about a second per million stored spans, measured as the p99 of
-    ``bench/bench_ingest.py``. Not thread-safe: the store's ingest lock guards it.
+    ingest that grows with the store (the p99 of ``bench/bench_ingest.py``). Not
+    thread-safe: the store's ingest lock guards it.
     """
 
     def __init__(self, capacity: int = _MIN_CAPACITY) -> None:

@@ -30,9 +30,9 @@ from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
 if TYPE_CHECKING:
     import duckdb
 
+    from spanstore.admission import WaitingSpans
     from spanstore.budget import MemoryBudget
-    from spanstore.decoder import DecoderPool
-    from spanstore.policy import PolicyEngine
+    from spanstore.decode.front import RequestDecoder
 
 __all__ = ["DuckDBLogs"]
 
@@ -48,7 +48,6 @@ class DuckDBLogs:
     # What the mixin uses of DuckDBStore (declared for the type checker).
     if TYPE_CHECKING:
         read_only: bool
-        max_queued_spans: int
         max_journal_bytes: int
         rows_per_commit: int
         max_transaction_bytes: int
@@ -57,20 +56,17 @@ class DuckDBLogs:
         _broken: str | None
         _writer: threading.Thread | None
         _journal: Journal | None
-        _policy: PolicyEngine | None
+        _decode: RequestDecoder
+        _waiting: WaitingSpans
         _queue: queue.Queue[Any]
-        _queued_lock: threading.Lock
-        _queued_spans: int
         _ingest_lock: threading.Lock
         _pending_lock: threading.Lock
         _pending: dict[int, frozenset[bytes]]
         _queued_seq: int
         _skip_upto: int
-        _counts: dict[str, int]
         _known_resources: set[int]
         _known_scopes: set[int]
         _retention: Any
-        _decoder: DecoderPool | None
 
         def _refuse(self, message: str | None = None) -> Any: ...
         def _release_spans(self, count: int) -> None: ...
@@ -111,9 +107,7 @@ class DuckDBLogs:
         else:
             self.queue_budget.release(estimate - nbytes)
         if batch.counts:
-            with self._queued_lock:
-                for name, count in batch.counts.items():
-                    self._counts[name] = self._counts.get(name, 0) + count
+            self._waiting.count(batch.counts)
         result = WriteResult(
             accepted=batch.size, rejected=batch.rejected, messages=tuple(batch.messages)
         )
@@ -121,13 +115,11 @@ class DuckDBLogs:
             return result
         # Log records count against the same queue bound as spans: they wait for the
         # same writer.
-        with self._queued_lock:
-            if self._queued_spans + batch.size > self.max_queued_spans:
-                self.queue_budget.release(nbytes)
-                raise StoreUnavailable(
-                    f"the write queue is full ({self._queued_spans} rows waiting); retry later"
-                )
-            self._queued_spans += batch.size
+        try:
+            self._waiting.admit(batch.size, unit="rows", count_refusal=False)
+        except StoreUnavailable:
+            self.queue_budget.release(nbytes)
+            raise
         if self._journal.bytes_on_disk > self.max_journal_bytes:
             self.queue_budget.release(nbytes)
             self._release_spans(batch.size)
@@ -162,11 +154,12 @@ class DuckDBLogs:
     ) -> LogBatch:
         """Decode in a decoder process when the store has them (off the server's
         interpreter lock, as spans are), else here."""
-        if self._decoder is None:
-            return prepare_logs(request, self._policy)
+        pool = self._decode.pool
+        if pool is None:
+            return prepare_logs(request, self._decode.policy)
         data = request if isinstance(request, bytes) else request.SerializeToString()
         try:
-            return self._decoder.prepare_logs(data, timeout)
+            return pool.prepare_logs(data, timeout)
         except multiprocessing.TimeoutError:
             raise StoreUnavailable("decoding did not finish in time; retry") from None
 

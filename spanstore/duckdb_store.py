@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
 import os
 import queue
 import sys
@@ -31,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 
+from spanstore.admission import WaitingSpans
 from spanstore.base import (
     QueryTimeout,
     SchemaVersionError,
@@ -40,21 +40,29 @@ from spanstore.base import (
 )
 from spanstore.budget import MemoryBudget
 from spanstore.changes import ChangeLog, hours_of
+from spanstore.config import CHECKPOINT_THRESHOLD, DEFAULT_MAX_QUEUE_BYTES, size_bytes
 from spanstore.deadline import deadline_seconds, time_left
-from spanstore.decoder import DecoderPool, prepare_serialized
+from spanstore.decode.front import RequestDecoder
+from spanstore.decode.prepare import PreparedBatch
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
 from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
 from spanstore.duckdb_logs import DuckDBLogs
-from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
 from spanstore.journal import Journal, JournalError, has_segments, journal_dir
 from spanstore.log_reader import LogQueries
 from spanstore.logs import is_log_record
-from spanstore.policy import IngestPolicy, PolicyEngine
+from spanstore.policy import IngestPolicy
 from spanstore.reader import StoreReader
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
+from spanstore.unseen import (
+    committed_position,
+    define_views,
+    forget_unseen,
+    register_unseen,
+    unseen_tables,
+)
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS, decode_batch, journal_record
 
-__all__ = ["SCHEMA_VERSION", "DuckDBStore"]
+__all__ = ["CHECKPOINT_THRESHOLD", "SCHEMA_VERSION", "DuckDBStore"]
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +78,8 @@ _FAR_FUTURE: Final = 1 << 62
 _INT64_MAX: Final = (1 << 63) - 1
 #: Spans per DuckDB transaction of the writer: one row group. DuckDB compresses a full
 #: row group and writes it straight to the file, without the WAL and the checkpoint that
-#: would copy it again: 4 us per span instead of 10 in small transactions (measured,
-#: docs/performance.md).
+#: would copy it again: less than half the cost per span of small transactions
+#: (docs/performance.md).
 ROWS_PER_COMMIT: Final = 122_880
 #: Arrow bytes of one writer transaction at most (see ``max_transaction_bytes``).
 MAX_TRANSACTION_BYTES: Final = 96 * 1024 * 1024
@@ -85,19 +93,15 @@ DEFAULT_MAX_JOURNAL_BYTES: Final = 1024 * 1024 * 1024
 #: spans that started this long before the newest one. Spans that started before what
 #: it forgot are checked for duplicates exactly, in DuckDB. Exporters re-send within
 #: minutes, so live ingest does not pay the exact check; the filter's memory and its
-#: build at open follow the recent rate, not the size of the store (at 10M stored spans
-#: the build read every key: 15 s and ~250 MiB more RSS before the first export).
+#: build at open follow the recent rate, not the size of the store (reading every key
+#: of a large store delayed the first export and cost memory).
 DEDUP_WINDOW_S: Final = 15 * 60
 #: The writer appends at most this many queued spans with one statement per table.
 _COALESCE_ROWS: Final = 16_384
 #: How long a read waits for the writer to commit what was acknowledged before it.
 _FLUSH_WAIT: Final = 30.0
-#: WAL size at which DuckDB checkpoints (see ``__init__``).
-CHECKPOINT_THRESHOLD: Final = "64MB"
 _STOP: Final = object()
 _MIB: Final = 1024 * 1024
-#: Default memory budget for prepared batches waiting for the writer.
-DEFAULT_MAX_QUEUE_BYTES: Final = 64 * _MIB
 #: Memory of a decoded batch per byte of its request, charged before decoding (the raw
 #: span bytes plus the columns and index rows); corrected to the batch's size after.
 _BATCH_BYTES_PER_REQUEST_BYTE: Final = 2
@@ -107,6 +111,14 @@ _ADMISSION_WAIT: Final = 1.0
 _IDLE_WAIT: Final = 0.5
 #: Seconds between attempts to reopen a database that a fatal error invalidated.
 _REOPEN_INTERVAL: Final = 1.0
+#: An open transaction of at least this many spans is committed once no batch came for
+#: _IDLE_COMMIT_WAIT seconds: every read scans what is not committed (spanstore/unseen.py),
+#: so after a burst the backlog should not stay in memory for MAX_COMMIT_DELAY; a trickle
+#: of small exports still waits for a row group.
+_IDLE_COMMIT_ROWS: Final = 10_000
+_IDLE_COMMIT_WAIT: Final = 2.0
+#: Read cursors kept with their views over the unseen batches (spanstore/unseen.py).
+_VIEW_CURSORS: Final = 8
 #: Resource and scope ids remembered as stored (saves an INSERT OR IGNORE each).
 _KNOWN_LIMIT: Final = 100_000
 _INSERT_NEW: Final = {
@@ -171,19 +183,18 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         raises :class:`StoreUnavailable` (retryable) at once."""
         self.path = os.fspath(path)
         self.read_only = read_only
-        keys = frozenset(entity_keys)
-        self._keys = KeyClassifier(keys)
+        self._decode = RequestDecoder(frozenset(entity_keys), policy)
         self._closed = False
         self._dialect = _DuckDBDialect(self)
         self._config: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": memory_limit,
             "threads": threads,
             # DuckDB checkpoints (moves the WAL into the file, compressing) when the WAL
-            # passes this size, inside a commit. At its 16 MB default that is ~40k spans,
-            # a third of a row group, and each checkpoint rewrites the row group it
-            # appended to: measured 22 us and 228 B per span; at 64 MB, 14 us and 155 B
-            # (docs/performance.md). The price is memory: DuckDB holds what is not yet
-            # checkpointed uncompressed, ~290 MiB at 64 MB of WAL (limits.db_checkpoint_mib).
+            # passes this size, inside a commit. At its 16 MB default that is a third of
+            # a row group, and each checkpoint rewrites the row group it appended to:
+            # slower and bigger per span than at 64 MB (docs/performance.md). The price is
+            # memory: DuckDB holds what is not yet checkpointed uncompressed
+            # (limits.db_checkpoint_mib).
             "checkpoint_threshold": checkpoint_threshold,
         }
         if read_only and not os.path.exists(self.path):
@@ -207,7 +218,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         # DuckDB holds an open transaction's rows in memory until a row group is full:
         # with large spans, commit before that would take half of its memory limit.
         self.max_transaction_bytes = min(
-            MAX_TRANSACTION_BYTES, _size_bytes(memory_limit) // 2 or MAX_TRANSACTION_BYTES
+            MAX_TRANSACTION_BYTES, size_bytes(memory_limit) // 2 or MAX_TRANSACTION_BYTES
         )
         self.max_commit_delay = max_commit_delay
         self.max_journal_bytes = max_journal_bytes
@@ -217,6 +228,15 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self._ingest_lock = threading.Lock()
         #: Journal seq -> span keys of the records not yet committed in DuckDB.
         self._pending: dict[int, frozenset[bytes]] = {}
+        #: The same records' batches, which reads show beside the tables (spanstore/unseen.py):
+        #: queued (within the queue budget) or in the writer's open transaction (within
+        #: ``max_transaction_bytes``); each leaves after its COMMIT, never before.
+        self._unseen: dict[int, PreparedBatch] = {}
+        #: The tables' columns, for the views of ``define_views``.
+        self._table_columns: dict[str, list[tuple[str, str]]] = {}
+        #: Read cursors whose views over the unseen batches are defined (with the
+        #: database they belong to: a reopen makes them useless), kept between reads.
+        self._view_cursors: list[tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]] = []
         self._pending_lock = threading.Lock()
         self._queued_seq = 0
         self._loaded_seq = 0
@@ -236,22 +256,15 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 self._db.close()
                 raise
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._queued_spans = 0
-        self._queued_lock = threading.Lock()
-        self.max_queued_spans = max_queued_spans
+        self._waiting = WaitingSpans(max_queued_spans)
         self.queue_budget = MemoryBudget(max_queue_bytes)
-        self._refused = 0
-        self._policy_config = policy.validate() if policy is not None else None
-        self._policy = PolicyEngine(policy) if policy is not None else None
-        self._counts: dict[str, int] = {}
         self._retention: RetentionEnforcer | None = None
         if not read_only and retention is not None and retention.enabled:
             self._retention = RetentionEnforcer(retention, self.path)
         self._writer: threading.Thread | None = None
-        self._decoder: DecoderPool | None = None
-        if not read_only and decoder_processes > 0:
+        if not read_only:
             try:
-                self._decoder = DecoderPool(decoder_processes, keys, policy)
+                self._decode.start_processes(decoder_processes)
             except BaseException:
                 self._db.close()  # release the file: nothing else holds it now
                 raise
@@ -281,6 +294,13 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         journal = Journal(journal_dir(self.path))
         self._journal = journal
         if not journal.has_records():
+            # Number records after the database's position even when the journal was
+            # cleared: reads tell committed records from unseen ones by it (unseen.py).
+            con = self._db.cursor()
+            try:
+                journal.start_after(committed_position(con)[0])
+            finally:
+                con.close()
             return
         con = self._db.cursor()
         try:
@@ -381,7 +401,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         if not self.queue_budget.try_charge(estimate, wait=wait):
             self._refuse()
         try:
-            batch = self._prepare(request, timeout)
+            batch = self._decode.prepare(request, timeout)
         except BaseException:
             self.queue_budget.release(estimate)
             raise
@@ -392,9 +412,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         else:
             self.queue_budget.release(estimate - nbytes)
         if batch.counts:
-            with self._queued_lock:
-                for name, count in batch.counts.items():
-                    self._counts[name] = self._counts.get(name, 0) + count
+            self._waiting.count(batch.counts)
         if batch.size == 0:
             return WriteResult(
                 accepted=0,
@@ -402,14 +420,11 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 duplicates=batch.duplicates,
                 messages=tuple(batch.messages),
             )
-        with self._queued_lock:
-            if self._queued_spans + batch.size > self.max_queued_spans:
-                self._refused += 1
-                self.queue_budget.release(nbytes)
-                raise StoreUnavailable(
-                    f"the write queue is full ({self._queued_spans} spans waiting); retry later"
-                )
-            self._queued_spans += batch.size
+        try:
+            self._waiting.admit(batch.size)
+        except StoreUnavailable:
+            self.queue_budget.release(nbytes)
+            raise
         if self._journal.bytes_on_disk > self.max_journal_bytes:
             self.queue_budget.release(nbytes)
             self._release_spans(batch.size)
@@ -428,7 +443,11 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                     self._remember(batch, hashes)
                     with self._pending_lock:
                         self._pending[seq] = frozenset(batch.span_keys)
+                        self._unseen[seq] = batch
                         self._queued_seq = seq
+                    # Readers see it from now on (spanstore/unseen.py): a result kept from
+                    # before must not outlive it (the commit marks its hours again).
+                    self._changes.mark(hours_of(batch.spans.column("start_unix_nano")))
                     self._queue.put((batch, seq, nbytes))
                 else:
                     self.queue_budget.release(nbytes)
@@ -463,22 +482,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         )
 
     def _refuse(self, message: str | None = None) -> NoReturn:
-        with self._queued_lock:
-            self._refused += 1
+        self._waiting.refused_one()
         raise StoreUnavailable(message or self._full_message())
-
-    def _prepare(
-        self, request: ExportTraceServiceRequest | bytes, timeout: float | None
-    ) -> PreparedBatch:
-        if self._decoder is None:
-            if isinstance(request, bytes):
-                return prepare_serialized(request, self._keys, self._policy)
-            return prepare_request(request, self._keys, self._policy)
-        data = request if isinstance(request, bytes) else request.SerializeToString()
-        try:
-            return self._decoder.prepare(data, timeout)
-        except multiprocessing.TimeoutError:
-            raise StoreUnavailable("decoding did not finish in time; retry") from None
 
     # ------------------------------------------------------------ de-duplication
 
@@ -583,8 +588,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
 
         Nothing waits for this thread but readers that asked for a flush: the exports
         were acknowledged when their journal records were synced. Batches waiting in the
-        queue go in together, one INSERT per table: a statement costs ~3 ms whatever
-        its size, so a backlog of small requests is cleared in a few statements."""
+        queue go in together, one INSERT per table: a statement costs about the same
+        whatever its size, so a backlog of small requests is cleared in a few statements."""
         con: duckdb.DuckDBPyConnection | None = self._db.cursor()
         next_reopen = 0.0
         tx = _Transaction()
@@ -597,6 +602,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                         con = None
                 if tx.open:
                     wait = max(0.0, tx.started + self.max_commit_delay - time.monotonic())
+                    if tx.rows >= _IDLE_COMMIT_ROWS:  # after a burst: see _IDLE_COMMIT_ROWS
+                        wait = min(wait, _IDLE_COMMIT_WAIT)
                 else:
                     wait = _IDLE_WAIT
                 try:
@@ -644,9 +651,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         """Append queued batches to the open transaction (opening one), committing each
         time the spans fill a row group exactly: the batch that crosses the boundary is
         split there. A transaction one request past a row group leaves a small row group
-        behind that checkpoints merge and rewrite: measured 4.0 -> 8.3 us per span and
-        a third of the file in freed blocks (docs/performance.md). Their queue budget is
-        given back once DuckDB holds them."""
+        behind that checkpoints merge and rewrite: twice the cost per span and much of
+        the file in freed blocks (docs/performance.md). Their queue budget is given back
+        once DuckDB holds them."""
         try:
             live = [
                 (batch, seq)
@@ -681,8 +688,12 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 done += head.size
                 # The journal position is the last record wholly in: a record cut by the
                 # split is loaded again after a crash, less what is stored (``_replay``).
-                whole = [seq for end, seq in ends if end <= done]
-                tx.add(head.size, whole[-1] if whole else tx.seq)
+                whole = [(end, seq) for end, seq in ends if end <= done]
+                # and how many leading spans of the next record are in (for reads,
+                # spanstore/unseen.py; a group ends with all of its records in, so a cut
+                # record started in this group)
+                into_next = done - whole[-1][0] if whole else done
+                tx.add(head.size, whole[-1][1] if whole else tx.seq, into_next)
                 tx.nbytes += group_bytes * head.size // max(total, 1)
                 if rest is not None:
                     self._commit(con, tx)
@@ -701,19 +712,18 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         """Commit the open transaction with the journal position it reaches; after a
         whole row group of spans, checkpoint too.
 
-        Why the checkpoint: the entity rows of a transaction (0.4-1.3 per span) do not
-        fill whole row groups, so each transaction appends to the entity table's last,
-        partial row group and DuckDB writes that row group again. Without a checkpoint
-        after each such commit the blocks it leaves behind were never reused: 112 of 494
-        blocks free after 9 transactions of 122,880 spans and 160k entity rows (pure
-        DuckDB; `bench_ingest.py`: 128 of 865, 15 % of the file). With it, none in
-        pure DuckDB and 28-35 blocks (5 %) in `bench_ingest.py`, for 5-360 ms per
-        transaction in this writer thread: ~5 % fewer spans/s when ingest is CPU-bound,
-        6 B/span less on disk and 80 MiB less peak RSS (docs/performance.md)."""
+        Why the checkpoint: the entity rows of a transaction do not fill whole row
+        groups, so each transaction appends to the entity table's last, partial row
+        group and DuckDB writes that row group again. Without a checkpoint after each
+        such commit the blocks it leaves behind were never reused (a good part of the
+        file stayed free blocks); with it, few are, for some time in this writer thread
+        per transaction, less disk per span and a lower peak RSS (docs/performance.md)."""
         whole_row_group = tx.rows >= self.rows_per_commit
         try:
             con.execute(
-                "INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?)", [str(tx.seq)]
+                "INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?), "
+                "('journal_rows', ?)",
+                [str(tx.seq), str(tx.cut)],
             )
             con.execute("COMMIT")
         except Exception as exc:
@@ -748,6 +758,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             self._loaded_seq = max(self._loaded_seq, seq)
             for done in [s for s in self._pending if s <= seq]:
                 del self._pending[done]
+                self._unseen.pop(done, None)
         assert self._journal is not None
         self._journal.release(seq)
 
@@ -839,7 +850,10 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         return _without_keys(batch, stored)
 
     def _commit_replayed(self, con: duckdb.DuckDBPyConnection, tx: _Transaction) -> None:
-        con.execute("INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?)", [str(tx.seq)])
+        con.execute(
+            "INSERT OR REPLACE INTO seqtrace_meta VALUES ('journal_seq', ?), ('journal_rows', '0')",
+            [str(tx.seq)],
+        )
         con.execute("COMMIT")
         tx.open = False
         self._loaded(tx.seq)
@@ -860,6 +874,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         done.wait(_FLUSH_WAIT)
         with self._flush_lock, contextlib.suppress(ValueError):
             self._flushers.remove(done)
+
+    def _settle_logs(self) -> None:
+        self.flush()
 
     def _wake_flushers(self) -> None:
         with self._flush_lock:
@@ -909,8 +926,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             return fresh
 
     def _release_spans(self, count: int) -> None:
-        with self._queued_lock:
-            self._queued_spans -= count
+        self._waiting.release(count)
 
     def _append(self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch) -> None:
         """Append one (de-duplicated) batch inside the open transaction."""
@@ -974,31 +990,26 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
 
     @property
     def queued_spans(self) -> int:
-        return self._queued_spans
+        return self._waiting.spans
+
+    @property
+    def accepts_writes(self) -> bool:
+        return not self.read_only
 
     def ingest_stats(self) -> dict[str, Any]:
         """The write side's state: queue, what the policy changed, retention, health."""
         budget = self.queue_budget.snapshot()
-        with self._queued_lock:
-            counts = dict(self._counts)
-            queued = self._queued_spans
-            refused = self._refused
-        rules = self._policy_config.rules if self._policy_config is not None else ()
-        redacted = {rule.name: counts.get(f"redacted:{rule.name}", 0) for rule in rules}
+        counts, queued, refused = self._waiting.snapshot()
         return {
             "queue": {
                 "spans": queued,
-                "max_spans": self.max_queued_spans,
+                "max_spans": self._waiting.max_spans,
                 "bytes": budget.used_bytes,
                 "max_bytes": budget.limit_bytes,
                 "peak_bytes": budget.peak_bytes,
                 "refused_writes": refused,
             },
-            "policy": {
-                "redacted": redacted,
-                "truncated_values": counts.get("truncated_values", 0),
-                "dropped_attributes": counts.get("dropped_attributes", 0),
-            },
+            "policy": self._decode.policy_stats(counts),
             "retention": self._retention.snapshot() if self._retention is not None else None,
             "database": {
                 "writable": self._broken is None and not self.read_only,
@@ -1026,10 +1037,14 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             if writer_done and checkpointed and everything_in and self._broken is None:
                 self._journal.clear()  # all of it is in the database file now
             self._journal.close()
-        if self._decoder is not None:
-            self._decoder.close()
-        with self._db_lock, contextlib.suppress(duckdb.Error):
-            self._db.close()
+        self._decode.close()
+        with self._db_lock:
+            for _, con in self._view_cursors:
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
+            self._view_cursors.clear()
+            with contextlib.suppress(duckdb.Error):
+                self._db.close()
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -1044,15 +1059,22 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         """A read cursor; interrupted when the thread's query deadline passes."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        self.flush()
+        # No waiting for the writer: what it has not committed is shown beside the tables
+        # (spanstore/unseen.py). Taken before the cursor's snapshot: see there why.
+        with self._pending_lock:
+            unseen = list(self._unseen.items())
         if self._broken is not None:
             raise StoreUnavailable(f"the database is being reopened ({self._broken})")
         left = time_left()
         if left is not None and left <= 0:
             raise QueryTimeout(_timeout_message())
+        tables = unseen_tables(unseen) if unseen else None
         with self._db_lock:
+            db = self._db
+            con = self._pooled_cursor(db) if tables is not None else None
+            fresh = con is None
             try:
-                con = self._db.cursor()
+                con = con or db.cursor()
             except duckdb.Error as exc:
                 raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from None
         timer = None
@@ -1060,8 +1082,17 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             timer = threading.Timer(left, _interrupt, (con,))
             timer.daemon = True
             timer.start()
+        reusable = False
         try:
+            if tables is not None:
+                # Each statement picks the unseen records by the journal position of its
+                # own snapshot (unseen.py). No explicit transaction: one holding DDL
+                # counts as a writer's and stops the writer's CHECKPOINT.
+                register_unseen(con, tables)
+                if fresh:
+                    define_views(con, tables, self._table_columns)
             yield con
+            reusable = tables is not None
         except duckdb.InterruptException:
             raise QueryTimeout(_timeout_message()) from None
         except (duckdb.FatalException, duckdb.ConnectionException) as exc:
@@ -1069,23 +1100,52 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         finally:
             if timer is not None:
                 timer.cancel()
+            if reusable and tables is not None and self._keep_cursor(db, con, tables):
+                pass
+            else:
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
+
+    def _pooled_cursor(self, db: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection | None:
+        """A read cursor with the unseen views defined already (None: make one)."""
+        while self._view_cursors:
+            owner, con = self._view_cursors.pop()
+            if owner is db:
+                return con
             with contextlib.suppress(duckdb.Error):
                 con.close()
+        return None
+
+    def _keep_cursor(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        con: duckdb.DuckDBPyConnection,
+        tables: dict[str, pa.Table],
+    ) -> bool:
+        """Put a view cursor back for the next read, without its Arrow tables."""
+        try:
+            forget_unseen(con, tables)
+        except duckdb.Error:
+            return False
+        with self._db_lock:
+            if self._closed or db is not self._db or len(self._view_cursors) >= _VIEW_CURSORS:
+                return False
+            self._view_cursors.append((db, con))
+        return True
 
     def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
-        # Like every read, first let the writer commit what was acknowledged (once: under
-        # ingest each flush waits for a commit): a result kept from before must not
-        # outlive a write its client was told is stored. Read-only, nothing can change
-        # the file: no other process can open it for writing while this one holds it,
-        # so the versions stay 0.
-        self.flush()
+        # A queued batch marks its hours before it is acknowledged (``write``), so a
+        # result kept from before cannot outlive a write its client was told is stored.
+        # Read-only, nothing can change the file: no other process can open it for
+        # writing while this one holds it, so the versions stay 0.
         return [self._changes.version(start, end) for start, end in ranges]
 
 
 class _DuckDBDialect:
     """DuckDB's primitives for the reader: ``spanstore/sql/duckdb/NAME.sql`` on a cursor
-    of the store (which first commits what was acknowledged, and interrupts the query at
-    its deadline); parameters bound, never spliced."""
+    of the store (which shows the query what was acknowledged and is not committed yet,
+    spanstore/unseen.py, and interrupts the query at its deadline); parameters bound,
+    never spliced. One statement per query: its views agree with its own snapshot."""
 
     far_past: int = _FAR_PAST
     far_future: int = _FAR_FUTURE
@@ -1117,13 +1177,15 @@ class _DuckDBDialect:
 class _Transaction:
     """The writer's open DuckDB transaction: how many spans it holds, up to which seq."""
 
-    __slots__ = ("nbytes", "open", "rows", "seq", "started")
+    __slots__ = ("cut", "nbytes", "open", "rows", "seq", "started")
 
     def __init__(self) -> None:
         self.open = False
         self.rows = 0
         self.nbytes = 0
         self.seq = 0
+        #: Leading spans of the record after ``seq`` that are in too (a split record).
+        self.cut = 0
         self.started = 0.0
 
     def begin(self) -> None:
@@ -1132,30 +1194,10 @@ class _Transaction:
         self.nbytes = 0
         self.started = time.monotonic()
 
-    def add(self, rows: int, seq: int) -> None:
+    def add(self, rows: int, seq: int, cut: int = 0) -> None:
         self.rows += rows
         self.seq = seq
-
-
-_UNITS: Final = {
-    "b": 1,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-}
-
-
-def _size_bytes(text: str) -> int:
-    """``"64MB"`` as bytes, as DuckDB reads its memory limit; 0 when unreadable."""
-    number = text.strip().rstrip("bBiIkKmMgG ").strip()
-    unit = text.strip()[len(number) :].strip().lower() or "b"
-    try:
-        return int(float(number) * _UNITS[unit])
-    except (ValueError, KeyError):
-        return 0
+        self.cut = cut
 
 
 def _merged(batches: list[PreparedBatch]) -> PreparedBatch:

@@ -2,9 +2,9 @@
 
 Why it exists: an export may be acknowledged only once its spans are safe on disk, and a
 DuckDB commit is a poor place to wait for that. Every commit that crosses the WAL
-threshold runs a checkpoint (0.3-0.8 s here) that blocks every other commit, and small
-transactions cost DuckDB 2.5x more per span than whole row groups, which it compresses
-and writes straight to the file (docs/performance.md, "Ingest through the journal").
+threshold runs a checkpoint that blocks every other commit, and small transactions cost
+DuckDB more per span than whole row groups, which it compresses and writes straight to
+the file (docs/performance.md).
 So the store appends each request's prepared batch to this journal, fsyncs (one fsync
 covers every record written before it: group commit), acknowledges, and its writer
 thread moves the batches into DuckDB in row-group-sized transactions in the background.

@@ -25,7 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ScopeLogs
 
 from spanstore.base import InvalidRequest, WriteResult
-from spanstore.ingest import add_resource, add_scope
+from spanstore.decode.prepare import add_resource, add_scope
 from spanstore.model import AttrValue
 from spanstore.otlp import anyvalue_to_python, attributes_to_dict
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS

@@ -1,12 +1,12 @@
 """Keep pandas out of the collector's processes.
 
 pyarrow imports pandas the first time it converts Python objects, and unpickling a Table
-does too. pandas is not used on the ingest path, yet importing it costs seconds and tens of
-MiB of resident memory in the server and in every decoder process (measured, see
-docs/performance.md). :func:`keep_pandas_out` makes ``import pandas`` fail with
-ImportError in this process; pyarrow then treats pandas as absent, and polars' lazy
-optional import still works (it never touches pandas unless asked to convert to it).
-The Streamlit UI runs in its own process and is unaffected.
+does too. pandas is not used on the ingest path, yet importing it costs time and resident
+memory in the server and in every decoder process (docs/performance.md).
+:func:`keep_pandas_out` makes ``import pandas`` fail with ImportError in this process;
+pyarrow then treats pandas as absent, and polars' lazy optional import still works (it
+never touches pandas unless asked to convert to it). The Streamlit UI runs in its own
+process and is unaffected.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ on spans, events, links, resources and scopes, and ``drop``, ``hash`` (HMAC-SHA2
 configured key, 16 hex digits: equal values stay equal, so they can still be joined on)
 or ``mask`` the value. Each rule counts the values it changed.
 
-The hot path (``spanstore.ingest``) calls :meth:`PolicyEngine.span_needs_look` per span:
+The hot path (``spanstore.decode.prepare``) calls :meth:`PolicyEngine.span_needs_look` per span:
 a few C-level checks on the span's serialized bytes (its length, whether it could hold a
 nested value, whether a rule's literal text occurs in it at all). Only spans that fail
 that test are walked attribute by attribute in Python.

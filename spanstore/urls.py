@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from spanstore.base import SpanReader, SpanWriter
+from spanstore.config import StoreConfig
 
 __all__ = [
     "SpanStore",
@@ -53,6 +53,16 @@ class StoreURLError(ValueError):
 @runtime_checkable
 class SpanStore(SpanReader, SpanWriter, Protocol):
     """Both halves of the storage interface: what ``open_store_url`` returns."""
+
+    @property
+    def accepts_writes(self) -> bool:
+        """Whether ``write`` can store spans here (not read-only, a layout seqtrace
+        writes); a server refuses exports without trying when not."""
+        ...
+
+    def ingest_stats(self) -> dict[str, Any]:
+        """The write side's state: queue, what the policy changed, retention, health."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,32 +180,25 @@ def _with_options(url: StoreURL, options: dict[str, str], text: str) -> StoreURL
 
 
 def open_store_url(
-    url: str | StoreURL,
-    *,
-    read_only: bool = False,
-    entity_keys: Iterable[str] = (),
-    **store_options: Any,
+    url: str | StoreURL, *, read_only: bool = False, config: StoreConfig | None = None
 ) -> SpanStore:
-    """Open the store a URL names. ``store_options`` go to the store's constructor
-    (both stores take ``policy``, ``decoder_processes``, ``max_queued_spans`` and
-    ``retention``; the DuckDB store also ``memory_limit``, ``max_queue_bytes``, ...).
+    """Open the store a URL names, with ``config`` (validated) for its write path (the
+    DuckDB settings for a DuckDB file only).
 
     Raises :class:`StoreURLError` for a bad URL and :class:`~spanstore.base.StoreError`
     (``StoreUnavailable``, ``SchemaVersionError``) when the store cannot be opened."""
     parsed = url if isinstance(url, StoreURL) else parse_store_url(url)
+    store_options = (config or StoreConfig()).validate().options(parsed.backend)
     if parsed.backend == "duckdb":
         from spanstore.duckdb_store import DuckDBStore
 
-        return DuckDBStore(
-            parsed.path, read_only=read_only, entity_keys=entity_keys, **store_options
-        )
+        return DuckDBStore(parsed.path, read_only=read_only, **store_options)
     from spanstore.clickhouse_store import PASSWORD_ENV, ClickHouseStore
 
     options = {
         "layout": parsed.layout,
         "otel_table": parsed.table,
         "ttl_days": parsed.ttl_days,
-        "entity_keys": entity_keys,
         **store_options,
     }
     if parsed.backend == "chdb":

@@ -2,7 +2,7 @@
 
 One encoding serves both, so a batch decoded in a worker is written to the ingest journal
 as the very bytes the worker sent, without being encoded again under the server's
-interpreter lock (that encoding was a sixth of the lock's time at 40k spans/s, py-spy).
+interpreter lock (that encoding was a large share of the lock's time, docs/performance.md).
 A record is the batch's five tables (spans, entities, links, resources, scopes) as Arrow
 IPC streams, each behind its length as 8 little-endian bytes. Only what DuckDB needs is
 kept, after the ingest policy: nothing redacted reaches the journal.
@@ -15,7 +15,7 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spanstore.ingest import PreparedBatch
+from spanstore.decode.prepare import PreparedBatch
 
 __all__ = ["RESOURCE_COLUMNS", "SCOPE_COLUMNS", "decode_batch", "encode_batch", "journal_record"]
 

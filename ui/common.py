@@ -16,6 +16,7 @@ from analyzer.source import SourceError
 from analyzer.timeparse import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, parse_time
 from ui import data
 from ui.format import fmt_time, rfc3339
+from ui.live import recorded
 
 T = TypeVar("T")
 
@@ -59,8 +60,8 @@ def fetch(fn: Callable[..., T], *args: Any, spinner: str | None = None) -> T:
     try:
         if spinner:
             with st.spinner(spinner):
-                return fn(src(), *args)
-        return fn(src(), *args)
+                return recorded(lambda: fn(src(), *args))
+        return recorded(lambda: fn(src(), *args))
     except data.SourceUnavailable as exc:
         stop_with(str(exc))
     except SourceError as exc:
@@ -70,7 +71,7 @@ def fetch(fn: Callable[..., T], *args: Any, spinner: str | None = None) -> T:
 def try_fetch(fn: Callable[..., T], *args: Any) -> tuple[T | None, str | None]:
     """Like :func:`fetch` but hands the error back instead of ending the page."""
     try:
-        return fn(src(), *args), None
+        return recorded(lambda: fn(src(), *args)), None
     except (data.SourceUnavailable, SourceError) as exc:
         return None, str(exc)
 

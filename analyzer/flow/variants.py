@@ -5,7 +5,7 @@ The input is a list of :class:`StructureGroup`: traces known to draw the same st
 were arranged by the diagram builder, and per member only what the counts need: its
 outcome, its duration, and each span's duration and error flag by *position* (the span's
 index in start order). From a store, groups come from a fingerprint the database computes
-(``spanstore/sql/flow_root_shapes.sql``), so only one trace per group is ever turned into
+(``spanstore/sql/*/flow_root_shapes.sql``), so only one trace per group is ever turned into
 span objects; from spans in memory every trace is its own group.
 
 Groups whose representatives normalise to one shape key (:mod:`analyzer.flow.shape`) make

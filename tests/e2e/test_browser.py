@@ -44,6 +44,7 @@ class Up:
     def __init__(self, addresses: dict[str, str]) -> None:
         self.ui = f"http://{addresses['ui']}"
         self.api = f"http://{addresses['api']}"
+        self.addresses = addresses
 
 
 @pytest.fixture(scope="module")

@@ -266,7 +266,7 @@ def test_decoder_workers_that_cannot_start_are_an_error_not_a_hang(
     store gives up after a bounded time with a clear error instead of hanging."""
     import types
 
-    import spanstore.decoder as decoder
+    import spanstore.decode.pool as decoder
     from spanstore.base import StoreUnavailable
 
     boom = tmp_path / "boom.py"
@@ -292,7 +292,7 @@ def test_a_decoder_worker_killed_mid_service_costs_one_retryable_request(tmp_pat
 
     with DuckDBStore(tmp_path / "w.duckdb", decoder_processes=1) as store:
         assert store.write(make_request(spans=3, first=1)).accepted == 3
-        decoder = store._decoder
+        decoder = store._decode.pool
         assert decoder is not None
         (victim,) = decoder._all
         os.kill(victim.process.pid, signal.SIGKILL)

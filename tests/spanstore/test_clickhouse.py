@@ -385,7 +385,7 @@ def test_racing_writers_are_deduplicated_on_read(ch: StoreMaker) -> None:
     req = rich_request()
     first.write(req)
     # The race, made deterministic: insert the same prepared rows again, past the check.
-    from spanstore.ingest import KeyClassifier, prepare_request
+    from spanstore.decode.prepare import KeyClassifier, prepare_request
 
     batch = prepare_request(req, KeyClassifier())
     for name, table in (

@@ -1,5 +1,5 @@
-"""The C fast path of ingest (spanstore/_otlpscan.c, spanstore/fastscan.py) gives exactly
-the batch spanstore.ingest.prepare_request gives, or leaves the request to it.
+"""The C fast path of ingest (spanstore/decode/_otlpscan.c, spanstore/decode/scan.py) gives exactly
+the batch spanstore.decode.prepare.prepare_request gives, or leaves the request to it.
 
 Every comparison prepares the same bytes both ways: ``prepare_serialized`` (the fast path
 where it applies) and ``prepare_request`` on a fresh upb parse (the reference), and
@@ -30,8 +30,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.files import read_trace_file
-from spanstore import decoder, fastscan
-from spanstore.ingest import SPAN_COLUMNS, KeyClassifier, PreparedBatch, prepare_request
+from spanstore.decode import pool as decoder
+from spanstore.decode import scan as fastscan
+from spanstore.decode.prepare import SPAN_COLUMNS, KeyClassifier, PreparedBatch, prepare_request
 from spanstore.policy import IngestPolicy, Limits, PolicyEngine, RedactionRule
 from spanstore.semconv import KEY_TO_COLUMN
 from tests.conftest import REAL_TRACES, ROOT, sample_files
@@ -147,9 +148,9 @@ def check_same(data: bytes, policy: IngestPolicy | None = DEFAULT) -> bool:
 
 def test_the_extension_is_built_and_used() -> None:
     """No silent fallback: CI must run the C path (make install builds it in place)."""
-    import spanstore._otlpscan as scanner
+    import spanstore.decode._otlpscan as scanner
 
-    assert Path(scanner.__file__).parent == ROOT / "spanstore"
+    assert Path(scanner.__file__).parent == ROOT / "spanstore" / "decode"
     assert fastscan.available()
 
 
@@ -213,14 +214,16 @@ def iter_spans(request: ExportTraceServiceRequest) -> list[Span]:
 def test_unavailable_extension_warns_once_and_uses_python(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(fastscan, "_unusable", "spanstore._otlpscan cannot be imported (test)")
+    monkeypatch.setattr(
+        fastscan, "_unusable", "spanstore.decode._otlpscan cannot be imported (test)"
+    )
     monkeypatch.setattr(fastscan, "_warned", False)
     data = Stamper(build_templates(1, 16, 10), 0).next()
-    with caplog.at_level(logging.WARNING, logger="spanstore.fastscan"):
+    with caplog.at_level(logging.WARNING, logger="spanstore.decode.scan"):
         for _ in range(3):
             batch = decoder.prepare_serialized(data, keys(), PolicyEngine(DEFAULT))
             assert batch.size == 16
-    warnings = [r for r in caplog.records if r.name == "spanstore.fastscan"]
+    warnings = [r for r in caplog.records if r.name == "spanstore.decode.scan"]
     assert len(warnings) == 1 and "cannot be imported" in warnings[0].getMessage()
 
 
@@ -778,7 +781,7 @@ def classify_for(table_keys: KeyClassifier) -> Callable[[str], int]:
 def test_the_scanner_alone_never_reads_out_of_bounds(data: bytes, scopes: int) -> None:
     """Straight into the C scanner, without upb's check first: any bytes give a result
     or a reason, never a crash (run under AddressSanitizer during development)."""
-    from spanstore import _otlpscan
+    from spanstore.decode import _otlpscan
 
     table = _otlpscan.KeyTable(14, 1, 50_000)
     rows = tuple((n, n, "svc", (("tenant.id", "t"),)) for n in range(scopes))
@@ -788,7 +791,7 @@ def test_the_scanner_alone_never_reads_out_of_bounds(data: bytes, scopes: int) -
 
 
 def test_the_key_table_forgets_at_its_limit_and_stays_right() -> None:
-    from spanstore import _otlpscan
+    from spanstore.decode import _otlpscan
 
     table = _otlpscan.KeyTable(14, 1, 3)
     attrs = [kv(f"k{i}.id", ld(1, b"v")) for i in range(10)] + [kv("http.route", ld(1, b"/"))]

@@ -30,9 +30,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from analyzer.diagram import FORMATS, build_diagram, render, to_dict
 from spanstore.base import InvalidRequest
-from spanstore.decoder import prepare_serialized
+from spanstore.decode.pool import prepare_serialized
+from spanstore.decode.prepare import KeyClassifier, prepare_request
 from spanstore.duckdb_store import DuckDBStore
-from spanstore.ingest import KeyClassifier, prepare_request
 from spanstore.model import Span
 from spanstore.otlp import OtlpJsonError, request_from_json, spans_from_request
 from spanstore.policy import IngestPolicy, Limits, PolicyEngine, RedactionRule

@@ -14,8 +14,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from test_collector_support import make_request, span_id, trace_id
 
+from spanstore.decode.prepare import KeyClassifier, prepare_request
 from spanstore.duckdb_store import DuckDBStore
-from spanstore.ingest import KeyClassifier, prepare_request
 from spanstore.policy import (
     TRUNCATED_ATTRIBUTE,
     IngestPolicy,

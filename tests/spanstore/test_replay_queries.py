@@ -3,7 +3,10 @@ answer the same on DuckDB and on ClickHouse (chdb), and hold every stored span."
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
+
+from test_clickhouse import engine
 
 from collector.files import read_trace_file
 from spanstore.duckdb_store import DuckDBStore
@@ -25,7 +28,9 @@ def _spans(requests: list) -> list[tuple[bytes, bytes, bytes, str]]:  # type: ig
 
 def test_duckdb_and_clickhouse_replay_the_same_spans(tmp_path: Path) -> None:
     duck = DuckDBStore(tmp_path / "shop.duckdb")
-    chdb = open_store_url(f"chdb://{tmp_path}/ch?database=replay")
+    # chdb serves one directory per process: the suite's shared engine, a database of its own
+    database = f"replay_{uuid.uuid4().hex[:12]}"
+    chdb = open_store_url(f"chdb://{engine().dir}?database={database}")
     originals = []
     for file in sample_files():
         for request in read_trace_file(file):

@@ -10,6 +10,10 @@ import streamlit as st
 
 from ui import charts, common, data
 from ui.format import fmt_duration, fmt_time
+from ui.live import live_run
+
+#: The live view's refresh interval.
+LIVE_EVERY_S = 5
 
 stats = common.page(
     "Overview", "Traffic and errors over the selected time range, and the newest traces."
@@ -22,8 +26,15 @@ live = st.toggle(
 )
 
 
-@st.fragment(run_every=5 if live else None)
+@st.fragment(run_every=LIVE_EVERY_S if live else None)
 def body() -> None:
+    # One read in flight at most: a timer run queued behind a slow one draws its answers
+    # again instead of reading (ui/live.py).
+    with live_run("overview", LIVE_EVERY_S):
+        draw()
+
+
+def draw() -> None:
     current = common.fetch(data.stats)
     rng = common.time_range(current)
     throughput: dict[str, Any] = common.fetch(

@@ -1,5 +1,5 @@
 -- Entity keys, most widespread first. Distinct counts are HyperLogLog estimates (within a
--- few percent): exact ones scan and hash millions of rows (6 s at 10M spans, >1 s target).
+-- few percent): exact ones scan and hash every entity row, too slow on a large store.
 SELECT
     key,
     approx_count_distinct(value) AS values,

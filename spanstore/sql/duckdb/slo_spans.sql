@@ -1,7 +1,7 @@
 -- What an SLO report reads, narrow (spanstore/frame.py SLO_SPANS_SCHEMA), in one scan of
 -- the SLOs' candidates and one of the troubled traces:
 --   * event rows: the services' spans whose name, route or RPC method matches an operation,
---     in [start, end) (the same candidates as slo_frame.sql), with the columns that decide
+--     in [start, end), with the columns that decide
 --     which SLO they belong to and whether they are good;
 --   * tree rows: every span, within a margin of the range, of the traces where such a span
 --     meets a possible error (status ERROR or an HTTP code >= 400): only keys and what
@@ -9,10 +9,9 @@
 -- Ids travel as raw bytes (trace || span): no hex text for a million ids. Only event rows
 -- carry the trace id in hex (for the affected entities), and only possible errors their
 -- status message and exception (the rest cannot be errors, whatever those say). Kind and
--- status stay the stored codes (DuckDBStore.slo_spans names them: cheaper than CASE).
--- Services are matched with list_contains, not IN (SELECT unnest(...)), which planned a
--- semi join after the scan: the candidates alone took 1.4 s (CPU 1.5 s) instead of 0.7 s
--- (CPU 1.3 s) on a 10M-span store (docs/performance.md, "SLO report, third pass").
+-- status stay the stored codes (spanstore.rows.slo_spans_frame names them: cheaper than
+-- CASE). Services are matched with list_contains, not IN (SELECT unnest(...)), which
+-- planned a semi join after the scan: twice as slow (docs/performance.md).
 WITH events AS MATERIALIZED (
     SELECT trace_id, span_id, parent_span_id, service_name, name, kind, start_unix_nano,
         duration_ns, status_code, status_message, exception_type, exception_message,

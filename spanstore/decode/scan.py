@@ -1,7 +1,8 @@
-"""The C fast path of ingest: prepare_request's per-span work done by ``spanstore._otlpscan``.
+"""The C path of ingest, the one requests take: prepare_request's per-span work done by
+``spanstore.decode._otlpscan``.
 
-``spanstore.ingest.prepare_request`` costs tens of microseconds per span, nearly all of it
-Python touching fields. :func:`prepare_fast` gives the same :class:`PreparedBatch` for a
+``spanstore.decode.prepare.prepare_request`` costs tens of microseconds per span, nearly
+all of it Python touching fields. :func:`prepare_fast` gives the same :class:`PreparedBatch` for a
 serialized request that upb has already parsed (and so validated): the per-resource and
 per-scope work (ids, the policy on resources and scopes, service names, resource entity
 attributes) stays in Python, on the parsed message, exactly as prepare_request does it;
@@ -12,7 +13,7 @@ When the fast path is used, and when it is not (the request then goes to
 ``prepare_request`` whole, as parsed from its bytes: if the policy had already changed a
 resource or scope, the request is parsed again):
 
-- The extension must have been built and must agree with ``spanstore.ingest`` on the
+- The extension must have been built and must agree with ``spanstore.decode.prepare`` on the
   columns; otherwise one warning is logged and every request takes the Python path.
 - The ingest policy must provably change nothing in any span, event or link, because
   ``prepare_request`` only applies it to spans it flags and we must not apply it
@@ -45,7 +46,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 
-from spanstore.ingest import (
+from spanstore.decode.prepare import (
     _ENTITY_ARROW_SCHEMA,
     _LINK_ARROW_SCHEMA,
     _SPAN_ARROW_SCHEMA,
@@ -66,16 +67,16 @@ _log = logging.getLogger(__name__)
 #: Why the fast path is off in this process, or None.
 _unusable: str | None = None
 try:
-    from spanstore import _otlpscan
+    from spanstore.decode import _otlpscan
 except ImportError as exc:  # not built: every request takes the Python path
-    _unusable = f"spanstore._otlpscan cannot be imported ({exc})"
+    _unusable = f"spanstore.decode._otlpscan cannot be imported ({exc})"
 else:
     if (
         (*_otlpscan.SPAN_COLUMN_PREFIX, *STRING_COLUMNS, *INT_COLUMNS, "raw") != SPAN_COLUMNS
         or tuple(_ENTITY_ARROW_SCHEMA.names) != _otlpscan.ENTITY_COLUMNS
         or tuple(_LINK_ARROW_SCHEMA.names) != _otlpscan.LINK_COLUMNS
     ):
-        _unusable = "spanstore._otlpscan was built for other columns; rebuild it"
+        _unusable = "spanstore.decode._otlpscan was built for other columns; rebuild it"
 _warned = False
 
 #: How the scanner is told what a key is (KeyClassifier.classify's answer, as an int).

@@ -1,4 +1,4 @@
-"""Types of the C extension built from _otlpscan.c (see spanstore/fastscan.py)."""
+"""Types of the C extension built from _otlpscan.c (see spanstore/decode/scan.py)."""
 
 from collections.abc import Callable
 from typing import Final, TypeAlias
@@ -14,7 +14,7 @@ ScopeRow: TypeAlias = tuple[int, int, str, tuple[tuple[str, str], ...]]
 RejectSample: TypeAlias = tuple[str, int, int, int]
 ScanResult: TypeAlias = tuple[
     int,  # span rows
-    list[Column],  # span columns, in spanstore.ingest.SPAN_COLUMNS order
+    list[Column],  # span columns, in spanstore.decode.prepare.SPAN_COLUMNS order
     int,  # entity rows
     list[Column],
     int,  # link rows

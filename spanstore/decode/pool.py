@@ -1,18 +1,18 @@
 """Decoding OTLP requests in worker processes, so ingest uses every core.
 
-Turning a request into columns is pure Python per span (``spanstore.ingest``); in one
-process it holds the interpreter lock and, with the receivers and the writer, tops out
-below the ingest target on two cores (docs/performance.md). A small pool of worker
-processes does that work instead: the receiver hands over the request's serialized bytes,
-a worker parses and prepares it, and the Arrow batch comes back (Arrow IPC streams,
-cheap to move). The store's writer thread then only appends.
+Turning a request into columns (upb's parse, the C scanner ``spanstore.decode.scan``, and
+the per-resource work in Python) holds the interpreter lock; in the server's process it
+would compete with the receivers and the writer (docs/performance.md). A small pool of
+worker processes does that work instead: the receiver hands over the request's
+serialized bytes, a worker parses and prepares it, and the batch comes back in the
+journal's encoding (``spanstore.wire``, cheap to move). The store's writer thread then
+only appends.
 
 Each worker has a pipe of its own and serves one request at a time; the thread that
 needs a batch borrows an idle worker, writes the request's bytes and reads the answer.
 No helper threads, no pickling of the request: ``multiprocessing.Pool``'s task, result
-and worker-maintenance threads took a third of the server's interpreter lock at 30k
-spans/s (py-spy, docs/performance.md), and the lock is what the receivers and the
-writer wait for.
+and worker-maintenance threads took a large share of the server's interpreter lock
+(docs/performance.md), and the lock is what the receivers and the writer wait for.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from spanstore.base import InvalidRequest, StoreUnavailable
-from spanstore.fastscan import prepare_fast
-from spanstore.ingest import KeyClassifier, PreparedBatch, prepare_request
+from spanstore.decode.prepare import KeyClassifier, PreparedBatch, prepare_request
+from spanstore.decode.scan import prepare_fast
 from spanstore.logs import LogBatch, decode_log_batch, encode_log_batch, prepare_logs
 from spanstore.nopandas import keep_pandas_out
 from spanstore.policy import IngestPolicy, PolicyEngine
@@ -61,7 +61,7 @@ def prepare_serialized(
     """Parse a serialized ExportTraceServiceRequest and prepare its batch.
 
     upb parses (and so validates) every request; the C scanner then does the per-span
-    work where it gives the same batch (``spanstore.fastscan``), prepare_request the rest.
+    work where it gives the same batch (``spanstore.decode.scan``), prepare_request the rest.
     """
     try:
         request = ExportTraceServiceRequest.FromString(data)
@@ -84,7 +84,7 @@ def _init_worker(entity_keys: frozenset[str], policy: IngestPolicy | None = None
     _worker_keys = KeyClassifier(entity_keys)
     _worker_policy = PolicyEngine(policy) if policy is not None else None
     # The worker allocates many short-lived objects and keeps almost nothing: collect the
-    # young generation rarely (NOTES.md: the collector's scans halve decode speed).
+    # young generation rarely (its scans slow decoding down, docs/performance.md).
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
 
@@ -214,7 +214,7 @@ class DecoderPool:
         self.workers = workers or min(4, os.cpu_count() or 1)
         self._context = multiprocessing.get_context(_START_METHOD)
         if _START_METHOD == "forkserver":
-            self._context.set_forkserver_preload(["spanstore.decoder"])
+            self._context.set_forkserver_preload(["spanstore.decode.pool"])
             _start_forkserver_deaf_to_ctrl_c()
         self._entity_keys = entity_keys
         self._policy = policy

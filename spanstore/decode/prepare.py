@@ -1,11 +1,13 @@
-"""The hot path: an OTLP request becomes columnar Arrow batches, ready to append.
+"""An OTLP request becomes columnar Arrow batches, ready to append: the reference path.
 
-NOTES.md measured where ingest time goes: touching every attribute from Python and
-building dicts is what costs. So each span is serialized once by upb (that keeps every
+Requests normally take the C scanner (``spanstore.decode.scan``), which gives exactly
+what :func:`prepare_request` gives and is tested against it; this Python path is the
+reference, and the fallback for what the scanner declines. Touching every attribute
+from Python is what costs, so each span is serialized once by upb (that keeps every
 field, losslessly, in the ``raw`` column) and Python only reads the scalar fields plus the
 attribute *keys*; a value is read only for the few keys the store indexes (semantic
-conventions and business entities). Everything here is engine-neutral (protobuf in, Arrow
-out), so another backend can append the same batches.
+conventions and business entities). Everything here is engine-neutral (protobuf in,
+Arrow out): every backend appends the same batches.
 """
 
 from __future__ import annotations

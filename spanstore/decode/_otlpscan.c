@@ -1,7 +1,7 @@
 /*
- * spanstore._otlpscan: the per-span work of spanstore.ingest.prepare_request, in C.
+ * spanstore.decode._otlpscan: the per-span work of spanstore.decode.prepare.prepare_request, in C.
  *
- * The caller (spanstore/fastscan.py) has already parsed the request with upb, which
+ * The caller (spanstore/decode/scan.py) has already parsed the request with upb, which
  * validated its structure and every string's UTF-8, and has done the per-resource and
  * per-scope work in Python. This module walks the same serialized bytes again, span by
  * span, and fills Arrow buffers (validity bitmap, int32 offsets, data) for the span,
@@ -61,6 +61,13 @@ static const char *const OUTCOME_REASON[] = {
         if (try_outcome_ != SCAN_OK)   \
             return try_outcome_;       \
     } while (0)
+
+/* Steps cursor `c` to its next field, in `f`: returns a malformed field's outcome from the
+ * function, and leaves the enclosing loop at the end of the message. */
+#define NEXT_FIELD_OR_BREAK(c, f)    \
+    TRY(next_field(&(c), &(f)));     \
+    if ((f).number == 0)             \
+    break
 
 /* ------------------------------------------------------------------ wire format */
 
@@ -627,7 +634,7 @@ static PySequenceMethods KeyTable_as_sequence = {
 
 static PyTypeObject KeyTableType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "spanstore._otlpscan.KeyTable",
+    .tp_name = "spanstore.decode._otlpscan.KeyTable",
     .tp_doc = PyDoc_STR("KeyTable(n_string, n_int, limit): attribute key -> key code, "
                         "a cache in front of a classifier."),
     .tp_basicsize = sizeof(KeyTable),
@@ -841,9 +848,7 @@ check_nested(Scan *s, Slice content, int kind, uint64_t depth)
     Cursor c = cursor_of(content);
     Field f;
     for (;;) {
-        TRY(next_field(&c, &f));
-        if (f.number == 0)
-            return SCAN_OK;
+        NEXT_FIELD_OR_BREAK(c, f);
         if (!is_len(&f, 1))
             continue;
         Value ignored = {ANY_NONE, NO_SLICE, 0};
@@ -854,13 +859,12 @@ check_nested(Scan *s, Slice content, int kind, uint64_t depth)
         Cursor kv = cursor_of(f.data); /* KeyValueList.values: KeyValue */
         Field g;
         for (;;) {
-            TRY(next_field(&kv, &g));
-            if (g.number == 0)
-                break;
+            NEXT_FIELD_OR_BREAK(kv, g);
             if (is_len(&g, 2))
                 TRY(merge_value(s, g.data, &ignored, depth + 1));
         }
     }
+    return SCAN_OK;
 }
 
 /* Merges one serialized AnyValue into *v, as upb merges repeated occurrences. */
@@ -870,9 +874,7 @@ merge_value(Scan *s, Slice message, Value *v, uint64_t depth)
     Cursor c = cursor_of(message);
     Field f;
     for (;;) {
-        TRY(next_field(&c, &f));
-        if (f.number == 0)
-            return SCAN_OK;
+        NEXT_FIELD_OR_BREAK(c, f);
         switch (f.number) {
         case ANY_STRING:
         case ANY_BYTES:
@@ -907,6 +909,7 @@ merge_value(Scan *s, Slice message, Value *v, uint64_t depth)
             break;
         }
     }
+    return SCAN_OK;
 }
 
 static Outcome
@@ -919,14 +922,13 @@ read_attribute(Scan *s, Slice message, Attribute *a)
     Cursor c = cursor_of(message);
     Field f;
     for (;;) {
-        TRY(next_field(&c, &f));
-        if (f.number == 0)
-            return SCAN_OK;
+        NEXT_FIELD_OR_BREAK(c, f);
         if (is_len(&f, 1))
             a->key = f.data;
         else if (is_len(&f, 2))
             TRY(merge_value(s, f.data, &a->value, 1));
     }
+    return SCAN_OK;
 }
 
 /* The attributes (field `number`) of an event or link, counted and, under a policy,
@@ -938,9 +940,7 @@ check_owner_attributes(Scan *s, Slice message, uint32_t number)
     Cursor c = cursor_of(message);
     Field f;
     for (;;) {
-        TRY(next_field(&c, &f));
-        if (f.number == 0)
-            break;
+        NEXT_FIELD_OR_BREAK(c, f);
         if (is_len(&f, number)) {
             Attribute ignored;
             TRY(read_attribute(s, f.data, &ignored));
@@ -1062,9 +1062,7 @@ read_span(Scan *s, Slice span, SpanFields *sp)
     Cursor c = cursor_of(span);
     Field f;
     for (;;) {
-        TRY(next_field(&c, &f));
-        if (f.number == 0)
-            break;
+        NEXT_FIELD_OR_BREAK(c, f);
         switch (f.number) {
         case 1: /* trace_id */
         case 2: /* span_id */
@@ -1130,9 +1128,7 @@ read_span(Scan *s, Slice span, SpanFields *sp)
             Cursor lc = cursor_of(f.data);
             Field g;
             for (;;) {
-                TRY(next_field(&lc, &g));
-                if (g.number == 0)
-                    break;
+                NEXT_FIELD_OR_BREAK(lc, g);
                 if (is_len(&g, 1))
                     link->trace_id = g.data;
                 else if (is_len(&g, 2))
@@ -1148,9 +1144,7 @@ read_span(Scan *s, Slice span, SpanFields *sp)
             Cursor sc = cursor_of(f.data);
             Field g;
             for (;;) {
-                TRY(next_field(&sc, &g));
-                if (g.number == 0)
-                    break;
+                NEXT_FIELD_OR_BREAK(sc, g);
                 if (is_len(&g, 2))
                     sp->status_message = g.data;
                 else if (g.number == 3 && g.wire_type == WIRE_VARINT)
@@ -1241,9 +1235,7 @@ read_exception(Scan *s, Slice *type, int *has_type, Slice *message, int *has_mes
         Cursor c = cursor_of(s->events[i]);
         Field f;
         for (;;) {
-            TRY(next_field(&c, &f));
-            if (f.number == 0)
-                break;
+            NEXT_FIELD_OR_BREAK(c, f);
             if (is_len(&f, 2))
                 name = f.data;
         }
@@ -1251,9 +1243,7 @@ read_exception(Scan *s, Slice *type, int *has_type, Slice *message, int *has_mes
             continue;
         c = cursor_of(s->events[i]);
         for (;;) {
-            TRY(next_field(&c, &f));
-            if (f.number == 0)
-                break;
+            NEXT_FIELD_OR_BREAK(c, f);
             if (!is_len(&f, 3))
                 continue;
             Attribute a;
@@ -1407,43 +1397,6 @@ scan_span(Scan *s, Slice span, const ScopeRow *scope)
     return emit_span(s, span, &sp, scope);
 }
 
-/* How many spans the request holds and their bytes in all: the columns are sized for
- * them up front, so that they rarely grow (each growth copies). */
-static Outcome
-count_spans(Slice request, size_t *spans, size_t *bytes)
-{
-    *spans = *bytes = 0;
-    Cursor rc = cursor_of(request);
-    Field rf;
-    for (;;) {
-        TRY(next_field(&rc, &rf));
-        if (rf.number == 0)
-            return SCAN_OK;
-        if (!is_len(&rf, 1))
-            continue;
-        Cursor sc = cursor_of(rf.data);
-        Field sf;
-        for (;;) {
-            TRY(next_field(&sc, &sf));
-            if (sf.number == 0)
-                break;
-            if (!is_len(&sf, 2))
-                continue;
-            Cursor pc = cursor_of(sf.data);
-            Field pf;
-            for (;;) {
-                TRY(next_field(&pc, &pf));
-                if (pf.number == 0)
-                    break;
-                if (is_len(&pf, 2)) {
-                    *spans += 1;
-                    *bytes += pf.data.len;
-                }
-            }
-        }
-    }
-}
-
 static Outcome
 reserve_span_columns(Scan *s, size_t spans, size_t bytes)
 {
@@ -1458,44 +1411,87 @@ reserve_span_columns(Scan *s, size_t spans, size_t bytes)
     return SCAN_OK;
 }
 
-/* ExportTraceServiceRequest.resource_spans (1) -> ResourceSpans.scope_spans (2) ->
- * ScopeSpans.spans (2), in wire order, which is the order of upb's repeated fields. */
+/* Calls `on_span` for every span of a request, in wire order, which is the order of
+ * upb's repeated fields: ExportTraceServiceRequest.resource_spans (1) ->
+ * ResourceSpans.scope_spans (2) -> ScopeSpans.spans (2); and `on_scope` (unless NULL)
+ * before the spans of each ScopeSpans. */
 static Outcome
-scan_request(Scan *s, Slice request)
+walk_spans(Slice request, Outcome (*on_scope)(void *), Outcome (*on_span)(void *, Slice),
+           void *context)
 {
-    size_t spans, bytes;
-    TRY(count_spans(request, &spans, &bytes));
-    TRY(reserve_span_columns(s, spans, bytes));
     Cursor rc = cursor_of(request);
     Field rf;
     for (;;) {
-        TRY(next_field(&rc, &rf));
-        if (rf.number == 0)
-            break;
+        NEXT_FIELD_OR_BREAK(rc, rf);
         if (!is_len(&rf, 1))
             continue;
         Cursor sc = cursor_of(rf.data);
         Field sf;
         for (;;) {
-            TRY(next_field(&sc, &sf));
-            if (sf.number == 0)
-                break;
+            NEXT_FIELD_OR_BREAK(sc, sf);
             if (!is_len(&sf, 2))
                 continue;
-            if (s->next_scope >= s->n_scopes)
-                return SCAN_SCOPES;
-            const ScopeRow *scope = &s->scopes[s->next_scope++];
+            if (on_scope != NULL)
+                TRY(on_scope(context));
             Cursor pc = cursor_of(sf.data);
             Field pf;
             for (;;) {
-                TRY(next_field(&pc, &pf));
-                if (pf.number == 0)
-                    break;
+                NEXT_FIELD_OR_BREAK(pc, pf);
                 if (is_len(&pf, 2))
-                    TRY(scan_span(s, pf.data, scope));
+                    TRY(on_span(context, pf.data));
             }
         }
     }
+    return SCAN_OK;
+}
+
+/* How many spans a request holds and their bytes in all: the columns are sized for them
+ * up front, so that they rarely grow (each growth copies). */
+typedef struct {
+    size_t spans;
+    size_t bytes;
+} SpanTotals;
+
+static Outcome
+add_to_totals(void *context, Slice span)
+{
+    SpanTotals *totals = context;
+    totals->spans += 1;
+    totals->bytes += span.len;
+    return SCAN_OK;
+}
+
+/* The scan of a request: each ScopeSpans takes the next scope row Python prepared. */
+typedef struct {
+    Scan *s;
+    const ScopeRow *scope;
+} ScanPosition;
+
+static Outcome
+enter_scope(void *context)
+{
+    ScanPosition *at = context;
+    if (at->s->next_scope >= at->s->n_scopes)
+        return SCAN_SCOPES;
+    at->scope = &at->s->scopes[at->s->next_scope++];
+    return SCAN_OK;
+}
+
+static Outcome
+scan_span_at(void *context, Slice span)
+{
+    ScanPosition *at = context;
+    return scan_span(at->s, span, at->scope);
+}
+
+static Outcome
+scan_request(Scan *s, Slice request)
+{
+    SpanTotals totals = {0, 0};
+    TRY(walk_spans(request, NULL, add_to_totals, &totals));
+    TRY(reserve_span_columns(s, totals.spans, totals.bytes));
+    ScanPosition at = {s, NULL};
+    TRY(walk_spans(request, enter_scope, scan_span_at, &at));
     return s->next_scope == s->n_scopes ? SCAN_OK : SCAN_SCOPES;
 }
 
@@ -1746,9 +1742,9 @@ add_names(PyObject *module, const char *attribute, const char *const *names, int
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "spanstore._otlpscan",
-    .m_doc = "The per-span work of spanstore.ingest.prepare_request over serialized "
-             "requests (see spanstore/fastscan.py).",
+    .m_name = "spanstore.decode._otlpscan",
+    .m_doc = "The per-span work of spanstore.decode.prepare.prepare_request over serialized "
+             "requests (see spanstore/decode/scan.py).",
     .m_size = -1,
     .m_methods = module_methods,
 };
@@ -1758,7 +1754,7 @@ PyInit__otlpscan(void)
 {
     const uint16_t probe = 1;
     if (*(const uint8_t *)&probe != 1) {
-        PyErr_SetString(PyExc_ImportError, "spanstore._otlpscan writes little-endian buffers");
+        PyErr_SetString(PyExc_ImportError, "spanstore.decode._otlpscan writes little-endian buffers");
         return NULL;
     }
     if (PyType_Ready(&KeyTableType) < 0)

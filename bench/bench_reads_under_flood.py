@@ -1,0 +1,402 @@
+"""Reads while ingest is saturated (issue 20): does the UI stay fast and fresh?
+
+A real `seqtrace serve` (every port 0) on a fresh database holding the shop's spans
+(``sample_traces/`` loaded, or a copy of ``--base-db``). Then, per round:
+
+  1. ``flood``: four gRPC client threads (``bench_ingest.py client``: distinct 510-span
+     requests, fresh trace ids per send, sent as fast as they are acknowledged) for
+     ``--flood`` seconds; the ingest rate alone.
+  2. ``flood+reads``: the same flood while this process reads through the query API:
+     ``GET /api/v1/diagram?entity=order.id=ORD-1002`` every 0.3 s; the last hour's
+     failure report and the overview's stats (one after the other, then 1 s pause);
+     ``/healthz`` every 0.5 s; and a visibility probe: every 2 s one distinct span sent
+     over gRPC, then ``GET /api/v1/traces/{id}`` polled right after its acknowledgement
+     until the span is there (the delay from the ack).
+
+Idle figures (no flood) are taken first. ``--seqtrace`` picks the tree under test (its
+``seqtrace`` executable), so the current design and a clone of main can be measured in
+one sitting; the clients always come from this tree.
+
+    .venv/bin/python bench/bench_reads_under_flood.py --label new
+    .venv/bin/python bench/bench_reads_under_flood.py --label base \\
+        --seqtrace /tmp/h7-base/.venv/bin/seqtrace --json /tmp/h7/base.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+TARGETS = {
+    "diagram_p95_ms": 300.0,
+    "failures_p95_ms": 1000.0,
+    "stats_p95_ms": 1000.0,
+    "visible_within_s": 1.0,
+    "ingest_ratio": 0.90,
+}
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(values),
+        "p50": pct(values, 0.50),
+        "p95": pct(values, 0.95),
+        "max": round(max(values), 1) if values else None,
+        "mean": round(statistics.fmean(values), 1) if values else None,
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# ------------------------------------------------------------------------------ server
+
+
+_ANY_PORTS = ("--grpc-port", "0", "--http-port", "0", "--api-port", "0")
+
+
+class Server:
+    """`seqtrace serve` of the tree under test, on ports it picks itself."""
+
+    def __init__(self, seqtrace: str, db: Path) -> None:
+        self.process = subprocess.Popen(
+            [seqtrace, "serve", "--db", str(db), *_ANY_PORTS],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
+        self.grpc = ""
+        self.api = ""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if "listening otlp-grpc=" in line:
+                self.grpc = line.rsplit("=", 1)[1].strip()
+            if "listening api=" in line:
+                self.api = "http://" + line.rsplit("=", 1)[1].strip()
+            if "Ctrl-C stops" in line:
+                break
+        if not self.grpc or not self.api:
+            raise SystemExit("the server did not start")
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for _ in self.process.stdout:
+            pass
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(120)
+
+
+def get(url: str, timeout: float = 60.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def timed_get(url: str) -> tuple[int, float]:
+    started = time.monotonic()
+    status, _ = get(url)
+    return status, 1000 * (time.monotonic() - started)
+
+
+# ------------------------------------------------------------------------------ readers
+
+
+class Readers:
+    """The reader threads of one phase; each records its latencies (ms)."""
+
+    def __init__(self, api: str, grpc_target: str, entity: str) -> None:
+        self.api = api
+        self.grpc_target = grpc_target
+        self.entity = entity
+        self.stop = threading.Event()
+        self.lat: dict[str, list[float]] = {
+            "diagram": [],
+            "failures": [],
+            "stats": [],
+            "healthz": [],
+        }
+        self.visible_s: list[float] = []
+        self.errors: dict[str, int] = {}
+        self.threads = [
+            threading.Thread(target=self._diagram, daemon=True),
+            threading.Thread(target=self._reports, daemon=True),
+            threading.Thread(target=self._healthz, daemon=True),
+            threading.Thread(target=self._visibility, daemon=True),
+        ]
+
+    def _record(self, name: str, status: int, ms: float) -> None:
+        if status == 200:
+            self.lat[name].append(ms)
+        else:
+            self.errors[f"{name}:{status}"] = self.errors.get(f"{name}:{status}", 0) + 1
+
+    def _diagram(self) -> None:
+        url = f"{self.api}/api/v1/diagram?entity={urllib.parse.quote(self.entity)}"
+        while not self.stop.is_set():
+            self._record("diagram", *timed_get(url))
+            self.stop.wait(0.3)
+
+    def _reports(self) -> None:
+        while not self.stop.is_set():
+            frm = time.time_ns() - 3600 * 10**9
+            self._record("failures", *timed_get(f"{self.api}/api/v1/failures?from={frm}"))
+            self._record("stats", *timed_get(f"{self.api}/api/v1/stats"))
+            self.stop.wait(1.0)
+
+    def _healthz(self) -> None:
+        while not self.stop.is_set():
+            self._record("healthz", *timed_get(f"{self.api}/healthz"))
+            self.stop.wait(0.5)
+
+    def _visibility(self) -> None:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        channel = grpc.insecure_channel(self.grpc_target)
+        call = channel.unary_unary(EXPORT)
+        self.stop.wait(2.0)  # let the flood fill the queue first
+        while not self.stop.is_set():
+            request = ExportTraceServiceRequest()
+            resource_spans = request.resource_spans.add()
+            attr = resource_spans.resource.attributes.add(key="service.name")
+            attr.value.string_value = "visibility-probe"
+            span = resource_spans.scope_spans.add().spans.add()
+            trace_id = os.urandom(16)
+            span.trace_id, span.span_id, span.name = trace_id, os.urandom(8), "probe"
+            span.start_time_unix_nano = time.time_ns() - 10**6
+            span.end_time_unix_nano = time.time_ns()
+            try:
+                call(request.SerializeToString(), timeout=30)
+            except grpc.RpcError:
+                self.errors["probe:refused"] = self.errors.get("probe:refused", 0) + 1
+                self.stop.wait(0.5)
+                continue
+            acked = time.monotonic()
+            while True:
+                status, _ = get(f"{self.api}/api/v1/traces/{trace_id.hex()}")
+                if status == 200:
+                    self.visible_s.append(time.monotonic() - acked)
+                    break
+                if time.monotonic() - acked > 60:
+                    self.errors["probe:never"] = self.errors.get("probe:never", 0) + 1
+                    break
+                time.sleep(0.02)
+            self.stop.wait(2.0)
+        channel.close()
+
+    def start(self, which: tuple[str, ...] = ()) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self) -> dict[str, Any]:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(120)
+        out: dict[str, Any] = {name: summary(values) for name, values in self.lat.items()}
+        out["visible_s"] = {
+            "n": len(self.visible_s),
+            "p50": pct(self.visible_s, 0.5),
+            "max": round(max(self.visible_s), 2) if self.visible_s else None,
+        }
+        out["errors"] = self.errors
+        return out
+
+
+def idle_reads(api: str, entity: str, rounds: int) -> dict[str, Any]:
+    lat: dict[str, list[float]] = {"diagram": [], "failures": [], "stats": [], "healthz": []}
+    quoted = urllib.parse.quote(entity)
+    for _ in range(rounds):
+        frm = time.time_ns() - 3600 * 10**9
+        for name, url in (
+            ("diagram", f"{api}/api/v1/diagram?entity={quoted}"),
+            ("failures", f"{api}/api/v1/failures?from={frm}"),
+            ("stats", f"{api}/api/v1/stats"),
+            ("healthz", f"{api}/healthz"),
+        ):
+            status, ms = timed_get(url)
+            if status == 200:
+                lat[name].append(ms)
+    return {name: summary(values) for name, values in lat.items()}
+
+
+# ------------------------------------------------------------------------------ flood
+
+
+def flood(target: str, seconds: float, streams: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_ingest.py"),
+            "client",
+            "--target",
+            target,
+            "--phase",
+            "sustained",
+            "--duration",
+            str(seconds),
+            "--streams",
+            str(streams),
+            "--spans",
+            "510",
+            "--warmup",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def flood_result(process: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"flood client failed: {err[-2000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def wait_idle(api: str, limit: float = 120.0) -> float:
+    """Seconds until the store's queue is empty (the flood's backlog is written)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        status, body = get(f"{api}/api/v1/ingest-stats")
+        if status == 200 and json.loads(body)["queue"]["spans"] == 0:
+            break
+        time.sleep(0.5)
+    return round(time.monotonic() - started, 1)
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def prepare_db(seqtrace: str, db: Path, base: str | None) -> None:
+    for leftover in (db, Path(f"{db}.wal")):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(f"{db}.journal", ignore_errors=True)
+    if base:
+        shutil.copyfile(base, db)
+        return
+    files = sorted(str(p) for p in (ROOT / "sample_traces").glob("*.json"))
+    subprocess.run(
+        [seqtrace, "load", "--db", str(db), *files], check=True, capture_output=True, cwd=ROOT
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seqtrace", default=str(ROOT / ".venv" / "bin" / "seqtrace"))
+    parser.add_argument("--label", default="this tree")
+    parser.add_argument("--workdir", default="/tmp/h7")
+    parser.add_argument("--base-db", default=None, help="start from a copy of this store")
+    parser.add_argument("--entity", default="order.id=ORD-1002")
+    parser.add_argument("--flood", type=float, default=30.0, help="seconds per flood phase")
+    parser.add_argument("--rounds", type=int, default=1, help="(flood, flood+reads) pairs")
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--idle-rounds", type=int, default=15)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / f"reads-{os.getpid()}.duckdb"
+    prepare_db(args.seqtrace, db, args.base_db)
+    server = Server(args.seqtrace, db)
+    report: dict[str, Any] = {
+        "label": args.label,
+        "seqtrace": args.seqtrace,
+        "machine": {"cpus": os.cpu_count()},
+        "targets": TARGETS,
+        "load_before": load_average(),
+        "rounds": [],
+    }
+    try:
+        report["idle"] = idle_reads(server.api, args.entity, args.idle_rounds)
+        for _ in range(args.rounds):
+            alone = flood_result(flood(server.grpc, args.flood, args.streams))
+            settle_alone = wait_idle(server.api)
+            readers = Readers(server.api, server.grpc, args.entity)
+            process = flood(server.grpc, args.flood, args.streams)
+            time.sleep(4.0)  # the client's template build and warm-up: read at full flood
+            readers.start()
+            with_reads = flood_result(process)
+            reads = readers.finish()
+            settle_reads = wait_idle(server.api)
+            report["rounds"].append(
+                {
+                    "flood_alone_spans_per_s": alone["spans_per_s"],
+                    "flood_with_reads_spans_per_s": with_reads["spans_per_s"],
+                    "ingest_ratio": round(
+                        with_reads["spans_per_s"] / max(1, alone["spans_per_s"]), 3
+                    ),
+                    "flood_errors": [alone["errors"], with_reads["errors"]],
+                    "settle_s": [settle_alone, settle_reads],
+                    "reads": reads,
+                    "load": load_average(),
+                }
+            )
+        report["idle_after"] = idle_reads(server.api, args.entity, args.idle_rounds)
+    finally:
+        server.stop()
+    report["load_after"] = load_average()
+    for path in (db, Path(f"{db}.wal")):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(f"{db}.journal", ignore_errors=True)
+    print(f"== {args.label} ({args.seqtrace}); load {report['load_before']}")
+    print(
+        "idle: "
+        + ", ".join(f"{k} p50 {v['p50']} p95 {v['p95']} ms" for k, v in report["idle"].items())
+    )
+    for row in report["rounds"]:
+        reads = row["reads"]
+        print(
+            f"ingest alone {row['flood_alone_spans_per_s']} spans/s, with reads "
+            f"{row['flood_with_reads_spans_per_s']} ({row['ingest_ratio']:.0%}); load {row['load']}"
+        )
+        for name in ("diagram", "failures", "stats", "healthz"):
+            r = reads[name]
+            print(
+                f"  {name:9} n={r['n']:3} p50 {r['p50']} ms  p95 {r['p95']} ms  max {r['max']} ms"
+            )
+        print(f"  visible after ack: {reads['visible_s']}; errors {reads['errors']}")
+    print(json.dumps(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

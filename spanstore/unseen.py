@@ -1,0 +1,180 @@
+"""What a DuckDB read sees: the committed tables plus the acknowledged batches not yet in.
+
+An export is acknowledged once its journal record is on disk; the writer thread moves it
+into DuckDB later, a row group per transaction (ARCHITECTURE.md, "Who owns the store").
+Between the two the batch is Arrow in memory: queued, or appended to the writer's open
+transaction, which other cursors cannot see (MVCC). A read that waited for the writer to
+commit all of that waited behind the whole acknowledged backlog (issue 20: 2-5 s per read
+under a flood). Instead, a read's cursor shadows each store table with a TEMP VIEW of the
+same name (DuckDB resolves unqualified names in ``temp`` first, so the queries of
+``spanstore/sql/`` run unchanged) that unions the committed table with those batches,
+registered as Arrow tables on that cursor alone.
+
+Exactly once: the caller snapshots the unseen batches (journal seq -> batch) *before* the
+cursor's transaction takes its snapshot, and a batch leaves that map only after its
+COMMIT. So a batch missing from the snapshot was committed before the transaction began
+and is in the tables; and of the batches in the snapshot, those the transaction sees
+committed are dropped by the journal position committed with them (``journal_seq``: every
+record up to it is in; ``journal_rows``: so many leading spans of the next record are
+in too, where a commit ended inside a record). No span is seen twice or missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from spanstore.decode.prepare import PreparedBatch
+from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
+
+__all__ = [
+    "committed_position",
+    "define_views",
+    "forget_unseen",
+    "register_unseen",
+    "unseen_tables",
+]
+
+#: Tables whose queries use ``rowid`` (spanstore/sql: entity_trace_ids, slo_frame): their
+#: views carry it as a column, negative for the unseen rows so that it stays unique.
+_WITH_ROWID: Final = frozenset({"spans", "span_entities"})
+#: Tables whose rows are inserted once per key (INSERT OR IGNORE): an unseen row whose key
+#: is committed already is not shown again.
+_KEYED: Final = {"resources": "resource_id", "scopes": "scope_id"}
+
+
+def committed_position(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(journal_seq, journal_rows) as this cursor's transaction sees them."""
+    rows = dict(
+        con.execute(
+            "SELECT key, value FROM seqtrace_meta WHERE key IN ('journal_seq', 'journal_rows')"
+        ).fetchall()
+    )
+    return int(rows.get("journal_seq", 0)), int(rows.get("journal_rows", 0))
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = 'main' "
+        "AND table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [(name, kind) for name, kind in rows]
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def unseen_tables(unseen: Sequence[tuple[int, PreparedBatch]]) -> dict[str, pa.Table]:
+    """The (journal seq, batch) records as one Arrow table per store table, with each
+    row's record (``_seq``) and, for spans, its place in the record (``_pos``: a commit may
+    end after the first N spans of a record)."""
+    sizes = np.array([batch.size for _, batch in unseen], dtype=np.int64)
+    seqs = np.array([seq for seq, _ in unseen], dtype=np.int64)
+    spans = pa.concat_tables([b.spans for _, b in unseen], promote_options="default")
+    spans = spans.append_column("_seq", pa.array(np.repeat(seqs, sizes)))
+    starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    spans = spans.append_column("_pos", pa.array(np.arange(len(starts)) - starts))
+
+    def with_seq(tables: list[pa.Table]) -> pa.Table:
+        joined = pa.concat_tables(tables, promote_options="default")
+        counts = np.array([t.num_rows for t in tables], dtype=np.int64)
+        return joined.append_column("_seq", pa.array(np.repeat(seqs, counts)))
+
+    resources: dict[int, tuple[str, str, bytes]] = {}
+    scopes: dict[int, tuple[str, str, str, bytes]] = {}
+    for _, batch in unseen:
+        resources.update(batch.resources)
+        scopes.update(batch.scopes)
+    tables = {
+        "spans": spans,
+        "span_entities": with_seq([b.entities for _, b in unseen]),
+        "span_links": with_seq([b.links for _, b in unseen]),
+        "resources": _table(RESOURCE_COLUMNS, [(k, *v) for k, v in resources.items()]),
+        "scopes": _table(SCOPE_COLUMNS, [(k, *v) for k, v in scopes.items()]),
+    }
+    for table in _WITH_ROWID:
+        data = tables[table]
+        tables[table] = data.append_column(
+            "rowid", pa.array(np.arange(-data.num_rows, 0, dtype=np.int64))
+        )
+    return tables
+
+
+def register_unseen(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    """Give ``con``'s views (``define_views``) these unseen rows."""
+    for table, data in tables.items():
+        con.register(f"unseen_{table}", data)
+
+
+def forget_unseen(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    """Let go of the Arrow tables (the cursor is kept for the next read)."""
+    for table in tables:
+        con.unregister(f"unseen_{table}")
+
+
+def define_views(
+    con: duckdb.DuckDBPyConnection,
+    tables: dict[str, pa.Table],
+    schema: dict[str, list[tuple[str, str]]],
+) -> None:
+    """Shadow the store's tables on ``con`` with views that add the registered unseen
+    rows the querying statement does not see committed. Once per cursor (DDL costs
+    3-9 ms a statement here): later reads only register other tables under the same
+    names. No explicit transaction: each statement's views read the committed position
+    of that statement's own snapshot. ``schema`` caches the tables' columns."""
+    database = _quoted(con.execute("SELECT current_database()").fetchall()[0][0])
+    # What a statement sees committed: records up to ``upto`` whole, and the first
+    # ``cut`` spans of the next record (``next_seq``) as well.
+    statements = [
+        "CREATE OR REPLACE TEMP VIEW unseen_position AS "
+        "SELECT upto, cut, (SELECT min(_seq) FROM unseen_spans WHERE _seq > upto) AS next_seq "
+        "FROM (SELECT "
+        "coalesce(max(CASE WHEN key = 'journal_seq' THEN CAST(value AS BIGINT) END), 0) AS upto, "
+        "coalesce(max(CASE WHEN key = 'journal_rows' THEN CAST(value AS BIGINT) END), 0) AS cut "
+        f"FROM {database}.main.seqtrace_meta)"
+    ]
+    for table, data in tables.items():
+        if table not in schema:
+            schema[table] = _columns(con, table)
+        columns = schema[table]
+        have = set(data.schema.names)
+        committed = ", ".join(_quoted(name) for name, _ in columns)
+        shown = ", ".join(
+            f"CAST({'u.' + _quoted(name) if name in have else 'NULL'} AS {kind}) AS {_quoted(name)}"
+            for name, kind in columns
+        )
+        if table in _WITH_ROWID:
+            committed += ", rowid AS rowid"
+            shown += ", u.rowid AS rowid"
+        if table in _KEYED:
+            key = _quoted(_KEYED[table])
+            where = f"u.{key} NOT IN (SELECT {key} FROM {database}.main.{table})"
+        elif table == "spans":
+            where = "u._seq > p.upto AND NOT (u._seq = p.next_seq AND u._pos < p.cut)"
+        else:  # entity and link rows go with their span
+            where = (
+                "u._seq > p.upto AND NOT (u._seq = p.next_seq AND p.cut > 0 AND "
+                "u.trace_id || u.span_id IN (SELECT s.trace_id || s.span_id FROM unseen_spans "
+                "AS s WHERE s._seq = p.next_seq AND s._pos < p.cut))"
+            )
+        statements.append(
+            f"CREATE OR REPLACE TEMP VIEW {table} AS "
+            f"SELECT {committed} FROM {database}.main.{table} "
+            f"UNION ALL SELECT {shown} FROM unseen_{table} AS u, unseen_position AS p "
+            f"WHERE {where}"
+        )
+    con.execute(";\n".join(statements))
+
+
+def _table(schema: pa.Schema, rows: list[tuple[object, ...]]) -> pa.Table:
+    return pa.Table.from_arrays(
+        [pa.array([row[i] for row in rows], type=field.type) for i, field in enumerate(schema)],
+        schema=schema,
+    )
