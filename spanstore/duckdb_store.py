@@ -875,6 +875,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         with self._flush_lock, contextlib.suppress(ValueError):
             self._flushers.remove(done)
 
+    def _settle_logs(self) -> None:
+        self.flush()
+
     def _wake_flushers(self) -> None:
         with self._flush_lock:
             for done in self._flushers:

@@ -51,7 +51,15 @@ class LogQueries:
     _has_logs: bool = True
 
     def _answers(self, name: str) -> bool:
-        return self._has_logs and self._dialect.has_query(name)
+        if not (self._has_logs and self._dialect.has_query(name)):
+            return False
+        self._settle_logs()
+        return True
+
+    def _settle_logs(self) -> None:
+        """Before a log read: make every acknowledged log record readable. A store whose
+        writer acknowledges before it commits (DuckDB) waits for it here: span reads see
+        uncommitted batches through ``spanstore.unseen``'s views, log batches do not."""
 
     def _log_rows(self, tables: list[pa.Table]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
@@ -130,16 +138,28 @@ class LogQueries:
 
     def logs_request(self, trace_id: str) -> ExportLogsServiceRequest:
         """A trace's log records as an OTLP request, exactly as stored (lossless)."""
-        request = ExportLogsServiceRequest()
-        ids = self._dialect.trace_ids([trace_id])
+        requests = self.logs_requests([trace_id], max_records=None)
+        return requests[0] if requests else ExportLogsServiceRequest()
+
+    def logs_requests(
+        self, trace_ids: Sequence[str], max_records: int | None = 512
+    ) -> list[ExportLogsServiceRequest]:
+        """These traces' log records, exactly as stored (lossless), in time order as OTLP
+        requests of at most ``max_records`` records each (None: one request); no request
+        when they have no records. One query for all the traces (``logs_of_traces``)."""
+        ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
         if not ids or not self._answers("logs_of_traces"):
-            return request
-        if self._columns():
-            return otel_logs_request(self.logs_of_traces([trace_id]))
+            return []
+        if self._columns():  # the exporter's otel_logs: records rebuilt from its columns
+            records = self.logs_of_traces(trace_ids)
+            size = max_records or max(1, len(records))
+            return [
+                otel_logs_request(records[at : at + size]) for at in range(0, len(records), size)
+            ]
         bounds = {"lo": self._dialect.far_past, "hi": self._dialect.far_future}
         rows = self._log_rows(self._id_tables("logs_of_traces", ids, **bounds))
         if not rows:
-            return request
+            return []
         resources, scopes = references(
             self._table(
                 "refs_by_id",
@@ -149,24 +169,29 @@ class LogQueries:
                 },
             )
         )
-        by_resource: dict[int, ResourceLogs] = {}
-        groups: dict[tuple[int, int], ScopeLogs] = {}
-        for row in rows:
-            rid, sid = row[8], row[9]
-            if rid not in by_resource:
-                resource_logs = request.resource_logs.add()
-                raw, url = resources.get(rid, (b"", ""))
-                resource_logs.resource.CopyFrom(Resource.FromString(raw))
-                resource_logs.schema_url = url
-                by_resource[rid] = resource_logs
-            if (rid, sid) not in groups:
-                scope_logs = by_resource[rid].scope_logs.add()
-                _, _, scope_raw, scope_url = scopes.get(sid, ("", "", b"", ""))
-                scope_logs.scope.CopyFrom(InstrumentationScope.FromString(scope_raw))
-                scope_logs.schema_url = scope_url
-                groups[(rid, sid)] = scope_logs
-            groups[(rid, sid)].log_records.append(stored_log_proto(row))
-        return request
+        size = max_records if max_records is not None and max_records > 0 else len(rows)
+        requests: list[ExportLogsServiceRequest] = []
+        for begin in range(0, len(rows), size):
+            request = ExportLogsServiceRequest()
+            by_resource: dict[int, ResourceLogs] = {}
+            groups: dict[tuple[int, int], ScopeLogs] = {}
+            for row in rows[begin : begin + size]:
+                rid, sid = row[8], row[9]
+                if rid not in by_resource:
+                    resource_logs = request.resource_logs.add()
+                    raw, url = resources.get(rid, (b"", ""))
+                    resource_logs.resource.CopyFrom(Resource.FromString(raw))
+                    resource_logs.schema_url = url
+                    by_resource[rid] = resource_logs
+                if (rid, sid) not in groups:
+                    scope_logs = by_resource[rid].scope_logs.add()
+                    _, _, scope_raw, scope_url = scopes.get(sid, ("", "", b"", ""))
+                    scope_logs.scope.CopyFrom(InstrumentationScope.FromString(scope_raw))
+                    scope_logs.schema_url = scope_url
+                    groups[(rid, sid)] = scope_logs
+                groups[(rid, sid)].log_records.append(stored_log_proto(row))
+            requests.append(request)
+        return requests
 
 
 def otel_stored_logs(tables: list[pa.Table]) -> list[StoredLog]:
