@@ -47,6 +47,10 @@ DEFAULT_RANGE_NS = 24 * 3_600_000_000_000
 TRACE_REACH_NS = 3_600_000_000_000
 #: Log records are looked for this far outside their spans' time range (clock skew).
 LOG_MARGIN_NS = 60_000_000_000
+#: Trace ids one ``/api/v1/replay/logs`` call takes (the server's limit), and the
+#: HttpSource's batch (its URL stays well under the 64 KiB request line limit).
+REPLAY_LOG_TRACES = 1000
+REPLAY_LOG_TRACES_PER_CALL = 200
 
 
 class SourceError(Exception):
@@ -222,6 +226,39 @@ def no_entity_spans(key: str, value: str, start: int | None, end: int | None) ->
 
 def _replay_trace(trace_id: str, first: int, last: int, spans: int) -> dict[str, Any]:
     return {"trace_id": trace_id, "first_unix_nano": first, "last_unix_nano": last, "spans": spans}
+
+
+def _split_log_request(request: Any, max_records: int) -> list[Any]:
+    """A logs request cut into requests of at most ``max_records`` records, each with
+    its records' resource and scope; none when it holds no record."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceRequest,
+    )
+
+    total = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+    if total <= max_records:
+        return [request] if total else []
+    parts: list[Any] = []
+    part, size = ExportLogsServiceRequest(), 0
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            target = None
+            for record in scope_logs.log_records:
+                if size == max_records:
+                    parts.append(part)
+                    part, size, target = ExportLogsServiceRequest(), 0, None
+                if target is None:
+                    out_resource = part.resource_logs.add()
+                    out_resource.resource.CopyFrom(resource_logs.resource)
+                    out_resource.schema_url = resource_logs.schema_url
+                    target = out_resource.scope_logs.add()
+                    target.scope.CopyFrom(scope_logs.scope)
+                    target.schema_url = scope_logs.schema_url
+                target.log_records.add().CopyFrom(record)
+                size += 1
+    if size:
+        parts.append(part)
+    return parts
 
 
 def _valid_trace_id(trace_id: str) -> str:
@@ -790,6 +827,33 @@ class LocalSource:
             return requests
         return [r for r in (reader.trace_request(t) for t in trace_ids) if r is not None]
 
+    def logs_requests(self, trace_ids: list[str], max_records: int = 512) -> list[Any]:
+        """The log records of these traces as OTLP ``ExportLogsServiceRequest`` objects of
+        at most ``max_records`` records each, exactly as stored (none for a store that
+        keeps no logs): what `seqtrace replay` re-sends beside their spans."""
+        reader: Any = self.reader
+        ids = [_valid_trace_id(t) for t in trace_ids]
+        if not ids or not hasattr(reader, "logs_requests"):
+            return []
+        requests: list[Any] = reader.logs_requests(ids, max_records)
+        return requests
+
+    def replay_logs(self, trace_ids: list[str]) -> dict[str, Any]:
+        """``GET /api/v1/replay/logs``: these traces' records as one OTLP/JSON
+        ``ExportLogsServiceRequest`` (hex ids; lossless: proto3 JSON)."""
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceRequest,
+        )
+
+        from spanstore.otlp import request_to_json
+
+        if len(trace_ids) > REPLAY_LOG_TRACES:
+            raise SourceError(f"at most {REPLAY_LOG_TRACES} trace ids at once")
+        merged = ExportLogsServiceRequest()
+        for request in self.logs_requests(trace_ids, max_records=0):
+            merged.resource_logs.extend(request.resource_logs)
+        return request_to_json(merged)
+
     def flow(
         self,
         root: str | None = None,
@@ -892,7 +956,11 @@ class HttpSource:
         url = f"{self.base_url}{path}"
         if query:
             url += "?" + urllib.parse.urlencode(
-                {k: ("1" if v is True else str(v)) for k, v in query.items()}
+                [  # a list value repeats its parameter (trace=A&trace=B)
+                    (k, "1" if item is True else str(item))
+                    for k, v in query.items()
+                    for item in (v if isinstance(v, list) else [v])
+                ]
             )
         request = urllib.request.Request(
             url, data=body, method="POST" if body is not None else "GET"
@@ -1085,6 +1153,28 @@ class HttpSource:
         from spanstore.otlp import request_from_json
 
         return [request_from_json(self.trace_otlp(tid)) for tid in trace_ids]
+
+    def logs_requests(self, trace_ids: list[str], max_records: int = 512) -> list[Any]:
+        """The traces' log records from ``/api/v1/replay/logs`` (a bounded number of ids a
+        call, so the URL stays short), as requests of at most ``max_records`` records."""
+        from google.protobuf import json_format
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceRequest,
+        )
+
+        from spanstore.otlp import OtlpJsonError, rewrite_hex_ids
+
+        requests: list[Any] = []
+        for begin in range(0, len(trace_ids), REPLAY_LOG_TRACES_PER_CALL):
+            batch = trace_ids[begin : begin + REPLAY_LOG_TRACES_PER_CALL]
+            doc = self._request("/api/v1/replay/logs", {"trace": batch})
+            request = ExportLogsServiceRequest()
+            try:
+                json_format.ParseDict(rewrite_hex_ids(doc), request, ignore_unknown_fields=True)
+            except (json_format.ParseError, OtlpJsonError) as exc:
+                raise SourceError(f"/api/v1/replay/logs: {str(exc).splitlines()[0]}") from None
+            requests.extend(_split_log_request(request, max_records))
+        return requests
 
     def flow(
         self,

@@ -227,6 +227,8 @@ class ApiServer:
                         q.text("entity"), q.text("trace"), q.time("from"), q.time("to")
                     ),
                 )
+            if path == "/api/v1/replay/logs":  # `seqtrace replay --api`: their log records
+                return lambda q, b: (200, self.source.replay_logs(q.query.get("trace", [])))
             if path == "/api/v1/flow":
                 return self._flow
             if path == "/api/v1/flow/roots":

@@ -64,9 +64,11 @@ from spanstore.base import (
     StoreUnavailable,
     WriteResult,
 )
+from spanstore.clickhouse_logs import LOGS_TABLE, ClickHouseLogs
 from spanstore.decode.front import RequestDecoder
 from spanstore.decode.prepare import PreparedBatch
 from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
+from spanstore.log_reader import LogQueries
 from spanstore.model import AttrValue, Span
 from spanstore.policy import IngestPolicy
 from spanstore.query.compiler import CLICKHOUSE as CLICKHOUSE_QUERY_TARGET
@@ -97,6 +99,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Final = 1
 DEFAULT_OTEL_TABLE: Final = "otel_traces"
+#: The exporter's log table, read beside its traces table (#18).
+OTEL_LOGS_TABLE: Final = "otel_logs"
 PASSWORD_ENV: Final = "SEQTRACE_CLICKHOUSE_PASSWORD"  # noqa: S105 - a variable name
 INSTALL_HINT: Final = "pip install 'seqtrace[clickhouse]'"
 
@@ -786,7 +790,7 @@ class OtelDialect(ClickHouseDialect):
 # --------------------------------------------------------------------------- the store
 
 
-class ClickHouseStore(StoreReader):
+class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
     """Span store on a ClickHouse database: SpanWriter here, SpanReader through the
     dialect of the tables found (seqtrace's own, or the exporter's ``otel_traces``).
 
@@ -830,6 +834,11 @@ class ClickHouseStore(StoreReader):
             self.layout, self._dialect = self._open_layout(
                 layout, otel_table, frozenset(entity_keys)
             )
+        except BaseException:
+            transport.close()
+            raise
+        try:
+            self._open_logs()
         except BaseException:
             transport.close()
             raise
@@ -929,20 +938,44 @@ class ClickHouseStore(StoreReader):
         self._create_schema()
         return "seqtrace", self._db
 
+    def _schema_statements(self) -> list[str]:
+        ttl = ttl_day = ttl_logs = ""
+        if self.ttl_days > 0:
+            days = f"toIntervalDay({int(self.ttl_days)})"
+            ttl = f"TTL toDateTime(intDiv(start_unix_nano, 1000000000), 'UTC') + {days}"
+            ttl_day = f"TTL day + {days}"
+            ttl_logs = f"TTL toDateTime(intDiv(time_unix_nano, 1000000000), 'UTC') + {days}"
+        fragments = {"ttl": ttl, "ttl_day": ttl_day, "ttl_logs": ttl_logs}
+        return statements(render(sql("schema"), fragments=fragments))
+
+    def _open_logs(self) -> None:
+        """Whether log records can be read here: seqtrace's ``seqtrace_logs`` (created by
+        a writable open of a database made before logs were kept), or the exporter's
+        ``otel_logs`` beside its ``otel_traces`` (absent: no records, not an error)."""
+        if self.layout == "otel":
+            self._has_logs = self._exists(OTEL_LOGS_TABLE)
+            if self._has_logs:
+                columns = {
+                    r["name"] for r in self._db.rows("otel_columns", {"table": OTEL_LOGS_TABLE})
+                }
+                dialect = self._dialect
+                assert isinstance(dialect, ClickHouseDialect)
+                dialect.fragments["logs_table"] = quote_identifier(OTEL_LOGS_TABLE)
+                dialect.fragments["event_name"] = "EventName" if "EventName" in columns else "''"
+            return
+        if not self.read_only and not self._exists(LOGS_TABLE):
+            for statement in self._schema_statements():
+                if LOGS_TABLE in statement:
+                    self.transport.command(statement)
+        self._has_logs = self._exists(LOGS_TABLE)
+
     def _exists(self, table: str) -> bool:
         text = render(sql("table_exists"), fragments={"name": quote_identifier(table)})
         result = self.transport.query(text)
         return bool(result.num_rows and result.column(0)[0].as_py())
 
     def _create_schema(self) -> None:
-        ttl = ttl_day = ""
-        if self.ttl_days > 0:
-            days = f"toIntervalDay({int(self.ttl_days)})"
-            ttl = f"TTL toDateTime(intDiv(start_unix_nano, 1000000000), 'UTC') + {days}"
-            ttl_day = f"TTL day + {days}"
-        for statement in statements(
-            render(sql("schema"), fragments={"ttl": ttl, "ttl_day": ttl_day})
-        ):
+        for statement in self._schema_statements():
             self.transport.command(statement)
         self.transport.command(
             render(
@@ -1015,6 +1048,9 @@ class ClickHouseStore(StoreReader):
             self._commit_group(group)
 
     def _commit_group(self, group: list[Any]) -> None:
+        group = self._split_log_items(group)  # log batches: spanstore.clickhouse_logs
+        if not group:
+            return
         try:
             results = self._insert([batch for batch, _ in group])
         except Exception as exc:

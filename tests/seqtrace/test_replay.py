@@ -597,3 +597,137 @@ def test_replay_from_a_database_file_by_range_and_by_trace(
 
 
 SAMPLE_ONE = sample_files()[0]
+
+
+# ------------------------------------------------------------------------------ log records
+
+LOGGED_ENTITY = "order.id=ORD-1002"  # the payment retries: WARN/ERROR records on its spans
+
+
+def _load_with_logs(*target: str) -> None:
+    from tests.conftest import SAMPLES
+
+    files = [*map(str, sample_files()), *map(str, sorted((SAMPLES / "logs").glob("*.json")))]
+    loaded = run("load", *target, *files)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "and 90 log records" in loaded.stdout
+
+
+def _spans_by_id(source: HttpSource, trace_ids: list[str]) -> dict[tuple[str, str], Any]:
+    return {(s["trace_id"], s["span_id"]): s for t in trace_ids for s in source.trace(t)["spans"]}
+
+
+def _newest_end(diagram: Any) -> int:
+    return max(m["start_unix_nano"] + m["duration_ns"] for m in diagram["messages"])
+
+
+def _assert_logs_replayed(a: HttpSource, b: HttpSource, fresh_ids: bool) -> None:
+    """The second server's records of the entity are the first's: same bodies,
+    severities, attributes and services, on the replayed spans (the same span, under its
+    new ids), at the spans' shift."""
+    before, after = a.diagram(LOGGED_ENTITY), b.diagram(LOGGED_ENTITY)
+    assert isinstance(before, dict) and isinstance(after, dict)
+    shift = _newest_end(after) - _newest_end(before)
+    old_logs = a.logs(LOGGED_ENTITY)["logs"]
+    new_logs = b.logs(LOGGED_ENTITY)["logs"]
+    assert len(old_logs) >= 5 and len(new_logs) == len(old_logs)
+    assert {r["severity"] for r in old_logs} >= {"INFO", "WARN"}
+
+    def content(record: dict[str, Any]) -> tuple[Any, ...]:
+        return (record["body"], record["severity"], record["severity_number"],
+                record["service"], sorted(record["attributes"].items()))  # fmt: skip
+
+    assert [content(r) for r in new_logs] == [content(r) for r in old_logs]
+    assert [r["time_unix_nano"] - shift for r in new_logs] == [
+        r["time_unix_nano"] for r in old_logs
+    ]
+    old_spans = _spans_by_id(a, before["traces"])
+    new_spans = _spans_by_id(b, after["traces"])
+    for old, new in zip(old_logs, new_logs, strict=True):
+        old_span = old_spans[(old["trace_id"], old["span_id"])]
+        new_span = new_spans[(new["trace_id"], new["span_id"])]  # a replayed span's ids
+        assert new_span["name"] == old_span["name"]
+        assert new_span["start_unix_nano"] - shift == old_span["start_unix_nano"]
+        assert (new["trace_id"] != old["trace_id"]) is fresh_ids
+        assert (new["span_id"] != old["span_id"]) is fresh_ids
+
+
+def test_log_records_replay_between_two_servers_under_the_new_ids(tmp_path: Path) -> None:
+    """--api over gRPC (fresh ids), then straight from a database file over OTLP/HTTP
+    with --keep-ids: the records arrive at /v1/logs and LogsService/Export."""
+    first = start_server(tmp_path / "first.duckdb")
+    second = start_server(tmp_path / "second.duckdb")
+    try:
+        _load_with_logs("--api", first.api)
+        endpoint = f"http://{second.addresses['otlp-grpc']}"
+        out = run("replay", "--api", first.api, "--entity", LOGGED_ENTITY, "--endpoint", endpoint)
+        assert out.returncode == 0, out.stderr
+        a, b = HttpSource(first.api), HttpSource(second.api)
+        records = len(a.logs(LOGGED_ENTITY)["logs"])
+        assert f"{records} log records" in out.stdout
+        _assert_logs_replayed(a, b, fresh_ids=True)
+    finally:
+        first.stop()
+        second.stop()
+
+    db = tmp_path / "logged.duckdb"
+    _load_with_logs("--db", str(db))
+    third = start_server(tmp_path / "third.duckdb")
+    fourth = start_server(tmp_path / "fourth.duckdb")  # the --db side's records, served
+    try:
+        out = run(
+            "replay", "--db", str(db), "--entity", LOGGED_ENTITY, "--keep-ids", "--at", AT,
+            "--endpoint", f"http://{third.addresses['otlp-http']}", "--protocol", "http",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        _load_with_logs("--api", fourth.api)
+        original, replayed = HttpSource(fourth.api), HttpSource(third.api)
+        assert _newest_end(replayed.diagram(LOGGED_ENTITY)) == AT_NS
+        _assert_logs_replayed(original, replayed, fresh_ids=False)
+    finally:
+        third.stop()
+        fourth.stop()
+
+
+def test_replay_logs_endpoint_serves_the_stored_records_losslessly(tmp_path: Path) -> None:
+    """/api/v1/replay/logs: the records as stored (the store's own request), in one
+    OTLP/JSON document; HttpSource cuts them into 512-record requests."""
+    from analyzer.source import LocalSource, SourceError
+    from spanstore.duckdb_store import DuckDBStore
+
+    db = tmp_path / "logged.duckdb"
+    _load_with_logs("--db", str(db))
+    with DuckDBStore(db, read_only=True) as store:
+        local = LocalSource(store)
+        traces = [t["trace_id"] for t in local.replay_traces(LOGGED_ENTITY)["traces"]]
+        wanted = local.logs_requests(traces)
+        one_by_one = [store.logs_request(t) for t in traces]
+        in_twos = store.logs_requests(traces, max_records=2)
+        drawn = len(local.logs(LOGGED_ENTITY)["logs"])
+
+    def records(requests: list[ExportLogsServiceRequest]) -> list[bytes]:
+        return sorted(
+            r.SerializeToString()
+            for request in requests for rl in request.resource_logs
+            for sl in rl.scope_logs for r in sl.log_records
+        )  # fmt: skip
+
+    assert len(wanted) == 1 and records(wanted) == records(one_by_one)
+    assert len(records(wanted)) == drawn
+    # Bounded requests: every record once, at most 2 a request, each with its resource.
+    assert [len(records([r])) for r in in_twos[:-1]] == [2] * (len(in_twos) - 1)
+    assert records(in_twos) == records(wanted)
+    assert all(rl.resource.attributes for r in in_twos for rl in r.resource_logs)
+    server = start_server(tmp_path / "served.duckdb")
+    try:
+        _load_with_logs("--api", server.api)
+        served = HttpSource(server.api).logs_requests(traces)
+        assert served == wanted
+        served_in_twos = HttpSource(server.api).logs_requests(traces, max_records=2)
+        assert [len(records([r])) for r in served_in_twos] == [len(records([r])) for r in in_twos]
+        assert records(served_in_twos) == records(wanted)
+        assert HttpSource(server.api).logs_requests(["ab" * 16]) == []
+        with pytest.raises(SourceError, match="32 hex digits"):
+            HttpSource(server.api).logs_requests(["not-an-id"])
+    finally:
+        server.stop()

@@ -60,6 +60,9 @@ NOT_IN_OTEL = {
 #: Flows (#16): DuckDB fingerprints traces in SQL; on ClickHouse (both layouts) the reader
 #: answers None and analyzer.flow folds span objects from spans_of_traces / span_frame.
 NOT_IN_CLICKHOUSE = {"flow_root_operations", "flow_root_shapes", "flow_trace_shapes"}
+#: Log record reads (#18, spanstore/log_reader.py): every dialect, seqtrace's tables and
+#: the exporter's otel_logs (read beside otel_traces).
+LOG_QUERIES = {"logs_of_traces", "logs_in_range", "log_stats"}
 
 
 def _names_in(path: str, pattern: str) -> set[str]:
@@ -103,11 +106,11 @@ def test_every_sql_file_is_used() -> None:
 
     duckdb_own = _names_in("spanstore/duckdb_store.py", r'sql\(\s*"([a-z_0-9]+)"')
     duckdb_own |= set(_MIGRATIONS.values())  # run by name when an older file is opened
-    # Log record reads (#18): spanstore/log_reader.py, DuckDB only for now.
-    duckdb_own |= _names_in(
+    log_reads = _names_in(
         "spanstore/log_reader.py", r'(?:_table|_id_tables|_answers)\(\s*"([a-z_0-9]+)"'
     )
-    assert query_names("duckdb") == READER_QUERIES | duckdb_own
+    assert log_reads - {"refs_by_id"} == LOG_QUERIES
+    assert query_names("duckdb") == READER_QUERIES | duckdb_own | LOG_QUERIES
 
     store = {  # the store's own statements, and the otel dialect's (named without prefix)
         name if name in query_names("clickhouse") else f"otel_{name}"
@@ -121,5 +124,20 @@ def test_every_sql_file_is_used() -> None:
     }
     wanted = READER_QUERIES - NOT_IN_CLICKHOUSE
     reader = wanted | {f"otel_{name}" for name in wanted - NOT_IN_OTEL}
+    reader |= LOG_QUERIES | {f"otel_{name}" for name in LOG_QUERIES}
     used = reader | store | fragments
     assert query_names("clickhouse") == used, query_names("clickhouse") ^ used
+
+
+def test_every_dialect_has_the_log_queries_with_the_same_parameters() -> None:
+    log_reader = (ROOT / "spanstore" / "log_reader.py").read_text()
+    passed = set(re.findall(r'"([a-z_]+)":', log_reader)) | {"trace_ids", "lo", "hi"}
+    for name in LOG_QUERIES:
+        for folder, file in (
+            ("duckdb", name),
+            ("clickhouse", name),
+            ("clickhouse", f"otel_{name}"),
+        ):
+            assert file in query_names(folder), f"{folder}/{file}.sql"
+            extra = parameter_names(sql_text(folder, file)) - passed
+            assert not extra, f"{folder}/{file}.sql uses {extra}"

@@ -129,3 +129,31 @@ PARTITION BY toDate(toDateTime(intDiv(start_unix_nano, 1000000000), 'UTC'))
 ORDER BY (trace_id, span_id, linked_trace_id, linked_span_id)
 @ttl
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
+;
+
+-- Log records (#18), as in the DuckDB file's `logs` table: typed copies of what queries
+-- filter on, and `raw`, the LogRecord's protobuf without its times and ids (lossless).
+-- Ordered by hour and time: reads are time ranges, and a trace's records are looked up
+-- within its time bounds (the bloom filter skips granules without the trace id).
+-- Created on every writable open too (IF NOT EXISTS), so a database that seqtrace
+-- created before logs were kept gains the table without a schema version bump.
+CREATE TABLE IF NOT EXISTS seqtrace_logs (
+    trace_id Nullable(FixedString(16)),  -- null: the record belongs to no trace
+    span_id Nullable(FixedString(8)),
+    time_unix_nano Int64 CODEC(T64, ZSTD(1)),
+    observed_unix_nano Int64 CODEC(T64, ZSTD(1)),
+    time_unset Bool,
+    severity_number UInt8,
+    severity_text LowCardinality(String),
+    service_name LowCardinality(String),
+    resource_id UInt64,
+    scope_id UInt64,
+    flags UInt32,
+    event_name LowCardinality(String),
+    raw String CODEC(ZSTD(3)),          -- opentelemetry.proto.logs.v1.LogRecord without ids
+    INDEX idx_log_trace trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+) ENGINE = MergeTree
+PARTITION BY toDate(toDateTime(intDiv(time_unix_nano, 1000000000), 'UTC'))
+ORDER BY (intDiv(time_unix_nano, 3600000000000), service_name, time_unix_nano)
+@ttl_logs
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
