@@ -85,7 +85,18 @@ def test_the_store_builds_no_sql_from_values() -> None:
     spanstore/sql/, or a constant table; values only ever travel as bound parameters."""
     for module in ("spanstore/duckdb_store.py", "spanstore/retention.py"):
         tree = ast.parse((ROOT / module).read_text())
+        # The query language's statements come from its compiler (spanstore/query), which
+        # emits fixed fragments only and binds every value: tests/spanstore/test_query_hostile.py
+        # pins that. Its one runner is the only place here that executes a built text.
+        compiled = {
+            id(inner)
+            for fn in ast.walk(tree)
+            if isinstance(fn, ast.FunctionDef) and fn.name == "run_compiled"
+            for inner in ast.walk(fn)
+        }
         for node in ast.walk(tree):
+            if id(node) in compiled:
+                continue
             if not (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)

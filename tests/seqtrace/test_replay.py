@@ -462,7 +462,7 @@ def test_a_target_that_never_recovers_is_given_up_after_the_retry_time(
     http_endpoint: tuple[type[_Http], str],
 ) -> None:
     handler, endpoint = http_endpoint
-    handler.script = [503] * 1000
+    handler.script = [503] * 1_000_000  # never runs out within the retry time
     sample = str(sample_files()[0])
     out = run("replay", sample, "--endpoint", endpoint, "--protocol", "http",
               "--max-retry-time", "1")  # fmt: skip
