@@ -17,7 +17,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -112,15 +111,18 @@ def _ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 
 def _wait_for_signal() -> None:
-    stop = threading.Event()
+    # The handler runs in the main thread between two bytecodes, possibly while that
+    # thread holds a lock: Event.set() there deadlocked with the Event.wait() it
+    # interrupted (a server that never stopped on SIGTERM). A plain flag takes no lock.
+    received: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
-        stop.set()
+        received.append(signum)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-    while not stop.is_set():
-        stop.wait(0.5)
+    while not received:
+        time.sleep(0.2)
 
 
 def _client_tls(cert: str) -> ssl.SSLContext:
