@@ -252,6 +252,15 @@ class SpanReader(Protocol):
         """``flow_root_shapes``'s rows, with ``spans``, for the given traces; or None."""
         ...
 
+    def flow_trace_shapes_and_spans(
+        self, trace_ids: Sequence[str], *, failing: bool = False, whole_spans: int = 0
+    ) -> tuple[pl.DataFrame, list[Span]] | None:
+        """``flow_trace_shapes`` and, from the same read, the spans of the first trace of
+        each fingerprint (every trace without one), with ``failing`` of every trace with
+        an error span, and of every trace when they hold at most ``whole_spans`` spans;
+        or None."""
+        ...
+
     def flow_root_operations(
         self, start_unix_nano: int, end_unix_nano: int, limit: int = 200
     ) -> pl.DataFrame | None:

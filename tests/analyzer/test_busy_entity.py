@@ -152,3 +152,52 @@ def test_a_small_entity_is_drawn_as_before(busy_spans: list[Span]) -> None:
     assert render(diagram_of_busy_entity(few, CUSTOMER), "json") == render(
         build_diagram(few, CUSTOMER), "json"
     )
+
+
+def test_busy_entity_reads_the_stored_spans_once(
+    busy_store: Path, busy_spans: list[Span], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One query brings the fingerprints and the spans drawn: the store's spans are not
+    searched again by trace id (each search reads the trace_id column of the whole store)."""
+    with DuckDBStore(busy_store, read_only=True) as store:
+        ran: list[str] = []
+        table = store._dialect.table
+
+        def recording(name: str, params: Any) -> Any:
+            ran.append(name)
+            return table(name, params)
+
+        monkeypatch.setattr(store._dialect, "table", recording)
+        diagram = LocalSource(store).diagram(entity="customer.id=CUST-BUSY", start=0, end=1 << 62)
+        assert isinstance(diagram, dict)
+        check_busy_diagram(diagram, busy_spans)
+    assert ran.count("flow_trace_shapes") == 1
+    assert "spans_of_traces" not in ran, ran
+
+
+def test_shapes_and_spans_bring_the_traces_drawn(busy_store: Path, busy_spans: list[Span]) -> None:
+    """flow_trace_shapes_and_spans: flow_trace_shapes' rows, and the spans (as ``spans``
+    reads them) of the first trace of each fingerprint, of the failing traces when asked,
+    and of every trace when they are few enough."""
+    trace_ids = sorted({s.trace_id for s in busy_spans})
+    failing = failed_trace_ids(busy_spans)
+    with DuckDBStore(busy_store, read_only=True) as store:
+        plain = store.flow_trace_shapes(trace_ids)
+        assert plain is not None
+        firsts = {
+            rows["trace_id"][0] for rows in plain.partition_by("fingerprint", maintain_order=True)
+        }
+        assert plain["fingerprint"].null_count() == 0
+        assert len(firsts) == 2  # the clean orders, the failed ones (one shape each)
+        for kwargs, wanted in (
+            ({}, firsts),
+            ({"failing": True}, firsts | failing),
+            ({"whole_spans": len(busy_spans)}, set(trace_ids)),
+            ({"whole_spans": len(busy_spans) - 1}, firsts),
+        ):
+            found = store.flow_trace_shapes_and_spans(trace_ids, **kwargs)
+            assert found is not None
+            frame, spans = found
+            assert frame.equals(plain)
+            assert {s.trace_id for s in spans} == wanted, kwargs
+            assert spans == store.spans(sorted(wanted))
