@@ -1,12 +1,11 @@
 """The storage interface: one write path and one read path, free of any engine's types.
 
 The collector writes through :class:`SpanWriter`; the analyzer reads through
-``SpanReader``, which is the one reader every store has:
+``spanstore.SpanReader``, which is the one reader every store has:
 :class:`spanstore.reader.StoreReader`, over its engine's dialect (``spanstore.dialect``),
 for DuckDB (``spanstore.duckdb_store``) and ClickHouse (``spanstore.clickhouse_store``).
 A backend supplies a dialect, not a reader, so no second description of the reader's
-methods is kept here: ``SpanReader`` names that class (imported when first asked for, so
-that decoder processes, which import this module, never load the read path).
+methods is kept here (decoder processes import this module and never load the read path).
 """
 
 from __future__ import annotations
@@ -19,13 +18,10 @@ if TYPE_CHECKING:  # imported for annotations only: decoder processes stay small
         ExportTraceServiceRequest,
     )
 
-    from spanstore.reader import StoreReader as SpanReader
-
 __all__ = [
     "InvalidRequest",
     "QueryTimeout",
     "SchemaVersionError",
-    "SpanReader",
     "SpanWriter",
     "StoreError",
     "StoreUnavailable",
@@ -81,11 +77,3 @@ class SpanWriter(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def __getattr__(name: str) -> object:
-    if name == "SpanReader":
-        from spanstore.reader import StoreReader
-
-        return StoreReader
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The one :class:`~spanstore.base.SpanReader`: named queries, and what their rows mean.
+"""The one :class:`~spanstore.SpanReader`: named queries, and what their rows mean.
 
 Every store reads through :class:`StoreReader`; an engine only supplies a dialect
 (``spanstore.dialect``): its SQL folder and how to run a named query. Adding a query to

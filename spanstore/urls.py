@@ -54,7 +54,7 @@ class StoreURLError(ValueError):
 
 
 #: Both halves of the storage interface, what ``open_store_url`` returns: a store that
-#: reads through the one reader (``spanstore.base.SpanReader``) and writes
+#: reads through the one reader (``spanstore.SpanReader``) and writes
 #: (``SpanWriter``), with ``accepts_writes`` (whether ``write`` can store spans there: not
 #: read-only, a layout seqtrace writes) and ``ingest_stats`` (the write side's state).
 SpanStore: TypeAlias = "DuckDBStore | ClickHouseStore"
