@@ -136,13 +136,15 @@ _INSERT_NEW: Final = {
 }
 
 
-_FRAGMENT: Final = re.compile(r"@([a-z_][a-z0-9_]*)")
+#: A line ``@name``: the text of ``name.sql`` in its place.
+_FRAGMENT: Final = re.compile(r"^@([a-z_][a-z0-9_]*)$", re.MULTILINE)
 
 
 @cache
 def sql(name: str) -> str:
     """A statement from ``spanstore/sql/duckdb/NAME.sql`` (all SQL lives in those files);
-    ``@other`` in it stands for the text of ``other.sql``, a part several files share."""
+    a line ``@other`` in it stands for the text of ``other.sql``, a part several files
+    share."""
     return _FRAGMENT.sub(lambda match: sql(match.group(1)), sql_text("duckdb", name))
 
 
