@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["DuckDBLogs"]
 
 log = logging.getLogger(__name__)
-
-_ADMISSION_WAIT: Final = 1.0
-_MIB: Final = 1024 * 1024
 
 
 class DuckDBLogs:
@@ -65,6 +62,9 @@ class DuckDBLogs:
         _retention: Any
 
         def _refuse(self, message: str | None = None) -> Any: ...
+        def _admitted(
+            self, request: Any, timeout: float | None, decode: Any, unit: Any
+        ) -> tuple[LogBatch, int]: ...
         def _release_spans(self, count: int) -> None: ...
         def _append_references(self, con: Any, batch: LogBatch) -> None: ...
         def _commit(self, con: Any, tx: Any) -> None: ...
@@ -85,42 +85,12 @@ class DuckDBLogs:
             raise StoreError("this store was opened read-only")
         if self._closed:
             raise StoreUnavailable("the store is shutting down")
-        size_hint = len(request) if isinstance(request, bytes) else request.ByteSize()
-        estimate = 2 * size_hint
-        wait = _ADMISSION_WAIT if timeout is None else min(_ADMISSION_WAIT, timeout / 2)
-        if not self.queue_budget.try_charge(estimate, wait=wait):
-            self._refuse()
-        try:
-            batch = self._decode.prepare_logs(request, timeout)
-        except BaseException:
-            self.queue_budget.release(estimate)
-            raise
-        nbytes = batch.nbytes if batch.size else 0
-        if nbytes > estimate:
-            self.queue_budget.charge(nbytes - estimate)
-        else:
-            self.queue_budget.release(estimate - nbytes)
-        if batch.counts:
-            self._waiting.count(batch.counts)
+        batch, nbytes = self._admitted(request, timeout, self._decode.prepare_logs, "rows")
         result = WriteResult(
             accepted=batch.size, rejected=batch.rejected, messages=tuple(batch.messages)
         )
         if not batch.size:
             return result
-        # Log records count against the same queue bound as spans: they wait for the
-        # same writer.
-        try:
-            self._waiting.admit(batch.size, unit="rows", count_refusal=False)
-        except StoreUnavailable:
-            self.queue_budget.release(nbytes)
-            raise
-        if self._journal.bytes_on_disk > self.max_journal_bytes:
-            self.queue_budget.release(nbytes)
-            self._release_spans(batch.size)
-            self._refuse(
-                f"the ingest journal holds {self._journal.bytes_on_disk // _MIB} MiB that the "
-                "database has not taken yet; retry later"
-            )
         record = batch.wire if batch.wire is not None else encode_log_batch(batch)
         seq = 0
         try:

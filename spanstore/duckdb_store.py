@@ -18,15 +18,16 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cache
-from typing import Any, Final, NoReturn, cast
+from typing import Any, Final, Literal, NoReturn, TypeVar, cast
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -130,6 +131,8 @@ _IDLE_COMMIT_WAIT: Final = 2.0
 _VIEW_CURSORS: Final = 8
 #: Resource and scope ids remembered as stored (saves an INSERT OR IGNORE each).
 _KNOWN_LIMIT: Final = 100_000
+_Request = TypeVar("_Request", ExportTraceServiceRequest, ExportLogsServiceRequest, bytes)
+_Batch = TypeVar("_Batch", PreparedBatch, LogBatch)
 _INSERT_NEW: Final = {
     "resources": "INSERT OR IGNORE INTO resources BY NAME SELECT * FROM new_rows",
     "scopes": "INSERT OR IGNORE INTO scopes BY NAME SELECT * FROM new_rows",
@@ -404,44 +407,13 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             raise StoreError("this store was opened read-only")
         if self._closed:
             raise StoreUnavailable("the store is shutting down")
-        # Charge an estimate before decoding (waiting briefly for room): under a flood,
-        # decoding requests that cannot be queued would only burn the CPU the writer needs.
-        size_hint = len(request) if isinstance(request, bytes) else request.ByteSize()
-        estimate = _BATCH_BYTES_PER_REQUEST_BYTE * size_hint
-        wait = _ADMISSION_WAIT if timeout is None else min(_ADMISSION_WAIT, timeout / 2)
-        if not self.queue_budget.try_charge(estimate, wait=wait):
-            self._refuse()
-        try:
-            batch = self._decode.prepare(request, timeout)
-        except BaseException:
-            self.queue_budget.release(estimate)
-            raise
-        # From here the batch's own size is charged (released once DuckDB has it).
-        nbytes = batch.nbytes if batch.size else 0
-        if nbytes > estimate:
-            self.queue_budget.charge(nbytes - estimate)
-        else:
-            self.queue_budget.release(estimate - nbytes)
-        if batch.counts:
-            self._waiting.count(batch.counts)
+        batch, nbytes = self._admitted(request, timeout, self._decode.prepare, "spans")
         if batch.size == 0:
             return WriteResult(
                 accepted=0,
                 rejected=batch.rejected,
                 duplicates=batch.duplicates,
                 messages=tuple(batch.messages),
-            )
-        try:
-            self._waiting.admit(batch.size)
-        except StoreUnavailable:
-            self.queue_budget.release(nbytes)
-            raise
-        if self._journal.bytes_on_disk > self.max_journal_bytes:
-            self.queue_budget.release(nbytes)
-            self._release_spans(batch.size)
-            self._refuse(
-                f"the ingest journal holds {self._journal.bytes_on_disk // _MIB} MiB that the "
-                "database has not taken yet; retry later"
             )
         offered, seq, stored = batch, 0, 0
         try:
@@ -484,6 +456,54 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             duplicates=batch.duplicates + stored,
             messages=tuple(batch.messages),
         )
+
+    def _admitted(
+        self,
+        request: _Request,
+        timeout: float | None,
+        decode: Callable[[_Request, float | None], _Batch],
+        unit: Literal["spans", "rows"],
+    ) -> tuple[_Batch, int]:
+        """A request decoded within the queue budget, its rows admitted to the queue: the
+        batch, and the bytes of the budget it holds until DuckDB has it. A batch of no
+        rows holds nothing. Spans and log records (``unit`` "rows") wait for the same
+        writer, so they count against the same bounds."""
+        assert self._journal is not None
+        # Charge an estimate before decoding (waiting briefly for room): under a flood,
+        # decoding requests that cannot be queued would only burn the CPU the writer needs.
+        size_hint = len(request) if isinstance(request, bytes) else request.ByteSize()
+        estimate = _BATCH_BYTES_PER_REQUEST_BYTE * size_hint
+        wait = _ADMISSION_WAIT if timeout is None else min(_ADMISSION_WAIT, timeout / 2)
+        if not self.queue_budget.try_charge(estimate, wait=wait):
+            self._refuse()
+        try:
+            batch = decode(request, timeout)
+        except BaseException:
+            self.queue_budget.release(estimate)
+            raise
+        # From here the batch's own size is charged (released once DuckDB has it).
+        nbytes = batch.nbytes if batch.size else 0
+        if nbytes > estimate:
+            self.queue_budget.charge(nbytes - estimate)
+        else:
+            self.queue_budget.release(estimate - nbytes)
+        if batch.counts:
+            self._waiting.count(batch.counts)
+        if batch.size == 0:
+            return batch, 0
+        try:
+            self._waiting.admit(batch.size, unit=unit, count_refusal=unit == "spans")
+        except StoreUnavailable:
+            self.queue_budget.release(nbytes)
+            raise
+        if self._journal.bytes_on_disk > self.max_journal_bytes:
+            self.queue_budget.release(nbytes)
+            self._release_spans(batch.size)
+            self._refuse(
+                f"the ingest journal holds {self._journal.bytes_on_disk // _MIB} MiB that the "
+                "database has not taken yet; retry later"
+            )
+        return batch, nbytes
 
     def _full_message(self) -> str:
         used = self.queue_budget.used / _MIB
