@@ -33,26 +33,6 @@ _ZERO_SPAN: Final = bytes(8)
 _MAX_REJECT_MESSAGES: Final = 5
 _UNSEEN: Final[tuple[str, int]] = ("<unseen>", -1)
 
-SPAN_COLUMNS: Final[tuple[str, ...]] = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "resource_id",
-    "scope_id",
-    "service_name",
-    "name",
-    "kind",
-    "start_unix_nano",
-    "duration_ns",
-    "status_code",
-    "status_message",
-    "exception_type",
-    "exception_message",
-    *STRING_COLUMNS,
-    *INT_COLUMNS,
-    "raw",
-)
-
 _SPAN_ARROW_SCHEMA: Final = pa.schema(
     [
         ("trace_id", pa.binary()),
@@ -74,6 +54,8 @@ _SPAN_ARROW_SCHEMA: Final = pa.schema(
         ("raw", pa.binary()),
     ]
 )
+#: The span table's columns, in its order (the C scanner builds them in this order too).
+SPAN_COLUMNS: Final[tuple[str, ...]] = tuple(_SPAN_ARROW_SCHEMA.names)
 _ENTITY_ARROW_SCHEMA: Final = pa.schema(
     [
         ("key", pa.string()),
