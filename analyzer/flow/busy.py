@@ -89,6 +89,10 @@ def diagram_of_busy_entity(
 
 #: Entities with more spans than this are read through the store's fingerprints.
 SPANS_READ_WHOLE = 2_000
+#: Entities in at most this many traces are read whole first, as before folding existed
+#: (most entities are small: their spans cost less than their fingerprints, and seldom
+#: reach SPANS_READ_WHOLE); the others are fingerprinted first.
+FEW_TRACES = 100
 
 
 def diagram_of_entity_in_store(
@@ -101,24 +105,26 @@ def diagram_of_entity_in_store(
 ) -> Diagram:
     """The entity's diagram from a store. A busy entity (more than
     :data:`SPANS_READ_WHOLE` spans) is read by fingerprint: its failing traces and one
-    trace per fingerprint become span objects, the others are only counted. One search
-    of the store brings the fingerprints and those spans (or, for a small entity, every
-    span)."""
+    trace per fingerprint become span objects, the others are only counted. An entity
+    in more than :data:`FEW_TRACES` traces is fingerprinted first, and the same search
+    of the store brings those spans (all of them when the entity turns out small);
+    a smaller one is read whole first, and fingerprinted only when it is busy."""
     from analyzer.flow import groups_of_frame
 
+    ids = list(trace_ids)
+    frame = None
+    read: list[Span] = []
     read_shapes = getattr(reader, "flow_trace_shapes_and_spans", None)
-    found = (
-        read_shapes(list(trace_ids), failing=True, whole_spans=SPANS_READ_WHOLE)
-        if read_shapes is not None
-        else None
-    )
-    if found is None:
-        spans = reader.spans(list(trace_ids))
-        return diagram_of_busy_entity(
-            spans, entity, show_internal=show_internal, max_messages=max_messages
-        )
-    frame, read = found
-    if int(frame["spans"].sum() or 0) <= SPANS_READ_WHOLE:
+    if len(ids) > FEW_TRACES and read_shapes is not None:
+        found = read_shapes(ids, failing=True, whole_spans=SPANS_READ_WHOLE)
+        if found is not None:
+            frame, read = found
+    if frame is None:
+        read = reader.spans(ids)
+        shapes_only = getattr(reader, "flow_trace_shapes", None)
+        if len(read) > SPANS_READ_WHOLE and len(ids) <= FEW_TRACES and shapes_only is not None:
+            frame = shapes_only(ids)
+    if frame is None or int(frame["spans"].sum() or 0) <= SPANS_READ_WHOLE:
         return diagram_of_busy_entity(
             read, entity, show_internal=show_internal, max_messages=max_messages
         )

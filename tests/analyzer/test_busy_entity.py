@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+import analyzer.flow.busy as busy
 from analyzer.diagram import build_diagram
-from analyzer.flow.busy import SPANS_READ_WHOLE, diagram_of_busy_entity
+from analyzer.flow.busy import FEW_TRACES, SPANS_READ_WHOLE, diagram_of_busy_entity
 from analyzer.source import LocalSource
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.model import Span
@@ -154,25 +155,53 @@ def test_a_small_entity_is_drawn_as_before(busy_spans: list[Span]) -> None:
     )
 
 
+def recorded_diagram(
+    store: DuckDBStore, entity: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], list[str]]:
+    """The entity's diagram through LocalSource, and the names of the queries it ran."""
+    ran: list[str] = []
+    table = store._dialect.table
+
+    def recording(name: str, params: Any) -> Any:
+        ran.append(name)
+        return table(name, params)
+
+    monkeypatch.setattr(store._dialect, "table", recording)
+    diagram = LocalSource(store).diagram(entity=entity, start=0, end=1 << 62)
+    monkeypatch.undo()
+    assert isinstance(diagram, dict)
+    return diagram, ran
+
+
 def test_busy_entity_reads_the_stored_spans_once(
     busy_store: Path, busy_spans: list[Span], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One query brings the fingerprints and the spans drawn: the store's spans are not
     searched again by trace id (each search reads the trace_id column of the whole store)."""
+    assert ORDERS > FEW_TRACES  # fingerprinted first
     with DuckDBStore(busy_store, read_only=True) as store:
-        ran: list[str] = []
-        table = store._dialect.table
-
-        def recording(name: str, params: Any) -> Any:
-            ran.append(name)
-            return table(name, params)
-
-        monkeypatch.setattr(store._dialect, "table", recording)
-        diagram = LocalSource(store).diagram(entity="customer.id=CUST-BUSY", start=0, end=1 << 62)
-        assert isinstance(diagram, dict)
+        diagram, ran = recorded_diagram(store, "customer.id=CUST-BUSY", monkeypatch)
         check_busy_diagram(diagram, busy_spans)
+        # Read whole first (as an entity in few traces is), then fingerprinted: the same.
+        monkeypatch.setattr(busy, "FEW_TRACES", ORDERS)
+        again, ran_again = recorded_diagram(store, "customer.id=CUST-BUSY", monkeypatch)
     assert ran.count("flow_trace_shapes") == 1
     assert "spans_of_traces" not in ran, ran
+    assert ran_again.count("flow_trace_shapes") == ran_again.count("spans_of_traces") == 1
+    assert again == diagram
+
+
+def test_a_small_entity_is_not_fingerprinted(
+    busy_store: Path, busy_spans: list[Span], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order (one trace) is drawn from one read of its spans, as before folding existed."""
+    few = [s for s in busy_spans if s.attributes.get("order.id") == "ORD-7"]
+    with DuckDBStore(busy_store, read_only=True) as store:
+        diagram, ran = recorded_diagram(store, "order.id=ORD-7", monkeypatch)
+    assert "flow_trace_shapes" not in ran and ran.count("spans_of_traces") == 1, ran
+    from analyzer.diagram import to_dict
+
+    assert diagram == to_dict(build_diagram(few, ("order.id", "ORD-7")))
 
 
 def test_shapes_and_spans_bring_the_traces_drawn(busy_store: Path, busy_spans: list[Span]) -> None:
