@@ -21,7 +21,9 @@ failing ones and one per fingerprint (docs/flows.md, "At incident volume").
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +40,12 @@ from analyzer.flow.variants import (
 )
 from spanstore.model import Span
 
-__all__ = ["DEFAULT_MAX_MESSAGES", "diagram_of_busy_entity", "diagram_of_entity_in_store"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGES",
+    "EntityDiagrams",
+    "diagram_of_busy_entity",
+    "diagram_of_entity_in_store",
+]
 
 DEFAULT_MAX_MESSAGES = 500
 
@@ -95,6 +102,39 @@ SPANS_READ_WHOLE = 2_000
 FEW_TRACES = 100
 
 
+class EntityDiagrams:
+    """Entity diagrams kept while the store says nothing in it changed (its
+    ``data_versions`` over all time; a store that cannot tell keeps none). The same busy
+    entity is asked for again and again (the UI reruns its page, a dashboard polls the
+    API), and each answer costs a search of the whole store."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[Hashable, tuple[int, Diagram]] = OrderedDict()
+
+    def get(self, reader: Any, key: Hashable, make: Callable[[], Diagram]) -> Diagram:
+        """The diagram kept under ``key`` if the store did not change since, else
+        ``make()`` (kept with the version the store had before it began)."""
+        versions = getattr(reader, "data_versions", lambda ranges: None)(
+            [(_FAR_PAST, _FAR_FUTURE)]
+        )
+        if not versions:
+            return make()
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None and found[0] == versions[0]:
+                self._kept.move_to_end(key)
+                return found[1]
+        made = make()
+        with self._lock:
+            self._kept[key] = (versions[0], made)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return made
+
+
 def diagram_of_entity_in_store(
     reader: Any,
     trace_ids: Sequence[str],
@@ -102,13 +142,24 @@ def diagram_of_entity_in_store(
     *,
     show_internal: bool = False,
     max_messages: int = DEFAULT_MAX_MESSAGES,
+    kept: EntityDiagrams | None = None,
 ) -> Diagram:
     """The entity's diagram from a store. A busy entity (more than
     :data:`SPANS_READ_WHOLE` spans) is read by fingerprint: its failing traces and one
     trace per fingerprint become span objects, the others are only counted. An entity
     in more than :data:`FEW_TRACES` traces is fingerprinted first, and the same search
     of the store brings those spans (all of them when the entity turns out small);
-    a smaller one is read whole first, and fingerprinted only when it is busy."""
+    a smaller one is read whole first, and fingerprinted only when it is busy. With
+    ``kept``, a diagram of the same traces from an unchanged store is not made again."""
+    if kept is not None:
+        key = (tuple(trace_ids), entity, show_internal, max_messages)
+        return kept.get(
+            reader,
+            key,
+            lambda: diagram_of_entity_in_store(
+                reader, trace_ids, entity, show_internal=show_internal, max_messages=max_messages
+            ),
+        )
     from analyzer.flow import groups_of_frame
 
     ids = list(trace_ids)

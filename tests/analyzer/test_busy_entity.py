@@ -230,3 +230,40 @@ def test_shapes_and_spans_bring_the_traces_drawn(busy_store: Path, busy_spans: l
             assert frame.equals(plain)
             assert {s.trace_id for s in spans} == wanted, kwargs
             assert spans == store.spans(sorted(wanted))
+
+
+def test_a_diagram_is_kept_until_the_store_changes(
+    busy_store: Path, busy_spans: list[Span], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's LocalSource answers the same entity again from what it kept, while the
+    store's data versions say nothing changed; a write makes it read the store again."""
+    import shutil
+
+    path = tmp_path / "copy.duckdb"
+    shutil.copyfile(busy_store, path)
+    entity = "customer.id=CUST-BUSY"
+    with DuckDBStore(path) as store:
+        source = LocalSource(store)
+        ran: list[str] = []
+        table = store._dialect.table
+
+        def recording(name: str, params: Any) -> Any:
+            ran.append(name)
+            return table(name, params)
+
+        monkeypatch.setattr(store._dialect, "table", recording)
+        first = source.diagram(entity=entity, start=0, end=1 << 62)
+        assert ran.count("flow_trace_shapes") == 1
+        assert source.diagram(entity=entity, start=0, end=1 << 62) == first
+        assert ran.count("flow_trace_shapes") == 1  # kept
+        assert source.diagram(entity=entity, start=0, end=1 << 62, show_internal=True)
+        assert ran.count("flow_trace_shapes") == 2  # another diagram
+        extra = order_spans(7, random.Random(7))  # one more failed order of the customer
+        store.write(request_from_spans(extra))
+        store.flush()
+        after = source.diagram(entity=entity, start=0, end=1 << 62)
+    assert ran.count("flow_trace_shapes") == 3
+    assert isinstance(first, dict) and isinstance(after, dict)
+    assert len(after["traces"]) == len(first["traces"]) + 1 == ORDERS + 1
+    errors = [m for m in after["messages"] if m["status"] == "error"]
+    assert extra[0].trace_id in {m["trace_id"] for m in errors}
