@@ -116,9 +116,7 @@ class EntityDiagrams:
     def get(self, reader: Any, key: Hashable, make: Callable[[], Diagram]) -> Diagram:
         """The diagram kept under ``key`` if the store did not change since, else
         ``make()`` (kept with the version the store had before it began)."""
-        versions = getattr(reader, "data_versions", lambda ranges: None)(
-            [(_FAR_PAST, _FAR_FUTURE)]
-        )
+        versions = getattr(reader, "data_versions", lambda ranges: None)([(_FAR_PAST, _FAR_FUTURE)])
         if not versions:
             return make()
         with self._lock:
