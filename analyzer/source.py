@@ -139,39 +139,6 @@ def _replay_trace(trace_id: str, first: int, last: int, spans: int) -> dict[str,
     return {"trace_id": trace_id, "first_unix_nano": first, "last_unix_nano": last, "spans": spans}
 
 
-def _split_log_request(request: Any, max_records: int) -> list[Any]:
-    """A logs request cut into requests of at most ``max_records`` records, each with
-    its records' resource and scope; none when it holds no record."""
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-        ExportLogsServiceRequest,
-    )
-
-    total = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
-    if total <= max_records:
-        return [request] if total else []
-    parts: list[Any] = []
-    part, size = ExportLogsServiceRequest(), 0
-    for resource_logs in request.resource_logs:
-        for scope_logs in resource_logs.scope_logs:
-            target = None
-            for record in scope_logs.log_records:
-                if size == max_records:
-                    parts.append(part)
-                    part, size, target = ExportLogsServiceRequest(), 0, None
-                if target is None:
-                    out_resource = part.resource_logs.add()
-                    out_resource.resource.CopyFrom(resource_logs.resource)
-                    out_resource.schema_url = resource_logs.schema_url
-                    target = out_resource.scope_logs.add()
-                    target.scope.CopyFrom(scope_logs.scope)
-                    target.schema_url = scope_logs.schema_url
-                target.log_records.add().CopyFrom(record)
-                size += 1
-    if size:
-        parts.append(part)
-    return parts
-
-
 def _valid_trace_id(trace_id: str) -> str:
     text = trace_id.strip().lower()
     if len(text) < 32:
@@ -1013,6 +980,7 @@ class HttpSource:
             ExportLogsServiceRequest,
         )
 
+        from analyzer.otlp_batches import split_logs
         from spanstore.otlp import OtlpJsonError, rewrite_hex_ids
 
         requests: list[Any] = []
@@ -1024,7 +992,7 @@ class HttpSource:
                 json_format.ParseDict(rewrite_hex_ids(doc), request, ignore_unknown_fields=True)
             except (json_format.ParseError, OtlpJsonError) as exc:
                 raise SourceError(f"/api/v1/replay/logs: {str(exc).splitlines()[0]}") from None
-            requests.extend(_split_log_request(request, max_records))
+            requests.extend(split_logs(request, max_records))
         return requests
 
     flow = _Route("/api/v1/flow", LocalSource.flow)
