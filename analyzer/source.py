@@ -751,26 +751,24 @@ class LocalSource:
         """SPEC's ``flow --json`` body (fmt json), or the flow rendered as ``table``,
         ``mermaid``, ``plantuml``, ``svg`` or ``markdown`` text. ``trace_id`` (instead of
         a selection) folds that one trace: its variant's id is the one it has in any flow."""
-        from analyzer.flow import FLOW_FORMATS, FlowError, flow_of_reader, render_flow
+        from analyzer.flow import FLOW_FORMATS, flow_of_reader, render_flow
 
         if fmt not in FLOW_FORMATS:
             raise SourceError(f"unknown flow format {fmt!r}; use {', '.join(FLOW_FORMATS)}")
         lo, hi = self._range(start, end)
-        try:
-            report, variants = flow_of_reader(
-                self.reader,
-                lo,
-                hi,
-                root=root,
-                entity=parse_entity(entity) if entity is not None else None,
-                key=key,
-                query=query,
-                trace_ids=[_valid_trace_id(trace_id)] if trace_id is not None else None,
-                # The query language (#17) is the source's: query_trace_ids(query, start, end).
-                query_finder=self.query_trace_ids,
-            )
-        except FlowError as exc:
-            raise SourceError(str(exc), exc.status) from None
+        # A selection it cannot answer raises FlowError, a SourceError with its status.
+        report, variants = flow_of_reader(
+            self.reader,
+            lo,
+            hi,
+            root=root,
+            entity=parse_entity(entity) if entity is not None else None,
+            key=key,
+            query=query,
+            trace_ids=[_valid_trace_id(trace_id)] if trace_id is not None else None,
+            # The query language (#17) is the source's: query_trace_ids(query, start, end).
+            query_finder=self.query_trace_ids,
+        )
         if fmt == "json":
             return report
         return render_flow(report, variants, fmt)
@@ -822,7 +820,9 @@ class _Route(Generic[_Arguments, _Answer]):
     (its defaults included) and sends them as query parameters; the answer is JSON, or
     the text itself when a ``fmt`` other than json asks for a rendering."""
 
-    def __init__(self, path: str, answered_by: Callable[Concatenate[LocalSource, _Arguments], _Answer]):
+    def __init__(
+        self, path: str, answered_by: Callable[Concatenate[LocalSource, _Arguments], _Answer]
+    ) -> None:
         parameters = list(inspect.signature(answered_by).parameters.values())[1:]  # not self
         self.path = path
         self._names = [parameter.name for parameter in parameters]
