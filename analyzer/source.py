@@ -1,7 +1,7 @@
 """The read side every consumer uses: the CLI's analysis commands, the query API, the UI.
 
 A :data:`Source` answers in the JSON shapes of the public contract (SPEC).
-:class:`LocalSource` computes the answers from a :class:`~spanstore.base.SpanReader` (in
+:class:`LocalSource` computes the answers from a :class:`~spanstore.SpanReader` (in
 the server, or on a database file opened read-only) and its methods are the read API;
 :class:`HttpSource` asks a running server's query API, each of its methods the route the
 server answers with the LocalSource method of the same name (same signature, same dicts),
@@ -35,7 +35,7 @@ from typing import (
     overload,
 )
 
-from spanstore.base import SpanReader
+from spanstore import SpanReader
 from spanstore.model import HOUR_NS
 
 if TYPE_CHECKING:
