@@ -68,7 +68,11 @@ class RequestBuilder(Generic[_Request]):
             scope_copy = getattr(resource_copy, signal.scopes).add()
             scope_copy.scope.CopyFrom(scope_group.scope)
             scope_copy.schema_url = scope_group.schema_url
-            copy = self._copies[key] = (getattr(scope_copy, signal.items), resource_group, scope_group)
+            copy = self._copies[key] = (
+                getattr(scope_copy, signal.items),
+                resource_group,
+                scope_group,
+            )
         return copy[0]
 
     def add(self, resource_group: Any, scope_group: Any, item: Any) -> None:

@@ -257,7 +257,9 @@ def _check_slo(
     elif sli not in _SLIS:
         fail("sli", f"must be availability or latency, got {sli!r}")
 
-    def parsed(field: str, missing: str | None, parse: Callable[[Any], _Value], unset: _Value) -> _Value:
+    def parsed(
+        field: str, missing: str | None, parse: Callable[[Any], _Value], unset: _Value
+    ) -> _Value:
         """The field as ``parse`` reads it; ``unset`` when it is absent (a problem unless
         ``missing`` is None) or ``parse`` refuses it."""
         value = item.get(field)

@@ -480,7 +480,9 @@ class LocalSource:
     ) -> dict[str, Any]:
         from analyzer.query import find
 
-        return self._run_query(lambda reader, lo, hi: find(reader, query, lo, hi, limit), start, end)
+        return self._run_query(
+            lambda reader, lo, hi: find(reader, query, lo, hi, limit), start, end
+        )
 
     def compare(
         self,
@@ -836,7 +838,9 @@ class _Route(Generic[_Arguments, _Answer]):
     def __get__(self, source: None, owner: type[HttpSource]) -> _Route[_Arguments, _Answer]: ...
 
     @overload
-    def __get__(self, source: HttpSource, owner: type[HttpSource]) -> Callable[_Arguments, _Answer]: ...
+    def __get__(
+        self, source: HttpSource, owner: type[HttpSource]
+    ) -> Callable[_Arguments, _Answer]: ...
 
     def __get__(
         self, source: HttpSource | None, owner: type[HttpSource]
@@ -846,7 +850,8 @@ class _Route(Generic[_Arguments, _Answer]):
         http: HttpSource = source
 
         def ask(*args: _Arguments.args, **kwargs: _Arguments.kwargs) -> _Answer:
-            arguments = {**self._defaults, **dict(zip(self._names, args)), **kwargs}
+            # Fewer positional arguments than names: the rest are keywords or defaults.
+            arguments = {**self._defaults, **dict(zip(self._names, args, strict=False)), **kwargs}
             params = {_QUERY_PARAMETER.get(name, name): value for name, value in arguments.items()}
             answer: _Answer = http._request(
                 self.path, params, raw=arguments.get("fmt", "json") != "json"

@@ -618,7 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seqtrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="run the collector and the query API until SIGINT/SIGTERM")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run the collector and the query API until SIGINT/SIGTERM"
+    )
     _add_server_flags(p)
     p.set_defaults(func=cmd_serve)
 
@@ -672,9 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100, metavar="N")
     _add_json_flag(p)
 
-    p = _reading_command(
-        sub, "diagram", "an entity's (or a trace's) sequence diagram", cmd_diagram
-    )
+    p = _reading_command(sub, "diagram", "an entity's (or a trace's) sequence diagram", cmd_diagram)
     _add_entity_or_trace_flags(p)
     p.add_argument(
         "--format",
@@ -711,9 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_json_flag(p)
 
-    p = _reading_command(
-        sub, "logs", "the log records of a trace's or an entity's spans", cmd_logs
-    )
+    p = _reading_command(sub, "logs", "the log records of a trace's or an entity's spans", cmd_logs)
     _add_entity_or_trace_flags(p)
     _add_json_flag(p)
 
@@ -821,6 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("table", "json", "mermaid", "plantuml", "svg", "markdown"),
     )
     _add_out_flag(p)
+    return parser
 
 
 def _check_api_url(args: argparse.Namespace) -> None:

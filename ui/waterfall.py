@@ -53,7 +53,12 @@ def tree_order(spans: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, An
 
 
 def _span_bars(
-    y: list[Any], x: list[float], base: list[float], span_ids: list[str], hover: list[str], **style: Any
+    y: list[Any],
+    x: list[float],
+    base: list[float],
+    span_ids: list[str],
+    hover: list[str],
+    **style: Any,
 ) -> go.Bar:
     """Horizontal bars from ``base`` for ``x`` ms on rows ``y``: hovering one shows its
     ``hover`` text, a click gives its span id (``customdata``)."""

@@ -108,9 +108,9 @@ def statements(
                 if participant in aliases:
                     lines.append(prefix + log_note(aliases[participant], text))
         elif isinstance(step, NoteStep):
-            text = note(step.note)
-            if text:
-                lines.append(prefix + text)
+            note_text = note(step.note)
+            if note_text:
+                lines.append(prefix + note_text)
         elif isinstance(step, Open):
             lines.append(prefix + open_block(step.block))
         elif isinstance(step, Branch):
