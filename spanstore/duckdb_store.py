@@ -49,7 +49,7 @@ from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
 from spanstore.duckdb_logs import DuckDBLogs
 from spanstore.journal import Journal, JournalError, has_segments, journal_dir
 from spanstore.log_reader import LogQueries
-from spanstore.logs import is_log_record
+from spanstore.logs import LogBatch, is_log_record
 from spanstore.policy import IngestPolicy
 from spanstore.query import rawattrs
 from spanstore.query.compiler import DUCKDB as DUCKDB_QUERY_TARGET
@@ -230,10 +230,10 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self._ingest_lock = threading.Lock()
         #: Journal seq -> span keys of the records not yet committed in DuckDB.
         self._pending: dict[int, frozenset[bytes]] = {}
-        #: The same records' batches, which reads show beside the tables (spanstore/unseen.py):
-        #: queued (within the queue budget) or in the writer's open transaction (within
-        #: ``max_transaction_bytes``); each leaves after its COMMIT, never before.
-        self._unseen: dict[int, PreparedBatch] = {}
+        #: The same records' batches (spans and logs), which reads show beside the tables
+        #: (spanstore/unseen.py): queued (within the queue budget) or in the writer's open
+        #: transaction (within ``max_transaction_bytes``); each leaves after its COMMIT.
+        self._unseen: dict[int, PreparedBatch | LogBatch] = {}
         #: The tables' columns, for the views of ``define_views``.
         self._table_columns: dict[str, list[tuple[str, str]]] = {}
         #: Read cursors whose views over the unseen batches are defined (with the
@@ -876,9 +876,6 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         done.wait(_FLUSH_WAIT)
         with self._flush_lock, contextlib.suppress(ValueError):
             self._flushers.remove(done)
-
-    def _settle_logs(self) -> None:
-        self.flush()
 
     def _wake_flushers(self) -> None:
         with self._flush_lock:

@@ -17,6 +17,11 @@ and is in the tables; and of the batches in the snapshot, those the transaction 
 committed are dropped by the journal position committed with them (``journal_seq``: every
 record up to it is in; ``journal_rows``: so many leading spans of the next record are
 in too, where a commit ended inside a record). No span is seen twice or missed.
+
+Log records take the same path (``spanstore/duckdb_logs.py``): a log batch is unseen
+from its journal append to its COMMIT and shows through a ``logs`` view the same way; a
+log record is never split across transactions, so its journal seq alone says whether a
+statement sees it committed. So log reads do not wait for the writer either.
 """
 
 from __future__ import annotations
@@ -28,7 +33,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from spanstore.decode.prepare import PreparedBatch
+from spanstore.decode.prepare import (
+    _ENTITY_ARROW_SCHEMA,
+    _LINK_ARROW_SCHEMA,
+    _SPAN_ARROW_SCHEMA,
+    PreparedBatch,
+)
+from spanstore.logs import LOG_COLUMNS, LogBatch
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
 
 __all__ = [
@@ -39,9 +50,10 @@ __all__ = [
     "unseen_tables",
 ]
 
-#: Tables whose queries use ``rowid`` (spanstore/sql: entity_trace_ids, slo_frame): their
+#: Tables whose queries use ``rowid`` (spanstore/sql: entity_trace_ids, spans_of_traces,
+#: logs_of_traces, slo_frame): their
 #: views carry it as a column, negative for the unseen rows so that it stays unique.
-_WITH_ROWID: Final = frozenset({"spans", "span_entities"})
+_WITH_ROWID: Final = frozenset({"spans", "span_entities", "logs"})
 #: Tables whose rows are inserted once per key (INSERT OR IGNORE): an unseen row whose key
 #: is committed already is not shown again.
 _KEYED: Final = {"resources": "resource_id", "scopes": "scope_id"}
@@ -71,21 +83,30 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def unseen_tables(unseen: Sequence[tuple[int, PreparedBatch]]) -> dict[str, pa.Table]:
+def unseen_tables(
+    unseen: Sequence[tuple[int, PreparedBatch | LogBatch]],
+) -> dict[str, pa.Table]:
     """The (journal seq, batch) records as one Arrow table per store table, with each
     row's record (``_seq``) and, for spans, its place in the record (``_pos``: a commit may
-    end after the first N spans of a record)."""
-    sizes = np.array([batch.size for _, batch in unseen], dtype=np.int64)
-    seqs = np.array([seq for seq, _ in unseen], dtype=np.int64)
-    spans = pa.concat_tables([b.spans for _, b in unseen], promote_options="default")
-    spans = spans.append_column("_seq", pa.array(np.repeat(seqs, sizes)))
+    end after the first N spans of a record). Every table is there, empty when no record
+    has rows for it, with the columns of a decoded batch: a cursor's views are defined
+    once over the first tables it is given and must bind to any later ones."""
+    span_records = [(seq, b) for seq, b in unseen if isinstance(b, PreparedBatch)]
+    log_records = [(seq, b) for seq, b in unseen if isinstance(b, LogBatch)]
+    sizes = np.array([batch.size for _, batch in span_records], dtype=np.int64)
+    seqs = np.array([seq for seq, _ in span_records], dtype=np.int64)
+    spans = _joined(_SPAN_ARROW_SCHEMA, [b.spans for _, b in span_records])
+    spans = spans.append_column("_seq", pa.array(np.repeat(seqs, sizes), pa.int64()))
     starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
-    spans = spans.append_column("_pos", pa.array(np.arange(len(starts)) - starts))
+    spans = spans.append_column(
+        "_pos", pa.array(np.arange(len(starts), dtype=np.int64) - starts, pa.int64())
+    )
 
-    def with_seq(tables: list[pa.Table]) -> pa.Table:
-        joined = pa.concat_tables(tables, promote_options="default")
-        counts = np.array([t.num_rows for t in tables], dtype=np.int64)
-        return joined.append_column("_seq", pa.array(np.repeat(seqs, counts)))
+    def with_seq(schema: pa.Schema, records: Sequence[tuple[int, pa.Table]]) -> pa.Table:
+        joined = _joined(schema, [table for _, table in records])
+        counts = np.array([table.num_rows for _, table in records], dtype=np.int64)
+        record_seqs = np.array([seq for seq, _ in records], dtype=np.int64)
+        return joined.append_column("_seq", pa.array(np.repeat(record_seqs, counts), pa.int64()))
 
     resources: dict[int, tuple[str, str, bytes]] = {}
     scopes: dict[int, tuple[str, str, str, bytes]] = {}
@@ -94,8 +115,11 @@ def unseen_tables(unseen: Sequence[tuple[int, PreparedBatch]]) -> dict[str, pa.T
         scopes.update(batch.scopes)
     tables = {
         "spans": spans,
-        "span_entities": with_seq([b.entities for _, b in unseen]),
-        "span_links": with_seq([b.links for _, b in unseen]),
+        "span_entities": with_seq(
+            _ENTITY_ARROW_SCHEMA, [(seq, b.entities) for seq, b in span_records]
+        ),
+        "span_links": with_seq(_LINK_ARROW_SCHEMA, [(seq, b.links) for seq, b in span_records]),
+        "logs": with_seq(LOG_COLUMNS, [(seq, b.logs) for seq, b in log_records]),
         "resources": _table(RESOURCE_COLUMNS, [(k, *v) for k, v in resources.items()]),
         "scopes": _table(SCOPE_COLUMNS, [(k, *v) for k, v in scopes.items()]),
     }
@@ -105,6 +129,11 @@ def unseen_tables(unseen: Sequence[tuple[int, PreparedBatch]]) -> dict[str, pa.T
             "rowid", pa.array(np.arange(-data.num_rows, 0, dtype=np.int64))
         )
     return tables
+
+
+def _joined(schema: pa.Schema, tables: list[pa.Table]) -> pa.Table:
+    """``tables`` as one, with at least the columns of ``schema`` (none may be given)."""
+    return pa.concat_tables([schema.empty_table(), *tables], promote_options="default")
 
 
 def register_unseen(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
@@ -144,6 +173,8 @@ def define_views(
         if table not in schema:
             schema[table] = _columns(con, table)
         columns = schema[table]
+        if not columns:  # a file without this table (logs before schema version 3)
+            continue
         have = set(data.schema.names)
         committed = ", ".join(_quoted(name) for name, _ in columns)
         shown = ", ".join(
@@ -156,6 +187,8 @@ def define_views(
         if table in _KEYED:
             key = _quoted(_KEYED[table])
             where = f"u.{key} NOT IN (SELECT {key} FROM {database}.main.{table})"
+        elif table == "logs":  # never split: whole records only
+            where = "u._seq > p.upto"
         elif table == "spans":
             where = "u._seq > p.upto AND NOT (u._seq = p.next_seq AND u._pos < p.cut)"
         else:  # entity and link rows go with their span
