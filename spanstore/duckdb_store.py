@@ -41,7 +41,7 @@ from spanstore.base import (
 from spanstore.budget import MemoryBudget
 from spanstore.changes import ChangeLog, hours_of
 from spanstore.config import CHECKPOINT_THRESHOLD, DEFAULT_MAX_QUEUE_BYTES, size_bytes
-from spanstore.deadline import deadline_seconds, time_left
+from spanstore.deadline import deadline_seconds, read_started, time_left
 from spanstore.decode.front import RequestDecoder
 from spanstore.decode.prepare import PreparedBatch
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
@@ -234,6 +234,11 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         #: (spanstore/unseen.py): queued (within the queue budget) or in the writer's open
         #: transaction (within ``max_transaction_bytes``); each leaves after its COMMIT.
         self._unseen: dict[int, PreparedBatch | LogBatch] = {}
+        #: (when taken, which records, their tables): the last snapshot of ``_unseen`` as
+        #: Arrow tables, shared by the statements of requests that began before it was
+        #: taken; dropped at each commit (it may hold batches the commit let go).
+        self._unseen_cache: tuple[float, tuple[int, int, int], dict[str, pa.Table]] | None = None
+        self._commits = 0
         #: The tables' columns, for the views of ``define_views``.
         self._table_columns: dict[str, list[tuple[str, str]]] = {}
         #: Read cursors whose views over the unseen batches are defined (with the
@@ -761,6 +766,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             for done in [s for s in self._pending if s <= seq]:
                 del self._pending[done]
                 self._unseen.pop(done, None)
+            self._unseen_cache = None
+            self._commits += 1
         assert self._journal is not None
         self._journal.release(seq)
 
@@ -1060,14 +1067,12 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             raise StoreUnavailable("the store is closed")
         # No waiting for the writer: what it has not committed is shown beside the tables
         # (spanstore/unseen.py). Taken before the cursor's snapshot: see there why.
-        with self._pending_lock:
-            unseen = list(self._unseen.items())
+        tables = self._unseen_snapshot()
         if self._broken is not None:
             raise StoreUnavailable(f"the database is being reopened ({self._broken})")
         left = time_left()
         if left is not None and left <= 0:
             raise QueryTimeout(_timeout_message())
-        tables = unseen_tables(unseen) if unseen else None
         with self._db_lock:
             db = self._db
             con = self._pooled_cursor(db) if tables is not None else None
@@ -1104,6 +1109,35 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             else:
                 with contextlib.suppress(duckdb.Error):
                     con.close()
+
+    def _unseen_snapshot(self) -> dict[str, pa.Table] | None:
+        """The acknowledged, uncommitted batches as Arrow tables (None: there are none).
+
+        Building them is a concatenation of every such batch (up to a row group's worth
+        and the queue): under a flood the set changes between any two statements, so a
+        request's statements share one snapshot taken after the request began (what it
+        must see is what was acknowledged before it began; a batch that left the set
+        since is committed and each statement's views drop it, spanstore/unseen.py)."""
+        started = read_started()
+        with self._pending_lock:
+            if not self._unseen:
+                return None
+            key = (next(iter(self._unseen)), self._queued_seq, len(self._unseen))
+            cached = self._unseen_cache
+            if cached is not None and (
+                cached[1] == key or (started is not None and cached[0] >= started)
+            ):
+                return cached[2]
+            taken = time.monotonic()
+            commits = self._commits
+            unseen = list(self._unseen.items())
+        tables = unseen_tables(unseen)
+        with self._pending_lock:
+            # Not kept past a commit: it would hold the batches the commit let go.
+            fresher = self._unseen_cache is None or self._unseen_cache[0] < taken
+            if commits == self._commits and fresher:
+                self._unseen_cache = (taken, key, tables)
+        return tables
 
     def _pooled_cursor(self, db: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection | None:
         """A read cursor with the unseen views defined already (None: make one)."""
