@@ -337,12 +337,20 @@ def main() -> None:
     parser.add_argument("--idle-rounds", type=int, default=15)
     parser.add_argument("--json", default=None)
     parser.add_argument(
+        "--py-spy",
+        default=None,
+        metavar="PATH",
+        help="py-spy record the server during the reads (collapsed stacks, every thread, "
+        "idle ones too) into PATH.ROUND.txt",
+    )
+    parser.add_argument(
         "--without-reports",
         action="store_true",
         help="no failure report and no stats: the diagram, visibility and ingest alone",
     )
     args = parser.parse_args()
     reports = not args.without_reports
+    py_spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -367,7 +375,21 @@ def main() -> None:
             process = flood(server.grpc, args.flood, args.streams)
             time.sleep(4.0)  # the client's template build and warm-up: read at full flood
             readers.start()
+            spy = None
+            if args.py_spy:
+                spy = subprocess.Popen(
+                    [
+                        *(py_spy, "record", "--pid", str(server.process.pid)),
+                        *("--duration", str(max(1, int(args.flood) - 6)), "--rate", "50"),
+                        *("--threads", "--idle", "--nonblocking", "--format", "raw"),
+                        *("-o", f"{args.py_spy}.{len(report['rounds'])}.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             with_reads = flood_result(process)
+            if spy is not None:
+                spy.wait(60)
             reads = readers.finish()
             settle_reads = wait_idle(server.api)
             report["rounds"].append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import queue
@@ -41,7 +42,13 @@ from spanstore.base import (
 from spanstore.budget import MemoryBudget
 from spanstore.changes import ChangeLog, hours_of
 from spanstore.config import CHECKPOINT_THRESHOLD, DEFAULT_MAX_QUEUE_BYTES, size_bytes
-from spanstore.deadline import deadline_seconds, read_started, time_left
+from spanstore.deadline import (
+    call_at,
+    cancel_call,
+    deadline_seconds,
+    read_started,
+    time_left,
+)
 from spanstore.decode.front import RequestDecoder
 from spanstore.decode.prepare import PreparedBatch
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
@@ -1081,11 +1088,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 con = con or db.cursor()
             except duckdb.Error as exc:
                 raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from None
-        timer = None
+        alarm = None
         if left is not None:
-            timer = threading.Timer(left, _interrupt, (con,))
-            timer.daemon = True
-            timer.start()
+            alarm = call_at(time.monotonic() + left, functools.partial(_interrupt, con))
         reusable = False
         try:
             if tables is not None:
@@ -1102,8 +1107,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         except (duckdb.FatalException, duckdb.ConnectionException) as exc:
             raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from None
         finally:
-            if timer is not None:
-                timer.cancel()
+            if alarm is not None:
+                cancel_call(alarm)
             if reusable and tables is not None and self._keep_cursor(db, con, tables):
                 pass
             else:
