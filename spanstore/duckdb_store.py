@@ -63,10 +63,9 @@ from spanstore.query.compiler import DUCKDB as DUCKDB_QUERY_TARGET
 from spanstore.reader import StoreReader
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
 from spanstore.unseen import (
+    UnseenSources,
     committed_position,
     define_views,
-    forget_unseen,
-    register_unseen,
     unseen_tables,
 )
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS, decode_batch, journal_record
@@ -250,7 +249,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self._table_columns: dict[str, list[tuple[str, str]]] = {}
         #: Read cursors whose views over the unseen batches are defined (with the
         #: database they belong to: a reopen makes them useless), kept between reads.
-        self._view_cursors: list[tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]] = []
+        self._view_cursors: list[
+            tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection, UnseenSources]
+        ] = []
         self._pending_lock = threading.Lock()
         self._queued_seq = 0
         self._loaded_seq = 0
@@ -1052,7 +1053,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             self._journal.close()
         self._decode.close()
         with self._db_lock:
-            for _, con in self._view_cursors:
+            for _, con, _ in self._view_cursors:
                 with contextlib.suppress(duckdb.Error):
                     con.close()
             self._view_cursors.clear()
@@ -1082,26 +1083,27 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             raise QueryTimeout(_timeout_message())
         with self._db_lock:
             db = self._db
-            con = self._pooled_cursor(db) if tables is not None else None
-            fresh = con is None
+            pooled = self._pooled_cursor(db) if tables is not None else None
             try:
-                con = con or db.cursor()
+                con = pooled[0] if pooled is not None else db.cursor()
             except duckdb.Error as exc:
                 raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from None
         alarm = None
         if left is not None:
             alarm = call_at(time.monotonic() + left, functools.partial(_interrupt, con))
+        sources = pooled[1] if pooled is not None else None
         reusable = False
         try:
             if tables is not None:
                 # Each statement picks the unseen records by the journal position of its
                 # own snapshot (unseen.py). No explicit transaction: one holding DDL
                 # counts as a writer's and stops the writer's CHECKPOINT.
-                register_unseen(con, tables)
-                if fresh:
-                    define_views(con, tables, self._table_columns)
+                if sources is None:
+                    sources = UnseenSources(con)
+                    define_views(con, sources.showing(), self._table_columns)
+                sources.show(tables)
             yield con
-            reusable = tables is not None
+            reusable = sources is not None
         except duckdb.InterruptException:
             raise QueryTimeout(_timeout_message()) from None
         except (duckdb.FatalException, duckdb.ConnectionException) as exc:
@@ -1109,9 +1111,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         finally:
             if alarm is not None:
                 cancel_call(alarm)
-            if reusable and tables is not None and self._keep_cursor(db, con, tables):
-                pass
-            else:
+            if sources is not None:
+                sources.clear()  # an idle cursor holds no batch
+            if not (reusable and sources is not None and self._keep_cursor(db, con, sources)):
                 with contextlib.suppress(duckdb.Error):
                     con.close()
 
@@ -1144,12 +1146,14 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 self._unseen_cache = (taken, key, tables)
         return tables
 
-    def _pooled_cursor(self, db: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection | None:
+    def _pooled_cursor(
+        self, db: duckdb.DuckDBPyConnection
+    ) -> tuple[duckdb.DuckDBPyConnection, UnseenSources] | None:
         """A read cursor with the unseen views defined already (None: make one)."""
         while self._view_cursors:
-            owner, con = self._view_cursors.pop()
+            owner, con, sources = self._view_cursors.pop()
             if owner is db:
-                return con
+                return con, sources
             with contextlib.suppress(duckdb.Error):
                 con.close()
         return None
@@ -1158,17 +1162,13 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self,
         db: duckdb.DuckDBPyConnection,
         con: duckdb.DuckDBPyConnection,
-        tables: dict[str, pa.Table],
+        sources: UnseenSources,
     ) -> bool:
-        """Put a view cursor back for the next read, without its Arrow tables."""
-        try:
-            forget_unseen(con, tables)
-        except duckdb.Error:
-            return False
+        """Put a view cursor back for the next read (its sources cleared)."""
         with self._db_lock:
             if self._closed or db is not self._db or len(self._view_cursors) >= _VIEW_CURSORS:
                 return False
-            self._view_cursors.append((db, con))
+            self._view_cursors.append((db, con, sources))
         return True
 
     def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:

@@ -44,9 +44,8 @@ from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
 
 __all__ = [
     "committed_position",
+    "UnseenSources",
     "define_views",
-    "forget_unseen",
-    "register_unseen",
     "unseen_tables",
 ]
 
@@ -136,16 +135,44 @@ def _joined(schema: pa.Schema, tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables([schema.empty_table(), *tables], promote_options="default")
 
 
-def register_unseen(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    """Give ``con``'s views (``define_views``) these unseen rows."""
-    for table, data in tables.items():
-        con.register(f"unseen_{table}", data)
+class UnseenSources:
+    """The Arrow sources a cursor's views read (``unseen_<table>``), registered once.
+
+    Registering an Arrow table is DDL on the cursor (a temporary view), about as costly
+    as a small query, and a read used to register and drop six of them around every
+    statement. Instead each name is bound once to a source whose table a read swaps in
+    (``show``) and out (``clear``, so an idle cursor holds no batch): DuckDB asks the
+    source for a fresh Arrow stream (``__arrow_c_stream__``) at every scan. Each table
+    keeps one schema (``unseen_tables``), which the views were bound to."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._empty = unseen_tables([])
+        self._sources = {name: _Source(table) for name, table in self._empty.items()}
+        for name, source in self._sources.items():
+            con.register(f"unseen_{name}", source)
+
+    def show(self, tables: dict[str, pa.Table]) -> None:
+        for name, table in tables.items():
+            self._sources[name].table = table
+
+    def clear(self) -> None:
+        for name, source in self._sources.items():
+            source.table = self._empty[name]
+
+    def showing(self) -> dict[str, pa.Table]:
+        return {name: source.table for name, source in self._sources.items()}
 
 
-def forget_unseen(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    """Let go of the Arrow tables (the cursor is kept for the next read)."""
-    for table in tables:
-        con.unregister(f"unseen_{table}")
+class _Source:
+    """An Arrow stream producer (the PyCapsule interface) over a replaceable table."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self.table.__arrow_c_stream__(requested_schema)
 
 
 def define_views(
