@@ -350,7 +350,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     reports = not args.without_reports
-    py_spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)

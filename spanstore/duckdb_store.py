@@ -262,6 +262,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         #: taken; dropped at each commit (it may hold batches the commit let go).
         self._unseen_cache: tuple[float, tuple[int, int, int], dict[str, pa.Table]] | None = None
         self._commits = 0
+        #: Each unseen record's entity and link ``_pos`` (spanstore/unseen.py), kept while
+        #: the record is unseen: a batch does not change, and snapshots repeat it.
+        self._unseen_places: dict[int, tuple[pa.Array, pa.Array]] = {}
         #: The tables' columns, for the views of ``define_views``.
         self._table_columns: dict[str, list[tuple[str, str]]] = {}
         #: Read cursors whose views over the unseen batches are defined (with the
@@ -1078,12 +1081,15 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             taken = time.monotonic()
             commits = self._commits
             unseen = list(self._unseen.items())
-        tables = unseen_tables(unseen)
+        places = self._unseen_places
+        tables = unseen_tables(unseen, places)
         with self._pending_lock:
             # Not kept past a commit: it would hold the batches the commit let go.
             fresher = self._unseen_cache is None or self._unseen_cache[0] < taken
             if commits == self._commits and fresher:
                 self._unseen_cache = (taken, key, tables)
+            for seq in [seq for seq in list(places) if seq not in self._unseen]:
+                places.pop(seq, None)  # committed
         return tables
 
     def _pooled_cursor(

@@ -27,11 +27,12 @@ statement sees it committed. So log reads do not wait for the writer either.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spanstore.decode.prepare import (
     _ENTITY_ARROW_SCHEMA,
@@ -84,12 +85,14 @@ def _quoted(name: str) -> str:
 
 def unseen_tables(
     unseen: Sequence[tuple[int, PreparedBatch | LogBatch]],
+    positions: dict[int, tuple[pa.Array, pa.Array]] | None = None,
 ) -> dict[str, pa.Table]:
     """The (journal seq, batch) records as one Arrow table per store table, with each
-    row's record (``_seq``) and, for spans, its place in the record (``_pos``: a commit may
-    end after the first N spans of a record). Every table is there, empty when no record
-    has rows for it, with the columns of a decoded batch: a cursor's views are defined
-    once over the first tables it is given and must bind to any later ones."""
+    row's record (``_seq``) and, for spans, entity and link rows, the place of the span
+    in its record (``_pos``: a commit may end after the first N spans of a record).
+    Every table is there, empty when no record has rows for it, with the columns of a
+    decoded batch: a cursor's views are bound once to these schemas. ``positions``
+    keeps each record's entity and link ``_pos`` between calls (batches do not change)."""
     span_records = [(seq, b) for seq, b in unseen if isinstance(b, PreparedBatch)]
     log_records = [(seq, b) for seq, b in unseen if isinstance(b, LogBatch)]
     sizes = np.array([batch.size for _, batch in span_records], dtype=np.int64)
@@ -100,12 +103,23 @@ def unseen_tables(
     spans = spans.append_column(
         "_pos", pa.array(np.arange(len(starts), dtype=np.int64) - starts, pa.int64())
     )
+    places = positions if positions is not None else {}
+    for seq, batch in span_records:
+        if seq not in places:
+            places[seq] = _span_places(batch)
 
-    def with_seq(schema: pa.Schema, records: Sequence[tuple[int, pa.Table]]) -> pa.Table:
+    def with_seq(
+        schema: pa.Schema, records: Sequence[tuple[int, pa.Table]], pos: list[pa.Array] | None
+    ) -> pa.Table:
         joined = _joined(schema, [table for _, table in records])
         counts = np.array([table.num_rows for _, table in records], dtype=np.int64)
         record_seqs = np.array([seq for seq, _ in records], dtype=np.int64)
-        return joined.append_column("_seq", pa.array(np.repeat(record_seqs, counts), pa.int64()))
+        joined = joined.append_column(
+            "_seq", pa.array(np.repeat(record_seqs, counts), pa.int64())
+        )
+        if pos is None:
+            return joined
+        return joined.append_column("_pos", pa.chunked_array(pos, pa.int64()))
 
     resources: dict[int, tuple[str, str, bytes]] = {}
     scopes: dict[int, tuple[str, str, str, bytes]] = {}
@@ -115,10 +129,16 @@ def unseen_tables(
     tables = {
         "spans": spans,
         "span_entities": with_seq(
-            _ENTITY_ARROW_SCHEMA, [(seq, b.entities) for seq, b in span_records]
+            _ENTITY_ARROW_SCHEMA,
+            [(seq, b.entities) for seq, b in span_records],
+            [places[seq][0] for seq, _ in span_records],
         ),
-        "span_links": with_seq(_LINK_ARROW_SCHEMA, [(seq, b.links) for seq, b in span_records]),
-        "logs": with_seq(LOG_COLUMNS, [(seq, b.logs) for seq, b in log_records]),
+        "span_links": with_seq(
+            _LINK_ARROW_SCHEMA,
+            [(seq, b.links) for seq, b in span_records],
+            [places[seq][1] for seq, _ in span_records],
+        ),
+        "logs": with_seq(LOG_COLUMNS, [(seq, b.logs) for seq, b in log_records], None),
         "resources": _table(RESOURCE_COLUMNS, [(k, *v) for k, v in resources.items()]),
         "scopes": _table(SCOPE_COLUMNS, [(k, *v) for k, v in scopes.items()]),
     }
@@ -128,6 +148,27 @@ def unseen_tables(
             "rowid", pa.array(np.arange(-data.num_rows, 0, dtype=np.int64))
         )
     return tables
+
+
+def _span_places(batch: PreparedBatch) -> tuple[pa.Array, pa.Array]:
+    """The place in ``batch.spans`` of the span of each entity row and of each link row
+    (a commit that ends inside the record takes the rows of the spans it takes)."""
+    keys = _span_keys(batch.spans)
+
+    def places(table: pa.Table) -> pa.Array:
+        if not table.num_rows:
+            return pa.array([], pa.int64())
+        found: pa.Array = pc.index_in(_span_keys(table), value_set=keys)
+        return found.cast(pa.int64())
+
+    return places(batch.entities), places(batch.links)
+
+
+def _span_keys(table: pa.Table) -> pa.Array:
+    keys: pa.ChunkedArray = pc.binary_join_element_wise(
+        table.column("trace_id"), table.column("span_id"), b""
+    )
+    return keys.combine_chunks()
 
 
 def _joined(schema: pa.Schema, tables: list[pa.Table]) -> pa.Table:
@@ -151,7 +192,7 @@ class UnseenSources:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._empty = unseen_tables([])
-        self._sources = {name: _Source(table) for name, table in self._empty.items()}
+        self._sources = {name: _SOURCE(table) for name, table in self._empty.items()}
         for name, source in self._sources.items():
             con.register(f"unseen_{name}", source)
 
@@ -179,6 +220,47 @@ class _Source:
         return self.table.__arrow_c_stream__(requested_schema)
 
 
+def _scan_source() -> type[Any] | None:
+    """With DuckDB's own source protocol (duckdb 2), a source that gives each scan only
+    the columns it reads and declares a fixed schema (no stream opened to bind)."""
+    try:
+        from duckdb._sources import ArrowScanSource
+    except ImportError:
+        return None
+
+    class ScannedSource(ArrowScanSource):  # type: ignore[misc]
+        schema_is_stable = True
+
+        @property
+        def table(self) -> pa.Table:
+            table: pa.Table = self.obj
+            return table
+
+        @table.setter
+        def table(self, table: pa.Table) -> None:
+            self.obj = table
+
+        def rows(self) -> int | None:
+            return int(self.obj.num_rows)
+
+        def __arrow_c_schema__(self) -> object:
+            return self.obj.schema.__arrow_c_schema__()
+
+        def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+            # what ``register`` looks for; the scan itself calls ``stream``
+            return self.obj.__arrow_c_stream__(requested_schema)
+
+        def stream(self, columns: Sequence[int] | None, filters: Sequence[Any]) -> tuple[object, bool]:
+            if columns is None:
+                return self.obj.__arrow_c_stream__(), False
+            return self.obj.select(list(columns)).__arrow_c_stream__(), True
+
+    return ScannedSource
+
+
+_SOURCE: Final[type[Any]] = _scan_source() or _Source
+
+
 def define_views(
     con: duckdb.DuckDBPyConnection,
     tables: dict[str, pa.Table],
@@ -191,14 +273,16 @@ def define_views(
     of that statement's own snapshot. ``schema`` caches the tables' columns."""
     database = _quoted(con.execute("SELECT current_database()").fetchall()[0][0])
     # What a statement sees committed: records up to ``upto`` whole, and the first
-    # ``cut`` spans of the next record (``next_seq``) as well.
+    # ``cut`` spans of the next record as well. That record is ``upto + 1``: journal
+    # records are numbered one by one and the writer takes them in that order, so the
+    # only record a commit can end inside is the one after the last it took whole. The
+    # position comes from the store's own table: no statement scans the unseen batches
+    # for it.
     statements = [
-        "CREATE OR REPLACE TEMP VIEW unseen_position AS "
-        "SELECT upto, cut, (SELECT min(_seq) FROM unseen_spans WHERE _seq > upto) AS next_seq "
-        "FROM (SELECT "
+        "CREATE OR REPLACE TEMP VIEW unseen_position AS SELECT "
         "coalesce(max(CASE WHEN key = 'journal_seq' THEN CAST(value AS BIGINT) END), 0) AS upto, "
         "coalesce(max(CASE WHEN key = 'journal_rows' THEN CAST(value AS BIGINT) END), 0) AS cut "
-        f"FROM {database}.main.seqtrace_meta)"
+        f"FROM {database}.main.seqtrace_meta"
     ]
     for table, data in tables.items():
         if table not in schema:
@@ -220,14 +304,8 @@ def define_views(
             where = f"u.{key} NOT IN (SELECT {key} FROM {database}.main.{table})"
         elif table == "logs":  # never split: whole records only
             where = "u._seq > p.upto"
-        elif table == "spans":
-            where = "u._seq > p.upto AND NOT (u._seq = p.next_seq AND u._pos < p.cut)"
-        else:  # entity and link rows go with their span
-            where = (
-                "u._seq > p.upto AND NOT (u._seq = p.next_seq AND p.cut > 0 AND "
-                "u.trace_id || u.span_id IN (SELECT s.trace_id || s.span_id FROM unseen_spans "
-                "AS s WHERE s._seq = p.next_seq AND s._pos < p.cut))"
-            )
+        else:  # spans, and entity and link rows by the place of their span
+            where = "u._seq > p.upto AND NOT (u._seq = p.upto + 1 AND u._pos < p.cut)"
         statements.append(
             f"CREATE OR REPLACE TEMP VIEW {table} AS "
             f"SELECT {committed} FROM {database}.main.{table} "
