@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-__all__ = ["cancel_call", "call_at", "query_deadline", "read_started", "time_left"]
+__all__ = ["call_at", "cancel_call", "query_deadline", "read_started", "time_left"]
 
 _local = threading.local()
 

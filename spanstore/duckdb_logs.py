@@ -6,8 +6,9 @@ appends it to the same ingest journal, acknowledges once that is synced, and que
 the same writer thread, which appends log batches in journal order between span batches
 (``_store_items``) inside the same transactions; until their COMMIT, reads see them
 beside the table as they see span batches (``spanstore/unseen.py``), without waiting; the
-journal's replay loads log records too (``_append_logs``). A log batch is never split across transactions, so a committed
-``journal_seq`` never stands for part of one, and replay needs no de-duplication for it.
+journal's replay loads log records too (``_append_logs``). A log batch is never split
+across transactions, so a committed ``journal_seq`` never stands for part of one, and
+replay needs no de-duplication for it.
 Log records have no ids of their own: an export the client re-sends after a lost answer
 is stored twice (OTLP gives the receiver nothing to tell a retry from a repeat).
 """

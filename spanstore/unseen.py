@@ -44,8 +44,8 @@ from spanstore.logs import LOG_COLUMNS, LogBatch
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
 
 __all__ = [
-    "committed_position",
     "UnseenSources",
+    "committed_position",
     "define_views",
     "unseen_tables",
 ]
@@ -114,18 +114,16 @@ def unseen_tables(
         joined = _joined(schema, [table for _, table in records])
         counts = np.array([table.num_rows for _, table in records], dtype=np.int64)
         record_seqs = np.array([seq for seq, _ in records], dtype=np.int64)
-        joined = joined.append_column(
-            "_seq", pa.array(np.repeat(record_seqs, counts), pa.int64())
-        )
+        joined = joined.append_column("_seq", pa.array(np.repeat(record_seqs, counts), pa.int64()))
         if pos is None:
             return joined
         return joined.append_column("_pos", pa.chunked_array(pos, pa.int64()))
 
     resources: dict[int, tuple[str, str, bytes]] = {}
     scopes: dict[int, tuple[str, str, str, bytes]] = {}
-    for _, batch in unseen:
-        resources.update(batch.resources)
-        scopes.update(batch.scopes)
+    for _, record in unseen:
+        resources.update(record.resources)
+        scopes.update(record.scopes)
     tables = {
         "spans": spans,
         "span_entities": with_seq(
@@ -228,7 +226,7 @@ def _scan_source() -> type[Any] | None:
     except ImportError:
         return None
 
-    class ScannedSource(ArrowScanSource):  # type: ignore[misc]
+    class ScannedSource(ArrowScanSource):
         schema_is_stable = True
 
         @property
@@ -250,7 +248,9 @@ def _scan_source() -> type[Any] | None:
             # what ``register`` looks for; the scan itself calls ``stream``
             return self.obj.__arrow_c_stream__(requested_schema)
 
-        def stream(self, columns: Sequence[int] | None, filters: Sequence[Any]) -> tuple[object, bool]:
+        def stream(
+            self, columns: Sequence[int] | None, filters: Sequence[Any]
+        ) -> tuple[object, bool]:
             if columns is None:
                 return self.obj.__arrow_c_stream__(), False
             return self.obj.select(list(columns)).__arrow_c_stream__(), True

@@ -14,6 +14,7 @@ does.
 from __future__ import annotations
 
 import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
