@@ -7,16 +7,22 @@ transaction, which other cursors cannot see (MVCC). A read that waited for the w
 commit all of that waited behind the whole acknowledged backlog (issue 20: 2-5 s per read
 under a flood). Instead, a read's cursor shadows each store table with a TEMP VIEW of the
 same name (DuckDB resolves unqualified names in ``temp`` first, so the queries of
-``spanstore/sql/`` run unchanged) that unions the committed table with those batches,
-registered as Arrow tables on that cursor alone.
+``spanstore/sql/`` run unchanged) that unions the committed table with those batches.
+The views read them through Arrow sources bound once per cursor (``UnseenSources``): a
+read swaps its snapshot in and out, so no statement pays for DDL.
 
 Exactly once: the caller snapshots the unseen batches (journal seq -> batch) *before* the
 cursor's transaction takes its snapshot, and a batch leaves that map only after its
 COMMIT. So a batch missing from the snapshot was committed before the transaction began
 and is in the tables; and of the batches in the snapshot, those the transaction sees
 committed are dropped by the journal position committed with them (``journal_seq``: every
-record up to it is in; ``journal_rows``: so many leading spans of the next record are
-in too, where a commit ended inside a record). No span is seen twice or missed.
+record up to it is in; ``journal_rows``: so many leading spans of the next record,
+``journal_seq + 1``, are in too, where a commit ended inside a record; entity and link
+rows carry the place of their span for that). No span is seen twice or missed. The
+position is read from the store's own table: no statement scans the batches for it.
+A snapshot may serve every statement of a request that began before it was taken
+(``DuckDBStore._unseen_snapshot``): what the request must see was in it, and what left
+it since is committed.
 
 Log records take the same path (``spanstore/duckdb_logs.py``): a log batch is unseen
 from its journal append to its COMMIT and shows through a ``logs`` view the same way; a
