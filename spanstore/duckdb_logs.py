@@ -4,9 +4,11 @@ A mixin of :class:`spanstore.duckdb_store.DuckDBStore`, kept apart so that the s
 stays as it is: ``write_logs`` decodes a request (``spanstore.logs.prepare_logs``),
 appends it to the same ingest journal, acknowledges once that is synced, and queues it for
 the same writer thread, which appends log batches in journal order between span batches
-(``_store_items``) inside the same transactions; the journal's replay loads log records
-too (``_append_logs``). A log batch is never split across transactions, so a committed
-``journal_seq`` never stands for part of one, and replay needs no de-duplication for it.
+(``_store_items``) inside the same transactions; until their COMMIT, reads see them
+beside the table as they see span batches (``spanstore/unseen.py``), without waiting; the
+journal's replay loads log records too (``_append_logs``). A log batch is never split
+across transactions, so a committed ``journal_seq`` never stands for part of one, and
+replay needs no de-duplication for it.
 Log records have no ids of their own: an export the client re-sends after a lost answer
 is stored twice (OTLP gives the receiver nothing to tell a retry from a repeat).
 """
@@ -45,8 +47,6 @@ class DuckDBLogs:
     if TYPE_CHECKING:
         read_only: bool
         max_journal_bytes: int
-        rows_per_commit: int
-        max_transaction_bytes: int
         queue_budget: MemoryBudget
         _closed: bool
         _broken: str | None
@@ -57,9 +57,9 @@ class DuckDBLogs:
         _ingest_lock: threading.Lock
         _pending_lock: threading.Lock
         _pending: dict[int, frozenset[bytes]]
+        _unseen: dict[int, Any]
         _queued_seq: int
         _skip_upto: int
-        _retention: Any
 
         def _refuse(self, message: str | None = None) -> Any: ...
         def _admitted(
@@ -67,8 +67,8 @@ class DuckDBLogs:
         ) -> tuple[LogBatch, int]: ...
         def _release_spans(self, count: int) -> None: ...
         def _append_references(self, con: Any, batch: LogBatch) -> None: ...
-        def _commit(self, con: Any, tx: Any) -> None: ...
-        def _failed(self, con: Any, exc: BaseException) -> None: ...
+        def _appended(self, con: Any, tx: Any, append: Any, batch: LogBatch) -> bool: ...
+        def _commit_if_due(self, con: Any, tx: Any) -> None: ...
         def _store_group(self, con: Any, tx: Any, group: list[Any]) -> Any: ...
         def _cursor(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]: ...
 
@@ -98,6 +98,8 @@ class DuckDBLogs:
                 seq = self._journal.append(record)
                 with self._pending_lock:
                     self._pending[seq] = frozenset()
+                    # Readers see it from now on, beside the tables (spanstore/unseen.py).
+                    self._unseen[seq] = batch
                     self._queued_seq = seq
                 self._writer.put(Queued(batch, seq, nbytes))
         except BaseException as exc:
@@ -134,24 +136,11 @@ class DuckDBLogs:
         try:
             if con is None or self._broken is not None or seq <= self._skip_upto:
                 return con  # in the journal: loaded when the database is open again
-            if not tx.open:
-                con.execute("BEGIN")
-                tx.begin()
-            try:
-                self._append_logs(con, batch)
-            except Exception as exc:
-                tx.open = False
-                self._failed(con, exc)
+            if not self._appended(con, tx, self._append_logs, batch):
                 return con
             tx.add(batch.size, seq)
             tx.nbytes += charged
-            cleaning = self._retention is not None and self._retention.due()
-            if (
-                tx.rows >= self.rows_per_commit
-                or tx.nbytes >= self.max_transaction_bytes
-                or cleaning
-            ):
-                self._commit(con, tx)
+            self._commit_if_due(con, tx)  # a log batch is never split
             return con
         finally:
             self.queue_budget.release(charged)
