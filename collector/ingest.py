@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from collector.config import ReceiverConfig
 from collector.errors import ErrorKind, IngestError, classify
 from httpbase import BearerToken
-from spanstore.base import SpanWriter, StoreError
+from spanstore.base import SpanWriter, StoreError, WriteResult
 from spanstore.budget import MemoryBudget
 from spanstore.logs import LogWriter
 
@@ -149,16 +150,8 @@ class Ingest:
         if not (request if isinstance(request, bytes) else request.resource_spans):
             # OTLP: an empty request is valid and answered with success.
             return response
-        timeout = self.config.write_timeout
-        if time_left is not None:
-            timeout = max(_MIN_WRITE_TIMEOUT, min(timeout, time_left))
-        try:
-            result = self.writer.write(request, timeout)
-        except Exception as exc:
-            with self._lock:
-                self._requests += 1
-                self._failed += 1
-            raise classify(exc, self.config.retry_after_seconds) from exc
+        writer = self.writer
+        result = self._written(lambda timeout: writer.write(request, timeout), time_left)
         with self._lock:
             self._requests += 1
             self._accepted += result.accepted
@@ -172,6 +165,22 @@ class Ingest:
                 f"{result.rejected} spans rejected as invalid"
             )
         return response
+
+    def _written(
+        self, write: Callable[[float], WriteResult], time_left: float | None
+    ) -> WriteResult:
+        """``write(timeout)`` within the client's remaining deadline; a failure is counted
+        and raised as an :class:`IngestError`."""
+        timeout = self.config.write_timeout
+        if time_left is not None:
+            timeout = max(_MIN_WRITE_TIMEOUT, min(timeout, time_left))
+        try:
+            return write(timeout)
+        except Exception as exc:
+            with self._lock:
+                self._requests += 1
+                self._failed += 1
+            raise classify(exc, self.config.retry_after_seconds) from exc
 
     def counters(self) -> IngestCounters:
         with self._lock:
@@ -195,19 +204,14 @@ class Ingest:
         response = ExportLogsServiceResponse()
         if not (request if isinstance(request, bytes) else request.resource_logs):
             return response
-        timeout = self.config.write_timeout
-        if time_left is not None:
-            timeout = max(_MIN_WRITE_TIMEOUT, min(timeout, time_left))
         writer = self.writer
-        try:
+
+        def write_logs(timeout: float) -> WriteResult:
             if not isinstance(writer, LogWriter):
                 raise _NoLogStore("this store does not keep log records; the export is dropped")
-            result = writer.write_logs(request, timeout)
-        except Exception as exc:
-            with self._lock:
-                self._requests += 1
-                self._failed += 1
-            raise classify(exc, self.config.retry_after_seconds) from exc
+            return writer.write_logs(request, timeout)
+
+        result = self._written(write_logs, time_left)
         with self._lock:
             self._requests += 1
             self._logs_accepted += result.accepted

@@ -1046,12 +1046,7 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
             raise StoreUnavailable("the store is shutting down")
         batch = self._decode.prepare(request, timeout)
         if batch.size == 0:
-            return WriteResult(
-                accepted=0,
-                rejected=batch.rejected,
-                duplicates=batch.duplicates,
-                messages=tuple(batch.messages),
-            )
+            return batch.result(0)
         self._waiting.count(batch.counts)
         self._waiting.admit(batch.size)
         done: Future[int] = Future()
@@ -1062,12 +1057,7 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
             # The batch stays queued and will be inserted; the client's retry is then a
             # duplicate and is dropped, so nothing is lost or doubled.
             raise StoreUnavailable("the write did not commit in time; retry") from None
-        return WriteResult(
-            accepted=batch.size - duplicates,
-            rejected=batch.rejected,
-            duplicates=batch.duplicates + duplicates,
-            messages=tuple(batch.messages),
-        )
+        return batch.result(batch.size - duplicates, duplicates)
 
     def _write_group(self, group: list[Queued]) -> None:
         """The writer's step: a group's log batches in one insert, then its span batches

@@ -425,12 +425,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             raise StoreUnavailable("the store is shutting down")
         batch, nbytes = self._admitted(request, timeout, self._decode.prepare, "spans")
         if batch.size == 0:
-            return WriteResult(
-                accepted=0,
-                rejected=batch.rejected,
-                duplicates=batch.duplicates,
-                messages=tuple(batch.messages),
-            )
+            return batch.result(0)
         offered, seq, stored = batch, 0, 0
         try:
             with self._ingest_lock:
@@ -466,12 +461,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 # The record is queued and will be stored; the client's retry is
                 # recognised as a duplicate, so nothing is lost or doubled.
                 raise StoreUnavailable(f"{exc.strerror or exc}; retry later") from None
-        return WriteResult(
-            accepted=batch.size,
-            rejected=batch.rejected,
-            duplicates=batch.duplicates + stored,
-            messages=tuple(batch.messages),
-        )
+        return batch.result(batch.size, stored)
 
     def _admitted(
         self,

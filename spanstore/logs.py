@@ -214,22 +214,12 @@ def prepare_logs(
                 ):
                     raw = record.SerializeToString()
                 raws.append(raw)
+    columns = (
+        trace_ids, span_ids, times, observed, unset, severities, severity_texts, services,
+        resource_ids, scope_ids, flags, events, raws,
+    )  # fmt: skip
     table = pa.Table.from_arrays(
-        [
-            pa.array(trace_ids, pa.binary()),
-            pa.array(span_ids, pa.binary()),
-            pa.array(times, pa.int64()),
-            pa.array(observed, pa.int64()),
-            pa.array(unset, pa.bool_()),
-            pa.array(severities, pa.uint8()),
-            pa.array(severity_texts, pa.string()),
-            pa.array(services, pa.string()),
-            pa.array(resource_ids, pa.uint64()),
-            pa.array(scope_ids, pa.uint64()),
-            pa.array(flags, pa.uint32()),
-            pa.array(events, pa.string()),
-            pa.array(raws, pa.binary()),
-        ],
+        [pa.array(values, field.type) for values, field in zip(columns, LOG_COLUMNS, strict=True)],
         schema=LOG_COLUMNS,
     )
     return LogBatch(table, resources, scopes, rejected, messages, counts)

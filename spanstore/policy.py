@@ -141,17 +141,8 @@ class PolicyEngine:
 
     def span_needs_look(self, span: Any, raw: bytes) -> bool:
         """Whether ``span`` (serialized as ``raw``) might break a limit or match a rule."""
-        if len(raw) > self.max_value_bytes or len(span.attributes) > self.max_attributes:
+        if self.log_needs_look(span, raw):  # its bytes and its own attributes: as a record's
             return True
-        if _NESTED.search(raw) is not None:
-            return True
-        literals = self.literals
-        if literals is not None:
-            if not literals:
-                return True
-            for literal in literals:
-                if literal in raw:
-                    return True
         # An event or link over the attribute limit takes at least two bytes per
         # attribute, so only spans this large need their events and links counted.
         if len(raw) > 2 * self.max_attributes:

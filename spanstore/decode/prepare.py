@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
+from spanstore.base import WriteResult
 from spanstore.policy import PolicyEngine
 from spanstore.policy import scalar_text as _scalar_text
 from spanstore.semconv import INT_COLUMNS, KEY_TO_COLUMN, STRING_COLUMNS, is_entity_key
@@ -107,6 +108,16 @@ class PreparedBatch:
     def nbytes(self) -> int:
         """Memory the batch holds (its Arrow buffers), for the store's queue budget."""
         return int(self.spans.nbytes + self.entities.nbytes + self.links.nbytes)
+
+    def result(self, accepted: int, duplicates: int = 0) -> WriteResult:
+        """What a write of this batch answers: ``accepted`` spans stored, ``duplicates``
+        more found stored already (beside those the decoder dropped)."""
+        return WriteResult(
+            accepted=accepted,
+            rejected=self.rejected,
+            duplicates=self.duplicates + duplicates,
+            messages=tuple(self.messages),
+        )
 
 
 def _stable_id(*parts: bytes) -> int:

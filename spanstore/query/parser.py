@@ -259,6 +259,15 @@ class _Parser:
             operands.append(operand())
         return operands[0] if len(operands) == 1 else node(op, tuple(operands), start.pos)
 
+    def parenthesized(self, token: Token, inner: Callable[[], _Node]) -> _Node:
+        """``( inner )``, the '(' being ``token``, the current one."""
+        self.enter(token)
+        self.advance()
+        node = inner()
+        self.expect(")", f"')' closing the '(' at position {token.pos}")
+        self.depth -= 1
+        return node
+
     def spanset_or(self) -> SpansetExpr:
         return self.joined("||", self.spanset_and, SpansetOp)
 
@@ -277,12 +286,7 @@ class _Parser:
     def spanset_primary(self) -> SpansetExpr:
         token = self.token
         if self.at("("):
-            self.enter(token)
-            self.advance()
-            inner = self.spanset_or()
-            self.expect(")", "')' closing the '(' at position " + str(token.pos))
-            self.depth -= 1
-            return inner
+            return self.parenthesized(token, self.spanset_or)
         if self.at("{"):
             self.enter(token)
             self.advance()
@@ -313,12 +317,7 @@ class _Parser:
             self.depth -= 1
             return Not(operand, token.pos)
         if self.at("("):
-            self.enter(token)
-            self.advance()
-            inner = self.condition_or()
-            self.expect(")", f"')' closing the '(' at position {token.pos}")
-            self.depth -= 1
-            return inner
+            return self.parenthesized(token, self.condition_or)
         return self.comparison()
 
     def comparison(self) -> Comparison:
