@@ -289,8 +289,20 @@ class LocalSource:
         self, entity: str, start: int | None, end: int | None
     ) -> tuple[list[str], tuple[str, str]]:
         """The entity's traces and the traces linked to them, as its diagram draws them."""
+        trace_ids, pair, _ = self._entity_traces_and_reach(entity, start, end)
+        return trace_ids, pair
+
+    def _entity_traces_and_reach(
+        self, entity: str, start: int | None, end: int | None
+    ) -> tuple[list[str], tuple[str, str], tuple[int, int] | None]:
+        """``_entity_trace_ids``, and where those traces' spans are: within
+        ``TRACE_REACH_NS`` of the entity's first span in each (the store's convention for
+        a trace's extent, as replay's); None when linked traces are drawn too, whose
+        times the entity's rows do not tell. The bounds let the store skip the rest of
+        its spans by their start time instead of reading every trace id it holds."""
         key, value = parse_entity(entity)
-        trace_ids = self.reader.entity_trace_ids(key, value, start, end)
+        traces = self.reader.entity_traces(key, value, start, end)
+        trace_ids = [trace for trace, _ in traces]
         if not trace_ids:
             raise no_entity_spans(key, value, start, end)
         limit = self.max_diagram_traces
@@ -300,7 +312,10 @@ class LocalSource:
                 "diagram may draw; narrow the time range (--from/--to)",
                 status=413,
             )
-        return [*trace_ids, *self.reader.linked_trace_ids(trace_ids)], (key, value)
+        linked = self.reader.linked_trace_ids(trace_ids)
+        firsts = [first for _, first in traces]
+        reach = None if linked else (min(firsts) - TRACE_REACH_NS, max(firsts) + TRACE_REACH_NS)
+        return [*trace_ids, *linked], (key, value), reach
 
     def _diagram_spans(
         self, entity: str | None, trace_id: str | None, start: int | None, end: int | None
@@ -330,9 +345,9 @@ class LocalSource:
             from analyzer.flow.busy import diagram_of_entity_in_store
 
             # Past the message cap, repeated traces fold and no failure is left out.
-            trace_ids, pair = self._entity_trace_ids(entity, start, end)
+            trace_ids, pair, reach = self._entity_traces_and_reach(entity, start, end)
             diagram = diagram_of_entity_in_store(
-                self.reader, trace_ids, pair, show_internal=show_internal
+                self.reader, trace_ids, pair, show_internal=show_internal, reach=reach
             )
         else:
             spans, ent = self._diagram_spans(entity, trace_id, start, end)

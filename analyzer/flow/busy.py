@@ -86,16 +86,19 @@ def diagram_of_entity_in_store(
     *,
     show_internal: bool = False,
     max_messages: int = DEFAULT_MAX_MESSAGES,
+    reach: tuple[int, int] | None = None,
 ) -> Diagram:
     """The entity's diagram from a store. A busy entity (more than
     :data:`SPANS_READ_WHOLE` spans) is read by fingerprint: its failing traces and one
-    trace per fingerprint become span objects, the others are only counted."""
+    trace per fingerprint become span objects, the others are only counted. ``reach``:
+    where the traces' spans start (a hint that lets a big store skip the rest)."""
     from analyzer.flow import groups_of_frame
 
+    lo, hi = reach if reach is not None else (_FAR_PAST, _FAR_FUTURE)
     shapes = getattr(reader, "flow_trace_shapes", None)
-    frame = shapes(list(trace_ids)) if shapes is not None else None
+    frame = shapes(list(trace_ids), lo, hi) if shapes is not None else None
     if frame is None or int(frame["spans"].sum() or 0) <= SPANS_READ_WHOLE:
-        spans = reader.spans(list(trace_ids))
+        spans = reader.spans(list(trace_ids), start_unix_nano=lo, end_unix_nano=hi)
         return diagram_of_busy_entity(
             spans, entity, show_internal=show_internal, max_messages=max_messages
         )
@@ -103,12 +106,10 @@ def diagram_of_entity_in_store(
 
     failing_rows = frame.filter(pl.col("outcome") != "ok")
     quiet_rows = frame.filter(pl.col("outcome") == "ok")
-    groups = groups_of_frame(
-        reader, quiet_rows, _FAR_PAST, _FAR_FUTURE, show_internal=show_internal
-    )
+    groups = groups_of_frame(reader, quiet_rows, lo, hi, show_internal=show_internal)
     failing_ids = failing_rows["trace_id"].to_list()
     drawn = failing_ids + [g.members[0].trace_ids[0] for g in groups if len(g.members) == 1]
-    spans = reader.spans(drawn) if drawn else []
+    spans = reader.spans(drawn, start_unix_nano=lo, end_unix_nano=hi) if drawn else []
     full = build_diagram(spans, entity, show_internal=show_internal, max_messages=0)
     segments = _segments(full, set(failing_ids), groups)
     every = tuple(frame.sort("start_unix_nano", "trace_id")["trace_id"].to_list())

@@ -152,3 +152,27 @@ def test_a_small_entity_is_drawn_as_before(busy_spans: list[Span]) -> None:
     assert render(diagram_of_busy_entity(few, CUSTOMER), "json") == render(
         build_diagram(few, CUSTOMER), "json"
     )
+
+
+def test_the_entity_diagram_reads_the_store_around_the_entity_only(
+    busy_store: Path, busy_spans: list[Span], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store is asked for the traces' spans within TRACE_REACH_NS of the entity's
+    first span in them (zone maps skip the rest of a big store: issue 20), and the
+    diagram still has every span."""
+    from analyzer.source import TRACE_REACH_NS
+
+    with DuckDBStore(busy_store, read_only=True) as store:
+        asked: list[tuple[int | None, int | None]] = []
+        shapes = store.flow_trace_shapes
+
+        def spy(ids: Any, start: int | None = None, end: int | None = None) -> Any:
+            asked.append((start, end))
+            return shapes(ids, start, end)
+
+        monkeypatch.setattr(store, "flow_trace_shapes", spy)
+        diagram = LocalSource(store).diagram(entity="customer.id=CUST-BUSY", start=0, end=1 << 62)
+        assert isinstance(diagram, dict)
+        check_busy_diagram(diagram, busy_spans)
+    firsts = [s.start_unix_nano for s in busy_spans if s.parent_span_id is None]
+    assert asked == [(min(firsts) - TRACE_REACH_NS, max(firsts) + TRACE_REACH_NS)]
