@@ -216,6 +216,8 @@ class LocalSource:
         self.reader = reader
         self.max_diagram_traces = max_diagram_traces
         self._slo_pieces = _SloPieces(SLO_KEPT_BYTES) if keep_slo_events else None
+        #: Entity diagrams, kept while the store does not change (analyzer.flow.busy).
+        self._diagrams: Any = None
 
     # -- helpers
     def _range(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -289,20 +291,8 @@ class LocalSource:
         self, entity: str, start: int | None, end: int | None
     ) -> tuple[list[str], tuple[str, str]]:
         """The entity's traces and the traces linked to them, as its diagram draws them."""
-        trace_ids, pair, _ = self._entity_traces_and_reach(entity, start, end)
-        return trace_ids, pair
-
-    def _entity_traces_and_reach(
-        self, entity: str, start: int | None, end: int | None
-    ) -> tuple[list[str], tuple[str, str], tuple[int, int] | None]:
-        """``_entity_trace_ids``, and where those traces' spans are: within
-        ``TRACE_REACH_NS`` of the entity's first span in each (the store's convention for
-        a trace's extent, as replay's); None when linked traces are drawn too, whose
-        times the entity's rows do not tell. The bounds let the store skip the rest of
-        its spans by their start time instead of reading every trace id it holds."""
         key, value = parse_entity(entity)
-        traces = self.reader.entity_traces(key, value, start, end)
-        trace_ids = [trace for trace, _ in traces]
+        trace_ids = self.reader.entity_trace_ids(key, value, start, end)
         if not trace_ids:
             raise no_entity_spans(key, value, start, end)
         limit = self.max_diagram_traces
@@ -312,10 +302,7 @@ class LocalSource:
                 "diagram may draw; narrow the time range (--from/--to)",
                 status=413,
             )
-        linked = self.reader.linked_trace_ids(trace_ids)
-        firsts = [first for _, first in traces]
-        reach = None if linked else (min(firsts) - TRACE_REACH_NS, max(firsts) + TRACE_REACH_NS)
-        return [*trace_ids, *linked], (key, value), reach
+        return [*trace_ids, *self.reader.linked_trace_ids(trace_ids)], (key, value)
 
     def _diagram_spans(
         self, entity: str | None, trace_id: str | None, start: int | None, end: int | None
@@ -342,12 +329,14 @@ class LocalSource:
 
         spans_drawn: list[Any] | None = None
         if entity and not trace_id:
-            from analyzer.flow.busy import diagram_of_entity_in_store
+            from analyzer.flow.busy import EntityDiagrams, diagram_of_entity_in_store
 
             # Past the message cap, repeated traces fold and no failure is left out.
-            trace_ids, pair, reach = self._entity_traces_and_reach(entity, start, end)
+            trace_ids, pair = self._entity_trace_ids(entity, start, end)
+            if self._diagrams is None:
+                self._diagrams = EntityDiagrams()
             diagram = diagram_of_entity_in_store(
-                self.reader, trace_ids, pair, show_internal=show_internal, reach=reach
+                self.reader, trace_ids, pair, show_internal=show_internal, kept=self._diagrams
             )
         else:
             spans, ent = self._diagram_spans(entity, trace_id, start, end)
