@@ -167,6 +167,22 @@ class SpanReader(Protocol):
         """
         ...
 
+    def failure_candidates(
+        self, start_unix_nano: int, end_unix_nano: int, service: str | None = None
+    ) -> tuple[int, pl.DataFrame]:
+        """The failure report's counts without the range's spans: (how many traces have
+        their root in the range, with ``service`` only those with a span of it there;
+        the spans of those traces whose status is ERROR or whose HTTP code is >= 400, as
+        ``spanstore.reader.FAILURE_CANDIDATES_SCHEMA``). Traces as ``span_frame`` reads
+        them (within an hour of the range); the root as ``analyzer.failures`` picks it."""
+        ...
+
+    def traces_frame(
+        self, trace_ids: Sequence[str], start_unix_nano: int, end_unix_nano: int
+    ) -> pl.DataFrame:
+        """Every span of these traces within an hour of [start, end), as a frame."""
+        ...
+
     def slo_spans(
         self,
         start_unix_nano: int,
