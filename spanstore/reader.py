@@ -10,6 +10,7 @@ query named here exists in every dialect.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final, TypeVar
 
 import polars as pl
@@ -158,16 +159,31 @@ class StoreReader:
 
     # ------------------------------------------------------------------ SpanReader
 
+    #: The last ``stats`` answer and the data version (``data_versions`` over all time)
+    #: taken before it was computed: the overview asks again and again, mostly while
+    #: nothing was written. A write marks the version before it is acknowledged, so a
+    #: kept answer never hides an acknowledged span.
+    _kept_stats: tuple[int, StoreStats] | None = None
+
     def stats(self) -> StoreStats:
+        dialect = self._dialect
+        versions = self.data_versions([(dialect.far_past, dialect.far_future)])
+        version = None if versions is None else versions[0]
+        kept = self._kept_stats
+        if version is not None and kept is not None and kept[0] == version:
+            return replace(kept[1], services=list(kept[1].services))
         row = self._table("stats").to_pylist()[0]
         spans = int(row["spans"] or 0)
-        return StoreStats(
+        stats = StoreStats(
             spans=spans,
             traces=int(row["traces"] or 0),
             services=self._table("services").column(0).to_pylist(),
             first_unix_nano=row["first_unix_nano"] if spans else None,
             last_unix_nano=row["last_unix_nano"] if spans else None,
         )
+        if version is not None:
+            self._kept_stats = (version, replace(stats, services=list(stats.services)))
+        return stats
 
     def entity_keys(self, limit: int = 100) -> list[EntityKey]:
         return [entity_key(r) for r in self._table("entity_keys", {"limit": limit}).to_pylist()]
