@@ -35,7 +35,7 @@ from typing import Any, Final
 import polars as pl
 
 from analyzer.failures import errors_among, failure_report
-from spanstore.base import SpanReader
+from spanstore import SpanReader
 
 __all__ = ["LISTED_TRACES", "store_failure_report"]
 

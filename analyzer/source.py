@@ -1,7 +1,7 @@
 """The read side every consumer uses: the CLI's analysis commands, the query API, the UI.
 
 A :class:`Source` answers in the JSON shapes of the public contract (SPEC).
-:class:`LocalSource` computes the answers from a :class:`~spanstore.base.SpanReader` (in
+:class:`LocalSource` computes the answers from a :class:`~spanstore.SpanReader` (in
 the server, or on a database file opened read-only); :class:`HttpSource` asks a running
 server's query API. Both return the same dicts, so the UI and the CLI never know which
 one they have.
@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, cast, runtime_checkable
 
-from spanstore.base import SpanReader
+from spanstore import SpanReader
 from spanstore.model import HOUR_NS
 
 if TYPE_CHECKING:

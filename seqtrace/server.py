@@ -68,30 +68,35 @@ def sample_traces_dir() -> Path | None:
 
 
 def _load_demo(store: SpanWriter) -> int:
-    from collector.files import read_trace_file
+    """Load sample_traces/ (spans and log records), moved in time so that the incident's
+    newest span ends now: a user who then points an exporter at `up` sees the sample
+    incident and their own traffic in the same "last hours" window. Ids, and every time
+    relative to another, stay as in the files (`replay --keep-ids`'s shift)."""
+    from collector.files import read_log_file, read_trace_file
+    from seqtrace.replay_rewrite import IdMap, last_span_end, rewrite_logs, rewrite_spans
 
     folder = sample_traces_dir()
     if folder is None:
         _say("no sample_traces/ folder found; starting with an empty database")
         return 0
+    requests = [
+        request for path in sorted(folder.glob("*.json")) for request in read_trace_file(str(path))
+    ]
+    newest = last_span_end(requests)
+    shift = time.time_ns() - newest if newest else 0
+    same_ids = IdMap(keep=True)
     total = 0
-    for path in sorted(folder.glob("*.json")):
-        for request in read_trace_file(str(path)):
-            total += store.write(request).accepted
-    _load_demo_logs(store, folder)
-    return total
-
-
-def _load_demo_logs(store: Any, folder: Path) -> None:
-    """The sample services' log records (sample_traces/logs/, #18), when the store keeps logs."""
-    from collector.files import read_log_file
+    for request in requests:
+        rewrite_spans(request, same_ids, shift)
+        total += store.write(request).accepted
     from spanstore.logs import LogWriter
 
-    if not isinstance(store, LogWriter):
-        return
-    for path in sorted((folder / "logs").glob("*.json")):
-        for request in read_log_file(str(path)):
-            store.write_logs(request)
+    if isinstance(store, LogWriter):  # the sample services' log records (#18)
+        for path in sorted((folder / "logs").glob("*.json")):
+            for log_request in read_log_file(str(path)):
+                rewrite_logs(log_request, same_ids, shift)
+                store.write_logs(log_request)
+    return total
 
 
 def _ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -415,7 +420,10 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
         if with_ui and writes and not args.no_demo and store.stats().spans == 0:
             loaded = _load_demo(store)
             if loaded:
-                _say(f"loaded {loaded} sample spans from sample_traces/ (--no-demo to skip)")
+                _say(
+                    f"loaded {loaded} sample spans from sample_traces/, moved so that the "
+                    "incident ends now (--no-demo to skip)"
+                )
         try:
             addresses = collector.start()
         except OSError as exc:

@@ -4,15 +4,19 @@ It imports nothing above it (collector, analyzer, ui, seqtrace); an import-linte
 in the tests keeps it so.
 """
 
+from typing import TYPE_CHECKING
+
 from spanstore.base import (
     SchemaVersionError,
-    SpanReader,
     SpanWriter,
     StoreError,
     StoreUnavailable,
     WriteResult,
 )
 from spanstore.model import Span, SpanEvent, SpanLink, StoreStats
+
+if TYPE_CHECKING:
+    from spanstore.reader import StoreReader as SpanReader
 
 __all__ = [
     "SchemaVersionError",
@@ -36,3 +40,13 @@ def open_store(path: str, *, read_only: bool = False) -> "SpanReader":
     from spanstore.urls import open_store_url
 
     return open_store_url(path, read_only=read_only)
+
+
+def __getattr__(name: str) -> object:
+    # SpanReader is the read path's class (spanstore.reader.StoreReader): imported when
+    # first asked for, so that importing the write side (decoder processes) stays light.
+    if name == "SpanReader":
+        from spanstore.reader import StoreReader
+
+        return StoreReader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

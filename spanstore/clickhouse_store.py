@@ -37,7 +37,6 @@ import contextlib
 import logging
 import math
 import os
-import queue
 import re
 import threading
 import time
@@ -45,7 +44,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -69,6 +68,7 @@ from spanstore.decode.front import RequestDecoder
 from spanstore.decode.prepare import PreparedBatch
 from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
 from spanstore.log_reader import LogQueries
+from spanstore.logs import LogBatch
 from spanstore.model import AttrValue, Span
 from spanstore.policy import IngestPolicy
 from spanstore.query.compiler import CLICKHOUSE as CLICKHOUSE_QUERY_TARGET
@@ -77,6 +77,8 @@ from spanstore.reader import StoreReader
 from spanstore.retention import RetentionPolicy
 from spanstore.rows import KIND_SPELLINGS, STATUS_SPELLINGS
 from spanstore.semconv import INT_COLUMNS, KEY_TO_COLUMN, STRING_COLUMNS, is_entity_key
+from spanstore.wire import reference_tables
+from spanstore.writer import Queued, WriterThread, each_on_its_own
 
 __all__ = [
     "DEFAULT_OTEL_TABLE",
@@ -110,7 +112,6 @@ _INT64_MAX: Final = (1 << 63) - 1
 _GROUP_COMMIT_SPANS: Final = 32_768
 _IDS_PER_QUERY: Final = 100_000
 _ENTITY_KEYS_TTL_S: Final = 60.0
-_STOP: Final = object()
 
 #: Settings every query runs with, on both transports. Strings come back as Arrow binary
 #: (ClickHouse strings are bytes; `raw` holds protobuf) and are decoded here; id lists
@@ -603,6 +604,14 @@ def _clamp(value: int) -> int:
 _FRAGMENT: Final = re.compile(r"@([a-z_][a-z0-9_]*)")
 
 
+@cache
+def _parameters(name: str) -> frozenset[str]:
+    """The ``$name`` parameters of a query, with those of the queries it includes."""
+    text = sql(name)
+    included = [part for part in _FRAGMENT.findall(text) if part in query_names("clickhouse")]
+    return parameter_names(text).union(*(_parameters(part) for part in included))
+
+
 class ClickHouseDialect:
     """ClickHouse's primitives for the reader over seqtrace's own tables (``schema.sql``):
     ``spanstore/sql/clickhouse/NAME.sql``, values rendered as literals (``render``).
@@ -755,7 +764,7 @@ class OtelDialect(ClickHouseDialect):
         return keys
 
     def table(self, name: str, params: Mapping[str, object]) -> pa.Table:
-        if "keys" in parameter_names(sql(self.prefix + name)):
+        if "keys" in _parameters(self.prefix + name):
             keys = self.entity_key_names()
             if not keys:
                 return pa.table({})
@@ -788,6 +797,36 @@ class OtelDialect(ClickHouseDialect):
 
 
 # --------------------------------------------------------------------------- the store
+
+
+class _ClickHouseWriter:
+    """ClickHouse's side of the writer thread (``spanstore.writer``): each group is
+    inserted at once (an insert is the commit) and its writers' futures resolved, so it
+    waits for work without a deadline and has nothing open to commit."""
+
+    def __init__(self, store: ClickHouseStore) -> None:
+        self._store = store
+
+    def prepare(self) -> None:
+        return None
+
+    def wait_seconds(self) -> float | None:
+        return None
+
+    def group_full(self, rows: int) -> bool:
+        return rows >= _GROUP_COMMIT_SPANS
+
+    def store(self, group: list[Queued]) -> None:
+        self._store._write_group(group)
+
+    def idle(self) -> None:
+        return None
+
+    def commit(self) -> None:
+        return None
+
+    def finish(self) -> None:
+        return None
 
 
 class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
@@ -844,14 +883,11 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
             raise
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
-        self._queue: queue.Queue[Any] = queue.Queue()
         self._waiting = WaitingSpans(max_queued_spans)
-        self._writer: threading.Thread | None = None
+        self._writer: WriterThread | None = None
         if not read_only and self.layout == "seqtrace":
             self._decode.start_processes(decoder_processes)
-        if not read_only and self.layout == "seqtrace":
-            self._writer = threading.Thread(target=self._write_loop, name="seqtrace-ch-writer")
-            self._writer.daemon = True
+            self._writer = WriterThread(_ClickHouseWriter(self), "seqtrace-ch-writer")
             self._writer.start()
 
     # ------------------------------------------------------------------ opening
@@ -1014,7 +1050,7 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
         self._waiting.count(batch.counts)
         self._waiting.admit(batch.size)
         done: Future[int] = Future()
-        self._queue.put((batch, done))
+        self._writer.put(Queued(batch, done=done))
         try:
             duplicates = done.result(timeout=timeout)
         except FutureTimeout:
@@ -1028,48 +1064,40 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
             messages=tuple(batch.messages),
         )
 
-    def _write_loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            group = [first]
-            spans = first[0].size
-            while spans < _GROUP_COMMIT_SPANS:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                group.append(item)
-                spans += item[0].size
-            self._commit_group(group)
+    def _write_group(self, group: list[Queued]) -> None:
+        """The writer's step: a group's log batches in one insert, then its span batches
+        in one (each retried on its own when a group fails)."""
+        logs = [item for item in group if isinstance(item.batch, LogBatch)]
+        spans = [item for item in group if not isinstance(item.batch, LogBatch)]
+        for items, insert in ((logs, self._insert_logs), (spans, self._insert)):
+            if items:
+                each_on_its_own(items, self._inserted(insert), self._write_failed)
 
-    def _commit_group(self, group: list[Any]) -> None:
-        group = self._split_log_items(group)  # log batches: spanstore.clickhouse_logs
-        if not group:
-            return
-        try:
-            results = self._insert([batch for batch, _ in group])
-        except Exception as exc:
-            self._known_resources.clear()
-            self._known_scopes.clear()
-            if len(group) > 1:
-                # One bad batch must not fail its neighbours: retry each on its own.
-                for item in group:
-                    self._commit_group([item])
-                return
-            batch, done = group[0]
-            self._release(batch.size)
-            error = exc if isinstance(exc, StoreUnavailable) else None
-            done.set_exception(error or StoreUnavailable(f"write failed: {_first_line(str(exc))}"))
-            log.warning("write of %d spans failed: %s", batch.size, exc)
-            return
-        for (batch, done), duplicates in zip(group, results, strict=True):
-            self._release(batch.size)
-            done.set_result(duplicates)
+    def _inserted(
+        self, insert: Callable[[list[Any]], list[int]]
+    ) -> Callable[[list[Queued]], list[int]]:
+        """``insert`` over queued items: their queue room is given back once it returned."""
+
+        def write(items: list[Queued]) -> list[int]:
+            try:
+                duplicates = insert([item.batch for item in items])
+            except Exception:
+                self._known_resources.clear()
+                self._known_scopes.clear()
+                raise
+            for item in items:
+                self._release(item.rows)
+            return duplicates
+
+        return write
+
+    def _write_failed(self, item: Queued, exc: Exception) -> None:
+        self._release(item.rows)
+        error = exc if isinstance(exc, StoreUnavailable) else None
+        assert item.done is not None
+        item.done.set_exception(error or StoreUnavailable(f"write failed: {_first_line(str(exc))}"))
+        what = "log records" if isinstance(item.batch, LogBatch) else "spans"
+        log.warning("write of %d %s failed: %s", item.rows, what, exc)
 
     def _release(self, size: int) -> None:
         self._waiting.release(size)
@@ -1096,8 +1124,7 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
         spans: list[pa.Table] = []
         entities: list[pa.Table] = []
         links: list[pa.Table] = []
-        resources: dict[int, tuple[str, str, bytes]] = {}
-        scopes: dict[int, tuple[str, str, str, bytes]] = {}
+        kept: list[PreparedBatch] = []
         for batch in batches:
             dup_keys = set()
             keep = []
@@ -1118,41 +1145,11 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
                 spans.append(batch.spans)
                 entities.append(batch.entities)
                 links.append(batch.links)
-            for rid, resource in batch.resources.items():
-                if rid not in self._known_resources:
-                    resources[rid] = resource
-            for sid, scope in batch.scopes.items():
-                if sid not in self._known_scopes:
-                    scopes[sid] = scope
+            kept.append(batch)
         if not spans:
             return duplicates
-        if resources:
-            ids = sorted(resources)
-            self._insert_table(
-                "seqtrace_resources",
-                pa.table(
-                    {
-                        "resource_id": pa.array(ids, pa.uint64()),
-                        "service_name": [resources[i][0] for i in ids],
-                        "schema_url": [resources[i][1] for i in ids],
-                        "raw": pa.array([resources[i][2] for i in ids], pa.binary()),
-                    }
-                ),
-            )
-        if scopes:
-            ids = sorted(scopes)
-            self._insert_table(
-                "seqtrace_scopes",
-                pa.table(
-                    {
-                        "scope_id": pa.array(ids, pa.uint64()),
-                        "name": [scopes[i][0] for i in ids],
-                        "version": [scopes[i][1] for i in ids],
-                        "schema_url": [scopes[i][2] for i in ids],
-                        "raw": pa.array([scopes[i][3] for i in ids], pa.binary()),
-                    }
-                ),
-            )
+        resources, scopes = self._new_references(kept)
+        self._insert_references(resources, scopes)
         # Spans last: a failure before them leaves no span behind, so the client's retry
         # is not taken for a duplicate and writes everything again (the extra entity and
         # link rows are collapsed by ReplacingMergeTree and counted once by the reads).
@@ -1164,6 +1161,37 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
         self._known_resources.update(resources)
         self._known_scopes.update(scopes)
         return duplicates
+
+    def _new_references(
+        self, batches: Sequence[PreparedBatch | LogBatch]
+    ) -> tuple[dict[int, tuple[str, str, bytes]], dict[int, tuple[str, str, str, bytes]]]:
+        """The batches' resources and scopes not known to be stored."""
+        resources: dict[int, tuple[str, str, bytes]] = {}
+        scopes: dict[int, tuple[str, str, str, bytes]] = {}
+        for batch in batches:
+            for rid, resource in batch.resources.items():
+                if rid not in self._known_resources:
+                    resources[rid] = resource
+            for sid, scope in batch.scopes.items():
+                if sid not in self._known_scopes:
+                    scopes[sid] = scope
+        return resources, scopes
+
+    def _insert_references(
+        self,
+        resources: Mapping[int, tuple[str, str, bytes]],
+        scopes: Mapping[int, tuple[str, str, str, bytes]],
+    ) -> None:
+        """Insert resources and scopes (by id, in id order), before what refers to them."""
+        resource_table, scope_table = reference_tables(
+            dict(sorted(resources.items())), dict(sorted(scopes.items()))
+        )
+        for name, table in (
+            ("seqtrace_resources", resource_table),
+            ("seqtrace_scopes", scope_table),
+        ):
+            if table.num_rows:
+                self._insert_table(name, table)
 
     def _insert_table(self, name: str, table: pa.Table) -> None:
         self.transport.insert(name, table.column_names, arrow_stream(table))
@@ -1202,8 +1230,7 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
             return
         self._closed = True
         if self._writer is not None:
-            self._queue.put(_STOP)
-            self._writer.join(timeout)
+            self._writer.stop(timeout)
         self._decode.close()
         self.transport.close()
 

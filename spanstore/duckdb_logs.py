@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
-import queue
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from spanstore.base import StoreError, StoreUnavailable, WriteResult
 from spanstore.journal import Journal, JournalError
-from spanstore.logs import LogBatch, decode_log_batch, encode_log_batch, prepare_logs
-from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
+from spanstore.logs import LogBatch, decode_log_batch, encode_log_batch
+from spanstore.writer import Queued
 
 if TYPE_CHECKING:
     import duckdb
@@ -33,13 +31,11 @@ if TYPE_CHECKING:
     from spanstore.admission import WaitingSpans
     from spanstore.budget import MemoryBudget
     from spanstore.decode.front import RequestDecoder
+    from spanstore.writer import WriterThread
 
 __all__ = ["DuckDBLogs"]
 
 log = logging.getLogger(__name__)
-
-_ADMISSION_WAIT: Final = 1.0
-_MIB: Final = 1024 * 1024
 
 
 class DuckDBLogs:
@@ -54,25 +50,23 @@ class DuckDBLogs:
         queue_budget: MemoryBudget
         _closed: bool
         _broken: str | None
-        _writer: threading.Thread | None
+        _writer: WriterThread | None
         _journal: Journal | None
         _decode: RequestDecoder
         _waiting: WaitingSpans
-        _queue: queue.Queue[Any]
         _ingest_lock: threading.Lock
         _pending_lock: threading.Lock
         _pending: dict[int, frozenset[bytes]]
         _queued_seq: int
         _skip_upto: int
-        _known_resources: set[int]
-        _known_scopes: set[int]
         _retention: Any
 
         def _refuse(self, message: str | None = None) -> Any: ...
+        def _admitted(
+            self, request: Any, timeout: float | None, decode: Any, unit: Any
+        ) -> tuple[LogBatch, int]: ...
         def _release_spans(self, count: int) -> None: ...
-        def _insert_new(
-            self, con: Any, table: str, columns: Any, rows: list[tuple[Any, ...]]
-        ) -> None: ...
+        def _append_references(self, con: Any, batch: LogBatch) -> None: ...
         def _commit(self, con: Any, tx: Any) -> None: ...
         def _failed(self, con: Any, exc: BaseException) -> None: ...
         def _store_group(self, con: Any, tx: Any, group: list[Any]) -> Any: ...
@@ -91,42 +85,12 @@ class DuckDBLogs:
             raise StoreError("this store was opened read-only")
         if self._closed:
             raise StoreUnavailable("the store is shutting down")
-        size_hint = len(request) if isinstance(request, bytes) else request.ByteSize()
-        estimate = 2 * size_hint
-        wait = _ADMISSION_WAIT if timeout is None else min(_ADMISSION_WAIT, timeout / 2)
-        if not self.queue_budget.try_charge(estimate, wait=wait):
-            self._refuse()
-        try:
-            batch = self._prepare_logs(request, timeout)
-        except BaseException:
-            self.queue_budget.release(estimate)
-            raise
-        nbytes = batch.nbytes if batch.size else 0
-        if nbytes > estimate:
-            self.queue_budget.charge(nbytes - estimate)
-        else:
-            self.queue_budget.release(estimate - nbytes)
-        if batch.counts:
-            self._waiting.count(batch.counts)
+        batch, nbytes = self._admitted(request, timeout, self._decode.prepare_logs, "rows")
         result = WriteResult(
             accepted=batch.size, rejected=batch.rejected, messages=tuple(batch.messages)
         )
         if not batch.size:
             return result
-        # Log records count against the same queue bound as spans: they wait for the
-        # same writer.
-        try:
-            self._waiting.admit(batch.size, unit="rows", count_refusal=False)
-        except StoreUnavailable:
-            self.queue_budget.release(nbytes)
-            raise
-        if self._journal.bytes_on_disk > self.max_journal_bytes:
-            self.queue_budget.release(nbytes)
-            self._release_spans(batch.size)
-            self._refuse(
-                f"the ingest journal holds {self._journal.bytes_on_disk // _MIB} MiB that the "
-                "database has not taken yet; retry later"
-            )
         record = batch.wire if batch.wire is not None else encode_log_batch(batch)
         seq = 0
         try:
@@ -135,7 +99,7 @@ class DuckDBLogs:
                 with self._pending_lock:
                     self._pending[seq] = frozenset()
                     self._queued_seq = seq
-                self._queue.put((batch, seq, nbytes))
+                self._writer.put(Queued(batch, seq, nbytes))
         except BaseException as exc:
             if seq == 0:
                 self.queue_budget.release(nbytes)
@@ -149,38 +113,24 @@ class DuckDBLogs:
             raise StoreUnavailable(f"{exc.strerror or exc}; retry later") from None
         return result
 
-    def _prepare_logs(
-        self, request: ExportLogsServiceRequest | bytes, timeout: float | None
-    ) -> LogBatch:
-        """Decode in a decoder process when the store has them (off the server's
-        interpreter lock, as spans are), else here."""
-        pool = self._decode.pool
-        if pool is None:
-            return prepare_logs(request, self._decode.policy)
-        data = request if isinstance(request, bytes) else request.SerializeToString()
-        try:
-            return pool.prepare_logs(data, timeout)
-        except multiprocessing.TimeoutError:
-            raise StoreUnavailable("decoding did not finish in time; retry") from None
-
-    def _store_items(self, con: Any, tx: Any, group: list[tuple[Any, int, int]]) -> Any:
+    def _store_items(self, con: Any, tx: Any, group: list[Queued]) -> Any:
         """The writer's step for a run of queued items: span batches as before
         (``_store_group``), log batches appended in journal order between them."""
-        run: list[tuple[Any, int, int]] = []
+        run: list[Queued] = []
         for item in group:
-            if isinstance(item[0], LogBatch):
+            if isinstance(item.batch, LogBatch):
                 if run:
                     con = self._store_group(con, tx, run)
                     run = []
-                con = self._store_log_item(con, tx, item)
+                con = self._store_log_item(con, tx, item.batch, item)
             else:
                 run.append(item)
         if run:
             con = self._store_group(con, tx, run)
         return con
 
-    def _store_log_item(self, con: Any, tx: Any, item: tuple[LogBatch, int, int]) -> Any:
-        batch, seq, charged = item
+    def _store_log_item(self, con: Any, tx: Any, batch: LogBatch, item: Queued) -> Any:
+        seq, charged = item.seq, item.charged
         try:
             if con is None or self._broken is not None or seq <= self._skip_upto:
                 return con  # in the journal: loaded when the database is open again
@@ -209,20 +159,7 @@ class DuckDBLogs:
 
     def _append_logs(self, con: duckdb.DuckDBPyConnection, batch: LogBatch) -> None:
         """Append one log batch (and its new resources and scopes) in the open transaction."""
-        new_resources = [
-            (rid, *value)
-            for rid, value in batch.resources.items()
-            if rid not in self._known_resources
-        ]
-        if new_resources:
-            self._insert_new(con, "resources", RESOURCE_COLUMNS, new_resources)
-            self._known_resources.update(row[0] for row in new_resources)
-        new_scopes = [
-            (sid, *value) for sid, value in batch.scopes.items() if sid not in self._known_scopes
-        ]
-        if new_scopes:
-            self._insert_new(con, "scopes", SCOPE_COLUMNS, new_scopes)
-            self._known_scopes.update(row[0] for row in new_scopes)
+        self._append_references(con, batch)
         con.register("new_logs", batch.logs)
         try:
             con.execute("INSERT INTO logs BY NAME SELECT * FROM new_logs")

@@ -14,18 +14,20 @@ import contextlib
 import dataclasses
 import logging
 import os
-import queue
+import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final, NoReturn
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import cache
+from typing import Any, Final, Literal, NoReturn, TypeVar, cast
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -49,7 +51,7 @@ from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
 from spanstore.duckdb_logs import DuckDBLogs
 from spanstore.journal import Journal, JournalError, has_segments, journal_dir
 from spanstore.log_reader import LogQueries
-from spanstore.logs import is_log_record
+from spanstore.logs import LogBatch, is_log_record
 from spanstore.policy import IngestPolicy
 from spanstore.query import rawattrs
 from spanstore.query.compiler import DUCKDB as DUCKDB_QUERY_TARGET
@@ -62,7 +64,14 @@ from spanstore.unseen import (
     register_unseen,
     unseen_tables,
 )
-from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS, decode_batch, journal_record
+from spanstore.wire import (
+    RESOURCE_COLUMNS,
+    SCOPE_COLUMNS,
+    decode_batch,
+    journal_record,
+    reference_table,
+)
+from spanstore.writer import Queued, WriterThread
 
 __all__ = ["CHECKPOINT_THRESHOLD", "SCHEMA_VERSION", "DuckDBStore"]
 
@@ -102,7 +111,6 @@ DEDUP_WINDOW_S: Final = 15 * 60
 _COALESCE_ROWS: Final = 16_384
 #: How long a read waits for the writer to commit what was acknowledged before it.
 _FLUSH_WAIT: Final = 30.0
-_STOP: Final = object()
 _MIB: Final = 1024 * 1024
 #: Memory of a decoded batch per byte of its request, charged before decoding (the raw
 #: span bytes plus the columns and index rows); corrected to the batch's size after.
@@ -123,15 +131,24 @@ _IDLE_COMMIT_WAIT: Final = 2.0
 _VIEW_CURSORS: Final = 8
 #: Resource and scope ids remembered as stored (saves an INSERT OR IGNORE each).
 _KNOWN_LIMIT: Final = 100_000
+_Request = TypeVar("_Request", ExportTraceServiceRequest, ExportLogsServiceRequest, bytes)
+_Batch = TypeVar("_Batch", PreparedBatch, LogBatch)
 _INSERT_NEW: Final = {
     "resources": "INSERT OR IGNORE INTO resources BY NAME SELECT * FROM new_rows",
     "scopes": "INSERT OR IGNORE INTO scopes BY NAME SELECT * FROM new_rows",
 }
 
 
+#: A line ``@name``: the text of ``name.sql`` in its place.
+_FRAGMENT: Final = re.compile(r"^@([a-z_][a-z0-9_]*)$", re.MULTILINE)
+
+
+@cache
 def sql(name: str) -> str:
-    """A statement from ``spanstore/sql/duckdb/NAME.sql`` (all SQL lives in those files)."""
-    return sql_text("duckdb", name)
+    """A statement from ``spanstore/sql/duckdb/NAME.sql`` (all SQL lives in those files);
+    a line ``@other`` in it stands for the text of ``other.sql``, a part several files
+    share."""
+    return _FRAGMENT.sub(lambda match: sql(match.group(1)), sql_text("duckdb", name))
 
 
 def _ids(hex_ids: Iterable[str]) -> list[bytes]:
@@ -244,8 +261,6 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self._loaded_seq = 0
         #: After the journal was loaded again, queued records up to this seq are in.
         self._skip_upto = 0
-        self._flush_lock = threading.Lock()
-        self._flushers: list[threading.Event] = []
         self._journal: Journal | None = None
         self._seen = SeenFilter()
         #: Spans that started before this are checked exactly: the filter forgot some.
@@ -257,22 +272,19 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             except BaseException:
                 self._db.close()
                 raise
-        self._queue: queue.Queue[Any] = queue.Queue()
         self._waiting = WaitingSpans(max_queued_spans)
         self.queue_budget = MemoryBudget(max_queue_bytes)
         self._retention: RetentionEnforcer | None = None
         if not read_only and retention is not None and retention.enabled:
             self._retention = RetentionEnforcer(retention, self.path)
-        self._writer: threading.Thread | None = None
+        self._writer: WriterThread | None = None
         if not read_only:
             try:
                 self._decode.start_processes(decoder_processes)
             except BaseException:
                 self._db.close()  # release the file: nothing else holds it now
                 raise
-        if not read_only:
-            self._writer = threading.Thread(target=self._write_loop, name="seqtrace-writer")
-            self._writer.daemon = True
+            self._writer = WriterThread(_DuckDBWriter(self), "seqtrace-writer")
             self._writer.start()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -395,44 +407,13 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             raise StoreError("this store was opened read-only")
         if self._closed:
             raise StoreUnavailable("the store is shutting down")
-        # Charge an estimate before decoding (waiting briefly for room): under a flood,
-        # decoding requests that cannot be queued would only burn the CPU the writer needs.
-        size_hint = len(request) if isinstance(request, bytes) else request.ByteSize()
-        estimate = _BATCH_BYTES_PER_REQUEST_BYTE * size_hint
-        wait = _ADMISSION_WAIT if timeout is None else min(_ADMISSION_WAIT, timeout / 2)
-        if not self.queue_budget.try_charge(estimate, wait=wait):
-            self._refuse()
-        try:
-            batch = self._decode.prepare(request, timeout)
-        except BaseException:
-            self.queue_budget.release(estimate)
-            raise
-        # From here the batch's own size is charged (released once DuckDB has it).
-        nbytes = batch.nbytes if batch.size else 0
-        if nbytes > estimate:
-            self.queue_budget.charge(nbytes - estimate)
-        else:
-            self.queue_budget.release(estimate - nbytes)
-        if batch.counts:
-            self._waiting.count(batch.counts)
+        batch, nbytes = self._admitted(request, timeout, self._decode.prepare, "spans")
         if batch.size == 0:
             return WriteResult(
                 accepted=0,
                 rejected=batch.rejected,
                 duplicates=batch.duplicates,
                 messages=tuple(batch.messages),
-            )
-        try:
-            self._waiting.admit(batch.size)
-        except StoreUnavailable:
-            self.queue_budget.release(nbytes)
-            raise
-        if self._journal.bytes_on_disk > self.max_journal_bytes:
-            self.queue_budget.release(nbytes)
-            self._release_spans(batch.size)
-            self._refuse(
-                f"the ingest journal holds {self._journal.bytes_on_disk // _MIB} MiB that the "
-                "database has not taken yet; retry later"
             )
         offered, seq, stored = batch, 0, 0
         try:
@@ -450,7 +431,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                     # Readers see it from now on (spanstore/unseen.py): a result kept from
                     # before must not outlive it (the commit marks its hours again).
                     self._changes.mark(hours_of(batch.spans.column("start_unix_nano")))
-                    self._queue.put((batch, seq, nbytes))
+                    self._writer.put(Queued(batch, seq, nbytes))
                 else:
                     self.queue_budget.release(nbytes)
         except BaseException as exc:
@@ -475,6 +456,54 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             duplicates=batch.duplicates + stored,
             messages=tuple(batch.messages),
         )
+
+    def _admitted(
+        self,
+        request: _Request,
+        timeout: float | None,
+        decode: Callable[[_Request, float | None], _Batch],
+        unit: Literal["spans", "rows"],
+    ) -> tuple[_Batch, int]:
+        """A request decoded within the queue budget, its rows admitted to the queue: the
+        batch, and the bytes of the budget it holds until DuckDB has it. A batch of no
+        rows holds nothing. Spans and log records (``unit`` "rows") wait for the same
+        writer, so they count against the same bounds."""
+        assert self._journal is not None
+        # Charge an estimate before decoding (waiting briefly for room): under a flood,
+        # decoding requests that cannot be queued would only burn the CPU the writer needs.
+        size_hint = len(request) if isinstance(request, bytes) else request.ByteSize()
+        estimate = _BATCH_BYTES_PER_REQUEST_BYTE * size_hint
+        wait = _ADMISSION_WAIT if timeout is None else min(_ADMISSION_WAIT, timeout / 2)
+        if not self.queue_budget.try_charge(estimate, wait=wait):
+            self._refuse()
+        try:
+            batch = decode(request, timeout)
+        except BaseException:
+            self.queue_budget.release(estimate)
+            raise
+        # From here the batch's own size is charged (released once DuckDB has it).
+        nbytes = batch.nbytes if batch.size else 0
+        if nbytes > estimate:
+            self.queue_budget.charge(nbytes - estimate)
+        else:
+            self.queue_budget.release(estimate - nbytes)
+        if batch.counts:
+            self._waiting.count(batch.counts)
+        if batch.size == 0:
+            return batch, 0
+        try:
+            self._waiting.admit(batch.size, unit=unit, count_refusal=unit == "spans")
+        except StoreUnavailable:
+            self.queue_budget.release(nbytes)
+            raise
+        if self._journal.bytes_on_disk > self.max_journal_bytes:
+            self.queue_budget.release(nbytes)
+            self._release_spans(batch.size)
+            self._refuse(
+                f"the ingest journal holds {self._journal.bytes_on_disk // _MIB} MiB that the "
+                "database has not taken yet; retry later"
+            )
+        return batch, nbytes
 
     def _full_message(self) -> str:
         used = self.queue_budget.used / _MIB
@@ -585,70 +614,11 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
 
     # ------------------------------------------------------------ the writer thread
 
-    def _write_loop(self) -> None:
-        """Moves journaled batches into DuckDB, a row group's worth per transaction.
-
-        Nothing waits for this thread but readers that asked for a flush: the exports
-        were acknowledged when their journal records were synced. Batches waiting in the
-        queue go in together, one INSERT per table: a statement costs about the same
-        whatever its size, so a backlog of small requests is cleared in a few statements."""
-        con: duckdb.DuckDBPyConnection | None = self._db.cursor()
-        next_reopen = 0.0
-        tx = _Transaction()
-        try:
-            while True:
-                if self._broken is not None and time.monotonic() >= next_reopen:
-                    con = self._reopen(con)
-                    next_reopen = time.monotonic() + _REOPEN_INTERVAL
-                    if con is not None and not self._recover(con):
-                        con = None
-                if tx.open:
-                    wait = max(0.0, tx.started + self.max_commit_delay - time.monotonic())
-                    if tx.rows >= _IDLE_COMMIT_ROWS:  # after a burst: see _IDLE_COMMIT_ROWS
-                        wait = min(wait, _IDLE_COMMIT_WAIT)
-                else:
-                    wait = _IDLE_WAIT
-                try:
-                    item = self._queue.get(timeout=wait)
-                except queue.Empty:
-                    if tx.open and con is not None:
-                        self._commit(con, tx)
-                    elif con is not None and self._broken is None:
-                        self._housekeeping(con)
-                    continue
-                group: list[tuple[PreparedBatch, int, int]] = []
-                rows = 0
-                while isinstance(item, tuple):
-                    group.append(item)
-                    rows += item[0].size
-                    if rows >= _COALESCE_ROWS or tx.rows + rows >= self.rows_per_commit:
-                        item = None
-                        break
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        item = None
-                if group:  # span batches and log batches (spanstore/duckdb_logs.py)
-                    con = self._store_items(con, tx, group)
-                if item is _STOP:
-                    if tx.open and con is not None:
-                        self._commit(con, tx)
-                    return
-                if isinstance(item, threading.Event):  # a reader wants what was acked
-                    if tx.open and con is not None:
-                        self._commit(con, tx)
-                    item.set()
-        finally:
-            self._wake_flushers()
-            if con is not None:
-                with contextlib.suppress(duckdb.Error):
-                    con.close()
-
     def _store_group(
         self,
         con: duckdb.DuckDBPyConnection | None,
         tx: _Transaction,
-        group: list[tuple[PreparedBatch, int, int]],
+        group: list[Queued],
     ) -> duckdb.DuckDBPyConnection | None:
         """Append queued batches to the open transaction (opening one), committing each
         time the spans fill a row group exactly: the batch that crosses the boundary is
@@ -658,9 +628,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         once DuckDB holds them."""
         try:
             live = [
-                (batch, seq)
-                for batch, seq, _ in group
-                if con is not None and self._broken is None and seq > self._skip_upto
+                (cast(PreparedBatch, item.batch), item.seq)
+                for item in group
+                if con is not None and self._broken is None and item.seq > self._skip_upto
             ]
             if not live or con is None:
                 return con  # in the journal: loaded when the database is open again
@@ -670,7 +640,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             ends: list[tuple[int, int]] = []
             for batch, seq in live:
                 ends.append(((ends[-1][0] if ends else 0) + batch.size, seq))
-            group_bytes = sum(charged for _, _, charged in group)
+            group_bytes = sum(item.charged for item in group)
             done = 0
             while rest is not None:
                 if not tx.open:
@@ -706,9 +676,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 self._commit(con, tx)
             return con
         finally:
-            for batch, _seq, charged in group:
-                self.queue_budget.release(charged)
-                self._release_spans(batch.size)
+            for item in group:
+                self.queue_budget.release(item.charged)
+                self._release_spans(item.rows)
 
     def _commit(self, con: duckdb.DuckDBPyConnection, tx: _Transaction) -> None:
         """Commit the open transaction with the journal position it reaches; after a
@@ -869,21 +839,10 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         with self._pending_lock:
             if self._loaded_seq >= self._queued_seq:
                 return
-        done = threading.Event()
-        with self._flush_lock:
-            self._flushers.append(done)
-        self._queue.put(done)
-        done.wait(_FLUSH_WAIT)
-        with self._flush_lock, contextlib.suppress(ValueError):
-            self._flushers.remove(done)
+        writer.flush(_FLUSH_WAIT)
 
     def _settle_logs(self) -> None:
         self.flush()
-
-    def _wake_flushers(self) -> None:
-        with self._flush_lock:
-            for done in self._flushers:
-                done.set()
 
     def _housekeeping(self, con: duckdb.DuckDBPyConnection) -> None:
         """Retention, one small step, between transactions (never inside one)."""
@@ -930,29 +889,31 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
     def _release_spans(self, count: int) -> None:
         self._waiting.release(count)
 
-    def _append(self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch) -> None:
-        """Append one (de-duplicated) batch inside the open transaction."""
+    def _append_references(
+        self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch | LogBatch
+    ) -> None:
+        """Insert a batch's resources and scopes that are not known to be stored."""
         # New resources and scopes go in with one statement each, whatever their number
         # (a request may carry thousands of tiny resource groups).
-        new_resources = [
-            (rid, *value)
-            for rid, value in batch.resources.items()
-            if rid not in self._known_resources
-        ]
-        if new_resources:
-            self._insert_new(con, "resources", RESOURCE_COLUMNS, new_resources)
-            self._known_resources.update(row[0] for row in new_resources)
-        new_scopes = [
-            (sid, *value) for sid, value in batch.scopes.items() if sid not in self._known_scopes
-        ]
-        if new_scopes:
-            self._insert_new(con, "scopes", SCOPE_COLUMNS, new_scopes)
-            self._known_scopes.update(row[0] for row in new_scopes)
-        # The caches only save statements: keep them bounded under unbounded cardinality.
-        if len(self._known_resources) > _KNOWN_LIMIT:
-            self._known_resources.clear()
-        if len(self._known_scopes) > _KNOWN_LIMIT:
-            self._known_scopes.clear()
+        for table, columns, known, found in (
+            ("resources", RESOURCE_COLUMNS, self._known_resources, batch.resources),
+            ("scopes", SCOPE_COLUMNS, self._known_scopes, batch.scopes),
+        ):
+            rows = [(key, *value) for key, value in found.items() if key not in known]
+            if rows:
+                con.register("new_rows", reference_table(columns, rows))
+                try:
+                    con.execute(_INSERT_NEW[table])
+                finally:
+                    con.unregister("new_rows")
+                known.update(row[0] for row in rows)
+            # The caches only save statements: keep them bounded under unbounded cardinality.
+            if len(known) > _KNOWN_LIMIT:
+                known.clear()
+
+    def _append(self, con: duckdb.DuckDBPyConnection, batch: PreparedBatch) -> None:
+        """Append one (de-duplicated) batch inside the open transaction."""
+        self._append_references(con, batch)
         self._tx_hours |= hours_of(batch.spans.column("start_unix_nano"))
         con.register("new_spans", batch.spans)
         con.execute("INSERT INTO spans BY NAME SELECT * FROM new_spans")
@@ -969,26 +930,6 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             con.register("new_links", batch.links)
             con.execute("INSERT INTO span_links BY NAME SELECT * FROM new_links")
             con.unregister("new_links")
-
-    @staticmethod
-    def _insert_new(
-        con: duckdb.DuckDBPyConnection,
-        table: str,
-        columns: pa.Schema,
-        rows: list[tuple[Any, ...]],
-    ) -> None:
-        data = pa.Table.from_arrays(
-            [
-                pa.array([row[i] for row in rows], type=field.type)
-                for i, field in enumerate(columns)
-            ],
-            schema=columns,
-        )
-        con.register("new_rows", data)
-        try:
-            con.execute(_INSERT_NEW[table])
-        finally:
-            con.unregister("new_rows")
 
     @property
     def queued_spans(self) -> int:
@@ -1027,8 +968,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self._closed = True
         checkpointed = False
         if self._writer is not None:
-            self._queue.put(_STOP)
-            self._writer.join(timeout)
+            self._writer.stop(timeout)
             with self._db_lock, contextlib.suppress(duckdb.Error):
                 self._db.execute("CHECKPOINT")
                 checkpointed = True
@@ -1190,6 +1130,64 @@ class _DuckDBDialect:
         bound = {key: value for key, value in params.items() if key in used}
         with store._cursor() as con:
             return con.sql(statement, params=bound or None).to_arrow_table()
+
+
+class _DuckDBWriter:
+    """DuckDB's side of the writer thread (``spanstore.writer``): one cursor and its open
+    transaction. Batches were acknowledged at the journal's fsync, so nothing waits for
+    this but readers that asked for a flush: they are appended to the open transaction, a
+    row group's worth per commit (``DuckDBStore._store_group``); a transaction is
+    committed when full, when it has waited ``max_commit_delay``, or after a burst once
+    idle; between transactions the thread runs retention and reopens a broken file."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self._store = store
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._started = False
+        self._next_reopen = 0.0
+        self._tx = _Transaction()
+
+    def prepare(self) -> None:
+        store = self._store
+        if not self._started:  # the cursor belongs to the writer's own thread
+            self._started = True
+            self._con = store._db.cursor()
+        if store._broken is not None and time.monotonic() >= self._next_reopen:
+            self._con = store._reopen(self._con)
+            self._next_reopen = time.monotonic() + _REOPEN_INTERVAL
+            if self._con is not None and not store._recover(self._con):
+                self._con = None
+
+    def wait_seconds(self) -> float | None:
+        tx = self._tx
+        if not tx.open:
+            return _IDLE_WAIT
+        wait = max(0.0, tx.started + self._store.max_commit_delay - time.monotonic())
+        if tx.rows >= _IDLE_COMMIT_ROWS:  # after a burst: see _IDLE_COMMIT_ROWS
+            wait = min(wait, _IDLE_COMMIT_WAIT)
+        return wait
+
+    def group_full(self, rows: int) -> bool:
+        return rows >= _COALESCE_ROWS or self._tx.rows + rows >= self._store.rows_per_commit
+
+    def store(self, group: list[Queued]) -> None:
+        # span batches and log batches (spanstore/duckdb_logs.py)
+        self._con = self._store._store_items(self._con, self._tx, group)
+
+    def idle(self) -> None:
+        if self._tx.open and self._con is not None:
+            self._store._commit(self._con, self._tx)
+        elif self._con is not None and self._store._broken is None:
+            self._store._housekeeping(self._con)
+
+    def commit(self) -> None:
+        if self._tx.open and self._con is not None:
+            self._store._commit(self._con, self._tx)
+
+    def finish(self) -> None:
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
 
 
 class _Transaction:

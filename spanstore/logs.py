@@ -28,9 +28,10 @@ from spanstore.base import InvalidRequest, WriteResult
 from spanstore.decode.prepare import add_resource, add_scope
 from spanstore.model import AttrValue
 from spanstore.otlp import anyvalue_to_python, attributes_to_dict
-from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
+from spanstore.wire import decode_tables, encode_tables, reference_maps, reference_tables
 
 if TYPE_CHECKING:
+    from spanstore.log_reader import LogQueries as LogReader
     from spanstore.policy import PolicyEngine
 
 __all__ = [
@@ -237,40 +238,12 @@ def prepare_logs(
 # ---------------------------------------------------------------------------- journal
 
 
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue())
-
-
 def encode_log_batch(batch: LogBatch) -> bytes:
     """The journal record of a batch: the magic, then logs, resources and scopes as Arrow
-    IPC streams, each behind its length (8 bytes, little-endian)."""
-    resources = pa.Table.from_arrays(
-        [
-            pa.array(list(batch.resources), pa.uint64()),
-            pa.array([v[0] for v in batch.resources.values()], pa.string()),
-            pa.array([v[1] for v in batch.resources.values()], pa.string()),
-            pa.array([v[2] for v in batch.resources.values()], pa.binary()),
-        ],
-        schema=RESOURCE_COLUMNS,
+    IPC streams, each behind its length (8 bytes, little-endian; ``spanstore.wire``)."""
+    return encode_tables(
+        [batch.logs, *reference_tables(batch.resources, batch.scopes)], LOG_RECORD_MAGIC
     )
-    scopes = pa.Table.from_arrays(
-        [
-            pa.array(list(batch.scopes), pa.uint64()),
-            pa.array([v[0] for v in batch.scopes.values()], pa.string()),
-            pa.array([v[1] for v in batch.scopes.values()], pa.string()),
-            pa.array([v[2] for v in batch.scopes.values()], pa.string()),
-            pa.array([v[3] for v in batch.scopes.values()], pa.binary()),
-        ],
-        schema=SCOPE_COLUMNS,
-    )
-    out = bytearray(LOG_RECORD_MAGIC)
-    for part in (_ipc(batch.logs), _ipc(resources), _ipc(scopes)):
-        out += len(part).to_bytes(8, "little")
-        out += part
-    return bytes(out)
 
 
 def is_log_record(payload: bytes) -> bool:
@@ -278,27 +251,9 @@ def is_log_record(payload: bytes) -> bool:
 
 
 def decode_log_batch(payload: bytes) -> LogBatch:
-    buffer = pa.py_buffer(payload)
-    tables: list[pa.Table] = []
-    at = len(LOG_RECORD_MAGIC)
-    while at < len(payload):
-        length = int.from_bytes(payload[at : at + 8], "little")
-        tables.append(pa.ipc.open_stream(buffer.slice(at + 8, length)).read_all())
-        at += 8 + length
-    if len(tables) != 3:
-        raise ValueError(f"a log record holds {len(tables)} tables, not 3")
-    logs, resources, scopes = tables
-    return LogBatch(
-        logs=logs,
-        resources={
-            row["resource_id"]: (row["service_name"], row["schema_url"], row["raw"])
-            for row in resources.to_pylist()
-        },
-        scopes={
-            row["scope_id"]: (row["name"], row["version"], row["schema_url"], row["raw"])
-            for row in scopes.to_pylist()
-        },
-    )
+    logs, resources, scopes = decode_tables(payload, 3, LOG_RECORD_MAGIC)
+    resource_map, scope_map = reference_maps(resources, scopes)
+    return LogBatch(logs=logs, resources=resource_map, scopes=scope_map)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -481,35 +436,6 @@ class LogWriter(Protocol):
         ...
 
 
-@runtime_checkable
-class LogReader(Protocol):
-    def logs_of_traces(
-        self,
-        trace_ids: Sequence[str],
-        start_unix_nano: int | None = None,
-        end_unix_nano: int | None = None,
-    ) -> list[StoredLog]:
-        """The records of these traces, in time order; bounds are a hint (see spans)."""
-        ...
-
-    def logs_in_range(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        service: str | None = None,
-        min_severity: int = 0,
-        without_trace: bool = False,
-        limit: int = 1000,
-    ) -> list[StoredLog]:
-        """Records in [start, end), of ``service`` when given, at least ``min_severity``,
-        only those with no trace when ``without_trace``; newest ``limit``, time order."""
-        ...
-
-    def log_counts(self) -> tuple[int, int]:
-        """(records stored, records outside any trace)."""
-        ...
-
-
 def anyvalue_text(value: AnyValue) -> str:
     return body_text(anyvalue_to_python(value))
 
@@ -540,3 +466,13 @@ def log_dicts(request: ExportLogsServiceRequest) -> list[dict[str, Any]]:
                 )
                 out.append(log_to_dict(stored_log(row, resource, scope)))
     return out
+
+
+def __getattr__(name: str) -> object:
+    # ``LogReader`` is the one log reader every store has (spanstore.log_reader), imported
+    # when first asked for: decoder processes import this module and never read.
+    if name == "LogReader":
+        from spanstore.log_reader import LogQueries
+
+        return LogQueries
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

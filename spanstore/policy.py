@@ -307,6 +307,11 @@ class PolicyEngine:
 
 
 def _value_text(value: AnyValue) -> str:
+    return scalar_text(value) or ""
+
+
+def scalar_text(value: AnyValue) -> str | None:
+    """A scalar attribute value as text; None for arrays, maps and empty values."""
     which = value.WhichOneof("value")
     if which == "string_value":
         return value.string_value
@@ -318,4 +323,4 @@ def _value_text(value: AnyValue) -> str:
         return repr(value.double_value)
     if which == "bytes_value":
         return value.bytes_value.hex()
-    return ""
+    return None

@@ -1,4 +1,4 @@
-"""The one :class:`~spanstore.base.SpanReader`: named queries, and what their rows mean.
+"""The one :class:`~spanstore.SpanReader`: named queries, and what their rows mean.
 
 Every store reads through :class:`StoreReader`; an engine only supplies a dialect
 (``spanstore.dialect``): its SQL folder and how to run a named query. Adding a query to
@@ -212,6 +212,7 @@ class StoreReader:
         start_unix_nano: int | None = None,
         end_unix_nano: int | None = None,
     ) -> list[tuple[str, int]]:
+        """Like :meth:`entity_trace_ids`, with the time the entity first appears in each."""
         params: dict[str, object] = {
             "key": key,
             "value": value,
@@ -228,6 +229,7 @@ class StoreReader:
         start_unix_nano: int | None = None,
         end_unix_nano: int | None = None,
     ) -> list[str]:
+        """Traces with a span whose span or resource attributes carry key=value, oldest first."""
         return [t for t, _ in self.entity_traces(key, value, start_unix_nano, end_unix_nano)]
 
     def entity_traces_in_range(
@@ -256,6 +258,7 @@ class StoreReader:
         ]
 
     def linked_trace_ids(self, trace_ids: Sequence[str]) -> list[str]:
+        """Traces joined to these by span links, in either direction (one hop)."""
         ids = self._dialect.trace_ids(trace_ids)
         if not ids:
             return []
@@ -272,6 +275,11 @@ class StoreReader:
         start_unix_nano: int | None = None,
         end_unix_nano: int | None = None,
     ) -> list[Span]:
+        """Every stored span of these traces, ordered by start time.
+
+        The optional bounds say where the spans can be (a hint that makes the lookup
+        fast on big stores); spans starting outside them are not returned.
+        """
         ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
         if not ids:
             return []
@@ -296,6 +304,7 @@ class StoreReader:
         return references(self._table("refs_by_id", ids))
 
     def trace_request(self, trace_id: str) -> ExportTraceServiceRequest | None:
+        """The trace as an OTLP request, exactly as stored (lossless); None if unknown."""
         if self._dialect.span_layout == "columns":  # not kept as sent: rebuilt from spans
             spans = self.spans([trace_id])
             return request_from_spans(spans) if spans else None
@@ -383,6 +392,11 @@ class StoreReader:
         service: str | None = None,
         whole_traces: bool = True,
     ) -> pl.DataFrame:
+        """Spans starting in [start, end) as a frame (``spanstore.frame.FRAME_SCHEMA``).
+
+        With ``whole_traces`` the frame holds every span of each trace that has a span in
+        the range, so trees are complete. ``service`` keeps traces that touch that service.
+        """
         params = self._around(start_unix_nano, end_unix_nano, HOUR_NS if whole_traces else 0)
         params |= {"service": service, "whole_traces": whole_traces}
         return frame(self._table("span_frame", params), FRAME_SCHEMA)
@@ -427,6 +441,13 @@ class StoreReader:
         services: Sequence[str],
         operations: Sequence[str],
     ) -> pl.DataFrame:
+        """What an SLO report reads, narrow (``spanstore.frame.SLO_SPANS_SCHEMA``): the
+        spans of ``services`` starting in the range whose name, ``http_route``,
+        ``rpc_method``, "METHOD route" or "service/method" is one of ``operations``, as
+        candidate events (``event`` true, trace ids in hex), plus (``event`` false) every
+        span starting within an hour (``model.HOUR_NS``) of the range of each
+        trace where a candidate shares its trace with a span whose status is ERROR or
+        whose HTTP code is >= 400, keyed for the error ancestry. Rows in no order."""
         if not services or not operations:
             return pl.DataFrame(schema=SLO_SPANS_SCHEMA)
         params = self._around(start_unix_nano, end_unix_nano, HOUR_NS)
@@ -434,13 +455,19 @@ class StoreReader:
         return slo_spans_frame(self._table("slo_spans", params))
 
     def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:
+        """For each (start, end) range, a number that changes whenever spans starting in
+        it are stored or deleted, for readers that keep results per time range; None when
+        this reader cannot tell (keep nothing). Take them before the query whose result
+        they label: all at once, since each call first waits for acknowledged writes."""
         return None  # a store other processes write to cannot tell
 
     def last_unix_nano(self) -> int | None:
+        """When the newest stored span ended (cheap; None for an empty store)."""
         value = self._table("last_span_end").column(0)[0].as_py()
         return None if value is None else int(value)
 
     def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        """trace_id -> entity key -> sorted distinct values."""
         ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
         found: dict[str, dict[str, list[str]]] = {}
         for table in self._id_tables("trace_entities", ids):  # ordered by (trace_id, key)
@@ -513,6 +540,7 @@ class StoreReader:
         return found
 
     def throughput(self, start_unix_nano: int, end_unix_nano: int, bucket_ns: int) -> pl.DataFrame:
+        """Columns bucket_unix_nano, spans, errors: span counts per time bucket."""
         params: dict[str, object] = {
             "start": self._dialect.clamp(start_unix_nano),
             "end": self._dialect.clamp(end_unix_nano),
@@ -521,6 +549,8 @@ class StoreReader:
         return frame(self._table("throughput", params), THROUGHPUT_SCHEMA)
 
     def recent_traces(self, limit: int = 50) -> pl.DataFrame:
+        """The newest root spans: trace_id, service_name, name, start_unix_nano,
+        duration_ns, status_code, spans."""
         return frame(self._table("recent_traces", {"limit": limit}), RECENT_TRACES_SCHEMA)
 
     # ------------------------------------------------------------------ flows (#16)

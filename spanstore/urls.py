@@ -28,10 +28,13 @@ from __future__ import annotations
 import os
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
-from spanstore.base import SpanReader, SpanWriter
 from spanstore.config import StoreConfig
+
+if TYPE_CHECKING:
+    from spanstore.clickhouse_store import ClickHouseStore
+    from spanstore.duckdb_store import DuckDBStore
 
 __all__ = [
     "SpanStore",
@@ -50,19 +53,11 @@ class StoreURLError(ValueError):
     """The store URL cannot be understood; the message says why, in one line."""
 
 
-@runtime_checkable
-class SpanStore(SpanReader, SpanWriter, Protocol):
-    """Both halves of the storage interface: what ``open_store_url`` returns."""
-
-    @property
-    def accepts_writes(self) -> bool:
-        """Whether ``write`` can store spans here (not read-only, a layout seqtrace
-        writes); a server refuses exports without trying when not."""
-        ...
-
-    def ingest_stats(self) -> dict[str, Any]:
-        """The write side's state: queue, what the policy changed, retention, health."""
-        ...
+#: Both halves of the storage interface, what ``open_store_url`` returns: a store that
+#: reads through the one reader (``spanstore.SpanReader``) and writes
+#: (``SpanWriter``), with ``accepts_writes`` (whether ``write`` can store spans there: not
+#: read-only, a layout seqtrace writes) and ``ingest_stats`` (the write side's state).
+SpanStore: TypeAlias = "DuckDBStore | ClickHouseStore"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,26 @@ kept, after the ingest policy: nothing redacted reaches the journal.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanstore.decode.prepare import PreparedBatch
 
-__all__ = ["RESOURCE_COLUMNS", "SCOPE_COLUMNS", "decode_batch", "encode_batch", "journal_record"]
+__all__ = [
+    "RESOURCE_COLUMNS",
+    "SCOPE_COLUMNS",
+    "decode_batch",
+    "decode_tables",
+    "encode_batch",
+    "encode_tables",
+    "journal_record",
+    "reference_maps",
+    "reference_table",
+    "reference_tables",
+]
 
 RESOURCE_COLUMNS: Final = pa.schema(
     [
@@ -45,28 +57,53 @@ def _ipc(table: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
-def encode_batch(batch: PreparedBatch) -> bytes:
-    """The batch's record (see the module docstring)."""
-    resources = pa.Table.from_pylist(
-        [
-            {"resource_id": rid, "service_name": v[0], "schema_url": v[1], "raw": v[2]}
-            for rid, v in batch.resources.items()
-        ],
-        schema=RESOURCE_COLUMNS,
+def reference_table(columns: pa.Schema, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """Resource or scope rows, ``(id, *fields)``, as a table of ``columns``."""
+    return pa.Table.from_arrays(
+        [pa.array([row[i] for row in rows], type=field.type) for i, field in enumerate(columns)],
+        schema=columns,
     )
-    scopes = pa.Table.from_pylist(
-        [
-            {"scope_id": sid, "name": v[0], "version": v[1], "schema_url": v[2], "raw": v[3]}
-            for sid, v in batch.scopes.items()
-        ],
-        schema=SCOPE_COLUMNS,
+
+
+def reference_tables(
+    resources: Mapping[int, tuple[Any, ...]], scopes: Mapping[int, tuple[Any, ...]]
+) -> tuple[pa.Table, pa.Table]:
+    """A batch's resources and scopes (id -> fields) as tables."""
+    return (
+        reference_table(RESOURCE_COLUMNS, [(key, *value) for key, value in resources.items()]),
+        reference_table(SCOPE_COLUMNS, [(key, *value) for key, value in scopes.items()]),
     )
-    parts = [_ipc(t) for t in (batch.spans, batch.entities, batch.links, resources, scopes)]
-    out = bytearray()
-    for part in parts:
+
+
+def reference_maps(
+    resources: pa.Table, scopes: pa.Table
+) -> tuple[dict[int, tuple[str, str, bytes]], dict[int, tuple[str, str, str, bytes]]]:
+    """The tables of ``reference_tables`` back as a batch's id -> fields maps."""
+    return (
+        {
+            row["resource_id"]: (row["service_name"], row["schema_url"], row["raw"])
+            for row in resources.to_pylist()
+        },
+        {
+            row["scope_id"]: (row["name"], row["version"], row["schema_url"], row["raw"])
+            for row in scopes.to_pylist()
+        },
+    )
+
+
+def encode_tables(tables: Sequence[pa.Table], magic: bytes = b"") -> bytes:
+    """A record: ``magic``, then each table as an Arrow IPC stream behind its length."""
+    out = bytearray(magic)
+    for part in (_ipc(table) for table in tables):
         out += part.size.to_bytes(8, "little")
         out += memoryview(part)
     return bytes(out)
+
+
+def encode_batch(batch: PreparedBatch) -> bytes:
+    """The batch's record (see the module docstring)."""
+    resources, scopes = reference_tables(batch.resources, batch.scopes)
+    return encode_tables([batch.spans, batch.entities, batch.links, resources, scopes])
 
 
 def journal_record(batch: PreparedBatch) -> bytes:
@@ -74,17 +111,19 @@ def journal_record(batch: PreparedBatch) -> bytes:
     return batch.wire if batch.wire is not None else encode_batch(batch)
 
 
-def decode_tables(payload: bytes, count: int = 5) -> list[pa.Table]:
-    """The first ``count`` tables of a record; they share the payload's memory."""
+def decode_tables(payload: bytes, count: int = 5, magic: bytes = b"") -> list[pa.Table]:
+    """The first ``count`` tables of a record (after its ``magic``); they share the
+    payload's memory."""
     tables: list[pa.Table] = []
     buffer = pa.py_buffer(payload)
-    at = 0
+    at = len(magic)
     while at < len(payload) and len(tables) < count:
         length = int.from_bytes(payload[at : at + 8], "little")
         tables.append(pa.ipc.open_stream(buffer.slice(at + 8, length)).read_all())
         at += 8 + length
     if len(tables) != count:
-        raise ValueError(f"a batch record holds {len(tables)} tables, not {count}")
+        kind = "batch" if not magic else "log"
+        raise ValueError(f"a {kind} record holds {len(tables)} tables, not {count}")
     return tables
 
 
@@ -92,18 +131,13 @@ def decode_batch(payload: bytes) -> PreparedBatch:
     """The batch of a record (for the journal's replay: no span keys, no counts)."""
     spans, entities, links, resources, scopes = decode_tables(payload)
     starts = spans.column("start_unix_nano")
+    resource_map, scope_map = reference_maps(resources, scopes)
     return PreparedBatch(
         spans=spans,
         entities=entities,
         links=links,
-        resources={
-            row["resource_id"]: (row["service_name"], row["schema_url"], row["raw"])
-            for row in resources.to_pylist()
-        },
-        scopes={
-            row["scope_id"]: (row["name"], row["version"], row["schema_url"], row["raw"])
-            for row in scopes.to_pylist()
-        },
+        resources=resource_map,
+        scopes=scope_map,
         span_keys=[],
         min_start=pc.min(starts).as_py() or 0,
         max_start=pc.max(starts).as_py() or 0,

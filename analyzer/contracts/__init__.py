@@ -37,7 +37,7 @@ from analyzer.contracts.model import Contract
 from analyzer.contracts.observed import observed_sequence
 from analyzer.contracts.parser import ContractSyntaxError, parse_contract
 from analyzer.source import Source, parse_entity
-from spanstore.base import SpanReader
+from spanstore import SpanReader
 
 __all__ = [
     "API_PATH",

@@ -33,7 +33,7 @@ from analyzer.contracts.observed import ObservedSequence, observed_sequence
 from analyzer.contracts.parser import parse_contract
 from analyzer.escaping import one_line, shorten
 from analyzer.source import HttpSource, Source, SourceError, parse_entity
-from spanstore.base import SpanReader
+from spanstore import SpanReader
 
 __all__ = [
     "API_PATH",

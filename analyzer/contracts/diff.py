@@ -42,7 +42,7 @@ from analyzer.escaping import (
     shorten,
 )
 from analyzer.source import Source, SourceError, parse_entity
-from spanstore.base import SpanReader
+from spanstore import SpanReader
 
 __all__ = [
     "DIFF_FORMATS",

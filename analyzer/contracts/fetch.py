@@ -2,7 +2,7 @@
 
 Three ways to the data, best first:
 
-* a :class:`~spanstore.base.SpanReader` (or a :class:`~analyzer.source.LocalSource`
+* a :class:`~spanstore.SpanReader` (or a :class:`~analyzer.source.LocalSource`
   around one): entity traces come from the store's ``entity_traces_in_range`` (one
   query for the whole key: each entity's traces in the window plus the traces linked to
   them, as the entity diagram draws them), spans are read in bulk per batch of entities
@@ -28,7 +28,7 @@ from analyzer.source import (
     no_entity_spans,
     parse_entity,
 )
-from spanstore.base import SpanReader
+from spanstore import SpanReader
 from spanstore.model import Span
 
 __all__ = [

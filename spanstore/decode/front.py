@@ -1,4 +1,5 @@
-"""How a store turns one request into a :class:`PreparedBatch`: the same for every engine.
+"""How a store turns one request into a :class:`PreparedBatch` (or a logs request into a
+:class:`LogBatch`): the same for every engine.
 
 In the calling thread (the C scanner, or the Python reference for what it declines), or,
 when the store was given decoder processes, in one of those (``spanstore.decode.pool``).
@@ -11,6 +12,7 @@ import multiprocessing
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -18,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from spanstore.base import StoreUnavailable
 from spanstore.decode.pool import DecoderPool, prepare_serialized
 from spanstore.decode.prepare import KeyClassifier, PreparedBatch, prepare_request
+from spanstore.logs import LogBatch, prepare_logs
 from spanstore.policy import IngestPolicy, PolicyEngine
 
 __all__ = ["RequestDecoder"]
@@ -48,6 +51,19 @@ class RequestDecoder:
         data = request if isinstance(request, bytes) else request.SerializeToString()
         try:
             return self.pool.prepare(data, timeout)
+        except multiprocessing.TimeoutError:
+            raise StoreUnavailable("decoding did not finish in time; retry") from None
+
+    def prepare_logs(
+        self, request: ExportLogsServiceRequest | bytes, timeout: float | None
+    ) -> LogBatch:
+        """A logs request's batch, decoded where spans are (off the server's interpreter
+        lock when the store has decoder processes)."""
+        if self.pool is None:
+            return prepare_logs(request, self.policy)
+        data = request if isinstance(request, bytes) else request.SerializeToString()
+        try:
+            return self.pool.prepare_logs(data, timeout)
         except multiprocessing.TimeoutError:
             raise StoreUnavailable("decoding did not finish in time; retry") from None
 

@@ -21,10 +21,10 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
 from spanstore.policy import PolicyEngine
+from spanstore.policy import scalar_text as _scalar_text
 from spanstore.semconv import INT_COLUMNS, KEY_TO_COLUMN, STRING_COLUMNS, is_entity_key
 
 _MAX_INT64: Final = (1 << 63) - 1
@@ -32,26 +32,6 @@ _ZERO_TRACE: Final = bytes(16)
 _ZERO_SPAN: Final = bytes(8)
 _MAX_REJECT_MESSAGES: Final = 5
 _UNSEEN: Final[tuple[str, int]] = ("<unseen>", -1)
-
-SPAN_COLUMNS: Final[tuple[str, ...]] = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "resource_id",
-    "scope_id",
-    "service_name",
-    "name",
-    "kind",
-    "start_unix_nano",
-    "duration_ns",
-    "status_code",
-    "status_message",
-    "exception_type",
-    "exception_message",
-    *STRING_COLUMNS,
-    *INT_COLUMNS,
-    "raw",
-)
 
 _SPAN_ARROW_SCHEMA: Final = pa.schema(
     [
@@ -74,6 +54,8 @@ _SPAN_ARROW_SCHEMA: Final = pa.schema(
         ("raw", pa.binary()),
     ]
 )
+#: The span table's columns, in its order (the C scanner builds them in this order too).
+SPAN_COLUMNS: Final[tuple[str, ...]] = tuple(_SPAN_ARROW_SCHEMA.names)
 _ENTITY_ARROW_SCHEMA: Final = pa.schema(
     [
         ("key", pa.string()),
@@ -131,22 +113,6 @@ def _stable_id(*parts: bytes) -> int:
     digest: bytes = hashlib.blake2b(b"\x00".join(parts), digest_size=8).digest()
     value: int = int.from_bytes(digest, "little")
     return value
-
-
-def _scalar_text(value: AnyValue) -> str | None:
-    """A scalar attribute value as text; None for arrays, maps and empty values."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which == "int_value":
-        return str(value.int_value)
-    if which == "bool_value":
-        return "true" if value.bool_value else "false"
-    if which == "double_value":
-        return repr(value.double_value)
-    if which == "bytes_value":
-        return value.bytes_value.hex()
-    return None
 
 
 class KeyClassifier:

@@ -11,8 +11,9 @@ one operator are parsed by loops, not recursion.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final, Literal, TypeVar, cast
 
 from spanstore.query.ast import (
     INTRINSICS,
@@ -38,6 +39,7 @@ from spanstore.query.ast import (
 
 #: Deepest nesting of parentheses, ``!`` and braces.
 MAX_DEPTH: Final = 32
+_Node = TypeVar("_Node")
 #: Most comparisons in one query; most spanset filters.
 MAX_CONDITIONS: Final = 256
 MAX_SPANSETS: Final = 16
@@ -243,21 +245,25 @@ class _Parser:
             self.fail(expected)
         return Query(text=self.text, spansets=spansets, pipeline=tuple(pipeline))
 
-    def spanset_or(self) -> SpansetExpr:
+    def joined(
+        self,
+        op: Literal["&&", "||"],
+        operand: Callable[[], _Node],
+        node: Callable[[Literal["&&", "||"], tuple[_Node, ...], int], _Node],
+    ) -> _Node:
+        """Operands joined by ``op``: the one operand, or a ``node`` of them all."""
         start = self.token
-        operands = [self.spanset_and()]
-        while self.at("||"):
+        operands = [operand()]
+        while self.at(op):
             self.advance()
-            operands.append(self.spanset_and())
-        return operands[0] if len(operands) == 1 else SpansetOp("||", tuple(operands), start.pos)
+            operands.append(operand())
+        return operands[0] if len(operands) == 1 else node(op, tuple(operands), start.pos)
+
+    def spanset_or(self) -> SpansetExpr:
+        return self.joined("||", self.spanset_and, SpansetOp)
 
     def spanset_and(self) -> SpansetExpr:
-        start = self.token
-        operands = [self.structural()]
-        while self.at("&&"):
-            self.advance()
-            operands.append(self.structural())
-        return operands[0] if len(operands) == 1 else SpansetOp("&&", tuple(operands), start.pos)
+        return self.joined("&&", self.structural, SpansetOp)
 
     def structural(self) -> SpansetExpr:
         start = self.token
@@ -293,20 +299,10 @@ class _Parser:
         raise AssertionError  # unreachable: fail raises
 
     def condition_or(self) -> Condition:
-        start = self.token
-        operands = [self.condition_and()]
-        while self.at("||"):
-            self.advance()
-            operands.append(self.condition_and())
-        return operands[0] if len(operands) == 1 else BoolOp("||", tuple(operands), start.pos)
+        return self.joined("||", self.condition_and, BoolOp)
 
     def condition_and(self) -> Condition:
-        start = self.token
-        operands = [self.condition_unary()]
-        while self.at("&&"):
-            self.advance()
-            operands.append(self.condition_unary())
-        return operands[0] if len(operands) == 1 else BoolOp("&&", tuple(operands), start.pos)
+        return self.joined("&&", self.condition_unary, BoolOp)
 
     def condition_unary(self) -> Condition:
         token = self.token

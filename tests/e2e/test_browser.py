@@ -133,6 +133,23 @@ def no_page_not_found(page: Any) -> None:
     assert page.get_by_text("Page not found").count() == 0
 
 
+def test_the_demo_incident_ends_now(up: Up) -> None:
+    """`up` moves the sample incident so that its newest span ends at start-up: the UI's
+    default "last 24 h of data" shows it beside an exporter's live traffic. Ids and the
+    times between spans stay as in sample_traces/ (README: 2026-11-20T09:00:00Z on)."""
+    from analyzer.source import HttpSource
+
+    source = HttpSource(up.api)
+    stats = source.stats()
+    newest = int(stats["last_unix_nano"])
+    assert abs(time.time_ns() - newest) < 15 * 60 * 10**9, stats
+    # The incident's two days and a half are kept whole: the first span is as far
+    # before the newest as in the files.
+    assert (newest - int(stats["first_unix_nano"])) / 3.6e12 == pytest.approx(53.5, abs=0.1)
+    # Ids are the files' (the diagram of the README's order still draws).
+    assert source.diagram(entity="order.id=ORD-1002")["messages"]
+
+
 def test_home_page(page: Any, up: Up) -> None:
     page.goto(up.ui + "/")
     settle(page, "Overview")

@@ -112,7 +112,14 @@ def test_every_sql_file_is_used() -> None:
         "spanstore/log_reader.py", r'(?:_table|_id_tables|_answers)\(\s*"([a-z_0-9]+)"'
     )
     assert log_reads - {"refs_by_id"} == LOG_QUERIES
-    assert query_names("duckdb") == READER_QUERIES | duckdb_own | LOG_QUERIES
+    duckdb_fragments = {  # @name in another file: that file's text in place
+        name
+        for file in query_names("duckdb")
+        for name in re.findall(r"@([a-z_]+)", sql_text("duckdb", file))
+    }
+    assert duckdb_fragments <= query_names("duckdb"), duckdb_fragments - query_names("duckdb")
+    used = READER_QUERIES | duckdb_own | LOG_QUERIES | duckdb_fragments
+    assert query_names("duckdb") == used, query_names("duckdb") ^ used
 
     store = {  # the store's own statements, and the otel dialect's (named without prefix)
         name if name in query_names("clickhouse") else f"otel_{name}"

@@ -14,7 +14,7 @@ import pytest
 from test_slo_spans import AT, DAY, MINUTE, MS, SPEC, _request, _scenario, _span, _trace
 
 from analyzer.source import SLO_PIECE_NS, LocalSource
-from spanstore.base import SpanReader
+from spanstore import SpanReader
 from spanstore.changes import HOUR_NS, MAX_HOURS, ChangeLog
 from spanstore.duckdb_store import DuckDBStore
 from tests.conftest import SAMPLES

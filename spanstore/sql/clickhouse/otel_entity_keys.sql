@@ -8,12 +8,7 @@ SELECT
     toInt64(uniq(TraceId)) AS traces,
     toInt64(uniqExact(ServiceName)) AS services
 FROM @table
-ARRAY JOIN arrayConcat(
-    arrayFilter(x -> has($keys, x.1) AND x.2 != '',
-                arrayZip(mapKeys(SpanAttributes), mapValues(SpanAttributes))),
-    arrayFilter(x -> has($keys, x.1) AND x.2 != '',
-                arrayZip(mapKeys(ResourceAttributes), mapValues(ResourceAttributes)))
-) AS kv
+ARRAY JOIN @otel_entity_pairs AS kv
 WHERE hasAny(mapKeys(SpanAttributes), $keys) OR hasAny(mapKeys(ResourceAttributes), $keys)
 GROUP BY key
 ORDER BY traces DESC, key

@@ -3,12 +3,7 @@ SELECT trace_id, key, arraySort(groupUniqArray(value)) AS trace_values
 FROM (
     SELECT lower(TraceId) AS trace_id, toString(kv.1) AS key, kv.2 AS value
     FROM @table
-    ARRAY JOIN arrayConcat(
-        arrayFilter(x -> has($keys, x.1) AND x.2 != '',
-                    arrayZip(mapKeys(SpanAttributes), mapValues(SpanAttributes))),
-        arrayFilter(x -> has($keys, x.1) AND x.2 != '',
-                    arrayZip(mapKeys(ResourceAttributes), mapValues(ResourceAttributes)))
-    ) AS kv
+    ARRAY JOIN @otel_entity_pairs AS kv
     WHERE TraceId IN $trace_ids
 )
 GROUP BY trace_id, key
