@@ -92,10 +92,8 @@ def from_store(db: str, hours: int, repeat: int) -> int:
                 timings[name].append(time.perf_counter() - began)
         new, old = reports["store"], reports["frame"]
         omitted = new["omitted_traces"]
-        if omitted:  # the counts must agree; patterns then count the listed traces
-            agree = counts(new) == counts(old)
-        else:
-            agree = new == old
+        # Omitted traces: the counts must agree (patterns then count the listed traces).
+        agree = counts(new) == counts(old) if omitted else new == old
         print(
             f"hour {start}: store {statistics.median(timings['store']):.3f} s, frame "
             f"{statistics.median(timings['frame']):.3f} s (medians of {repeat}; load {load()}); "

@@ -428,9 +428,7 @@ class StoreReader:
         bounds = self._around(start_unix_nano, end_unix_nano, HOUR_NS)
         frames = [
             frame(table, FRAME_SCHEMA)
-            for table in self._id_tables(
-                "traces_frame", ids, lo=bounds["lo"], hi=bounds["hi"]
-            )
+            for table in self._id_tables("traces_frame", ids, lo=bounds["lo"], hi=bounds["hi"])
         ]
         return pl.concat(frames) if len(frames) > 1 else frames[0]
 
