@@ -12,37 +12,74 @@
 -- only), in the span frame's spellings, with `is_root` and its trace's `root_start`; every
 -- row carries `traces`, the number of covered traces, and when no span may be an error, one
 -- row of nulls carries it alone.
-WITH covered AS MATERIALIZED (
-    SELECT trace_id, root.span_id AS root_span_id, root.start_unix_nano AS root_start
-    FROM (
-        SELECT
-            trace_id,
-            min({
-                'orphan': NOT (parent_span_id IS NULL OR ltrim(hex(parent_span_id), '0') = ''),
-                'start_unix_nano': start_unix_nano,
-                'span_id': span_id
-            }) AS root,
-            bool_or(
-                $service IS NULL
-                OR (service_name = $service
-                    AND start_unix_nano >= $start AND start_unix_nano < $end)
-            ) AS touches
-        FROM spans
-        WHERE start_unix_nano >= $lo AND start_unix_nano < $hi
-        GROUP BY trace_id
-    )
-    WHERE touches AND root.start_unix_nano >= $start AND root.start_unix_nano < $end
+-- A parentless span: no parent id, or an empty or all-zero one (tested as text only where the
+-- id does not compare above eight zero bytes, as every real id does: hex() per span is dear).
+-- The possible errors are read by two scans whose filters the scan applies itself (an OR
+-- across two columns is applied after every column of every span was read).
+-- The root is found in two steps, each cheap for millions of spans: per trace the start of
+-- its earliest parentless span (else of its earliest span), with plain minimums; then, only
+-- for the traces where a possible error starts then and so may be the root, the lowest span
+-- id of their spans of the root's kind starting then (ties are rare, but decided as the
+-- analysis decides them).
+WITH per_trace AS (
+    SELECT
+        trace_id,
+        min(start_unix_nano) FILTER (WHERE CASE WHEN parent_span_id IS NULL THEN true
+                WHEN parent_span_id > '\x00\x00\x00\x00\x00\x00\x00\x00'::BLOB THEN false
+                ELSE ltrim(hex(parent_span_id), '0') = '' END) AS rooted_start,
+        min(start_unix_nano) AS first_start,
+        bool_or(
+            $service IS NULL
+            OR (service_name = $service
+                AND start_unix_nano >= $start AND start_unix_nano < $end)
+        ) AS touches
+    FROM spans
+    WHERE start_unix_nano >= $lo AND start_unix_nano < $hi
+    GROUP BY trace_id
 ),
-possible AS (
+covered AS MATERIALIZED (
+    SELECT
+        trace_id,
+        coalesce(rooted_start, first_start) AS root_start,
+        rooted_start IS NOT NULL AS rooted
+    FROM per_trace
+    WHERE touches
+      AND coalesce(rooted_start, first_start) >= $start
+      AND coalesce(rooted_start, first_start) < $end
+),
+possible AS MATERIALIZED (
     SELECT
         s.trace_id, s.span_id, s.service_name, s.kind, s.status_code, s.status_message,
         s.exception_type, s.exception_message, s.http_status_code,
-        s.span_id = c.root_span_id AS is_root,
-        c.root_start
-    FROM spans AS s
+        c.root_start,
+        s.start_unix_nano = c.root_start
+            AND (CASE WHEN s.parent_span_id IS NULL THEN true
+                WHEN s.parent_span_id > '\x00\x00\x00\x00\x00\x00\x00\x00'::BLOB THEN false
+                ELSE ltrim(hex(s.parent_span_id), '0') = '' END) = c.rooted
+            AS may_be_root
+    FROM (
+        SELECT * FROM spans
+        WHERE start_unix_nano >= $lo AND start_unix_nano < $hi AND status_code = 2
+        UNION ALL
+        SELECT * FROM spans
+        WHERE start_unix_nano >= $lo AND start_unix_nano < $hi AND status_code <> 2
+          AND http_status_code >= 400
+    ) AS s
     JOIN covered AS c ON s.trace_id = c.trace_id
-    WHERE s.start_unix_nano >= $lo AND s.start_unix_nano < $hi
-      AND (s.status_code = 2 OR s.http_status_code >= 400)
+),
+root_ids AS (
+    SELECT x.trace_id, min(x.span_id) AS root_span_id
+    FROM spans AS x
+    JOIN (
+        SELECT DISTINCT p.trace_id, p.root_start, c.rooted
+        FROM possible AS p JOIN covered AS c ON p.trace_id = c.trace_id
+        WHERE p.may_be_root
+    ) AS r ON x.trace_id = r.trace_id AND x.start_unix_nano = r.root_start
+    WHERE x.start_unix_nano >= $lo AND x.start_unix_nano < $hi
+      AND (CASE WHEN x.parent_span_id IS NULL THEN true
+            WHEN x.parent_span_id > '\x00\x00\x00\x00\x00\x00\x00\x00'::BLOB THEN false
+            ELSE ltrim(hex(x.parent_span_id), '0') = '' END) = r.rooted
+    GROUP BY x.trace_id
 )
 SELECT
     n.traces,
@@ -56,8 +93,8 @@ SELECT
     p.exception_type,
     p.exception_message,
     p.http_status_code,
-    p.is_root,
+    coalesce(p.may_be_root AND p.span_id = r.root_span_id, false) AS is_root,
     p.root_start
 FROM (SELECT count(*) AS traces FROM covered) AS n
-LEFT JOIN possible AS p ON true
+LEFT JOIN (possible AS p LEFT JOIN root_ids AS r ON p.trace_id = r.trace_id) ON true
 ORDER BY p.trace_id, p.span_id
