@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Final, Literal, TypeAlias, TypedDict, cast
+from typing import Any, Final, Literal, TypeAlias, TypedDict, TypeVar, cast
 
 import polars as pl
 import yaml
@@ -159,6 +159,33 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+_Value = TypeVar("_Value")
+
+
+def _threshold_ms(value: Any) -> float | None:
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a positive number of milliseconds, got {value!r}")
+    return float(value)
+
+
+def _objective_percent(value: Any) -> float:
+    if not _is_number(value) or not math.isfinite(value):
+        raise ValueError(f"must be a number of percent such as 99.5, got {value!r}")
+    if not 0 < value < 100:
+        # 100 leaves no error budget: every burn rate would divide by zero.
+        raise ValueError(f"must be above 0 and below 100 (percent), got {value!r}")
+    return float(value)
+
+
+def _window_ns(value: Any) -> int:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a duration such as 30d, 7d or 1h, got {value!r}")
+    window_ns = parse_duration(value)
+    if window_ns < NS_PER_MINUTE:
+        raise ValueError(f"must be at least 1m, got {value!r}")
+    return window_ns
+
+
 def _key_lines(text: str) -> dict[tuple[int, str], int]:
     """(SLO index, key) -> the 1-based line the key is on, so an unknown field's error
     can say where it is; empty when the text does not compose as YAML (JSON is YAML)."""
@@ -230,42 +257,33 @@ def _check_slo(
     elif sli not in _SLIS:
         fail("sli", f"must be availability or latency, got {sli!r}")
 
-    threshold = item.get("threshold_ms")
-    threshold_ms: float | None = None
-    if threshold is None:
-        if sli == "latency":
-            fail("threshold_ms", "is required when sli is latency")
-    elif not _is_number(threshold) or not math.isfinite(threshold) or threshold <= 0:
-        fail("threshold_ms", f"must be a positive number of milliseconds, got {threshold!r}")
-    else:
-        threshold_ms = float(threshold)
-
-    objective = item.get("objective")
-    objective_value = 0.0
-    if objective is None:
-        fail("objective", "is required (percent of good events, e.g. 99.5)")
-    elif not _is_number(objective) or not math.isfinite(objective):
-        fail("objective", f"must be a number of percent such as 99.5, got {objective!r}")
-    elif not 0 < objective < 100:
-        # 100 leaves no error budget: every burn rate would divide by zero.
-        fail("objective", f"must be above 0 and below 100 (percent), got {objective!r}")
-    else:
-        objective_value = float(objective)
-
-    window = item.get("window")
-    window_ns = 0
-    if window is None:
-        fail("window", "is required (e.g. 30d)")
-    elif not isinstance(window, str):
-        fail("window", f"must be a duration such as 30d, 7d or 1h, got {window!r}")
-    else:
+    def parsed(
+        field: str, missing: str | None, parse: Callable[[Any], _Value], unset: _Value
+    ) -> _Value:
+        """The field as ``parse`` reads it; ``unset`` when it is absent (a problem unless
+        ``missing`` is None) or ``parse`` refuses it."""
+        value = item.get(field)
+        if value is None:
+            if missing is not None:
+                fail(field, missing)
+            return unset
         try:
-            window_ns = parse_duration(window)
+            return parse(value)
         except ValueError as exc:
-            fail("window", str(exc))
-        else:
-            if window_ns < NS_PER_MINUTE:
-                fail("window", f"must be at least 1m, got {window!r}")
+            fail(field, str(exc))
+            return unset
+
+    threshold_ms = parsed(
+        "threshold_ms",
+        "is required when sli is latency" if sli == "latency" else None,
+        _threshold_ms,
+        None,
+    )
+    objective_value = parsed(
+        "objective", "is required (percent of good events, e.g. 99.5)", _objective_percent, 0.0
+    )
+    window = item.get("window")
+    window_ns = parsed("window", "is required (e.g. 30d)", _window_ns, 0)
 
     description = item.get("description")
     if description is not None and not isinstance(description, str):

@@ -1,15 +1,17 @@
 """The read side every consumer uses: the CLI's analysis commands, the query API, the UI.
 
-A :class:`Source` answers in the JSON shapes of the public contract (SPEC).
+A :data:`Source` answers in the JSON shapes of the public contract (SPEC).
 :class:`LocalSource` computes the answers from a :class:`~spanstore.SpanReader` (in
-the server, or on a database file opened read-only); :class:`HttpSource` asks a running
-server's query API. Both return the same dicts, so the UI and the CLI never know which
-one they have.
+the server, or on a database file opened read-only) and its methods are the read API;
+:class:`HttpSource` asks a running server's query API, each of its methods the route the
+server answers with the LocalSource method of the same name (same signature, same dicts),
+so the UI and the CLI never know which one they have.
 """
 
 from __future__ import annotations
 
 import gzip
+import inspect
 import json
 import os
 import ssl
@@ -19,8 +21,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, cast, runtime_checkable
+from collections.abc import Callable, Hashable, Mapping
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Final,
+    Generic,
+    ParamSpec,
+    TypeAlias,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from spanstore import SpanReader
 from spanstore.model import HOUR_NS
@@ -67,108 +80,6 @@ def parse_entity(text: str) -> tuple[str, str]:
     if not sep or not key.strip() or not value:
         raise SourceError(f"entity must look like KEY=VALUE (e.g. order.id=ORD-1002), got {text!r}")
     return key.strip(), value
-
-
-@runtime_checkable
-class Source(Protocol):
-    def stats(self) -> dict[str, Any]: ...
-
-    def entities(
-        self,
-        key: str | None = None,
-        limit: int = 100,
-        prefix: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> dict[str, Any]: ...
-
-    def diagram(
-        self,
-        entity: str | None = None,
-        trace_id: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-        show_internal: bool = False,
-        fmt: str = "json",
-    ) -> dict[str, Any] | str:
-        """The diagram as SPEC JSON (fmt json) or rendered text (mermaid, plantuml, svg,
-        markdown)."""
-        ...
-
-    def trace(self, trace_id: str) -> dict[str, Any]:
-        """``{"trace_id", "spans": [flat span dicts]}`` for one trace."""
-        ...
-
-    def trace_otlp(self, trace_id: str) -> dict[str, Any]:
-        """The trace as OTLP/JSON, as the exporters sent it."""
-        ...
-
-    def failures(
-        self, start: int | None = None, end: int | None = None, service: str | None = None
-    ) -> dict[str, Any]: ...
-
-    def slo(
-        self, spec_text: str, at: int | None = None, source_name: str = "spec"
-    ) -> dict[str, Any]: ...
-
-    def throughput(
-        self, start: int | None = None, end: int | None = None, buckets: int = 60
-    ) -> dict[str, Any]: ...
-
-    def recent_traces(self, limit: int = 50) -> dict[str, Any]: ...
-
-    def logs(
-        self,
-        entity: str | None = None,
-        trace_id: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-        service: str | None = None,
-        min_severity: int = 0,
-        untraced: bool = False,
-        limit: int = 1000,
-    ) -> dict[str, Any]: ...
-
-    def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]: ...
-
-    def find(
-        self, query: str, start: int | None = None, end: int | None = None, limit: int = 100
-    ) -> dict[str, Any]: ...
-
-    def compare(
-        self,
-        query: str,
-        baseline: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> dict[str, Any]: ...
-
-    def query_trace_ids(
-        self, query: str, start_unix_nano: int | None, end_unix_nano: int | None
-    ) -> list[str]: ...
-
-    def flow(
-        self,
-        root: str | None = None,
-        entity: str | None = None,
-        key: str | None = None,
-        query: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-        fmt: str = "json",
-        trace_id: str | None = None,
-    ) -> dict[str, Any] | str:
-        """SPEC's ``flow --json`` body (fmt json), or the flow rendered as ``table``,
-        ``mermaid``, ``plantuml``, ``svg`` or ``markdown`` text. ``trace_id`` (instead of
-        a selection) folds that one trace: its variant's id is the one it has in any flow."""
-        ...
-
-    def flow_roots(
-        self, start: int | None = None, end: int | None = None, limit: int = 200
-    ) -> dict[str, Any]:
-        """``{"from_unix_nano", "to_unix_nano", "roots": [{"service", "operation",
-        "traces", "failed"}]}``: the root operations of the range, busiest first."""
-        ...
 
 
 def span_to_flat(span: Any) -> dict[str, Any]:
@@ -228,39 +139,6 @@ def _replay_trace(trace_id: str, first: int, last: int, spans: int) -> dict[str,
     return {"trace_id": trace_id, "first_unix_nano": first, "last_unix_nano": last, "spans": spans}
 
 
-def _split_log_request(request: Any, max_records: int) -> list[Any]:
-    """A logs request cut into requests of at most ``max_records`` records, each with
-    its records' resource and scope; none when it holds no record."""
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-        ExportLogsServiceRequest,
-    )
-
-    total = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
-    if total <= max_records:
-        return [request] if total else []
-    parts: list[Any] = []
-    part, size = ExportLogsServiceRequest(), 0
-    for resource_logs in request.resource_logs:
-        for scope_logs in resource_logs.scope_logs:
-            target = None
-            for record in scope_logs.log_records:
-                if size == max_records:
-                    parts.append(part)
-                    part, size, target = ExportLogsServiceRequest(), 0, None
-                if target is None:
-                    out_resource = part.resource_logs.add()
-                    out_resource.resource.CopyFrom(resource_logs.resource)
-                    out_resource.schema_url = resource_logs.schema_url
-                    target = out_resource.scope_logs.add()
-                    target.scope.CopyFrom(scope_logs.scope)
-                    target.schema_url = scope_logs.schema_url
-                target.log_records.add().CopyFrom(record)
-                size += 1
-    if size:
-        parts.append(part)
-    return parts
-
-
 def _valid_trace_id(trace_id: str) -> str:
     text = trace_id.strip().lower()
     if len(text) < 32:
@@ -269,6 +147,10 @@ def _valid_trace_id(trace_id: str) -> str:
         raise SourceError(f"trace id must be 32 hex digits, got {trace_id!r}")
     return text
 
+
+#: What a read answers, and the arguments it takes.
+_Answer = TypeVar("_Answer")
+_Arguments = ParamSpec("_Arguments")
 
 #: SLO events are computed, and kept, per UTC day of span start time.
 SLO_PIECE_NS: Final = 24 * 3_600_000_000_000
@@ -427,19 +309,8 @@ class LocalSource:
             return self.reader.spans([self._trace_id(trace_id)]), None
         if not entity:
             raise SourceError("give an entity (KEY=VALUE) or a trace id")
-        key, value = parse_entity(entity)
-        trace_ids = self.reader.entity_trace_ids(key, value, start, end)
-        if not trace_ids:
-            raise no_entity_spans(key, value, start, end)
-        limit = self.max_diagram_traces
-        if limit is not None and len(trace_ids) > limit:
-            raise SourceError(
-                f"{key}={value} is in {len(trace_ids)} traces, more than the {limit} one "
-                "diagram may draw; narrow the time range (--from/--to)",
-                status=413,
-            )
-        linked = self.reader.linked_trace_ids(trace_ids)
-        return self.reader.spans([*trace_ids, *linked]), (key, value)
+        trace_ids, pair = self._entity_trace_ids(entity, start, end)
+        return self.reader.spans(trace_ids), pair
 
     def diagram(
         self,
@@ -450,6 +321,8 @@ class LocalSource:
         show_internal: bool = False,
         fmt: str = "json",
     ) -> dict[str, Any] | str:
+        """The diagram as SPEC JSON (fmt json) or rendered text (mermaid, plantuml, svg,
+        markdown)."""
         from analyzer.diagram import build_diagram, render, to_dict
 
         spans_drawn: list[Any] | None = None
@@ -544,6 +417,7 @@ class LocalSource:
         return {"logs": [log_to_dict(r) for r in records]}
 
     def trace(self, trace_id: str) -> dict[str, Any]:
+        """``{"trace_id", "spans": [flat span dicts]}`` for one trace."""
         tid = self._trace_id(trace_id)
         spans = self.reader.spans([tid])
         if not spans:
@@ -551,6 +425,7 @@ class LocalSource:
         return {"trace_id": tid, "spans": [span_to_flat(s) for s in spans]}
 
     def trace_otlp(self, trace_id: str) -> dict[str, Any]:
+        """The trace as OTLP/JSON, as the exporters sent it."""
         from spanstore.otlp import request_to_json
 
         tid = self._trace_id(trace_id)
@@ -562,6 +437,22 @@ class LocalSource:
     # -- the query language (#17): find, compare, ids of a query's traces, id prefixes
     def _query_reader(self) -> QueryReader:
         return cast("QueryReader", self.reader)
+
+    def _run_query(
+        self,
+        answer: Callable[[QueryReader, int, int], _Answer],
+        start: int | None,
+        end: int | None,
+    ) -> _Answer:
+        """``answer(reader, lo, hi)`` over the range; a query that does not parse or
+        cannot run there is the caller's mistake (400)."""
+        from analyzer.query import BadQuery
+
+        lo, hi = self._range(start, end)
+        try:
+            return answer(self._query_reader(), lo, hi)
+        except BadQuery as exc:
+            raise SourceError(str(exc)) from None
 
     def _trace_id(self, trace_id: str) -> str:
         """A full id, or the one stored trace a pasted prefix (>= 8 hex digits) starts."""
@@ -587,13 +478,11 @@ class LocalSource:
         end: int | None = None,
         limit: int = 100,
     ) -> dict[str, Any]:
-        from analyzer.query import BadQuery, find
+        from analyzer.query import find
 
-        lo, hi = self._range(start, end)
-        try:
-            return find(self._query_reader(), query, lo, hi, limit)
-        except BadQuery as exc:
-            raise SourceError(str(exc)) from None
+        return self._run_query(
+            lambda reader, lo, hi: find(reader, query, lo, hi, limit), start, end
+        )
 
     def compare(
         self,
@@ -602,25 +491,21 @@ class LocalSource:
         start: int | None = None,
         end: int | None = None,
     ) -> dict[str, Any]:
-        from analyzer.query import BadQuery, compare
+        from analyzer.query import compare
 
-        lo, hi = self._range(start, end)
-        try:
-            return compare(self._query_reader(), query, baseline, lo, hi)
-        except BadQuery as exc:
-            raise SourceError(str(exc)) from None
+        return self._run_query(
+            lambda reader, lo, hi: compare(reader, query, baseline, lo, hi), start, end
+        )
 
     def query_trace_ids(
         self, query: str, start_unix_nano: int | None, end_unix_nano: int | None
     ) -> list[str]:
         """Ids of the traces the query selects in the range (the Flows feature's input)."""
-        from analyzer.query import BadQuery, trace_ids
+        from analyzer.query import trace_ids
 
-        lo, hi = self._range(start_unix_nano, end_unix_nano)
-        try:
-            return trace_ids(self._query_reader(), query, lo, hi)
-        except BadQuery as exc:
-            raise SourceError(str(exc)) from None
+        return self._run_query(
+            lambda reader, lo, hi: trace_ids(reader, query, lo, hi), start_unix_nano, end_unix_nano
+        )
 
     def _entities_for(self, trace_ids: list[str]) -> dict[str, dict[str, list[str]]]:
         return self.reader.trace_entities(trace_ids)
@@ -862,33 +747,17 @@ class LocalSource:
         fmt: str = "json",
         trace_id: str | None = None,
     ) -> dict[str, Any] | str:
-        return _flow_locally(self, root, entity, key, query, start, end, fmt, trace_id)
+        """SPEC's ``flow --json`` body (fmt json), or the flow rendered as ``table``,
+        ``mermaid``, ``plantuml``, ``svg`` or ``markdown`` text. ``trace_id`` (instead of
+        a selection) folds that one trace: its variant's id is the one it has in any flow."""
+        from analyzer.flow import FLOW_FORMATS, flow_of_reader, render_flow
 
-    def flow_roots(
-        self, start: int | None = None, end: int | None = None, limit: int = 200
-    ) -> dict[str, Any]:
-        return _flow_roots_locally(self, start, end, limit)
-
-
-def _flow_locally(
-    source: LocalSource,
-    root: str | None,
-    entity: str | None,
-    key: str | None,
-    query: str | None,
-    start: int | None,
-    end: int | None,
-    fmt: str,
-    trace_id: str | None = None,
-) -> dict[str, Any] | str:
-    from analyzer.flow import FLOW_FORMATS, FlowError, flow_of_reader, render_flow
-
-    if fmt not in FLOW_FORMATS:
-        raise SourceError(f"unknown flow format {fmt!r}; use {', '.join(FLOW_FORMATS)}")
-    lo, hi = source._range(start, end)
-    try:
+        if fmt not in FLOW_FORMATS:
+            raise SourceError(f"unknown flow format {fmt!r}; use {', '.join(FLOW_FORMATS)}")
+        lo, hi = self._range(start, end)
+        # A selection it cannot answer raises FlowError, a SourceError with its status.
         report, variants = flow_of_reader(
-            source.reader,
+            self.reader,
             lo,
             hi,
             root=root,
@@ -897,23 +766,22 @@ def _flow_locally(
             query=query,
             trace_ids=[_valid_trace_id(trace_id)] if trace_id is not None else None,
             # The query language (#17) is the source's: query_trace_ids(query, start, end).
-            query_finder=getattr(source, "query_trace_ids", None),
+            query_finder=self.query_trace_ids,
         )
-    except FlowError as exc:
-        raise SourceError(str(exc), exc.status) from None
-    if fmt == "json":
-        return report
-    return render_flow(report, variants, fmt)
+        if fmt == "json":
+            return report
+        return render_flow(report, variants, fmt)
 
+    def flow_roots(
+        self, start: int | None = None, end: int | None = None, limit: int = 200
+    ) -> dict[str, Any]:
+        """``{"from_unix_nano", "to_unix_nano", "roots": [{"service", "operation",
+        "traces", "failed"}]}``: the root operations of the range, busiest first."""
+        from analyzer.flow import root_operations
 
-def _flow_roots_locally(
-    source: LocalSource, start: int | None, end: int | None, limit: int
-) -> dict[str, Any]:
-    from analyzer.flow import root_operations
-
-    lo, hi = source._range(start, end)
-    roots = root_operations(source.reader, lo, hi, max(1, min(limit, 10_000)))
-    return {"from_unix_nano": lo, "to_unix_nano": hi, "roots": roots}
+        lo, hi = self._range(start, end)
+        roots = root_operations(self.reader, lo, hi, max(1, min(limit, 10_000)))
+        return {"from_unix_nano": lo, "to_unix_nano": hi, "roots": roots}
 
 
 def _pinned_tls() -> ssl.SSLContext | None:
@@ -930,6 +798,64 @@ def _pinned_tls() -> ssl.SSLContext | None:
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     context.check_hostname = False
     return context
+
+
+#: The query parameter an argument travels as, where the two names differ (SPEC "Query
+#: API"); every other argument keeps its name.
+_QUERY_PARAMETER: Final = {
+    "trace_id": "trace",
+    "start": "from",
+    "end": "to",
+    "show_internal": "internal",
+    "fmt": "format",
+    "min_severity": "severity",
+    "query": "q",
+}
+
+
+class _Route(Generic[_Arguments, _Answer]):
+    """An :class:`HttpSource` method that asks one GET route of the query API: it takes
+    the arguments of the :class:`LocalSource` method the server answers that route with
+    (its defaults included) and sends them as query parameters; the answer is JSON, or
+    the text itself when a ``fmt`` other than json asks for a rendering."""
+
+    def __init__(
+        self, path: str, answered_by: Callable[Concatenate[LocalSource, _Arguments], _Answer]
+    ) -> None:
+        parameters = list(inspect.signature(answered_by).parameters.values())[1:]  # not self
+        self.path = path
+        self._names = [parameter.name for parameter in parameters]
+        self._defaults = {
+            parameter.name: parameter.default
+            for parameter in parameters
+            if parameter.default is not inspect.Parameter.empty
+        }
+
+    @overload
+    def __get__(self, source: None, owner: type[HttpSource]) -> _Route[_Arguments, _Answer]: ...
+
+    @overload
+    def __get__(
+        self, source: HttpSource, owner: type[HttpSource]
+    ) -> Callable[_Arguments, _Answer]: ...
+
+    def __get__(
+        self, source: HttpSource | None, owner: type[HttpSource]
+    ) -> _Route[_Arguments, _Answer] | Callable[_Arguments, _Answer]:
+        if source is None:
+            return self
+        http: HttpSource = source
+
+        def ask(*args: _Arguments.args, **kwargs: _Arguments.kwargs) -> _Answer:
+            # Fewer positional arguments than names: the rest are keywords or defaults.
+            arguments = {**self._defaults, **dict(zip(self._names, args, strict=False)), **kwargs}
+            params = {_QUERY_PARAMETER.get(name, name): value for name, value in arguments.items()}
+            answer: _Answer = http._request(
+                self.path, params, raw=arguments.get("fmt", "json") != "json"
+            )
+            return answer
+
+        return ask
 
 
 class HttpSource:
@@ -990,71 +916,16 @@ class HttpSource:
             return data.decode("utf-8")
         return json.loads(data)
 
+    # In LocalSource's order. A _Route takes the arguments of LocalSource's method of the
+    # same name; the other routes' requests have another shape (a path parameter, a body).
     def healthz(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("/healthz")
         return result
 
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("/api/v1/stats")
-        return result
-
-    def entities(
-        self,
-        key: str | None = None,
-        limit: int = 100,
-        prefix: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = self._request(
-            "/api/v1/entities",
-            {"key": key, "limit": limit, "prefix": prefix, "from": start, "to": end},
-        )
-        return result
-
-    def diagram(
-        self,
-        entity: str | None = None,
-        trace_id: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-        show_internal: bool = False,
-        fmt: str = "json",
-    ) -> dict[str, Any] | str:
-        params = {
-            "entity": entity,
-            "trace": trace_id,
-            "from": start,
-            "to": end,
-            "internal": show_internal,
-            "format": fmt if fmt != "json" else None,
-        }
-        result: dict[str, Any] | str = self._request("/api/v1/diagram", params, raw=fmt != "json")
-        return result
-
-    def logs(
-        self,
-        entity: str | None = None,
-        trace_id: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-        service: str | None = None,
-        min_severity: int = 0,
-        untraced: bool = False,
-        limit: int = 1000,
-    ) -> dict[str, Any]:
-        params = {
-            "entity": entity,
-            "trace": trace_id,
-            "from": start,
-            "to": end,
-            "service": service,
-            "severity": min_severity or None,
-            "untraced": untraced,
-            "limit": limit if limit != 1000 else None,
-        }
-        result: dict[str, Any] = self._request("/api/v1/logs", params)
-        return result
+    stats = _Route("/api/v1/stats", LocalSource.stats)
+    entities = _Route("/api/v1/entities", LocalSource.entities)
+    diagram = _Route("/api/v1/diagram", LocalSource.diagram)
+    logs = _Route("/api/v1/logs", LocalSource.logs)
 
     def trace(self, trace_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._request(
@@ -1066,27 +937,8 @@ class HttpSource:
         result: dict[str, Any] = self._request(f"/api/v1/traces/{urllib.parse.quote(trace_id)}")
         return result
 
-    def find(
-        self,
-        query: str,
-        start: int | None = None,
-        end: int | None = None,
-        limit: int = 100,
-    ) -> dict[str, Any]:
-        params = {"q": query, "from": start, "to": end, "limit": limit}
-        result: dict[str, Any] = self._request("/api/v1/find", params)
-        return result
-
-    def compare(
-        self,
-        query: str,
-        baseline: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> dict[str, Any]:
-        params = {"q": query, "baseline": baseline, "from": start, "to": end}
-        result: dict[str, Any] = self._request("/api/v1/compare", params)
-        return result
+    find = _Route("/api/v1/find", LocalSource.find)
+    compare = _Route("/api/v1/compare", LocalSource.compare)
 
     def query_trace_ids(
         self, query: str, start_unix_nano: int | None, end_unix_nano: int | None
@@ -1096,13 +948,7 @@ class HttpSource:
         result: dict[str, Any] = self._request("/api/v1/find", params)
         return list(result["trace_ids"])
 
-    def failures(
-        self, start: int | None = None, end: int | None = None, service: str | None = None
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = self._request(
-            "/api/v1/failures", {"from": start, "to": end, "service": service}
-        )
-        return result
+    failures = _Route("/api/v1/failures", LocalSource.failures)
 
     def slo(
         self, spec_text: str, at: int | None = None, source_name: str = "spec"
@@ -1115,33 +961,10 @@ class HttpSource:
         )
         return result
 
-    def throughput(
-        self, start: int | None = None, end: int | None = None, buckets: int = 60
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = self._request(
-            "/api/v1/throughput", {"from": start, "to": end, "buckets": buckets}
-        )
-        return result
-
-    def recent_traces(self, limit: int = 50) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("/api/v1/traces", {"limit": limit})
-        return result
-
-    def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("/api/v1/service-map", {"from": start, "to": end})
-        return result
-
-    def replay_traces(
-        self,
-        entity: str | None = None,
-        trace_id: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = self._request(
-            "/api/v1/replay/traces", {"entity": entity, "trace": trace_id, "from": start, "to": end}
-        )
-        return result
+    throughput = _Route("/api/v1/throughput", LocalSource.throughput)
+    recent_traces = _Route("/api/v1/traces", LocalSource.recent_traces)
+    service_map = _Route("/api/v1/service-map", LocalSource.service_map)
+    replay_traces = _Route("/api/v1/replay/traces", LocalSource.replay_traces)
 
     def replay_requests(
         self, trace_ids: list[str], start: int, end: int, max_spans: int = 512
@@ -1159,6 +982,7 @@ class HttpSource:
             ExportLogsServiceRequest,
         )
 
+        from analyzer.otlp_batches import split_logs
         from spanstore.otlp import OtlpJsonError, rewrite_hex_ids
 
         requests: list[Any] = []
@@ -1170,40 +994,15 @@ class HttpSource:
                 json_format.ParseDict(rewrite_hex_ids(doc), request, ignore_unknown_fields=True)
             except (json_format.ParseError, OtlpJsonError) as exc:
                 raise SourceError(f"/api/v1/replay/logs: {str(exc).splitlines()[0]}") from None
-            requests.extend(_split_log_request(request, max_records))
+            requests.extend(split_logs(request, max_records))
         return requests
 
-    def flow(
-        self,
-        root: str | None = None,
-        entity: str | None = None,
-        key: str | None = None,
-        query: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-        fmt: str = "json",
-        trace_id: str | None = None,
-    ) -> dict[str, Any] | str:
-        params = {
-            "root": root,
-            "entity": entity,
-            "key": key,
-            "q": query,
-            "trace": trace_id,
-            "from": start,
-            "to": end,
-            "format": fmt if fmt != "json" else None,
-        }
-        result: dict[str, Any] | str = self._request("/api/v1/flow", params, raw=fmt != "json")
-        return result
+    flow = _Route("/api/v1/flow", LocalSource.flow)
+    flow_roots = _Route("/api/v1/flow/roots", LocalSource.flow_roots)
 
-    def flow_roots(
-        self, start: int | None = None, end: int | None = None, limit: int = 200
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = self._request(
-            "/api/v1/flow/roots", {"from": start, "to": end, "limit": limit}
-        )
-        return result
+
+#: Either source: the read API every consumer is written against.
+Source: TypeAlias = LocalSource | HttpSource
 
 
 def open_database(path: str) -> LocalSource:

@@ -13,6 +13,10 @@ A real `seqtrace serve` (every port 0) on a fresh database holding the shop's sp
      over gRPC, then ``GET /api/v1/traces/{id}`` polled right after its acknowledgement
      until the span is there (the delay from the ack).
 
+``--without-reports`` leaves the failure report and the stats out (idle and under the
+flood): the report over a flooded hour is CPU-heavy Python work of its own, and without
+it the diagram, visibility, /healthz and ingest figures show the read path alone.
+
 Idle figures (no flood) are taken first. ``--seqtrace`` picks the tree under test (its
 ``seqtrace`` executable), so the current design and a clone of main can be measured in
 one sitting; the clients always come from this tree.
@@ -134,7 +138,7 @@ def timed_get(url: str) -> tuple[int, float]:
 class Readers:
     """The reader threads of one phase; each records its latencies (ms)."""
 
-    def __init__(self, api: str, grpc_target: str, entity: str) -> None:
+    def __init__(self, api: str, grpc_target: str, entity: str, reports: bool = True) -> None:
         self.api = api
         self.grpc_target = grpc_target
         self.entity = entity
@@ -149,10 +153,11 @@ class Readers:
         self.errors: dict[str, int] = {}
         self.threads = [
             threading.Thread(target=self._diagram, daemon=True),
-            threading.Thread(target=self._reports, daemon=True),
             threading.Thread(target=self._healthz, daemon=True),
             threading.Thread(target=self._visibility, daemon=True),
         ]
+        if reports:
+            self.threads.append(threading.Thread(target=self._reports, daemon=True))
 
     def _record(self, name: str, status: int, ms: float) -> None:
         if status == 200:
@@ -234,7 +239,7 @@ class Readers:
         return out
 
 
-def idle_reads(api: str, entity: str, rounds: int) -> dict[str, Any]:
+def idle_reads(api: str, entity: str, rounds: int, reports: bool = True) -> dict[str, Any]:
     lat: dict[str, list[float]] = {"diagram": [], "failures": [], "stats": [], "healthz": []}
     quoted = urllib.parse.quote(entity)
     for _ in range(rounds):
@@ -245,6 +250,8 @@ def idle_reads(api: str, entity: str, rounds: int) -> dict[str, Any]:
             ("stats", f"{api}/api/v1/stats"),
             ("healthz", f"{api}/healthz"),
         ):
+            if not reports and name in ("failures", "stats"):
+                continue
             status, ms = timed_get(url)
             if status == 200:
                 lat[name].append(ms)
@@ -329,7 +336,21 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--idle-rounds", type=int, default=15)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--py-spy",
+        default=None,
+        metavar="PATH",
+        help="py-spy record the server during the reads (collapsed stacks, every thread, "
+        "idle ones too) into PATH.ROUND.txt",
+    )
+    parser.add_argument(
+        "--without-reports",
+        action="store_true",
+        help="no failure report and no stats: the diagram, visibility and ingest alone",
+    )
     args = parser.parse_args()
+    reports = not args.without_reports
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -341,19 +362,34 @@ def main() -> None:
         "seqtrace": args.seqtrace,
         "machine": {"cpus": os.cpu_count()},
         "targets": TARGETS,
+        "reports": reports,
         "load_before": load_average(),
         "rounds": [],
     }
     try:
-        report["idle"] = idle_reads(server.api, args.entity, args.idle_rounds)
+        report["idle"] = idle_reads(server.api, args.entity, args.idle_rounds, reports)
         for _ in range(args.rounds):
             alone = flood_result(flood(server.grpc, args.flood, args.streams))
             settle_alone = wait_idle(server.api)
-            readers = Readers(server.api, server.grpc, args.entity)
+            readers = Readers(server.api, server.grpc, args.entity, reports)
             process = flood(server.grpc, args.flood, args.streams)
             time.sleep(4.0)  # the client's template build and warm-up: read at full flood
             readers.start()
+            spy = None
+            if args.py_spy:
+                spy = subprocess.Popen(
+                    [
+                        *(py_spy, "record", "--pid", str(server.process.pid)),
+                        *("--duration", str(max(1, int(args.flood) - 6)), "--rate", "50"),
+                        *("--threads", "--idle", "--nonblocking", "--format", "raw"),
+                        *("-o", f"{args.py_spy}.{len(report['rounds'])}.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             with_reads = flood_result(process)
+            if spy is not None:
+                spy.wait(60)
             reads = readers.finish()
             settle_reads = wait_idle(server.api)
             report["rounds"].append(
@@ -369,14 +405,15 @@ def main() -> None:
                     "load": load_average(),
                 }
             )
-        report["idle_after"] = idle_reads(server.api, args.entity, args.idle_rounds)
+        report["idle_after"] = idle_reads(server.api, args.entity, args.idle_rounds, reports)
     finally:
         server.stop()
     report["load_after"] = load_average()
     for path in (db, Path(f"{db}.wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(f"{db}.journal", ignore_errors=True)
-    print(f"== {args.label} ({args.seqtrace}); load {report['load_before']}")
+    what = "" if reports else ", without the failure report and stats"
+    print(f"== {args.label} ({args.seqtrace}{what}); load {report['load_before']}")
     print(
         "idle: "
         + ", ".join(f"{k} p50 {v['p50']} p95 {v['p95']} ms" for k, v in report["idle"].items())

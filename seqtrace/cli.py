@@ -69,8 +69,44 @@ def _read_text(path: str) -> str:
         ) from None
 
 
+def _read_contracts(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(file name, text) of each contract file."""
+    contracts = []
+    for name in names:
+        try:
+            contracts.append((name, _read_text(name)))
+        except OSError as exc:
+            raise UsageError(f"cannot read contract {name}: {exc.strerror or exc}") from None
+    return contracts
+
+
 def _print_json(payload: Any) -> None:
     print(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+def _write_rendering(result: dict[str, Any] | str, fmt: str, out: str | None) -> int:
+    """A diagram or flow (JSON for fmt json, else the rendered text), newline-terminated,
+    to the file ``out`` (--out) or stdout."""
+    text = json.dumps(result, indent=2, ensure_ascii=False) if fmt == "json" else result
+    assert isinstance(text, str)
+    if not text.endswith("\n"):
+        text += "\n"
+    if out:
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+        print(f"seqtrace: wrote {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _require_entity_or_trace(args: argparse.Namespace) -> None:
+    if not args.entity and not args.trace:
+        raise UsageError("give --entity KEY=VALUE or --trace ID")
+    if args.entity and args.trace:
+        raise UsageError("give --entity KEY=VALUE or --trace ID, not both")
 
 
 def open_source(args: argparse.Namespace) -> Any:
@@ -121,6 +157,37 @@ def _add_source_flags(p: argparse.ArgumentParser) -> None:
 def _add_range_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", metavar="T", help="RFC 3339 or relative (-1h)")
     p.add_argument("--to", dest="end", metavar="T", help="RFC 3339 or relative (now)")
+
+
+def _reading_command(
+    commands: Any, name: str, help: str, func: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """A subcommand that reads the data (``commands`` from ``add_subparsers``): it takes
+    the source flags and runs ``func``; its own flags follow."""
+    p: argparse.ArgumentParser = commands.add_parser(name, help=help)
+    _add_source_flags(p)
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_json_flag(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup) -> None:
+    p.add_argument("--json", action="store_true", help="print SPEC JSON")
+
+
+def _add_entity_or_trace_flags(p: argparse.ArgumentParser) -> None:
+    """What to draw: an entity or a trace (see _require_entity_or_trace), in a range."""
+    p.add_argument("--entity", metavar="KEY=VALUE")
+    p.add_argument("--trace", metavar="ID")
+    _add_range_flags(p)
+
+
+def _add_out_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def _add_repeatable(p: argparse.ArgumentParser, flag: str, metavar: str, help: str) -> None:
+    """A flag given any number of times: its values in order ([] when not given)."""
+    p.add_argument(flag, action="append", default=[], metavar=metavar, help=help)
 
 
 def _format_ns_time(ns: int | None) -> str:
@@ -191,10 +258,7 @@ def cmd_entities(args: argparse.Namespace) -> int:
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
-    if not args.entity and not args.trace:
-        raise UsageError("give --entity KEY=VALUE or --trace ID")
-    if args.entity and args.trace:
-        raise UsageError("give --entity KEY=VALUE or --trace ID, not both")
+    _require_entity_or_trace(args)
     source = open_source(args)
     result = source.diagram(
         args.entity,
@@ -204,18 +268,7 @@ def cmd_diagram(args: argparse.Namespace) -> int:
         args.internal,
         args.format,
     )
-    text = json.dumps(result, indent=2, ensure_ascii=False) if args.format == "json" else result
-    if not text.endswith("\n"):
-        text += "\n"
-    if args.out:
-        try:
-            Path(args.out).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-        print(f"seqtrace: wrote {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return _write_rendering(result, args.format, args.out)
 
 
 def cmd_failures(args: argparse.Namespace) -> int:
@@ -294,10 +347,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     from analyzer.diagram.text import one_line
 
-    if not args.entity and not args.trace:
-        raise UsageError("give --entity KEY=VALUE or --trace ID")
-    if args.entity and args.trace:
-        raise UsageError("give --entity KEY=VALUE or --trace ID, not both")
+    _require_entity_or_trace(args)
     result = open_source(args).logs(
         args.entity, args.trace, _parse_time(args.start, "--from"), _parse_time(args.end, "--to")
     )
@@ -349,12 +399,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
             spec_text = _read_text(args.slo_spec)
         except OSError as exc:
             raise UsageError(f"cannot read SLO spec {args.slo_spec}: {exc.strerror}") from None
-    contracts = []
-    for name in args.contract:
-        try:
-            contracts.append((name, _read_text(name)))
-        except OSError as exc:
-            raise UsageError(f"cannot read contract {name}: {exc.strerror or exc}") from None
+    contracts = _read_contracts(args.contract)
     bundle = build_postmortem(
         open_source(args),
         args.entity,
@@ -397,12 +442,7 @@ def cmd_contract_check(args: argparse.Namespace) -> int:
 
     if bool(args.entity) == bool(args.key):
         raise UsageError("give exactly one of --entity KEY=VALUE or --key KEY")
-    files = []
-    for name in args.files:
-        try:
-            files.append((name, _read_text(name)))
-        except OSError as exc:
-            raise UsageError(f"cannot read contract {name}: {exc.strerror or exc}") from None
+    files = _read_contracts(args.files)
     result = contract_check(
         open_source(args),
         files,
@@ -458,19 +498,7 @@ def cmd_flow(args: argparse.Namespace) -> int:
         end=_parse_time(args.end, "--to"),
         fmt=args.format,
     )
-    text = json.dumps(result, indent=2, ensure_ascii=False) if args.format == "json" else result
-    assert isinstance(text, str)
-    if not text.endswith("\n"):
-        text += "\n"
-    if args.out:
-        try:
-            Path(args.out).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-        print(f"seqtrace: wrote {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return _write_rendering(result, args.format, args.out)
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -553,12 +581,11 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
         "--tls-cert", metavar="FILE", help="PEM certificate: serve every listener over TLS"
     )
     p.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
-    p.add_argument(
+    _add_repeatable(
+        p,
         "--entity-key",
-        action="append",
-        default=[],
-        metavar="KEY",
-        help="attribute key that names a business entity (repeatable; *.id keys are found anyway)",
+        "KEY",
+        "attribute key that names a business entity (repeatable; *.id keys are found anyway)",
     )
     p.add_argument(
         "--cors-origin",
@@ -591,7 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seqtrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="run the collector and the query API until SIGINT/SIGTERM")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run the collector and the query API until SIGINT/SIGTERM"
+    )
     _add_server_flags(p)
     p.set_defaults(func=cmd_serve)
 
@@ -635,81 +664,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_load)
 
-    p = sub.add_parser("stats", help="spans, traces, services, first/last span time")
-    _add_source_flags(p)
-    p.add_argument("--json", action="store_true", help="print SPEC JSON")
-    p.set_defaults(func=cmd_stats)
+    p = _reading_command(sub, "stats", "spans, traces, services, first/last span time", cmd_stats)
+    _add_json_flag(p)
 
-    p = sub.add_parser("entities", help="entity keys found, or the values of one key")
-    _add_source_flags(p)
+    p = _reading_command(
+        sub, "entities", "entity keys found, or the values of one key", cmd_entities
+    )
     p.add_argument("--key", metavar="KEY", help="list this key's values")
     p.add_argument("--limit", type=int, default=100, metavar="N")
-    p.add_argument("--json", action="store_true", help="print SPEC JSON")
-    p.set_defaults(func=cmd_entities)
+    _add_json_flag(p)
 
-    p = sub.add_parser("diagram", help="an entity's (or a trace's) sequence diagram")
-    _add_source_flags(p)
-    p.add_argument("--entity", metavar="KEY=VALUE")
-    p.add_argument("--trace", metavar="ID")
-    _add_range_flags(p)
+    p = _reading_command(sub, "diagram", "an entity's (or a trace's) sequence diagram", cmd_diagram)
+    _add_entity_or_trace_flags(p)
     p.add_argument(
         "--format",
         default="mermaid",
         choices=("mermaid", "plantuml", "svg", "json", "markdown"),
     )
     p.add_argument("--internal", action="store_true", help="show INTERNAL spans as self-calls")
-    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
-    p.set_defaults(func=cmd_diagram)
+    _add_out_flag(p)
 
-    p = sub.add_parser("failures", help="the partial-failure report")
-    _add_source_flags(p)
+    p = _reading_command(sub, "failures", "the partial-failure report", cmd_failures)
     _add_range_flags(p)
     p.add_argument("--service", metavar="S", help="only traces touching this service")
-    p.add_argument("--json", action="store_true", help="print SPEC JSON")
-    p.set_defaults(func=cmd_failures)
+    _add_json_flag(p)
 
-    p = sub.add_parser("find", help="the traces that match a query (docs/query.md)")
+    p = _reading_command(sub, "find", "the traces that match a query (docs/query.md)", cmd_find)
     p.add_argument("query", metavar="QUERY", help="e.g. '{ status = error } !< { status = error }'")
-    _add_source_flags(p)
     _add_range_flags(p)
     p.add_argument(
         "--limit", type=int, default=100, metavar="N", help="traces listed (default 100)"
     )
-    p.add_argument("--json", action="store_true", help="print SPEC JSON")
-    p.set_defaults(func=cmd_find)
+    _add_json_flag(p)
 
-    p = sub.add_parser(
-        "compare", help="attribute values over-represented in a query's spans against a baseline"
+    p = _reading_command(
+        sub,
+        "compare",
+        "attribute values over-represented in a query's spans against a baseline",
+        cmd_compare,
     )
     p.add_argument("query", metavar="QUERY")
     p.add_argument("--baseline", metavar="QUERY", help="default: every other span in the range")
-    _add_source_flags(p)
     _add_range_flags(p)
     p.add_argument(
         "--top", type=int, default=25, metavar="N", help="rows in the table (default 25)"
     )
-    p.add_argument("--json", action="store_true", help="print SPEC JSON")
-    p.set_defaults(func=cmd_compare)
+    _add_json_flag(p)
 
-    p = sub.add_parser("logs", help="the log records of a trace's or an entity's spans")
-    _add_source_flags(p)
-    p.add_argument("--entity", metavar="KEY=VALUE")
-    p.add_argument("--trace", metavar="ID")
-    _add_range_flags(p)
-    p.add_argument("--json", action="store_true", help="print SPEC JSON")
-    p.set_defaults(func=cmd_logs)
+    p = _reading_command(sub, "logs", "the log records of a trace's or an entity's spans", cmd_logs)
+    _add_entity_or_trace_flags(p)
+    _add_json_flag(p)
 
-    p = sub.add_parser("slo", help="the SLO report for a spec file")
-    _add_source_flags(p)
+    p = _reading_command(sub, "slo", "the SLO report for a spec file", cmd_slo)
     p.add_argument("--spec", required=True, metavar="FILE", help="SLO spec (YAML)")
     p.add_argument("--at", metavar="T", help="evaluate at T (default: newest stored span)")
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print SPEC JSON")
+    _add_json_flag(out)
     out.add_argument("--markdown", action="store_true", help="print Markdown for a postmortem")
-    p.set_defaults(func=cmd_slo)
 
-    p = sub.add_parser("postmortem", help="write a postmortem bundle for one or more entities")
-    _add_source_flags(p)
+    p = _reading_command(
+        sub, "postmortem", "write a postmortem bundle for one or more entities", cmd_postmortem
+    )
     p.add_argument(
         "--entity",
         action="append",
@@ -719,51 +734,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_range_flags(p)
     p.add_argument("--slo-spec", metavar="FILE", help="SLO spec for the SLO impact section")
-    p.add_argument(
-        "--contract",
-        action="append",
-        default=[],
-        metavar="FILE.mmd",
-        help="contract whose runbook the bundle lists (repeatable)",
+    _add_repeatable(
+        p, "--contract", "FILE.mmd", "contract whose runbook the bundle lists (repeatable)"
     )
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the bundle into")
-    p.set_defaults(func=cmd_postmortem)
 
     p = sub.add_parser("contract", help="sequence contracts: init from an entity, check traffic")
     contract = p.add_subparsers(dest="contract_command", metavar="ACTION")
     p.set_defaults(func=lambda a, parser=p: _missing_action(parser))
-    c = contract.add_parser("init", help="write an entity's observed sequence as a contract")
-    _add_source_flags(c)
+    c = _reading_command(
+        contract, "init", "write an entity's observed sequence as a contract", cmd_contract_init
+    )
     c.add_argument("--entity", required=True, metavar="KEY=VALUE")
     _add_range_flags(c)
     c.add_argument("--out", required=True, metavar="FILE.mmd", help="contract file to write")
-    c.set_defaults(func=cmd_contract_init)
-    c = contract.add_parser("check", help="check observed sequences against contracts")
-    _add_source_flags(c)
+    c = _reading_command(
+        contract, "check", "check observed sequences against contracts", cmd_contract_check
+    )
     c.add_argument("files", nargs="+", metavar="FILE.mmd")
     c.add_argument("--entity", metavar="KEY=VALUE", help="check this entity")
     c.add_argument("--key", metavar="KEY", help="check every entity of this key in the range")
     _add_range_flags(c)
-    c.add_argument("--json", action="store_true", help="print SPEC JSON")
-    c.set_defaults(func=cmd_contract_check)
+    _add_json_flag(c)
 
-    p = sub.add_parser("diff", help="how the second entity's sequence differs from the first's")
-    _add_source_flags(p)
-    p.add_argument(
-        "--entity",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="give twice: the reference, then the entity to compare",
+    p = _reading_command(
+        sub, "diff", "how the second entity's sequence differs from the first's", cmd_diff
+    )
+    _add_repeatable(
+        p, "--entity", "KEY=VALUE", "give twice: the reference, then the entity to compare"
     )
     _add_range_flags(p)
     p.add_argument("--format", default="markdown", choices=("json", "mermaid", "markdown"))
-    p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser(
-        "replay", help="re-send stored or filed traces to an OTLP endpoint, as if now (a drill)"
+    p = _reading_command(
+        sub,
+        "replay",
+        "re-send stored or filed traces to an OTLP endpoint, as if now (a drill)",
+        cmd_replay,
     )
-    _add_source_flags(p)
     p.add_argument("files", nargs="*", metavar="FILE", help="trace files (any format load reads)")
     p.add_argument("--entity", metavar="KEY=VALUE", help="the entity's traces (linked included)")
     p.add_argument("--trace", metavar="ID", help="one trace")
@@ -784,13 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="when the newest span ends (default: now; with --speed, when the replay sends it)",
     )
     p.add_argument("--token", metavar="TOKEN", help="sent as Authorization: Bearer TOKEN")
-    p.add_argument(
-        "--header",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra header (gRPC metadata), repeatable",
-    )
+    _add_repeatable(p, "--header", "KEY=VALUE", "extra header (gRPC metadata), repeatable")
     p.add_argument("--ca-file", metavar="FILE", help="PEM certificate(s) to trust for TLS")
     p.add_argument(
         "--insecure", action="store_true", help="gRPC: plaintext; HTTPS: skip certificate checks"
@@ -802,9 +804,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up on a request the endpoint keeps refusing as retryable (default 300)",
     )
-    p.set_defaults(func=cmd_replay)
-    p = sub.add_parser("flow", help="the selected traces folded into variants, most frequent first")
-    _add_source_flags(p)
+
+    p = _reading_command(
+        sub, "flow", "the selected traces folded into variants, most frequent first", cmd_flow
+    )
     p.add_argument("--root", metavar='"SERVICE: OPERATION"', help="traces with this root span")
     p.add_argument("--entity", metavar="KEY=VALUE", help="the entity's traces")
     p.add_argument("--key", metavar="KEY", help="each value's traces (links followed) as one")
@@ -815,8 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         choices=("table", "json", "mermaid", "plantuml", "svg", "markdown"),
     )
-    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
-    p.set_defaults(func=cmd_flow)
+    _add_out_flag(p)
     return parser
 
 

@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -45,16 +46,24 @@ def _split(request: ExportTraceServiceRequest) -> Iterable[ExportTraceServiceReq
         yield part
 
 
-def _post(api: str, token: str | None, request: ExportTraceServiceRequest) -> tuple[int, str]:
-    """Send one request to the server's OTLP/HTTP route; returns (rejected, message)."""
+def _otlp_http_request(
+    api: str, path: str, request: Message, token: str | None
+) -> urllib.request.Request:
+    """An OTLP/HTTP protobuf export of ``request`` to the server's ``path`` route."""
     http_request = urllib.request.Request(
-        f"{api.rstrip('/')}/v1/traces",
+        f"{api.rstrip('/')}{path}",
         data=request.SerializeToString(),
         method="POST",
         headers={"Content-Type": "application/x-protobuf"},
     )
     if token:
         http_request.add_header("Authorization", f"Bearer {token}")
+    return http_request
+
+
+def _post(api: str, token: str | None, request: ExportTraceServiceRequest) -> tuple[int, str]:
+    """Send one request to the server's OTLP/HTTP route; returns (rejected, message)."""
+    http_request = _otlp_http_request(api, "/v1/traces", request, token)
     for attempt in range(MAX_RETRIES + 1):
         try:
             with urllib.request.urlopen(http_request, timeout=60) as response:
@@ -84,14 +93,7 @@ def _post(api: str, token: str | None, request: ExportTraceServiceRequest) -> tu
 
 def _post_logs(api: str, token: str | None, request: ExportLogsServiceRequest) -> int:
     """Send one logs request to the server's OTLP/HTTP route; returns the records taken."""
-    http_request = urllib.request.Request(
-        f"{api.rstrip('/')}/v1/logs",
-        data=request.SerializeToString(),
-        method="POST",
-        headers={"Content-Type": "application/x-protobuf"},
-    )
-    if token:
-        http_request.add_header("Authorization", f"Bearer {token}")
+    http_request = _otlp_http_request(api, "/v1/logs", request, token)
     try:
         with urllib.request.urlopen(http_request, timeout=60) as response:
             answer = ExportLogsServiceResponse.FromString(response.read())

@@ -28,6 +28,7 @@ from typing import Any
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from analyzer.otlp_batches import LOGS, SPANS, RequestBuilder, item_count
 from seqtrace.errors import EXIT_OK, UsageError
 from seqtrace.replay_export import Exporter, ExporterOptions, ExportRefused, make_exporter
 from seqtrace.replay_rewrite import (
@@ -239,10 +240,10 @@ def replay(
             if speed <= 0:
                 for request in chunk.requests:
                     for part in split_spans(request, BATCH_SPANS):
-                        senders.spans(part, _spans_in(part))
+                        senders.spans(part, item_count(part, SPANS))
                 for log_request in logs:
                     for log_part in split_logs(log_request, BATCH_SPANS):
-                        senders.logs(log_part, _records_in(log_part))
+                        senders.logs(log_part, item_count(log_part, LOGS))
                 continue
             for due_ns, span_group, log_group in _timed_groups(chunk.requests, logs):
                 wait = started + (due_ns - origin) / 1e9 / speed - time.monotonic()
@@ -251,11 +252,11 @@ def replay(
                     time.sleep(min(wait, 0.5))
                     wait = started + (due_ns - origin) / 1e9 / speed - time.monotonic()
                 if span_group is not None:
-                    count = _spans_in(span_group)
+                    count = item_count(span_group, SPANS)
                     senders.spans(span_group, count)
                     sent += count
                 if log_group is not None:
-                    senders.logs(log_group, _records_in(log_group))
+                    senders.logs(log_group, item_count(log_group, LOGS))
                 meter.show(sent)
         senders.finish()
     except BaseException:
@@ -264,14 +265,6 @@ def replay(
     meter.show(summary.spans, force=True)
     meter.done()
     return summary
-
-
-def _spans_in(request: ExportTraceServiceRequest) -> int:
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-
-
-def _records_in(request: ExportLogsServiceRequest) -> int:
-    return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
 
 
 def _timed_groups(
@@ -300,47 +293,19 @@ def _timed_groups(
     index = 0
     while index < len(items):
         due = items[index][0]
-        span_out: ExportTraceServiceRequest | None = None
-        log_out: ExportLogsServiceRequest | None = None
-        span_targets: dict[tuple[int, int], Any] = {}
-        log_targets: dict[tuple[int, int], Any] = {}
-        spans = records = 0
+        span_part, log_part = RequestBuilder(SPANS), RequestBuilder(LOGS)
         while index < len(items) and items[index][0] <= due + window_ns:
-            when, kind, outer, inner, item = items[index]
-            if kind == 0:
-                if spans == BATCH_SPANS:
-                    break
-                if span_out is None:
-                    span_out = ExportTraceServiceRequest()
-                target = span_targets.get((id(outer), id(inner)))
-                if target is None:
-                    out_rs = span_out.resource_spans.add()
-                    out_rs.resource.CopyFrom(outer.resource)
-                    out_rs.schema_url = outer.schema_url
-                    target = out_rs.scope_spans.add()
-                    target.scope.CopyFrom(inner.scope)
-                    target.schema_url = inner.schema_url
-                    span_targets[(id(outer), id(inner))] = target
-                target.spans.add().CopyFrom(item)
-                spans += 1
-            else:
-                if records == BATCH_SPANS:
-                    break
-                if log_out is None:
-                    log_out = ExportLogsServiceRequest()
-                target = log_targets.get((id(outer), id(inner)))
-                if target is None:
-                    out_rl = log_out.resource_logs.add()
-                    out_rl.resource.CopyFrom(outer.resource)
-                    out_rl.schema_url = outer.schema_url
-                    target = out_rl.scope_logs.add()
-                    target.scope.CopyFrom(inner.scope)
-                    target.schema_url = inner.schema_url
-                    log_targets[(id(outer), id(inner))] = target
-                target.log_records.add().CopyFrom(item)
-                records += 1
+            _, kind, outer, inner, item = items[index]
+            part: RequestBuilder[Any] = span_part if kind == 0 else log_part
+            if part.size == BATCH_SPANS:
+                break
+            part.add(outer, inner, item)
             index += 1
-        yield due, span_out, log_out
+        yield (
+            due,
+            span_part.request if span_part.size else None,
+            log_part.request if log_part.size else None,
+        )
 
 
 # ------------------------------------------------------------------------------ command

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from analyzer.otlp_batches import split_logs, split_spans
 
 __all__ = [
     "IdMap",
     "last_span_end",
     "rewrite_logs",
     "rewrite_spans",
-    "span_count",
     "split_logs",
     "split_spans",
 ]
@@ -120,10 +121,6 @@ def rewrite_logs(request: ExportLogsServiceRequest, ids: IdMap, shift: int) -> i
     return count
 
 
-def span_count(request: ExportTraceServiceRequest) -> int:
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-
-
 def last_span_end(requests: Iterable[ExportTraceServiceRequest]) -> int | None:
     """The newest span end (its start when it has no end) over these requests."""
     newest: int | None = None
@@ -146,62 +143,3 @@ def first_span_start(requests: Iterable[ExportTraceServiceRequest]) -> int | Non
         for span in ss.spans
     ]
     return min(starts) if starts else None
-
-
-def split_spans(
-    request: ExportTraceServiceRequest, max_spans: int
-) -> Iterator[ExportTraceServiceRequest]:
-    """The request cut into requests of at most ``max_spans`` spans (an SDK's batch),
-    each resource and scope repeated where its spans are cut."""
-    if span_count(request) <= max_spans:
-        yield request
-        return
-    part, size = ExportTraceServiceRequest(), 0
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            target = None
-            for span in scope_spans.spans:
-                if size == max_spans:
-                    yield part
-                    part, size, target = ExportTraceServiceRequest(), 0, None
-                if target is None:
-                    out_resource = part.resource_spans.add()
-                    out_resource.resource.CopyFrom(resource_spans.resource)
-                    out_resource.schema_url = resource_spans.schema_url
-                    target = out_resource.scope_spans.add()
-                    target.scope.CopyFrom(scope_spans.scope)
-                    target.schema_url = scope_spans.schema_url
-                target.spans.add().CopyFrom(span)
-                size += 1
-    if size:
-        yield part
-
-
-def split_logs(
-    request: ExportLogsServiceRequest, max_records: int
-) -> Iterator[ExportLogsServiceRequest]:
-    """Like :func:`split_spans`, for log records."""
-    total = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
-    if total <= max_records:
-        if total:
-            yield request
-        return
-    part, size = ExportLogsServiceRequest(), 0
-    for resource_logs in request.resource_logs:
-        for scope_logs in resource_logs.scope_logs:
-            target = None
-            for record in scope_logs.log_records:
-                if size == max_records:
-                    yield part
-                    part, size, target = ExportLogsServiceRequest(), 0, None
-                if target is None:
-                    out_resource = part.resource_logs.add()
-                    out_resource.resource.CopyFrom(resource_logs.resource)
-                    out_resource.schema_url = resource_logs.schema_url
-                    target = out_resource.scope_logs.add()
-                    target.scope.CopyFrom(scope_logs.scope)
-                    target.schema_url = scope_logs.schema_url
-                target.log_records.add().CopyFrom(record)
-                size += 1
-    if size:
-        yield part

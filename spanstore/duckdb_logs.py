@@ -4,9 +4,11 @@ A mixin of :class:`spanstore.duckdb_store.DuckDBStore`, kept apart so that the s
 stays as it is: ``write_logs`` decodes a request (``spanstore.logs.prepare_logs``),
 appends it to the same ingest journal, acknowledges once that is synced, and queues it for
 the same writer thread, which appends log batches in journal order between span batches
-(``_store_items``) inside the same transactions; the journal's replay loads log records
-too (``_append_logs``). A log batch is never split across transactions, so a committed
-``journal_seq`` never stands for part of one, and replay needs no de-duplication for it.
+(``_store_items``) inside the same transactions; until their COMMIT, reads see them
+beside the table as they see span batches (``spanstore/unseen.py``), without waiting; the
+journal's replay loads log records too (``_append_logs``). A log batch is never split
+across transactions, so a committed ``journal_seq`` never stands for part of one, and
+replay needs no de-duplication for it.
 Log records have no ids of their own: an export the client re-sends after a lost answer
 is stored twice (OTLP gives the receiver nothing to tell a retry from a repeat).
 """
@@ -57,6 +59,7 @@ class DuckDBLogs:
         _ingest_lock: threading.Lock
         _pending_lock: threading.Lock
         _pending: dict[int, frozenset[bytes]]
+        _unseen: dict[int, Any]
         _queued_seq: int
         _skip_upto: int
         _retention: Any
@@ -98,6 +101,8 @@ class DuckDBLogs:
                 seq = self._journal.append(record)
                 with self._pending_lock:
                     self._pending[seq] = frozenset()
+                    # Readers see it from now on, beside the tables (spanstore/unseen.py).
+                    self._unseen[seq] = batch
                     self._queued_seq = seq
                 self._writer.put(Queued(batch, seq, nbytes))
         except BaseException as exc:

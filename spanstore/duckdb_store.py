@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -43,7 +44,13 @@ from spanstore.base import (
 from spanstore.budget import MemoryBudget
 from spanstore.changes import ChangeLog, hours_of
 from spanstore.config import CHECKPOINT_THRESHOLD, DEFAULT_MAX_QUEUE_BYTES, size_bytes
-from spanstore.deadline import deadline_seconds, time_left
+from spanstore.deadline import (
+    call_at,
+    cancel_call,
+    deadline_seconds,
+    read_started,
+    time_left,
+)
 from spanstore.decode.front import RequestDecoder
 from spanstore.decode.prepare import PreparedBatch
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
@@ -58,10 +65,9 @@ from spanstore.query.compiler import DUCKDB as DUCKDB_QUERY_TARGET
 from spanstore.reader import StoreReader
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
 from spanstore.unseen import (
+    UnseenSources,
     committed_position,
     define_views,
-    forget_unseen,
-    register_unseen,
     unseen_tables,
 )
 from spanstore.wire import (
@@ -247,15 +253,25 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self._ingest_lock = threading.Lock()
         #: Journal seq -> span keys of the records not yet committed in DuckDB.
         self._pending: dict[int, frozenset[bytes]] = {}
-        #: The same records' batches, which reads show beside the tables (spanstore/unseen.py):
-        #: queued (within the queue budget) or in the writer's open transaction (within
-        #: ``max_transaction_bytes``); each leaves after its COMMIT, never before.
-        self._unseen: dict[int, PreparedBatch] = {}
+        #: The same records' batches (spans and logs), which reads show beside the tables
+        #: (spanstore/unseen.py): queued (within the queue budget) or in the writer's open
+        #: transaction (within ``max_transaction_bytes``); each leaves after its COMMIT.
+        self._unseen: dict[int, PreparedBatch | LogBatch] = {}
+        #: (when taken, which records, their tables): the last snapshot of ``_unseen`` as
+        #: Arrow tables, shared by the statements of requests that began before it was
+        #: taken; dropped at each commit (it may hold batches the commit let go).
+        self._unseen_cache: tuple[float, tuple[int, int, int], dict[str, pa.Table]] | None = None
+        self._commits = 0
+        #: Each unseen record's entity and link ``_pos`` (spanstore/unseen.py), kept while
+        #: the record is unseen: a batch does not change, and snapshots repeat it.
+        self._unseen_places: dict[int, tuple[pa.Array, pa.Array]] = {}
         #: The tables' columns, for the views of ``define_views``.
         self._table_columns: dict[str, list[tuple[str, str]]] = {}
         #: Read cursors whose views over the unseen batches are defined (with the
         #: database they belong to: a reopen makes them useless), kept between reads.
-        self._view_cursors: list[tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]] = []
+        self._view_cursors: list[
+            tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection, UnseenSources]
+        ] = []
         self._pending_lock = threading.Lock()
         self._queued_seq = 0
         self._loaded_seq = 0
@@ -731,6 +747,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             for done in [s for s in self._pending if s <= seq]:
                 del self._pending[done]
                 self._unseen.pop(done, None)
+            self._unseen_cache = None
+            self._commits += 1
         assert self._journal is not None
         self._journal.release(seq)
 
@@ -840,9 +858,6 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             if self._loaded_seq >= self._queued_seq:
                 return
         writer.flush(_FLUSH_WAIT)
-
-    def _settle_logs(self) -> None:
-        self.flush()
 
     def _housekeeping(self, con: duckdb.DuckDBPyConnection) -> None:
         """Retention, one small step, between transactions (never inside one)."""
@@ -981,7 +996,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             self._journal.close()
         self._decode.close()
         with self._db_lock:
-            for _, con in self._view_cursors:
+            for _, con, _ in self._view_cursors:
                 with contextlib.suppress(duckdb.Error):
                     con.close()
             self._view_cursors.clear()
@@ -1003,57 +1018,88 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             raise StoreUnavailable("the store is closed")
         # No waiting for the writer: what it has not committed is shown beside the tables
         # (spanstore/unseen.py). Taken before the cursor's snapshot: see there why.
-        with self._pending_lock:
-            unseen = list(self._unseen.items())
+        tables = self._unseen_snapshot()
         if self._broken is not None:
             raise StoreUnavailable(f"the database is being reopened ({self._broken})")
         left = time_left()
         if left is not None and left <= 0:
             raise QueryTimeout(_timeout_message())
-        tables = unseen_tables(unseen) if unseen else None
         with self._db_lock:
             db = self._db
-            con = self._pooled_cursor(db) if tables is not None else None
-            fresh = con is None
+            pooled = self._pooled_cursor(db) if tables is not None else None
             try:
-                con = con or db.cursor()
+                con = pooled[0] if pooled is not None else db.cursor()
             except duckdb.Error as exc:
                 raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from None
-        timer = None
+        alarm = None
         if left is not None:
-            timer = threading.Timer(left, _interrupt, (con,))
-            timer.daemon = True
-            timer.start()
+            alarm = call_at(time.monotonic() + left, functools.partial(_interrupt, con))
+        sources = pooled[1] if pooled is not None else None
         reusable = False
         try:
             if tables is not None:
                 # Each statement picks the unseen records by the journal position of its
                 # own snapshot (unseen.py). No explicit transaction: one holding DDL
                 # counts as a writer's and stops the writer's CHECKPOINT.
-                register_unseen(con, tables)
-                if fresh:
-                    define_views(con, tables, self._table_columns)
+                if sources is None:
+                    sources = UnseenSources(con)
+                    define_views(con, sources.showing(), self._table_columns)
+                sources.show(tables)
             yield con
-            reusable = tables is not None
+            reusable = sources is not None
         except duckdb.InterruptException:
             raise QueryTimeout(_timeout_message()) from None
         except (duckdb.FatalException, duckdb.ConnectionException) as exc:
             raise StoreUnavailable(f"the database is unavailable: {_first_line(exc)}") from None
         finally:
-            if timer is not None:
-                timer.cancel()
-            if reusable and tables is not None and self._keep_cursor(db, con, tables):
-                pass
-            else:
+            if alarm is not None:
+                cancel_call(alarm)
+            if sources is not None:
+                sources.clear()  # an idle cursor holds no batch
+            if not (reusable and sources is not None and self._keep_cursor(db, con, sources)):
                 with contextlib.suppress(duckdb.Error):
                     con.close()
 
-    def _pooled_cursor(self, db: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection | None:
+    def _unseen_snapshot(self) -> dict[str, pa.Table] | None:
+        """The acknowledged, uncommitted batches as Arrow tables (None: there are none).
+
+        Building them is a concatenation of every such batch (up to a row group's worth
+        and the queue): under a flood the set changes between any two statements, so a
+        request's statements share one snapshot taken after the request began (what it
+        must see is what was acknowledged before it began; a batch that left the set
+        since is committed and each statement's views drop it, spanstore/unseen.py)."""
+        started = read_started()
+        with self._pending_lock:
+            if not self._unseen:
+                return None
+            key = (next(iter(self._unseen)), self._queued_seq, len(self._unseen))
+            cached = self._unseen_cache
+            if cached is not None and (
+                cached[1] == key or (started is not None and cached[0] >= started)
+            ):
+                return cached[2]
+            taken = time.monotonic()
+            commits = self._commits
+            unseen = list(self._unseen.items())
+        places = self._unseen_places
+        tables = unseen_tables(unseen, places)
+        with self._pending_lock:
+            # Not kept past a commit: it would hold the batches the commit let go.
+            fresher = self._unseen_cache is None or self._unseen_cache[0] < taken
+            if commits == self._commits and fresher:
+                self._unseen_cache = (taken, key, tables)
+            for seq in [seq for seq in list(places) if seq not in self._unseen]:
+                places.pop(seq, None)  # committed
+        return tables
+
+    def _pooled_cursor(
+        self, db: duckdb.DuckDBPyConnection
+    ) -> tuple[duckdb.DuckDBPyConnection, UnseenSources] | None:
         """A read cursor with the unseen views defined already (None: make one)."""
         while self._view_cursors:
-            owner, con = self._view_cursors.pop()
+            owner, con, sources = self._view_cursors.pop()
             if owner is db:
-                return con
+                return con, sources
             with contextlib.suppress(duckdb.Error):
                 con.close()
         return None
@@ -1062,17 +1108,13 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self,
         db: duckdb.DuckDBPyConnection,
         con: duckdb.DuckDBPyConnection,
-        tables: dict[str, pa.Table],
+        sources: UnseenSources,
     ) -> bool:
-        """Put a view cursor back for the next read, without its Arrow tables."""
-        try:
-            forget_unseen(con, tables)
-        except duckdb.Error:
-            return False
+        """Put a view cursor back for the next read (its sources cleared)."""
         with self._db_lock:
             if self._closed or db is not self._db or len(self._view_cursors) >= _VIEW_CURSORS:
                 return False
-            self._view_cursors.append((db, con))
+            self._view_cursors.append((db, con, sources))
         return True
 
     def data_versions(self, ranges: Sequence[tuple[int, int]]) -> list[int] | None:

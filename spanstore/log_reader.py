@@ -51,15 +51,9 @@ class LogQueries:
     _has_logs: bool = True
 
     def _answers(self, name: str) -> bool:
-        if not (self._has_logs and self._dialect.has_query(name)):
-            return False
-        self._settle_logs()
-        return True
-
-    def _settle_logs(self) -> None:
-        """Before a log read: make every acknowledged log record readable. A store whose
-        writer acknowledges before it commits (DuckDB) waits for it here: span reads see
-        uncommitted batches through ``spanstore.unseen``'s views, log batches do not."""
+        # No waiting for a writer: DuckDB shows acknowledged, uncommitted log batches
+        # beside the table (spanstore/unseen.py); ClickHouse acknowledges after INSERT.
+        return self._has_logs and self._dialect.has_query(name)
 
     def _log_rows(self, tables: list[pa.Table]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []

@@ -30,38 +30,30 @@ from ui.format import fmt_duration, fmt_time  # noqa: E402
 st.set_page_config(page_title="seqtrace", page_icon="🧭", layout="wide")
 
 _PAGES_DIR = Path(__file__).resolve().parent / "pages"
+
+
+def _page(name: str, title: str, icon: str) -> st.Page:
+    """``ui/pages/NAME.py`` at ``/NAME`` (``_`` as ``-``), with a Material icon."""
+    return st.Page(
+        _PAGES_DIR / f"{name}.py",
+        title=title,
+        icon=f":material/{icon}:",
+        url_path=name.replace("_", "-"),
+    )
+
+
 PAGES = {
     "overview": st.Page(
         _PAGES_DIR / "overview.py", title="Overview", icon=":material/monitoring:", default=True
     ),
-    "entity": st.Page(
-        _PAGES_DIR / "entity.py", title="Entity", icon=":material/account_tree:", url_path="entity"
-    ),
-    "trace": st.Page(
-        _PAGES_DIR / "trace.py", title="Trace", icon=":material/timeline:", url_path="trace"
-    ),
-    "failures": st.Page(
-        _PAGES_DIR / "failures.py",
-        title="Failures",
-        icon=":material/error:",
-        url_path="failures",
-    ),
-    "flow": st.Page(
-        _PAGES_DIR / "flows.py", title="Flows", icon=":material/alt_route:", url_path="flows"
-    ),
-    "slo": st.Page(_PAGES_DIR / "slo.py", title="SLOs", icon=":material/speed:", url_path="slo"),
-    "search": st.Page(
-        _PAGES_DIR / "search.py", title="Search", icon=":material/search:", url_path="search"
-    ),
-    "service_map": st.Page(
-        _PAGES_DIR / "service_map.py",
-        title="Service map",
-        icon=":material/hub:",
-        url_path="service-map",
-    ),
-    "contracts": st.Page(
-        _PAGES_DIR / "contracts.py", title="Contracts", icon=":material/rule:", url_path="contracts"
-    ),
+    "entity": _page("entity", "Entity", "account_tree"),
+    "trace": _page("trace", "Trace", "timeline"),
+    "failures": _page("failures", "Failures", "error"),
+    "flow": _page("flows", "Flows", "alt_route"),
+    "slo": _page("slo", "SLOs", "speed"),
+    "search": _page("search", "Search", "search"),
+    "service_map": _page("service_map", "Service map", "hub"),
+    "contracts": _page("contracts", "Contracts", "rule"),
 }
 
 page = st.navigation(list(PAGES.values()))

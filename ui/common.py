@@ -117,6 +117,33 @@ def json_download(label: str, value: Any, file_name: str, **options: Any) -> Non
     )
 
 
+#: A table column of trace links (``common.trace_link``), shown by the id's first digits.
+TRACE_LINK_COLUMN: Final = st.column_config.LinkColumn(
+    "trace", display_text=r"trace=([0-9a-f]{12})", help="Open the trace"
+)
+
+
+def entity_link_column(help: str) -> Any:
+    """A table column of entity links (``common.entity_link``), shown as KEY=VALUE."""
+    return st.column_config.LinkColumn("entity diagram", display_text=r"entity=(.*)$", help=help)
+
+
+def trace_table(rows: Any, key: str, entity_help: str, **columns: Any) -> None:
+    """A table of traces whose ``trace`` and ``entity`` columns link to the trace and the
+    entity's diagram; ``columns``: the other columns' configuration."""
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        key=key,
+        column_config={
+            "trace": TRACE_LINK_COLUMN,
+            "entity": entity_link_column(entity_help),
+            **columns,
+        },
+    )
+
+
 def link_table(rows: Any, column: str, label: str, pattern: str) -> None:
     """A table whose ``column`` holds links shown by what ``pattern`` captures."""
     st.dataframe(
@@ -156,6 +183,14 @@ def remembered(key: str) -> dict[str, Any]:
 def kept_text(key: str) -> dict[str, Any]:
     """:func:`remembered` plus the text the widget last held (text inputs and areas)."""
     return {"value": str(kept(key, "") or ""), **remembered(key)}
+
+
+def kept_selectbox(label: str, options: list[str], key: str, **widget: Any) -> Any:
+    """A remembered selectbox that starts at its last value (the first option when that
+    is not offered)."""
+    last = kept(key)
+    index = options.index(last) if last in options else 0
+    return st.selectbox(label, options, index=index, **remembered(key), **widget)
 
 
 # --------------------------------------------------------------------------- time range

@@ -105,6 +105,12 @@ def get_source() -> Source:
 # cache entry. Errors are not cached (Streamlit re-raises and forgets them).
 
 
+def _listed(answer: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The list of records under ``name`` in an answer (none when it has no such field)."""
+    records: list[dict[str, Any]] = answer.get(name, [])
+    return records
+
+
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def stats(src: str) -> dict[str, Any]:
     return get_source().stats()
@@ -112,8 +118,7 @@ def stats(src: str) -> dict[str, Any]:
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def entity_keys(src: str) -> list[dict[str, Any]]:
-    keys: list[dict[str, Any]] = get_source().entities(limit=500).get("keys", [])
-    return keys
+    return _listed(get_source().entities(limit=500), "keys")
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -125,12 +130,10 @@ def entity_values(
     end: int | None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    values: list[dict[str, Any]] = (
-        get_source()
-        .entities(key=key, limit=limit, prefix=prefix or None, start=start, end=end)
-        .get("values", [])
+    return _listed(
+        get_source().entities(key=key, limit=limit, prefix=prefix or None, start=start, end=end),
+        "values",
     )
-    return values
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -197,8 +200,7 @@ def throughput(src: str, start: int | None, end: int | None, buckets: int) -> di
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def recent_traces(src: str, limit: int) -> list[dict[str, Any]]:
-    traces: list[dict[str, Any]] = get_source().recent_traces(limit).get("traces", [])
-    return traces
+    return _listed(get_source().recent_traces(limit), "traces")
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -230,9 +232,8 @@ def logs(
     untraced: bool = False,
 ) -> list[dict[str, Any]]:
     """Log records (#18): an entity's or a trace's, or a search by service and severity."""
-    records: list[dict[str, Any]] = (
-        get_source()
-        .logs(
+    return _listed(
+        get_source().logs(
             entity=entity,
             trace_id=trace_id,
             start=start,
@@ -240,10 +241,9 @@ def logs(
             service=service,
             min_severity=min_severity,
             untraced=untraced,
-        )
-        .get("logs", [])
+        ),
+        "logs",
     )
-    return records
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -267,5 +267,4 @@ def flow(
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def flow_roots(src: str, start: int | None, end: int | None) -> list[dict[str, Any]]:
-    roots: list[dict[str, Any]] = get_source().flow_roots(start=start, end=end).get("roots", [])
-    return roots
+    return _listed(get_source().flow_roots(start=start, end=end), "roots")

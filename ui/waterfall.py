@@ -52,6 +52,29 @@ def tree_order(spans: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, An
     return out
 
 
+def _span_bars(
+    y: list[Any],
+    x: list[float],
+    base: list[float],
+    span_ids: list[str],
+    hover: list[str],
+    **style: Any,
+) -> go.Bar:
+    """Horizontal bars from ``base`` for ``x`` ms on rows ``y``: hovering one shows its
+    ``hover`` text, a click gives its span id (``customdata``)."""
+    return go.Bar(
+        y=y,
+        x=x,
+        base=base,
+        orientation="h",
+        customdata=span_ids,
+        text=hover,
+        hovertemplate="%{text}<extra></extra>",
+        textposition="none",
+        **style,
+    )
+
+
 def waterfall_figure(
     spans: Sequence[Mapping[str, Any]],
     critical: Sequence[Section],
@@ -96,11 +119,12 @@ def waterfall_figure(
     ]
     fig = go.Figure()
     fig.add_trace(
-        go.Bar(
-            y=ys,
-            x=widths,
-            base=starts,
-            orientation="h",
+        _span_bars(
+            ys,
+            widths,
+            starts,
+            [str(s["span_id"]) for s, _ in ordered],
+            hover,
             marker={
                 "color": colors,
                 "line": {
@@ -112,10 +136,6 @@ def waterfall_figure(
                 },
             },
             width=0.7,
-            customdata=[str(s["span_id"]) for s, _ in ordered],
-            text=hover,
-            hovertemplate="%{text}<extra></extra>",
-            textposition="none",
             name="spans",
             showlegend=False,
         )
@@ -130,18 +150,15 @@ def waterfall_figure(
         crit_x.append(max(0.001, section.duration_ns / 1e6))
         crit_text.append(f"critical path: {esc(fmt_duration(section.duration_ns))} in this span")
         crit_ids.append(section.span_id)
-    fig.add_trace(
-        go.Bar(
-            y=crit_y,
-            x=crit_x,
-            base=crit_base,
-            orientation="h",
+    fig.add_trace(  # a click on the band opens its span too
+        _span_bars(
+            crit_y,
+            crit_x,
+            crit_base,
+            crit_ids,
+            crit_text,
             marker={"color": CRITICAL},
             width=0.22,
-            customdata=crit_ids,  # a click on the band opens its span too
-            text=crit_text,
-            hovertemplate="%{text}<extra></extra>",
-            textposition="none",
             name="critical path",
             showlegend=True,
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 from analyzer.diagram.model import Block, Diagram, LogMark, Message, Note, Participant, Section
 
-__all__ = ["render", "to_dict"]
+__all__ = ["json_text", "render", "to_dict"]
 
 
 def to_dict(diagram: Diagram) -> dict[str, Any]:
@@ -32,7 +32,11 @@ def to_dict(diagram: Diagram) -> dict[str, Any]:
 
 
 def render(diagram: Diagram) -> str:
-    data = to_dict(diagram)
+    return json_text(to_dict(diagram))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON text with a final newline, the characters as they are."""
     text = json.dumps(data, ensure_ascii=False, indent=2)
     try:
         text.encode("utf-8")

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from analyzer.diagram.logs import log_notes
 from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
-from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, steps
+from analyzer.diagram.script import statements
 from analyzer.diagram.text import shorten
 from analyzer.escaping import MERMAID_KEYWORDS, mermaid_text, safe_aliases
 
@@ -50,26 +49,16 @@ def render(diagram: Diagram) -> str:
     lines = ["sequenceDiagram", _INDENT + "autonumber"]
     lines += [_INDENT + _participant(p, aliases[p.id]) for p in diagram.participants]
     everyone = [aliases[p.id] for p in diagram.participants]
-    log_notes_at = log_notes(diagram)  # error and warning log records
-    for step in steps(diagram):
-        indent = _INDENT * (step.depth + 1)
-        if isinstance(step, MessageStep):
-            lines.append(indent + _message(step.message, aliases))
-            for participant, text in log_notes_at.get(step.index, ()):
-                if participant in aliases:
-                    lines.append(
-                        indent + f"Note right of {aliases[participant]}: {mermaid_text(text)}"
-                    )
-        elif isinstance(step, NoteStep):
-            note = _note(step.note, aliases, everyone)
-            if note:
-                lines.append(indent + note)
-        elif isinstance(step, Open):
-            lines.append(indent + _open(step.block))
-        elif isinstance(step, Branch):
-            lines.append(indent + ("and" if step.block.kind == "par" else "else"))
-        elif isinstance(step, Close):
-            lines.append(indent + "end")
+    lines += statements(
+        diagram,
+        aliases,
+        indent=lambda depth: _INDENT * (depth + 1),
+        message=lambda message: _message(message, aliases),
+        log_note=lambda alias, text: f"Note right of {alias}: {mermaid_text(text)}",
+        note=lambda note: _note(note, aliases, everyone),
+        open_block=_open,
+        branch=lambda block: "and" if block.kind == "par" else "else",
+    )
     return "\n".join(lines) + "\n"
 
 

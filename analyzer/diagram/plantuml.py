@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from analyzer.diagram.logs import log_notes
 from analyzer.diagram.mermaid import message_text
 from analyzer.diagram.model import Block, Diagram, Message, Note, Participant
-from analyzer.diagram.script import Branch, Close, MessageStep, NoteStep, Open, steps
+from analyzer.diagram.script import statements
 from analyzer.escaping import PLANTUML_KEYWORDS, plantuml_text, safe_aliases
 
 __all__ = ["render"]
@@ -54,24 +53,16 @@ def render(diagram: Diagram) -> str:
     if not diagram.participants:
         lines.append(_EMPTY)  # PlantUML rejects a diagram with nothing in it
     everyone = [aliases[p.id] for p in diagram.participants]
-    log_notes_at = log_notes(diagram)  # error and warning log records
-    for step in steps(diagram):
-        indent = _INDENT * step.depth
-        if isinstance(step, MessageStep):
-            lines.append(indent + _message(step.message, aliases))
-            for participant, text in log_notes_at.get(step.index, ()):
-                if participant in aliases:
-                    lines.append(
-                        indent + f"note right of {aliases[participant]} : {plantuml_text(text)}"
-                    )
-        elif isinstance(step, NoteStep):
-            lines.append(indent + _note(step.note, aliases, everyone))
-        elif isinstance(step, Open):
-            lines.append(indent + _open(step.block))
-        elif isinstance(step, Branch):
-            lines.append(indent + "else")
-        elif isinstance(step, Close):
-            lines.append(indent + "end")
+    lines += statements(
+        diagram,
+        aliases,
+        indent=lambda depth: _INDENT * depth,
+        message=lambda message: _message(message, aliases),
+        log_note=lambda alias, text: f"note right of {alias} : {plantuml_text(text)}",
+        note=lambda note: _note(note, aliases, everyone),
+        open_block=_open,
+        branch=lambda block: "else",
+    )
     lines.append("@enduml")
     return "\n".join(line for line in lines if line.strip()) + "\n"
 

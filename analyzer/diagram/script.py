@@ -7,31 +7,33 @@ turns the model into that stream once, so Mermaid, PlantUML and SVG agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from analyzer.diagram.logs import log_notes
 from analyzer.diagram.model import Block, Diagram, Message, Note
 
 
 @dataclass(frozen=True, slots=True)
-class Open:
-    block: Block
-    depth: int
-
-
-@dataclass(frozen=True, slots=True)
-class Branch:
-    """A new branch of a ``par`` block starts here (``and`` / ``else``)."""
+class BlockStep:
+    """Where a block opens (:class:`Open`), starts a new ``par`` branch (:class:`Branch`:
+    ``and`` / ``else``) or closes (:class:`Close`)."""
 
     block: Block
     depth: int
 
 
-@dataclass(frozen=True, slots=True)
-class Close:
-    block: Block
-    depth: int
+class Open(BlockStep):
+    __slots__ = ()
+
+
+class Branch(BlockStep):
+    __slots__ = ()
+
+
+class Close(BlockStep):
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +82,39 @@ def steps(diagram: Diagram) -> Iterator[Step]:
         yield Close(closed, len(open_blocks))
     for note in notes_at.get(len(diagram.messages), []):
         yield NoteStep(note, 0)
+
+
+def statements(
+    diagram: Diagram,
+    aliases: Mapping[str, str],
+    indent: Callable[[int], str],
+    message: Callable[[Message], str],
+    log_note: Callable[[str, str], str],
+    note: Callable[[Note], str | None],
+    open_block: Callable[[Block], str],
+    branch: Callable[[Block], str],
+) -> list[str]:
+    """The steps as a text language's statements (Mermaid, PlantUML), each indented by
+    ``indent(depth)``: a message followed by the error and warning log records of its
+    participants (``log_note(alias, text)``), notes (none where ``note`` gives none),
+    blocks opened, branched, and closed with ``end``."""
+    log_notes_at = log_notes(diagram)
+    lines: list[str] = []
+    for step in steps(diagram):
+        prefix = indent(step.depth)
+        if isinstance(step, MessageStep):
+            lines.append(prefix + message(step.message))
+            for participant, text in log_notes_at.get(step.index, ()):
+                if participant in aliases:
+                    lines.append(prefix + log_note(aliases[participant], text))
+        elif isinstance(step, NoteStep):
+            note_text = note(step.note)
+            if note_text:
+                lines.append(prefix + note_text)
+        elif isinstance(step, Open):
+            lines.append(prefix + open_block(step.block))
+        elif isinstance(step, Branch):
+            lines.append(prefix + branch(step.block))
+        else:
+            lines.append(prefix + "end")
+    return lines

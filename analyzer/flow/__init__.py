@@ -20,6 +20,7 @@ from analyzer.flow.variants import (
     fold,
     groups_of_spans,
 )
+from analyzer.source import SourceError
 
 __all__ = [
     "FLOW_FORMATS",
@@ -44,12 +45,8 @@ MAX_SELECTED_TRACES: Final = 20_000
 QUERY_UNAVAILABLE: Final = "the query language is not available in this build"
 
 
-class FlowError(Exception):
+class FlowError(SourceError):
     """A selection that cannot be answered; ``status`` as HTTP (400 bad input, 404, 413)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def parse_root(text: str) -> tuple[str, str]:

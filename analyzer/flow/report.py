@@ -93,15 +93,7 @@ def _variant_dict(variant: Variant, total: int) -> dict[str, Any]:
 def render_flow(report: dict[str, Any], variants: Sequence[Variant], fmt: str) -> str:
     """``report`` (from :func:`flow_dict`) drawn as ``fmt`` (one of :data:`FLOW_FORMATS`)."""
     if fmt == "json":
-        import json
-
-        text = json.dumps(report, ensure_ascii=False, indent=2)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            # As the diagram's JSON: a lone surrogate is written as a \u escape.
-            text = json.dumps(report, ensure_ascii=True, indent=2)
-        return text + "\n"
+        return diagram_json.json_text(report)
     if fmt == "table":
         return table(report)
     if fmt == "markdown":

@@ -26,10 +26,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanstore.base import StoreUnavailable
 from spanstore.duckdb_store import DuckDBStore
-from tests.conftest import ROOT, start_server
+from tests.conftest import ROOT, start_server, wait_until
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_ingest import Stamper, build_templates
+from test_collector_support import make_request
+from test_logs_store import numbered_logs, stored_numbers
 from test_retention import request_at
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -240,3 +242,94 @@ def test_reads_see_each_span_once_while_the_writer_commits_inside_records(
         store.flush()
         assert store.stats().spans == acked
     assert os.path.exists(tmp_path / "cut.duckdb")
+
+
+def test_log_reads_see_acknowledged_records_without_making_the_writer_commit(
+    tmp_path: Path,
+) -> None:
+    """Log records acknowledged and not committed (in the writer's open transaction) are
+    read beside the table, as spans are: no read waits for the writer, none forces a
+    commit (every entity diagram and the stats read logs)."""
+    with DuckDBStore(tmp_path / "logs.duckdb", max_commit_delay=3600) as store:
+        assert store.write(make_request(spans=5)).accepted == 5
+        assert store.write_logs(numbered_logs(0, 7)).accepted == 7
+        assert store.write_logs(numbered_logs(7, 5)).accepted == 5
+        # the writer took them into its open transaction (too small to commit)
+        assert wait_until(lambda: store.queued_spans == 0)
+        started = time.monotonic()
+        assert stored_numbers(store) == list(range(12))
+        assert store.log_counts() == (12, 0)
+        assert store.logs_in_range(0, 1 << 62, limit=100)
+        assert store.stats().spans == 5
+        assert time.monotonic() - started < 30
+        with store._raw_cursor() as con:  # no view: what is committed
+            committed = con.execute(
+                "SELECT (SELECT count(*) FROM logs), (SELECT count(*) FROM spans)"
+            ).fetchall()[0]
+        assert committed == (0, 0), "a read made the writer commit"
+    with DuckDBStore(tmp_path / "logs.duckdb", read_only=True) as store:  # committed at close
+        assert stored_numbers(store) == list(range(12))
+        assert store.log_counts() == (12, 0)
+
+
+def test_reads_count_each_log_record_once_while_commits_end_inside_span_records(
+    tmp_path: Path,
+) -> None:
+    """Log requests between span requests while transactions of 300 spans end inside
+    span records: every read counts each acknowledged log record once (a record is shown
+    from the journal until the statement's snapshot has its commit, then from the table)."""
+    errors: list[str] = []
+    with DuckDBStore(tmp_path / "mixed.duckdb", rows_per_commit=300) as store:
+        acked = {"spans": 0, "logs": 0}
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def write(kind: str, first: int) -> None:
+            n = first
+            while not stop.is_set():
+                try:
+                    if kind == "spans":
+                        store.write(request_at(n, time.time_ns(), spans=200))
+                    else:
+                        store.write_logs(numbered_logs(n, 50))
+                except StoreUnavailable:
+                    time.sleep(0.05)
+                    continue
+                with lock:
+                    acked[kind] += 200 if kind == "spans" else 50
+                n += 1000
+
+        writers = [
+            threading.Thread(target=write, args=("spans", 1)),
+            threading.Thread(target=write, args=("spans", 10**7 + 1)),
+            threading.Thread(target=write, args=("logs", 0)),
+        ]
+        for thread in writers:
+            thread.start()
+        try:
+            reads = 0
+            started = time.monotonic()
+            while time.monotonic() - started < 60:
+                with lock:
+                    before = dict(acked)
+                if reads > 20 and before["logs"] >= 1000 and before["spans"] >= 3000:
+                    break
+                with store._cursor() as con:
+                    spans, logs = con.execute(
+                        "SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM logs)"
+                    ).fetchall()[0]
+                with lock:
+                    after = dict(acked)
+                if not before["logs"] <= logs <= after["logs"] + 150:
+                    errors.append(f"logs {before['logs']} <= {logs} <= {after['logs']}")
+                if not before["spans"] <= spans <= after["spans"] + 400:
+                    errors.append(f"spans {before['spans']} <= {spans} <= {after['spans']}")
+                reads += 1
+        finally:
+            stop.set()
+            for thread in writers:
+                thread.join()
+        assert reads > 20 and acked["logs"] >= 1000
+        assert not errors, errors[:5]
+        assert store.log_counts()[0] == acked["logs"]
+        assert store.stats().spans == acked["spans"]

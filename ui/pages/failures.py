@@ -147,27 +147,16 @@ if table.height == 0:
     else:
         st.info("No trace matches the filters.")
 else:
-    st.dataframe(
+    common.trace_table(
         table.drop("_outcome"),
-        hide_index=True,
-        width="stretch",
-        key="failures_table",
-        column_config={
-            "trace": st.column_config.LinkColumn(
-                "trace", display_text=r"trace=([0-9a-f]{12})", help="Open the trace"
-            ),
-            "entity": st.column_config.LinkColumn(
-                "entity diagram",
-                display_text=r"entity=(.*)$",
-                help="Open the sequence diagram of the entity",
-            ),
-            "variant": st.column_config.LinkColumn(
-                "variant",
-                display_text="variant",
-                help="Open the trace's variant among the traces of its root operation (Flows)",
-            ),
-            "message": st.column_config.TextColumn("root-cause message", width="large"),
-        },
+        "failures_table",
+        "Open the sequence diagram of the entity",
+        variant=st.column_config.LinkColumn(
+            "variant",
+            display_text="variant",
+            help="Open the trace's variant among the traces of its root operation (Flows)",
+        ),
+        message=st.column_config.TextColumn("root-cause message", width="large"),
     )
 
 by_service = report.get("by_service") or []
@@ -177,19 +166,13 @@ if by_service:
     fig = go.Figure(
         [
             go.Bar(
-                name="failed",
+                name=outcome,
                 y=names,
-                x=[int(b.get("failed") or 0) for b in by_service],
+                x=[int(b.get(outcome) or 0) for b in by_service],
                 orientation="h",
-                marker={"color": charts.ERROR_RED},
-            ),
-            go.Bar(
-                name="partial",
-                y=names,
-                x=[int(b.get("partial") or 0) for b in by_service],
-                orientation="h",
-                marker={"color": charts.WARN_AMBER},
-            ),
+                marker={"color": color},
+            )
+            for outcome, color in (("failed", charts.ERROR_RED), ("partial", charts.WARN_AMBER))
         ]
     )
     fig.update_layout(

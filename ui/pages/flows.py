@@ -21,17 +21,12 @@ from ui.seqplot import sequence_figure
 
 MODES: Final = ("Root operation", "Entity key", "Query")
 
-st.title("Flows")
-st.caption(
+stats = common.page(
+    "Flows",
     "Every trace of a root operation, folded into variants: one sequence per distinct shape "
     "(ids templated, repeated calls as one loop, concurrent calls in any order), most "
-    "frequent first. Against variant 1, `+` marks an extra message, `!` one that fails here."
+    "frequent first. Against variant 1, `+` marks an extra message, `!` one that fails here.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 rng = common.time_range(stats)
 # "Everything stored" is the stored span times, not the API's default of the last 24 hours.
 start, end = rng.start, rng.end
@@ -95,14 +90,8 @@ if mode == MODES[0]:
         share = 100.0 * int(info["failed"]) / max(1, int(info["traces"]))
         return f"{name}  ·  {info['traces']} traces · {share:.1f}% failed"
 
-    root = st.selectbox(
-        "Root operation (busiest first)",
-        names,
-        index=names.index(wanted) if wanted in names else 0,
-        key="flow_root",
-        on_change=common.keep,
-        args=("flow_root",),
-        format_func=_root_label,
+    root = common.kept_selectbox(
+        "Root operation (busiest first)", names, "flow_root", format_func=_root_label
     )
     with st.expander("All root operations of the range", expanded=False):
         st.dataframe(
@@ -147,14 +136,8 @@ else:
     if not keys:
         st.info("No entity keys found (no span carries an attribute such as order.id).")
         st.stop()
-    kept_key = common.kept("flow_key")
-    key = st.selectbox(
-        "Entity key: each value's traces (links followed) make one sequence",
-        keys,
-        index=keys.index(kept_key) if kept_key in keys else 0,
-        key="flow_key",
-        on_change=common.keep,
-        args=("flow_key",),
+    key = common.kept_selectbox(
+        "Entity key: each value's traces (links followed) make one sequence", keys, "flow_key"
     )
 
 body, error = None, None

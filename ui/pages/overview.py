@@ -138,11 +138,7 @@ def draw() -> None:
                 table,
                 hide_index=True,
                 width="stretch",
-                column_config={
-                    "trace": st.column_config.LinkColumn(
-                        "trace", display_text=r"trace=([0-9a-f]{12})", help="Open the trace"
-                    )
-                },
+                column_config={"trace": common.TRACE_LINK_COLUMN},
             )
 
 

@@ -34,16 +34,11 @@ EXAMPLES: Final = [
 ]
 OUTCOME_LABEL: Final = {"failed": "FAILED", "partial": "partial", "ok": "ok"}
 
-st.title("Search")
-st.caption(
+stats = common.page(
+    "Search",
     "A TraceQL subset: `{ conditions }` selects spans; `>>` `>` `<<` `<` `~` (and `!` forms) "
-    "relate them; `| count() > N` filters traces. See docs/query.md."
+    "relate them; `| count() > N` filters traces. See docs/query.md.",
 )
-
-stats = common.store_stats()
-if not stats.get("spans"):
-    common.show_empty_store()
-    st.stop()
 rng = common.time_range(stats)
 
 # The query box's value lives in session state (set before the widget is drawn), so a
@@ -132,19 +127,8 @@ schema = {
 if not rows:
     st.info("No trace in this range matches the query.")
 else:
-    st.dataframe(
-        pl.DataFrame(rows, schema=schema),
-        hide_index=True,
-        width="stretch",
-        key="search_table",
-        column_config={
-            "trace": st.column_config.LinkColumn(
-                "trace", display_text=r"trace=([0-9a-f]{12})", help="Open the trace"
-            ),
-            "entity": st.column_config.LinkColumn(
-                "entity diagram", display_text=r"entity=(.*)$", help="Open the entity's diagram"
-            ),
-        },
+    common.trace_table(
+        pl.DataFrame(rows, schema=schema), "search_table", "Open the entity's diagram"
     )
 
 # ----------------------------------------------------------------------------- compare
