@@ -1,12 +1,13 @@
 """What one writer transaction of a row group costs DuckDB, by spans per INSERT.
 
-The store's writer (``DuckDBStore._write_loop``) appends the batches waiting in its queue
-with one INSERT per table, commits when the spans fill one row group (122,880) and
-checkpoints. This replays that on the requests ``bench_ingest.py`` sends
-(``build_templates(8, 512, 10)``, fresh trace ids per request), decoded in this process,
-into a fresh file with the store's schema and DuckDB settings, with nothing else
-running: each row group's INSERT time (spans and entity rows), COMMIT and CHECKPOINT, for
-each size of INSERT. The first row group of each size is not counted (an empty table).
+The store's writer thread (``spanstore.writer``, DuckDB's steps in ``_DuckDBWriter``)
+appends the batches waiting in its queue with one INSERT per table, commits when the spans
+fill one row group (122,880) and checkpoints. This replays that on the requests
+``bench_ingest.py`` sends (``build_templates(8, 512, 10)``, fresh trace ids per request),
+decoded in this process, into a fresh file with the store's schema and DuckDB settings,
+with nothing else running: each row group's INSERT time (spans and entity rows), COMMIT
+and CHECKPOINT, for each size of INSERT. The first row group of each size is not counted
+(an empty table).
 
     .venv/bin/python bench/bench_writer.py                         # 1 .. 240 requests per INSERT
     .venv/bin/python bench/bench_writer.py --per-insert 10 32 --row-groups 6

@@ -64,6 +64,7 @@ from spanstore.base import (
     WriteResult,
 )
 from spanstore.clickhouse_logs import LOGS_TABLE, ClickHouseLogs
+from spanstore.config import StoreConfig
 from spanstore.decode.front import RequestDecoder
 from spanstore.decode.prepare import PreparedBatch
 from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
@@ -900,9 +901,11 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
         database: str = "default",
         read_only: bool = False,
         settings: Mapping[str, str] | None = None,
-        **options: Any,
+        config: StoreConfig | None = None,
     ) -> ClickHouseStore:
-        """A store on the embedded engine, in directory ``path`` (created if missing)."""
+        """A store on the embedded engine, in directory ``path`` (created if missing).
+        ``config`` is validated first: a ``ValueError`` names the bad setting."""
+        options = (config or StoreConfig()).validate().options("chdb")
         transport = ChdbTransport(path, database, create=not read_only, settings=settings)
         return cls(transport, read_only=read_only, **options)
 
@@ -917,9 +920,11 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
         read_only: bool = False,
         settings: Mapping[str, str] | None = None,
         timeout: float = 60.0,
-        **options: Any,
+        config: StoreConfig | None = None,
     ) -> ClickHouseStore:
-        """A store on a ClickHouse server, e.g. ``http://clickhouse:8123``."""
+        """A store on a ClickHouse server, e.g. ``http://clickhouse:8123`` (``config`` as
+        for :meth:`chdb`)."""
+        options = (config or StoreConfig()).validate().options("clickhouse")
         if password is None:
             password = os.environ.get(PASSWORD_ENV)
         transport = HttpTransport(

@@ -1,5 +1,6 @@
 """Typed, validated options for opening a store (as ``collector.ReceiverConfig`` is for
-the receivers): what every store's write path takes, and what only a DuckDB file takes.
+the receivers): what every store's write path takes, what only a DuckDB file takes, and
+what only a ClickHouse database takes.
 
 ``StoreConfig(...).validate()`` raises ``ValueError`` naming the first bad setting, so a
 server refuses a bad configuration in one line before it opens anything.
@@ -16,6 +17,7 @@ from spanstore.retention import RetentionPolicy
 __all__ = [
     "CHECKPOINT_THRESHOLD",
     "DEFAULT_MAX_QUEUE_BYTES",
+    "ClickHouseConfig",
     "DuckDBConfig",
     "IngestConfig",
     "StoreConfig",
@@ -99,19 +101,43 @@ class DuckDBConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClickHouseConfig:
+    """What only a ClickHouse database (chdb directory or server) takes."""
+
+    #: Which tables to read: seqtrace's own, the OpenTelemetry exporter's ``otel_table``,
+    #: or whichever the database holds ("auto").
+    layout: Literal["auto", "seqtrace", "otel"] = "auto"
+    #: The exporter's traces table (its logs are read from ``otel_logs`` beside it).
+    otel_table: str = "otel_traces"
+    #: Days a span is kept in the tables this store creates (0: forever).
+    ttl_days: int = 0
+
+    def validate(self) -> ClickHouseConfig:
+        if self.layout not in ("auto", "seqtrace", "otel"):
+            raise ValueError(f"layout must be 'auto', 'seqtrace' or 'otel', got {self.layout!r}")
+        if not isinstance(self.otel_table, str) or not self.otel_table:
+            raise ValueError(f"otel_table must be a table name, got {self.otel_table!r}")
+        _count("ttl_days", self.ttl_days, 0)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
 class StoreConfig:
-    """How to open a store for writing: the ingest settings, and DuckDB's own."""
+    """How to open a store: the ingest settings, and each engine's own."""
 
     ingest: IngestConfig = field(default_factory=IngestConfig)
     duckdb: DuckDBConfig = field(default_factory=DuckDBConfig)
+    clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
 
     def validate(self) -> StoreConfig:
         self.ingest.validate()
         self.duckdb.validate()
+        self.clickhouse.validate()
         return self
 
     def options(self, backend: Literal["duckdb", "chdb", "clickhouse"]) -> dict[str, Any]:
-        """The keywords of that backend's store constructor (DuckDB's only for DuckDB)."""
-        parts = (self.ingest, self.duckdb) if backend == "duckdb" else (self.ingest,)
+        """The keywords of that backend's store constructor (each engine's own only for it)."""
+        engine = self.duckdb if backend == "duckdb" else self.clickhouse
+        parts = (self.ingest, engine)
         # Each field is the keyword of the same name (DuckDBStore, ClickHouseStore).
         return {f.name: getattr(part, f.name) for part in parts for f in fields(part)}

@@ -47,8 +47,6 @@ class DuckDBLogs:
     if TYPE_CHECKING:
         read_only: bool
         max_journal_bytes: int
-        rows_per_commit: int
-        max_transaction_bytes: int
         queue_budget: MemoryBudget
         _closed: bool
         _broken: str | None
@@ -62,7 +60,6 @@ class DuckDBLogs:
         _unseen: dict[int, Any]
         _queued_seq: int
         _skip_upto: int
-        _retention: Any
 
         def _refuse(self, message: str | None = None) -> Any: ...
         def _admitted(
@@ -70,8 +67,8 @@ class DuckDBLogs:
         ) -> tuple[LogBatch, int]: ...
         def _release_spans(self, count: int) -> None: ...
         def _append_references(self, con: Any, batch: LogBatch) -> None: ...
-        def _commit(self, con: Any, tx: Any) -> None: ...
-        def _failed(self, con: Any, exc: BaseException) -> None: ...
+        def _appended(self, con: Any, tx: Any, append: Any, batch: LogBatch) -> bool: ...
+        def _commit_if_due(self, con: Any, tx: Any) -> None: ...
         def _store_group(self, con: Any, tx: Any, group: list[Any]) -> Any: ...
         def _cursor(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]: ...
 
@@ -139,24 +136,11 @@ class DuckDBLogs:
         try:
             if con is None or self._broken is not None or seq <= self._skip_upto:
                 return con  # in the journal: loaded when the database is open again
-            if not tx.open:
-                con.execute("BEGIN")
-                tx.begin()
-            try:
-                self._append_logs(con, batch)
-            except Exception as exc:
-                tx.open = False
-                self._failed(con, exc)
+            if not self._appended(con, tx, self._append_logs, batch):
                 return con
             tx.add(batch.size, seq)
             tx.nbytes += charged
-            cleaning = self._retention is not None and self._retention.due()
-            if (
-                tx.rows >= self.rows_per_commit
-                or tx.nbytes >= self.max_transaction_bytes
-                or cleaning
-            ):
-                self._commit(con, tx)
+            self._commit_if_due(con, tx)  # a log batch is never split
             return con
         finally:
             self.queue_budget.release(charged)

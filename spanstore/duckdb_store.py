@@ -659,19 +659,12 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             group_bytes = sum(item.charged for item in group)
             done = 0
             while rest is not None:
-                if not tx.open:
-                    con.execute("BEGIN")
-                    tx.begin()
-                room = self.rows_per_commit - tx.rows
+                room = self.rows_per_commit - (tx.rows if tx.open else 0)
                 if rest.size > room:
                     head, rest = _split(rest, room)
                 else:
                     head, rest = rest, None
-                try:
-                    self._append(con, head)
-                except Exception as exc:
-                    tx.open = False
-                    self._failed(con, exc)
+                if not self._appended(con, tx, self._append, head):
                     return con
                 done += head.size
                 # The journal position is the last record wholly in: a record cut by the
@@ -685,16 +678,40 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 tx.nbytes += group_bytes * head.size // max(total, 1)
                 if rest is not None:
                     self._commit(con, tx)
-            # Retention runs between transactions: while it has work, commit sooner.
-            cleaning = self._retention is not None and self._retention.due()
-            full = tx.rows >= self.rows_per_commit or tx.nbytes >= self.max_transaction_bytes
-            if full or cleaning:
-                self._commit(con, tx)
+            self._commit_if_due(con, tx)
             return con
         finally:
             for item in group:
                 self.queue_budget.release(item.charged)
                 self._release_spans(item.rows)
+
+    def _appended(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tx: _Transaction,
+        append: Callable[[duckdb.DuckDBPyConnection, _Batch], None],
+        batch: _Batch,
+    ) -> bool:
+        """Append a batch of spans or log records in the open transaction (opening one);
+        False when that failed: rolled back, and loaded from the journal (``_failed``)."""
+        if not tx.open:
+            con.execute("BEGIN")
+            tx.begin()
+        try:
+            append(con, batch)
+        except Exception as exc:
+            tx.open = False
+            self._failed(con, exc)
+            return False
+        return True
+
+    def _commit_if_due(self, con: duckdb.DuckDBPyConnection, tx: _Transaction) -> None:
+        """Commit a full transaction; retention runs between transactions, so while it
+        has work, commit sooner."""
+        cleaning = self._retention is not None and self._retention.due()
+        full = tx.rows >= self.rows_per_commit or tx.nbytes >= self.max_transaction_bytes
+        if full or cleaning:
+            self._commit(con, tx)
 
     def _commit(self, con: duckdb.DuckDBPyConnection, tx: _Transaction) -> None:
         """Commit the open transaction with the journal position it reaches; after a

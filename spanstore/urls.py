@@ -25,12 +25,13 @@ accepted too, but shows up in process lists and shell history).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
-from spanstore.config import StoreConfig
+from spanstore.config import ClickHouseConfig, StoreConfig
 
 if TYPE_CHECKING:
     from spanstore.clickhouse_store import ClickHouseStore
@@ -183,26 +184,24 @@ def open_store_url(
     Raises :class:`StoreURLError` for a bad URL and :class:`~spanstore.base.StoreError`
     (``StoreUnavailable``, ``SchemaVersionError``) when the store cannot be opened."""
     parsed = url if isinstance(url, StoreURL) else parse_store_url(url)
-    store_options = (config or StoreConfig()).validate().options(parsed.backend)
+    config = config or StoreConfig()
     if parsed.backend == "duckdb":
         from spanstore.duckdb_store import DuckDBStore
 
-        return DuckDBStore(parsed.path, read_only=read_only, **store_options)
+        options = config.validate().options(parsed.backend)
+        return DuckDBStore(parsed.path, read_only=read_only, **options)
     from spanstore.clickhouse_store import PASSWORD_ENV, ClickHouseStore
 
-    options = {
-        "layout": parsed.layout,
-        "otel_table": parsed.table,
-        "ttl_days": parsed.ttl_days,
-        **store_options,
-    }
+    # The URL says which tables and for how long; the rest of the config what to ingest.
+    tables = ClickHouseConfig(parsed.layout, parsed.table, parsed.ttl_days)
+    config = dataclasses.replace(config, clickhouse=tables)
     if parsed.backend == "chdb":
         return ClickHouseStore.chdb(
             parsed.path,
             database=parsed.database,
             read_only=read_only,
             settings=parsed.settings,
-            **options,
+            config=config,
         )
     password = parsed.password if parsed.password is not None else os.environ.get(PASSWORD_ENV)
     return ClickHouseStore.http(
@@ -213,5 +212,5 @@ def open_store_url(
         read_only=read_only,
         settings=parsed.settings,
         timeout=parsed.timeout,
-        **options,
+        config=config,
     )

@@ -69,6 +69,17 @@ static const char *const OUTCOME_REASON[] = {
     if ((f).number == 0)             \
     break
 
+/* `FOR_EACH_FIELD(c, f, message) { ... }`: declares cursor `c` over `message` and field
+ * `f`, and runs the block for each field in turn (`break` and `continue` as in any loop);
+ * a malformed field's outcome is returned from the function, as NEXT_FIELD_OR_BREAK does. */
+#define FOR_EACH_FIELD(c, f, message)                                               \
+    Cursor c = cursor_of(message);                                                  \
+    Field f;                                                                        \
+    for (Outcome c##_step_; (c##_step_ = next_field(&(c), &(f))) != SCAN_OK || (f).number != 0;) \
+        if (c##_step_ != SCAN_OK)                                                   \
+            return c##_step_;                                                       \
+        else
+
 /* ------------------------------------------------------------------ wire format */
 
 static const uint8_t EMPTY[1] = {0};
@@ -173,17 +184,14 @@ next_field(Cursor *c, Field *f)
             return SCAN_MALFORMED;
         break;
     case WIRE_FIXED64:
-        if (c->end - c->p < 8)
+    case WIRE_FIXED32: {
+        size_t width = f->wire_type == WIRE_FIXED64 ? 8 : 4;
+        if ((size_t)(c->end - c->p) < width)
             return SCAN_MALFORMED;
-        f->value = load_le(c->p, 8);
-        c->p += 8;
+        f->value = width == 8 ? load_le(c->p, 8) : load_le(c->p, 4);
+        c->p += width;
         break;
-    case WIRE_FIXED32:
-        if (c->end - c->p < 4)
-            return SCAN_MALFORMED;
-        f->value = load_le(c->p, 4);
-        c->p += 4;
-        break;
+    }
     case WIRE_LEN: {
         uint64_t len;
         if (c->p < c->end && *c->p < 0x80)
@@ -811,6 +819,12 @@ typedef struct {
          ? &(scan)->name[(scan)->n_##name++]                                         \
          : NULL)
 
+/* The next slot of scratch array `name` in `slot`; out of memory, SCAN_ERROR is returned
+ * from the function. */
+#define PUSH_OR_RETURN(slot, scan, name)             \
+    if (((slot) = SCRATCH_PUSH(scan, name)) == NULL) \
+    return SCAN_ERROR
+
 static int
 scratch_grow(void **array, size_t *cap, size_t size)
 {
@@ -845,10 +859,7 @@ check_nested(Scan *s, Slice content, int kind, uint64_t depth)
         return SCAN_POLICY;
     if (depth >= MAX_WALK_DEPTH)
         return SCAN_TOO_DEEP;
-    Cursor c = cursor_of(content);
-    Field f;
-    for (;;) {
-        NEXT_FIELD_OR_BREAK(c, f);
+    FOR_EACH_FIELD(c, f, content) {
         if (!is_len(&f, 1))
             continue;
         Value ignored = {ANY_NONE, NO_SLICE, 0};
@@ -856,10 +867,7 @@ check_nested(Scan *s, Slice content, int kind, uint64_t depth)
             TRY(merge_value(s, f.data, &ignored, depth + 1)); /* ArrayValue.values */
             continue;
         }
-        Cursor kv = cursor_of(f.data); /* KeyValueList.values: KeyValue */
-        Field g;
-        for (;;) {
-            NEXT_FIELD_OR_BREAK(kv, g);
+        FOR_EACH_FIELD(kv, g, f.data) { /* KeyValueList.values: KeyValue */
             if (is_len(&g, 2))
                 TRY(merge_value(s, g.data, &ignored, depth + 1));
         }
@@ -867,46 +875,42 @@ check_nested(Scan *s, Slice content, int kind, uint64_t depth)
     return SCAN_OK;
 }
 
+/* The wire type AnyValue's member `number` is sent in (-1: no such member). */
+static inline int
+value_wire_type(uint32_t number)
+{
+    switch (number) {
+    case ANY_STRING:
+    case ANY_BYTES:
+    case ANY_ARRAY:
+    case ANY_KVLIST:
+        return WIRE_LEN;
+    case ANY_BOOL:
+    case ANY_INT:
+    case ANY_STRINDEX:
+        return WIRE_VARINT;
+    case ANY_DOUBLE:
+        return WIRE_FIXED64;
+    default:
+        return -1;
+    }
+}
+
 /* Merges one serialized AnyValue into *v, as upb merges repeated occurrences. */
 static Outcome
 merge_value(Scan *s, Slice message, Value *v, uint64_t depth)
 {
-    Cursor c = cursor_of(message);
-    Field f;
-    for (;;) {
-        NEXT_FIELD_OR_BREAK(c, f);
-        switch (f.number) {
-        case ANY_STRING:
-        case ANY_BYTES:
-            if (f.wire_type == WIRE_LEN) {
-                v->kind = (int)f.number;
-                v->bytes = f.data;
-            }
-            break;
-        case ANY_BOOL:
-        case ANY_INT:
-        case ANY_STRINDEX:
-            if (f.wire_type == WIRE_VARINT) {
-                v->kind = (int)f.number;
-                v->bits = f.value;
-            }
-            break;
-        case ANY_DOUBLE:
-            if (f.wire_type == WIRE_FIXED64) {
-                v->kind = ANY_DOUBLE;
-                v->bits = f.value;
-            }
-            break;
-        case ANY_ARRAY:
-        case ANY_KVLIST:
-            if (f.wire_type == WIRE_LEN) {
-                v->kind = (int)f.number;
-                if (s->limited)
-                    TRY(check_nested(s, f.data, v->kind, depth));
-            }
-            break;
-        default:
-            break;
+    FOR_EACH_FIELD(c, f, message) {
+        if (f.wire_type != value_wire_type(f.number))
+            continue; /* not a member of the oneof, or not as it is sent */
+        v->kind = (int)f.number;
+        if (f.number == ANY_ARRAY || f.number == ANY_KVLIST) {
+            if (s->limited)
+                TRY(check_nested(s, f.data, v->kind, depth));
+        } else if (f.wire_type == WIRE_LEN) {
+            v->bytes = f.data;
+        } else {
+            v->bits = f.value;
         }
     }
     return SCAN_OK;
@@ -919,10 +923,7 @@ read_attribute(Scan *s, Slice message, Attribute *a)
     a->value.kind = ANY_NONE;
     a->value.bytes = NO_SLICE;
     a->value.bits = 0;
-    Cursor c = cursor_of(message);
-    Field f;
-    for (;;) {
-        NEXT_FIELD_OR_BREAK(c, f);
+    FOR_EACH_FIELD(c, f, message) {
         if (is_len(&f, 1))
             a->key = f.data;
         else if (is_len(&f, 2))
@@ -937,10 +938,7 @@ static Outcome
 check_owner_attributes(Scan *s, Slice message, uint32_t number)
 {
     uint64_t count = 0;
-    Cursor c = cursor_of(message);
-    Field f;
-    for (;;) {
-        NEXT_FIELD_OR_BREAK(c, f);
+    FOR_EACH_FIELD(c, f, message) {
         if (is_len(&f, number)) {
             Attribute ignored;
             TRY(read_attribute(s, f.data, &ignored));
@@ -1048,6 +1046,35 @@ int_column_value(const Value *v, int64_t *out)
 
 /* ------------------------------------------------------------------ spans */
 
+/* A span's attributes (field 9), events (11) and links (13): kept in the scan's scratch
+ * arrays for the span's rows (events are read again by read_exception when the span
+ * failed); under a policy, an event's or link's attributes are counted. */
+static Outcome
+keep_repeated(Scan *s, uint32_t number, Slice message)
+{
+    if (number == 9) {
+        Attribute *a;
+        PUSH_OR_RETURN(a, s, attrs);
+        return read_attribute(s, message, a);
+    }
+    if (number == 11) {
+        Slice *event;
+        PUSH_OR_RETURN(event, s, events);
+        *event = message;
+        return s->limited ? check_owner_attributes(s, message, 3) : SCAN_OK;
+    }
+    LinkIds *link;
+    PUSH_OR_RETURN(link, s, link_ids);
+    link->trace_id = link->span_id = NO_SLICE;
+    FOR_EACH_FIELD(c, f, message) {
+        if (is_len(&f, 1))
+            link->trace_id = f.data;
+        else if (is_len(&f, 2))
+            link->span_id = f.data;
+    }
+    return s->limited ? check_owner_attributes(s, message, 4) : SCAN_OK;
+}
+
 /* The first pass over a span: its scalar fields (last occurrence wins), its attributes,
  * events and links into the scratch arrays, and the policy's limits. */
 static Outcome
@@ -1059,10 +1086,7 @@ read_span(Scan *s, Slice span, SpanFields *sp)
     s->n_attrs = s->n_events = s->n_link_ids = s->n_strip = 0;
     if (s->limited && span.len > s->max_value_bytes)
         return SCAN_POLICY; /* a value inside might be cut */
-    Cursor c = cursor_of(span);
-    Field f;
-    for (;;) {
-        NEXT_FIELD_OR_BREAK(c, f);
+    FOR_EACH_FIELD(c, f, span) {
         switch (f.number) {
         case 1: /* trace_id */
         case 2: /* span_id */
@@ -1075,9 +1099,8 @@ read_span(Scan *s, Slice span, SpanFields *sp)
                 sp->span_id = f.data;
             else
                 sp->parent = f.data;
-            Slice *strip = SCRATCH_PUSH(s, strip);
-            if (strip == NULL)
-                return SCAN_ERROR;
+            Slice *strip;
+            PUSH_OR_RETURN(strip, s, strip);
             strip->ptr = f.start;
             strip->len = (size_t)(c.p - f.start);
             break;
@@ -1098,53 +1121,16 @@ read_span(Scan *s, Slice span, SpanFields *sp)
             if (f.wire_type == WIRE_FIXED64)
                 sp->end = f.value;
             break;
-        case 9: {
-            if (f.wire_type != WIRE_LEN)
-                break;
-            Attribute *a = SCRATCH_PUSH(s, attrs);
-            if (a == NULL)
-                return SCAN_ERROR;
-            TRY(read_attribute(s, f.data, a));
+        case 9: /* attributes */
+        case 11: /* events */
+        case 13: /* links */
+            if (f.wire_type == WIRE_LEN)
+                TRY(keep_repeated(s, f.number, f.data));
             break;
-        }
-        case 11: {
-            if (f.wire_type != WIRE_LEN)
-                break;
-            Slice *event = SCRATCH_PUSH(s, events);
-            if (event == NULL)
-                return SCAN_ERROR;
-            *event = f.data;
-            if (s->limited)
-                TRY(check_owner_attributes(s, f.data, 3));
-            break;
-        }
-        case 13: {
-            if (f.wire_type != WIRE_LEN)
-                break;
-            LinkIds *link = SCRATCH_PUSH(s, link_ids);
-            if (link == NULL)
-                return SCAN_ERROR;
-            link->trace_id = link->span_id = NO_SLICE;
-            Cursor lc = cursor_of(f.data);
-            Field g;
-            for (;;) {
-                NEXT_FIELD_OR_BREAK(lc, g);
-                if (is_len(&g, 1))
-                    link->trace_id = g.data;
-                else if (is_len(&g, 2))
-                    link->span_id = g.data;
-            }
-            if (s->limited)
-                TRY(check_owner_attributes(s, f.data, 4));
-            break;
-        }
         case 15: { /* status: merged, each field last wins */
             if (f.wire_type != WIRE_LEN)
                 break;
-            Cursor sc = cursor_of(f.data);
-            Field g;
-            for (;;) {
-                NEXT_FIELD_OR_BREAK(sc, g);
+            FOR_EACH_FIELD(sc, g, f.data) {
                 if (is_len(&g, 2))
                     sp->status_message = g.data;
                 else if (g.number == 3 && g.wire_type == WIRE_VARINT)
@@ -1232,10 +1218,7 @@ read_exception(Scan *s, Slice *type, int *has_type, Slice *message, int *has_mes
 {
     for (size_t i = 0; i < s->n_events; i++) {
         Slice name = NO_SLICE;
-        Cursor c = cursor_of(s->events[i]);
-        Field f;
-        for (;;) {
-            NEXT_FIELD_OR_BREAK(c, f);
+        FOR_EACH_FIELD(c, f, s->events[i]) {
             if (is_len(&f, 2))
                 name = f.data;
         }
@@ -1419,24 +1402,15 @@ static Outcome
 walk_spans(Slice request, Outcome (*on_scope)(void *), Outcome (*on_span)(void *, Slice),
            void *context)
 {
-    Cursor rc = cursor_of(request);
-    Field rf;
-    for (;;) {
-        NEXT_FIELD_OR_BREAK(rc, rf);
+    FOR_EACH_FIELD(rc, rf, request) {
         if (!is_len(&rf, 1))
             continue;
-        Cursor sc = cursor_of(rf.data);
-        Field sf;
-        for (;;) {
-            NEXT_FIELD_OR_BREAK(sc, sf);
+        FOR_EACH_FIELD(sc, sf, rf.data) {
             if (!is_len(&sf, 2))
                 continue;
             if (on_scope != NULL)
                 TRY(on_scope(context));
-            Cursor pc = cursor_of(sf.data);
-            Field pf;
-            for (;;) {
-                NEXT_FIELD_OR_BREAK(pc, pf);
+            FOR_EACH_FIELD(pc, pf, sf.data) {
                 if (is_len(&pf, 2))
                     TRY(on_span(context, pf.data));
             }

@@ -302,6 +302,8 @@ def prepare_request(
                 status_messages.append(status.message or None)
                 raws.append(raw)
 
+                # (key, value) of the span's entity attributes, then its resource's
+                entities: list[tuple[str, str]] = []
                 for kv in span.attributes:
                     attr_key = kv.key
                     where = known_keys.get(attr_key, _UNSEEN)
@@ -314,12 +316,7 @@ def prepare_request(
                     if column == "":
                         text = attr_value.string_value or _scalar_text(attr_value)
                         if text:
-                            ent["key"].append(attr_key)
-                            ent["value"].append(text)
-                            ent["trace_id"].append(trace_id)
-                            ent["span_id"].append(span_id)
-                            ent["service_name"].append(service)
-                            ent["start_unix_nano"].append(start)
+                            entities.append((attr_key, text))
                         continue
                     values_of_column = sparse[column]
                     if row in values_of_column and ranks.get((row, column), 0) <= rank:
@@ -333,7 +330,8 @@ def prepare_request(
                         values_of_column[row] = number
                     else:
                         values_of_column[row] = attr_value.string_value or _scalar_text(attr_value)
-                for entity_key, entity_value in resource_entities:
+                entities += resource_entities
+                for entity_key, entity_value in entities:
                     ent["key"].append(entity_key)
                     ent["value"].append(entity_value)
                     ent["trace_id"].append(trace_id)

@@ -49,6 +49,7 @@ from spanstore.clickhouse_store import (
     literal,
     render,
 )
+from spanstore.config import ClickHouseConfig, IngestConfig, StoreConfig
 from spanstore.otlp import request_from_json, request_to_json, spans_from_request
 from spanstore.urls import StoreURLError, open_store_url, parse_store_url
 
@@ -195,6 +196,18 @@ def _handler(eng: _Engine) -> type[BaseHTTPRequestHandler]:
 # --------------------------------------------------------------------------- stores
 
 
+def store_config(**options: Any) -> StoreConfig:
+    """A store's config from the keywords of its parts (``IngestConfig``'s and
+    ``ClickHouseConfig``'s fields)."""
+    parts: dict[str, dict[str, Any]] = {"ingest": {}, "clickhouse": {}}
+    for name, value in options.items():
+        part = "ingest" if name in IngestConfig.__dataclass_fields__ else "clickhouse"
+        parts[part][name] = tuple(value) if name == "entity_keys" else value
+    return StoreConfig(
+        ingest=IngestConfig(**parts["ingest"]), clickhouse=ClickHouseConfig(**parts["clickhouse"])
+    )
+
+
 class StoreMaker:
     """Opens stores on a fresh database of one backend; closes and drops at teardown."""
 
@@ -216,9 +229,10 @@ class StoreMaker:
         return f"{scheme}://{who}{parsed.base_url.split('://', 1)[1]}/{self.database}"
 
     def __call__(self, *, read_only: bool = False, **options: Any) -> ClickHouseStore:
+        config = store_config(**options)
         if self.backend == "chdb":
             store = ClickHouseStore.chdb(
-                engine().dir, database=self.database, read_only=read_only, **options
+                engine().dir, database=self.database, read_only=read_only, config=config
             )
         elif self.backend == "chdb-http":
             store = ClickHouseStore.http(
@@ -227,7 +241,7 @@ class StoreMaker:
                 user=HTTP_USER,
                 password=HTTP_PASSWORD,
                 read_only=read_only,
-                **options,
+                config=config,
             )
         else:
             parsed = parse_store_url(LIVE_URL)
@@ -237,7 +251,7 @@ class StoreMaker:
                 user=parsed.user,
                 password=parsed.password,
                 read_only=read_only,
-                **options,
+                config=config,
             )
         self.opened.append(store)
         return store
@@ -711,6 +725,32 @@ def test_http_credentials_and_unreachable_server(monkeypatch: pytest.MonkeyPatch
         eng.drop(database)
     with pytest.raises(StoreUnavailable, match="cannot reach ClickHouse"):
         ClickHouseStore.http("http://127.0.0.1:9", timeout=2)
+
+
+def test_a_bad_config_is_refused_before_anything_opens(tmp_path: Path) -> None:
+    """chdb()/http() take a typed config and validate it first: the error names the
+    setting and the value, and no directory is created nor server asked."""
+    cases = [
+        (StoreConfig(clickhouse=ClickHouseConfig(layout="columns")), r"layout must be .*'columns'"),
+        (
+            StoreConfig(clickhouse=ClickHouseConfig(otel_table="")),
+            "otel_table must be a table name",
+        ),
+        (
+            StoreConfig(clickhouse=ClickHouseConfig(ttl_days=-1)),
+            r"ttl_days must be an integer >= 0, got -1",
+        ),
+        (
+            StoreConfig(ingest=IngestConfig(max_queued_spans=0)),
+            r"max_queued_spans must be an integer >= 1, got 0",
+        ),
+    ]
+    for config, message in cases:
+        with pytest.raises(ValueError, match=message):
+            ClickHouseStore.chdb(tmp_path / "never", config=config)
+        with pytest.raises(ValueError, match=message):
+            ClickHouseStore.http("http://127.0.0.1:9", timeout=2, config=config)
+    assert not (tmp_path / "never").exists()
 
 
 def test_sql_errors_name_the_store(ch: StoreMaker) -> None:
