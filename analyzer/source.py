@@ -216,6 +216,8 @@ class LocalSource:
         self.reader = reader
         self.max_diagram_traces = max_diagram_traces
         self._slo_pieces = _SloPieces(SLO_KEPT_BYTES) if keep_slo_events else None
+        #: Entity diagrams, kept while the store does not change (analyzer.flow.busy).
+        self._diagrams: Any = None
 
     # -- helpers
     def _range(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -327,12 +329,14 @@ class LocalSource:
 
         spans_drawn: list[Any] | None = None
         if entity and not trace_id:
-            from analyzer.flow.busy import diagram_of_entity_in_store
+            from analyzer.flow.busy import EntityDiagrams, diagram_of_entity_in_store
 
             # Past the message cap, repeated traces fold and no failure is left out.
             trace_ids, pair = self._entity_trace_ids(entity, start, end)
+            if self._diagrams is None:
+                self._diagrams = EntityDiagrams()
             diagram = diagram_of_entity_in_store(
-                self.reader, trace_ids, pair, show_internal=show_internal
+                self.reader, trace_ids, pair, show_internal=show_internal, kept=self._diagrams
             )
         else:
             spans, ent = self._diagram_spans(entity, trace_id, start, end)

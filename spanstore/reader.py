@@ -15,6 +15,7 @@ from typing import Any, Final, TypeVar
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -577,17 +578,55 @@ class StoreReader:
     ) -> pl.DataFrame | None:
         """``flow_root_shapes``'s rows (with ``spans``) for the given traces; None when
         the dialect has no such query."""
+        found = self._flow_trace_shapes(trace_ids, start_unix_nano, end_unix_nano, None)
+        return None if found is None else found[0]
+
+    def flow_trace_shapes_and_spans(
+        self,
+        trace_ids: Sequence[str],
+        *,
+        failing: bool = False,
+        whole_spans: int = 0,
+    ) -> tuple[pl.DataFrame, list[Span]] | None:
+        """``flow_trace_shapes`` and, from the same search of the store, the spans of the
+        traces a fold turns into span objects (in ``spans``' order): the first trace of
+        each fingerprint and every trace without one; with ``failing`` every trace with
+        an error span; every trace when they hold at most ``whole_spans`` spans."""
+        return self._flow_trace_shapes(trace_ids, None, None, (failing, whole_spans))
+
+    def _flow_trace_shapes(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int | None,
+        end_unix_nano: int | None,
+        spans_of: tuple[bool, int] | None,
+    ) -> tuple[pl.DataFrame, list[Span]] | None:
         if not self._dialect.has_query("flow_trace_shapes"):
             return None
         ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
-        bounds = {"lo": self._since(start_unix_nano), "hi": self._until(end_unix_nano)}
-        frames = [
-            frame(t, FLOW_SHAPES_SCHEMA)
-            for t in self._id_tables("flow_trace_shapes", ids, **bounds)
-        ]
+        params: dict[str, object] = {
+            "lo": self._since(start_unix_nano),
+            "hi": self._until(end_unix_nano),
+            "with_spans": spans_of is not None,
+            "failing_spans": spans_of is not None and spans_of[0],
+            "whole_spans": spans_of[1] if spans_of is not None else 0,
+        }
+        tables = self._id_tables("flow_trace_shapes", ids, **params)
+        frames = [frame(t, FLOW_SHAPES_SCHEMA) for t in tables]
         if not frames:
-            return pl.DataFrame(schema=FLOW_SHAPES_SCHEMA)
-        return pl.concat(frames).sort("start_unix_nano", "trace_id")
+            return pl.DataFrame(schema=FLOW_SHAPES_SCHEMA), []
+        spans: list[Span] = []
+        if spans_of is not None:
+            stored = pa.chunked_array(
+                [c for t in tables for c in t.column("span_rows").chunks],
+                type=tables[0].schema.field("span_rows").type,
+            )
+            fields = pc.list_flatten(stored)
+            names = [fields.type.field(i).name for i in range(fields.type.num_fields)]
+            rows = pa.Table.from_arrays(fields.flatten(), names=names)
+            spans = spans_from_protobuf_rows(rows, self._references(rows))
+            spans.sort(key=lambda s: (s.start_unix_nano, s.span_id))
+        return pl.concat(frames).sort("start_unix_nano", "trace_id"), spans
 
     def flow_root_operations(
         self, start_unix_nano: int, end_unix_nano: int, limit: int = 200

@@ -9,7 +9,7 @@ span-object trace per distinct structure, not one per trace.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from analyzer.flow.report import FLOW_FORMATS, flow_dict, render_flow, selection_dict
@@ -70,20 +70,31 @@ def flow_of_spans(
 
 
 def groups_of_frame(
-    reader: Any, frame: Any, lo: int, hi: int, *, show_internal: bool = False
+    reader: Any,
+    frame: Any,
+    lo: int,
+    hi: int,
+    *,
+    show_internal: bool = False,
+    spans: Mapping[str, Sequence[Any]] | None = None,
 ) -> list[StructureGroup]:
     """Structure groups from a fingerprint frame (``flow_root_shapes``/``flow_trace_shapes``
     rows): one representative per fingerprint is read as span objects (between ``lo`` and
-    ``hi``, as the frame's spans were), every other member only as its row."""
+    ``hi``, as the frame's spans were), every other member only as its row. ``spans``:
+    the traces already read (by trace id); only the representatives missing there are
+    read."""
     rows: dict[str, list[tuple[Any, ...]]] = {}
     for row in frame.select(_SHAPE_COLUMNS).iter_rows():
         fingerprint = row[4]
         rows.setdefault(fingerprint if fingerprint is not None else "t" + row[0], []).append(row)
     representatives = [members[0][0] for members in rows.values()]
-    spans = reader.spans(representatives, start_unix_nano=lo, end_unix_nano=hi)
-    by_trace: dict[str, list[Any]] = {}
-    for span in spans:
-        by_trace.setdefault(span.trace_id, []).append(span)
+    by_trace: dict[str, Sequence[Any]] = dict(spans or {})
+    missing = [trace_id for trace_id in representatives if trace_id not in by_trace]
+    if missing:
+        read: dict[str, list[Any]] = {}
+        for span in reader.spans(missing, start_unix_nano=lo, end_unix_nano=hi):
+            read.setdefault(span.trace_id, []).append(span)
+        by_trace.update(read)
     groups: list[StructureGroup] = []
     for members in rows.values():
         built = groups_of_spans(by_trace.get(members[0][0], []), show_internal=show_internal)
@@ -191,11 +202,15 @@ def root_operations(reader: Any, lo: int, hi: int, limit: int) -> list[dict[str,
 
 def _trace_groups(reader: Any, trace_ids: Sequence[str]) -> list[StructureGroup]:
     """Each trace one member, folded by the store's fingerprints when it has them."""
-    shapes = getattr(reader, "flow_trace_shapes", None)
-    frame = shapes(list(trace_ids)) if shapes is not None else None
-    if frame is None:
+    read_shapes = getattr(reader, "flow_trace_shapes_and_spans", None)
+    found = read_shapes(list(trace_ids)) if read_shapes is not None else None
+    if found is None:
         return groups_of_spans(reader.spans(list(trace_ids)))
-    return groups_of_frame(reader, frame, _FAR_PAST, _FAR_FUTURE)
+    frame, spans = found
+    by_trace: dict[str, list[Any]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, []).append(span)
+    return groups_of_frame(reader, frame, _FAR_PAST, _FAR_FUTURE, spans=by_trace)
 
 
 _FAR_PAST: Final = -(1 << 62)

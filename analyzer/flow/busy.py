@@ -9,24 +9,43 @@ How: the entity's traces are drawn as the diagram always draws them. If that exc
 cap, the traces without an error fold by variant (:mod:`analyzer.flow.variants`): a variant
 of one trace keeps that trace's own drawing, a variant of several becomes one folded
 drawing. Traces with an error stay drawn in full. If the result is still over the cap,
-folded drawings go first (the rarest, then the newest) and then, from the newest failing
-trace back, the successful messages of failing traces; their failed messages always stay.
+the successful traces drawn on their own go first (the newest first), then, from the
+newest failing trace back, the successful messages of failing traces, then folded
+drawings (the rarest first); failed messages always stay.
+
+From a store (:func:`diagram_of_entity_in_store`), one query brings each trace's
+structure fingerprint and counts, and the spans of only the traces drawn or arranged: the
+failing ones and one per fingerprint (docs/flows.md, "At incident volume").
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.diagram.build import build_diagram
 from analyzer.diagram.model import Block, Diagram, Entity, Message, Note, Participant, Section
 from analyzer.diagram.text import TIMES
-from analyzer.flow.variants import MAX_EXAMPLES, StructureGroup, Variant, fold, groups_of_spans
+from analyzer.flow.variants import (
+    MAX_EXAMPLES,
+    StructureGroup,
+    Variant,
+    groups_of_spans,
+    make_variant,
+    shapes,
+)
 from spanstore.model import Span
 
-__all__ = ["DEFAULT_MAX_MESSAGES", "diagram_of_busy_entity", "diagram_of_entity_in_store"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGES",
+    "EntityDiagrams",
+    "diagram_of_busy_entity",
+    "diagram_of_entity_in_store",
+]
 
 DEFAULT_MAX_MESSAGES = 500
 
@@ -77,6 +96,41 @@ def diagram_of_busy_entity(
 
 #: Entities with more spans than this are read through the store's fingerprints.
 SPANS_READ_WHOLE = 2_000
+#: Entities in at most this many traces are read whole first, as before folding existed
+#: (most entities are small: their spans cost less than their fingerprints, and seldom
+#: reach SPANS_READ_WHOLE); the others are fingerprinted first.
+FEW_TRACES = 100
+
+
+class EntityDiagrams:
+    """Entity diagrams kept while the store says nothing in it changed (its
+    ``data_versions`` over all time; a store that cannot tell keeps none). The same busy
+    entity is asked for again and again (the UI reruns its page, a dashboard polls the
+    API), and each answer costs a search of the whole store."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[Hashable, tuple[int, Diagram]] = OrderedDict()
+
+    def get(self, reader: Any, key: Hashable, make: Callable[[], Diagram]) -> Diagram:
+        """The diagram kept under ``key`` if the store did not change since, else
+        ``make()`` (kept with the version the store had before it began)."""
+        versions = getattr(reader, "data_versions", lambda ranges: None)([(_FAR_PAST, _FAR_FUTURE)])
+        if not versions:
+            return make()
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None and found[0] == versions[0]:
+                self._kept.move_to_end(key)
+                return found[1]
+        made = make()
+        with self._lock:
+            self._kept[key] = (versions[0], made)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return made
 
 
 def diagram_of_entity_in_store(
@@ -86,34 +140,72 @@ def diagram_of_entity_in_store(
     *,
     show_internal: bool = False,
     max_messages: int = DEFAULT_MAX_MESSAGES,
+    kept: EntityDiagrams | None = None,
 ) -> Diagram:
     """The entity's diagram from a store. A busy entity (more than
     :data:`SPANS_READ_WHOLE` spans) is read by fingerprint: its failing traces and one
-    trace per fingerprint become span objects, the others are only counted."""
+    trace per fingerprint become span objects, the others are only counted. An entity
+    in more than :data:`FEW_TRACES` traces is fingerprinted first, and the same search
+    of the store brings those spans (all of them when the entity turns out small);
+    a smaller one is read whole first, and fingerprinted only when it is busy. With
+    ``kept``, a diagram of the same traces from an unchanged store is not made again."""
+    if kept is not None:
+        key = (tuple(trace_ids), entity, show_internal, max_messages)
+        return kept.get(
+            reader,
+            key,
+            lambda: diagram_of_entity_in_store(
+                reader, trace_ids, entity, show_internal=show_internal, max_messages=max_messages
+            ),
+        )
     from analyzer.flow import groups_of_frame
 
-    shapes = getattr(reader, "flow_trace_shapes", None)
-    frame = shapes(list(trace_ids)) if shapes is not None else None
+    ids = list(trace_ids)
+    frame = None
+    read: list[Span] = []
+    read_shapes = getattr(reader, "flow_trace_shapes_and_spans", None)
+    if len(ids) > FEW_TRACES and read_shapes is not None:
+        found = read_shapes(ids, failing=True, whole_spans=SPANS_READ_WHOLE)
+        if found is not None:
+            frame, read = found
+    if frame is None:
+        read = reader.spans(ids)
+        shapes_only = getattr(reader, "flow_trace_shapes", None)
+        if len(read) > SPANS_READ_WHOLE and len(ids) <= FEW_TRACES and shapes_only is not None:
+            frame = shapes_only(ids)
     if frame is None or int(frame["spans"].sum() or 0) <= SPANS_READ_WHOLE:
-        spans = reader.spans(list(trace_ids))
         return diagram_of_busy_entity(
-            spans, entity, show_internal=show_internal, max_messages=max_messages
+            read, entity, show_internal=show_internal, max_messages=max_messages
         )
     import polars as pl
 
+    by_trace: dict[str, list[Span]] = {}
+    for span in read:
+        by_trace.setdefault(span.trace_id, []).append(span)
     failing_rows = frame.filter(pl.col("outcome") != "ok")
     quiet_rows = frame.filter(pl.col("outcome") == "ok")
     groups = groups_of_frame(
-        reader, quiet_rows, _FAR_PAST, _FAR_FUTURE, show_internal=show_internal
+        reader, quiet_rows, _FAR_PAST, _FAR_FUTURE, show_internal=show_internal, spans=by_trace
     )
     failing_ids = failing_rows["trace_id"].to_list()
     drawn = failing_ids + [g.members[0].trace_ids[0] for g in groups if len(g.members) == 1]
-    spans = reader.spans(drawn) if drawn else []
+    spans = _spans_of(reader, drawn, by_trace)
     full = build_diagram(spans, entity, show_internal=show_internal, max_messages=0)
     segments = _segments(full, set(failing_ids), groups)
     every = tuple(frame.sort("start_unix_nano", "trace_id")["trace_id"].to_list())
     summary = f"{len(every)} traces, {int(frame['spans'].sum())} spans"
     return _assemble(full, every, segments, entity, max_messages, summary)
+
+
+def _spans_of(reader: Any, trace_ids: Sequence[str], read: dict[str, list[Span]]) -> list[Span]:
+    """The traces' spans in the store's order (start, span id): those already ``read``,
+    the others (none, unless the store changed between two reads) from the store."""
+    missing = [t for t in trace_ids if t not in read]
+    spans = [span for t in dict.fromkeys(trace_ids) if t in read for span in read[t]]
+    if missing:
+        spans += reader.spans(missing)
+    spans.sort(key=lambda s: (s.start_unix_nano, s.span_id))
+    return spans
 
 
 _FAR_PAST = -(1 << 62)
@@ -131,11 +223,14 @@ def _failing(full: Diagram) -> set[str]:
 def _segments(full: Diagram, failing: set[str], groups: list[StructureGroup]) -> list[_Segment]:
     by_trace = {section.trace_id: section for section in full.sections}
     segments = [_own(full, by_trace[tid], True) for tid in sorted(failing) if tid in by_trace]
-    for variant in fold(groups):
-        if variant.count == 1 and variant.members[0].trace_ids[0] in by_trace:
-            segments.append(_own(full, by_trace[variant.members[0].trace_ids[0]], False))
+    # A variant of one trace keeps that trace's own drawing: only the others are made
+    # (their order does not matter: the drawings are put in time order).
+    for key, parts in shapes(groups).items():
+        members = [member for group, _ in parts for member in group.members]
+        if len(members) == 1 and members[0].trace_ids[0] in by_trace:
+            segments.append(_own(full, by_trace[members[0].trace_ids[0]], False))
         else:
-            segments.append(_folded(variant))
+            segments.append(_folded(make_variant(key, parts)))
     segments.sort(key=lambda s: (s.start_unix_nano, s.trace_ids))
     return segments
 

@@ -39,7 +39,9 @@ __all__ = [
     "Variant",
     "fold",
     "groups_of_spans",
+    "make_variant",
     "percentile",
+    "shapes",
 ]
 
 Outcome: TypeAlias = Literal["ok", "partial", "failed"]
@@ -207,15 +209,25 @@ def _variant_id(key: ShapeKey) -> str:
     return hashlib.blake2b(repr(key).encode("utf-8"), digest_size=6).hexdigest()
 
 
-def fold(groups: Sequence[StructureGroup], entity: tuple[str, str] | None = None) -> list[Variant]:
-    """The variants of ``groups``: most frequent first (then more failures, then id)."""
-    by_key: dict[ShapeKey, list[tuple[StructureGroup, Normalised]]] = {}
+#: The groups of one variant, each with its normalised shape.
+Parts: TypeAlias = list[tuple[StructureGroup, Normalised]]
+
+
+def shapes(groups: Sequence[StructureGroup]) -> dict[ShapeKey, Parts]:
+    """``groups`` by shape key (in the order the keys first turn up): each key one variant,
+    which :func:`make_variant` makes; :func:`fold` makes and ranks all of them."""
+    by_key: dict[ShapeKey, Parts] = {}
     for group in groups:
         if not group.members:
             continue
         shape = _normalised(group.arranged)
         by_key.setdefault(shape.key, []).append((group, shape))
-    variants = [_variant(key, parts, entity) for key, parts in by_key.items()]
+    return by_key
+
+
+def fold(groups: Sequence[StructureGroup], entity: tuple[str, str] | None = None) -> list[Variant]:
+    """The variants of ``groups``: most frequent first (then more failures, then id)."""
+    variants = [make_variant(key, parts, entity) for key, parts in shapes(groups).items()]
     variants.sort(key=lambda v: (-v.count, -v.outcomes()["failed"], v.id))
     if variants:
         top = variants[0]
@@ -224,11 +236,8 @@ def fold(groups: Sequence[StructureGroup], entity: tuple[str, str] | None = None
     return variants
 
 
-def _variant(
-    key: ShapeKey,
-    parts: list[tuple[StructureGroup, Normalised]],
-    entity: tuple[str, str] | None,
-) -> Variant:
+def make_variant(key: ShapeKey, parts: Parts, entity: tuple[str, str] | None = None) -> Variant:
+    """The variant of the groups of one shape key (differences from another not marked)."""
     # The drawing is the biggest group's (ties: the one with the oldest member).
     parts.sort(key=lambda p: (-len(p[0].members), min(m.start_unix_nano for m in p[0].members)))
     group, shape = parts[0]
@@ -236,7 +245,7 @@ def _variant(
     stats = [_slot_stats(parts, index) for index in range(len(shape.slots))]
     messages, participants = group.arranged.finish([slot.template for slot in shape.slots])
     blocks = [_block_label(block, parts) for block in shape.blocks] + _loops(shape, parts)
-    variant = Variant(
+    made = Variant(
         id=_variant_id(key),
         key=key,
         members=members,
@@ -250,8 +259,8 @@ def _variant(
         stats=stats,
         marks=[None] * len(messages),
     )
-    variant.diagram = dataclasses.replace(variant.diagram, traces=tuple(variant.examples()))
-    return variant
+    made.diagram = dataclasses.replace(made.diagram, traces=tuple(made.examples()))
+    return made
 
 
 def _used(

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+import analyzer.flow.busy as busy
 from analyzer.diagram import build_diagram
-from analyzer.flow.busy import SPANS_READ_WHOLE, diagram_of_busy_entity
+from analyzer.flow.busy import FEW_TRACES, SPANS_READ_WHOLE, diagram_of_busy_entity
 from analyzer.source import LocalSource
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.model import Span
@@ -152,3 +153,117 @@ def test_a_small_entity_is_drawn_as_before(busy_spans: list[Span]) -> None:
     assert render(diagram_of_busy_entity(few, CUSTOMER), "json") == render(
         build_diagram(few, CUSTOMER), "json"
     )
+
+
+def recorded_diagram(
+    store: DuckDBStore, entity: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], list[str]]:
+    """The entity's diagram through LocalSource, and the names of the queries it ran."""
+    ran: list[str] = []
+    table = store._dialect.table
+
+    def recording(name: str, params: Any) -> Any:
+        ran.append(name)
+        return table(name, params)
+
+    monkeypatch.setattr(store._dialect, "table", recording)
+    diagram = LocalSource(store).diagram(entity=entity, start=0, end=1 << 62)
+    monkeypatch.undo()
+    assert isinstance(diagram, dict)
+    return diagram, ran
+
+
+def test_busy_entity_reads_the_stored_spans_once(
+    busy_store: Path, busy_spans: list[Span], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One query brings the fingerprints and the spans drawn: the store's spans are not
+    searched again by trace id (each search reads the trace_id column of the whole store)."""
+    assert ORDERS > FEW_TRACES  # fingerprinted first
+    with DuckDBStore(busy_store, read_only=True) as store:
+        diagram, ran = recorded_diagram(store, "customer.id=CUST-BUSY", monkeypatch)
+        check_busy_diagram(diagram, busy_spans)
+        # Read whole first (as an entity in few traces is), then fingerprinted: the same.
+        monkeypatch.setattr(busy, "FEW_TRACES", ORDERS)
+        again, ran_again = recorded_diagram(store, "customer.id=CUST-BUSY", monkeypatch)
+    assert ran.count("flow_trace_shapes") == 1
+    assert "spans_of_traces" not in ran, ran
+    assert ran_again.count("flow_trace_shapes") == ran_again.count("spans_of_traces") == 1
+    assert again == diagram
+
+
+def test_a_small_entity_is_not_fingerprinted(
+    busy_store: Path, busy_spans: list[Span], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order (one trace) is drawn from one read of its spans, as before folding existed."""
+    few = [s for s in busy_spans if s.attributes.get("order.id") == "ORD-7"]
+    with DuckDBStore(busy_store, read_only=True) as store:
+        diagram, ran = recorded_diagram(store, "order.id=ORD-7", monkeypatch)
+    assert "flow_trace_shapes" not in ran and ran.count("spans_of_traces") == 1, ran
+    from analyzer.diagram import to_dict
+
+    assert diagram == to_dict(build_diagram(few, ("order.id", "ORD-7")))
+
+
+def test_shapes_and_spans_bring_the_traces_drawn(busy_store: Path, busy_spans: list[Span]) -> None:
+    """flow_trace_shapes_and_spans: flow_trace_shapes' rows, and the spans (as ``spans``
+    reads them) of the first trace of each fingerprint, of the failing traces when asked,
+    and of every trace when they are few enough."""
+    trace_ids = sorted({s.trace_id for s in busy_spans})
+    failing = failed_trace_ids(busy_spans)
+    with DuckDBStore(busy_store, read_only=True) as store:
+        plain = store.flow_trace_shapes(trace_ids)
+        assert plain is not None
+        firsts = {
+            rows["trace_id"][0] for rows in plain.partition_by("fingerprint", maintain_order=True)
+        }
+        assert plain["fingerprint"].null_count() == 0
+        assert len(firsts) == 2  # the clean orders, the failed ones (one shape each)
+        for kwargs, wanted in (
+            ({}, firsts),
+            ({"failing": True}, firsts | failing),
+            ({"whole_spans": len(busy_spans)}, set(trace_ids)),
+            ({"whole_spans": len(busy_spans) - 1}, firsts),
+        ):
+            found = store.flow_trace_shapes_and_spans(trace_ids, **kwargs)
+            assert found is not None
+            frame, spans = found
+            assert frame.equals(plain)
+            assert {s.trace_id for s in spans} == wanted, kwargs
+            assert spans == store.spans(sorted(wanted))
+
+
+def test_a_diagram_is_kept_until_the_store_changes(
+    busy_store: Path, busy_spans: list[Span], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's LocalSource answers the same entity again from what it kept, while the
+    store's data versions say nothing changed; a write makes it read the store again."""
+    import shutil
+
+    path = tmp_path / "copy.duckdb"
+    shutil.copyfile(busy_store, path)
+    entity = "customer.id=CUST-BUSY"
+    with DuckDBStore(path) as store:
+        source = LocalSource(store)
+        ran: list[str] = []
+        table = store._dialect.table
+
+        def recording(name: str, params: Any) -> Any:
+            ran.append(name)
+            return table(name, params)
+
+        monkeypatch.setattr(store._dialect, "table", recording)
+        first = source.diagram(entity=entity, start=0, end=1 << 62)
+        assert ran.count("flow_trace_shapes") == 1
+        assert source.diagram(entity=entity, start=0, end=1 << 62) == first
+        assert ran.count("flow_trace_shapes") == 1  # kept
+        assert source.diagram(entity=entity, start=0, end=1 << 62, show_internal=True)
+        assert ran.count("flow_trace_shapes") == 2  # another diagram
+        extra = order_spans(7, random.Random(7))  # one more failed order of the customer
+        store.write(request_from_spans(extra))
+        store.flush()
+        after = source.diagram(entity=entity, start=0, end=1 << 62)
+    assert ran.count("flow_trace_shapes") == 3
+    assert isinstance(first, dict) and isinstance(after, dict)
+    assert len(after["traces"]) == len(first["traces"]) + 1 == ORDERS + 1
+    errors = [m for m in after["messages"] if m["status"] == "error"]
+    assert extra[0].trace_id in {m["trace_id"] for m in errors}

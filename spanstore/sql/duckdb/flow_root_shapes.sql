@@ -34,3 +34,8 @@ wanted AS MATERIALIZED (
       AND s.start_unix_nano >= $start AND s.start_unix_nano < $end + $margin
 ),
 @flow_shapes
+SELECT
+    lower(hex(tid)) AS trace_id,
+    start_unix_nano, duration_ns, outcome, fingerprint, durations, errors, spans
+FROM shapes
+ORDER BY start_unix_nano, trace_id

@@ -4,6 +4,11 @@
 -- traces' spans can be, so zone maps keep the rest of the store out). Used by `flow
 -- --entity/--key/--query` and by a busy entity's diagram, which turns only one trace per
 -- fingerprint (and the failing ones) into span objects.
+-- `span_rows`: with $with_spans, the stored rows (as spans_of_traces.sql reads them, in
+-- start order) of the traces the caller turns into span objects, so that one search of
+-- the store answers both: the first trace (start, id) of each fingerprint, every trace
+-- without one, with $failing_spans every trace with an error span, and every trace when
+-- they hold at most $whole_spans spans together. NULL for the others.
 WITH roots AS MATERIALIZED (
     SELECT DISTINCT unnest($trace_ids::BLOB[]) AS trace_id
 ),
@@ -15,3 +20,43 @@ wanted AS MATERIALIZED (
       AND s.start_unix_nano BETWEEN $lo AND $hi
 ),
 @flow_shapes
+-- (the part ends with the CTE `shapes`: the comma continues the WITH list)
+, drawn AS MATERIALIZED (
+    SELECT tid
+    FROM (
+        SELECT
+            tid, outcome, fingerprint,
+            row_number() OVER (
+                PARTITION BY fingerprint ORDER BY start_unix_nano, tid
+            ) AS nth,
+            sum(spans) OVER () AS total
+        FROM shapes
+    )
+    WHERE $with_spans AND (
+        fingerprint IS NULL OR nth = 1
+        OR ($failing_spans AND outcome <> 'ok')
+        OR total <= $whole_spans
+    )
+),
+stored AS (
+    SELECT
+        s.trace_id AS tid,
+        list({
+            'trace_id': s.trace_id, 'span_id': s.span_id, 'parent_span_id': s.parent_span_id,
+            'resource_id': s.resource_id, 'scope_id': s.scope_id,
+            'service_name': s.service_name, 'raw': s.raw
+        } ORDER BY s.start_unix_nano, s.span_id) AS span_rows
+    FROM spans AS s
+    WHERE s.rowid IN (
+        SELECT o.rid FROM ordered AS o WHERE o.trace_id IN (SELECT tid FROM drawn)
+    )
+    GROUP BY s.trace_id
+)
+SELECT
+    lower(hex(h.tid)) AS trace_id,
+    h.start_unix_nano, h.duration_ns, h.outcome, h.fingerprint, h.durations, h.errors,
+    h.spans,
+    r.span_rows
+FROM shapes AS h
+LEFT JOIN stored AS r ON r.tid = h.tid
+ORDER BY h.start_unix_nano, trace_id
