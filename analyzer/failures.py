@@ -114,6 +114,10 @@ class FailureReport(TypedDict):
     # Added fields.
     service: str | None
     by_service: list[ByService]
+    #: failing traces not in ``traces`` (a report read from a store lists at most
+    #: ``analyzer.failures_store.LISTED_TRACES``); when not 0, ``summary.patterns`` and
+    #: ``by_service`` describe the listed traces only.
+    omitted_traces: int
 
 
 # --------------------------------------------------------------------------- error semantics
@@ -597,6 +601,7 @@ def failure_report(
         "traces": out,
         "service": service,
         "by_service": by_service,
+        "omitted_traces": 0,
     }
     return report
 
@@ -758,6 +763,14 @@ def render_failures_table(report: Mapping[str, Any], limit: int | None = 200) ->
     parts = [head, "", table]
     if len(shown) < len(traces):
         parts.append(f"... {len(traces) - len(shown)} more traces (use --json for all)")
+    omitted = int(report.get("omitted_traces") or 0)
+    if omitted:
+        parts.append(
+            f"... {omitted} more failing traces not listed (the report lists "
+            f"{len(traces)}: failed first, then the newest; narrow --from/--to or pick "
+            "--service to see the others; patterns and the per-service table count the "
+            "listed traces)"
+        )
     services = report.get("by_service") or []
     if services:
         parts += [

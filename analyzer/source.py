@@ -517,14 +517,11 @@ class LocalSource:
     def failures(
         self, start: int | None = None, end: int | None = None, service: str | None = None
     ) -> dict[str, Any]:
-        from analyzer.failures import failing_trace_ids, failure_report
+        from analyzer.failures_store import store_failure_report
 
         lo, hi = self._range(start, end)
-        frame = self.reader.span_frame(lo, hi, service)
-        # Entities are looked up for the failing traces only: the report lists no others.
-        entities = self._entities_for(failing_trace_ids(frame, lo, hi, service))
-        report: dict[str, Any] = failure_report(frame, entities, lo, hi, service)
-        return report
+        # Counted in the store; only the listed traces' spans are read (failures_store.py).
+        return store_failure_report(self.reader, lo, hi, service, entities_for=self._entities_for)
 
     def slo(
         self, spec_text: str, at: int | None = None, source_name: str = "spec"

@@ -1,29 +1,46 @@
-"""The partial-failure report on one busy hour held in memory (issue 4).
+"""The partial-failure report: on one busy hour held in memory (issue 4), and on a store's
+hours, read from the store against the whole-frame analysis it replaced (issue 20).
 
     .venv/bin/python bench/bench_failures.py            # 500k spans, 2 / 30 / 100 % failing
+    .venv/bin/python bench/bench_failures.py --db /tmp/bench/s10m.duckdb --hours 5
 
-The frame is ``tests/analyzer/test_failures_perf.py``'s ``synthetic_frame``: 50k traces of 10 spans
-(two services behind a frontend, a retried database read, a cache call, a publish), a share
-of them failing in three ways. Prints the median of 3 runs of ``failure_report`` per share,
-with the load average: on 2 shared cores other work moves these numbers. The report over
-a real store, query included, is measured by ``bench_queries.py`` (``failures_1h``).
+In memory: the frame is ``tests/analyzer/test_failures_perf.py``'s ``synthetic_frame``: 50k
+traces of 10 spans (two services behind a frontend, a retried database read, a cache call,
+a publish), a share of them failing in three ways. Prints the median of 3 runs of
+``failure_report`` per share, with the load average: on 2 shared cores other work moves
+these numbers. The report through the query API is measured by ``bench_queries.py``
+(``failures_1h``).
+
+With ``--db`` (opened read-only): the one-hour reports of the ``--hours`` busiest hours
+(and the last hour of the store), each taken ``--repeat`` times both ways, interleaved in
+this one process: ``store`` is ``LocalSource.failures`` (``analyzer.failures_store``: counted
+in SQL, only the listed traces read), ``frame`` reads every span of the range into the
+span frame and runs ``failure_report`` on it (the design before #20). Prints each hour's
+medians and whether the two reports agree (they must, unless traces were omitted).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analyzer.failures import failure_report  # noqa: E402
+from analyzer.failures import failing_trace_ids, failure_report  # noqa: E402
 from tests.analyzer.test_failures_perf import HOUR_NS, T0, synthetic_frame  # noqa: E402
 
 
-def main() -> int:
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def in_memory() -> int:
     for share in (0.02, 0.3, 1.0):
         frame = synthetic_frame(traces=50_000, error_share=share)
         times = []
@@ -32,12 +49,73 @@ def main() -> int:
             began = time.perf_counter()
             summary = failure_report(frame, {}, T0, T0 + HOUR_NS)["summary"]
             times.append(time.perf_counter() - began)
-        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(
             f"{frame.height} spans, {share:.0%} failing: median {sorted(times)[1]:.3f} s "
-            f"(load {load}) {summary}"
+            f"(load {load()}) {summary}"
         )
     return 0
+
+
+def whole_frame_report(store: Any, start: int, end: int) -> dict[str, Any]:
+    """The report as LocalSource made it before #20: every span of the range read."""
+    frame = store.span_frame(start, end, None)
+    entities = store.trace_entities(failing_trace_ids(frame, start, end, None))
+    return failure_report(frame, entities, start, end, None)
+
+
+def counts(report: dict[str, Any]) -> dict[str, int]:
+    return {k: v for k, v in report["summary"].items() if k != "patterns"}
+
+
+def from_store(db: str, hours: int, repeat: int) -> int:
+    from analyzer.source import LocalSource
+    from spanstore.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(db, read_only=True)
+    source = LocalSource(store)
+    busiest = store.throughput(-(2**62), 2**62, HOUR_NS)
+    starts = busiest.sort("spans", descending=True)["bucket_unix_nano"].head(hours).to_list()
+    last = store.last_unix_nano()
+    if last is not None:
+        starts.append(last + 1 - HOUR_NS)
+    print(f"{db}: {store.stats().spans} spans; load {load()}")
+    for start in starts:
+        timings: dict[str, list[float]] = {"store": [], "frame": []}
+        reports: dict[str, dict[str, Any]] = {}
+        for _ in range(repeat):
+            for name in ("store", "frame"):  # interleaved: the machine's noise hits both
+                began = time.perf_counter()
+                if name == "store":
+                    reports[name] = source.failures(start, start + HOUR_NS)
+                else:
+                    reports[name] = whole_frame_report(store, start, start + HOUR_NS)
+                timings[name].append(time.perf_counter() - began)
+        new, old = reports["store"], reports["frame"]
+        omitted = new["omitted_traces"]
+        # Omitted traces: the counts must agree (patterns then count the listed traces).
+        agree = counts(new) == counts(old) if omitted else new == old
+        print(
+            f"hour {start}: store {statistics.median(timings['store']):.3f} s, frame "
+            f"{statistics.median(timings['frame']):.3f} s (medians of {repeat}; load {load()}); "
+            f"{new['summary']['traces']} traces, {new['summary']['partial']} partial, "
+            f"{new['summary']['failed']} failed, {len(new['traces'])} listed, {omitted} "
+            f"omitted; {'agree' if agree else 'DIFFER'}"
+        )
+    store.close()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", help="a DuckDB store: its one-hour reports, both ways")
+    parser.add_argument("--hours", type=int, default=5, help="the busiest hours (default 5)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if args.db:
+        return from_store(args.db, args.hours, args.repeat)
+    return in_memory()
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ from spanstore.unseen import (
     UnseenSources,
     committed_position,
     define_views,
+    narrowed,
     unseen_tables,
 )
 from spanstore.wire import (
@@ -1019,13 +1020,19 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
     # ------------------------------------------------------------------ reads
 
     @contextlib.contextmanager
-    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read cursor; interrupted when the thread's query deadline passes."""
+    def _cursor(
+        self, query: str | None = None, params: Mapping[str, object] | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read cursor; interrupted when the thread's query deadline passes. With the
+        named ``query`` and its ``params``, the unseen batches it is shown are narrowed
+        to the rows that query can read (``spanstore.unseen.narrowed``)."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
         # No waiting for the writer: what it has not committed is shown beside the tables
         # (spanstore/unseen.py). Taken before the cursor's snapshot: see there why.
         tables = self._unseen_snapshot()
+        if tables is not None and query is not None:
+            tables = narrowed(tables, query, params or {})
         if self._broken is not None:
             raise StoreUnavailable(f"the database is being reopened ({self._broken})")
         left = time_left()
@@ -1152,7 +1159,7 @@ class _DuckDBDialect:
     def table(self, name: str, params: Mapping[str, object]) -> pa.Table:
         used = parameter_names(sql(name))
         bound = {key: value for key, value in params.items() if key in used}
-        with self._store._cursor() as con:
+        with self._store._cursor(name, bound) as con:
             return con.sql(sql(name), params=bound or None).to_arrow_table()
 
     def trace_ids(self, hex_ids: Iterable[str]) -> list[bytes]:

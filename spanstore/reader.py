@@ -10,6 +10,7 @@ query named here exists in every dialect.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final, TypeVar
 
 import polars as pl
@@ -41,6 +42,7 @@ from spanstore.rows import (
 )
 
 __all__ = [
+    "FAILURE_CANDIDATES_SCHEMA",
     "FLOW_ROOTS_SCHEMA",
     "FLOW_SHAPES_SCHEMA",
     "RECENT_TRACES_SCHEMA",
@@ -64,6 +66,23 @@ FLOW_ROOTS_SCHEMA: Final[dict[str, pl.DataType]] = {
     "operation": pl.String(),
     "traces": pl.Int64(),
     "failed": pl.Int64(),
+}
+
+#: failure_candidates: the spans that may be errors of the traces a failure report covers,
+#: in the span frame's spellings, each with whether it is its trace's root and when that
+#: root starts (the DuckDB file says what the rows are).
+FAILURE_CANDIDATES_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "trace_id": pl.String(),
+    "span_id": pl.String(),
+    "service_name": pl.String(),
+    "kind": pl.String(),
+    "status_code": pl.String(),
+    "status_message": pl.String(),
+    "exception_type": pl.String(),
+    "exception_message": pl.String(),
+    "http_status_code": pl.Int64(),
+    "is_root": pl.Boolean(),
+    "root_start": pl.Int64(),
 }
 
 THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -141,16 +160,31 @@ class StoreReader:
 
     # ------------------------------------------------------------------ SpanReader
 
+    #: The last ``stats`` answer and the data version (``data_versions`` over all time)
+    #: taken before it was computed: the overview asks again and again, mostly while
+    #: nothing was written. A write marks the version before it is acknowledged, so a
+    #: kept answer never hides an acknowledged span.
+    _kept_stats: tuple[int, StoreStats] | None = None
+
     def stats(self) -> StoreStats:
+        dialect = self._dialect
+        versions = self.data_versions([(dialect.far_past, dialect.far_future)])
+        version = None if versions is None else versions[0]
+        kept = self._kept_stats
+        if version is not None and kept is not None and kept[0] == version:
+            return replace(kept[1], services=list(kept[1].services))
         row = self._table("stats").to_pylist()[0]
         spans = int(row["spans"] or 0)
-        return StoreStats(
+        stats = StoreStats(
             spans=spans,
             traces=int(row["traces"] or 0),
             services=self._table("services").column(0).to_pylist(),
             first_unix_nano=row["first_unix_nano"] if spans else None,
             last_unix_nano=row["last_unix_nano"] if spans else None,
         )
+        if version is not None:
+            self._kept_stats = (version, replace(stats, services=list(stats.services)))
+        return stats
 
     def entity_keys(self, limit: int = 100) -> list[EntityKey]:
         return [entity_key(r) for r in self._table("entity_keys", {"limit": limit}).to_pylist()]
@@ -367,6 +401,37 @@ class StoreReader:
         params = self._around(start_unix_nano, end_unix_nano, HOUR_NS if whole_traces else 0)
         params |= {"service": service, "whole_traces": whole_traces}
         return frame(self._table("span_frame", params), FRAME_SCHEMA)
+
+    def failure_candidates(
+        self, start_unix_nano: int, end_unix_nano: int, service: str | None = None
+    ) -> tuple[int, pl.DataFrame]:
+        """(how many traces have their root in [start, end) (with ``service``: of those
+        with a span of it there), the spans of theirs that may be errors as
+        FAILURE_CANDIDATES_SCHEMA): the failure report's counts without the range's spans.
+        Whole traces are searched within an hour of the range, as ``span_frame`` does."""
+        params = self._around(start_unix_nano, end_unix_nano, HOUR_NS)
+        params |= {"service": service}
+        table = self._table("failure_candidates", params)
+        if not table.num_rows:
+            return 0, pl.DataFrame(schema=FAILURE_CANDIDATES_SCHEMA)
+        traces = int(table.column("traces")[0].as_py() or 0)
+        rows = frame(table, FAILURE_CANDIDATES_SCHEMA).filter(pl.col("trace_id").is_not_null())
+        return traces, rows
+
+    def traces_frame(
+        self, trace_ids: Sequence[str], start_unix_nano: int, end_unix_nano: int
+    ) -> pl.DataFrame:
+        """The span frame of these traces: their spans within an hour of [start, end)
+        (where ``span_frame`` looks for whole traces)."""
+        ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
+        if not ids:
+            return pl.DataFrame(schema=FRAME_SCHEMA)
+        bounds = self._around(start_unix_nano, end_unix_nano, HOUR_NS)
+        frames = [
+            frame(table, FRAME_SCHEMA)
+            for table in self._id_tables("traces_frame", ids, lo=bounds["lo"], hi=bounds["hi"])
+        ]
+        return pl.concat(frames) if len(frames) > 1 else frames[0]
 
     def slo_spans(
         self,

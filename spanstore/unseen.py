@@ -32,7 +32,7 @@ statement sees it committed. So log reads do not wait for the writer either.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import duckdb
@@ -53,6 +53,7 @@ __all__ = [
     "UnseenSources",
     "committed_position",
     "define_views",
+    "narrowed",
     "unseen_tables",
 ]
 
@@ -173,6 +174,48 @@ def _span_keys(table: pa.Table) -> pa.Array:
         table.column("trace_id"), table.column("span_id"), b""
     )
     return keys.combine_chunks()
+
+
+#: Named queries (spanstore/sql/duckdb) that read only the rows of the traces in their
+#: ``$trace_ids`` (or ``$trace_id``) parameter from these tables: a read shows them only
+#: those unseen rows. Scanning a snapshot (up to a row group of spans) cost every such
+#: statement the conversion of all its rows' columns, twice in a flow query.
+_BY_TRACE: Final = {
+    "spans_of_traces": ("spans",),
+    "flow_trace_shapes": ("spans",),
+    "trace_rows": ("spans",),
+    "logs_of_traces": ("logs",),
+}
+
+
+def narrowed(
+    tables: dict[str, pa.Table], query: str, params: Mapping[str, object]
+) -> dict[str, pa.Table]:
+    """``tables`` less the unseen rows the named query cannot read (it filters on them
+    by its parameters, so its answer is the same); the others unchanged."""
+    out = dict(tables)
+    ids = params.get("trace_ids")
+    if ids is None and "trace_id" in params:
+        ids = [params["trace_id"]]
+    if isinstance(ids, list) and query in _BY_TRACE:
+        wanted = pa.array(ids, pa.binary())
+        for table in _BY_TRACE[query]:
+            data = out[table]
+            out[table] = data.filter(pc.is_in(data.column("trace_id"), value_set=wanted))
+    elif isinstance(ids, list) and query == "linked_trace_ids":  # either end of a link
+        wanted = pa.array(ids, pa.binary())
+        links = out["span_links"]
+        keep = pc.or_(
+            pc.is_in(links.column("trace_id"), value_set=wanted),
+            pc.is_in(links.column("linked_trace_id"), value_set=wanted),
+        )
+        out["span_links"] = links.filter(keep)
+    elif query == "entity_trace_ids" and isinstance(params.get("value"), str):
+        entities = out["span_entities"]
+        out["span_entities"] = entities.filter(
+            pc.equal(entities.column("value"), pa.scalar(params["value"], pa.string()))
+        )
+    return out
 
 
 def _joined(schema: pa.Schema, tables: list[pa.Table]) -> pa.Table:

@@ -27,6 +27,7 @@ import pytest
 from test_clickhouse import BACKENDS, SAMPLES, StoreMaker, ch, require_chdb  # noqa: F401
 from test_clickhouse_parity import _slo_spec, assert_same_keys
 
+from analyzer.failures_store import store_failure_report
 from analyzer.source import LocalSource
 from collector.files import read_trace_file
 from spanstore.base import StoreError
@@ -339,6 +340,12 @@ def test_reports_match_duckdb(otel_sources: tuple[LocalSource, LocalSource]) -> 
     assert otel.stats() == duck.stats()
     assert otel.failures() == duck.failures()
     assert otel.failures(0, 1 << 62) == duck.failures(0, 1 << 62)
+    for limit in (0, 2):  # a cut listing picks the same traces
+        assert store_failure_report(otel.reader, 0, 1 << 62, limit=limit) == (
+            store_failure_report(duck.reader, 0, 1 << 62, limit=limit)
+        )
+    for service in duck.stats()["services"]:
+        assert otel.failures(0, 1 << 62, service) == duck.failures(0, 1 << 62, service), service
     assert otel.recent_traces(1000) == duck.recent_traces(1000)
     assert otel.throughput() == duck.throughput()
     assert otel.service_map() == duck.service_map()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from test_clickhouse import BACKENDS, StoreMaker, load_samples, require_chdb
 
+from analyzer.failures_store import store_failure_report
 from analyzer.source import LocalSource
 from spanstore.duckdb_store import DuckDBStore
 
@@ -93,6 +94,15 @@ def test_reports_are_identical(sources: tuple[LocalSource, LocalSource]) -> None
     assert clickhouse.service_map() == duck.service_map()
     spec = _slo_spec(duck)
     assert clickhouse.slo(spec) == duck.slo(spec)
+
+
+def test_cut_failure_reports_are_identical(sources: tuple[LocalSource, LocalSource]) -> None:
+    """Listing fewer failing traces than there are picks the same ones in both stores."""
+    duck, clickhouse = sources
+    for limit in (0, 1, 3):
+        cut = store_failure_report(duck.reader, *EVERYTHING, limit=limit)
+        assert cut["omitted_traces"] > 0
+        assert store_failure_report(clickhouse.reader, *EVERYTHING, limit=limit) == cut
 
 
 def test_entities_are_identical(sources: tuple[LocalSource, LocalSource]) -> None:

@@ -19,6 +19,7 @@ READER_QUERIES = {
     "entity_trace_ids",
     "entity_traces_in_range",
     "entity_values",
+    "failure_candidates",
     "flow_root_operations",
     "flow_root_shapes",
     "flow_trace_shapes",
@@ -40,6 +41,7 @@ READER_QUERIES = {
     "trace_entities_in_range",
     "trace_ids_by_prefix",
     "trace_rows",
+    "traces_frame",
 }
 #: What the otel_traces layout does without: spans are columns there, not protobuf with
 #: resource and scope ids (no refs_by_id, trace_rows), and the reader composes

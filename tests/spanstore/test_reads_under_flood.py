@@ -333,3 +333,41 @@ def test_reads_count_each_log_record_once_while_commits_end_inside_span_records(
         assert not errors, errors[:5]
         assert store.log_counts()[0] == acked["logs"]
         assert store.stats().spans == acked["spans"]
+
+
+def test_reads_of_uncommitted_batches_answer_as_the_committed_tables_do(tmp_path: Path) -> None:
+    """Each read shows a query only the unseen rows it can read (its traces, its entity
+    value: ``spanstore.unseen.narrowed``): the shop's diagrams, traces and log records
+    read while nothing is committed equal what the same reads give once all is."""
+    from analyzer.source import LocalSource
+    from collector.files import read_trace_file
+    from tests.conftest import sample_files
+
+    with DuckDBStore(
+        tmp_path / "shop.duckdb", max_commit_delay=3600, entity_keys=["order.id"]
+    ) as store:
+        for file in sample_files():
+            for request in read_trace_file(file):
+                store.write(request)
+        store.write_logs(numbered_logs(0, 9))
+        assert wait_until(lambda: store.queued_spans == 0)
+        with store._raw_cursor() as con:  # the writer's transaction holds them all
+            assert con.execute("SELECT count(*) FROM spans").fetchall()[0][0] == 0
+        source = LocalSource(store)
+        orders = [v["value"] for v in source.entities("order.id", 100)["values"]]
+        assert len(orders) >= 5
+        traces = [t["trace_id"] for t in source.recent_traces(20)["traces"]]
+
+        def answers() -> list[Any]:
+            return [
+                *(source.diagram(f"order.id={order}", start=0, end=1 << 62) for order in orders),
+                *(source.trace_otlp(trace) for trace in traces),
+                stored_numbers(store),
+            ]
+
+        unseen = answers()
+        store.flush()
+        with store._raw_cursor() as con:
+            assert con.execute("SELECT count(*) FROM spans").fetchall()[0][0] > 0
+        assert not store._unseen
+        assert answers() == unseen

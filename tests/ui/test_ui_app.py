@@ -202,6 +202,32 @@ def test_failures_deep_link_and_filters(use_db: Any, shop_db: Path) -> None:
     assert len(at.dataframe[0].value) == 1
     at.text_input(key="failures_search").input("nothing matches this").run()
     assert "No trace matches the filters" in texts(at)
+    assert "not listed" not in texts(at)  # every failing trace of the shop is listed
+
+
+def test_failures_page_says_when_traces_are_not_listed(
+    use_db: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """More failing traces than the report lists: the page says how many are left out."""
+    from analyzer.failures_store import LISTED_TRACES
+    from spanstore.duckdb_store import DuckDBStore
+    from spanstore.model import Span
+    from spanstore.rows import request_from_spans
+
+    t0 = 1_795_600_800_000_000_000
+    spans = [
+        Span(f"{i + 1:032x}", f"{1:016x}", None, "GET /cart", "SERVER", t0 + i * 1000,
+             t0 + i * 1000 + 500, "front", "ERROR")
+        for i in range(LISTED_TRACES + 3)
+    ]  # fmt: skip
+    path = tmp_path_factory.mktemp("ui") / "busy.duckdb"
+    with DuckDBStore(path) as store:
+        store.write(request_from_spans(spans))
+    use_db(path)
+    at = run(failures="")
+    assert len(at.dataframe[0].value) == LISTED_TRACES
+    assert f"Failed{LISTED_TRACES + 3:,}" in texts(at)
+    assert "3 more failing traces in this range are not listed" in texts(at)
 
 
 def test_failures_service_filter(use_db: Any, shop_db: Path) -> None:

@@ -133,6 +133,14 @@ if search.strip():
     )
 
 st.subheader(f"Failing traces ({table.height} shown)")
+omitted = int(report.get("omitted_traces") or 0)
+if omitted:
+    st.info(
+        f"{omitted:,} more failing traces in this range are not listed: the report lists "
+        f"{len(report.get('traces') or []):,}, the failed ones first, then the newest. "
+        "Narrow the time range or pick a service to see the others; the counts above cover "
+        "every trace, the patterns and root causes by service the listed ones."
+    )
 if table.height == 0:
     if not report.get("traces"):
         st.success("No failed or partly failed traces in this range.")
