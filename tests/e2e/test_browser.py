@@ -134,9 +134,10 @@ def no_page_not_found(page: Any) -> None:
 
 
 def test_the_demo_incident_ends_now(up: Up) -> None:
-    """`up` moves the sample incident so that its newest span ends at start-up: the UI's
-    default "last 24 h of data" shows it beside an exporter's live traffic. Ids and the
-    times between spans stay as in sample_traces/ (README: 2026-11-20T09:00:00Z on)."""
+    """`up` moves the sample incident so that its newest span ends at start-up: with an
+    exporter's live traffic the store covers days, so the UI's default range stays
+    "Everything stored" and shows both. Ids and the times between spans stay as in
+    sample_traces/ (README: 2026-11-20T09:00:00Z on)."""
     from analyzer.source import HttpSource
 
     source = HttpSource(up.api)
