@@ -14,8 +14,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
+from spanstore import SpanReader
 from spanstore.query import QueryError, parse
 from spanstore.query.ast import Query
 from spanstore.query.reader import MIN_PREFIX, SampledSpan
@@ -34,31 +35,6 @@ DURATION_BOUNDS: Final = (
 )
 
 
-class QueryReader(Protocol):
-    """What the reports need of a store (DuckDBStore and ClickHouseStore have it)."""
-
-    def find_traces(
-        self, query: Query, start_unix_nano: int, end_unix_nano: int, limit: int
-    ) -> tuple[int, list[dict[str, Any]]]: ...
-
-    def query_trace_ids(
-        self, query: Query, start_unix_nano: int, end_unix_nano: int
-    ) -> list[str]: ...
-
-    def sample_spans(
-        self,
-        query: Query,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        sample: int,
-        complement: bool = False,
-    ) -> tuple[int, list[SampledSpan]]: ...
-
-    def trace_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]: ...
-
-    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]: ...
-
-
 class BadQuery(ValueError):
     """The query text is wrong: the one-line message of ``QueryError``."""
 
@@ -74,7 +50,7 @@ def parsed(text: str | None) -> Query:
         raise BadQuery(str(exc)) from None
 
 
-def find(reader: QueryReader, text: str, start: int, end: int, limit: int = 100) -> dict[str, Any]:
+def find(reader: SpanReader, text: str, start: int, end: int, limit: int = 100) -> dict[str, Any]:
     query = parsed(text)
     if limit < 0:
         raise BadQuery("--limit must be 0 or more")
@@ -88,7 +64,7 @@ def find(reader: QueryReader, text: str, start: int, end: int, limit: int = 100)
     }
 
 
-def trace_ids(reader: QueryReader, text: str, start: int, end: int) -> list[str]:
+def trace_ids(reader: SpanReader, text: str, start: int, end: int) -> list[str]:
     return reader.query_trace_ids(parsed(text), start, end)
 
 
@@ -219,7 +195,7 @@ def duration_view(
 
 
 def compare(
-    reader: QueryReader,
+    reader: SpanReader,
     text: str,
     baseline_text: str | None,
     start: int,
@@ -257,7 +233,7 @@ class AmbiguousId(ValueError):
     pass
 
 
-def resolve_trace_id(reader: QueryReader, text: str) -> str | None:
+def resolve_trace_id(reader: SpanReader, text: str) -> str | None:
     """A full id as given (lowercase); a prefix of >= 8 hex digits as the one stored trace
     it starts; None when nothing starts so. Raises ValueError for text that is no id,
     :class:`AmbiguousId` naming the candidates when several traces start so."""

@@ -31,7 +31,6 @@ from typing import (
     ParamSpec,
     TypeAlias,
     TypeVar,
-    cast,
     overload,
 )
 
@@ -41,7 +40,6 @@ from spanstore.model import HOUR_NS
 if TYPE_CHECKING:
     import polars as pl
 
-    from analyzer.query import QueryReader
     from analyzer.slo import SloSpec
 
 __all__ = [
@@ -439,12 +437,9 @@ class LocalSource:
         return request_to_json(request)
 
     # -- the query language (#17): find, compare, ids of a query's traces, id prefixes
-    def _query_reader(self) -> QueryReader:
-        return cast("QueryReader", self.reader)
-
     def _run_query(
         self,
-        answer: Callable[[QueryReader, int, int], _Answer],
+        answer: Callable[[SpanReader, int, int], _Answer],
         start: int | None,
         end: int | None,
     ) -> _Answer:
@@ -454,7 +449,7 @@ class LocalSource:
 
         lo, hi = self._range(start, end)
         try:
-            return answer(self._query_reader(), lo, hi)
+            return answer(self.reader, lo, hi)
         except BadQuery as exc:
             raise SourceError(str(exc)) from None
 
@@ -466,7 +461,7 @@ class LocalSource:
         if len(text) < 8:
             return _valid_trace_id(trace_id)
         try:
-            found = resolve_trace_id(self._query_reader(), text)
+            found = resolve_trace_id(self.reader, text)
         except AmbiguousId as exc:
             raise SourceError(str(exc), status=409) from None
         except ValueError as exc:
