@@ -233,10 +233,15 @@ def seqtrace_command() -> list[str]:
 
 
 @contextmanager
-def serve(db: str, timeout: float = 120.0) -> Iterator[Server]:
+def serve(
+    db: str, timeout: float = 120.0, seqtrace: str | None = None, *extra: str
+) -> Iterator[Server]:
+    """`seqtrace serve` on ``db`` (``seqtrace``: another tree's executable; ``extra``:
+    more options)."""
     command = [
-        *seqtrace_command(),
+        *([seqtrace] if seqtrace else seqtrace_command()),
         "serve",
+        *extra,
         "--db",
         db,
         "--grpc-port",

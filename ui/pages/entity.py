@@ -13,7 +13,7 @@ from analyzer.source import SourceError, parse_entity
 from ui import common, data, exports, replay, spanview
 from ui.format import fmt_duration, fmt_time
 from ui.logs_panel import logs_panel, untraced_search
-from ui.seqplot import sequence_figure
+from ui.seqplot import chart_width, sequence_figure
 
 PAGE_SIZE: Final = 300
 #: label, format, file extension, mime type
@@ -207,8 +207,10 @@ def _on_pick() -> None:
     st.session_state["entity_pick"] = index
 
 
+figure = sequence_figure(diagram, offset=offset, limit=PAGE_SIZE, selected=selected)
 st.plotly_chart(
-    sequence_figure(diagram, offset=offset, limit=PAGE_SIZE, selected=selected),
+    figure,
+    width=chart_width(figure),
     key=chart_key,
     on_select=_on_pick,
     selection_mode="points",
