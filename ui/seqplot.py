@@ -15,9 +15,10 @@ with :func:`ui.format.esc`: plotly labels are HTML-ish.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import plotly.graph_objects as go
 
@@ -27,7 +28,6 @@ from ui.format import clip, esc, fmt_duration, fmt_time, short_id
 __all__ = [
     "KIND_STYLE",
     "Layout",
-    "chart_width",
     "layout_rows",
     "message_label",
     "sequence_figure",
@@ -44,8 +44,8 @@ LABEL_LIMIT: Final = 46
 #: COLUMN_PX (enough for HEADER_CHARS characters of a name per line) and the figure
 #: is wider than the page.
 WIDE_AFTER: Final = 8
-COLUMN_PX: Final = 112
-HEADER_CHARS: Final = 13
+COLUMN_PX: Final = 120
+HEADER_CHARS: Final = 14
 ERROR_LIMIT: Final = 60
 
 #: participant kind -> (fill, border, dash, caption)
@@ -342,9 +342,13 @@ def sequence_figure(
                 "layer": "below",
             }
         )
+        # Over more columns than a page shows, the text starts at the note's left end
+        # (where the page shows it), not in its middle.
+        from_left = n > WIDE_AFTER and x1 - x0 > WIDE_AFTER
         notes.append(
             {
-                "x": (x0 + x1) / 2,
+                "x": x0 + 0.1 if from_left else (x0 + x1) / 2,
+                "xanchor": "left" if from_left else "center",
                 "y": y,
                 "text": f"<i>{esc(clip(note.get('text'), 110))}</i>",
                 "showarrow": False,
@@ -487,8 +491,8 @@ def sequence_figure(
         height=int(HEADER_PX * (2 if footer else 1) + ROW_PX * (bottom + 0.6) + 30),
         # Past WIDE_AFTER participants the columns would be too narrow for their names
         # on a page: the figure takes COLUMN_PX per column, and the page scrolls it
-        # sideways (chart_width), as wide sequence diagrams scroll in other viewers.
-        width=int(80 + (right + 0.55) * COLUMN_PX) if n > WIDE_AFTER else None,
+        # sideways (ui.common.sequence_chart), as wide sequence diagrams scroll in other viewers.
+        width=80 + math.ceil((right + 0.55) * COLUMN_PX) if n > WIDE_AFTER else None,
         margin={"l": 70, "r": 10, "t": 10, "b": 10},
         plot_bgcolor="white",
         paper_bgcolor="white",
@@ -521,12 +525,6 @@ def _right_room(messages: Sequence[Mapping[str, Any]], x_of: Mapping[str, int], 
             label_width = 0.3 + len(message_label(m)) * 0.06
             room = max(room, x + label_width - (n - 1))
     return max(0.0, room)
-
-
-def chart_width(fig: go.Figure) -> Literal["stretch", "content"]:
-    """How a page shows the figure (``st.plotly_chart(width=...)``): at the page's width,
-    or, when the figure has a width of its own (many participants), at that width."""
-    return "content" if fig.layout.width else "stretch"
 
 
 def message_label(message: Mapping[str, Any]) -> str:

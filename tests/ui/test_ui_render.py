@@ -16,7 +16,6 @@ from ui.seqplot import (
     COLUMN_PX,
     HEADER_CHARS,
     LABEL_LIMIT,
-    chart_width,
     layout_rows,
     message_label,
     sequence_figure,
@@ -180,13 +179,13 @@ def test_a_counted_label_keeps_its_count_when_shortened() -> None:
 
 def test_many_participants_widen_the_figure_instead_of_overlapping() -> None:
     """26 participants (a busy customer of the shop): each column gets COLUMN_PX, every
-    header line fits its box, the page shows the figure at its own width (scrolling
+    header line fits its box, the figure has a width of its own (the page scrolls it
     sideways), and hovering a header shows the whole name."""
     names = [f"service-number-{i:02d}-with-a-long-name (postgresql)" for i in range(26)]
     participants = [{"id": n, "label": n, "kind": "database"} for n in names]
     messages = [message(names[i], names[i + 1], f"call {i}", i=i) for i in range(25)]
     fig = sequence_figure({"participants": participants, "messages": messages, "blocks": []})
-    assert fig.layout.width is not None and chart_width(fig) == "content"
+    assert fig.layout.width is not None
     plot_px = fig.layout.width - fig.layout.margin.l - fig.layout.margin.r
     x0, x1 = fig.layout.xaxis.range
     assert plot_px / (x1 - x0) >= COLUMN_PX
@@ -199,7 +198,7 @@ def test_many_participants_widen_the_figure_instead_of_overlapping() -> None:
         assert HEADER_CHARS * 7.5 < 0.88 * COLUMN_PX
     assert {h.hovertext.split("<br>")[0] for h in headers} == set(names)
     few = sequence_figure({"participants": participants[:5], "messages": messages[:4]})
-    assert few.layout.width is None and chart_width(few) == "stretch"
+    assert few.layout.width is None  # fitted to the page
 
 
 def test_sequence_figure_handles_empty_and_unknown_participants() -> None:

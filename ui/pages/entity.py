@@ -13,7 +13,7 @@ from analyzer.source import SourceError, parse_entity
 from ui import common, data, exports, replay, spanview
 from ui.format import fmt_duration, fmt_time
 from ui.logs_panel import logs_panel, untraced_search
-from ui.seqplot import chart_width, sequence_figure
+from ui.seqplot import sequence_figure
 
 PAGE_SIZE: Final = 300
 #: label, format, file extension, mime type
@@ -208,10 +208,10 @@ def _on_pick() -> None:
 
 
 figure = sequence_figure(diagram, offset=offset, limit=PAGE_SIZE, selected=selected)
-st.plotly_chart(
+common.sequence_chart(
     figure,
-    width=chart_width(figure),
-    key=chart_key,
+    chart_key,
+    "entity_sequence",
     on_select=_on_pick,
     selection_mode="points",
     config={"displayModeBar": False, "scrollZoom": False},

@@ -18,7 +18,7 @@ import streamlit as st
 from analyzer.diagram.text import TIMES
 from ui import common, data, spanview
 from ui.format import fmt_duration
-from ui.seqplot import chart_width, sequence_figure
+from ui.seqplot import sequence_figure
 
 MODES: Final = ("Root operation", "Entity key", "Query")
 
@@ -281,10 +281,10 @@ def _on_pick() -> None:
 
 
 figure = sequence_figure(_drawn(variant))
-st.plotly_chart(
+common.sequence_chart(
     figure,
-    width=chart_width(figure),
-    key=chart_key,
+    chart_key,
+    "flow_sequence",
     on_select=_on_pick,
     selection_mode="points",
     config={"displayModeBar": False, "scrollZoom": False},

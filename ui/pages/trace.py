@@ -12,7 +12,7 @@ from analyzer.critical_path import critical_path, pick_root
 from ui import common, data, spanview
 from ui.format import fmt_duration, fmt_time
 from ui.logs_panel import logs_panel, span_logs, untraced_search
-from ui.seqplot import chart_width, sequence_figure
+from ui.seqplot import sequence_figure
 from ui.waterfall import waterfall_figure
 
 stats = common.page(
@@ -161,10 +161,10 @@ with tab_sequence:
         st.code(diagram_error or "", language=None)
     else:
         figure = sequence_figure(diagram)
-        st.plotly_chart(
+        common.sequence_chart(
             figure,
-            width=chart_width(figure),
-            key=f"trace_sequence_{trace_id}",
+            f"trace_sequence_{trace_id}",
+            "trace_sequence",
             config={"displayModeBar": False},
         )
 
