@@ -10,9 +10,10 @@ message cap) through the API, and the server's memory after it; with `--fresh N`
 first computations of it, each after one unrelated span was written through OTLP/gRPC (the
 server keeps a diagram only while nothing was written: under ingest every call is a first
 computation). `--seqtrace` serves with another tree's executable (the before side of an
-A/B). With `--ab-diagrams N`, in-process on the file read-only: N
-order diagrams (unfolded: small entities) with the old one-scan `spans_of_traces` query and
-the new rowid one, interleaved, so the unfolded diagram's figures can be compared.
+A/B), `--config` with a config file (e.g. DuckDB's memory limit). With `--ab-diagrams N`,
+in-process on the file read-only: N order diagrams (unfolded: small entities) with the old
+one-scan `spans_of_traces` query and the new rowid one, interleaved, so the unfolded
+diagram's figures can be compared.
 
     .venv/bin/python bench/bench_flow.py --db /tmp/bench/s10m.duckdb --work /tmp/flow-bench
 """
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "--fresh", type=int, default=0, metavar="N", help="first computations per --entity"
     )
     parser.add_argument("--seqtrace", help="the seqtrace executable to serve with")
+    parser.add_argument("--config", help="a config file for the server (e.g. limits.db_memory_mib)")
     parser.add_argument("--json-out")
     args = parser.parse_args(argv)
 
@@ -169,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         "flows": [],
         "diagrams": [],
     }
-    with serve(str(copy), seqtrace=args.seqtrace) as server:
+    extra = ["--config", args.config] if args.config else []
+    with serve(str(copy), 120.0, args.seqtrace, *extra) as server:
         report["rss_mb_at_start"] = server.rss_mb()
         _, roots = _get(server.api, "/api/v1/flow/roots", {"from": start, "to": end})
         rss_before = server.rss_mb()

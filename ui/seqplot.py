@@ -529,9 +529,9 @@ def _right_room(messages: Sequence[Mapping[str, Any]], x_of: Mapping[str, int], 
 
 def message_label(message: Mapping[str, Any]) -> str:
     """The arrow's text: the message's ``label`` as the diagram JSON gives it, which for a
-    message standing for several calls already ends in the count (``GET /a ×5``, as in
-    every rendering: SPEC "Busy entities"), shortened to LABEL_LIMIT characters with
-    that count kept."""
+    message standing for several calls already ends in the count (a multiplication sign
+    and the number, as in every rendering: SPEC "Busy entities"), shortened to
+    LABEL_LIMIT characters with that count kept."""
     count = int(message.get("count") or 1)
     text = clip(message.get("label"), 10 * LABEL_LIMIT)
     suffix = f" {TIMES}{count}"

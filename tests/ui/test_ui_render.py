@@ -169,9 +169,7 @@ def test_sequence_figure_draws_kinds_errors_blocks_notes(diagram: dict[str, Any]
 
 def test_a_counted_label_keeps_its_count_when_shortened() -> None:
     long = "GET /api/v1/customers/{id}/orders/{orderId}/lines/{lineId}"
-    assert message_label({"label": f"{long} \u00d7162", "count": 162}).endswith(
-        "\u2026 \u00d7162"
-    )
+    assert message_label({"label": f"{long} \u00d7162", "count": 162}).endswith("\u2026 \u00d7162")
     assert len(message_label({"label": f"{long} \u00d7162", "count": 162})) == LABEL_LIMIT
     assert message_label({"label": "GET /a \u00d75", "count": 5}) == "GET /a \u00d75"
     assert message_label({"label": long}) == long[: LABEL_LIMIT - 1] + "\u2026"

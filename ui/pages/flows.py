@@ -268,7 +268,8 @@ st.caption(
     f"{variant['count']} traces: {variant['ok']} ok, {variant['partial']} partial, "
     f"{variant['failed']} failed · duration p50 {fmt_duration(int(variant['duration_p50_ns']))},"
     f" p95 {fmt_duration(int(variant['duration_p95_ns']))}. Each arrow: the calls it stands "
-    "for over all these traces (×N), how many failed, and their p95. Click a dot for the message."
+    "for over all these traces (\u00d7N), how many failed, and their p95. Click a dot for the "
+    "message."
 )
 chart_key = f"flow_chart_{body['selection']}_{variant['id']}"
 
