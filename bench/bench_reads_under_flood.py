@@ -87,12 +87,15 @@ class Server:
     """`seqtrace serve` of the tree under test, on ports it picks itself."""
 
     def __init__(self, seqtrace: str, db: Path) -> None:
+        self.log_path = db.with_suffix(".server.log")
         self.process = subprocess.Popen(
             [seqtrace, "serve", "--db", str(db), *_ANY_PORTS],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=ROOT,
+            # Not this tree: a server of another tree started here would decode with this
+            # tree's spanstore (its fork server put the working directory on its path).
+            cwd=db.parent,
         )
         self.grpc = ""
         self.api = ""
@@ -109,9 +112,12 @@ class Server:
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self) -> None:
+        # Kept, not discarded: a 5xx under the flood is a defect whose cause is in this log.
         assert self.process.stdout is not None
-        for _ in self.process.stdout:
-            pass
+        with self.log_path.open("w") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                log.flush()
 
     def stop(self) -> None:
         self.process.terminate()
@@ -126,9 +132,15 @@ def get(url: str, timeout: float = 60.0) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+FIRST_ERROR_BODIES: dict[str, str] = {}
+
+
 def timed_get(url: str) -> tuple[int, float]:
     started = time.monotonic()
-    status, _ = get(url)
+    status, body = get(url)
+    if status != 200:
+        where = f"{url.split('?')[0]}:{status}"
+        FIRST_ERROR_BODIES.setdefault(where, body[:500].decode(errors="replace"))
     return status, 1000 * (time.monotonic() - started)
 
 
@@ -318,7 +330,10 @@ def prepare_db(seqtrace: str, db: Path, base: str | None) -> None:
         return
     files = sorted(str(p) for p in (ROOT / "sample_traces").glob("*.json"))
     subprocess.run(
-        [seqtrace, "load", "--db", str(db), *files], check=True, capture_output=True, cwd=ROOT
+        [seqtrace, "load", "--db", str(db), *files],
+        check=True,
+        capture_output=True,
+        cwd=db.parent,
     )
 
 
@@ -352,7 +367,7 @@ def main() -> None:
     reports = not args.without_reports
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
-    work = Path(args.workdir)
+    work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     db = work / f"reads-{os.getpid()}.duckdb"
     prepare_db(args.seqtrace, db, args.base_db)
@@ -409,6 +424,13 @@ def main() -> None:
     finally:
         server.stop()
     report["load_after"] = load_average()
+    report["first_error_bodies"] = FIRST_ERROR_BODIES
+    if FIRST_ERROR_BODIES:
+        print(f"errors (first body of each; server log kept at {server.log_path}):")
+        for where, body in FIRST_ERROR_BODIES.items():
+            print(f"  {where}: {body}")
+    else:
+        server.log_path.unlink(missing_ok=True)
     for path in (db, Path(f"{db}.wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(f"{db}.journal", ignore_errors=True)

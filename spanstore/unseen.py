@@ -110,10 +110,15 @@ def unseen_tables(
     spans = spans.append_column(
         "_pos", pa.array(np.arange(len(starts), dtype=np.int64) - starts, pa.int64())
     )
-    places = positions if positions is not None else {}
+    # ``positions`` is shared by concurrent readers and pruned by whichever of them sees
+    # a commit first: read each entry once into this call's own dict.
+    shared = positions if positions is not None else {}
+    places: dict[int, tuple[pa.Array, pa.Array]] = {}
     for seq, batch in span_records:
-        if seq not in places:
-            places[seq] = _span_places(batch)
+        found = shared.get(seq)
+        if found is None:
+            found = shared[seq] = _span_places(batch)
+        places[seq] = found
 
     def with_seq(
         schema: pa.Schema, records: Sequence[tuple[int, pa.Table]], pos: list[pa.Array] | None

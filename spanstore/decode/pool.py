@@ -147,24 +147,35 @@ _READY: Final = "ready"
 _ANSWER_TIMEOUT: Final = 120.0
 
 
-def _start_forkserver_deaf_to_ctrl_c() -> None:
-    """Start the fork server with SIGINT ignored, which it inherits.
+def _start_forkserver() -> None:
+    """Start the fork server deaf to Ctrl-C and blind to the working directory.
 
-    The fork server imports its preload (pyarrow, numpy: about a second) before it starts
-    ignoring SIGINT itself, and Ctrl-C reaches the whole process group: a Ctrl-C while
-    ``seqtrace serve`` starts printed a KeyboardInterrupt traceback from it. Only the
-    launch (milliseconds) runs with SIGINT ignored here; the server stops on Ctrl-C as
-    before. Signals can only be changed from the main thread; elsewhere, start as is.
+    Ctrl-C: the fork server imports its preload (pyarrow, numpy: about a second) before it
+    starts ignoring SIGINT itself, and Ctrl-C reaches the whole process group: a Ctrl-C
+    while ``seqtrace serve`` starts printed a KeyboardInterrupt traceback from it. Only
+    the launch (milliseconds) runs with SIGINT ignored here; the server stops on Ctrl-C as
+    before. Signals can only be changed from the main thread; elsewhere they stay as is.
+
+    Working directory: the fork server is ``python -c ...``, which puts the working
+    directory first on ``sys.path`` (Python 3.11 drops the parent's path it is given), so
+    a ``spanstore/`` folder there (another checkout) would be imported by every decoder
+    instead of this one. ``PYTHONSAFEPATH`` keeps it off.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return
     from multiprocessing import forkserver
 
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+    safe_path = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
     try:
         forkserver.ensure_running()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if safe_path is None:
+            del os.environ["PYTHONSAFEPATH"]
+        else:
+            os.environ["PYTHONSAFEPATH"] = safe_path
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 class _Worker:
@@ -215,7 +226,7 @@ class DecoderPool:
         self._context = multiprocessing.get_context(_START_METHOD)
         if _START_METHOD == "forkserver":
             self._context.set_forkserver_preload(["spanstore.decode.pool"])
-            _start_forkserver_deaf_to_ctrl_c()
+            _start_forkserver()
         self._entity_keys = entity_keys
         self._policy = policy
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()

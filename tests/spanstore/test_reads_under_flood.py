@@ -371,3 +371,26 @@ def test_reads_of_uncommitted_batches_answer_as_the_committed_tables_do(tmp_path
             assert con.execute("SELECT count(*) FROM spans").fetchall()[0][0] > 0
         assert not store._unseen
         assert answers() == unseen
+
+
+def test_a_read_survives_another_read_pruning_the_shared_span_places() -> None:
+    """Concurrent readers share the entity/link places of unseen records, and whichever
+    sees a commit first prunes them. A bench flood once got a 500 (KeyError) when that
+    prune fell between one read storing a record's places and using them: here the
+    prune comes at the worst moment, right after each store."""
+    import pyarrow as pa
+
+    from spanstore.decode.prepare import KeyClassifier, prepare_request
+    from spanstore.unseen import unseen_tables
+
+    class PrunedAtOnce(dict[int, tuple[pa.Array, pa.Array]]):
+        def __setitem__(self, key: int, value: tuple[pa.Array, pa.Array]) -> None:
+            pass  # another reader saw the commit and pruned it at once
+
+    batches = [
+        (seq, prepare_request(request_at(seq * 1000, time.time_ns(), spans=5), KeyClassifier()))
+        for seq in (7, 8)
+    ]
+    tables = unseen_tables(batches, PrunedAtOnce())
+    assert tables["spans"].num_rows == 10
+    assert tables["span_entities"].num_rows == tables["span_links"].num_rows == 10

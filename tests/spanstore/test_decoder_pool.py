@@ -1,0 +1,55 @@
+"""The decoder processes run this checkout's code, wherever the server was started."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+SCRIPT = """
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from spanstore.decode.pool import DecoderPool
+
+request = ExportTraceServiceRequest()
+scope = request.resource_spans.add().scope_spans.add()
+for n in range(1, 4):
+    span = scope.spans.add(trace_id=bytes(15) + b"\\x01", span_id=bytes(7) + bytes([n]), name="op")
+    span.start_time_unix_nano, span.end_time_unix_nano = 10**18, 10**18 + n
+if __name__ == "__main__":
+    pool = DecoderPool(workers=1)
+    try:
+        print(pool.prepare(request.SerializeToString()).size)
+    finally:
+        pool.close()
+"""
+
+
+def test_decoders_ignore_a_spanstore_folder_in_the_working_directory(tmp_path: Path) -> None:
+    """``seqtrace serve`` started inside another checkout (a benchmark's A/B runs the old
+    tree's server from the new tree) once decoded with that checkout's ``spanstore``: the
+    fork server put the working directory first on its path."""
+    shadow = tmp_path / "elsewhere" / "spanstore"
+    shutil.copytree(ROOT / "spanstore", shadow, ignore=shutil.ignore_patterns("__pycache__"))
+    marker = tmp_path / "the cwd's spanstore was imported"
+    with (shadow / "__init__.py").open("a") as init:
+        init.write(f"\nopen({str(marker)!r}, 'w').close()\n")
+    script = tmp_path / "decode_three.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONSAFEPATH", None)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=shadow.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["3"]
+    assert not marker.exists()
