@@ -252,8 +252,15 @@ def serve(
         "0",
     ]
     started = time.perf_counter()
+    # Started in the store's folder, never inside a checkout: a child Python (the decoder
+    # processes) would import that checkout's packages first.
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        cwd=os.path.dirname(os.path.abspath(db)),
     )
     lines: list[str] = []
     found: dict[str, str] = {}
