@@ -4,9 +4,9 @@ A customer with 60 orders, 3 of them failed, each order a checkout that calls 10
 far over the 500-message cap, so the diagram folds the clean orders into one drawing whose
 arrows stand for 57 calls each, and it has 13 participants, more than fit the page. The
 spans go in through the collector (OTLP/HTTP, protobuf). In the browser: each folded arrow
-says its count once (a multiplication sign and 57, never also "(x57)"), the figure keeps a readable column per
-participant and scrolls sideways in its own box, and hovering a header shows the whole
-name. Screenshots in test-artifacts/.
+says its count once (a multiplication sign and 57, never also "(x57)"), the figure keeps
+a readable column per participant and scrolls sideways in its own box, and hovering a
+header shows the whole name. Screenshots in test-artifacts/.
 """
 
 from __future__ import annotations
