@@ -109,17 +109,16 @@ def _copied(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def failing_traces(candidates: pl.DataFrame) -> pl.DataFrame:
-    """One row per trace holding an error among ``candidates`` (``failure_candidates``
-    rows): trace_id, root_start, root_error (its root is one of the errors) and the
-    trace's fingerprint columns."""
+def failing_traces(errors: pl.DataFrame) -> pl.DataFrame:
+    """One row per trace holding one of ``errors`` (``errors_among`` the rows of
+    ``failure_candidates``): trace_id, root_start, root_error (its root is one of the
+    errors) and the trace's fingerprint columns."""
     return (
-        errors_among(candidates)
-        .group_by("trace_id")
+        errors.group_by("trace_id")
         .agg(
             pl.col("root_start").first(),
             pl.col("is_root").fill_null(False).any().alias("root_error"),
-            *(pl.col(name).first() for name in _FINGERPRINT if name in candidates.columns),
+            *(pl.col(name).first() for name in _FINGERPRINT if name in errors.columns),
         )
     )
 
@@ -182,7 +181,7 @@ def store_failure_report(
     rows kept from earlier reports, reused where their trace did not change."""
     covered, candidates = reader.failure_candidates(from_unix_nano, to_unix_nano, service)
     errors = errors_among(candidates)
-    failing = failing_traces(candidates)
+    failing = failing_traces(errors)
     listed = listed_trace_ids(failing, limit)
     fingerprints = _fingerprints(failing, listed) if kept is not None else {}
     rows = kept.take(fingerprints) if kept is not None else {}
