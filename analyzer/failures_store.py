@@ -113,13 +113,10 @@ def failing_traces(errors: pl.DataFrame) -> pl.DataFrame:
     """One row per trace holding one of ``errors`` (``errors_among`` the rows of
     ``failure_candidates``): trace_id, root_start, root_error (its root is one of the
     errors) and the trace's fingerprint columns."""
-    return (
-        errors.group_by("trace_id")
-        .agg(
-            pl.col("root_start").first(),
-            pl.col("is_root").fill_null(False).any().alias("root_error"),
-            *(pl.col(name).first() for name in _FINGERPRINT if name in errors.columns),
-        )
+    return errors.group_by("trace_id").agg(
+        pl.col("root_start").first(),
+        pl.col("is_root").fill_null(False).any().alias("root_error"),
+        *(pl.col(name).first() for name in _FINGERPRINT if name in errors.columns),
     )
 
 

@@ -267,10 +267,9 @@ def _failing_trace(n: int, start: int, *, order: str) -> list[Span]:
     trace_id = f"{n:032x}"
     return [
         Span(trace_id, f"{1:016x}", None, "GET /cart", "SERVER", start, start + 9 * MS,
-             "front", "UNSET")
-    ] + [
+             "front", "UNSET"),
         Span(trace_id, f"{2:016x}", f"{1:016x}", "charge", "CLIENT", start + MS,
-             start + 2 * MS, "pay", "ERROR", "card declined", attributes={"order.id": order})
+             start + 2 * MS, "pay", "ERROR", "card declined", attributes={"order.id": order}),
     ]  # fmt: skip
 
 
