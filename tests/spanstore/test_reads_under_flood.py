@@ -216,7 +216,7 @@ def test_reads_see_each_span_once_while_the_writer_commits_inside_records(
             while time.monotonic() - started < 60:
                 with lock:
                     before = acked
-                if reads > 20 and before >= 3000:
+                if reads > 20 and before >= 3000 and cuts_seen:
                     break
                 with store._cursor() as con:
                     spans, distinct, entities, links, cut = con.execute(
