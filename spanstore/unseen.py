@@ -227,7 +227,11 @@ class UnseenSnapshot:
         attribute = _RECORD_TABLE[name]
         try:
             return pa.chunked_array(
-                [getattr(batch, attribute).column(column) for _, batch in records],
+                [
+                    chunk
+                    for _, batch in records
+                    for chunk in getattr(batch, attribute).column(column).chunks
+                ],
                 _RAW_SCHEMAS[name].field(column).type,
             )
         except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError):  # a batch of other columns
