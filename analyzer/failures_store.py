@@ -14,14 +14,25 @@ spans, idle). Here the store does the counting and only the listed traces are re
 2. At most ``limit`` failing traces are listed: all of them when they are that few, else the
    ``failed`` ones first, then the newest (an incident's worst and latest).
 3. Only the listed traces' spans are read (``reader.traces_frame``, within an hour of the
-   range, where ``span_frame`` looks for whole traces) and ``failure_report`` analyses
-   them: each trace's row depends on its own spans only, so the rows are the same.
+   range, where ``span_frame`` looks for whole traces), with the entities of those spans,
+   and ``failure_report`` analyses them: each trace's row depends on its own spans only,
+   so the rows are the same.
+4. Rows are kept between reports (:class:`KeptRows`, the server's source keeps one) with
+   the fingerprint step 1 gives each trace over [lo, hi) (how many spans, the first and
+   last start, the span ids' hashes xor-ed): a listed trace whose fingerprint did not
+   change is not read or analysed again. Spans only ever join or leave a trace's range
+   whole, so the same fingerprint means the same spans (up to a 64-bit hash collision
+   after spans were both deleted and added, which retention and a new span of the same
+   trace would have to do at once): a kept row is never older than the data it shows.
+   Under a flood, successive reports of the last hour analyse only the newly listed
+   traces.
 
 The summary's counts are the exact ones of step 1. ``omitted_traces`` (an addition to the
 SPEC's shape) counts the failing traces not listed; when it is not 0, ``summary.patterns``
 and ``by_service`` describe the listed traces (their pattern and root cause need the
-trace's tree). When nothing is omitted the report equals ``failure_report`` over the
-range's whole frame (``tests/analyzer/test_failures_store.py``).
+trace's tree; ``by_service`` counts their error spans from step 1's rows). When nothing is
+omitted the report equals ``failure_report`` over the range's whole frame
+(``tests/analyzer/test_failures_store.py``), kept rows or not.
 
 The two reads are two statements: spans arriving between them can make a listed trace's
 row newer than the counts (never an error counted twice or lost from the counts).
@@ -29,33 +40,83 @@ row newer than the counts (never an error counted twice or lost from the counts)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeAlias
 
 import polars as pl
 
 from analyzer.failures import errors_among, failure_report
 from spanstore import SpanReader
+from spanstore.model import HOUR_NS
 
-__all__ = ["LISTED_TRACES", "store_failure_report"]
+__all__ = ["LISTED_TRACES", "KeptRows", "store_failure_report"]
 
 #: At most this many failing traces are listed (each is a few hundred bytes of JSON and one
 #: tree analysis); the counts always cover every trace of the range.
 LISTED_TRACES: Final = 1000
 
 EntitiesFor = Callable[[list[str]], Mapping[str, Mapping[str, Sequence[str]]]]
+#: What a trace's row is made of: its spans in [lo, hi) (failure_candidates' columns).
+Fingerprint: TypeAlias = tuple[int, int, int, int]
+_FINGERPRINT: Final = ("trace_spans", "first_start", "last_start", "span_hash")
 
 
-def failing_traces(candidates: pl.DataFrame) -> pl.DataFrame:
-    """One row per trace holding an error among ``candidates`` (``failure_candidates``
-    rows): trace_id, root_start, root_error (its root is one of the errors)."""
-    return (
-        errors_among(candidates)
-        .group_by("trace_id")
-        .agg(
-            pl.col("root_start").first(),
-            pl.col("is_root").fill_null(False).any().alias("root_error"),
-        )
+class KeptRows:
+    """Report rows of listed traces, by trace id and fingerprint, for the next reports.
+
+    Bounded: the rows of the traces listed last are kept, ``capacity`` at most (a few
+    reports' worth: other services' or ranges' reports list other traces)."""
+
+    def __init__(self, capacity: int = 4 * LISTED_TRACES) -> None:
+        self.capacity = capacity
+        self._rows: OrderedDict[str, tuple[Fingerprint, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def take(self, fingerprints: Mapping[str, Fingerprint]) -> dict[str, dict[str, Any]]:
+        """Copies of the kept rows of these traces whose fingerprint is the same."""
+        found: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for trace_id, fingerprint in fingerprints.items():
+                kept = self._rows.get(trace_id)
+                if kept is not None and kept[0] == fingerprint:
+                    self._rows.move_to_end(trace_id)
+                    found[trace_id] = _copied(kept[1])
+        return found
+
+    def keep(self, rows: Iterable[dict[str, Any]], fingerprints: Mapping[str, Fingerprint]) -> None:
+        with self._lock:
+            for row in rows:
+                fingerprint = fingerprints.get(row["trace_id"])
+                if fingerprint is not None:
+                    self._rows[row["trace_id"]] = (fingerprint, _copied(row))
+                    self._rows.move_to_end(row["trace_id"])
+            while len(self._rows) > self.capacity:
+                self._rows.popitem(last=False)
+
+
+def _copied(row: dict[str, Any]) -> dict[str, Any]:
+    """A report row whose nested values are its own (callers may change what they get)."""
+    return {
+        **row,
+        "root_cause": dict(row["root_cause"]),
+        "entities": {key: list(values) for key, values in row["entities"].items()},
+        "error_services": list(row["error_services"]),
+    }
+
+
+def failing_traces(errors: pl.DataFrame) -> pl.DataFrame:
+    """One row per trace holding one of ``errors`` (``errors_among`` the rows of
+    ``failure_candidates``): trace_id, root_start, root_error (its root is one of the
+    errors) and the trace's fingerprint columns."""
+    return errors.group_by("trace_id").agg(
+        pl.col("root_start").first(),
+        pl.col("is_root").fill_null(False).any().alias("root_error"),
+        *(pl.col(name).first() for name in _FINGERPRINT if name in errors.columns),
     )
 
 
@@ -69,6 +130,37 @@ def listed_trace_ids(failing: pl.DataFrame, limit: int) -> list[str]:
     return ids
 
 
+def _fingerprints(failing: pl.DataFrame, trace_ids: list[str]) -> dict[str, Fingerprint]:
+    rows = failing.filter(pl.col("trace_id").is_in(trace_ids)).select("trace_id", *_FINGERPRINT)
+    return {
+        trace_id: (spans, first, last, digest)
+        for trace_id, spans, first, last, digest in rows.iter_rows()
+        if None not in (spans, first, last, digest)
+    }
+
+
+def _by_service(rows: Sequence[Mapping[str, Any]], errors: pl.DataFrame) -> list[dict[str, Any]]:
+    """``failure_report``'s ``by_service`` of these rows: per service the error spans of
+    their traces (``errors``: the traces' error spans) and the rows whose root cause it is,
+    by outcome; most causes first, then most failed, most error spans, the name."""
+    error_spans = dict(errors.group_by("service_name").len().iter_rows())
+    caused = Counter((row["root_cause"]["service"], row["outcome"]) for row in rows)
+    services = set(error_spans) | {service for service, _ in caused}
+    table = [
+        {
+            "service": service,
+            "partial": caused[service, "partial"],
+            "failed": caused[service, "failed"],
+            "error_spans": int(error_spans.get(service, 0)),
+        }
+        for service in services
+    ]
+    table.sort(
+        key=lambda s: (-(s["partial"] + s["failed"]), -s["failed"], -s["error_spans"], s["service"])
+    )
+    return table
+
+
 def store_failure_report(
     reader: SpanReader,
     from_unix_nano: int,
@@ -77,23 +169,49 @@ def store_failure_report(
     *,
     entities_for: EntitiesFor | None = None,
     limit: int = LISTED_TRACES,
+    kept: KeptRows | None = None,
 ) -> dict[str, Any]:
     """The ``failures --json`` report for traces whose root starts in [from, to), read
     from ``reader`` (see the module's docstring). ``entities_for(trace_ids)`` gives the
-    listed traces' entities (default: ``reader.trace_entities``)."""
+    listed traces' entities (default: ``reader.trace_entities`` of their spans where the
+    report reads them; with ``kept``, it must depend on those spans only). ``kept``:
+    rows kept from earlier reports, reused where their trace did not change."""
     covered, candidates = reader.failure_candidates(from_unix_nano, to_unix_nano, service)
-    failing = failing_traces(candidates)
+    errors = errors_among(candidates)
+    failing = failing_traces(errors)
     listed = listed_trace_ids(failing, limit)
-    frame = reader.traces_frame(listed, from_unix_nano, to_unix_nano)
-    lookup = entities_for or reader.trace_entities
-    entities = lookup(listed) if listed else {}
-    report = failure_report(frame, entities, from_unix_nano, to_unix_nano, service)
+    fingerprints = _fingerprints(failing, listed) if kept is not None else {}
+    rows = kept.take(fingerprints) if kept is not None else {}
+    unread = [trace_id for trace_id in listed if trace_id not in rows]
+    if unread:
+        frame = reader.traces_frame(unread, from_unix_nano, to_unix_nano)
+        # The entities of the spans read (within an hour of the range, as traces_frame).
+        lo, hi = from_unix_nano - HOUR_NS, to_unix_nano + HOUR_NS
+        lookup = entities_for or (lambda ids: reader.trace_entities(ids, lo, hi))
+        # Each row depends on its trace's spans only: no service filter here (step 1
+        # chose the traces that touch it).
+        fresh = failure_report(frame, lookup(unread), from_unix_nano, to_unix_nano)["traces"]
+        if kept is not None:
+            kept.keep(fresh, fingerprints)
+        rows.update((row["trace_id"], row) for row in fresh)
+    traces = sorted(rows.values(), key=lambda row: (row["start_unix_nano"], row["trace_id"]))
+    patterns = {"retried": 0, "degraded": 0, "failed_branch": 0, "failed": 0}
+    patterns.update(Counter(row["pattern"] for row in traces))
     failed = int(failing["root_error"].sum()) if failing.height else 0
-    report["summary"].update(
-        traces=covered,
-        ok=covered - failing.height,
-        partial=failing.height - failed,
-        failed=failed,
-    )
-    report["omitted_traces"] = max(0, failing.height - len(report["traces"]))
-    return report
+    return {
+        "from_unix_nano": from_unix_nano,
+        "to_unix_nano": to_unix_nano,
+        "summary": {
+            "traces": covered,
+            "ok": covered - failing.height,
+            "partial": failing.height - failed,
+            "failed": failed,
+            "patterns": patterns,
+        },
+        "traces": traces,
+        "service": service,
+        "by_service": _by_service(
+            traces, errors.filter(pl.col("trace_id").is_in([row["trace_id"] for row in traces]))
+        ),
+        "omitted_traces": max(0, failing.height - len(traces)),
+    }

@@ -216,6 +216,8 @@ class LocalSource:
         self._slo_pieces = _SloPieces(SLO_KEPT_BYTES) if keep_slo_events else None
         #: Entity diagrams, kept while the store does not change (analyzer.flow.busy).
         self._diagrams: Any = None
+        #: The failure report's rows of listed traces (analyzer.failures_store.KeptRows).
+        self._failure_rows: Any = None
 
     # -- helpers
     def _range(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -512,11 +514,14 @@ class LocalSource:
     def failures(
         self, start: int | None = None, end: int | None = None, service: str | None = None
     ) -> dict[str, Any]:
-        from analyzer.failures_store import store_failure_report
+        from analyzer.failures_store import KeptRows, store_failure_report
 
         lo, hi = self._range(start, end)
-        # Counted in the store; only the listed traces' spans are read (failures_store.py).
-        return store_failure_report(self.reader, lo, hi, service, entities_for=self._entities_for)
+        if self._failure_rows is None:
+            self._failure_rows = KeptRows()
+        # Counted in the store; only the listed traces' spans are read, and only those of
+        # traces that changed since an earlier report listed them (failures_store.py).
+        return store_failure_report(self.reader, lo, hi, service, kept=self._failure_rows)
 
     def slo(
         self, spec_text: str, at: int | None = None, source_name: str = "spec"

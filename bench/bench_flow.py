@@ -6,9 +6,14 @@ then asks `/api/v1/flow?root=...` for the busiest root operations of that hour: 
 call, then `--runs` warm ones each. Reports wall time per call (median and max of the warm
 runs), the server's resident memory before the first flow and its peak (VmHWM) after, and
 the variant count. With `--entity KEY=VALUE`, also the entity's diagram (folded past the
-message cap) through the API. With `--ab-diagrams N`, in-process on the file read-only: N
-order diagrams (unfolded: small entities) with the old one-scan `spans_of_traces` query and
-the new rowid one, interleaved, so the unfolded diagram's figures can be compared.
+message cap) through the API, and the server's memory after it; with `--fresh N`, N more
+first computations of it, each after one unrelated span was written through OTLP/gRPC (the
+server keeps a diagram only while nothing was written: under ingest every call is a first
+computation). `--seqtrace` serves with another tree's executable (the before side of an
+A/B), `--config` with a config file (e.g. DuckDB's memory limit). With `--ab-diagrams N`,
+in-process on the file read-only: N order diagrams (unfolded: small entities) with the old
+one-scan `spans_of_traces` query and the new rowid one, interleaved, so the unfolded
+diagram's figures can be compared.
 
     .venv/bin/python bench/bench_flow.py --db /tmp/bench/s10m.duckdb --work /tmp/flow-bench
 """
@@ -38,6 +43,36 @@ def _get(api: str, path: str, params: dict[str, Any]) -> tuple[float, Any]:
         body = response.read()
     elapsed = time.perf_counter() - started
     return elapsed, json.loads(body) if body[:1] in (b"{", b"[") else body
+
+
+def write_one_span(grpc_address: str, number: int) -> None:
+    """One span of an unrelated trace, through OTLP/gRPC (acknowledged: the store's data
+    version has moved when this returns)."""
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    now = time.time_ns()
+    span = Span(
+        trace_id=(0xB5C0 << 112 | number).to_bytes(16, "big"),
+        span_id=(number + 1).to_bytes(8, "big"),
+        name="bench write",
+        kind=Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=now,
+        end_time_unix_nano=now + 1_000_000,
+    )
+    service = KeyValue(key="service.name", value=AnyValue(string_value="bench-writer"))
+    request = trace_service_pb2.ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                resource=Resource(attributes=[service]), scope_spans=[ScopeSpans(spans=[span])]
+            )
+        ]
+    )
+    with grpc.insecure_channel(grpc_address) as channel:
+        trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=30)
 
 
 def busiest_hour(db: str) -> tuple[int, int]:
@@ -114,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--roots", type=int, default=3, help="busiest root operations asked")
     parser.add_argument("--entity", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--ab-diagrams", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--fresh", type=int, default=0, metavar="N", help="first computations per --entity"
+    )
+    parser.add_argument("--seqtrace", help="the seqtrace executable to serve with")
+    parser.add_argument("--config", help="a config file for the server (e.g. limits.db_memory_mib)")
     parser.add_argument("--json-out")
     args = parser.parse_args(argv)
 
@@ -131,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         "flows": [],
         "diagrams": [],
     }
-    with serve(str(copy)) as server:
+    extra = ["--config", args.config] if args.config else []
+    with serve(str(copy), 120.0, args.seqtrace, *extra) as server:
         report["rss_mb_at_start"] = server.rss_mb()
         _, roots = _get(server.api, "/api/v1/flow/roots", {"from": start, "to": end})
         rss_before = server.rss_mb()
@@ -155,7 +196,17 @@ def main(argv: list[str] | None = None) -> int:
         for entity in args.entity:
             params = {"entity": entity, "from": 0, "to": 1 << 62}
             cold, body = _get(server.api, "/api/v1/diagram", params)
+            rss_cold = server.rss_mb()
             warm = [_get(server.api, "/api/v1/diagram", params)[0] for _ in range(args.runs)]
+            fresh, fresh_cpu = [], []
+            for number in range(args.fresh):
+                write_one_span(server.grpc, len(report["diagrams"]) * 1000 + number)
+                time.sleep(0.5)  # the write's commit, so that it does not run beside the call
+                cpu = server.cpu_s()
+                fresh.append(_get(server.api, "/api/v1/diagram", params)[0])
+                # The server's CPU seconds for the call (all its threads): steadier than
+                # wall time on a machine others use.
+                fresh_cpu.append(server.cpu_s() - cpu)
             row = {
                 "entity": entity,
                 "traces": len(body["traces"]),
@@ -165,7 +216,14 @@ def main(argv: list[str] | None = None) -> int:
                 "cold_s": round(cold, 3),
                 "warm_median_s": round(statistics.median(warm), 3),
                 "warm_max_s": round(max(warm), 3),
+                "rss_mb_after_cold": rss_cold,
             }
+            if fresh:
+                row["fresh_s"] = [round(t, 3) for t in fresh]
+                row["fresh_median_s"] = round(statistics.median(fresh), 3)
+                row["fresh_cpu_median_s"] = round(statistics.median(fresh_cpu), 3)
+                row["rss_mb_after_fresh"] = server.rss_mb()
+            row["load_average"] = load_average()
             report["diagrams"].append(row)
             print(json.dumps(row))
         report["rss_mb_after"] = server.rss_mb()

@@ -233,10 +233,15 @@ def seqtrace_command() -> list[str]:
 
 
 @contextmanager
-def serve(db: str, timeout: float = 120.0) -> Iterator[Server]:
+def serve(
+    db: str, timeout: float = 120.0, seqtrace: str | None = None, *extra: str
+) -> Iterator[Server]:
+    """`seqtrace serve` on ``db`` (``seqtrace``: another tree's executable; ``extra``:
+    more options)."""
     command = [
-        *seqtrace_command(),
+        *([seqtrace] if seqtrace else seqtrace_command()),
         "serve",
+        *extra,
         "--db",
         db,
         "--grpc-port",
@@ -247,8 +252,15 @@ def serve(db: str, timeout: float = 120.0) -> Iterator[Server]:
         "0",
     ]
     started = time.perf_counter()
+    # Started in the store's folder, never inside a checkout: a child Python (the decoder
+    # processes) would import that checkout's packages first.
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        cwd=os.path.dirname(os.path.abspath(db)),
     )
     lines: list[str] = []
     found: dict[str, str] = {}

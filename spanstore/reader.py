@@ -69,8 +69,8 @@ FLOW_ROOTS_SCHEMA: Final[dict[str, pl.DataType]] = {
 }
 
 #: failure_candidates: the spans that may be errors of the traces a failure report covers,
-#: in the span frame's spellings, each with whether it is its trace's root and when that
-#: root starts (the DuckDB file says what the rows are).
+#: in the span frame's spellings, each with whether it is its trace's root, when that root
+#: starts and its trace's fingerprint (the DuckDB file says what the rows are).
 FAILURE_CANDIDATES_SCHEMA: Final[dict[str, pl.DataType]] = {
     "trace_id": pl.String(),
     "span_id": pl.String(),
@@ -83,6 +83,10 @@ FAILURE_CANDIDATES_SCHEMA: Final[dict[str, pl.DataType]] = {
     "http_status_code": pl.Int64(),
     "is_root": pl.Boolean(),
     "root_start": pl.Int64(),
+    "trace_spans": pl.Int64(),
+    "first_start": pl.Int64(),
+    "last_start": pl.Int64(),
+    "span_hash": pl.UInt64(),
 }
 
 THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -465,8 +469,16 @@ class StoreReader:
         value = self._table("last_span_end").column(0)[0].as_py()
         return None if value is None else int(value)
 
-    def trace_entities(self, trace_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-        """trace_id -> entity key -> sorted distinct values."""
+    def trace_entities(
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int | None = None,
+        end_unix_nano: int | None = None,
+    ) -> dict[str, dict[str, list[str]]]:
+        """trace_id -> entity key -> sorted distinct values; with both bounds, of their
+        spans starting in [start, end) only."""
+        if start_unix_nano is not None and end_unix_nano is not None:
+            return self._entities_between(trace_ids, start_unix_nano, end_unix_nano - 1)
         ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
         found: dict[str, dict[str, list[str]]] = {}
         for table in self._id_tables("trace_entities", ids):  # ordered by (trace_id, key)

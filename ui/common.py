@@ -354,3 +354,21 @@ def entity_link(key: str, value: str) -> str:
 
 def trace_link(trace_id: str) -> str:
     return link(trace=trace_id)
+
+
+def sequence_chart(figure: Any, key: str, box: str, **options: Any) -> Any:
+    """``st.plotly_chart`` of a sequence figure (ui.seqplot). A figure with a width of its
+    own (more participants than fit the page) is drawn at that width inside a box
+    (``box``: its key) that scrolls both ways and is at most 80 % of the window high, so
+    that its scroll bars are in view, as a wide diagram scrolls in other viewers:
+    Streamlit alone would shrink it to the page and the names would overlap again."""
+    width = figure.layout.width
+    if not width:
+        return st.plotly_chart(figure, key=key, width="stretch", **options)
+    st.html(
+        f"<style>.st-key-{box} {{overflow: auto; max-height: 80vh}} .st-key-{box} "
+        f"[data-testid=stElementContainer] {{width: {int(width)}px !important; "
+        "max-width: none !important}</style>"
+    )
+    with st.container(key=box):
+        return st.plotly_chart(figure, key=key, width="content", **options)

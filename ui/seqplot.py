@@ -15,15 +15,23 @@ with :func:`ui.format.esc`: plotly labels are HTML-ish.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import plotly.graph_objects as go
 
+from analyzer.diagram.text import TIMES
 from ui.format import clip, esc, fmt_duration, fmt_time, short_id
 
-__all__ = ["KIND_STYLE", "Layout", "layout_rows", "sequence_figure"]
+__all__ = [
+    "KIND_STYLE",
+    "Layout",
+    "layout_rows",
+    "message_label",
+    "sequence_figure",
+]
 
 ROW_PX: Final = 34
 HEADER_PX: Final = 80
@@ -32,6 +40,12 @@ CALL_COLOR: Final = "#202124"
 RETURN_COLOR: Final = "#5f6368"
 ASYNC_COLOR: Final = "#1a56b0"
 LABEL_LIMIT: Final = 46
+#: Participants a figure fits to the page's width; with more, each column takes
+#: COLUMN_PX (enough for HEADER_CHARS characters of a name per line) and the figure
+#: is wider than the page.
+WIDE_AFTER: Final = 8
+COLUMN_PX: Final = 120
+HEADER_CHARS: Final = 14
 ERROR_LIMIT: Final = 60
 
 #: participant kind -> (fill, border, dash, caption)
@@ -111,7 +125,7 @@ def _hover(message: Mapping[str, Any], labels: Mapping[str, str], t0: int, index
     ]
     count = int(message.get("count") or 1)
     if count > 1:
-        lines.append(f"{count} identical calls, {int(message.get('failed') or 0)} failed")
+        lines.append(f"{TIMES}{count}: {count} calls, {int(message.get('failed') or 0)} failed")
     if message.get("error"):
         lines.append(f"<b>error:</b> {esc(clip(message.get('error'), 160))}")
     attributes = message.get("attributes") or {}
@@ -194,13 +208,14 @@ def sequence_figure(
     lifeline_end = bottom - (0.05 if not footer else 0.0)
 
     # Participants: header (and footer) boxes, lifelines.
-    column_chars = 22 if n <= 6 else 16 if n <= 10 else 13
+    column_chars = 22 if n <= 6 else HEADER_CHARS
     for p in participants:
         x = x_of[str(p["id"])]
         fill, border, dash, caption = KIND_STYLE.get(str(p.get("kind")), KIND_STYLE["service"])
         if p.get("implicit"):
             fill, border, dash, caption = "#ffffff", "#9aa0a6", "dot", "caller"
-        label = "<br>".join(esc(line) for line in wrap(p.get("label") or p["id"], column_chars))
+        name = p.get("label") or p["id"]
+        label = "<br>".join(esc(line) for line in wrap(name, column_chars))
         rows = [-0.8] + ([bottom + 0.8] if footer else [])
         for y in rows:
             shapes.append(
@@ -222,6 +237,9 @@ def sequence_figure(
                     "text": f"<b>{label}</b><br><span style='font-size:10px'>{caption}</span>",
                     "showarrow": False,
                     "font": {"size": 12, "color": "#202124"},
+                    # The whole name (the box may show it shortened).
+                    "hovertext": f"{esc(name, 200)}<br>{caption}",
+                    "hoverlabel": {"bgcolor": "white", "font": {"size": 12}},
                 }
             )
         shapes.append(
@@ -324,9 +342,13 @@ def sequence_figure(
                 "layer": "below",
             }
         )
+        # Over more columns than a page shows, the text starts at the note's left end
+        # (where the page shows it), not in its middle.
+        from_left = n > WIDE_AFTER and x1 - x0 > WIDE_AFTER
         notes.append(
             {
-                "x": (x0 + x1) / 2,
+                "x": x0 + 0.1 if from_left else (x0 + x1) / 2,
+                "xanchor": "left" if from_left else "center",
                 "y": y,
                 "text": f"<i>{esc(clip(note.get('text'), 110))}</i>",
                 "showarrow": False,
@@ -381,11 +403,7 @@ def sequence_figure(
         )
         dashed = kind in ("return", "async")
         width = 2.2 if index == selected else 1.4
-        count = int(message.get("count") or 1)
-        label = esc(clip(message.get("label"), LABEL_LIMIT))
-        if count > 1:
-            failed = int(message.get("failed") or 0)
-            label += f" (x{count}" + (f", {failed} failed)" if failed else ")")
+        label = esc(message_label(message))
         arrowhead = 2 if kind in ("call", "self") else 1
         if a == b:
             loop_x = a + 0.28
@@ -466,17 +484,22 @@ def sequence_figure(
         step = len(tickvals) // 40 + 1
         tickvals, ticktext = tickvals[::step], ticktext[::step]
     top = -1.6
+    right = n - 0.45 + _right_room(messages, x_of, n)
     fig.update_layout(
         shapes=shapes,
         annotations=notes,
         height=int(HEADER_PX * (2 if footer else 1) + ROW_PX * (bottom + 0.6) + 30),
+        # Past WIDE_AFTER participants the columns would be too narrow for their names
+        # on a page: the figure takes COLUMN_PX per column, and the page scrolls it
+        # sideways (ui.common.sequence_chart), as wide sequence diagrams scroll in other viewers.
+        width=80 + math.ceil((right + 0.55) * COLUMN_PX) if n > WIDE_AFTER else None,
         margin={"l": 70, "r": 10, "t": 10, "b": 10},
         plot_bgcolor="white",
         paper_bgcolor="white",
         hovermode="closest",
         hoverdistance=40,
         xaxis={
-            "range": [-0.55, n - 0.45 + _right_room(messages, x_of, n)],
+            "range": [-0.55, right],
             "visible": False,
             "fixedrange": True,
         },
@@ -499,9 +522,22 @@ def _right_room(messages: Sequence[Mapping[str, Any]], x_of: Mapping[str, int], 
     for m in messages:
         if m.get("from") == m.get("to"):
             x = x_of[str(m.get("from"))]
-            label_width = 0.3 + len(clip(m.get("label"), LABEL_LIMIT)) * 0.06
+            label_width = 0.3 + len(message_label(m)) * 0.06
             room = max(room, x + label_width - (n - 1))
     return max(0.0, room)
+
+
+def message_label(message: Mapping[str, Any]) -> str:
+    """The arrow's text: the message's ``label`` as the diagram JSON gives it, which for a
+    message standing for several calls already ends in the count (a multiplication sign
+    and the number, as in every rendering: SPEC "Busy entities"), shortened to
+    LABEL_LIMIT characters with that count kept."""
+    count = int(message.get("count") or 1)
+    text = clip(message.get("label"), 10 * LABEL_LIMIT)
+    suffix = f" {TIMES}{count}"
+    if count > 1 and text.endswith(suffix) and len(text) > LABEL_LIMIT:
+        return clip(text[: -len(suffix)], LABEL_LIMIT - len(suffix)) + suffix
+    return clip(text, LABEL_LIMIT)
 
 
 def _offset_text(ns: int) -> str:

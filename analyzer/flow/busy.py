@@ -30,8 +30,10 @@ from typing import Any
 from analyzer.diagram.build import build_diagram
 from analyzer.diagram.model import Block, Diagram, Entity, Message, Note, Participant, Section
 from analyzer.diagram.text import TIMES
+from analyzer.flow.shape import ShapeKey
 from analyzer.flow.variants import (
     MAX_EXAMPLES,
+    Parts,
     StructureGroup,
     Variant,
     groups_of_spans,
@@ -50,7 +52,7 @@ __all__ = [
 DEFAULT_MAX_MESSAGES = 500
 
 
-@dataclass
+@dataclass(eq=False)  # segments are told apart by identity (``list.remove``)
 class _Segment:
     """One drawing in the folded diagram: a trace's own, or a folded variant's."""
 
@@ -63,6 +65,18 @@ class _Segment:
     failing: bool = False
     folded: int = 1
     participants: tuple[Participant, ...] = ()
+    #: A folded drawing is made only if it stays in (most busy entities drop many):
+    #: until then, its variant's parts and how many messages it will have.
+    pending: tuple[ShapeKey, Parts] | None = None
+    pending_messages: int = 0
+
+    def size(self) -> int:
+        """How many messages the drawing has (or will have, once made)."""
+        return self.pending_messages if self.pending is not None else len(self.messages)
+
+    def made(self) -> _Segment:
+        """The drawing itself (a folded one made now)."""
+        return self if self.pending is None else _folded(make_variant(*self.pending))
 
     def failed_only(self) -> int:
         """Keeps only the failed messages; returns how many successful ones went."""
@@ -230,7 +244,7 @@ def _segments(full: Diagram, failing: set[str], groups: list[StructureGroup]) ->
         if len(members) == 1 and members[0].trace_ids[0] in by_trace:
             segments.append(_own(full, by_trace[members[0].trace_ids[0]], False))
         else:
-            segments.append(_folded(make_variant(key, parts)))
+            segments.append(_folded_later(key, parts))
     segments.sort(key=lambda s: (s.start_unix_nano, s.trace_ids))
     return segments
 
@@ -260,6 +274,22 @@ def _own(full: Diagram, section: Section, failing: bool) -> _Segment:
         blocks,
         notes,
         failing,
+    )
+
+
+def _folded_later(key: ShapeKey, parts: Parts) -> _Segment:
+    """The folded drawing of a variant, as :func:`_folded` makes it, but made later
+    (``_Segment.made``): what the cap needs (times, traces, the message count) comes
+    from the parts alone."""
+    members = [member for group, _ in parts for member in group.members]
+    return _Segment(
+        min(m.start_unix_nano for m in members),
+        max(m.start_unix_nano + m.duration_ns for m in members),
+        tuple(t for m in members for t in m.trace_ids),
+        [],
+        folded=len(members),
+        pending=(key, parts),
+        pending_messages=len(parts[0][1].slots),
     )
 
 
@@ -301,7 +331,7 @@ def _cap(segments: list[_Segment], max_messages: int) -> int:
     successful messages went. First the successful traces drawn on their own (the
     newest first), then the successful messages of failing traces (the newest first),
     then folded drawings (the rarest first): what most traces did stays longest."""
-    total = sum(len(s.messages) for s in segments)
+    total = sum(s.size() for s in segments)
     omitted = 0
     singles = sorted(
         (s for s in segments if not s.failing and s.folded == 1),
@@ -325,8 +355,8 @@ def _cap(segments: list[_Segment], max_messages: int) -> int:
     for segment in folded:
         if total <= max_messages:
             return omitted
-        total -= len(segment.messages)
-        omitted += len(segment.messages)
+        total -= segment.size()
+        omitted += segment.size()
         segments.remove(segment)
     return omitted
 
@@ -348,6 +378,7 @@ def _assemble(
         "failure keep every failed message"
     )
     omitted = _cap(segments, max_messages)
+    segments = [segment.made() for segment in segments]
     messages: list[Message] = []
     blocks: list[Block] = []
     notes: list[Note] = []

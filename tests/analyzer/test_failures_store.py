@@ -1,8 +1,10 @@
 """The failure report read from a store (analyzer.failures_store) equals the analysis of
 the range's whole span frame (analyzer.failures.failure_report over ``span_frame``), which
-it replaces in LocalSource: on random traces written to a real DuckDB store, on the shop
-incident and the public captures; and when more traces fail than it lists, it lists the
-failed ones first, then the newest, with exact counts and ``omitted_traces``.
+it replaces in LocalSource: on random traces written to a real DuckDB store (in two
+writes, with the rows kept from the first report reused in the second where a trace did
+not change), on the shop incident and the public captures; and when more traces fail
+than it lists, it lists the failed ones first, then the newest, with exact counts and
+``omitted_traces``; a kept row is used only while its trace's spans are the same.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyzer.failures import failing_trace_ids, failure_report, render_failures_table
-from analyzer.failures_store import LISTED_TRACES, store_failure_report
+from analyzer.failures_store import LISTED_TRACES, KeptRows, store_failure_report
 from analyzer.source import LocalSource
 from collector.files import read_trace_file
 from spanstore.duckdb_store import DuckDBStore
@@ -39,9 +41,11 @@ _examples = itertools.count(1)
 def old_report(
     store: DuckDBStore, start: int, end: int, service: str | None = None
 ) -> dict[str, Any]:
-    """The report as LocalSource made it before: every span of the range in one frame."""
+    """The report as LocalSource made it before: every span of the range in one frame
+    (whole traces: their spans within an hour of the range), with those spans' entities."""
     frame = store.span_frame(start, end, service)
-    entities = store.trace_entities(failing_trace_ids(frame, start, end, service))
+    ids = failing_trace_ids(frame, start, end, service)
+    entities = store.trace_entities(ids, start - HOUR_NS, end + HOUR_NS)
     return failure_report(frame, entities, start, end, service)
 
 
@@ -126,15 +130,24 @@ def test_store_report_equals_the_whole_frame_analysis(
     example = next(_examples)
     window = T0 + example * WINDOW
     spans = data.draw(traces(example, window))
-    store.write(request_from_spans(spans))
     start, end = window, window + HOUR_NS
+    # Two writes: the second report keeps the first one's rows of unchanged traces.
+    kept = KeptRows()
+    split = data.draw(st.integers(0, len(spans) - 1))
+    if split:
+        store.write(request_from_spans(spans[:split]))
+        first = store_failure_report(store, start, end, service, kept=kept)
+        assert first == old_report(store, start, end, service)
+    store.write(request_from_spans(spans[split:]))
     expected = old_report(store, start, end, service)
+    assert store_failure_report(store, start, end, service, kept=kept) == expected
+    assert store_failure_report(store, start, end, service, kept=kept) == expected
     assert store_failure_report(store, start, end, service) == expected
 
     # Cut at `limit`: the same counts, the listed traces are the old report's rows of the
     # failed traces first, then the newest, and the others are counted as omitted.
     limit = data.draw(st.integers(0, 3))
-    cut = store_failure_report(store, start, end, service, limit=limit)
+    cut = store_failure_report(store, start, end, service, limit=limit, kept=kept)
     summary = {k: v for k, v in cut["summary"].items() if k != "patterns"}
     assert summary == {k: v for k, v in expected["summary"].items() if k != "patterns"}
     ranked = sorted(
@@ -230,3 +243,101 @@ def test_a_busy_range_lists_the_failed_then_the_newest(tmp_path: Path) -> None:
     assert expected["summary"]["patterns"]["degraded"] == LISTED_TRACES + 2
     text = render_failures_table(report)
     assert "5 more failing traces not listed" in text
+
+
+# --------------------------------------------------------------------------- kept rows
+
+
+class CountingReader:
+    """A store whose traces_frame calls are recorded (which traces a report read)."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        self.read: list[list[str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def traces_frame(self, trace_ids: list[str], start: int, end: int) -> pl.DataFrame:
+        self.read.append(sorted(trace_ids))
+        return self.store.traces_frame(trace_ids, start, end)
+
+
+def _failing_trace(n: int, start: int, *, order: str) -> list[Span]:
+    trace_id = f"{n:032x}"
+    return [
+        Span(trace_id, f"{1:016x}", None, "GET /cart", "SERVER", start, start + 9 * MS,
+             "front", "UNSET"),
+        Span(trace_id, f"{2:016x}", f"{1:016x}", "charge", "CLIENT", start + MS,
+             start + 2 * MS, "pay", "ERROR", "card declined", attributes={"order.id": order}),
+    ]  # fmt: skip
+
+
+def test_kept_rows_are_reused_only_while_their_trace_is_unchanged(tmp_path: Path) -> None:
+    """Three failing traces: a second report reads no trace; after a span joins one trace
+    (a retry that succeeded) or one trace's only change is a span beyond the range, the
+    next report reads that trace alone, and every report equals the whole-frame analysis
+    (the changed trace's pattern turns from degraded to retried)."""
+    start, end = T0, T0 + HOUR_NS
+    with DuckDBStore(tmp_path / "kept.duckdb") as store:
+        reader = CountingReader(store)
+        kept = KeptRows()
+        for n in (1, 2, 3):
+            store.write(request_from_spans(_failing_trace(n, T0 + n * MS, order=f"ORD-{n}")))
+
+        def report() -> dict[str, Any]:
+            got = store_failure_report(reader, start, end, kept=kept)  # type: ignore[arg-type]
+            assert got == old_report(store, start, end)
+            return got
+
+        first = report()
+        assert reader.read == [[f"{n:032x}" for n in (1, 2, 3)]]
+        assert {t["pattern"] for t in first["traces"]} == {"degraded"}
+        assert report() == first and len(reader.read) == 1  # nothing changed: nothing read
+
+        retry = Span(f"{2:032x}", f"{3:016x}", f"{1:016x}", "charge", "CLIENT",
+                     T0 + 2 * MS + 3 * MS, T0 + 2 * MS + 4 * MS, "pay", "OK",
+                     attributes={"order.id": "ORD-2b"})  # fmt: skip
+        store.write(request_from_spans([retry]))
+        second = report()
+        assert reader.read[1:] == [[f"{2:032x}"]]
+        row = next(t for t in second["traces"] if t["trace_id"] == f"{2:032x}")
+        assert row["pattern"] == "retried" and row["entities"] == {"order.id": ["ORD-2", "ORD-2b"]}
+
+        # Within an hour of the range a span belongs to the trace's row (its entities too);
+        # beyond, it does not.
+        late = Span(f"{3:032x}", f"{4:016x}", f"{1:016x}", "audit", "INTERNAL",
+                    end + HOUR_NS + MS, end + HOUR_NS + 2 * MS, "front", "UNSET",
+                    attributes={"order.id": "ORD-late"})  # fmt: skip
+        store.write(request_from_spans([late]))
+        assert report() == second and len(reader.read) == 2
+        near = Span(f"{3:032x}", f"{5:016x}", f"{1:016x}", "audit", "INTERNAL",
+                    end + MS, end + 2 * MS, "front", "UNSET")  # fmt: skip
+        store.write(request_from_spans([near]))
+        third = report()
+        assert reader.read[2:] == [[f"{3:032x}"]]
+        row = next(t for t in third["traces"] if t["trace_id"] == f"{3:032x}")
+        assert row["spans"] == 3 and row["entities"] == {"order.id": ["ORD-3"]}
+
+
+def test_kept_rows_are_bounded_and_copies() -> None:
+    """KeptRows holds at most its capacity (the least recently used go first), and what
+    a caller gets is its own: changing a returned row does not change the kept one."""
+    kept = KeptRows(capacity=2)
+
+    def row(n: int) -> dict[str, Any]:
+        return {"trace_id": f"t{n}", "root_cause": {"service": "a"}, "entities": {"k": ["v"]},
+                "error_services": ["a"], "pattern": "failed"}  # fmt: skip
+
+    prints = {f"t{n}": (n, 0, 0, 0) for n in (1, 2, 3)}
+    kept.keep([row(1), row(2)], prints)
+    assert set(kept.take({"t1": (1, 0, 0, 0)})) == {"t1"}  # t1 is now the newest used
+    kept.keep([row(3)], prints)
+    assert len(kept) == 2 and not kept.take({"t2": (2, 0, 0, 0)})
+    got = kept.take({"t1": (1, 0, 0, 0), "t3": (3, 0, 0, 0), "t9": (9, 0, 0, 0)})
+    assert set(got) == {"t1", "t3"}
+    assert not kept.take({"t1": (1, 0, 0, 1)})  # another fingerprint: not this row
+    got["t1"]["entities"]["k"].append("changed")
+    got["t1"]["root_cause"]["service"] = "b"
+    again = kept.take({"t1": (1, 0, 0, 0)})["t1"]
+    assert again["entities"] == {"k": ["v"]} and again["root_cause"] == {"service": "a"}

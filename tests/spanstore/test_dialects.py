@@ -51,7 +51,6 @@ NOT_IN_OTEL = {
     "refs_by_id",
     "trace_rows",
     "query_resources",  # the query language reads otel_traces' attribute maps in SQL
-    "trace_entities_in_range",  # the reader falls back to trace_entities
     # `seqtrace replay` re-sends stored protobuf; on otel_traces it rebuilds each trace
     # (replay_trace_extents / replay_requests fall back to spans and trace_request) and
     # cannot list a range's traces.

@@ -12,7 +12,15 @@ from analyzer.critical_path import critical_path
 from ui import charts
 from ui.common import query_string
 from ui.format import clip, esc, fmt_duration, fmt_time, rfc3339
-from ui.seqplot import layout_rows, sequence_figure, wrap
+from ui.seqplot import (
+    COLUMN_PX,
+    HEADER_CHARS,
+    LABEL_LIMIT,
+    layout_rows,
+    message_label,
+    sequence_figure,
+    wrap,
+)
 from ui.waterfall import tree_order, waterfall_figure
 
 HOSTILE = '<img src=x onerror=alert(1)> "Zoë\'s café"\nsecond line </script> & {{7*7}}'
@@ -56,14 +64,14 @@ def diagram() -> dict[str, Any]:
             {"id": "checkout", "label": "checkout", "kind": "service"},
             {"id": "orders-db", "label": "orders-db (postgresql)", "kind": "database"},
             {"id": "order-events", "label": "order-events (kafka)", "kind": "queue"},
-            {"id": "payprovider", "label": "payprovider", "kind": "external"},
+            {"id": "payprovider", "label": f"payprovider {HOSTILE}", "kind": "external"},
         ],
         "messages": [
             message("client", "frontend", "POST /api/checkout", i=0),
             message("frontend", "checkout", "POST /api/orders", i=1),
             message("checkout", "checkout", f"attach note {HOSTILE}", "self", i=2),
             message("checkout", "payprovider", "POST /v1/charges", i=3, error="503 <b>x</b>"),
-            message("checkout", "payprovider", "POST /v1/charges", i=4, count=2, failed=1),
+            message("checkout", "payprovider", "POST /v1/charges \u00d72", i=4, count=2, failed=1),
             message("checkout", "orders-db", "INSERT orders", i=5),
             message("checkout", "order-events", "publish", "async", i=6),
             message("checkout", "frontend", "201", "return", i=7),
@@ -83,6 +91,7 @@ def all_text(fig: go.Figure) -> str:
     """Every string plotly would render as markup: annotations, hover, ticks, names."""
     layout = fig.layout
     parts = [a.text or "" for a in layout.annotations]
+    parts += [a.hovertext or "" for a in layout.annotations]
     parts += [str(t) for t in (layout.yaxis.ticktext or [])]
     for trace in fig.data:
         text = getattr(trace, "text", None)
@@ -150,10 +159,44 @@ def test_sequence_figure_draws_kinds_errors_blocks_notes(diagram: dict[str, Any]
     assert any(t.startswith("<b>loop</b>") for t in texts)
     assert any(t.startswith("<b>par</b>") for t in texts)
     assert any("12 s later" in t for t in texts)
-    assert any("(x2, 1 failed)" in t for t in texts)
+    # A message standing for 2 calls: its label (which says so) is drawn once, as given.
+    assert sum("POST /v1/charges \u00d72" in t for t in texts) == 1
+    assert not any("(x2" in t or "\u00d72 \u00d72" in t for t in texts)
     assert any(t.startswith("✖ 503") for t in texts)
     assert any("trace bbbbbbbbbbbb" in t for t in texts)  # separator between traces
     assert any("caller" in t for t in texts)  # the implicit participant
+
+
+def test_a_counted_label_keeps_its_count_when_shortened() -> None:
+    long = "GET /api/v1/customers/{id}/orders/{orderId}/lines/{lineId}"
+    assert message_label({"label": f"{long} \u00d7162", "count": 162}).endswith("\u2026 \u00d7162")
+    assert len(message_label({"label": f"{long} \u00d7162", "count": 162})) == LABEL_LIMIT
+    assert message_label({"label": "GET /a \u00d75", "count": 5}) == "GET /a \u00d75"
+    assert message_label({"label": long}) == long[: LABEL_LIMIT - 1] + "\u2026"
+
+
+def test_many_participants_widen_the_figure_instead_of_overlapping() -> None:
+    """26 participants (a busy customer of the shop): each column gets COLUMN_PX, every
+    header line fits its box, the figure has a width of its own (the page scrolls it
+    sideways), and hovering a header shows the whole name."""
+    names = [f"service-number-{i:02d}-with-a-long-name (postgresql)" for i in range(26)]
+    participants = [{"id": n, "label": n, "kind": "database"} for n in names]
+    messages = [message(names[i], names[i + 1], f"call {i}", i=i) for i in range(25)]
+    fig = sequence_figure({"participants": participants, "messages": messages, "blocks": []})
+    assert fig.layout.width is not None
+    plot_px = fig.layout.width - fig.layout.margin.l - fig.layout.margin.r
+    x0, x1 = fig.layout.xaxis.range
+    assert plot_px / (x1 - x0) >= COLUMN_PX
+    headers = [a for a in fig.layout.annotations if a.hovertext and "postgresql" in a.hovertext]
+    assert len(headers) == 2 * 26  # header and footer boxes
+    for header in headers:
+        name_lines = header.text.split("<br><span")[0].removeprefix("<b>").removesuffix("</b>")
+        # 13 characters of 12 px bold text stay inside the 0.88-column box.
+        assert all(len(line) <= HEADER_CHARS for line in name_lines.split("<br>"))
+        assert HEADER_CHARS * 7.5 < 0.88 * COLUMN_PX
+    assert {h.hovertext.split("<br>")[0] for h in headers} == set(names)
+    few = sequence_figure({"participants": participants[:5], "messages": messages[:4]})
+    assert few.layout.width is None  # fitted to the page
 
 
 def test_sequence_figure_handles_empty_and_unknown_participants() -> None:

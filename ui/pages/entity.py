@@ -207,9 +207,11 @@ def _on_pick() -> None:
     st.session_state["entity_pick"] = index
 
 
-st.plotly_chart(
-    sequence_figure(diagram, offset=offset, limit=PAGE_SIZE, selected=selected),
-    key=chart_key,
+figure = sequence_figure(diagram, offset=offset, limit=PAGE_SIZE, selected=selected)
+common.sequence_chart(
+    figure,
+    chart_key,
+    "entity_sequence",
     on_select=_on_pick,
     selection_mode="points",
     config={"displayModeBar": False, "scrollZoom": False},

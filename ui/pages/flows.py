@@ -15,6 +15,7 @@ from typing import Any, Final
 import polars as pl
 import streamlit as st
 
+from analyzer.diagram.text import TIMES
 from ui import common, data, spanview
 from ui.format import fmt_duration
 from ui.seqplot import sequence_figure
@@ -242,8 +243,9 @@ def _drawn(v: dict[str, Any]) -> dict[str, Any]:
     for m in v["messages"]:
         mark = {"extra": "+ ", "failed": "! "}.get(str(m.get("diff")), "")
         label = str(m["label"])
+        if int(m.get("count") or 1) > 1:
+            label += f" {TIMES}{m['count']}"  # the figure draws the label as it is
         if m["kind"] != "return":
-            # The figure adds the count itself ("(x9)").
             errors = f"{m['errors']} failed, " if m["errors"] else ""
             label = f"{label} [{errors}p95 {fmt_duration(int(m['p95_ns']))}]"
         messages.append({**m, "label": mark + label})
@@ -266,7 +268,8 @@ st.caption(
     f"{variant['count']} traces: {variant['ok']} ok, {variant['partial']} partial, "
     f"{variant['failed']} failed · duration p50 {fmt_duration(int(variant['duration_p50_ns']))},"
     f" p95 {fmt_duration(int(variant['duration_p95_ns']))}. Each arrow: the calls it stands "
-    "for over all these traces (xN), how many failed, and their p95. Click a dot for the message."
+    "for over all these traces (\u00d7N), how many failed, and their p95. Click a dot for the "
+    "message."
 )
 chart_key = f"flow_chart_{body['selection']}_{variant['id']}"
 
@@ -278,9 +281,11 @@ def _on_pick() -> None:
     )
 
 
-st.plotly_chart(
-    sequence_figure(_drawn(variant)),
-    key=chart_key,
+figure = sequence_figure(_drawn(variant))
+common.sequence_chart(
+    figure,
+    chart_key,
+    "flow_sequence",
     on_select=_on_pick,
     selection_mode="points",
     config={"displayModeBar": False, "scrollZoom": False},

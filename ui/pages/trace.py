@@ -160,9 +160,11 @@ with tab_sequence:
         st.warning("No sequence diagram for this trace.")
         st.code(diagram_error or "", language=None)
     else:
-        st.plotly_chart(
-            sequence_figure(diagram),
-            key=f"trace_sequence_{trace_id}",
+        figure = sequence_figure(diagram)
+        common.sequence_chart(
+            figure,
+            f"trace_sequence_{trace_id}",
+            "trace_sequence",
             config={"displayModeBar": False},
         )
 

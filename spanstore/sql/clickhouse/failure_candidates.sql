@@ -6,6 +6,8 @@
 -- number of covered traces rides on each row as a window count, and a covered trace without
 -- a possible error keeps a row only when it is the first (the count must come back even when
 -- no span may be an error); `matched` tells such rows (the join's defaults are not nulls).
+-- Each row also carries its trace's fingerprint over [lo, hi) (see the DuckDB file); a
+-- raced duplicate changes it, which only makes the report analyse the trace again.
 SELECT
     c.traces AS traces,
     if(p.matched = 1, lower(hex(c.tid)), NULL) AS trace_id,
@@ -20,9 +22,13 @@ SELECT
     if(p.matched = 1, p.exc_message, NULL) AS exception_message,
     if(p.matched = 1, p.http, NULL) AS http_status_code,
     if(p.matched = 1, p.sid = c.root_sid, NULL) AS is_root,
-    if(p.matched = 1, c.root_start, NULL) AS root_start
+    if(p.matched = 1, c.root_start, NULL) AS root_start,
+    if(p.matched = 1, c.trace_spans, NULL) AS trace_spans,
+    if(p.matched = 1, c.first_start, NULL) AS first_start,
+    if(p.matched = 1, c.last_start, NULL) AS last_start,
+    if(p.matched = 1, c.span_hash, NULL) AS span_hash
 FROM (
-    SELECT tid, root_start, root_sid,
+    SELECT tid, root_start, root_sid, trace_spans, first_start, last_start, span_hash,
         count() OVER () AS traces,
         row_number() OVER () AS nth
     FROM (
@@ -36,6 +42,10 @@ FROM (
             )) AS root,
             tupleElement(root, 2) AS root_start,
             tupleElement(root, 3) AS root_sid,
+            count() AS trace_spans,
+            min(start_unix_nano) AS first_start,
+            max(start_unix_nano) AS last_start,
+            groupBitXor(cityHash64(span_id)) AS span_hash,
             countIf($service IS NULL
                 OR (service_name = $service
                     AND start_unix_nano >= $start AND start_unix_nano < $end)) > 0 AS touches

@@ -4,6 +4,7 @@
 -- [start, end), and the spans of theirs that may be errors, in the frame's columns
 -- (otel_frame_columns.sql; one row per (TraceId, SpanId): the exporter does not
 -- de-duplicate). The count rides on each row as in failure_candidates.sql.
+-- Each row carries its trace's fingerprint over [lo, hi) (duckdb/failure_candidates.sql).
 SELECT
     c.traces AS traces,
     if(p.matched = 1, p.trace_id, NULL) AS trace_id,
@@ -16,9 +17,13 @@ SELECT
     if(p.matched = 1, p.exception_message, NULL) AS exception_message,
     if(p.matched = 1, p.http_status_code, NULL) AS http_status_code,
     if(p.matched = 1, p.span_id = c.root_sid, NULL) AS is_root,
-    if(p.matched = 1, c.root_start, NULL) AS root_start
+    if(p.matched = 1, c.root_start, NULL) AS root_start,
+    if(p.matched = 1, c.trace_spans, NULL) AS trace_spans,
+    if(p.matched = 1, c.first_start, NULL) AS first_start,
+    if(p.matched = 1, c.last_start, NULL) AS last_start,
+    if(p.matched = 1, c.span_hash, NULL) AS span_hash
 FROM (
-    SELECT tid, root_start, root_sid,
+    SELECT tid, root_start, root_sid, trace_spans, first_start, last_start, span_hash,
         count() OVER () AS traces,
         row_number() OVER () AS nth
     FROM (
@@ -31,6 +36,10 @@ FROM (
             )) AS root,
             tupleElement(root, 2) AS root_start,
             tupleElement(root, 3) AS root_sid,
+            count() AS trace_spans,
+            min(toUnixTimestamp64Nano(Timestamp)) AS first_start,
+            max(toUnixTimestamp64Nano(Timestamp)) AS last_start,
+            groupBitXor(cityHash64(SpanId)) AS span_hash,
             countIf($service IS NULL
                 OR (ServiceName = $service
                     AND Timestamp >= fromUnixTimestamp64Nano(toInt64($start))
