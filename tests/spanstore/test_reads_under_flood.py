@@ -337,7 +337,7 @@ def test_reads_count_each_log_record_once_while_commits_end_inside_span_records(
 
 def test_reads_of_uncommitted_batches_answer_as_the_committed_tables_do(tmp_path: Path) -> None:
     """Each read shows a query only the unseen rows it can read (its traces, its entity
-    value: ``spanstore.unseen.narrowed``): the shop's diagrams, traces and log records
+    value: ``UnseenSnapshot.for_query``): the shop's diagrams, traces and log records
     read while nothing is committed equal what the same reads give once all is."""
     from analyzer.source import LocalSource
     from collector.files import read_trace_file
