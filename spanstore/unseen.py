@@ -190,6 +190,9 @@ _BY_TRACE: Final = {
     "flow_trace_shapes": ("spans",),
     "trace_rows": ("spans",),
     "logs_of_traces": ("logs",),
+    "traces_frame": ("spans",),
+    "trace_entities": ("span_entities",),
+    "trace_entities_in_range": ("span_entities",),
 }
 
 
