@@ -198,11 +198,15 @@ def main(argv: list[str] | None = None) -> int:
             cold, body = _get(server.api, "/api/v1/diagram", params)
             rss_cold = server.rss_mb()
             warm = [_get(server.api, "/api/v1/diagram", params)[0] for _ in range(args.runs)]
-            fresh = []
+            fresh, fresh_cpu = [], []
             for number in range(args.fresh):
                 write_one_span(server.grpc, len(report["diagrams"]) * 1000 + number)
                 time.sleep(0.5)  # the write's commit, so that it does not run beside the call
+                cpu = server.cpu_s()
                 fresh.append(_get(server.api, "/api/v1/diagram", params)[0])
+                # The server's CPU seconds for the call (all its threads): steadier than
+                # wall time on a machine others use.
+                fresh_cpu.append(server.cpu_s() - cpu)
             row = {
                 "entity": entity,
                 "traces": len(body["traces"]),
@@ -217,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             if fresh:
                 row["fresh_s"] = [round(t, 3) for t in fresh]
                 row["fresh_median_s"] = round(statistics.median(fresh), 3)
+                row["fresh_cpu_median_s"] = round(statistics.median(fresh_cpu), 3)
                 row["rss_mb_after_fresh"] = server.rss_mb()
             row["load_average"] = load_average()
             report["diagrams"].append(row)

@@ -111,6 +111,10 @@ def check_busy_diagram(diagram: dict[str, Any], spans: list[Span]) -> None:
     head = folded[0]
     assert head["count"] == ORDERS - len(FAILED)
     assert len(head["trace_ids"]) == 20 and head["errors"] == 0
+    # The label says the count once, at its end (the UI draws the label as it is).
+    for message in folded:
+        assert message["label"].endswith(f" \u00d7{message['count']}"), message["label"]
+        assert message["label"].count("\u00d7") == 1, message["label"]
     stock = [m for m in folded if m["label"].startswith("POST /stock/reserve")]
     assert stock[0]["count"] == 2 * (ORDERS - len(FAILED))  # a loop: 2 calls per order
     # omitted_messages counts only successes: drawn + omitted covers every message of the

@@ -28,7 +28,7 @@ WITH roots AS MATERIALIZED (
 ),
 -- Found by the trace_id column alone, then read by rowid (see spans_of_traces.sql).
 wanted AS MATERIALIZED (
-    SELECT s.rowid AS rid
+    SELECT s.rowid AS rid, s.trace_id, s.start_unix_nano AS st
     FROM spans AS s
     WHERE s.trace_id IN (SELECT trace_id FROM roots)
       AND s.start_unix_nano >= $start AND s.start_unix_nano < $end + $margin

@@ -4,14 +4,18 @@
 -- fingerprint, per-span durations and error flags, and its span count (see
 -- flow_root_shapes.sql for what the fingerprint is). `ordered` keeps each span's rowid
 -- (`rid`), so that a query may read more of the spans it picks.
+-- `wanted` gives each span's rowid, `trace_id` and start (`st`): its search read those two
+-- columns already, and each column read again at the scattered rows of a busy entity
+-- costs about as much as a scan of the row groups they are in (docs/performance.md, #16).
 ordered AS MATERIALIZED (
     SELECT
-        s.rowid AS rid,
-        s.trace_id, s.span_id, s.parent_span_id, s.resource_id, s.kind, s.duration_ns,
-        s.start_unix_nano AS st,
-        s.start_unix_nano + s.duration_ns AS en,
+        w.rid,
+        w.trace_id, s.span_id, s.parent_span_id, s.resource_id, s.service_name, s.kind,
+        s.duration_ns,
+        w.st,
+        w.st + s.duration_ns AS en,
         s.status_code = 2 AS err,
-        row_number() OVER (PARTITION BY s.trace_id ORDER BY s.start_unix_nano, s.span_id) AS pos,
+        row_number() OVER (PARTITION BY w.trace_id ORDER BY w.st, s.span_id) AS pos,
         hash(concat_ws(chr(31),
             s.service_name, s.name, s.kind, s.status_code, s.http_method,
             coalesce(s.http_route, s.url_path), s.rpc_system, s.rpc_service, s.rpc_method,
@@ -20,6 +24,7 @@ ordered AS MATERIALIZED (
             s.http_status_code
         )) AS drawn
     FROM spans AS s
+    JOIN wanted AS w ON w.rid = s.rowid
     WHERE s.rowid IN (SELECT rid FROM wanted)
 ),
 starts_before_end AS (
