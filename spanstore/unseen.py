@@ -129,6 +129,9 @@ _BY_TRACE: Final = {
     "flow_trace_shapes": ("spans",),
     "trace_rows": ("spans",),
     "logs_of_traces": ("logs",),
+    "traces_frame": ("spans",),
+    "trace_entities": ("span_entities",),
+    "trace_entities_in_range": ("span_entities",),
 }
 #: refs_by_id reads only the resources and scopes of its ids.
 _BY_ID: Final = {"resources": "resource_ids", "scopes": "scope_ids"}
