@@ -527,16 +527,25 @@ class LocalSource:
         return self.reader.trace_entities(trace_ids)
 
     def failures(
-        self, start: int | None = None, end: int | None = None, service: str | None = None
+        self,
+        start: int | None = None,
+        end: int | None = None,
+        service: str | None = None,
+        limit: int | None = None,
     ) -> dict[str, Any]:
-        from analyzer.failures_store import KeptRows, store_failure_report
+        """``limit``: list at most so many failing traces (up to ``LISTED_TRACES``, the
+        default; 0 for the counts alone, as the overview asks)."""
+        from analyzer.failures_store import LISTED_TRACES, KeptRows, store_failure_report
 
         lo, hi = self._range(start, end)
         if self._failure_rows is None:
             self._failure_rows = KeptRows()
+        listed = LISTED_TRACES if limit is None else max(0, min(limit, LISTED_TRACES))
         # Counted in the store; only the listed traces' spans are read, and only those of
         # traces that changed since an earlier report listed them (failures_store.py).
-        return store_failure_report(self.reader, lo, hi, service, kept=self._failure_rows)
+        return store_failure_report(
+            self.reader, lo, hi, service, limit=listed, kept=self._failure_rows
+        )
 
     def slo(
         self, spec_text: str, at: int | None = None, source_name: str = "spec"

@@ -198,7 +198,12 @@ class ApiServer:
             if path == "/api/v1/failures":
                 return lambda q, b: (
                     200,
-                    self.source.failures(q.time("from"), q.time("to"), q.text("service")),
+                    self.source.failures(
+                        q.time("from"),
+                        q.time("to"),
+                        q.text("service"),
+                        None if q.text("limit") is None else q.integer("limit", 0, lo=0),
+                    ),
                 )
             if path == "/api/v1/find":
                 return self._find

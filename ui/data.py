@@ -184,8 +184,10 @@ def trace_otlp(src: str, trace_id: str) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def failures(src: str, start: int | None, end: int | None, service: str | None) -> dict[str, Any]:
-    return get_source().failures(start=start, end=end, service=service)
+def failures(
+    src: str, start: int | None, end: int | None, service: str | None, limit: int | None = None
+) -> dict[str, Any]:
+    return get_source().failures(start=start, end=end, service=service, limit=limit)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -51,6 +51,14 @@ def test_serve_answers_the_query_api(server: Server) -> None:
     assert otlp["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] == recent[0]["trace_id"]
     flat = source.trace(recent[0]["trace_id"])
     assert len(flat["spans"]) == recent[0]["spans"]
+    # `limit` lists fewer failing traces (the overview asks 0: the counts alone).
+    report = source.failures(0, 1 << 62)
+    failing = report["summary"]["partial"] + report["summary"]["failed"]
+    assert failing >= 2 and len(report["traces"]) == failing
+    counts = source.failures(0, 1 << 62, limit=0)
+    assert counts["summary"]["traces"] == report["summary"]["traces"]
+    assert counts["traces"] == [] and counts["omitted_traces"] == failing
+    assert len(source.failures(0, 1 << 62, limit=1)["traces"]) == 1
 
 
 def test_api_errors_are_json(server: Server) -> None:
@@ -63,6 +71,8 @@ def test_api_errors_are_json(server: Server) -> None:
     assert status == 404
     status, body = get(f"{server.api}/api/v1/failures?from=yesterday")
     assert status == 400 and "from" in str(body["error"])
+    status, body = get(f"{server.api}/api/v1/failures?limit=many")
+    assert status == 400 and "limit" in str(body["error"])
 
 
 def test_tokens_guard_reads_and_writes(tmp_path: Path) -> None:
