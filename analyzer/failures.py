@@ -33,6 +33,8 @@ from analyzer.timeparse import NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND, format
 
 __all__ = [
     "CALL_KEY_COLUMNS",
+    "CANCEL_MESSAGE_PATTERN",
+    "CANCEL_TYPE_PATTERN",
     "ByService",
     "FailureReport",
     "FailureSummary",
@@ -135,6 +137,9 @@ _CANCEL_MESSAGE_PATTERN: Final = (
     r"|the operation was cancell?ed|a task was cancell?ed|operation cancell?ed)"
     r"|code\s*=\s*cancell?ed|statuscode\.cancelled|^\s*cancelled:"
 )
+#: The cancellation patterns, for a store that tests them in SQL (spanstore service_map).
+CANCEL_TYPE_PATTERN: Final = _CANCEL_TYPE_PATTERN
+CANCEL_MESSAGE_PATTERN: Final = _CANCEL_MESSAGE_PATTERN
 #: nginx's "client closed request": the caller went away, the server did not fail.
 _HTTP_CLIENT_CLOSED: Final = 499
 

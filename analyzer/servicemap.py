@@ -32,7 +32,13 @@ import polars as pl
 from analyzer.failures import error_expr
 from spanstore.frame import FRAME_SCHEMA
 
-__all__ = ["peer_id_expr", "peer_kind_expr", "service_map"]
+__all__ = [
+    "assemble",
+    "peer_id_expr",
+    "peer_kind_expr",
+    "service_map",
+    "service_map_of_figures",
+]
 
 _CALLER_KINDS: Final = ("CLIENT", "PRODUCER")
 _CALL_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -213,28 +219,17 @@ def service_map(frame: pl.DataFrame) -> dict[str, Any]:
         ]
     ).filter(pl.col("from").is_not_null() & pl.col("to").is_not_null())
 
-    edges = (
-        calls.group_by("from", "to")
-        .agg(
-            pl.len().alias("calls"),
-            pl.col("error").sum().alias("errors"),
-            (pl.col("duration_ns").median() / 1e6).round(3).alias("p50_ms"),
-        )
-        .with_columns((pl.col("errors") / pl.col("calls")).round(4).alias("error_rate"))
-        .sort(["calls", "from", "to"], descending=[True, False, False])
-        .select("from", "to", "calls", "errors", "error_rate", "p50_ms")
+    edges = calls.group_by("from", "to").agg(
+        pl.len().alias("calls"),
+        pl.col("error").sum().alias("errors"),
+        pl.col("duration_ns").median().alias("median_ns"),
     )
-
-    services = (
-        spans.group_by("service_name")
-        .agg(pl.len().alias("spans"), pl.col("_error").sum().alias("errors"))
-        .rename({"service_name": "id"})
-        .with_columns(pl.lit("service").alias("kind"))
-        .sort("id")
+    services = spans.group_by("service_name").agg(
+        pl.len().alias("spans"), pl.col("_error").sum().alias("errors")
     )
-    service_ids = set(services.get_column("id").to_list())
+    service_ids = services.get_column("service_name").to_list()
     peers = (
-        calls.filter(~pl.col("to").is_in(list(service_ids)))
+        calls.filter(~pl.col("to").is_in(service_ids))
         .group_by("to")
         .agg(
             pl.col("to_kind").first().alias("kind"),
@@ -242,18 +237,53 @@ def service_map(frame: pl.DataFrame) -> dict[str, Any]:
             pl.col("error").sum().alias("errors"),
         )
         .rename({"to": "id"})
-        .sort("id")
     )
+    return assemble(edges, services.rename({"service_name": "id"}), peers)
+
+
+def service_map_of_figures(figures: pl.DataFrame) -> dict[str, Any]:
+    """The service map from the store's aggregates (``spanstore.reader.SERVICE_MAP_SCHEMA``):
+    the figures :func:`service_map` computes from a frame, computed by the store."""
+    if figures.height == 0:
+        return {"nodes": [], "edges": []}
+    edges = figures.filter(pl.col("row") == "edge").select(
+        pl.col("from_id").alias("from"), pl.col("to_id").alias("to"), "calls", "errors",
+        "median_ns",
+    )
+    services = figures.filter(pl.col("row") == "service").select(
+        pl.col("to_id").alias("id"), pl.col("calls").alias("spans"), "errors"
+    )
+    peers = figures.filter(pl.col("row") == "peer").select(
+        pl.col("to_id").alias("id"), "kind", pl.col("calls").alias("spans"), "errors"
+    )
+    return assemble(edges, services, peers)
+
+
+def assemble(edges: pl.DataFrame, services: pl.DataFrame, peers: pl.DataFrame) -> dict[str, Any]:
+    """The map's dict from its figures: ``edges`` (from, to, calls, errors, median_ns),
+    ``services`` (id, spans, errors) and ``peers`` (id, kind, spans, errors: targets that
+    are no service), rounded and ordered the same whichever side computed them."""
+    edges = (
+        edges.with_columns(
+            (pl.col("median_ns") / 1e6).round(3).alias("p50_ms"),
+            (pl.col("errors") / pl.col("calls")).round(4).alias("error_rate"),
+        )
+        .sort(["calls", "from", "to"], descending=[True, False, False])
+        .select("from", "to", "calls", "errors", "error_rate", "p50_ms")
+    )
+    services = services.with_columns(pl.lit("service").alias("kind")).sort("id")
+    service_ids = set(services.get_column("id").to_list())
+    peers = peers.sort("id")
     # A queue that only delivers (its producer is outside the frame) is a node too.
     sources_only = (
-        calls.filter(~pl.col("from").is_in(list(service_ids)))
+        edges.filter(~pl.col("from").is_in(list(service_ids)))
         .select(pl.col("from").alias("id"))
         .unique()
         .join(peers.select("id"), on="id", how="anti")
         .with_columns(
             pl.lit("queue").alias("kind"),
-            pl.lit(0, dtype=pl.UInt32).alias("spans"),
-            pl.lit(0, dtype=pl.UInt32).alias("errors"),
+            pl.lit(0, dtype=pl.Int64).alias("spans"),
+            pl.lit(0, dtype=pl.Int64).alias("errors"),
         )
     )
     columns = ["id", "kind", "spans", "errors"]

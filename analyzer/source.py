@@ -670,9 +670,14 @@ class LocalSource:
         return {"traces": self.reader.recent_traces(max(1, min(limit, 1000))).to_dicts()}
 
     def service_map(self, start: int | None = None, end: int | None = None) -> dict[str, Any]:
-        from analyzer.servicemap import service_map
+        from analyzer.failures import CANCEL_MESSAGE_PATTERN, CANCEL_TYPE_PATTERN
+        from analyzer.servicemap import service_map, service_map_of_figures
 
         lo, hi = self._range(start, end)
+        # The store aggregates where it can: the range's span frame can outgrow the memory.
+        figures = self.reader.service_map(lo, hi, CANCEL_TYPE_PATTERN, CANCEL_MESSAGE_PATTERN)
+        if figures is not None:
+            return service_map_of_figures(figures)
         result: dict[str, Any] = service_map(self.reader.span_frame(lo, hi, whole_traces=False))
         return result
 

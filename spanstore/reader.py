@@ -46,6 +46,7 @@ __all__ = [
     "FLOW_ROOTS_SCHEMA",
     "FLOW_SHAPES_SCHEMA",
     "RECENT_TRACES_SCHEMA",
+    "SERVICE_MAP_SCHEMA",
     "THROUGHPUT_SCHEMA",
     "StoreReader",
 ]
@@ -93,6 +94,16 @@ THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
     "bucket_unix_nano": pl.Int64(),
     "spans": pl.Int64(),
     "errors": pl.Int64(),
+}
+#: One row of the service map's figures (service_map.sql).
+SERVICE_MAP_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "row": pl.String(),
+    "from_id": pl.String(),
+    "to_id": pl.String(),
+    "kind": pl.String(),
+    "calls": pl.Int64(),
+    "errors": pl.Int64(),
+    "median_ns": pl.Float64(),
 }
 RECENT_TRACES_SCHEMA: Final[dict[str, pl.DataType]] = {
     "trace_id": pl.String(),
@@ -558,6 +569,23 @@ class StoreReader:
             "bucket": max(1, bucket_ns),
         }
         return frame(self._table("throughput", params), THROUGHPUT_SCHEMA)
+
+    def service_map(
+        self, start_unix_nano: int, end_unix_nano: int, cancel_type: str, cancel_message: str
+    ) -> pl.DataFrame | None:
+        """The service map's figures of the spans starting in the range, aggregated in the
+        store (SERVICE_MAP_SCHEMA: rows 'edge', 'peer', 'service'; service_map.sql), a
+        cancellation matching the patterns being no error; None when the dialect has no
+        such query (analyzer.servicemap then aggregates the span frame)."""
+        if not self._dialect.has_query("service_map"):
+            return None
+        params: dict[str, object] = {
+            "start": self._dialect.clamp(start_unix_nano),
+            "end": self._dialect.clamp(end_unix_nano),
+            "cancel_type": cancel_type,
+            "cancel_message": cancel_message,
+        }
+        return frame(self._table("service_map", params), SERVICE_MAP_SCHEMA)
 
     def recent_traces(self, limit: int = 50) -> pl.DataFrame:
         """The newest root spans: trace_id, service_name, name, start_unix_nano,

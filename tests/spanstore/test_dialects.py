@@ -31,6 +31,7 @@ READER_QUERIES = {
     "replay_range_traces",
     "replay_trace_extents",
     "replay_traces_rows",
+    "service_map",
     "services",
     "slo_spans",
     "span_frame",
@@ -60,7 +61,12 @@ NOT_IN_OTEL = {
 }
 #: Flows (#16): DuckDB fingerprints traces in SQL; on ClickHouse (both layouts) the reader
 #: answers None and analyzer.flow folds span objects from spans_of_traces / span_frame.
-NOT_IN_CLICKHOUSE = {"flow_root_operations", "flow_root_shapes", "flow_trace_shapes"}
+NOT_IN_CLICKHOUSE = {
+    "flow_root_operations",
+    "flow_root_shapes",
+    "flow_trace_shapes",
+    "service_map",  # ClickHouse aggregates the span frame (analyzer.servicemap)
+}
 #: Log record reads (#18, spanstore/log_reader.py): every dialect, seqtrace's tables and
 #: the exporter's otel_logs (read beside otel_traces).
 LOG_QUERIES = {"logs_of_traces", "logs_in_range", "log_stats"}
