@@ -247,7 +247,10 @@ def service_map_of_figures(figures: pl.DataFrame) -> dict[str, Any]:
     if figures.height == 0:
         return {"nodes": [], "edges": []}
     edges = figures.filter(pl.col("row") == "edge").select(
-        pl.col("from_id").alias("from"), pl.col("to_id").alias("to"), "calls", "errors",
+        pl.col("from_id").alias("from"),
+        pl.col("to_id").alias("to"),
+        "calls",
+        "errors",
         "median_ns",
     )
     services = figures.filter(pl.col("row") == "service").select(

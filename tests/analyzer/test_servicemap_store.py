@@ -165,21 +165,49 @@ def test_store_map_pins_the_median_and_the_errors(tmp_path: Path) -> None:
             client_attributes["http.response.status_code"] = http
         front, pay = {"service.name": "front"}, {"service.name": "pay"}
         spans += [
-            Span(trace, "00000000000000a1", None, "GET /", "SERVER", begin, begin + 20 * MS,
-                 "front", resource_attributes=front),
-            Span(trace, "00000000000000a2", "00000000000000a1", "POST", "CLIENT", begin,
-                 begin + ms * MS, "front", status, message, client_attributes,
-                 resource_attributes=front),
-            Span(trace, "00000000000000b1", "00000000000000a2", "POST /", "SERVER", begin,
-                 begin + MS // 2, "pay", resource_attributes=pay),
+            Span(
+                trace,
+                "00000000000000a1",
+                None,
+                "GET /",
+                "SERVER",
+                begin,
+                begin + 20 * MS,
+                "front",
+                resource_attributes=front,
+            ),
+            Span(
+                trace,
+                "00000000000000a2",
+                "00000000000000a1",
+                "POST",
+                "CLIENT",
+                begin,
+                begin + ms * MS,
+                "front",
+                status,
+                message,
+                client_attributes,
+                resource_attributes=front,
+            ),
+            Span(
+                trace,
+                "00000000000000b1",
+                "00000000000000a2",
+                "POST /",
+                "SERVER",
+                begin,
+                begin + MS // 2,
+                "pay",
+                resource_attributes=pay,
+            ),
         ]
     with DuckDBStore(tmp_path / "pinned.duckdb") as duck:
         duck.write(request_from_spans(spans))
         result = store_map(duck, 0, 2**62)
         assert result == frame_map(duck, 0, 2**62)
     assert result["edges"] == [
-        {"from": "front", "to": "pay", "calls": 4, "errors": 1, "error_rate": 0.25,
-         "p50_ms": 3.0}
+        {"from": "front", "to": "pay", "calls": 4, "errors": 1, "error_rate": 0.25, "p50_ms": 3.0}
     ]
     assert result["nodes"] == [
         {"id": "front", "kind": "service", "spans": 8, "errors": 1},
