@@ -65,11 +65,11 @@ from spanstore.query.compiler import DUCKDB as DUCKDB_QUERY_TARGET
 from spanstore.reader import StoreReader
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
 from spanstore.unseen import (
+    UnseenSnapshot,
     UnseenSources,
     committed_position,
     define_views,
-    narrowed,
-    unseen_tables,
+    tables_read,
 )
 from spanstore.wire import (
     RESOURCE_COLUMNS,
@@ -156,6 +156,11 @@ def sql(name: str) -> str:
     a line ``@other`` in it stands for the text of ``other.sql``, a part several files
     share."""
     return _FRAGMENT.sub(lambda match: sql(match.group(1)), sql_text("duckdb", name))
+
+
+@cache
+def _tables_read(name: str) -> frozenset[str]:
+    return tables_read(sql(name))
 
 
 def _ids(hex_ids: Iterable[str]) -> list[bytes]:
@@ -258,11 +263,10 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         #: (spanstore/unseen.py): queued (within the queue budget) or in the writer's open
         #: transaction (within ``max_transaction_bytes``); each leaves after its COMMIT.
         self._unseen: dict[int, PreparedBatch | LogBatch] = {}
-        #: (when taken, which records, their tables): the last snapshot of ``_unseen`` as
-        #: Arrow tables, shared by the statements of requests that began before it was
-        #: taken; dropped at each commit (it may hold batches the commit let go).
-        self._unseen_cache: tuple[float, tuple[int, int, int], dict[str, pa.Table]] | None = None
-        self._commits = 0
+        #: (when taken, which records, the snapshot): the last snapshot of ``_unseen``,
+        #: shared by the statements of requests that began before it was taken; dropped
+        #: at each commit (it may hold batches the commit let go).
+        self._unseen_cache: tuple[float, tuple[int, int, int], UnseenSnapshot] | None = None
         #: Each unseen record's entity and link ``_pos`` (spanstore/unseen.py), kept while
         #: the record is unseen: a batch does not change, and snapshots repeat it.
         self._unseen_places: dict[int, tuple[pa.Array, pa.Array]] = {}
@@ -756,7 +760,6 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 del self._pending[done]
                 self._unseen.pop(done, None)
             self._unseen_cache = None
-            self._commits += 1
         assert self._journal is not None
         self._journal.release(seq)
 
@@ -1025,14 +1028,19 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read cursor; interrupted when the thread's query deadline passes. With the
         named ``query`` and its ``params``, the unseen batches it is shown are narrowed
-        to the rows that query can read (``spanstore.unseen.narrowed``)."""
+        to the rows that query can read (``UnseenSnapshot.for_query``): with none left, a
+        cursor without the views."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
         # No waiting for the writer: what it has not committed is shown beside the tables
         # (spanstore/unseen.py). Taken before the cursor's snapshot: see there why.
-        tables = self._unseen_snapshot()
-        if tables is not None and query is not None:
-            tables = narrowed(tables, query, params or {})
+        snapshot = self._unseen_snapshot()
+        tables = None
+        if snapshot is not None:
+            if query is None:
+                tables = snapshot.tables()
+            else:
+                tables = snapshot.for_query(query, params or {}, _tables_read(query))
         if self._broken is not None:
             raise StoreUnavailable(f"the database is being reopened ({self._broken})")
         left = time_left()
@@ -1074,14 +1082,14 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 with contextlib.suppress(duckdb.Error):
                     con.close()
 
-    def _unseen_snapshot(self) -> dict[str, pa.Table] | None:
-        """The acknowledged, uncommitted batches as Arrow tables (None: there are none).
+    def _unseen_snapshot(self) -> UnseenSnapshot | None:
+        """The acknowledged, uncommitted batches (None: there are none).
 
-        Building them is a concatenation of every such batch (up to a row group's worth
-        and the queue): under a flood the set changes between any two statements, so a
-        request's statements share one snapshot taken after the request began (what it
-        must see is what was acknowledged before it began; a batch that left the set
-        since is committed and each statement's views drop it, spanstore/unseen.py)."""
+        Under a flood the set changes between any two statements, so a request's
+        statements share one snapshot taken after the request began (what it must see
+        is what was acknowledged before it began; a batch that left the set since is
+        committed and each statement's views drop it, spanstore/unseen.py). Its tables
+        are put together as statements read them."""
         started = read_started()
         with self._pending_lock:
             if not self._unseen:
@@ -1092,19 +1100,14 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 cached[1] == key or (started is not None and cached[0] >= started)
             ):
                 return cached[2]
-            taken = time.monotonic()
-            commits = self._commits
-            unseen = list(self._unseen.items())
-        places = self._unseen_places
-        tables = unseen_tables(unseen, places)
-        with self._pending_lock:
-            # Not kept past a commit: it would hold the batches the commit let go.
-            fresher = self._unseen_cache is None or self._unseen_cache[0] < taken
-            if commits == self._commits and fresher:
-                self._unseen_cache = (taken, key, tables)
-            for seq in [seq for seq in list(places) if seq not in self._unseen]:
+            places = self._unseen_places
+            for seq in [seq for seq in places if seq not in self._unseen]:
                 places.pop(seq, None)  # committed
-        return tables
+            snapshot = UnseenSnapshot(list(self._unseen.items()), places)
+            # Not kept past a commit (``_loaded`` drops it): it would hold the batches
+            # the commit let go.
+            self._unseen_cache = (time.monotonic(), key, snapshot)
+        return snapshot
 
     def _pooled_cursor(
         self, db: duckdb.DuckDBPyConnection

@@ -32,6 +32,8 @@ statement sees it committed. So log reads do not wait for the writer either.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -50,10 +52,11 @@ from spanstore.logs import LOG_COLUMNS, LogBatch
 from spanstore.wire import RESOURCE_COLUMNS, SCOPE_COLUMNS
 
 __all__ = [
+    "UnseenSnapshot",
     "UnseenSources",
     "committed_position",
     "define_views",
-    "narrowed",
+    "tables_read",
     "unseen_tables",
 ]
 
@@ -100,64 +103,257 @@ def unseen_tables(
     Every table is there, empty when no record has rows for it, with the columns of a
     decoded batch: a cursor's views are bound once to these schemas. ``positions``
     keeps each record's entity and link ``_pos`` between calls (batches do not change)."""
-    span_records = [(seq, b) for seq, b in unseen if isinstance(b, PreparedBatch)]
-    log_records = [(seq, b) for seq, b in unseen if isinstance(b, LogBatch)]
-    sizes = np.array([batch.size for _, batch in span_records], dtype=np.int64)
-    seqs = np.array([seq for seq, _ in span_records], dtype=np.int64)
-    spans = _joined(_SPAN_ARROW_SCHEMA, [b.spans for _, b in span_records])
-    spans = spans.append_column("_seq", pa.array(np.repeat(seqs, sizes), pa.int64()))
-    starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
-    spans = spans.append_column(
-        "_pos", pa.array(np.arange(len(starts), dtype=np.int64) - starts, pa.int64())
-    )
-    # ``positions`` is shared by concurrent readers and pruned by whichever of them sees
-    # a commit first: read each entry once into this call's own dict.
-    shared = positions if positions is not None else {}
-    places: dict[int, tuple[pa.Array, pa.Array]] = {}
-    for seq, batch in span_records:
-        found = shared.get(seq)
+    return UnseenSnapshot(unseen, positions).tables()
+
+
+#: The store tables the views shadow (``define_views``).
+_TABLES: Final = ("spans", "span_entities", "span_links", "logs", "resources", "scopes")
+_TABLE_NAME: Final = re.compile(r"\b(" + "|".join(_TABLES) + r")\b")
+
+
+_COMMENT: Final = re.compile(r"--[^\n]*")
+
+
+def tables_read(statement: str) -> frozenset[str]:
+    """The store tables a statement names, comments aside (a name too many only costs
+    the statement the views)."""
+    return frozenset(_TABLE_NAME.findall(_COMMENT.sub("", statement)))
+
+
+#: Named queries (spanstore/sql/duckdb) that read only the rows of the traces in their
+#: ``$trace_ids`` (or ``$trace_id``) parameter from these tables: a read shows them only
+#: those unseen rows. Scanning a snapshot (up to a row group of spans) cost every such
+#: statement the conversion of all its rows' columns, twice in a flow query.
+_BY_TRACE: Final = {
+    "spans_of_traces": ("spans",),
+    "flow_trace_shapes": ("spans",),
+    "trace_rows": ("spans",),
+    "logs_of_traces": ("logs",),
+    "traces_frame": ("spans",),
+    "trace_entities": ("span_entities",),
+    "trace_entities_in_range": ("span_entities",),
+}
+#: refs_by_id reads only the resources and scopes of its ids.
+_BY_ID: Final = {"resources": "resource_ids", "scopes": "scope_ids"}
+
+
+class UnseenSnapshot:
+    """The unseen records of one moment, made into the views' Arrow tables only as far
+    as a statement needs them.
+
+    Under a flood a snapshot holds hundreds of records and a new one is taken for
+    nearly every request; making every table of every record (and the place of each
+    entity and link row's span) was a third of an entity diagram's time in its read
+    thread, most of it for rows its statements then filtered out. So each table is put
+    together when a statement first reads it, and a named query's rows are filtered by
+    its parameters first (``for_query``): the places are found only for the records
+    that still have rows, and a statement left with no unseen row at all is told so
+    (None) and runs on the committed tables alone, its answer the same. A snapshot may
+    be shared by concurrent reads: what it puts together is the same whoever does it."""
+
+    def __init__(
+        self,
+        unseen: Sequence[tuple[int, PreparedBatch | LogBatch]],
+        positions: dict[int, tuple[pa.Array, pa.Array]] | None = None,
+    ) -> None:
+        self._spans = [(seq, b) for seq, b in unseen if isinstance(b, PreparedBatch)]
+        self._logs = [(seq, b) for seq, b in unseen if isinstance(b, LogBatch)]
+        self._records = list(unseen)
+        # ``positions`` is shared by concurrent readers and pruned by whichever of them
+        # sees a commit first: each entry is read once into this snapshot's own dict.
+        self._shared = positions if positions is not None else {}
+        self._places: dict[int, tuple[pa.Array, pa.Array]] = {}
+        self._raw: dict[str, pa.Table] = {}
+        self._full: dict[str, pa.Table] = {}
+
+    def tables(self) -> dict[str, pa.Table]:
+        """Every table, with every unseen row."""
+        for name in _TABLES:
+            if name not in self._full:
+                self._full[name] = self._finished(name, self._rows(name))
+        return dict(self._full)
+
+    def for_query(
+        self, query: str, params: Mapping[str, object], reads: frozenset[str]
+    ) -> dict[str, pa.Table] | None:
+        """The tables to show the named query, which ``reads`` these store tables: only
+        the unseen rows it can read (it filters on them by its parameters, so its answer
+        is the same), the other tables empty; None when that leaves no row at all."""
+        shown: dict[str, pa.Table] = {}
+        for name in reads:
+            rows = self._narrowed(name, query, params)
+            if rows is None:
+                rows = self._full.get(name)
+                if rows is None:
+                    rows = self._full[name] = self._finished(name, self._rows(name))
+            elif rows.num_rows:
+                rows = self._finished(name, rows)
+            if rows.num_rows:
+                shown[name] = rows
+        if not shown:
+            return None
+        return {**_empty_tables(), **shown}
+
+    def _narrowed(self, name: str, query: str, params: Mapping[str, object]) -> pa.Table | None:
+        """The rows of table ``name`` the named query can read (not yet ``_finished``);
+        None when it may read all of them. The test reads the key columns alone: most
+        often no row passes, and then no table is put together."""
+        ids = params.get("trace_ids")
+        if ids is None and "trace_id" in params:
+            ids = [params["trace_id"]]
+        value = params.get("value")
+        keys = params.get(_BY_ID.get(name, ""))
+        if isinstance(ids, list) and name in _BY_TRACE.get(query, ()):
+            wanted = pa.array(ids, pa.binary())
+            keep = pc.is_in(self._column(name, "trace_id"), value_set=wanted)
+        elif isinstance(ids, list) and query == "linked_trace_ids" and name == "span_links":
+            wanted = pa.array(ids, pa.binary())  # either end of a link
+            keep = pc.or_(
+                pc.is_in(self._column(name, "trace_id"), value_set=wanted),
+                pc.is_in(self._column(name, "linked_trace_id"), value_set=wanted),
+            )
+        elif query == "entity_trace_ids" and name == "span_entities" and isinstance(value, str):
+            keep = pc.equal(self._column(name, "value"), pa.scalar(value, pa.string()))
+        elif query == "refs_by_id" and isinstance(keys, list):
+            rows = self._rows(name)  # a few rows per record at most: put together
+            wanted = pa.array(keys, pa.uint64())
+            return rows.filter(pc.is_in(rows.column(0), value_set=wanted))
+        else:
+            return None
+        if not pc.any(keep).as_py():
+            return _no_rows(name)
+        return self._rows(name).filter(keep)
+
+    def _column(self, name: str, column: str) -> pa.ChunkedArray:
+        """Column ``column`` of table ``name`` over every record, in record order."""
+        records = self._logs if name == "logs" else self._spans
+        attribute = _RECORD_TABLE[name]
+        try:
+            return pa.chunked_array(
+                [
+                    chunk
+                    for _, batch in records
+                    for chunk in getattr(batch, attribute).column(column).chunks
+                ],
+                _RAW_SCHEMAS[name].field(column).type,
+            )
+        except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError):  # a batch of other columns
+            found: pa.ChunkedArray = self._rows(name).column(column)
+            return found
+
+    def _rows(self, name: str) -> pa.Table:
+        """Table ``name`` of every record, with each row's record (``_seq``) and place
+        in it (``_pos`` for spans; ``_row``, its row in the record's own table, for
+        entity and link rows, whose ``_pos`` is their span's: ``_finished``)."""
+        found = self._raw.get(name)
         if found is None:
-            found = shared[seq] = _span_places(batch)
-        places[seq] = found
+            found = self._raw[name] = self._made(name)
+        return found
 
-    def with_seq(
-        schema: pa.Schema, records: Sequence[tuple[int, pa.Table]], pos: list[pa.Array] | None
-    ) -> pa.Table:
-        joined = _joined(schema, [table for _, table in records])
-        counts = np.array([table.num_rows for _, table in records], dtype=np.int64)
-        record_seqs = np.array([seq for seq, _ in records], dtype=np.int64)
-        joined = joined.append_column("_seq", pa.array(np.repeat(record_seqs, counts), pa.int64()))
-        if pos is None:
-            return joined
-        return joined.append_column("_pos", pa.chunked_array(pos, pa.int64()))
+    def _made(self, name: str) -> pa.Table:
+        if name == "spans":
+            parts = [batch.spans for _, batch in self._spans]
+            return _numbered(_SPAN_ARROW_SCHEMA, [seq for seq, _ in self._spans], parts, "_pos")
+        if name == "span_entities":
+            parts = [batch.entities for _, batch in self._spans]
+            return _numbered(_ENTITY_ARROW_SCHEMA, [seq for seq, _ in self._spans], parts, "_row")
+        if name == "span_links":
+            parts = [batch.links for _, batch in self._spans]
+            return _numbered(_LINK_ARROW_SCHEMA, [seq for seq, _ in self._spans], parts, "_row")
+        if name == "logs":
+            parts = [batch.logs for _, batch in self._logs]
+            return _numbered(LOG_COLUMNS, [seq for seq, _ in self._logs], parts, None)
+        if name == "resources":
+            resources: dict[int, tuple[str, str, bytes]] = {}
+            for _, record in self._records:
+                resources.update(record.resources)
+            return _table(RESOURCE_COLUMNS, [(k, *v) for k, v in resources.items()])
+        scopes: dict[int, tuple[str, str, str, bytes]] = {}
+        for _, record in self._records:
+            scopes.update(record.scopes)
+        return _table(SCOPE_COLUMNS, [(k, *v) for k, v in scopes.items()])
 
-    resources: dict[int, tuple[str, str, bytes]] = {}
-    scopes: dict[int, tuple[str, str, str, bytes]] = {}
-    for _, record in unseen:
-        resources.update(record.resources)
-        scopes.update(record.scopes)
-    tables = {
-        "spans": spans,
-        "span_entities": with_seq(
-            _ENTITY_ARROW_SCHEMA,
-            [(seq, b.entities) for seq, b in span_records],
-            [places[seq][0] for seq, _ in span_records],
-        ),
-        "span_links": with_seq(
-            _LINK_ARROW_SCHEMA,
-            [(seq, b.links) for seq, b in span_records],
-            [places[seq][1] for seq, _ in span_records],
-        ),
-        "logs": with_seq(LOG_COLUMNS, [(seq, b.logs) for seq, b in log_records], None),
-        "resources": _table(RESOURCE_COLUMNS, [(k, *v) for k, v in resources.items()]),
-        "scopes": _table(SCOPE_COLUMNS, [(k, *v) for k, v in scopes.items()]),
-    }
-    for table in _WITH_ROWID:
-        data = tables[table]
-        tables[table] = data.append_column(
-            "rowid", pa.array(np.arange(-data.num_rows, 0, dtype=np.int64))
-        )
-    return tables
+    def _finished(self, name: str, rows: pa.Table) -> pa.Table:
+        """``rows`` of table ``name`` as its view reads them: entity and link rows with
+        their span's ``_pos``, and a negative ``rowid`` where queries use one."""
+        if name in ("span_entities", "span_links"):
+            which = 0 if name == "span_entities" else 1
+            at = rows.schema.get_field_index("_row")
+            rows = rows.set_column(at, "_pos", self._positions(rows, which))
+        if name in _WITH_ROWID:
+            rows = rows.append_column(
+                "rowid", pa.array(np.arange(-rows.num_rows, 0, dtype=np.int64))
+            )
+        return rows
+
+    def _positions(self, rows: pa.Table, which: int) -> pa.ChunkedArray | pa.Array:
+        """The ``_pos`` of entity (``which`` 0) or link (1) ``rows``: of every record's
+        rows in record order, or of a few of them."""
+        if rows.num_rows == self._rows("span_entities" if which == 0 else "span_links").num_rows:
+            return pa.chunked_array(
+                [self._place(seq, batch)[which] for seq, batch in self._spans], pa.int64()
+            )
+        seqs = rows.column("_seq").to_numpy()
+        within = rows.column("_row").to_numpy()
+        out = np.zeros(rows.num_rows, dtype=np.int64)
+        batches = dict(self._spans)
+        for seq in np.unique(seqs):
+            mine = seqs == seq
+            places = self._place(int(seq), batches[int(seq)])[which]
+            out[mine] = places.to_numpy()[within[mine]]
+        return pa.array(out, pa.int64())
+
+    def _place(self, seq: int, batch: PreparedBatch) -> tuple[pa.Array, pa.Array]:
+        found = self._places.get(seq)
+        if found is None:
+            found = self._shared.get(seq)
+            if found is None:
+                found = self._shared[seq] = _span_places(batch)
+            self._places[seq] = found
+        return found
+
+
+def _numbered(
+    schema: pa.Schema, seqs: list[int], parts: list[pa.Table], place: str | None
+) -> pa.Table:
+    """``parts`` (one record's rows each) as one table, with each row's record
+    (``_seq``) and, named ``place``, its row in its record."""
+    joined = _joined(schema, parts)
+    counts = np.array([part.num_rows for part in parts], dtype=np.int64)
+    joined = joined.append_column(
+        "_seq", pa.array(np.repeat(np.array(seqs, dtype=np.int64), counts), pa.int64())
+    )
+    if place is None:
+        return joined
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    within = np.arange(len(starts), dtype=np.int64) - starts
+    return joined.append_column(place, pa.array(within, pa.int64()))
+
+
+#: Where a record keeps the rows of each of these store tables.
+_RECORD_TABLE: Final = {
+    "spans": "spans",
+    "span_entities": "entities",
+    "span_links": "links",
+    "logs": "logs",
+}
+_RAW_SCHEMAS: Final = {
+    "spans": _SPAN_ARROW_SCHEMA,
+    "span_entities": _ENTITY_ARROW_SCHEMA,
+    "span_links": _LINK_ARROW_SCHEMA,
+    "logs": LOG_COLUMNS,
+}
+
+
+@functools.cache
+def _no_rows(name: str) -> pa.Table:
+    return UnseenSnapshot([])._rows(name)
+
+
+@functools.cache
+def _empty_tables() -> dict[str, pa.Table]:
+    """Every view's table with no row (the schemas the views are bound to)."""
+    return UnseenSnapshot([]).tables()
 
 
 def _span_places(batch: PreparedBatch) -> tuple[pa.Array, pa.Array]:
@@ -179,51 +375,6 @@ def _span_keys(table: pa.Table) -> pa.Array:
         table.column("trace_id"), table.column("span_id"), b""
     )
     return keys.combine_chunks()
-
-
-#: Named queries (spanstore/sql/duckdb) that read only the rows of the traces in their
-#: ``$trace_ids`` (or ``$trace_id``) parameter from these tables: a read shows them only
-#: those unseen rows. Scanning a snapshot (up to a row group of spans) cost every such
-#: statement the conversion of all its rows' columns, twice in a flow query.
-_BY_TRACE: Final = {
-    "spans_of_traces": ("spans",),
-    "flow_trace_shapes": ("spans",),
-    "trace_rows": ("spans",),
-    "logs_of_traces": ("logs",),
-    "traces_frame": ("spans",),
-    "trace_entities": ("span_entities",),
-    "trace_entities_in_range": ("span_entities",),
-}
-
-
-def narrowed(
-    tables: dict[str, pa.Table], query: str, params: Mapping[str, object]
-) -> dict[str, pa.Table]:
-    """``tables`` less the unseen rows the named query cannot read (it filters on them
-    by its parameters, so its answer is the same); the others unchanged."""
-    out = dict(tables)
-    ids = params.get("trace_ids")
-    if ids is None and "trace_id" in params:
-        ids = [params["trace_id"]]
-    if isinstance(ids, list) and query in _BY_TRACE:
-        wanted = pa.array(ids, pa.binary())
-        for table in _BY_TRACE[query]:
-            data = out[table]
-            out[table] = data.filter(pc.is_in(data.column("trace_id"), value_set=wanted))
-    elif isinstance(ids, list) and query == "linked_trace_ids":  # either end of a link
-        wanted = pa.array(ids, pa.binary())
-        links = out["span_links"]
-        keep = pc.or_(
-            pc.is_in(links.column("trace_id"), value_set=wanted),
-            pc.is_in(links.column("linked_trace_id"), value_set=wanted),
-        )
-        out["span_links"] = links.filter(keep)
-    elif query == "entity_trace_ids" and isinstance(params.get("value"), str):
-        entities = out["span_entities"]
-        out["span_entities"] = entities.filter(
-            pc.equal(entities.column("value"), pa.scalar(params["value"], pa.string()))
-        )
-    return out
 
 
 def _joined(schema: pa.Schema, tables: list[pa.Table]) -> pa.Table:

@@ -216,7 +216,7 @@ def test_reads_see_each_span_once_while_the_writer_commits_inside_records(
             while time.monotonic() - started < 60:
                 with lock:
                     before = acked
-                if reads > 20 and before >= 3000:
+                if reads > 20 and before >= 3000 and cuts_seen:
                     break
                 with store._cursor() as con:
                     spans, distinct, entities, links, cut = con.execute(
@@ -337,7 +337,7 @@ def test_reads_count_each_log_record_once_while_commits_end_inside_span_records(
 
 def test_reads_of_uncommitted_batches_answer_as_the_committed_tables_do(tmp_path: Path) -> None:
     """Each read shows a query only the unseen rows it can read (its traces, its entity
-    value: ``spanstore.unseen.narrowed``): the shop's diagrams, traces, failure report and
+    value: ``UnseenSnapshot.for_query``): the shop's diagrams, traces, failure report and
     log records read while nothing is committed equal what the same reads give once all
     is (each time from a new source: nothing kept from the first answers)."""
     from analyzer.source import LocalSource
