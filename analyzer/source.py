@@ -291,8 +291,17 @@ class LocalSource:
         self, entity: str, start: int | None, end: int | None
     ) -> tuple[list[str], tuple[str, str]]:
         """The entity's traces and the traces linked to them, as its diagram draws them."""
+        trace_ids, pair, _ = self._entity_traces(entity, start, end)
+        return trace_ids, pair
+
+    def _entity_traces(
+        self, entity: str, start: int | None, end: int | None
+    ) -> tuple[list[str], tuple[str, str], list[int]]:
+        """``_entity_trace_ids``, and when the entity first appears in each of its own
+        traces (the linked ones follow them in the list, with no such time)."""
         key, value = parse_entity(entity)
-        trace_ids = self.reader.entity_trace_ids(key, value, start, end)
+        own = self.reader.entity_traces(key, value, start, end)
+        trace_ids = [trace_id for trace_id, _ in own]
         if not trace_ids:
             raise no_entity_spans(key, value, start, end)
         limit = self.max_diagram_traces
@@ -302,7 +311,8 @@ class LocalSource:
                 "diagram may draw; narrow the time range (--from/--to)",
                 status=413,
             )
-        return [*trace_ids, *self.reader.linked_trace_ids(trace_ids)], (key, value)
+        linked = self.reader.linked_trace_ids(trace_ids)
+        return [*trace_ids, *linked], (key, value), [first for _, first in own]
 
     def _diagram_spans(
         self, entity: str | None, trace_id: str | None, start: int | None, end: int | None
@@ -332,11 +342,16 @@ class LocalSource:
             from analyzer.flow.busy import EntityDiagrams, diagram_of_entity_in_store
 
             # Past the message cap, repeated traces fold and no failure is left out.
-            trace_ids, pair = self._entity_trace_ids(entity, start, end)
+            trace_ids, pair, first_starts = self._entity_traces(entity, start, end)
             if self._diagrams is None:
                 self._diagrams = EntityDiagrams()
             diagram = diagram_of_entity_in_store(
-                self.reader, trace_ids, pair, show_internal=show_internal, kept=self._diagrams
+                self.reader,
+                trace_ids,
+                pair,
+                show_internal=show_internal,
+                kept=self._diagrams,
+                first_starts=first_starts,
             )
         else:
             spans, ent = self._diagram_spans(entity, trace_id, start, end)

@@ -7,10 +7,11 @@ call, then `--runs` warm ones each. Reports wall time per call (median and max o
 runs), the server's resident memory before the first flow and its peak (VmHWM) after, and
 the variant count. With `--entity KEY=VALUE`, also the entity's diagram (folded past the
 message cap) through the API, and the server's memory after it; with `--fresh N`, N more
-first computations of it, each after one unrelated span was written through OTLP/gRPC (the
-server keeps a diagram only while nothing was written: under ingest every call is a first
-computation). `--seqtrace` serves with another tree's executable (the before side of an
-A/B), `--config` with a config file (e.g. DuckDB's memory limit). With `--ab-diagrams N`,
+first computations of it, each after one unrelated span was written through OTLP/gRPC into
+the hour of the entity's first message (the server keeps a diagram only while nothing was
+written in its traces' hours); with `--elsewhere N`, N calls each after a span written now.
+`--seqtrace` serves with another tree's executable (the before side of an A/B),
+`--config` with a config file (e.g. DuckDB's memory limit). With `--ab-diagrams N`,
 in-process on the file read-only: N order diagrams (unfolded: small entities) with the old
 one-scan `spans_of_traces` query and the new rowid one, interleaved, so the unfolded
 diagram's figures can be compared.
@@ -45,16 +46,16 @@ def _get(api: str, path: str, params: dict[str, Any]) -> tuple[float, Any]:
     return elapsed, json.loads(body) if body[:1] in (b"{", b"[") else body
 
 
-def write_one_span(grpc_address: str, number: int) -> None:
+def write_one_span(grpc_address: str, number: int, start_unix_nano: int | None = None) -> None:
     """One span of an unrelated trace, through OTLP/gRPC (acknowledged: the store's data
-    version has moved when this returns)."""
+    version has moved when this returns), starting now or at ``start_unix_nano``."""
     import grpc
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
     from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-    now = time.time_ns()
+    now = time.time_ns() if start_unix_nano is None else start_unix_nano
     span = Span(
         trace_id=(0xB5C0 << 112 | number).to_bytes(16, "big"),
         span_id=(number + 1).to_bytes(8, "big"),
@@ -152,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fresh", type=int, default=0, metavar="N", help="first computations per --entity"
     )
+    parser.add_argument(
+        "--elsewhere",
+        type=int,
+        default=0,
+        metavar="N",
+        help="calls per --entity, each after a span written now (not in its hours)",
+    )
     parser.add_argument("--seqtrace", help="the seqtrace executable to serve with")
     parser.add_argument("--config", help="a config file for the server (e.g. limits.db_memory_mib)")
     parser.add_argument("--json-out")
@@ -198,9 +206,12 @@ def main(argv: list[str] | None = None) -> int:
             cold, body = _get(server.api, "/api/v1/diagram", params)
             rss_cold = server.rss_mb()
             warm = [_get(server.api, "/api/v1/diagram", params)[0] for _ in range(args.runs)]
+            # Written into the hour of the entity's first message: the kept diagram is
+            # stale, so each call is a first computation.
+            inside = min(int(m["start_unix_nano"]) for m in body["messages"])
             fresh, fresh_cpu = [], []
             for number in range(args.fresh):
-                write_one_span(server.grpc, len(report["diagrams"]) * 1000 + number)
+                write_one_span(server.grpc, len(report["diagrams"]) * 1000 + number, inside)
                 time.sleep(0.5)  # the write's commit, so that it does not run beside the call
                 cpu = server.cpu_s()
                 fresh.append(_get(server.api, "/api/v1/diagram", params)[0])
@@ -223,6 +234,13 @@ def main(argv: list[str] | None = None) -> int:
                 row["fresh_median_s"] = round(statistics.median(fresh), 3)
                 row["fresh_cpu_median_s"] = round(statistics.median(fresh_cpu), 3)
                 row["rss_mb_after_fresh"] = server.rss_mb()
+            elsewhere = []
+            for number in range(args.elsewhere):
+                write_one_span(server.grpc, len(report["diagrams"]) * 1000 + 500 + number)
+                time.sleep(0.5)
+                elsewhere.append(_get(server.api, "/api/v1/diagram", params)[0])
+            if elsewhere:
+                row["after_write_elsewhere_s"] = [round(t, 3) for t in elsewhere]
             row["load_average"] = load_average()
             report["diagrams"].append(row)
             print(json.dumps(row))

@@ -225,8 +225,8 @@ def serve(args: argparse.Namespace) -> None:
         keep_pandas_out()
         release_memory_promptly()
         decoders = int(os.environ.get("SEQTRACE_DECODERS", str(min(4, os.cpu_count() or 1))))
-        # As the server does: DuckDB's memory limit is `db_memory_mib` (default 1024).
-        memory = os.environ.get("SEQTRACE_DB_MEMORY_MIB", "1024")
+        # As the server does: DuckDB's memory limit is `db_memory_mib` (default 384).
+        memory = os.environ.get("SEQTRACE_DB_MEMORY_MIB", "384")
         # and the store's queue budget is --max-queue-mib (default 64)
         queue_mib = int(os.environ.get("SEQTRACE_MAX_QUEUE_MIB", "64"))
         store = DuckDBStore(

@@ -47,6 +47,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from analyzer.source import LocalSource
 from spanstore.duckdb_store import DuckDBStore
 
+#: DuckDB's memory limit, as the server's `db_memory_mib` (env SEQTRACE_DB_MEMORY_MIB).
+MEMORY = f"{os.environ.get('SEQTRACE_DB_MEMORY_MIB', '384')}MB"
+
 TARGET_S = 2.0
 #: The bench spec as a user edits it: (what changed, the spec).
 EDITS: list[tuple[str, str]] = [
@@ -118,7 +121,7 @@ def main() -> int:
         "target_s": TARGET_S,
         "passes": [],
     }
-    with DuckDBStore(args.db, read_only=True) as store:
+    with DuckDBStore(args.db, read_only=True, memory_limit=MEMORY) as store:
         newest = store.last_unix_nano()
         if newest is None:
             print(f"{args.db} holds no spans", file=sys.stderr)
@@ -158,7 +161,7 @@ def main() -> int:
     shutil.copyfile(args.db, copy)
     try:
         _, opened, _ = timed(lambda: DuckDBStore(copy).close())  # migrates an older schema
-        with DuckDBStore(copy) as live:
+        with DuckDBStore(copy, memory_limit=MEMORY) as live:
             kept = LocalSource(live, keep_slo_events=True)
             one_shot = LocalSource(live)
             kept.slo(SLO_SPEC, None, "bench-slo.yaml")  # every day read once

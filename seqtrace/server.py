@@ -36,8 +36,10 @@ MIB = 1024 * 1024
 DEFAULT_MAX_QUEUE_MIB = 64
 DEFAULT_QUERY_TIMEOUT = 30.0
 DEFAULT_MAX_DIAGRAM_TRACES = 1000
-#: DuckDB's own memory limit (its buffer pool: cached blocks, query state).
-DEFAULT_DB_MEMORY_MIB = 1024
+#: DuckDB's own memory limit (its buffer pool: cached blocks, query state). The pool keeps
+#: what reads touched until it is full, so this bounds the server's memory
+#: (docs/config.md, "Memory"): at 384 a server stays near 600 MiB after the widest reads.
+DEFAULT_DB_MEMORY_MIB = 384
 # What to do when a listener cannot bind: said after the listener and the OS's reason.
 _PORT_HINT = (
     "; stop what holds that port, or pick another with --grpc-port/--http-port/--api-port "

@@ -47,6 +47,7 @@ __all__ = [
     "EntityDiagrams",
     "diagram_of_busy_entity",
     "diagram_of_entity_in_store",
+    "trace_ranges",
 ]
 
 DEFAULT_MAX_MESSAGES = 500
@@ -116,31 +117,60 @@ SPANS_READ_WHOLE = 2_000
 FEW_TRACES = 100
 
 
+#: How far from the time an entity first appears in a trace that trace's spans are
+#: looked for changes (analyzer.source.TRACE_REACH_NS: where a trace's spans can be).
+TRACE_REACH_NS = 3_600_000_000_000
+
+
+def trace_ranges(first_starts: Sequence[int]) -> list[tuple[int, int]]:
+    """Where the spans of traces that touch an entity first at these times can start
+    (TRACE_REACH_NS either side), overlapping windows merged."""
+    merged: list[list[int]] = []
+    for first in sorted(first_starts):
+        lo, hi = first - TRACE_REACH_NS, first + TRACE_REACH_NS + 1
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return [(lo, hi) for lo, hi in merged]
+
+
 class EntityDiagrams:
-    """Entity diagrams kept while the store says nothing in it changed (its
-    ``data_versions`` over all time; a store that cannot tell keeps none). The same busy
-    entity is asked for again and again (the UI reruns its page, a dashboard polls the
-    API), and each answer costs a search of the whole store."""
+    """Entity diagrams kept while the store says nothing changed where their traces are
+    (its ``data_versions`` over the ranges given, all time by default; a store that
+    cannot tell keeps none). The same busy entity is asked for again and again (the UI
+    reruns its page, a dashboard polls the API), each answer costs a search of the
+    whole store, and ingest writes the current hours, where an entity's older traces
+    are not: keyed by the entity's trace ids, a kept diagram stays right while no write
+    touches the hours of those traces (a new trace of the entity changes the key)."""
 
     def __init__(self, size: int = 16) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._kept: OrderedDict[Hashable, tuple[int, Diagram]] = OrderedDict()
+        self._kept: OrderedDict[Hashable, tuple[tuple[int, ...], Diagram]] = OrderedDict()
 
-    def get(self, reader: Any, key: Hashable, make: Callable[[], Diagram]) -> Diagram:
-        """The diagram kept under ``key`` if the store did not change since, else
-        ``make()`` (kept with the version the store had before it began)."""
-        versions = getattr(reader, "data_versions", lambda ranges: None)([(_FAR_PAST, _FAR_FUTURE)])
-        if not versions:
+    def get(
+        self,
+        reader: Any,
+        key: Hashable,
+        make: Callable[[], Diagram],
+        ranges: Sequence[tuple[int, int]] = ((-(1 << 62), 1 << 62),),
+    ) -> Diagram:
+        """The diagram kept under ``key`` if nothing in ``ranges`` changed since, else
+        ``make()`` (kept with the versions the ranges had before it began)."""
+        found_versions = getattr(reader, "data_versions", lambda ranges: None)(list(ranges))
+        if not found_versions:
             return make()
+        versions = tuple(found_versions)
+        key = (key, tuple(ranges))
         with self._lock:
             found = self._kept.get(key)
-            if found is not None and found[0] == versions[0]:
+            if found is not None and found[0] == versions:
                 self._kept.move_to_end(key)
                 return found[1]
         made = make()
         with self._lock:
-            self._kept[key] = (versions[0], made)
+            self._kept[key] = (versions, made)
             self._kept.move_to_end(key)
             while len(self._kept) > self._size:
                 self._kept.popitem(last=False)
@@ -155,6 +185,7 @@ def diagram_of_entity_in_store(
     show_internal: bool = False,
     max_messages: int = DEFAULT_MAX_MESSAGES,
     kept: EntityDiagrams | None = None,
+    first_starts: Sequence[int] | None = None,
 ) -> Diagram:
     """The entity's diagram from a store. A busy entity (more than
     :data:`SPANS_READ_WHOLE` spans) is read by fingerprint: its failing traces and one
@@ -162,15 +193,19 @@ def diagram_of_entity_in_store(
     in more than :data:`FEW_TRACES` traces is fingerprinted first, and the same search
     of the store brings those spans (all of them when the entity turns out small);
     a smaller one is read whole first, and fingerprinted only when it is busy. With
-    ``kept``, a diagram of the same traces from an unchanged store is not made again."""
+    ``kept``, a diagram of the same traces from an unchanged store is not made again;
+    with ``first_starts`` (when the entity first appears in each of ``trace_ids``: no
+    linked traces), only a change in the hours around those times makes it again."""
     if kept is not None:
         key = (tuple(trace_ids), entity, show_internal, max_messages)
+        whole = first_starts is None or len(first_starts) != len(trace_ids) or not trace_ids
         return kept.get(
             reader,
             key,
             lambda: diagram_of_entity_in_store(
                 reader, trace_ids, entity, show_internal=show_internal, max_messages=max_messages
             ),
+            [(_FAR_PAST, _FAR_FUTURE)] if whole else trace_ranges(first_starts or ()),
         )
     from analyzer.flow import groups_of_frame
 

@@ -240,7 +240,9 @@ def test_a_diagram_is_kept_until_the_store_changes(
     busy_store: Path, busy_spans: list[Span], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server's LocalSource answers the same entity again from what it kept, while the
-    store's data versions say nothing changed; a write makes it read the store again."""
+    store's data versions say nothing changed around its traces: a write elsewhere keeps
+    it; a late span of one of its traces, or a new trace of the entity, makes it read the
+    store again."""
     import shutil
 
     path = tmp_path / "copy.duckdb"
@@ -262,11 +264,31 @@ def test_a_diagram_is_kept_until_the_store_changes(
         assert ran.count("flow_trace_shapes") == 1  # kept
         assert source.diagram(entity=entity, start=0, end=1 << 62, show_internal=True)
         assert ran.count("flow_trace_shapes") == 2  # another diagram
+        # Ingest elsewhere (another trace, a day after the customer's orders): kept.
+        elsewhere = Span(
+            "e" * 32, "e" * 16, None, "GET /health", "SERVER", BASE + 86_400 * 10**9,
+            BASE + 86_400 * 10**9 + MS, "probe", "UNSET",
+        )  # fmt: skip
+        store.write(request_from_spans([elsewhere]))
+        store.flush()
+        assert source.diagram(entity=entity, start=0, end=1 << 62) == first
+        assert ran.count("flow_trace_shapes") == 2
+        # A late span of one of its traces (without the entity, in that trace's hour):
+        # the diagram is made again.
+        quiet = next(s for s in busy_spans if s.parent_span_id is None and not s.is_error)
+        late = Span(
+            quiet.trace_id, "f" * 16, quiet.span_id, "audit", "INTERNAL",
+            quiet.start_unix_nano + 5 * MS, quiet.start_unix_nano + 6 * MS, "frontend", "UNSET",
+        )  # fmt: skip
+        store.write(request_from_spans([late]))
+        store.flush()
+        source.diagram(entity=entity, start=0, end=1 << 62)
+        assert ran.count("flow_trace_shapes") == 3
         extra = order_spans(7, random.Random(7))  # one more failed order of the customer
         store.write(request_from_spans(extra))
         store.flush()
         after = source.diagram(entity=entity, start=0, end=1 << 62)
-    assert ran.count("flow_trace_shapes") == 3
+    assert ran.count("flow_trace_shapes") == 4
     assert isinstance(first, dict) and isinstance(after, dict)
     assert len(after["traces"]) == len(first["traces"]) + 1 == ORDERS + 1
     errors = [m for m in after["messages"] if m["status"] == "error"]
