@@ -23,7 +23,10 @@ spans, idle). Here the store does the counting and only the listed traces are re
    change is not read or analysed again. Spans only ever join or leave a trace's range
    whole, so the same fingerprint means the same spans (up to a 64-bit hash collision
    after spans were both deleted and added, which retention and a new span of the same
-   trace would have to do at once): a kept row is never older than the data it shows.
+   trace would have to do at once). Retention deletes a trace's entity rows after its
+   spans, so every kept row is dropped when the store says rows may have been deleted
+   (``_deletions``); a reader that cannot say (another process's store, ClickHouse) keeps
+   nothing. A kept row is never older than the data it shows.
    Under a flood, successive reports of the last hour analyse only the newly listed
    traces.
 
@@ -58,9 +61,22 @@ __all__ = ["LISTED_TRACES", "KeptRows", "store_failure_report"]
 LISTED_TRACES: Final = 1000
 
 EntitiesFor = Callable[[list[str]], Mapping[str, Mapping[str, Sequence[str]]]]
-#: What a trace's row is made of: its spans in [lo, hi) (failure_candidates' columns).
-Fingerprint: TypeAlias = tuple[int, int, int, int]
+#: What a trace's row is made of: its spans in [lo, hi) (failure_candidates' columns),
+#: and the store's deletion generation (``_deletions``).
+Fingerprint: TypeAlias = tuple[int, ...]
 _FINGERPRINT: Final = ("trace_spans", "first_start", "last_start", "span_hash")
+#: An hour no span starts in: its data version changes only when the store marks every
+#: hour changed, which it does after each retention step (``ChangeLog.mark_all``).
+_QUIET_HOUR: Final = (1 << 62, (1 << 62) + HOUR_NS)
+
+
+def _deletions(reader: SpanReader) -> int | None:
+    """A number that changes whenever retention may have deleted rows (None: the reader
+    cannot tell). Retention deletes a trace's spans and its entity rows in separate steps:
+    a row made between the two would keep a deleted span's entity values, its spans'
+    fingerprint unchanged."""
+    versions = reader.data_versions([_QUIET_HOUR])
+    return None if versions is None else versions[0]
 
 
 class KeptRows:
@@ -130,10 +146,12 @@ def listed_trace_ids(failing: pl.DataFrame, limit: int) -> list[str]:
     return ids
 
 
-def _fingerprints(failing: pl.DataFrame, trace_ids: list[str]) -> dict[str, Fingerprint]:
+def _fingerprints(
+    failing: pl.DataFrame, trace_ids: list[str], generation: int
+) -> dict[str, Fingerprint]:
     rows = failing.filter(pl.col("trace_id").is_in(trace_ids)).select("trace_id", *_FINGERPRINT)
     return {
-        trace_id: (spans, first, last, digest)
+        trace_id: (spans, first, last, digest, generation)
         for trace_id, spans, first, last, digest in rows.iter_rows()
         if None not in (spans, first, last, digest)
     }
@@ -176,11 +194,19 @@ def store_failure_report(
     listed traces' entities (default: ``reader.trace_entities`` of their spans where the
     report reads them; with ``kept``, it must depend on those spans only). ``kept``:
     rows kept from earlier reports, reused where their trace did not change."""
+    # Taken before the reads: a deletion during them only makes the next report read again.
+    generation = _deletions(reader) if kept is not None else None
+    if generation is None:
+        kept = None  # no telling whether a kept row's entities were deleted since
     covered, candidates = reader.failure_candidates(from_unix_nano, to_unix_nano, service)
     errors = errors_among(candidates)
     failing = failing_traces(errors)
     listed = listed_trace_ids(failing, limit)
-    fingerprints = _fingerprints(failing, listed) if kept is not None else {}
+    fingerprints = (
+        _fingerprints(failing, listed, generation)
+        if kept is not None and generation is not None
+        else {}
+    )
     rows = kept.take(fingerprints) if kept is not None else {}
     unread = [trace_id for trace_id in listed if trace_id not in rows]
     if unread:

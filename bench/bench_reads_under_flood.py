@@ -8,7 +8,8 @@ A real `seqtrace serve` (every port 0) on a fresh database holding the shop's sp
      ``--flood`` seconds; the ingest rate alone.
   2. ``flood+reads``: the same flood while this process reads through the query API:
      ``GET /api/v1/diagram?entity=order.id=ORD-1002`` every 0.3 s; the last hour's
-     failure report and the overview's stats (one after the other, then 1 s pause);
+     failure report and the overview's stats (one after the other, then a pause:
+     ``--report-pause``, 1 s unless told; 5 s is the UI's live mode on the Failures page);
      ``/healthz`` every 0.5 s; and a visibility probe: every 2 s one distinct span sent
      over gRPC, then ``GET /api/v1/traces/{id}`` polled right after its acknowledgement
      until the span is there (the delay from the ack).
@@ -150,8 +151,16 @@ def timed_get(url: str) -> tuple[int, float]:
 class Readers:
     """The reader threads of one phase; each records its latencies (ms)."""
 
-    def __init__(self, api: str, grpc_target: str, entity: str, reports: bool = True) -> None:
+    def __init__(
+        self,
+        api: str,
+        grpc_target: str,
+        entity: str,
+        reports: bool = True,
+        report_pause: float = 1.0,
+    ) -> None:
         self.api = api
+        self.report_pause = report_pause
         self.grpc_target = grpc_target
         self.entity = entity
         self.stop = threading.Event()
@@ -188,7 +197,7 @@ class Readers:
             frm = time.time_ns() - 3600 * 10**9
             self._record("failures", *timed_get(f"{self.api}/api/v1/failures?from={frm}"))
             self._record("stats", *timed_get(f"{self.api}/api/v1/stats"))
-            self.stop.wait(1.0)
+            self.stop.wait(self.report_pause)
 
     def _healthz(self) -> None:
         while not self.stop.is_set():
@@ -363,6 +372,13 @@ def main() -> None:
         action="store_true",
         help="no failure report and no stats: the diagram, visibility and ingest alone",
     )
+    parser.add_argument(
+        "--report-pause",
+        type=float,
+        default=1.0,
+        help="seconds between one (failure report, stats) pair and the next: 1 (default) asks"
+        " them nearly back to back; 5 is one person with the Failures page in live mode",
+    )
     args = parser.parse_args()
     reports = not args.without_reports
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -378,6 +394,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count()},
         "targets": TARGETS,
         "reports": reports,
+        "report_pause_s": args.report_pause,
         "load_before": load_average(),
         "rounds": [],
     }
@@ -386,7 +403,7 @@ def main() -> None:
         for _ in range(args.rounds):
             alone = flood_result(flood(server.grpc, args.flood, args.streams))
             settle_alone = wait_idle(server.api)
-            readers = Readers(server.api, server.grpc, args.entity, reports)
+            readers = Readers(server.api, server.grpc, args.entity, reports, args.report_pause)
             process = flood(server.grpc, args.flood, args.streams)
             time.sleep(4.0)  # the client's template build and warm-up: read at full flood
             readers.start()
@@ -434,7 +451,11 @@ def main() -> None:
     for path in (db, Path(f"{db}.wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(f"{db}.journal", ignore_errors=True)
-    what = "" if reports else ", without the failure report and stats"
+    what = (
+        f", reports every {args.report_pause:g} s after the last"
+        if reports
+        else ", without the failure report and stats"
+    )
     print(f"== {args.label} ({args.seqtrace}{what}); load {report['load_before']}")
     print(
         "idle: "

@@ -874,13 +874,17 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         """Retention, one small step, between transactions (never inside one)."""
         if self._retention is None or not self._retention.due():
             return
+        deleted = 1  # until the step says otherwise: a failed step may have deleted some
         try:
-            self._retention.step(con)
+            deleted = self._retention.step(con)
         except Exception as exc:
             if _is_fatal(exc):
                 self._mark_broken(exc)
         finally:
-            self._changes.mark_all()  # a step may delete spans of any hour
+            if deleted:
+                # Rows of any hour may be gone. Only then: a check that deletes nothing
+                # must not drop every kept answer (stats, SLO days, diagrams, failure rows).
+                self._changes.mark_all()
 
     def _mark_broken(self, exc: BaseException) -> None:
         if self._broken is None:

@@ -93,10 +93,10 @@ class RetentionEnforcer:
             return True
         return (time.monotonic() if now is None else now) >= self._next_check
 
-    def step(self, con: Any) -> None:
-        """One small unit of work in its own transaction(s)."""
+    def step(self, con: Any) -> int:
+        """One small unit of work in its own transaction(s); the rows it deleted."""
         try:
-            self._step(con)
+            return self._step(con)
         except Exception as exc:
             # Retention must never take ingest down: note it, try again next interval.
             self.stats.errors += 1
@@ -106,12 +106,12 @@ class RetentionEnforcer:
             self._next_check = time.monotonic() + self.policy.interval_seconds
             raise
 
-    def _step(self, con: Any) -> None:
+    def _step(self, con: Any) -> int:
         if self._cutoff is None:
             self._next_check = time.monotonic() + self.policy.interval_seconds
             cutoff = self._choose_cutoff(con)
             if cutoff is None:
-                return
+                return 0
             self._cutoff = cutoff
             self._tables = list(_TABLES)
             self._deleted_this_round = 0
@@ -129,7 +129,7 @@ class RetentionEnforcer:
             if deleted < self.policy.batch_rows:
                 self._tables.pop(0)
             if deleted:
-                return  # one transaction per step: let ingest in
+                return int(deleted)  # one transaction per step: let ingest in
         self._cutoff = None
         if self._deleted_this_round:
             con.execute("CHECKPOINT")
@@ -144,6 +144,7 @@ class RetentionEnforcer:
                 self.stats.used_bytes > self.policy.max_size_bytes
             ):
                 self._next_check = 0.0  # still too big: go again at once
+        return 0
 
     def _choose_cutoff(self, con: Any) -> int | None:
         policy = self.policy

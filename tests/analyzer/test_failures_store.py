@@ -319,6 +319,23 @@ def test_kept_rows_are_reused_only_while_their_trace_is_unchanged(tmp_path: Path
         row = next(t for t in third["traces"] if t["trace_id"] == f"{3:032x}")
         assert row["spans"] == 3 and row["entities"] == {"order.id": ["ORD-3"]}
 
+        # A retention step marks every hour changed: rows may have lost entity rows since
+        # (retention deletes spans and entity rows in separate steps), so all are read.
+        assert report() == third and len(reader.read) == 3
+        store._changes.mark_all()
+        assert report() == third and reader.read[3:] == [[f"{n:032x}" for n in (1, 2, 3)]]
+
+
+def test_a_reader_that_cannot_tell_deletions_keeps_nothing(tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "other.duckdb") as store:
+        store.write(request_from_spans(_failing_trace(1, T0 + MS, order="ORD-1")))
+        reader = CountingReader(store)
+        reader.data_versions = lambda ranges: None  # type: ignore[method-assign]
+        kept = KeptRows()
+        for _ in range(2):
+            store_failure_report(reader, T0, T0 + HOUR_NS, kept=kept)  # type: ignore[arg-type]
+        assert reader.read == [[f"{1:032x}"], [f"{1:032x}"]] and len(kept) == 0
+
 
 def test_kept_rows_are_bounded_and_copies() -> None:
     """KeptRows holds at most its capacity (the least recently used go first), and what

@@ -103,3 +103,28 @@ def test_retention_policy_validation() -> None:
     with pytest.raises(ValueError, match="max_size"):
         RetentionPolicy(max_size_bytes=-1).validate()
     assert not RetentionPolicy().enabled
+
+
+def test_only_a_retention_check_that_deletes_marks_every_hour_changed(tmp_path: Path) -> None:
+    """Kept answers (stats, SLO days, diagrams, failure rows) last while the data version of
+    their hours is unchanged. A retention check that deletes nothing must leave it so (it
+    once marked every hour changed every interval); one that deletes must change it."""
+    policy = RetentionPolicy(max_age_seconds=24 * 3600, interval_seconds=0.1, batch_rows=2000)
+    now = time.time_ns()
+    recent = [(now - HOUR_NS, now + HOUR_NS)]
+    with DuckDBStore(tmp_path / "v.duckdb", retention=policy) as store:
+        assert store._retention is not None
+        store.write(request_at(1, now, spans=10))
+        store.flush()
+        before = store.data_versions(recent)
+        for _ in range(3):  # three checks, each finding nothing old
+            check = store._retention._next_check
+            assert wait_until(lambda c=check: store._retention._next_check > c)  # type: ignore[union-attr]
+        assert store.data_versions(recent) == before
+
+        # A span two days old: its write marks its own hour only, its deletion every hour.
+        store.write(request_at(1001, now - 48 * HOUR_NS, spans=10))
+        store.flush()
+        assert store.data_versions(recent) == before
+        assert wait_until(lambda: store._retention.stats.deleted_spans == 10)  # type: ignore[union-attr]
+        assert store.data_versions(recent) != before
