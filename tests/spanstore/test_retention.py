@@ -65,10 +65,12 @@ def test_spans_past_the_maximum_age_are_deleted_while_ingest_goes_on(tmp_path: P
         finally:
             done.set()
             writer.join()
-        retention = store.ingest_stats()["retention"]
-        assert retention["deleted_spans"] == 40 * 500 and retention["checkpoints"] >= 1
+        # The spans go first, their entity rows and then their link rows in later steps:
+        # wait for each table, not just for the spans.
         assert wait_until(lambda: count(store, "span_entities") == store.stats().spans, 10)
-        assert count(store, "span_links") == store.stats().spans
+        assert wait_until(lambda: count(store, "span_links") == store.stats().spans, 10)
+        assert wait_until(lambda: store.ingest_stats()["retention"]["checkpoints"] >= 1, 10)
+        assert store.ingest_stats()["retention"]["deleted_spans"] == 40 * 500
         assert store.stats().spans == 4 * 500 + 50 * len(latencies)
         assert not store.entity_trace_ids("order.id", "ORD-1")  # the old entity index is gone
         assert store.entity_trace_ids("order.id", "ORD-40001")
