@@ -213,3 +213,60 @@ def test_store_map_pins_the_median_and_the_errors(tmp_path: Path) -> None:
         {"id": "front", "kind": "service", "spans": 8, "errors": 1},
         {"id": "pay", "kind": "service", "spans": 4, "errors": 0},
     ]
+
+
+def test_a_queue_named_by_a_producer_is_a_queue_however_else_it_is_called(
+    tmp_path: Path,
+) -> None:
+    """``events`` is called by an earlier CLIENT span naming it with ``peer.service`` (an
+    external peer) and fed by a producer whose consumer reads it: the producer decides
+    (the frame path takes the queue's kind first), in the store as in the frame."""
+    front, ship = {"service.name": "front"}, {"service.name": "ship"}
+    queue = {"messaging.system": "kafka", "messaging.destination.name": "events"}
+    spans = [
+        Span(
+            f"{1:032x}",
+            "00000000000000a1",
+            None,
+            "GET /",
+            "CLIENT",
+            T0,
+            T0 + MS,
+            "front",
+            attributes={"peer.service": "events"},
+            resource_attributes=front,
+        ),
+        Span(
+            f"{2:032x}",
+            "00000000000000b1",
+            None,
+            "send",
+            "PRODUCER",
+            T0 + MS,
+            T0 + 2 * MS,
+            "front",
+            attributes=queue,
+            resource_attributes=front,
+        ),
+        Span(
+            f"{2:032x}",
+            "00000000000000b2",
+            "00000000000000b1",
+            "receive",
+            "CONSUMER",
+            T0 + 3 * MS,
+            T0 + 4 * MS,
+            "ship",
+            attributes=queue,
+            resource_attributes=ship,
+        ),
+    ]
+    with DuckDBStore(tmp_path / "queue.duckdb") as duck:
+        duck.write(request_from_spans(spans))
+        result = store_map(duck, 0, 2**62)
+        assert result == frame_map(duck, 0, 2**62)
+    assert {n["id"]: n["kind"] for n in result["nodes"]}["events"] == "queue"
+    assert {(e["from"], e["to"]): e["calls"] for e in result["edges"]} == {
+        ("front", "events"): 2,
+        ("events", "ship"): 1,
+    }
