@@ -349,6 +349,9 @@ def test_reports_match_duckdb(otel_sources: tuple[LocalSource, LocalSource]) -> 
     assert otel.recent_traces(1000) == duck.recent_traces(1000)
     assert otel.throughput() == duck.throughput()
     assert otel.service_map() == duck.service_map()
+    whole = (0, 1 << 62)
+    assert otel.service_map(*whole) == duck.service_map(*whole)
+    assert otel.reader.service_map(*whole, "cancel", "cancel") is not None  # type: ignore[attr-defined]
     spec = _slo_spec(duck)
     assert otel.slo(spec) == duck.slo(spec)
 

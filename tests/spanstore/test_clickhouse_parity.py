@@ -144,3 +144,22 @@ def test_every_trace_is_identical(sources: tuple[LocalSource, LocalSource]) -> N
         assert clickhouse.diagram(trace_id=trace_id, fmt="json") == duck.diagram(
             trace_id=trace_id, fmt="json"
         )
+
+
+def test_service_map_is_aggregated_in_clickhouse(
+    sources: tuple[LocalSource, LocalSource],
+) -> None:
+    """ClickHouse returns the map's figures itself (service_map.sql), and they give the map
+    of its own span frame, over the whole store and over parts of it."""
+    from analyzer.failures import CANCEL_MESSAGE_PATTERN, CANCEL_TYPE_PATTERN
+    from analyzer.servicemap import service_map
+
+    duck, clickhouse = sources
+    reader: Any = clickhouse.reader
+    assert reader.service_map(*EVERYTHING, CANCEL_TYPE_PATTERN, CANCEL_MESSAGE_PATTERN) is not None
+    starts = reader.span_frame(*EVERYTHING, whole_traces=False).get_column("start_unix_nano")
+    middle = (starts.min() + starts.max()) // 2
+    for start, end in (EVERYTHING, (0, middle), (middle, EVERYTHING[1]), (middle, middle + 1)):
+        frame_map = service_map(reader.span_frame(start, end, whole_traces=False))
+        assert clickhouse.service_map(start, end) == frame_map
+        assert duck.service_map(start, end) == frame_map

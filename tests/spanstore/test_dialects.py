@@ -65,7 +65,6 @@ NOT_IN_CLICKHOUSE = {
     "flow_root_operations",
     "flow_root_shapes",
     "flow_trace_shapes",
-    "service_map",  # ClickHouse aggregates the span frame (analyzer.servicemap)
 }
 #: Log record reads (#18, spanstore/log_reader.py): every dialect, seqtrace's tables and
 #: the exporter's otel_logs (read beside otel_traces).
