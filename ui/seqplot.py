@@ -40,10 +40,10 @@ CALL_COLOR: Final = "#202124"
 RETURN_COLOR: Final = "#5f6368"
 ASYNC_COLOR: Final = "#1a56b0"
 LABEL_LIMIT: Final = 46
-#: Participants a figure fits to the page's width; with more, each column takes
-#: COLUMN_PX (enough for HEADER_CHARS characters of a name per line) and the figure
-#: is wider than the page.
-WIDE_AFTER: Final = 8
+#: Participants a figure fits to the page's width (the shop's 13 fit a 1400 px window
+#: with their names readable); with more, each column takes COLUMN_PX (enough for
+#: HEADER_CHARS characters of a name per line) and the figure is wider than the page.
+WIDE_AFTER: Final = 14
 COLUMN_PX: Final = 120
 HEADER_CHARS: Final = 14
 ERROR_LIMIT: Final = 60

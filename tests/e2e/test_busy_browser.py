@@ -1,9 +1,9 @@
 """A busy entity's page in Chromium (Playwright) against `seqtrace up` (#16).
 
-A customer with 60 orders, 3 of them failed, each order a checkout that calls 10 services:
+A customer with 60 orders, 3 of them failed, each order a checkout that calls 14 services:
 far over the 500-message cap, so the diagram folds the clean orders into one drawing whose
-arrows stand for 57 calls each, and it has 13 participants, more than fit the page. The
-spans go in through the collector (OTLP/HTTP, protobuf). In the browser: each folded arrow
+arrows stand for 57 calls each, and it has 17 participants, more than fit the page (14 do).
+The spans go in through the collector (OTLP/HTTP, protobuf). In the browser: each folded arrow
 says its count once (a multiplication sign and 57, never also "(x57)"), the figure keeps
 a readable column per participant and scrolls sideways in its own box, and hovering a
 header shows the whole name. Screenshots in test-artifacts/.
@@ -37,7 +37,8 @@ ORDERS = 60
 FAILED = {11, 29, 47}
 SERVICES = [f"{name}-service" for name in (
     "inventory-reservations", "pricing", "tax", "loyalty", "fraud-screening", "shipping-quotes",
-    "payments", "notifications", "recommendations", "audit-log",
+    "payments", "notifications", "recommendations", "audit-log", "warehouse-slots",
+    "gift-wrapping", "carbon-offsets", "customs-declarations",
 )]  # fmt: skip
 CUSTOMER = "CUST-E2E-BUSY"
 
@@ -113,7 +114,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
 def test_busy_entity_page_labels_once_and_scrolls_wide(page: Any, up: Up) -> None:
     diagram = HttpSource(up.api).diagram(entity=f"customer.id={CUSTOMER}")
     assert isinstance(diagram, dict)
-    assert len(diagram["traces"]) == ORDERS and len(diagram["participants"]) == 13
+    assert len(diagram["traces"]) == ORDERS and len(diagram["participants"]) == 17
     failed = [m for m in diagram["messages"] if m["status"] == "error"]
     named = {m["trace_id"] for m in failed}
     assert len(named) == len(FAILED)  # every failed order has an error message naming it
