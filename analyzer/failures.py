@@ -593,22 +593,49 @@ def failure_report(
             .to_dicts()
         )
 
-    report = {
+    return report_json(
+        from_unix_nano,
+        to_unix_nano,
+        service,
+        covered=total,
+        failing=bad.height,
+        failed=failed_count,
+        patterns=patterns,
+        traces=out,
+        by_service=by_service,
+    )
+
+
+def report_json(
+    from_unix_nano: int,
+    to_unix_nano: int,
+    service: str | None,
+    *,
+    covered: int,
+    failing: int,
+    failed: int,
+    patterns: dict[str, int],
+    traces: list[dict[str, Any]],
+    by_service: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The ``failures --json`` report (SPEC.md), in its key order: ``covered`` traces in
+    range, ``failing`` of them with an error span, ``failed`` of those at their root;
+    ``traces`` the listed ones (the rest are counted in ``omitted_traces``)."""
+    return {
         "from_unix_nano": from_unix_nano,
         "to_unix_nano": to_unix_nano,
         "summary": {
-            "traces": total,
-            "ok": total - bad.height,
-            "partial": bad.height - failed_count,
-            "failed": failed_count,
+            "traces": covered,
+            "ok": covered - failing,
+            "partial": failing - failed,
+            "failed": failed,
             "patterns": patterns,
         },
-        "traces": out,
+        "traces": traces,
         "service": service,
         "by_service": by_service,
-        "omitted_traces": 0,
+        "omitted_traces": max(0, failing - len(traces)),
     }
-    return report
 
 
 # --------------------------------------------------------------------------- text output

@@ -50,7 +50,7 @@ from typing import Any, Final, TypeAlias
 
 import polars as pl
 
-from analyzer.failures import errors_among, failure_report
+from analyzer.failures import errors_among, failure_report, report_json
 from spanstore import SpanReader
 from spanstore.model import HOUR_NS
 
@@ -223,21 +223,15 @@ def store_failure_report(
     traces = sorted(rows.values(), key=lambda row: (row["start_unix_nano"], row["trace_id"]))
     patterns = {"retried": 0, "degraded": 0, "failed_branch": 0, "failed": 0}
     patterns.update(Counter(row["pattern"] for row in traces))
-    failed = int(failing["root_error"].sum()) if failing.height else 0
-    return {
-        "from_unix_nano": from_unix_nano,
-        "to_unix_nano": to_unix_nano,
-        "summary": {
-            "traces": covered,
-            "ok": covered - failing.height,
-            "partial": failing.height - failed,
-            "failed": failed,
-            "patterns": patterns,
-        },
-        "traces": traces,
-        "service": service,
-        "by_service": _by_service(
-            traces, errors.filter(pl.col("trace_id").is_in([row["trace_id"] for row in traces]))
-        ),
-        "omitted_traces": max(0, failing.height - len(traces)),
-    }
+    listed_errors = errors.filter(pl.col("trace_id").is_in([row["trace_id"] for row in traces]))
+    return report_json(
+        from_unix_nano,
+        to_unix_nano,
+        service,
+        covered=covered,
+        failing=failing.height,
+        failed=int(failing["root_error"].sum()) if failing.height else 0,
+        patterns=patterns,
+        traces=traces,
+        by_service=_by_service(traces, listed_errors),
+    )
