@@ -29,6 +29,15 @@ spans, idle). Here the store does the counting and only the listed traces are re
    nothing. A kept row is never older than the data it shows.
    Under a flood, successive reports of the last hour analyse only the newly listed
    traces.
+5. The counting pass is kept too (:class:`KeptCounts`, one per server): step 1's rows for
+   every covered trace (``reader.failure_traces``), brought up to date at the next report
+   from the traces whose spans changed since (``reader.traces_changed_since``, listed by
+   the store as each write is queued) and those with a span where the range moved
+   (``reader.trace_ids_starting_in``), read alone (``failure_traces_of``). Each trace's
+   rows depend on its own spans in [lo, hi) only, so a trace that is in neither list has
+   the rows it had, and is covered while its root start stays in the range. Under a flood
+   a report reads the few thousand traces written since the last one, not every span of
+   the hour. Service reports, other stores and ranges that jumped count from scratch.
 
 The summary's counts are the exact ones of step 1. ``omitted_traces`` (an addition to the
 SPEC's shape) counts the failing traces not listed; when it is not 0, ``summary.patterns``
@@ -46,6 +55,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 import polars as pl
@@ -54,7 +64,7 @@ from analyzer.failures import errors_among, failure_report, report_json
 from spanstore import SpanReader
 from spanstore.model import HOUR_NS
 
-__all__ = ["LISTED_TRACES", "KeptRows", "store_failure_report"]
+__all__ = ["LISTED_TRACES", "KeptCounts", "KeptRows", "store_failure_report"]
 
 #: At most this many failing traces are listed (each is a few hundred bytes of JSON and one
 #: tree analysis); the counts always cover every trace of the range.
@@ -113,6 +123,91 @@ class KeptRows:
                     self._rows.move_to_end(row["trace_id"])
             while len(self._rows) > self.capacity:
                 self._rows.popitem(last=False)
+
+
+#: A kept count is brought up to date while its range moved forward by at most this much
+#: (the spans at the moved edges are read again) and at most this many traces changed
+#: since; past either, counting from scratch costs about the same.
+FOLLOW_STEP_NS: Final = 15 * 60 * 1_000_000_000
+MAX_CHANGED_TRACES: Final = 50_000
+#: Counts of ranges covering more traces than this are not kept (memory).
+MAX_KEPT_TRACES: Final = 500_000
+
+
+@dataclass(frozen=True)
+class _Counted:
+    token: int  # the store's change token taken before the rows were read
+    start: int
+    end: int
+    rows: pl.DataFrame  # failure_traces' rows for [start, end)
+
+    def followed_by(self, start: int, end: int) -> bool:
+        return (
+            self.start <= start <= self.start + FOLLOW_STEP_NS
+            and self.end <= end <= self.end + FOLLOW_STEP_NS
+        )
+
+
+class KeptCounts:
+    """The counting pass of the latest reports (step 5 of the module's docstring).
+
+    A few ranges are kept (the Failures page's and the overview's, say); a report takes
+    the newest one its range follows, and replaces it with its own."""
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = capacity
+        self._kept: list[_Counted] = []
+        self._lock = threading.Lock()
+
+    def rows(self, reader: SpanReader, start: int, end: int) -> pl.DataFrame | None:
+        """``reader.failure_traces(start, end)``, from a kept answer where one follows;
+        None when the reader cannot answer it."""
+        with self._lock:  # one report at a time brings the kept rows up to date
+            followed = [kept for kept in self._kept if kept.followed_by(start, end)]
+            base = max(followed, key=lambda kept: kept.token, default=None)
+            answer = reader.traces_changed_since(None if base is None else base.token)
+            if answer is None:
+                return None
+            token, changed = answer
+            rows = None
+            if base is not None and changed is not None and len(changed) <= MAX_CHANGED_TRACES:
+                rows = _up_to_date(reader, base, start, end, changed)
+            if rows is None:
+                rows = reader.failure_traces(start, end)
+            if rows is None:
+                return None
+            if base is not None:
+                self._kept.remove(base)
+            if rows.height <= MAX_KEPT_TRACES:
+                self._kept.append(_Counted(token, start, end, rows))
+                del self._kept[: -self.capacity]
+            return rows
+
+
+def _up_to_date(
+    reader: SpanReader, base: _Counted, start: int, end: int, changed: Sequence[bytes]
+) -> pl.DataFrame | None:
+    """``base``'s rows for [start, end): read again for the traces whose spans changed
+    and those with a span where the searched range [lo, hi) or the range's end moved (a
+    root may enter the range there); the others keep their rows while their root start
+    is in the range (the start only moves forward: a root it passed never comes back)."""
+    edges = reader.trace_ids_starting_in(
+        [
+            (base.start - HOUR_NS, start - HOUR_NS),
+            (base.end, end),
+            (base.end + HOUR_NS, end + HOUR_NS),
+        ]
+    )
+    again = sorted({*changed, *edges})
+    fresh = reader.failure_traces(start, end, again) if again else None
+    if again and fresh is None:
+        return None
+    kept = base.rows.filter(
+        ~pl.col("trace_id").is_in([trace_id.hex() for trace_id in again])
+        & (pl.col("root_start") >= start)
+        & (pl.col("root_start") < end)
+    )
+    return kept if fresh is None else pl.concat([kept, fresh])
 
 
 def _copied(row: dict[str, Any]) -> dict[str, Any]:
@@ -188,17 +283,26 @@ def store_failure_report(
     entities_for: EntitiesFor | None = None,
     limit: int = LISTED_TRACES,
     kept: KeptRows | None = None,
+    counted: KeptCounts | None = None,
 ) -> dict[str, Any]:
     """The ``failures --json`` report for traces whose root starts in [from, to), read
     from ``reader`` (see the module's docstring). ``entities_for(trace_ids)`` gives the
     listed traces' entities (default: ``reader.trace_entities`` of their spans where the
     report reads them; with ``kept``, it must depend on those spans only). ``kept``:
-    rows kept from earlier reports, reused where their trace did not change."""
+    rows kept from earlier reports, reused where their trace did not change.
+    ``counted``: the counting pass kept from earlier reports (used without ``service``)."""
     # Taken before the reads: a deletion during them only makes the next report read again.
     generation = _deletions(reader) if kept is not None else None
     if generation is None:
         kept = None  # no telling whether a kept row's entities were deleted since
-    covered, candidates = reader.failure_candidates(from_unix_nano, to_unix_nano, service)
+    counted_rows = None
+    if counted is not None and service is None:
+        counted_rows = counted.rows(reader, from_unix_nano, to_unix_nano)
+    if counted_rows is not None:
+        covered = counted_rows["trace_id"].n_unique()
+        candidates = counted_rows.filter(pl.col("span_id").is_not_null())
+    else:
+        covered, candidates = reader.failure_candidates(from_unix_nano, to_unix_nano, service)
     errors = errors_among(candidates)
     failing = failing_traces(errors)
     listed = listed_trace_ids(failing, limit)

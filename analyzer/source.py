@@ -205,12 +205,15 @@ class LocalSource:
         reader: SpanReader,
         max_diagram_traces: int | None = None,
         keep_slo_events: bool = False,
+        keep_failure_counts: bool = False,
     ) -> None:
         """``max_diagram_traces`` bounds one diagram (the query API sets it): an entity
         seen in more traces in the range is refused with 413, asking for a narrower range.
         ``keep_slo_events``: keep each day's SLO events for later reports, while the
         reader's ``data_versions`` say the day did not change (for a long-lived source,
-        the server's; a one-shot CLI call would only pay for the split into days)."""
+        the server's; a one-shot CLI call would only pay for the split into days).
+        ``keep_failure_counts``: keep the failure report's counting pass and bring it up
+        to date from the traces that changed (``analyzer.failures_store.KeptCounts``)."""
         self.reader = reader
         self.max_diagram_traces = max_diagram_traces
         self._slo_pieces = _SloPieces(SLO_KEPT_BYTES) if keep_slo_events else None
@@ -218,6 +221,10 @@ class LocalSource:
         self._diagrams: Any = None
         #: The failure report's rows of listed traces (analyzer.failures_store.KeptRows).
         self._failure_rows: Any = None
+        #: Its counting pass, kept between reports (KeptCounts) where ``keep_failure_counts``
+        #: (the server's source: a one-shot report would only read more rows for it).
+        self._keep_failure_counts = keep_failure_counts
+        self._failure_counts: Any = None
 
     # -- helpers
     def _range(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -535,16 +542,29 @@ class LocalSource:
     ) -> dict[str, Any]:
         """``limit``: list at most so many failing traces (up to ``LISTED_TRACES``, the
         default; 0 for the counts alone, as the overview asks)."""
-        from analyzer.failures_store import LISTED_TRACES, KeptRows, store_failure_report
+        from analyzer.failures_store import (
+            LISTED_TRACES,
+            KeptCounts,
+            KeptRows,
+            store_failure_report,
+        )
 
         lo, hi = self._range(start, end)
         if self._failure_rows is None:
             self._failure_rows = KeptRows()
+        if self._failure_counts is None and self._keep_failure_counts:
+            self._failure_counts = KeptCounts()
         listed = LISTED_TRACES if limit is None else max(0, min(limit, LISTED_TRACES))
         # Counted in the store; only the listed traces' spans are read, and only those of
         # traces that changed since an earlier report listed them (failures_store.py).
         return store_failure_report(
-            self.reader, lo, hi, service, limit=listed, kept=self._failure_rows
+            self.reader,
+            lo,
+            hi,
+            service,
+            limit=listed,
+            kept=self._failure_rows,
+            counted=self._failure_counts,
         )
 
     def slo(

@@ -433,7 +433,10 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
         try:
             api = ApiServer(
                 LocalSource(
-                    store, max_diagram_traces=settings.max_diagram_traces, keep_slo_events=True
+                    store,
+                    max_diagram_traces=settings.max_diagram_traces,
+                    keep_slo_events=True,
+                    keep_failure_counts=True,
                 ),
                 host=settings.bind,
                 port=settings.api_port,

@@ -42,7 +42,7 @@ from spanstore.base import (
     WriteResult,
 )
 from spanstore.budget import MemoryBudget
-from spanstore.changes import ChangeLog, hours_of
+from spanstore.changes import NO_TRACES, ChangeLog, hours_of
 from spanstore.config import CHECKPOINT_THRESHOLD, DEFAULT_MAX_QUEUE_BYTES, size_bytes
 from spanstore.deadline import (
     call_at,
@@ -446,7 +446,10 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                         self._queued_seq = seq
                     # Readers see it from now on (spanstore/unseen.py): a result kept from
                     # before must not outlive it (the commit marks its hours again).
-                    self._changes.mark(hours_of(batch.spans.column("start_unix_nano")))
+                    self._changes.mark(
+                        hours_of(batch.spans.column("start_unix_nano")),
+                        batch.spans.column("trace_id"),
+                    )
                     self._writer.put(Queued(batch, seq, nbytes))
                 else:
                     self.queue_budget.release(nbytes)
@@ -751,8 +754,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
     def _loaded(self, seq: int) -> None:
         """Everything up to journal record ``seq`` is committed in DuckDB."""
         # After the commit, never before: a reader that took the version before its
-        # query then sees it change (spanstore/changes.py).
-        self._changes.mark(self._tx_hours)
+        # query then sees it change (spanstore/changes.py). Readers saw these spans
+        # already, from the moment they were queued (``write``): no trace is new.
+        self._changes.mark(self._tx_hours, NO_TRACES)
         self._tx_hours = set()
         with self._pending_lock:
             self._loaded_seq = max(self._loaded_seq, seq)
@@ -1144,6 +1148,12 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         # Read-only, nothing can change the file: no other process can open it for
         # writing while this one holds it, so the versions stay 0.
         return [self._changes.version(start, end) for start, end in ranges]
+
+    def traces_changed_since(self, token: int | None) -> tuple[int, list[bytes] | None] | None:
+        # Listed when a batch is queued, before its client is acknowledged (``write``):
+        # an answer brought up to date from the list holds every acknowledged span.
+        generation, ids = self._changes.traces_since(token)
+        return generation, None if ids is None else ids.to_pylist()
 
 
 class _DuckDBDialect:

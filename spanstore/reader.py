@@ -433,6 +433,45 @@ class StoreReader:
         rows = frame(table, FAILURE_CANDIDATES_SCHEMA).filter(pl.col("trace_id").is_not_null())
         return traces, rows
 
+    def failure_traces(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        trace_ids: Sequence[bytes] | None = None,
+    ) -> pl.DataFrame | None:
+        """``failure_candidates``' rows (no service) for every covered trace, a trace
+        without a possible error as one row whose span columns are null; with
+        ``trace_ids`` (as ``traces_changed_since`` gives them), those traces' rows alone.
+        None when the dialect does not answer it (the failure report then counts with
+        ``failure_candidates`` every time)."""
+        if not self._dialect.has_query("failure_traces"):
+            return None
+        params = self._around(start_unix_nano, end_unix_nano, HOUR_NS) | {"service": None}
+        if trace_ids is None:
+            return frame(self._table("failure_traces", params), FAILURE_CANDIDATES_SCHEMA)
+        tables = self._id_tables("failure_traces_of", sorted(set(trace_ids)), **params)
+        if not tables:
+            return pl.DataFrame(schema=FAILURE_CANDIDATES_SCHEMA)
+        return pl.concat([frame(table, FAILURE_CANDIDATES_SCHEMA) for table in tables])
+
+    def trace_ids_starting_in(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """The ids (as stored) of the traces with a span starting in one of the
+        [start, end) ranges."""
+        found: set[bytes] = set()
+        for start, end in ranges:
+            if end > start:
+                bounds = {"a": self._dialect.clamp(start), "b": self._dialect.clamp(end)}
+                found.update(self._table("trace_ids_starting_in", bounds).column(0).to_pylist())
+        return sorted(found)
+
+    def traces_changed_since(self, token: int | None) -> tuple[int, list[bytes] | None] | None:
+        """(a token for now, the ids of the traces whose spans readers were shown after
+        ``token`` was taken); the ids are None when the store cannot list them all any
+        more (or ``token`` is None), and the answer is None when this reader cannot tell
+        at all (another process writes the store). Take it before the queries whose
+        answer the token labels."""
+        return None
+
     def traces_frame(
         self, trace_ids: Sequence[str], start_unix_nano: int, end_unix_nano: int
     ) -> pl.DataFrame:

@@ -130,6 +130,7 @@ _BY_TRACE: Final = {
     "trace_rows": ("spans",),
     "logs_of_traces": ("logs",),
     "traces_frame": ("spans",),
+    "failure_traces_of": ("spans",),
     "trace_entities": ("span_entities",),
     "trace_entities_in_range": ("span_entities",),
 }
@@ -211,6 +212,12 @@ class UnseenSnapshot:
             keep = pc.or_(
                 pc.is_in(self._column(name, "trace_id"), value_set=wanted),
                 pc.is_in(self._column(name, "linked_trace_id"), value_set=wanted),
+            )
+        elif query == "trace_ids_starting_in" and name == "spans":
+            starts = self._column(name, "start_unix_nano")
+            keep = pc.and_(
+                pc.greater_equal(starts, pa.scalar(params["a"], pa.int64())),
+                pc.less(starts, pa.scalar(params["b"], pa.int64())),
             )
         elif query == "entity_trace_ids" and name == "span_entities" and isinstance(value, str):
             keep = pc.equal(self._column(name, "value"), pa.scalar(value, pa.string()))
