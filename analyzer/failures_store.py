@@ -129,7 +129,7 @@ class KeptRows:
 #: (the spans at the moved edges are read again) and at most this many traces changed
 #: since; past either, counting from scratch costs about the same.
 FOLLOW_STEP_NS: Final = 15 * 60 * 1_000_000_000
-MAX_CHANGED_TRACES: Final = 50_000
+MAX_CHANGED_TRACES: Final = 10_000
 #: Counts of ranges covering more traces than this are not kept (memory).
 MAX_KEPT_TRACES: Final = 500_000
 

@@ -456,13 +456,23 @@ class StoreReader:
 
     def trace_ids_starting_in(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """The ids (as stored) of the traces with a span starting in one of the
-        [start, end) ranges."""
-        found: set[bytes] = set()
-        for start, end in ranges:
-            if end > start:
-                bounds = {"a": self._dialect.clamp(start), "b": self._dialect.clamp(end)}
-                found.update(self._table("trace_ids_starting_in", bounds).column(0).to_pylist())
-        return sorted(found)
+        [start, end) ranges (up to three)."""
+        clamp = self._dialect.clamp
+        wanted = [(clamp(start), clamp(end)) for start, end in ranges if end > start]
+        if not wanted:
+            return []
+        if len(wanted) > 3:
+            raise ValueError("at most three ranges")
+        (a_from, a_to), (b_from, b_to), (c_from, c_to) = wanted + [(0, 0)] * (3 - len(wanted))
+        bounds = {
+            "a_from": a_from,
+            "a_to": a_to,
+            "b_from": b_from,
+            "b_to": b_to,
+            "c_from": c_from,
+            "c_to": c_to,
+        }
+        return sorted(self._table("trace_ids_starting_in", bounds).column(0).to_pylist())
 
     def traces_changed_since(self, token: int | None) -> tuple[int, list[bytes] | None] | None:
         """(a token for now, the ids of the traces whose spans readers were shown after
