@@ -138,7 +138,16 @@ def anyvalue_to_python(value: AnyValue, depth: int = 0) -> AttrValue:
 
 
 def attributes_to_dict(attributes: Iterable[KeyValue]) -> dict[str, AttrValue]:
-    return {kv.key: anyvalue_to_python(kv.value) for kv in attributes}
+    out: dict[str, AttrValue] = {}
+    for kv in attributes:
+        value = kv.value
+        # Most values are strings: read without a call (this runs for every span read).
+        out[kv.key] = (
+            value.string_value
+            if value.WhichOneof("value") == "string_value"
+            else anyvalue_to_python(value)
+        )
+    return out
 
 
 def service_name_of(resource_attributes: Iterable[KeyValue]) -> str:
