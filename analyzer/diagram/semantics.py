@@ -339,7 +339,8 @@ def attribute_summary(*spans: Span) -> tuple[tuple[str, str], ...]:
         # The span's own summary keys, in SUMMARY_KEYS order: a span carries a few of
         # them, and this runs for every message drawn.
         for key in sorted(
-            (key for key in span.attributes if key in _SUMMARY_ORDER), key=_SUMMARY_ORDER.get
+            (key for key in span.attributes if key in _SUMMARY_ORDER),
+            key=_SUMMARY_ORDER.__getitem__,
         ):
             if key in seen:
                 continue
