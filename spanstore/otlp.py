@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -138,7 +138,18 @@ def anyvalue_to_python(value: AnyValue, depth: int = 0) -> AttrValue:
 
 
 def attributes_to_dict(attributes: Iterable[KeyValue]) -> dict[str, AttrValue]:
-    return {kv.key: anyvalue_to_python(kv.value) for kv in attributes}
+    # Scalars (most values) are read without a call: this runs for every span read.
+    out: dict[str, AttrValue] = {}
+    for kv in attributes:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        out[kv.key] = getattr(value, kind) if kind in _SCALAR_KINDS else anyvalue_to_python(value)
+    return out
+
+
+_SCALAR_KINDS: Final = frozenset(
+    {"string_value", "bool_value", "int_value", "double_value", "bytes_value"}
+)
 
 
 def service_name_of(resource_attributes: Iterable[KeyValue]) -> str:

@@ -327,13 +327,21 @@ def peer_kind_of_service(span: Span) -> ParticipantKind:
 # --- hover summary ----------------------------------------------------------------------
 
 
+_SUMMARY_ORDER: Final = {key: index for index, key in enumerate(SUMMARY_KEYS)}
+
+
 def attribute_summary(*spans: Span) -> tuple[tuple[str, str], ...]:
     """A few telling attributes (first span wins per key), for tooltips and the API."""
     seen: dict[str, str] = {}
     for span in spans:
         if "span.name" not in seen:
             seen["span.name"] = label_text(span.name, ATTRIBUTE_LIMIT)
-        for key in SUMMARY_KEYS:
+        # The span's own summary keys, in SUMMARY_KEYS order: a span carries a few of
+        # them, and this runs for every message drawn.
+        for key in sorted(
+            (key for key in span.attributes if key in _SUMMARY_ORDER),
+            key=_SUMMARY_ORDER.__getitem__,
+        ):
             if key in seen:
                 continue
             value = span.attributes.get(key)
