@@ -58,6 +58,7 @@ class FileConfig:
     max_diagram_traces: int | None = None
     db_memory_mib: int | None = None
     db_checkpoint_mib: int | None = None
+    decoder_niceness: int | None = None
     limits: Limits = field(default_factory=Limits)
     rules: tuple[RedactionRule, ...] = ()
     hash_key: bytes = b""
@@ -129,6 +130,12 @@ def parse_size(value: object) -> int:
 def _positive_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _niceness(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 19:
+        raise ValueError(f"expected a niceness 0-19 (0: as the server), got {value!r}")
     return value
 
 
@@ -221,6 +228,7 @@ _SECTIONS: Final[dict[str, dict[str, Parser]]] = {
         "max_diagram_traces": _positive_int,
         "db_memory_mib": _positive_int,
         "db_checkpoint_mib": _positive_int,
+        "decoder_niceness": _niceness,
     },
     "redaction": {"hash_key": _secret, "hash_key_file": _readable_file, "rules": lambda v: v},
     "retention": {
@@ -345,7 +353,12 @@ def _apply_section(
             values["write_timeout_seconds"] = parsed["write_timeout"]
         if "query_timeout" in parsed:
             values["query_timeout_seconds"] = parsed["query_timeout"]
-        for name in ("max_diagram_traces", "db_memory_mib", "db_checkpoint_mib"):
+        for name in (
+            "max_diagram_traces",
+            "db_memory_mib",
+            "db_checkpoint_mib",
+            "decoder_niceness",
+        ):
             if name in parsed:
                 values[name] = parsed[name]
         if parsed.get("max_grpc_message_mib", 0) >= 2048:

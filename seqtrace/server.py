@@ -40,6 +40,8 @@ DEFAULT_MAX_DIAGRAM_TRACES = 1000
 #: what reads touched until it is full, so this bounds the server's memory
 #: (docs/config.md, "Memory"): at 384 a server stays near 600 MiB after the widest reads.
 DEFAULT_DB_MEMORY_MIB = 384
+#: The decoder processes' niceness (``limits.decoder_niceness``): reads first under a flood.
+DEFAULT_DECODER_NICENESS = 10
 # What to do when a listener cannot bind: said after the listener and the OS's reason.
 _PORT_HINT = (
     "; stop what holds that port, or pick another with --grpc-port/--http-port/--api-port "
@@ -360,6 +362,11 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
             ingest=IngestConfig(
                 entity_keys=tuple(settings.entity_keys),
                 decoder_processes=min(4, os.cpu_count() or 1),
+                decoder_niceness=(
+                    DEFAULT_DECODER_NICENESS
+                    if settings.config.decoder_niceness is None
+                    else settings.config.decoder_niceness
+                ),
                 policy=policy,
                 retention=settings.config.retention,
             ),

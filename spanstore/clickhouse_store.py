@@ -851,6 +851,7 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
         entity_keys: Iterable[str] = (),
         max_queued_spans: int = 200_000,
         decoder_processes: int = 0,
+        decoder_niceness: int = 0,
         policy: IngestPolicy | None = None,
         retention: RetentionPolicy | None = None,
     ) -> None:
@@ -887,7 +888,7 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
         self._waiting = WaitingSpans(max_queued_spans)
         self._writer: WriterThread | None = None
         if not read_only and self.layout == "seqtrace":
-            self._decode.start_processes(decoder_processes)
+            self._decode.start_processes(decoder_processes, decoder_niceness)
             self._writer = WriterThread(_ClickHouseWriter(self), "seqtrace-ch-writer")
             self._writer.start()
 

@@ -40,6 +40,10 @@ _UNITS: Final = {
 }
 
 
+#: The largest niceness a process can take (``nice(2)``).
+MAX_NICENESS: Final = 19
+
+
 def size_bytes(text: str) -> int:
     """``"64MB"`` as bytes, as DuckDB reads its sizes; 0 when unreadable."""
     number = text.strip().rstrip("bBiIkKmMgG ").strip()
@@ -63,6 +67,9 @@ class IngestConfig:
     entity_keys: tuple[str, ...] = ()
     #: Worker processes that decode requests (0: decode in the calling thread).
     decoder_processes: int = 0
+    #: Their scheduling niceness (0-19, as ``nice``): above 0, reads in the server's own
+    #: process get the CPU first when both want it (docs/config.md, "Reads under load").
+    decoder_niceness: int = 0
     #: Spans that may wait for the writer before writes are refused (retryable).
     max_queued_spans: int = 200_000
     policy: IngestPolicy | None = None
@@ -72,6 +79,11 @@ class IngestConfig:
         if not all(isinstance(key, str) and key for key in self.entity_keys):
             raise ValueError(f"entity keys must be non-empty strings, got {self.entity_keys!r}")
         _count("decoder_processes", self.decoder_processes, 0)
+        _count("decoder_niceness", self.decoder_niceness, 0)
+        if self.decoder_niceness > MAX_NICENESS:
+            raise ValueError(
+                f"decoder_niceness must be at most {MAX_NICENESS}, got {self.decoder_niceness}"
+            )
         _count("max_queued_spans", self.max_queued_spans, 1)
         if self.policy is not None:
             self.policy.validate()

@@ -202,6 +202,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         max_queued_spans: int = 200_000,
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         decoder_processes: int = 0,
+        decoder_niceness: int = 0,
         policy: IngestPolicy | None = None,
         retention: RetentionPolicy | None = None,
         rows_per_commit: int = ROWS_PER_COMMIT,
@@ -301,7 +302,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self._writer: WriterThread | None = None
         if not read_only:
             try:
-                self._decode.start_processes(decoder_processes)
+                self._decode.start_processes(decoder_processes, decoder_niceness)
             except BaseException:
                 self._db.close()  # release the file: nothing else holds it now
                 raise

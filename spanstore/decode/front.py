@@ -36,10 +36,11 @@ class RequestDecoder:
         self.policy = PolicyEngine(self.policy_config) if self.policy_config is not None else None
         self.pool: DecoderPool | None = None
 
-    def start_processes(self, processes: int) -> None:
-        """Decode in ``processes`` worker processes from now on (none: in the caller)."""
+    def start_processes(self, processes: int, niceness: int = 0) -> None:
+        """Decode in ``processes`` worker processes from now on (none: in the caller),
+        at that scheduling niceness."""
         if processes > 0:
-            self.pool = DecoderPool(processes, self.entity_keys, self.policy_config)
+            self.pool = DecoderPool(processes, self.entity_keys, self.policy_config, niceness)
 
     def prepare(
         self, request: ExportTraceServiceRequest | bytes, timeout: float | None

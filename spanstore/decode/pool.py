@@ -73,13 +73,20 @@ def prepare_serialized(
     return prepare_request(request, keys, policy)
 
 
-def _init_worker(entity_keys: frozenset[str], policy: IngestPolicy | None = None) -> None:
+def _init_worker(
+    entity_keys: frozenset[str], policy: IngestPolicy | None = None, niceness: int = 0
+) -> None:
     import gc
 
     keep_pandas_out()
     # Ctrl-C reaches the whole process group; the server decides when workers stop (it
     # closes the pool after draining), so a worker must not die with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if niceness:
+        # Decoding is most of ingest's CPU: under a flood, a read in the server's process
+        # then runs first instead of sharing the cores with the workers (ingest takes
+        # the CPU back as soon as the read is done; nothing is dropped).
+        os.nice(niceness)
     global _worker_keys, _worker_policy
     _worker_keys = KeyClassifier(entity_keys)
     _worker_policy = PolicyEngine(policy) if policy is not None else None
@@ -116,9 +123,10 @@ def _worker_main(
     conn: multiprocessing.connection.Connection,
     entity_keys: frozenset[str],
     policy: IngestPolicy | None,
+    niceness: int = 0,
 ) -> None:
     """A worker: say ready, then answer each request on ``conn`` until an empty one."""
-    _init_worker(entity_keys, policy)
+    _init_worker(entity_keys, policy, niceness)
     try:
         conn.send(_READY)
     except (EOFError, OSError):
@@ -179,10 +187,16 @@ def _start_forkserver() -> None:
 
 
 class _Worker:
-    def __init__(self, context: Any, entity_keys: frozenset[str], policy: IngestPolicy | None):
+    def __init__(
+        self,
+        context: Any,
+        entity_keys: frozenset[str],
+        policy: IngestPolicy | None,
+        niceness: int = 0,
+    ):
         self.conn, child = context.Pipe(duplex=True)
         self.process = context.Process(
-            target=_worker_main, args=(child, entity_keys, policy), daemon=True
+            target=_worker_main, args=(child, entity_keys, policy, niceness), daemon=True
         )
         self.process.start()
         child.close()
@@ -221,8 +235,10 @@ class DecoderPool:
         workers: int | None = None,
         entity_keys: frozenset[str] = frozenset(),
         policy: IngestPolicy | None = None,
+        niceness: int = 0,
     ):
         self.workers = workers or min(4, os.cpu_count() or 1)
+        self._niceness = niceness
         self._context = multiprocessing.get_context(_START_METHOD)
         if _START_METHOD == "forkserver":
             self._context.set_forkserver_preload(["spanstore.decode.pool"])
@@ -238,7 +254,7 @@ class DecoderPool:
         deadline = time.monotonic() + _START_TIMEOUT
         try:
             for _ in range(self.workers):
-                self._all.append(_Worker(self._context, entity_keys, policy))
+                self._all.append(_Worker(self._context, entity_keys, policy, niceness))
             for worker in self._all:
                 worker.wait_ready(deadline)
         except BaseException:
@@ -257,7 +273,7 @@ class DecoderPool:
             if self._closed:
                 return
         try:
-            fresh = _Worker(self._context, self._entity_keys, self._policy)
+            fresh = _Worker(self._context, self._entity_keys, self._policy, self._niceness)
             fresh.wait_ready(time.monotonic() + _START_TIMEOUT)
         except StoreUnavailable:
             return  # one worker fewer; the others go on

@@ -44,6 +44,7 @@ limits:
   max_diagram_traces: 200
   db_memory_mib: 256
   db_checkpoint_mib: 16
+  decoder_niceness: 0
 redaction:
   hash_key: {HASH_KEY}
   rules:
@@ -77,7 +78,7 @@ def test_a_full_file_loads(tmp_path: Path) -> None:
     assert (config.max_queue_mib, config.max_http_body_mib) == (32, 8)
     assert config.limits.max_attributes == 50 and config.limits.max_depth == 4
     assert config.query_timeout_seconds == 15.0 and config.db_memory_mib == 256
-    assert config.db_checkpoint_mib == 16
+    assert config.db_checkpoint_mib == 16 and config.decoder_niceness == 0
     assert [r.name for r in config.rules] == ["emails", "*.card_number", "secrets"]
     assert config.rules[1].keep_last == 4 and config.hash_key == HASH_KEY.encode()
     assert config.retention.max_age_seconds == 7 * 86400
@@ -98,6 +99,8 @@ MISTAKES = [
     ("limits:\n  max_queue_mib: true", "limits.max_queue_mib: expected a positive integer"),
     ("limits:\n  query_timeout: soon", "limits.query_timeout: expected a duration"),
     ("limits:\n  max_grpc_message_mib: 4096", "limits.max_grpc_message_mib: must be below"),
+    ("limits:\n  decoder_niceness: 20", "limits.decoder_niceness: expected a niceness 0-19"),
+    ("limits:\n  decoder_niceness: -1", "limits.decoder_niceness: expected a niceness 0-19"),
     ("retention:\n  max_age: -1d", "retention.max_age: expected a duration"),
     ("retention:\n  max_size: 10 parsecs", "retention.max_size: expected a size"),
     ("entity_keys: order.id", None),  # one string is fine

@@ -53,3 +53,36 @@ def test_decoders_ignore_a_spanstore_folder_in_the_working_directory(tmp_path: P
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["3"]
     assert not marker.exists()
+
+
+def test_decoders_run_at_the_configured_niceness(tmp_path: Path) -> None:
+    """The server's decoders run below its own priority (``limits.decoder_niceness``) so
+    that a read under a flood gets the CPU first; they still decode."""
+    from spanstore.config import IngestConfig, StoreConfig
+    from spanstore.urls import open_store_url
+
+    config = StoreConfig(ingest=IngestConfig(decoder_processes=2, decoder_niceness=7))
+    store = open_store_url(str(tmp_path / "nice.duckdb"), config=config)
+    try:
+        pool = store._decode.pool  # type: ignore[attr-defined]
+        assert pool is not None
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        workers = [worker.process.pid for worker in pool._all]
+        assert len(workers) == 2
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers] == [min(19, mine + 7)] * 2
+        from tests.collector.test_collector_support import make_request
+
+        assert store.write(make_request(spans=5, attrs=1)).accepted == 5
+    finally:
+        store.close()
+    assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the store's process is left as it was
+
+
+def test_a_niceness_out_of_range_is_refused() -> None:
+    import pytest
+
+    from spanstore.config import IngestConfig
+
+    for bad in (-1, 20, True):
+        with pytest.raises(ValueError, match="decoder_niceness"):
+            IngestConfig(decoder_niceness=bad).validate()  # type: ignore[arg-type]
