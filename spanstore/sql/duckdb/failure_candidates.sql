@@ -26,15 +26,25 @@
 -- for the traces where a possible error starts then and so may be the root, the lowest span
 -- id of their spans of the root's kind starting then (ties are rare, but decided as the
 -- analysis decides them).
-WITH window_spans AS NOT MATERIALIZED (
-    SELECT * FROM spans
-    WHERE start_unix_nano >= $lo AND start_unix_nano < $hi
-),
+WITH
 @failure_traces_ctes
-,
-trace_rows AS (
-@failure_trace_rows
-)
-SELECT n.traces, t.*
+SELECT
+    n.traces,
+    lower(hex(p.trace_id)) AS trace_id,
+    lower(hex(p.span_id)) AS span_id,
+    p.service_name,
+    CASE p.kind WHEN 1 THEN 'INTERNAL' WHEN 2 THEN 'SERVER' WHEN 3 THEN 'CLIENT'
+        WHEN 4 THEN 'PRODUCER' WHEN 5 THEN 'CONSUMER' ELSE 'UNSPECIFIED' END AS kind,
+    CASE p.status_code WHEN 1 THEN 'OK' WHEN 2 THEN 'ERROR' ELSE 'UNSET' END AS status_code,
+    coalesce(p.status_message, '') AS status_message,
+    p.exception_type,
+    p.exception_message,
+    p.http_status_code,
+    coalesce(p.may_be_root AND p.span_id = r.root_span_id, false) AS is_root,
+    p.root_start,
+    p.trace_spans,
+    p.first_start,
+    p.last_start,
+    p.span_hash
 FROM (SELECT count(*) AS traces FROM covered) AS n
-LEFT JOIN (SELECT * FROM trace_rows WHERE span_id IS NOT NULL) AS t ON true
+LEFT JOIN (possible AS p LEFT JOIN root_ids AS r ON p.trace_id = r.trace_id) ON true

@@ -2,9 +2,6 @@
 -- root starts in [start, end), with their spans that may be errors, searched in [lo, hi)
 -- as failure_candidates.sql does. analyzer/failures_store.py keeps them between reports
 -- and brings them up to date with failure_traces_of.sql.
-WITH window_spans AS NOT MATERIALIZED (
-    SELECT * FROM spans
-    WHERE start_unix_nano >= $lo AND start_unix_nano < $hi
-),
+WITH
 @failure_traces_ctes
 @failure_trace_rows

@@ -1,11 +1,9 @@
 -- The failure report's per-trace pass, a part of failure_candidates.sql, failure_traces.sql
--- and failure_traces_of.sql, which define `window_spans` first: the spans it reads (those
--- starting in [lo, hi), all or only some traces'). Each trace's rows depend on its own
--- spans in window_spans alone, so the rows of some traces read alone are the rows those
--- traces have when every trace is read (analyzer/failures_store.py keeps them so).
--- covered: the traces whose root starts in [start, end) (see failure_candidates.sql),
--- with their fingerprint; possible: the spans of theirs that may be errors; root_ids: the
--- root span of the traces where one of those may be it.
+-- and failure_traces_of.sql (each starts its WITH with it; failure_traces_of.sql first
+-- defines a CTE named `spans` holding only some traces' spans, which the part then reads
+-- in place of the table). Each trace's rows depend on its own spans in [lo, hi) alone, so
+-- the rows of some traces read alone are the rows those traces have when every trace is
+-- read (analyzer/failures_store.py keeps them so). What each CTE is: failure_candidates.sql.
 per_trace AS (
     SELECT
         trace_id,
@@ -21,7 +19,8 @@ per_trace AS (
             OR (service_name = $service
                 AND start_unix_nano >= $start AND start_unix_nano < $end)
         ) AS touches
-    FROM window_spans
+    FROM spans
+    WHERE start_unix_nano >= $lo AND start_unix_nano < $hi
     GROUP BY trace_id
 ),
 covered AS MATERIALIZED (
@@ -46,24 +45,25 @@ possible AS MATERIALIZED (
                 ELSE ltrim(hex(s.parent_span_id), '0') = '' END) = c.rooted
             AS may_be_root
     FROM (
-        SELECT * FROM window_spans
-        WHERE status_code = 2
+        SELECT * FROM spans
+        WHERE start_unix_nano >= $lo AND start_unix_nano < $hi AND status_code = 2
         UNION ALL
-        SELECT * FROM window_spans
-        WHERE status_code NOT IN (1, 2)
+        SELECT * FROM spans
+        WHERE start_unix_nano >= $lo AND start_unix_nano < $hi AND status_code NOT IN (1, 2)
           AND http_status_code >= 400 AND (kind = 3 OR (kind = 2 AND http_status_code >= 500))
     ) AS s
     JOIN covered AS c ON s.trace_id = c.trace_id
 ),
 root_ids AS (
     SELECT x.trace_id, min(x.span_id) AS root_span_id
-    FROM window_spans AS x
+    FROM spans AS x
     JOIN (
         SELECT DISTINCT p.trace_id, p.root_start, c.rooted
         FROM possible AS p JOIN covered AS c ON p.trace_id = c.trace_id
         WHERE p.may_be_root
     ) AS r ON x.trace_id = r.trace_id AND x.start_unix_nano = r.root_start
-    WHERE (CASE WHEN x.parent_span_id IS NULL THEN true
+    WHERE x.start_unix_nano >= $lo AND x.start_unix_nano < $hi
+      AND (CASE WHEN x.parent_span_id IS NULL THEN true
             WHEN x.parent_span_id > '\x00\x00\x00\x00\x00\x00\x00\x00'::BLOB THEN false
             ELSE ltrim(hex(x.parent_span_id), '0') = '' END) = r.rooted
     GROUP BY x.trace_id
