@@ -130,8 +130,9 @@ class KeptRows:
 #: since; past either, counting from scratch costs about the same.
 FOLLOW_STEP_NS: Final = 15 * 60 * 1_000_000_000
 MAX_CHANGED_TRACES: Final = 10_000
-#: Counts of ranges covering more traces than this are not kept (memory).
-MAX_KEPT_TRACES: Final = 500_000
+#: Counts of ranges covering more traces than this are not kept (memory: ~110 bytes a row,
+#: a few ranges kept at once).
+MAX_KEPT_TRACES: Final = 200_000
 
 
 @dataclass(frozen=True)
