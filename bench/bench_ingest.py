@@ -21,7 +21,8 @@ orchestrator counts the spans in the database and measures bytes per span on dis
     .venv/bin/python bench/bench_ingest.py --modes store --keep-db /tmp/b.duckdb
 
 The store server takes `seqtrace serve`'s defaults; the environment can change them:
-SEQTRACE_DECODERS (decoder processes), SEQTRACE_DB_MEMORY_MIB (DuckDB's memory limit),
+SEQTRACE_DECODERS (decoder processes), SEQTRACE_DECODER_NICENESS (their niceness, default
+10 as `limits.decoder_niceness`), SEQTRACE_DB_MEMORY_MIB (DuckDB's memory limit),
 SEQTRACE_MAX_QUEUE_MIB (the store's queue budget), SEQTRACE_MAX_INFLIGHT_MIB (the
 receivers' budget for request bodies).
 """
@@ -229,9 +230,12 @@ def serve(args: argparse.Namespace) -> None:
         memory = os.environ.get("SEQTRACE_DB_MEMORY_MIB", "384")
         # and the store's queue budget is --max-queue-mib (default 64)
         queue_mib = int(os.environ.get("SEQTRACE_MAX_QUEUE_MIB", "64"))
+        # and the decoders run at the server's default niceness (limits.decoder_niceness).
+        niceness = int(os.environ.get("SEQTRACE_DECODER_NICENESS", "10"))
         store = DuckDBStore(
             args.db,
             decoder_processes=decoders,
+            decoder_niceness=niceness,
             memory_limit=f"{memory}MB",
             max_queue_bytes=queue_mib * 1024 * 1024,
         )
