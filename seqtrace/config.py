@@ -19,6 +19,7 @@ from typing import Any, Final
 import yaml
 
 from seqtrace.errors import UsageError
+from spanstore.config import MAX_NICENESS
 from spanstore.policy import ACTIONS, IngestPolicy, Limits, RedactionRule
 from spanstore.retention import RetentionPolicy
 
@@ -134,8 +135,8 @@ def _positive_int(value: object) -> int:
 
 
 def _niceness(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 19:
-        raise ValueError(f"expected a niceness 0-19 (0: as the server), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NICENESS:
+        raise ValueError(f"expected a niceness 0-{MAX_NICENESS} (0: as the server), got {value!r}")
     return value
 
 

@@ -214,18 +214,14 @@ class UnseenSnapshot:
             )
         elif query == "trace_ids_starting_in" and name == "spans":
             starts = self._column(name, "start_unix_nano")
-            keep = pc.and_(  # its three ranges [a_from, a_to), [b_from, b_to), ...
-                pc.greater_equal(starts, pa.scalar(params["a_from"], pa.int64())),
-                pc.less(starts, pa.scalar(params["a_to"], pa.int64())),
-            )
-            for n in ("b", "c"):
-                keep = pc.or_(
-                    keep,
-                    pc.and_(
-                        pc.greater_equal(starts, pa.scalar(params[f"{n}_from"], pa.int64())),
-                        pc.less(starts, pa.scalar(params[f"{n}_to"], pa.int64())),
-                    ),
+            inside = [  # its three ranges [a_from, a_to), [b_from, b_to), [c_from, c_to)
+                pc.and_(
+                    pc.greater_equal(starts, pa.scalar(params[f"{n}_from"], pa.int64())),
+                    pc.less(starts, pa.scalar(params[f"{n}_to"], pa.int64())),
                 )
+                for n in "abc"
+            ]
+            keep = pc.or_(pc.or_(inside[0], inside[1]), inside[2])
         elif query == "entity_trace_ids" and name == "span_entities" and isinstance(value, str):
             keep = pc.equal(self._column(name, "value"), pa.scalar(value, pa.string()))
         elif query == "refs_by_id" and isinstance(keys, list):
