@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +36,13 @@ _examples = itertools.count(1)
 
 def as_set(rows: pl.DataFrame) -> set[tuple[Any, ...]]:
     return set(rows.rows())
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
+    duck = DuckDBStore(tmp_path_factory.mktemp("kept-counts") / "random.duckdb")
+    yield duck
+    duck.close()
 
 
 @st.composite
@@ -166,56 +175,63 @@ def _trace(trace_no: int, start: int, error: bool) -> list[Span]:
     return [root, child]
 
 
-def test_a_report_reads_only_the_traces_written_since(fresh_store: DuckDBStore) -> None:
+def test_a_report_reads_only_the_traces_written_since(tmp_path: Path) -> None:
     """The second report of the same range reads the three traces written in between,
     not the fifty before them, and counts all fifty-three."""
-    store = fresh_store
-    spans = [s for n in range(50) for s in _trace(n + 1, T0 + n * MINUTE // 2, n % 5 == 0)]
-    store.write(request_from_spans(spans))
-    recording = Recording(store)
-    counted = KeptCounts()
-    start, end = T0, T0 + HOUR_NS
-    first = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
-    assert recording.calls == [None]  # counted from scratch
-    assert first["summary"]["traces"] == 50 and first["summary"]["ok"] == 40
-    more = [s for n in range(50, 53) for s in _trace(n + 1, T0 + n * MINUTE // 2, True)]
-    store.write(request_from_spans(more))
-    second = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
-    assert recording.calls[1] == sorted(bytes.fromhex(f"{n + 1:032x}") for n in range(50, 53))
-    assert second["summary"]["traces"] == 53 and second["summary"]["ok"] == 40
-    assert second == old_report(store, start, end)
-    # A jump beyond FOLLOW_STEP_NS counts from scratch again.
-    later = start + FOLLOW_STEP_NS + 1
-    store_failure_report(recording, later, end + HOUR_NS, counted=counted)  # type: ignore[arg-type]
-    assert recording.calls[-1] is None
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        spans = [s for n in range(50) for s in _trace(n + 1, T0 + n * MINUTE // 2, n % 5 == 0)]
+        store.write(request_from_spans(spans))
+        recording = Recording(store)
+        counted = KeptCounts()
+        start, end = T0, T0 + HOUR_NS
+        first = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        assert recording.calls == [None]  # counted from scratch
+        assert first["summary"]["traces"] == 50 and first["summary"]["ok"] == 40
+        more = [s for n in range(50, 53) for s in _trace(n + 1, T0 + n * MINUTE // 2, True)]
+        store.write(request_from_spans(more))
+        second = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        assert recording.calls[1] == sorted(bytes.fromhex(f"{n + 1:032x}") for n in range(50, 53))
+        assert second["summary"]["traces"] == 53 and second["summary"]["ok"] == 40
+        assert second == old_report(store, start, end)
+        # A jump beyond FOLLOW_STEP_NS counts from scratch again.
+        later = start + FOLLOW_STEP_NS + 1
+        store_failure_report(recording, later, end + HOUR_NS, counted=counted)  # type: ignore[arg-type]
+        assert recording.calls[-1] is None
+    finally:
+        store.close()
 
 
-def test_the_server_source_keeps_counts_and_a_one_shot_source_does_not(
-    fresh_store: DuckDBStore,
-) -> None:
-    store = fresh_store
-    store.write(request_from_spans(_trace(1, T0, True)))
-    kept = LocalSource(store, keep_failure_counts=True)
-    once = LocalSource(store)
-    assert kept.failures(T0, T0 + HOUR_NS) == once.failures(T0, T0 + HOUR_NS)
-    assert kept._failure_counts is not None and once._failure_counts is None
+def test_the_server_source_keeps_counts_and_a_one_shot_source_does_not(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        store.write(request_from_spans(_trace(1, T0, True)))
+        kept = LocalSource(store, keep_failure_counts=True)
+        once = LocalSource(store)
+        assert kept.failures(T0, T0 + HOUR_NS) == once.failures(T0, T0 + HOUR_NS)
+        assert kept._failure_counts is not None and once._failure_counts is None
+    finally:
+        store.close()
 
 
-def test_a_reader_that_cannot_list_changes_counts_every_time(fresh_store: DuckDBStore) -> None:
+def test_a_reader_that_cannot_list_changes_counts_every_time(tmp_path: Path) -> None:
     """Another process's store (the base reader's answer, None): no kept counts."""
-    store = fresh_store
-    store.write(request_from_spans(_trace(1, T0, True)))
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        store.write(request_from_spans(_trace(1, T0, True)))
 
-    class Blind(Recording):
-        def traces_changed_since(self, token: int | None) -> None:
-            return None
+        class Blind(Recording):
+            def traces_changed_since(self, token: int | None) -> None:
+                return None
 
-    blind = Blind(store)
-    counted = KeptCounts()
-    assert counted.rows(blind, T0, T0 + HOUR_NS) is None  # type: ignore[arg-type]
-    report = store_failure_report(blind, T0, T0 + HOUR_NS, counted=counted)  # type: ignore[arg-type]
-    assert report == old_report(store, T0, T0 + HOUR_NS)
-    assert blind.calls == []
+        blind = Blind(store)
+        counted = KeptCounts()
+        assert counted.rows(blind, T0, T0 + HOUR_NS) is None  # type: ignore[arg-type]
+        report = store_failure_report(blind, T0, T0 + HOUR_NS, counted=counted)  # type: ignore[arg-type]
+        assert report == old_report(store, T0, T0 + HOUR_NS)
+        assert blind.calls == []
+    finally:
+        store.close()
 
 
 def test_changelog_lists_the_traces_shown_since_a_generation() -> None:
@@ -244,16 +260,19 @@ def test_changelog_lists_the_traces_shown_since_a_generation() -> None:
     assert log.traces_since(after)[1] is None
 
 
-def test_the_store_lists_a_write_before_it_is_acknowledged(fresh_store: DuckDBStore) -> None:
+def test_the_store_lists_a_write_before_it_is_acknowledged(tmp_path: Path) -> None:
     """A write's traces are listed by the time ``write`` returns (read-your-writes for a
     report brought up to date from the list), and the later commit lists none again."""
-    store = fresh_store
-    answer = store.traces_changed_since(None)
-    assert answer is not None
-    token, _ = answer
-    store.write(request_from_spans(_trace(7, T0, False)))
-    answer = store.traces_changed_since(token)
-    assert answer is not None and answer[1] == [bytes.fromhex(f"{7:032x}")]
-    store.flush()
-    after = store.traces_changed_since(answer[0])
-    assert after is not None and after[1] == []
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        answer = store.traces_changed_since(None)
+        assert answer is not None
+        token, _ = answer
+        store.write(request_from_spans(_trace(7, T0, False)))
+        answer = store.traces_changed_since(token)
+        assert answer is not None and answer[1] == [bytes.fromhex(f"{7:032x}")]
+        store.flush()
+        after = store.traces_changed_since(answer[0])
+        assert after is not None and after[1] == []
+    finally:
+        store.close()

@@ -111,6 +111,13 @@ def traces(draw: st.DrawFn, example: int, window: int) -> list[Span]:
     return spans
 
 
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
+    duck = DuckDBStore(tmp_path_factory.mktemp("failures") / "random.duckdb")
+    yield duck
+    duck.close()
+
+
 @settings(
     max_examples=120,
     deadline=None,

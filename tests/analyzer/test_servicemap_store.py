@@ -8,6 +8,7 @@ even and odd counts)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,13 @@ def traces(draw: st.DrawFn, example: int, window: int) -> list[Span]:
             )
             ids.append(span_id)
     return spans
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
+    duck = DuckDBStore(tmp_path_factory.mktemp("servicemap") / "random.duckdb")
+    yield duck
+    duck.close()
 
 
 @settings(
