@@ -38,6 +38,10 @@ spans, idle). Here the store does the counting and only the listed traces are re
    the rows it had, and is covered while its root start stays in the range. Under a flood
    a report reads the few thousand traces written since the last one, not every span of
    the hour. Service reports, other stores and ranges that jumped count from scratch.
+   A range's counts are kept from its second report on, and only while it covers at most
+   ``MAX_KEPT_TRACES`` traces: ``failure_traces`` returns a row for every covered trace,
+   so a one-off report, or one of the whole store, counts with ``failure_candidates`` as
+   it would without kept counts.
 
 The summary's counts are the exact ones of step 1. ``omitted_traces`` (an addition to the
 SPEC's shape) counts the failing traces not listed; when it is not 0, ``summary.patterns``
@@ -143,29 +147,53 @@ class _Counted:
     rows: pl.DataFrame  # failure_traces' rows for [start, end)
 
     def followed_by(self, start: int, end: int) -> bool:
-        return (
-            self.start <= start <= self.start + FOLLOW_STEP_NS
-            and self.end <= end <= self.end + FOLLOW_STEP_NS
-        )
+        return _follows(self.start, self.end, start, end)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A range reported once, counted with ``failure_candidates`` (not kept)."""
+
+    start: int
+    end: int
+    covered: int  # the traces it covered
+
+    def followed_by(self, start: int, end: int) -> bool:
+        return _follows(self.start, self.end, start, end)
+
+
+def _follows(start: int, end: int, next_start: int, next_end: int) -> bool:
+    return start <= next_start <= start + FOLLOW_STEP_NS and end <= next_end <= end + FOLLOW_STEP_NS
 
 
 class KeptCounts:
     """The counting pass of the latest reports (step 5 of the module's docstring).
 
     A few ranges are kept (the Failures page's and the overview's, say); a report takes
-    the newest one its range follows, and replaces it with its own."""
+    the newest one its range follows, and replaces it with its own. A range is kept from
+    its second report on: ``failure_traces`` returns a row for every covered trace, more
+    than ``failure_candidates`` (the possible errors only), so a one-off report counts as
+    it would without kept counts, and so does every report of a range that covers more
+    than ``MAX_KEPT_TRACES`` traces (the whole store, say)."""
 
     def __init__(self, capacity: int = 4) -> None:
         self.capacity = capacity
         self._kept: list[_Counted] = []
+        self._asked: list[_Asked] = []
         self._lock = threading.Lock()
 
     def rows(self, reader: SpanReader, start: int, end: int) -> pl.DataFrame | None:
         """``reader.failure_traces(start, end)``, from a kept answer where one follows;
-        None when the reader cannot answer it."""
+        None when the report should count with ``failure_candidates`` instead (then tell
+        :meth:`asked` what it covered): the reader cannot answer, the range was not
+        reported before, or it covers too many traces to keep."""
         with self._lock:  # one report at a time brings the kept rows up to date
             followed = [kept for kept in self._kept if kept.followed_by(start, end)]
             base = max(followed, key=lambda kept: kept.token, default=None)
+            if base is None:
+                asked = [a for a in self._asked if a.followed_by(start, end)]
+                if not asked or asked[-1].covered > MAX_KEPT_TRACES:  # the newest one
+                    return None
             answer = reader.traces_changed_since(None if base is None else base.token)
             if answer is None:
                 return None
@@ -182,7 +210,21 @@ class KeptCounts:
             if rows.height <= MAX_KEPT_TRACES:
                 self._kept.append(_Counted(token, start, end, rows))
                 del self._kept[: -self.capacity]
+            else:  # too many to keep: the next reports count with failure_candidates
+                self._note_asked(start, end, rows.height)
             return rows
+
+    def asked(self, start: int, end: int, covered: int) -> None:
+        """A report of [start, end) counted ``covered`` traces with ``failure_candidates``:
+        the next report of a range that follows it keeps its counts, unless it covers
+        more than ``MAX_KEPT_TRACES``."""
+        with self._lock:
+            self._note_asked(start, end, covered)
+
+    def _note_asked(self, start: int, end: int, covered: int) -> None:
+        self._asked = [a for a in self._asked if not a.followed_by(start, end)]
+        self._asked.append(_Asked(start, end, covered))
+        del self._asked[: -self.capacity]
 
 
 def _up_to_date(
@@ -304,6 +346,8 @@ def store_failure_report(
         candidates = counted_rows.filter(pl.col("span_id").is_not_null())
     else:
         covered, candidates = reader.failure_candidates(from_unix_nano, to_unix_nano, service)
+        if counted is not None and service is None:
+            counted.asked(from_unix_nano, to_unix_nano, covered)
     errors = errors_among(candidates)
     failing = failing_traces(errors)
     listed = listed_trace_ids(failing, limit)

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import analyzer.failures_store as failures_store
 from analyzer.failures_store import FOLLOW_STEP_NS, KeptCounts, store_failure_report
 from analyzer.source import LocalSource
 from spanstore.changes import NO_TRACES, ChangeLog
@@ -120,6 +121,10 @@ def test_kept_counts_equal_counting_again(store: DuckDBStore, data: st.DataObjec
         start += data.draw(st.sampled_from([0, 5 * MINUTE, 10 * MINUTE, FOLLOW_STEP_NS]))
         end = max(end + data.draw(st.sampled_from([0, 5 * MINUTE, FOLLOW_STEP_NS])), start + 1)
         rows = counted.rows(store, start, end)
+        if step == 0:  # a range is kept from its second report on
+            assert rows is None
+            counted.asked(start, end, 0)
+            continue
         assert rows is not None
         fresh = store.failure_traces(start, end)
         assert fresh is not None
@@ -135,6 +140,13 @@ class Recording:
     def __init__(self, store: DuckDBStore) -> None:
         self._store = store
         self.calls: list[Sequence[bytes] | None] = []
+        self.candidate_calls = 0
+
+    def failure_candidates(
+        self, start: int, end: int, service: str | None = None
+    ) -> tuple[int, pl.DataFrame]:
+        self.candidate_calls += 1
+        return self._store.failure_candidates(start, end, service)
 
     def failure_traces(
         self, start: int, end: int, trace_ids: Sequence[bytes] | None = None
@@ -186,18 +198,50 @@ def test_a_report_reads_only_the_traces_written_since(tmp_path: Path) -> None:
         counted = KeptCounts()
         start, end = T0, T0 + HOUR_NS
         first = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
-        assert recording.calls == [None]  # counted from scratch
+        # A one-off report counts the possible errors alone, as without kept counts.
+        assert recording.calls == [] and recording.candidate_calls == 1
         assert first["summary"]["traces"] == 50 and first["summary"]["ok"] == 40
+        again = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        assert recording.calls == [None] and recording.candidate_calls == 1  # now kept
+        assert again == first
         more = [s for n in range(50, 53) for s in _trace(n + 1, T0 + n * MINUTE // 2, True)]
         store.write(request_from_spans(more))
-        second = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        third = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
         assert recording.calls[1] == sorted(bytes.fromhex(f"{n + 1:032x}") for n in range(50, 53))
-        assert second["summary"]["traces"] == 53 and second["summary"]["ok"] == 40
-        assert second == old_report(store, start, end)
-        # A jump beyond FOLLOW_STEP_NS counts from scratch again.
+        assert third["summary"]["traces"] == 53 and third["summary"]["ok"] == 40
+        assert third == old_report(store, start, end)
+        # A jump beyond FOLLOW_STEP_NS is a range not reported before: counted once more.
         later = start + FOLLOW_STEP_NS + 1
         store_failure_report(recording, later, end + HOUR_NS, counted=counted)  # type: ignore[arg-type]
-        assert recording.calls[-1] is None
+        assert len(recording.calls) == 2 and recording.candidate_calls == 2
+    finally:
+        store.close()
+
+
+def test_a_range_too_large_to_keep_counts_its_possible_errors_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range covering more than MAX_KEPT_TRACES traces (the whole store, say) is never
+    kept, so each of its reports counts with failure_candidates, which reads fewer rows
+    than failure_traces (a row for every covered trace), and the reports stay exact."""
+    monkeypatch.setattr(failures_store, "MAX_KEPT_TRACES", 5)
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        spans = [s for n in range(8) for s in _trace(n + 1, T0 + n * MINUTE, n % 3 == 0)]
+        store.write(request_from_spans(spans))
+        recording = Recording(store)
+        counted = KeptCounts()
+        start, end = T0, T0 + HOUR_NS
+        for _ in range(3):
+            report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+            assert report == old_report(store, start, end)
+        assert recording.calls == [] and recording.candidate_calls == 3
+        # Under the bound, the same range is kept from its second report on.
+        monkeypatch.setattr(failures_store, "MAX_KEPT_TRACES", 50)
+        for _ in range(2):  # the last report said it covered 8: counted, kept, followed
+            report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+            assert report == old_report(store, start, end)
+            assert recording.calls == [None] and recording.candidate_calls == 3
     finally:
         store.close()
 
@@ -226,6 +270,7 @@ def test_a_reader_that_cannot_list_changes_counts_every_time(tmp_path: Path) -> 
 
         blind = Blind(store)
         counted = KeptCounts()
+        counted.asked(T0, T0 + HOUR_NS, 1)  # reported before: would be kept
         assert counted.rows(blind, T0, T0 + HOUR_NS) is None  # type: ignore[arg-type]
         report = store_failure_report(blind, T0, T0 + HOUR_NS, counted=counted)  # type: ignore[arg-type]
         assert report == old_report(store, T0, T0 + HOUR_NS)
