@@ -20,7 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyzer.failures import failing_trace_ids, failure_report, render_failures_table
-from analyzer.failures_store import LISTED_TRACES, KeptRows, store_failure_report
+from analyzer.failures_store import (
+    LISTED_TRACES,
+    KeptRows,
+    listed_trace_ids,
+    store_failure_report,
+)
 from analyzer.source import LocalSource
 from collector.files import read_trace_file
 from spanstore.duckdb_store import DuckDBStore
@@ -358,3 +363,29 @@ def test_kept_rows_are_bounded_and_copies() -> None:
     got["t1"]["root_cause"]["service"] = "b"
     again = kept.take({"t1": (1, 0, 0, 0)})["t1"]
     assert again["entities"] == {"k": ["v"]} and again["root_cause"] == {"service": "a"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.text("abc", min_size=1, max_size=3), st.booleans(), st.integers(0, 5)),
+        unique_by=lambda row: row[0],
+        max_size=30,
+    ),
+    limit=st.integers(-1, 35),
+)
+def test_the_listed_traces_are_the_first_of_the_whole_order(
+    rows: list[tuple[str, bool, int]], limit: int
+) -> None:
+    """listed_trace_ids picks the newest with top_k: the same ids, in the same order, as
+    sorting every failing trace (failed first, newest root start, then the id) and taking
+    the first ``limit``; ties of root start included."""
+    failing = pl.DataFrame(
+        rows,
+        schema={"trace_id": pl.String, "root_error": pl.Boolean, "root_start": pl.Int64},
+        orient="row",
+    )
+    whole_order = failing.sort(
+        ["root_error", "root_start", "trace_id"], descending=[True, True, False]
+    )
+    assert listed_trace_ids(failing, limit) == whole_order.head(max(0, limit))["trace_id"].to_list()
