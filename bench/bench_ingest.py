@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+#: The sustained client's timeline: spans acknowledged per slice of this many seconds.
+TIMELINE_STEP_S = 0.1
 TARGETS = {"spans_per_s": 50_000, "p99_ms": 150.0, "bytes_per_span": 100.0, "peak_rss_mib": 300.0}
 
 
@@ -295,6 +297,7 @@ def client(args: argparse.Namespace) -> None:
         acks: list[tuple[float, int]] = []
         deadline = time.monotonic() + args.duration
         start = time.monotonic()
+        wall_start = time.time()  # the timeline's clock: another process can align to it
 
         def run(i: int) -> None:
             call, stamper = calls[i], stampers[i]
@@ -317,10 +320,17 @@ def client(args: argparse.Namespace) -> None:
             t.join()
         window = [a for a in acks if a[0] - start >= args.warmup]
         span_time = max(1e-9, (max(a[0] for a in acks) - start - args.warmup)) if window else 1
+        # Spans acknowledged per TIMELINE_STEP_S, from wall_start (Unix seconds), so the
+        # reads-under-flood bench can compare the rate with and without its readers in
+        # alternating slices of one flood (bench_reads_under_flood.py --alternate).
+        timeline = [0] * (int(args.duration / TIMELINE_STEP_S) + 2)
+        for at, spans in acks:
+            timeline[min(len(timeline) - 1, int((at - start) / TIMELINE_STEP_S))] += spans
         result = {
             "acked_spans": sum(a[1] for a in acks),
             "spans_per_s": round(sum(a[1] for a in window) / span_time),
             "requests": len(acks),
+            "timeline": {"start": wall_start, "step_s": TIMELINE_STEP_S, "spans": timeline},
         }
     else:
         interval = args.spans / args.rate  # seconds between requests overall

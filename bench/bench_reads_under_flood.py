@@ -14,6 +14,12 @@ A real `seqtrace serve` (every port 0) on a fresh database holding the shop's sp
      over gRPC, then ``GET /api/v1/traces/{id}`` polled right after its acknowledgement
      until the span is there (the delay from the ack).
 
+``--alternate S`` measures the ingest ratio a second way: in the flood with reads, the
+readers run for S seconds, pause for S seconds, and so on, and the client's acknowledgement
+timeline gives the rate in the slices with reads and in those without (each slice's first
+second left out). Two separate floods drift apart on this machine by more than the reads
+cost; alternating slices of one flood see the same drift on both sides.
+
 ``--without-reports`` leaves the failure report and the stats out (idle and under the
 flood): the report over a flooded hour is CPU-heavy Python work of its own, and without
 it the diagram, visibility, /healthz and ingest figures show the read path alone.
@@ -164,6 +170,10 @@ class Readers:
         self.grpc_target = grpc_target
         self.entity = entity
         self.stop = threading.Event()
+        #: Cleared: each reader finishes the request it has in flight, then pauses
+        #: (--alternate) until it is set again.
+        self.active = threading.Event()
+        self.active.set()
         self.lat: dict[str, list[float]] = {
             "diagram": [],
             "failures": [],
@@ -180,6 +190,13 @@ class Readers:
         if reports:
             self.threads.append(threading.Thread(target=self._reports, daemon=True))
 
+    def _go(self) -> bool:
+        """Wait while paused; False once stopped."""
+        while not self.active.wait(0.05):
+            if self.stop.is_set():
+                return False
+        return not self.stop.is_set()
+
     def _record(self, name: str, status: int, ms: float) -> None:
         if status == 200:
             self.lat[name].append(ms)
@@ -188,19 +205,19 @@ class Readers:
 
     def _diagram(self) -> None:
         url = f"{self.api}/api/v1/diagram?entity={urllib.parse.quote(self.entity)}"
-        while not self.stop.is_set():
+        while self._go():
             self._record("diagram", *timed_get(url))
             self.stop.wait(0.3)
 
     def _reports(self) -> None:
-        while not self.stop.is_set():
+        while self._go():
             frm = time.time_ns() - 3600 * 10**9
             self._record("failures", *timed_get(f"{self.api}/api/v1/failures?from={frm}"))
             self._record("stats", *timed_get(f"{self.api}/api/v1/stats"))
             self.stop.wait(self.report_pause)
 
     def _healthz(self) -> None:
-        while not self.stop.is_set():
+        while self._go():
             self._record("healthz", *timed_get(f"{self.api}/healthz"))
             self.stop.wait(0.5)
 
@@ -213,7 +230,7 @@ class Readers:
         channel = grpc.insecure_channel(self.grpc_target)
         call = channel.unary_unary(EXPORT)
         self.stop.wait(2.0)  # let the flood fill the queue first
-        while not self.stop.is_set():
+        while self._go():
             request = ExportTraceServiceRequest()
             resource_spans = request.resource_spans.add()
             attr = resource_spans.resource.attributes.add(key="service.name")
@@ -248,6 +265,7 @@ class Readers:
 
     def finish(self) -> dict[str, Any]:
         self.stop.set()
+        self.active.set()
         for thread in self.threads:
             thread.join(120)
         out: dict[str, Any] = {name: summary(values) for name, values in self.lat.items()}
@@ -316,6 +334,49 @@ def flood_result(process: subprocess.Popen[str]) -> dict[str, Any]:
     return result
 
 
+def alternate(readers: Readers, process: subprocess.Popen[str], seconds: float) -> list[Any]:
+    """Readers on for ``seconds``, off for ``seconds``, ... while the flood runs: the
+    slices as [wall start, wall end, reads on]."""
+    slices: list[Any] = []
+    on = True
+    readers.start()
+    while process.poll() is None:
+        began = time.time()
+        (readers.active.set if on else readers.active.clear)()
+        deadline = time.monotonic() + seconds
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        slices.append([began, time.time(), on])
+        on = not on
+    return slices
+
+
+def alternating_ratio(
+    timeline: dict[str, Any], slices: list[Any], settle: float = 1.0
+) -> dict[str, Any]:
+    """The flood's ack rate in the slices with reads over the rate in those without,
+    each slice's first ``settle`` seconds left out (a report in flight when the readers
+    paused, the queue taking up the change). Alternating slices of one flood cancel the
+    drift between two separate floods (this machine's rate moves by half from one minute
+    to the next), which the phases' ratio does not."""
+    start, step, spans = timeline["start"], timeline["step_s"], timeline["spans"]
+    sums = {True: [0, 0.0], False: [0, 0.0]}
+    for began, ended, on in slices:
+        first = int((began + settle - start) / step + 0.999)
+        last = min(int((ended - start) / step), len(spans) - 1)  # the last slice's end
+        if last - first < 5:
+            continue
+        sums[on][0] += sum(spans[first:last])
+        sums[on][1] += (last - first) * step
+    rate = {on: (n / seconds if seconds else 0.0) for on, (n, seconds) in sums.items()}
+    return {
+        "with_reads_spans_per_s": round(rate[True]),
+        "without_reads_spans_per_s": round(rate[False]),
+        "ratio": round(rate[True] / rate[False], 3) if rate[False] else None,
+        "seconds": [round(sums[True][1], 1), round(sums[False][1], 1)],
+    }
+
+
 def wait_idle(api: str, limit: float = 120.0) -> float:
     """Seconds until the store's queue is empty (the flood's backlog is written)."""
     started = time.monotonic()
@@ -360,6 +421,17 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--idle-rounds", type=int, default=15)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--alternate",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="in the flood with reads, readers on for SECONDS then off for SECONDS, and so"
+        " on: the ingest ratio of those slices of one flood (drift cancels out)",
+    )
+    parser.add_argument(
+        "--keep-log", action="store_true", help="keep the server's log (an instrumented tree's)"
+    )
     parser.add_argument(
         "--py-spy",
         default=None,
@@ -406,7 +478,11 @@ def main() -> None:
             readers = Readers(server.api, server.grpc, args.entity, reports, args.report_pause)
             process = flood(server.grpc, args.flood, args.streams)
             time.sleep(4.0)  # the client's template build and warm-up: read at full flood
-            readers.start()
+            slices = None
+            if args.alternate:
+                slices = alternate(readers, process, args.alternate)
+            else:
+                readers.start()
             spy = None
             if args.py_spy:
                 spy = subprocess.Popen(
@@ -431,6 +507,9 @@ def main() -> None:
                     "ingest_ratio": round(
                         with_reads["spans_per_s"] / max(1, alone["spans_per_s"]), 3
                     ),
+                    "ingest_ratio_alternating": (
+                        alternating_ratio(with_reads["timeline"], slices) if slices else None
+                    ),
                     "flood_errors": [alone["errors"], with_reads["errors"]],
                     "settle_s": [settle_alone, settle_reads],
                     "reads": reads,
@@ -446,6 +525,8 @@ def main() -> None:
         print(f"errors (first body of each; server log kept at {server.log_path}):")
         for where, body in FIRST_ERROR_BODIES.items():
             print(f"  {where}: {body}")
+    elif args.keep_log:
+        print(f"server log kept at {server.log_path}")
     else:
         server.log_path.unlink(missing_ok=True)
     for path in (db, Path(f"{db}.wal")):
@@ -467,6 +548,13 @@ def main() -> None:
             f"ingest alone {row['flood_alone_spans_per_s']} spans/s, with reads "
             f"{row['flood_with_reads_spans_per_s']} ({row['ingest_ratio']:.0%}); load {row['load']}"
         )
+        sliced = row["ingest_ratio_alternating"]
+        if sliced:
+            print(
+                f"  alternating slices: with reads {sliced['with_reads_spans_per_s']} spans/s, "
+                f"without {sliced['without_reads_spans_per_s']} ({sliced['ratio']:.0%}); "
+                f"seconds {sliced['seconds']}"
+            )
         for name in ("diagram", "failures", "stats", "healthz"):
             r = reads[name]
             print(
