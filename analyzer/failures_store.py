@@ -38,10 +38,9 @@ spans, idle). Here the store does the counting and only the listed traces are re
    the rows it had, and is covered while its root start stays in the range. Under a flood
    a report reads the few thousand traces written since the last one, not every span of
    the hour. Service reports, other stores and ranges that jumped count from scratch.
-   A range's counts are kept from its second report on, and only while it covers at most
-   ``MAX_KEPT_TRACES`` traces: ``failure_traces`` returns a row for every covered trace,
-   so a one-off report, or one of the whole store, counts with ``failure_candidates`` as
-   it would without kept counts.
+   A range covering more than ``MAX_KEPT_TRACES`` traces is not kept, and the reports
+   that follow it (the whole store's, say) count with ``failure_candidates`` as they
+   would without kept counts (``failure_traces`` returns a row for every covered trace).
 
 The summary's counts are the exact ones of step 1. ``omitted_traces`` (an addition to the
 SPEC's shape) counts the failing traces not listed; when it is not 0, ``summary.patterns``
@@ -151,12 +150,12 @@ class _Counted:
 
 
 @dataclass(frozen=True)
-class _Asked:
-    """A range reported once, counted with ``failure_candidates`` (not kept)."""
+class _TooLarge:
+    """A range whose counts were too large to keep (counted with ``failure_candidates``)."""
 
     start: int
     end: int
-    covered: int  # the traces it covered
+    covered: int  # the traces (or rows) it covered
 
     def followed_by(self, start: int, end: int) -> bool:
         return _follows(self.start, self.end, start, end)
@@ -170,29 +169,28 @@ class KeptCounts:
     """The counting pass of the latest reports (step 5 of the module's docstring).
 
     A few ranges are kept (the Failures page's and the overview's, say); a report takes
-    the newest one its range follows, and replaces it with its own. A range is kept from
-    its second report on: ``failure_traces`` returns a row for every covered trace, more
-    than ``failure_candidates`` (the possible errors only), so a one-off report counts as
-    it would without kept counts, and so does every report of a range that covers more
-    than ``MAX_KEPT_TRACES`` traces (the whole store, say)."""
+    the newest one its range follows, and replaces it with its own. A range covering more
+    than ``MAX_KEPT_TRACES`` traces (the whole store, say) is not kept, and the reports
+    that follow it count with ``failure_candidates``: ``failure_traces`` returns a row for
+    every covered trace, more than the possible errors alone, which only pays when kept."""
 
     def __init__(self, capacity: int = 4) -> None:
         self.capacity = capacity
         self._kept: list[_Counted] = []
-        self._asked: list[_Asked] = []
+        self._too_large: list[_TooLarge] = []
         self._lock = threading.Lock()
 
     def rows(self, reader: SpanReader, start: int, end: int) -> pl.DataFrame | None:
         """``reader.failure_traces(start, end)``, from a kept answer where one follows;
         None when the report should count with ``failure_candidates`` instead (then tell
-        :meth:`asked` what it covered): the reader cannot answer, the range was not
-        reported before, or it covers too many traces to keep."""
+        :meth:`counted` what it covered): the reader cannot answer, or the range follows
+        one too large to keep."""
         with self._lock:  # one report at a time brings the kept rows up to date
             followed = [kept for kept in self._kept if kept.followed_by(start, end)]
             base = max(followed, key=lambda kept: kept.token, default=None)
             if base is None:
-                asked = [a for a in self._asked if a.followed_by(start, end)]
-                if not asked or asked[-1].covered > MAX_KEPT_TRACES:  # the newest one
+                large = [r for r in self._too_large if r.followed_by(start, end)]
+                if large and large[-1].covered > MAX_KEPT_TRACES:  # the newest one
                     return None
             answer = reader.traces_changed_since(None if base is None else base.token)
             if answer is None:
@@ -210,21 +208,21 @@ class KeptCounts:
             if rows.height <= MAX_KEPT_TRACES:
                 self._kept.append(_Counted(token, start, end, rows))
                 del self._kept[: -self.capacity]
-            else:  # too many to keep: the next reports count with failure_candidates
-                self._note_asked(start, end, rows.height)
+            else:
+                self._note(start, end, rows.height)
             return rows
 
-    def asked(self, start: int, end: int, covered: int) -> None:
-        """A report of [start, end) counted ``covered`` traces with ``failure_candidates``:
-        the next report of a range that follows it keeps its counts, unless it covers
-        more than ``MAX_KEPT_TRACES``."""
+    def counted(self, start: int, end: int, covered: int) -> None:
+        """A report of [start, end) that :meth:`rows` declined counted ``covered`` traces
+        with ``failure_candidates``: the next report of a range following it counts the
+        same way while it covers more than ``MAX_KEPT_TRACES``, else its counts are kept."""
         with self._lock:
-            self._note_asked(start, end, covered)
+            self._note(start, end, covered)
 
-    def _note_asked(self, start: int, end: int, covered: int) -> None:
-        self._asked = [a for a in self._asked if not a.followed_by(start, end)]
-        self._asked.append(_Asked(start, end, covered))
-        del self._asked[: -self.capacity]
+    def _note(self, start: int, end: int, covered: int) -> None:
+        self._too_large = [r for r in self._too_large if not r.followed_by(start, end)]
+        self._too_large.append(_TooLarge(start, end, covered))
+        del self._too_large[: -self.capacity]
 
 
 def _up_to_date(
@@ -361,7 +359,7 @@ def store_failure_report(
     else:
         covered, candidates = reader.failure_candidates(from_unix_nano, to_unix_nano, service)
         if counted is not None and service is None:
-            counted.asked(from_unix_nano, to_unix_nano, covered)
+            counted.counted(from_unix_nano, to_unix_nano, covered)
     errors = errors_among(candidates)
     failing = failing_traces(errors)
     listed = listed_trace_ids(failing, limit)

@@ -121,10 +121,6 @@ def test_kept_counts_equal_counting_again(store: DuckDBStore, data: st.DataObjec
         start += data.draw(st.sampled_from([0, 5 * MINUTE, 10 * MINUTE, FOLLOW_STEP_NS]))
         end = max(end + data.draw(st.sampled_from([0, 5 * MINUTE, FOLLOW_STEP_NS])), start + 1)
         rows = counted.rows(store, start, end)
-        if step == 0:  # a range is kept from its second report on
-            assert rows is None
-            counted.asked(start, end, 0)
-            continue
         assert rows is not None
         fresh = store.failure_traces(start, end)
         assert fresh is not None
@@ -198,22 +194,18 @@ def test_a_report_reads_only_the_traces_written_since(tmp_path: Path) -> None:
         counted = KeptCounts()
         start, end = T0, T0 + HOUR_NS
         first = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
-        # A one-off report counts the possible errors alone, as without kept counts.
-        assert recording.calls == [] and recording.candidate_calls == 1
+        assert recording.calls == [None]  # counted from scratch
         assert first["summary"]["traces"] == 50 and first["summary"]["ok"] == 40
-        again = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
-        assert recording.calls == [None] and recording.candidate_calls == 1  # now kept
-        assert again == first
         more = [s for n in range(50, 53) for s in _trace(n + 1, T0 + n * MINUTE // 2, True)]
         store.write(request_from_spans(more))
-        third = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        second = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
         assert recording.calls[1] == sorted(bytes.fromhex(f"{n + 1:032x}") for n in range(50, 53))
-        assert third["summary"]["traces"] == 53 and third["summary"]["ok"] == 40
-        assert third == old_report(store, start, end)
-        # A jump beyond FOLLOW_STEP_NS is a range not reported before: counted once more.
+        assert second["summary"]["traces"] == 53 and second["summary"]["ok"] == 40
+        assert second == old_report(store, start, end)
+        # A jump beyond FOLLOW_STEP_NS counts from scratch again.
         later = start + FOLLOW_STEP_NS + 1
         store_failure_report(recording, later, end + HOUR_NS, counted=counted)  # type: ignore[arg-type]
-        assert len(recording.calls) == 2 and recording.candidate_calls == 2
+        assert recording.calls[-1] is None and recording.candidate_calls == 0
     finally:
         store.close()
 
@@ -221,9 +213,9 @@ def test_a_report_reads_only_the_traces_written_since(tmp_path: Path) -> None:
 def test_a_range_too_large_to_keep_counts_its_possible_errors_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A range covering more than MAX_KEPT_TRACES traces (the whole store, say) is never
-    kept, so each of its reports counts with failure_candidates, which reads fewer rows
-    than failure_traces (a row for every covered trace), and the reports stay exact."""
+    """A range covering more than MAX_KEPT_TRACES traces (the whole store, say) is not
+    kept, so the reports that follow it count with failure_candidates, which reads fewer
+    rows than failure_traces (a row for every covered trace); the reports stay exact."""
     monkeypatch.setattr(failures_store, "MAX_KEPT_TRACES", 5)
     store = DuckDBStore(tmp_path / "s.duckdb")
     try:
@@ -235,13 +227,14 @@ def test_a_range_too_large_to_keep_counts_its_possible_errors_alone(
         for _ in range(3):
             report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
             assert report == old_report(store, start, end)
-        assert recording.calls == [] and recording.candidate_calls == 3
-        # Under the bound, the same range is kept from its second report on.
+        # The first report found it too large; the next two counted the possible errors.
+        assert recording.calls == [None] and recording.candidate_calls == 2
+        # Under the bound (the last report said 8), the range is kept again.
         monkeypatch.setattr(failures_store, "MAX_KEPT_TRACES", 50)
-        for _ in range(2):  # the last report said it covered 8: counted, kept, followed
+        for _ in range(2):
             report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
             assert report == old_report(store, start, end)
-            assert recording.calls == [None] and recording.candidate_calls == 3
+        assert recording.calls == [None, None] and recording.candidate_calls == 2
     finally:
         store.close()
 
@@ -270,7 +263,6 @@ def test_a_reader_that_cannot_list_changes_counts_every_time(tmp_path: Path) -> 
 
         blind = Blind(store)
         counted = KeptCounts()
-        counted.asked(T0, T0 + HOUR_NS, 1)  # reported before: would be kept
         assert counted.rows(blind, T0, T0 + HOUR_NS) is None  # type: ignore[arg-type]
         report = store_failure_report(blind, T0, T0 + HOUR_NS, counted=counted)  # type: ignore[arg-type]
         assert report == old_report(store, T0, T0 + HOUR_NS)
