@@ -17,6 +17,12 @@ this one process: ``store`` is ``LocalSource.failures`` (``analyzer.failures_sto
 in SQL, only the listed traces read), ``frame`` reads every span of the range into the
 span frame and runs ``failure_report`` on it (the design before #20). Prints each hour's
 medians and whether the two reports agree (they must, unless traces were omitted).
+
+With ``--db --server``: each of those hours, then the whole store, asked ``--repeat`` times
+in a row through a server's source (``LocalSource(keep_failure_counts=True)``), as the
+Failures page in live mode asks: the first report counts, the next ones follow it.
+
+    .venv/bin/python bench/bench_failures.py --db /tmp/bench/s10m.duckdb --server --hours 3
 """
 
 from __future__ import annotations
@@ -105,6 +111,36 @@ def from_store(db: str, hours: int, repeat: int) -> int:
     return 0
 
 
+def as_server(db: str, hours: int, repeat: int) -> int:
+    """The reports as the server makes them (``keep_failure_counts``: the counting pass kept
+    between reports, analyzer.failures_store.KeptCounts), each range asked ``repeat`` times
+    in a row: the busiest hours, then the whole store (too many traces to keep: counted
+    with ``failure_candidates`` every time). The first time of each is cold for the kept
+    counts, not for DuckDB's buffers."""
+    from analyzer.source import LocalSource
+    from spanstore.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(db, read_only=True, memory_limit="384MB")  # the server's default
+    busiest = store.throughput(-(2**62), 2**62, HOUR_NS)
+    starts = busiest.sort("spans", descending=True)["bucket_unix_nano"].head(hours).to_list()
+    ranges = [(start, start + HOUR_NS) for start in starts] + [(0, 2**62)]
+    print(f"{db}: {store.stats().spans} spans; load {load()}")
+    for start, end in ranges:
+        source = LocalSource(store, keep_failure_counts=True)
+        times = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            report = source.failures(start, end)
+            times.append(time.perf_counter() - began)
+        what = "whole store" if start == 0 else f"hour {start}"
+        print(
+            f"{what}: " + " / ".join(f"{t:.3f}" for t in times) + f" s (load {load()}); "
+            f"{report['summary']['traces']} traces"
+        )
+    store.close()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -112,7 +148,15 @@ def main() -> int:
     parser.add_argument("--db", help="a DuckDB store: its one-hour reports, both ways")
     parser.add_argument("--hours", type=int, default=5, help="the busiest hours (default 5)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="with --db: the server's reports (counts kept), each range asked --repeat times,"
+        " the busiest hours and the whole store",
+    )
     args = parser.parse_args()
+    if args.db and args.server:
+        return as_server(args.db, args.hours, args.repeat)
     if args.db:
         return from_store(args.db, args.hours, args.repeat)
     return in_memory()
