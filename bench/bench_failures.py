@@ -73,14 +73,22 @@ def counts(report: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in report["summary"].items() if k != "patterns"}
 
 
+def busiest_hours(store: Any, hours: int) -> list[int]:
+    """The starts of the store's ``hours`` busiest hours, busiest first."""
+    busiest = store.throughput(-(2**62), 2**62, HOUR_NS)
+    starts: list[int] = (
+        busiest.sort("spans", descending=True)["bucket_unix_nano"].head(hours).to_list()
+    )
+    return starts
+
+
 def from_store(db: str, hours: int, repeat: int) -> int:
     from analyzer.source import LocalSource
     from spanstore.duckdb_store import DuckDBStore
 
     store = DuckDBStore(db, read_only=True)
     source = LocalSource(store)
-    busiest = store.throughput(-(2**62), 2**62, HOUR_NS)
-    starts = busiest.sort("spans", descending=True)["bucket_unix_nano"].head(hours).to_list()
+    starts = busiest_hours(store, hours)
     last = store.last_unix_nano()
     if last is not None:
         starts.append(last + 1 - HOUR_NS)
@@ -121,8 +129,7 @@ def as_server(db: str, hours: int, repeat: int) -> int:
     from spanstore.duckdb_store import DuckDBStore
 
     store = DuckDBStore(db, read_only=True, memory_limit="384MB")  # the server's default
-    busiest = store.throughput(-(2**62), 2**62, HOUR_NS)
-    starts = busiest.sort("spans", descending=True)["bucket_unix_nano"].head(hours).to_list()
+    starts = busiest_hours(store, hours)
     ranges = [(start, start + HOUR_NS) for start in starts] + [(0, 2**62)]
     print(f"{db}: {store.stats().spans} spans; load {load()}")
     for start, end in ranges:
