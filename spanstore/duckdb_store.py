@@ -64,6 +64,7 @@ from spanstore.query import rawattrs
 from spanstore.query.compiler import DUCKDB as DUCKDB_QUERY_TARGET
 from spanstore.reader import StoreReader
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
+from spanstore.trace_shapes import TraceShapeKeeper
 from spanstore.unseen import (
     UnseenSnapshot,
     UnseenSources,
@@ -84,13 +85,17 @@ __all__ = ["CHECKPOINT_THRESHOLD", "SCHEMA_VERSION", "DuckDBStore"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 #: Older schema versions this build still opens: read-only as they are (no query reads
 #: what changed), for writing after the migration ``spanstore/sql/migrate_vN_to_vM.sql``
 #: has brought the file to SCHEMA_VERSION.
 #: The stored version text -> the SQL that brings it one version on; a writer runs them in
 #: turn (1 -> 2 -> 3) in one transaction.
-_MIGRATIONS: Final = {"1": "migrate_v1_to_v2", "2": "migrate_v2_to_v3"}
+_MIGRATIONS: Final = {
+    "1": "migrate_v1_to_v2",
+    "2": "migrate_v2_to_v3",
+    "3": "migrate_v3_to_v4",
+}
 _FAR_PAST: Final = -(1 << 62)
 _FAR_FUTURE: Final = 1 << 62
 _INT64_MAX: Final = (1 << 63) - 1
@@ -158,6 +163,18 @@ def sql(name: str) -> str:
     return _FRAGMENT.sub(lambda match: sql(match.group(1)), sql_text("duckdb", name))
 
 
+_TRACE_SHAPES: Final = re.compile(r"\btrace_shapes\b")
+_SQL_COMMENT: Final = re.compile(r"--[^\n]*")  # our files put no `--` inside strings
+
+
+@cache
+def _without_trace_shapes(name: str) -> str:
+    """``sql(name)`` for a version-3 file opened read-only: the kept trace shapes it
+    reads are none (trace_shapes_none.sql), so it computes every shape."""
+    empty = _SQL_COMMENT.sub("", sql("trace_shapes_none")).strip()
+    return _TRACE_SHAPES.sub(lambda _: empty, _SQL_COMMENT.sub("", sql(name)))
+
+
 @cache
 def _tables_read(name: str) -> frozenset[str]:
     return tables_read(sql(name))
@@ -189,6 +206,10 @@ def _first_line(exc: BaseException) -> str:
 class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
     """Span store on one DuckDB file: SpanWriter here, SpanReader through its dialect;
     log records (write and read) in spanstore/duckdb_logs.py."""
+
+    #: Whether the file has the ``trace_shapes`` table (schema version 4).
+    _has_trace_shapes: bool = True
+    _trace_shapes: TraceShapeKeeper | None = None
 
     def __init__(
         self,
@@ -299,6 +320,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         self._retention: RetentionEnforcer | None = None
         if not read_only and retention is not None and retention.enabled:
             self._retention = RetentionEnforcer(retention, self.path)
+        #: The writer's upkeep of the kept trace shapes (spanstore/trace_shapes.py).
+        self._trace_shapes = None if read_only else TraceShapeKeeper(sql)
         self._writer: WriterThread | None = None
         if not read_only:
             try:
@@ -391,6 +414,13 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             if found in _MIGRATIONS and not self.read_only:
                 self._migrate(con, found, _MIGRATIONS[found])
             self._detect_logs_table(con)  # a version-2 file read as it is has no logs
+            # A version-3 file read as it is has no kept shapes: flows compute every one.
+            self._has_trace_shapes = bool(
+                con.execute(
+                    "SELECT count(*) FROM information_schema.tables "
+                    "WHERE table_name = 'trace_shapes'"
+                ).fetchall()[0][0]
+            )
             if not self.read_only:
                 # Indexes added within a schema version are created on the next write open.
                 con.execute(sql("indexes"))
@@ -740,6 +770,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             self._checkpoint(con)
         if self._retention is not None:
             self._housekeeping(con)
+        self._keep_trace_shapes(con, idle=False)
 
     def _checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
         """Checkpoint after a commit. The rows are committed already: a failure only
@@ -891,6 +922,29 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 # must not drop every kept answer (stats, SLO days, diagrams, failure rows).
                 self._changes.mark_all()
 
+    def _keep_trace_shapes(self, con: duckdb.DuckDBPyConnection, *, idle: bool) -> None:
+        """Between transactions: keep the trace shapes reads computed; when ``idle``
+        (no batch waiting) and none were offered, backfill one hour's."""
+        keeper = self._trace_shapes
+        if keeper is None or self._broken is not None:
+            return
+        if not idle:
+            keeper.committed()
+        try:
+            if keeper.has_offered():
+                keeper.keep_offered(con)
+            elif idle:
+                keeper.backfill_step(con)
+        except Exception as exc:
+            # Derived rows: a failure costs speed only, never ingest (noted in the stats).
+            if _is_fatal(exc):
+                self._mark_broken(exc)
+
+    def offer_trace_shapes(self, rows: pa.Table) -> None:
+        """flow_trace_shapes.sql rows a read computed, for the writer to keep."""
+        if self._trace_shapes is not None and not self._closed:
+            self._trace_shapes.offer(rows)
+
     def _mark_broken(self, exc: BaseException) -> None:
         if self._broken is None:
             log.error("the database failed and will be reopened: %s", _first_line(exc))
@@ -989,6 +1043,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             },
             "policy": self._decode.policy_stats(counts),
             "retention": self._retention.snapshot() if self._retention is not None else None,
+            "trace_shapes": (
+                self._trace_shapes.snapshot() if self._trace_shapes is not None else None
+            ),
             "database": {
                 "writable": self._broken is None and not self.read_only,
                 "error": self._broken,
@@ -1175,10 +1232,11 @@ class _DuckDBDialect:
         return name in query_names("duckdb")
 
     def table(self, name: str, params: Mapping[str, object]) -> pa.Table:
-        used = parameter_names(sql(name))
+        statement = sql(name) if self._store._has_trace_shapes else _without_trace_shapes(name)
+        used = parameter_names(statement)
         bound = {key: value for key, value in params.items() if key in used}
         with self._store._cursor(name, bound) as con:
-            return con.sql(sql(name), params=bound or None).to_arrow_table()
+            return con.sql(statement, params=bound or None).to_arrow_table()
 
     def trace_ids(self, hex_ids: Iterable[str]) -> list[bytes]:
         return _ids(hex_ids)
@@ -1253,6 +1311,7 @@ class _DuckDBWriter:
             self._store._commit(self._con, self._tx)
         elif self._con is not None and self._store._broken is None:
             self._store._housekeeping(self._con)
+            self._store._keep_trace_shapes(self._con, idle=True)
 
     def commit(self) -> None:
         if self._tx.open and self._con is not None:

@@ -701,6 +701,11 @@ class StoreReader:
             "whole_spans": spans_of[1] if spans_of is not None else 0,
         }
         tables = self._id_tables("flow_trace_shapes", ids, **params)
+        for table in tables:
+            if "kept" in table.column_names:  # a dialect that keeps shapes: offer the new
+                computed = table.drop_columns(["span_rows"]).filter(pc.invert(table.column("kept")))
+                if computed.num_rows:
+                    self.offer_trace_shapes(computed)
         frames = [frame(t, FLOW_SHAPES_SCHEMA) for t in tables]
         if not frames:
             return pl.DataFrame(schema=FLOW_SHAPES_SCHEMA), []
@@ -716,6 +721,11 @@ class StoreReader:
             spans = spans_from_protobuf_rows(rows, self._references(rows))
             spans.sort(key=lambda s: (s.start_unix_nano, s.span_id))
         return pl.concat(frames).sort("start_unix_nano", "trace_id"), spans
+
+    def offer_trace_shapes(self, rows: pa.Table) -> None:
+        """Trace shapes a read computed (``flow_trace_shapes`` rows with ``kept`` false and
+        ``start_check``), for a store that keeps them (DuckDB: spanstore/trace_shapes.py);
+        others ignore them."""
 
     def flow_root_operations(
         self, start_unix_nano: int, end_unix_nano: int, limit: int = 200

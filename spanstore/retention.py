@@ -21,9 +21,17 @@ __all__ = ["RetentionEnforcer", "RetentionPolicy", "RetentionStats"]
 
 log = logging.getLogger(__name__)
 
-_TABLES: Final = ("spans", "span_entities", "span_links", "logs")
-#: The time column each table is cut by (log records: their time, as queries use it).
-_TIME_COLUMN: Final = {"logs": "time_unix_nano"}
+_TABLES: Final = (
+    "spans",
+    "span_entities",
+    "span_links",
+    "logs",
+    "trace_shapes",
+    "trace_shape_hours",
+)
+#: The time column each table is cut by (log records: their time, as queries use it; the
+#: kept trace shapes' hours: the hour's start).
+_TIME_COLUMN: Final = {"logs": "time_unix_nano", "trace_shape_hours": "hour_unix_nano"}
 _DELETE: Final = {
     table: f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
     f"WHERE {_TIME_COLUMN.get(table, 'start_unix_nano')} < $cutoff LIMIT $n)"

@@ -130,7 +130,7 @@ def test_a_version_2_file_reads_without_logs_and_migrates_on_a_write_open(
         assert store.stats().spans == 4
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute("SELECT value FROM seqtrace_meta WHERE key = 'schema_version'")
-    assert rows.fetchall()[0][0] == str(SCHEMA_VERSION) == "3"
+    assert rows.fetchall()[0][0] == str(SCHEMA_VERSION) == "4"
     con.close()
 
 

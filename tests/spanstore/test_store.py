@@ -234,7 +234,7 @@ def test_a_schema_version_1_file_is_read_as_it_is_and_migrated_by_a_writer(
         assert store.entity_trace_ids("order.id", "ORD-1") == ["01" * 16]
     assert _columns(path, "span_entities")[-1] == "version=1"
 
-    # A writer migrates the file (to version 3), keeps every entity row, writes new rows.
+    # A writer migrates the file (to version 4), keeps every entity row, writes new rows.
     with DuckDBStore(path) as store:
         store.write(rich_request(b"\x02" * 16))
         assert store.entity_trace_ids("order.id", "ORD-1") == ["01" * 16, "02" * 16]
@@ -245,7 +245,7 @@ def test_a_schema_version_1_file_is_read_as_it_is_and_migrated_by_a_writer(
         "trace_id",
         "service_name",
         "start_unix_nano",
-        "version=3",  # migrated 1 -> 2 -> 3 in one transaction
+        "version=4",  # migrated 1 -> 2 -> 3 -> 4 in one transaction
     ]
     con = duckdb.connect(str(path), read_only=True)
     indexes = con.execute(

@@ -79,3 +79,5 @@ CREATE TABLE IF NOT EXISTS span_links (
 CREATE INDEX IF NOT EXISTS span_entities_value ON span_entities (value);
 
 @logs_table
+
+@trace_shapes_table

@@ -1,0 +1,191 @@
+"""Kept trace shapes: each trace's fold row, written by the DuckDB writer thread.
+
+A busy entity's diagram and ``flow --entity`` fold the entity's traces by their shape
+(``flow_shapes.sql``). Computing a shape reads some 25 columns of every span of the trace,
+and a busy entity's traces lie in every row group of the store: that read was most of a
+first diagram (docs/performance.md, "#16 flows"). The ``trace_shapes`` table keeps the
+row per trace, and ``flow_trace_shapes.sql`` uses a kept row while it still matches the
+trace's spans (their count and a sum of their starts), else computes it again.
+
+The rows come from two places, both written by the writer thread between transactions
+(it owns every write, ARCHITECTURE.md):
+
+- the backfill: while the writer is idle, one hour of span start time per step (the
+  newest first, once the hour is :data:`SETTLE_NS` old), each trace that starts in it;
+- the rows reads computed: a read hands them over (:meth:`TraceShapeKeeper.offer`), and
+  the writer keeps those of traces that ended :data:`SETTLE_NS` ago at its next pause.
+
+Rows are derived data: a wrong or stale one is never used (it does not match), so losing
+some (a crash, a full queue) costs only speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["HOUR_NS", "SETTLE_NS", "TraceShapeKeeper", "TraceShapeStats"]
+
+log = logging.getLogger(__name__)
+
+HOUR_NS: Final = 3_600_000_000_000
+#: An hour is backfilled, and a computed row kept, only this long after it ended: traces
+#: still being written would get rows that stop matching at their next span.
+SETTLE_NS: Final = 10 * 60 * 1_000_000_000
+#: How far from its hour a trace's spans are read (analyzer.source's TRACE_REACH_NS).
+MARGIN_NS: Final = HOUR_NS
+#: Computed rows waiting for the writer, at most (more are dropped: only speed is lost).
+MAX_OFFERED_ROWS: Final = 50_000
+#: How often the list of hours to backfill is read again once it is done (hours settle
+#: as time passes), and at least how long after the last read when spans were committed.
+RESCAN_INTERVAL_S: Final = 60.0
+RESCAN_AFTER_COMMIT_S: Final = 2.0
+
+#: The columns of a kept row, as flow_trace_shapes.sql returns them (trace ids as hex).
+KEEP_COLUMNS: Final = (
+    "trace_id",
+    "spans",
+    "start_check",
+    "start_unix_nano",
+    "duration_ns",
+    "outcome",
+    "fingerprint",
+    "durations",
+    "errors",
+)
+
+
+@dataclass(slots=True)
+class TraceShapeStats:
+    hours_done: int = 0
+    hours_to_do: int | None = None  # None: not counted yet
+    rows_backfilled: int = 0
+    rows_kept_from_reads: int = 0
+    offered_rows_dropped: int = 0
+    errors: int = 0
+    last_error: str | None = None
+
+
+class TraceShapeKeeper:
+    """The writer thread's upkeep of ``trace_shapes``; :meth:`offer` from any thread,
+    :meth:`keep_offered` and :meth:`backfill_step` on the writer's cursor between
+    transactions. ``sql`` gives a statement of ``spanstore/sql/duckdb`` by name."""
+
+    def __init__(self, sql: Callable[[str], str], clock: Callable[[], int] = time.time_ns):
+        self._sql = sql
+        self._clock = clock
+        self.stats = TraceShapeStats()
+        self._lock = threading.Lock()
+        self._offered: list[pa.Table] = []
+        self._offered_rows = 0
+        self._hours: list[int] | None = None
+        self._scanned = 0.0
+        self._committed = False
+
+    # ------------------------------------------------------------------ any thread
+
+    def offer(self, rows: pa.Table) -> None:
+        """Rows a read computed (flow_trace_shapes.sql's columns): those of traces that
+        ended :data:`SETTLE_NS` ago wait for the writer (within :data:`MAX_OFFERED_ROWS`)."""
+        settled = self._clock() - SETTLE_NS
+        ends = pc.add(rows.column("start_unix_nano"), rows.column("duration_ns"))
+        rows = rows.filter(pc.less(ends, settled)).select(list(KEEP_COLUMNS))
+        if rows.num_rows == 0:
+            return
+        with self._lock:
+            if self._offered_rows + rows.num_rows > MAX_OFFERED_ROWS:
+                self.stats.offered_rows_dropped += rows.num_rows
+                return
+            self._offered.append(rows)
+            self._offered_rows += rows.num_rows
+
+    def has_offered(self) -> bool:
+        return bool(self._offered)
+
+    def snapshot(self) -> dict[str, Any]:
+        stats = self.stats
+        return {
+            "hours_done": stats.hours_done,
+            "hours_to_do": stats.hours_to_do,
+            "rows_backfilled": stats.rows_backfilled,
+            "rows_kept_from_reads": stats.rows_kept_from_reads,
+            "offered_rows_dropped": stats.offered_rows_dropped,
+            "errors": stats.errors,
+            "last_error": stats.last_error,
+        }
+
+    # ------------------------------------------------------------------ writer thread
+
+    def committed(self) -> None:
+        """Spans were committed: their hours may need rows (read the list again soon)."""
+        self._committed = True
+
+    def keep_offered(self, con: Any) -> int:
+        """Insert the rows reads offered (one statement); how many were new."""
+        with self._lock:
+            offered, self._offered, self._offered_rows = self._offered, [], 0
+        if not offered:
+            return 0
+        table = pa.concat_tables(offered, promote_options="permissive")
+        try:
+            con.register("new_rows", table)
+            try:
+                kept = int(con.execute(self._sql("trace_shapes_keep")).fetchall()[0][0])
+            finally:
+                con.unregister("new_rows")
+        except Exception as exc:
+            self._failed("keeping the computed trace shapes", exc)
+            raise
+        self.stats.rows_kept_from_reads += kept
+        return kept
+
+    def backfill_step(self, con: Any) -> bool:
+        """Give the traces of one more hour their rows; False when no hour is left."""
+        hours = self._hours_to_do(con)
+        if not hours:
+            return False
+        hour = hours.pop(0)
+        try:
+            con.execute("BEGIN")
+            added = con.execute(
+                self._sql("trace_shapes_of_hour"),
+                {"start": hour, "end": hour + HOUR_NS, "margin": MARGIN_NS},
+            ).fetchall()[0][0]
+            con.execute("INSERT INTO trace_shape_hours VALUES (?)", [hour])
+            con.execute("COMMIT")
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # the error that matters is raised below
+                con.execute("ROLLBACK")
+            self._hours = None  # read the list again next time
+            self._failed(f"backfilling the trace shapes of hour {hour}", exc)
+            raise
+        self.stats.rows_backfilled += int(added)
+        self.stats.hours_done += 1
+        self.stats.hours_to_do = len(hours)
+        return True
+
+    def _hours_to_do(self, con: Any) -> list[int]:
+        since = time.monotonic() - self._scanned
+        due = since >= RESCAN_INTERVAL_S or (self._committed and since >= RESCAN_AFTER_COMMIT_S)
+        if self._hours is None or (not self._hours and due):
+            self._committed = False
+            before = self._clock() - SETTLE_NS - HOUR_NS
+            rows = con.execute(self._sql("trace_shape_hours_to_do"), {"before": before})
+            self._hours = [int(row[0]) for row in rows.fetchall()]
+            self._scanned = time.monotonic()
+            self.stats.hours_to_do = len(self._hours)
+        return self._hours
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.stats.errors += 1
+        text = str(exc).strip().splitlines()
+        self.stats.last_error = f"{what}: {text[0] if text else type(exc).__name__}"
+        log.warning("%s", self.stats.last_error)
