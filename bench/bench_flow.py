@@ -10,9 +10,9 @@ message cap) through the API, and the server's memory after it; with `--fresh N`
 first computations of it, each after one unrelated span was written through OTLP/gRPC into
 the hour of the entity's first message (the server keeps a diagram only while nothing was
 written in its traces' hours); with `--elsewhere N`, N calls each after a span written now.
-With `--wait-kept`, the calls begin once the server's writer has given every settled
-trace of the copy its kept shape (`trace_shapes.hours_to_do` 0 in `/api/v1/ingest-stats`;
-a tree without kept shapes begins at once), and the wait is reported.
+The calls begin once the server's writer has given every settled trace of the copy its
+kept shape (`trace_shapes.hours_to_do` 0 in `/api/v1/ingest-stats`; a tree without kept
+shapes begins at once), and the wait is reported; `--during-backfill` begins at once.
 `--seqtrace` serves with another tree's executable (the before side of an A/B),
 `--config` with a config file (e.g. DuckDB's memory limit). With `--ab-diagrams N`,
 in-process on the file read-only: N order diagrams (unfolded: small entities) with the old
@@ -77,19 +77,6 @@ def write_one_span(grpc_address: str, number: int, start_unix_nano: int | None =
     )
     with grpc.insecure_channel(grpc_address) as channel:
         trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=30)
-
-
-def wait_for_kept_shapes(api: str, timeout: float = 1800.0) -> dict[str, Any] | None:
-    """Waits until the server's writer kept the shape of every settled trace; returns
-    its ``trace_shapes`` figures and the wait (None: the server keeps no shapes)."""
-    started = time.perf_counter()
-    while True:
-        stats = _get(api, "/api/v1/ingest-stats", {})[1].get("trace_shapes")
-        if stats is None:
-            return None
-        if stats["hours_to_do"] == 0 or time.perf_counter() - started > timeout:
-            return {**stats, "waited_s": round(time.perf_counter() - started, 1)}
-        time.sleep(1.0)
 
 
 def busiest_hour(db: str) -> tuple[int, int]:
@@ -177,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         help="calls per --entity, each after a span written now (not in its hours)",
     )
     parser.add_argument(
-        "--wait-kept",
+        "--during-backfill",
         action="store_true",
-        help="begin once the server has kept every settled trace's shape",
+        help="begin at once, not once the server has kept every settled trace's shape",
     )
     parser.add_argument("--seqtrace", help="the seqtrace executable to serve with")
     parser.add_argument("--config", help="a config file for the server (e.g. limits.db_memory_mib)")
@@ -201,11 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         "diagrams": [],
     }
     extra = ["--config", args.config] if args.config else []
-    with serve(str(copy), 120.0, args.seqtrace, *extra) as server:
+    with serve(
+        str(copy), 120.0, args.seqtrace, *extra, wait_kept=not args.during_backfill
+    ) as server:
         report["rss_mb_at_start"] = server.rss_mb()
-        if args.wait_kept:
-            report["kept_shapes"] = wait_for_kept_shapes(server.api)
-            print(json.dumps({"kept_shapes": report["kept_shapes"]}))
+        report["kept_shapes"] = server.kept_shapes
+        print(json.dumps({"kept_shapes": server.kept_shapes}))
         _, roots = _get(server.api, "/api/v1/flow/roots", {"from": start, "to": end})
         rss_before = server.rss_mb()
         report["rss_mb_before_flows"] = rss_before

@@ -205,6 +205,8 @@ class Server:
     api: str
     grpc: str
     started_s: float
+    #: The backfill of kept trace shapes the server did before it was handed over.
+    kept_shapes: dict[str, Any] | None = None
 
     def cpu_s(self) -> float:
         """CPU seconds (user + system) the server process has used so far."""
@@ -232,12 +234,33 @@ def seqtrace_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "seqtrace.cli"]
 
 
+def wait_for_kept_shapes(api: str, timeout: float = 1800.0) -> dict[str, Any] | None:
+    """Waits until the server's writer has kept the shape of every settled trace (the
+    backfill after opening an older or bigger store, docs/flows.md); returns its
+    ``trace_shapes`` figures and the wait (None: a tree that keeps no shapes)."""
+    started = time.perf_counter()
+    while True:
+        with urllib.request.urlopen(f"{api}/api/v1/ingest-stats", timeout=60) as response:
+            stats = json.loads(response.read()).get("trace_shapes")
+        if stats is None:
+            return None
+        if stats["hours_to_do"] == 0 or time.perf_counter() - started > timeout:
+            return {**stats, "waited_s": round(time.perf_counter() - started, 1)}
+        time.sleep(1.0)
+
+
 @contextmanager
 def serve(
-    db: str, timeout: float = 120.0, seqtrace: str | None = None, *extra: str
+    db: str,
+    timeout: float = 120.0,
+    seqtrace: str | None = None,
+    *extra: str,
+    wait_kept: bool = True,
 ) -> Iterator[Server]:
     """`seqtrace serve` on ``db`` (``seqtrace``: another tree's executable; ``extra``:
-    more options)."""
+    more options). With ``wait_kept`` (the default) it is handed over once its writer has
+    kept every settled trace's shape, so that benchmarks measure the steady state and not
+    the backfill beside them (the wait is in ``Server.kept_shapes``)."""
     command = [
         *([seqtrace] if seqtrace else seqtrace_command()),
         "serve",
@@ -292,7 +315,12 @@ def serve(
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield Server(process, api, found.get("otlp-grpc", ""), time.perf_counter() - started)
+        kept = wait_for_kept_shapes(api) if wait_kept else None
+        if kept is not None:
+            print(f"seqtrace serve kept the trace shapes of {db} in {kept['waited_s']} s")
+        server = Server(process, api, found.get("otlp-grpc", ""), time.perf_counter() - started)
+        server.kept_shapes = kept
+        yield server
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

@@ -60,6 +60,7 @@ class FileConfig:
     db_memory_mib: int | None = None
     db_checkpoint_mib: int | None = None
     decoder_niceness: int | None = None
+    keep_trace_shapes: bool | None = None
     limits: Limits = field(default_factory=Limits)
     rules: tuple[RedactionRule, ...] = ()
     hash_key: bytes = b""
@@ -137,6 +138,12 @@ def _positive_int(value: object) -> int:
 def _niceness(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NICENESS:
         raise ValueError(f"expected a niceness 0-{MAX_NICENESS} (0: as the server), got {value!r}")
+    return value
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
     return value
 
 
@@ -230,6 +237,7 @@ _SECTIONS: Final[dict[str, dict[str, Parser]]] = {
         "db_memory_mib": _positive_int,
         "db_checkpoint_mib": _positive_int,
         "decoder_niceness": _niceness,
+        "keep_trace_shapes": _flag,
     },
     "redaction": {"hash_key": _secret, "hash_key_file": _readable_file, "rules": lambda v: v},
     "retention": {
@@ -359,6 +367,7 @@ def _apply_section(
             "db_memory_mib",
             "db_checkpoint_mib",
             "decoder_niceness",
+            "keep_trace_shapes",
         ):
             if name in parsed:
                 values[name] = parsed[name]

@@ -378,6 +378,7 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
                     if settings.config.db_checkpoint_mib
                     else CHECKPOINT_THRESHOLD
                 ),
+                keep_trace_shapes=settings.config.keep_trace_shapes is not False,
             ),
         ).validate()
     except ValueError as exc:

@@ -102,6 +102,8 @@ class DuckDBConfig:
     checkpoint_threshold: str = CHECKPOINT_THRESHOLD
     #: Memory budget of the batches waiting for the writer.
     max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+    #: Whether the writer keeps each trace's fold row (spanstore/trace_shapes.py).
+    keep_trace_shapes: bool = True
 
     def validate(self) -> DuckDBConfig:
         for name in ("memory_limit", "checkpoint_threshold"):
@@ -109,6 +111,9 @@ class DuckDBConfig:
             if not isinstance(value, str) or size_bytes(value) <= 0:
                 raise ValueError(f"{name} must be a size such as '512MB', got {value!r}")
         _count("max_queue_bytes", self.max_queue_bytes, 1)
+        if not isinstance(self.keep_trace_shapes, bool):
+            value = self.keep_trace_shapes
+            raise ValueError(f"keep_trace_shapes must be true or false, got {value!r}")
         return self
 
 

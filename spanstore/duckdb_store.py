@@ -229,11 +229,14 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         rows_per_commit: int = ROWS_PER_COMMIT,
         max_commit_delay: float = MAX_COMMIT_DELAY,
         max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES,
+        keep_trace_shapes: bool = True,
     ) -> None:
         """``policy`` (attribute limits, redaction) is applied to every request before it
         is stored; ``retention`` deletes old spans in the background. ``max_queued_spans``
         and ``max_queue_bytes`` bound what waits for the writer: past either, ``write``
-        raises :class:`StoreUnavailable` (retryable) at once."""
+        raises :class:`StoreUnavailable` (retryable) at once. ``keep_trace_shapes``: the
+        writer keeps each trace's fold row (spanstore/trace_shapes.py); without it, kept
+        rows already there are still used while they match."""
         self.path = os.fspath(path)
         self.read_only = read_only
         self._decode = RequestDecoder(frozenset(entity_keys), policy)
@@ -321,7 +324,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         if not read_only and retention is not None and retention.enabled:
             self._retention = RetentionEnforcer(retention, self.path)
         #: The writer's upkeep of the kept trace shapes (spanstore/trace_shapes.py).
-        self._trace_shapes = None if read_only else TraceShapeKeeper(sql)
+        if not read_only and keep_trace_shapes:
+            self._trace_shapes = TraceShapeKeeper(sql)
         self._writer: WriterThread | None = None
         if not read_only:
             try:
@@ -1232,11 +1236,13 @@ class _DuckDBDialect:
         return name in query_names("duckdb")
 
     def table(self, name: str, params: Mapping[str, object]) -> pa.Table:
-        statement = sql(name) if self._store._has_trace_shapes else _without_trace_shapes(name)
-        used = parameter_names(statement)
+        kept_shapes = self._store._has_trace_shapes
+        used = parameter_names(sql(name))
         bound = {key: value for key, value in params.items() if key in used}
         with self._store._cursor(name, bound) as con:
-            return con.sql(statement, params=bound or None).to_arrow_table()
+            if kept_shapes:
+                return con.sql(sql(name), params=bound or None).to_arrow_table()
+            return con.sql(_without_trace_shapes(name), params=bound or None).to_arrow_table()
 
     def trace_ids(self, hex_ids: Iterable[str]) -> list[bytes]:
         return _ids(hex_ids)

@@ -45,6 +45,7 @@ limits:
   db_memory_mib: 256
   db_checkpoint_mib: 16
   decoder_niceness: 0
+  keep_trace_shapes: false
 redaction:
   hash_key: {HASH_KEY}
   rules:
@@ -79,6 +80,7 @@ def test_a_full_file_loads(tmp_path: Path) -> None:
     assert config.limits.max_attributes == 50 and config.limits.max_depth == 4
     assert config.query_timeout_seconds == 15.0 and config.db_memory_mib == 256
     assert config.db_checkpoint_mib == 16 and config.decoder_niceness == 0
+    assert config.keep_trace_shapes is False
     assert [r.name for r in config.rules] == ["emails", "*.card_number", "secrets"]
     assert config.rules[1].keep_last == 4 and config.hash_key == HASH_KEY.encode()
     assert config.retention.max_age_seconds == 7 * 86400
@@ -101,6 +103,7 @@ MISTAKES = [
     ("limits:\n  max_grpc_message_mib: 4096", "limits.max_grpc_message_mib: must be below"),
     ("limits:\n  decoder_niceness: 20", "limits.decoder_niceness: expected a niceness 0-19"),
     ("limits:\n  decoder_niceness: -1", "limits.decoder_niceness: expected a niceness 0-19"),
+    ("limits:\n  keep_trace_shapes: 'no'", "limits.keep_trace_shapes: expected true or false"),
     ("retention:\n  max_age: -1d", "retention.max_age: expected a duration"),
     ("retention:\n  max_size: 10 parsecs", "retention.max_size: expected a size"),
     ("entity_keys: order.id", None),  # one string is fine
@@ -248,5 +251,29 @@ def test_a_server_applies_the_file(tmp_path: Path) -> None:
         assert stats["policy"]["dropped_attributes"] > 0
         assert stats["queue"]["max_bytes"] == 32 * 1024 * 1024
         assert stats["retention"]["max_age_seconds"] == 7 * 86400
+        assert stats["trace_shapes"] is None  # keep_trace_shapes: false
     finally:
         assert server.stop() == 0
+
+
+def test_every_setting_is_documented() -> None:
+    """Like the CLI's documentation test: every key the file accepts is in docs/config.md's
+    example, under its section."""
+    from seqtrace.config import _SECTIONS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    example = docs.split("```yaml", 1)[1].split("```", 1)[0]
+    sections: dict[str, set[str]] = {}
+    current = ""
+    for line in example.splitlines():
+        stripped = line.split("#", 1)[0].rstrip()
+        if stripped and not stripped.startswith(" "):
+            current = stripped.split(":", 1)[0]
+            sections.setdefault(current, set())
+        elif stripped.startswith("  ") and not stripped.startswith("   ") and ":" in stripped:
+            sections.setdefault(current, set()).add(stripped.strip().split(":", 1)[0])
+    for section, keys in _SECTIONS.items():
+        documented = sections.get(section, set())
+        # A `*_file` key is documented beside the key it replaces ("... or NAME: ...").
+        missing = {key for key in keys if key not in documented and f"or {key}:" not in example}
+        assert not missing, f"{section}: {sorted(missing)} not in docs/config.md"

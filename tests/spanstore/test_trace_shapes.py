@@ -6,6 +6,7 @@ computed from the spans."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,3 +273,18 @@ def test_a_version_3_file_is_read_as_it_is_and_migrated_by_a_writer(
     version = con.execute("SELECT value FROM seqtrace_meta WHERE key = 'schema_version'")
     assert version.fetchall()[0][0] == str(SCHEMA_VERSION) == "4"
     con.close()
+
+
+def test_keep_trace_shapes_false_keeps_none(tmp_path: Path, traces: list[list[Span]]) -> None:
+    """`limits.keep_trace_shapes: false`: the writer neither backfills nor keeps what reads
+    computed; reads compute every shape."""
+    ids = trace_ids(traces)
+    path = tmp_path / "off.duckdb"
+    with DuckDBStore(path, max_commit_delay=0.2, keep_trace_shapes=False) as store:
+        write(store, traces)
+        assert store.ingest_stats()["trace_shapes"] is None
+        assert not any(row["kept"] for row in raw_rows(store, ids))
+        assert wait_until(lambda: store.ingest_stats()["queue"]["spans"] == 0, 10)
+        time.sleep(1.5)  # several idle turns of the writer
+        assert shapes(store, ids).equals(computed(store, ids))
+    assert kept_count(path) == 0
