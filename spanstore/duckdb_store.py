@@ -793,6 +793,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         # query then sees it change (spanstore/changes.py). Readers saw these spans
         # already, from the moment they were queued (``write``): no trace is new.
         self._changes.mark(self._tx_hours, NO_TRACES)
+        if self._trace_shapes is not None:
+            self._trace_shapes.committed(self._tx_hours)
         self._tx_hours = set()
         with self._pending_lock:
             self._loaded_seq = max(self._loaded_seq, seq)
@@ -932,8 +934,6 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         keeper = self._trace_shapes
         if keeper is None or self._broken is not None:
             return
-        if not idle:
-            keeper.committed()
         try:
             if keeper.has_offered():
                 keeper.keep_offered(con)

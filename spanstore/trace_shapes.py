@@ -25,7 +25,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,10 +44,6 @@ SETTLE_NS: Final = 10 * 60 * 1_000_000_000
 MARGIN_NS: Final = HOUR_NS
 #: Computed rows waiting for the writer, at most (more are dropped: only speed is lost).
 MAX_OFFERED_ROWS: Final = 50_000
-#: How often the list of hours to backfill is read again once it is done (hours settle
-#: as time passes), and at least how long after the last read when spans were committed.
-RESCAN_INTERVAL_S: Final = 60.0
-RESCAN_AFTER_COMMIT_S: Final = 2.0
 
 #: The columns of a kept row, as flow_trace_shapes.sql returns them (trace ids as hex).
 KEEP_COLUMNS: Final = (
@@ -66,7 +62,8 @@ KEEP_COLUMNS: Final = (
 @dataclass(slots=True)
 class TraceShapeStats:
     hours_done: int = 0
-    hours_to_do: int | None = None  # None: not counted yet
+    hours_to_do: int | None = None  # settled hours waiting; None: not counted yet
+    hours_settling: int = 0  # hours with spans that ended less than SETTLE_NS ago
     rows_backfilled: int = 0
     rows_kept_from_reads: int = 0
     offered_rows_dropped: int = 0
@@ -86,9 +83,11 @@ class TraceShapeKeeper:
         self._lock = threading.Lock()
         self._offered: list[pa.Table] = []
         self._offered_rows = 0
+        #: The settled hours to backfill, newest first (None: not read from the store yet).
         self._hours: list[int] | None = None
-        self._scanned = 0.0
-        self._committed = False
+        #: Hours with spans that are not settled yet (or were committed since the read).
+        self._unsettled: set[int] = set()
+        self._done: set[int] = set()
 
     # ------------------------------------------------------------------ any thread
 
@@ -115,6 +114,7 @@ class TraceShapeKeeper:
         return {
             "hours_done": stats.hours_done,
             "hours_to_do": stats.hours_to_do,
+            "hours_settling": stats.hours_settling,
             "rows_backfilled": stats.rows_backfilled,
             "rows_kept_from_reads": stats.rows_kept_from_reads,
             "offered_rows_dropped": stats.offered_rows_dropped,
@@ -124,9 +124,12 @@ class TraceShapeKeeper:
 
     # ------------------------------------------------------------------ writer thread
 
-    def committed(self) -> None:
-        """Spans were committed: their hours may need rows (read the list again soon)."""
-        self._committed = True
+    def committed(self, hours: Iterable[int]) -> None:
+        """Spans starting in these hours (``start // HOUR_NS``) were committed: each is
+        backfilled once it is settled, unless it was already (a late span's trace gets its
+        row when a read computes it)."""
+        with self._lock:
+            self._unsettled.update(hour * HOUR_NS for hour in hours)
 
     def keep_offered(self, con: Any) -> int:
         """Insert the rows reads offered (one statement); how many were new."""
@@ -161,6 +164,7 @@ class TraceShapeKeeper:
             ).fetchall()[0][0]
             con.execute("INSERT INTO trace_shape_hours VALUES (?)", [hour])
             con.execute("COMMIT")
+            self._done.add(hour)
         except Exception as exc:
             with contextlib.suppress(Exception):  # the error that matters is raised below
                 con.execute("ROLLBACK")
@@ -173,15 +177,19 @@ class TraceShapeKeeper:
         return True
 
     def _hours_to_do(self, con: Any) -> list[int]:
-        since = time.monotonic() - self._scanned
-        due = since >= RESCAN_INTERVAL_S or (self._committed and since >= RESCAN_AFTER_COMMIT_S)
-        if self._hours is None or (not self._hours and due):
-            self._committed = False
-            before = self._clock() - SETTLE_NS - HOUR_NS
-            rows = con.execute(self._sql("trace_shape_hours_to_do"), {"before": before})
-            self._hours = [int(row[0]) for row in rows.fetchall()]
-            self._scanned = time.monotonic()
-            self.stats.hours_to_do = len(self._hours)
+        if self._hours is None:
+            rows = con.execute(self._sql("trace_shape_hours_to_do")).fetchall()
+            self._hours = []
+            with self._lock:
+                self._unsettled.update(int(row[0]) for row in rows)
+        settled_before = self._clock() - SETTLE_NS - HOUR_NS  # the hour ended SETTLE_NS ago
+        with self._lock:
+            settled = {h for h in self._unsettled if h < settled_before} - self._done
+            self._unsettled -= settled | self._done
+        if settled:
+            self._hours = sorted(set(self._hours) | settled, reverse=True)
+        self.stats.hours_to_do = len(self._hours)
+        self.stats.hours_settling = len(self._unsettled)
         return self._hours
 
     def _failed(self, what: str, exc: BaseException) -> None:

@@ -5,6 +5,7 @@ computed from the spans."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Iterator
@@ -288,3 +289,32 @@ def test_keep_trace_shapes_false_keeps_none(tmp_path: Path, traces: list[list[Sp
         time.sleep(1.5)  # several idle turns of the writer
         assert shapes(store, ids).equals(computed(store, ids))
     assert kept_count(path) == 0
+
+
+def test_an_hour_is_kept_only_once_it_has_settled(tmp_path: Path, traces: list[list[Span]]) -> None:
+    """Spans of the current hour are left alone (their traces may still grow); once the
+    hour ended SETTLE_NS ago the writer keeps its traces, found from its own commits
+    (the store is not scanned again)."""
+    now = time.time_ns()
+    shift = now - traces[0][0].start_unix_nano - 60 * 1_000_000_000
+    recent = [
+        [
+            dataclasses.replace(
+                s, start_unix_nano=s.start_unix_nano + shift, end_unix_nano=s.end_unix_nano + shift
+            )
+            for s in t
+        ]
+        for t in traces[:3]  # hours 0, 1 and 2 of BASE: moved to a minute ago and later
+    ]
+    with DuckDBStore(tmp_path / "now.duckdb", max_commit_delay=0.2) as store:
+        keeper = store._trace_shapes
+        assert keeper is not None
+        time.sleep(1.0)  # the writer idles first: it reads the (empty) store's hours once
+        write(store, recent)
+        assert wait_until(lambda: store.ingest_stats()["trace_shapes"]["hours_settling"] >= 1, 10)
+        time.sleep(1.0)
+        assert store.ingest_stats()["trace_shapes"]["hours_done"] == 0
+        keeper._clock = lambda: time.time_ns() + 4 * HOUR  # four hours later
+        assert wait_until(lambda: store.ingest_stats()["trace_shapes"]["hours_settling"] == 0, 10)
+        assert wait_until(lambda: store.ingest_stats()["trace_shapes"]["rows_backfilled"] == 3, 10)
+        assert all(row["kept"] for row in raw_rows(store, trace_ids(recent)))
