@@ -32,6 +32,8 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spanstore.reader import FLOW_SHAPES_SCHEMA
+
 __all__ = ["HOUR_NS", "SETTLE_NS", "TraceShapeKeeper", "TraceShapeStats"]
 
 log = logging.getLogger(__name__)
@@ -45,18 +47,8 @@ MARGIN_NS: Final = HOUR_NS
 #: Computed rows waiting for the writer, at most (more are dropped: only speed is lost).
 MAX_OFFERED_ROWS: Final = 50_000
 
-#: The columns of a kept row, as flow_trace_shapes.sql returns them (trace ids as hex).
-KEEP_COLUMNS: Final = (
-    "trace_id",
-    "spans",
-    "start_check",
-    "start_unix_nano",
-    "duration_ns",
-    "outcome",
-    "fingerprint",
-    "durations",
-    "errors",
-)
+#: The columns of a kept row: flow_trace_shapes.sql's (trace ids as hex) and the check.
+KEEP_COLUMNS: Final = (*FLOW_SHAPES_SCHEMA, "start_check")
 
 
 @dataclass(slots=True)

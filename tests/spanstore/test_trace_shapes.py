@@ -115,6 +115,11 @@ def kept_count(path: Path) -> int:
         con.close()
 
 
+def wait_for_the_three_hours(store: DuckDBStore) -> None:
+    """Until the idle writer has kept the traces of the three hours they start in."""
+    assert wait_until(lambda: store.ingest_stats()["trace_shapes"]["hours_done"] == 3, 30)
+
+
 def test_the_idle_writer_keeps_every_settled_trace_and_reads_use_the_rows(
     tmp_path: Path, traces: list[list[Span]]
 ) -> None:
@@ -123,7 +128,7 @@ def test_the_idle_writer_keeps_every_settled_trace_and_reads_use_the_rows(
         write(store, traces)
         before = raw_rows(store, ids)
         assert not any(row["kept"] for row in before)  # nothing kept yet: all computed
-        assert wait_until(lambda: store.ingest_stats()["trace_shapes"]["hours_done"] == 3, 30)
+        wait_for_the_three_hours(store)
         stats = store.ingest_stats()["trace_shapes"]
         assert stats["hours_done"] == 3 and stats["rows_backfilled"] == TRACES, stats
         after = raw_rows(store, ids)
@@ -141,7 +146,7 @@ def test_a_trace_that_gained_a_span_is_computed_again_and_its_new_row_kept(
     ids = trace_ids(traces)
     with DuckDBStore(tmp_path / "s.duckdb", max_commit_delay=0.2) as store:
         write(store, traces)
-        assert wait_until(lambda: store.ingest_stats()["trace_shapes"]["hours_done"] == 3, 30)
+        wait_for_the_three_hours(store)
         late = traces[5][0]
         extra = Span(
             trace_id=late.trace_id,
@@ -267,7 +272,7 @@ def test_a_version_3_file_is_read_as_it_is_and_migrated_by_a_writer(
 
     with DuckDBStore(path) as store:
         assert shapes(store, ids).equals(want)
-        assert wait_until(lambda: store.ingest_stats()["trace_shapes"]["hours_done"] == 3, 30)
+        wait_for_the_three_hours(store)
         assert all(row["kept"] for row in raw_rows(store, ids))
         assert shapes(store, ids).equals(want)
     con = duckdb.connect(str(path), read_only=True)
