@@ -160,7 +160,10 @@ class TraceShapeKeeper:
         except Exception as exc:
             with contextlib.suppress(Exception):  # the error that matters is raised below
                 con.execute("ROLLBACK")
-            self._hours = None  # read the list again next time
+            # Not tried again until the store is opened again: a statement that fails on
+            # an hour's data would fail at every idle turn (its traces are computed by
+            # the reads, as without kept shapes).
+            self._done.add(hour)
             self._failed(f"backfilling the trace shapes of hour {hour}", exc)
             raise
         self.stats.rows_backfilled += int(added)

@@ -323,3 +323,28 @@ def test_an_hour_is_kept_only_once_it_has_settled(tmp_path: Path, traces: list[l
         assert wait_until(lambda: store.ingest_stats()["trace_shapes"]["hours_settling"] == 0, 10)
         assert wait_until(lambda: store.ingest_stats()["trace_shapes"]["rows_backfilled"] == 3, 10)
         assert all(row["kept"] for row in raw_rows(store, trace_ids(recent)))
+
+
+def test_an_hour_that_cannot_be_kept_is_noted_once_and_left(
+    tmp_path: Path, traces: list[list[Span]]
+) -> None:
+    """A backfill statement that fails is counted and logged once per hour, not tried at
+    every idle turn; reads still answer, computing the shapes."""
+    ids = trace_ids(traces)
+    with DuckDBStore(tmp_path / "fail.duckdb", max_commit_delay=0.2) as store:
+        keeper = store._trace_shapes
+        assert keeper is not None
+        real = keeper._sql
+        keeper._sql = lambda name: (
+            "SELECT error('no room for the shapes') WHERE $start < $end + $margin"
+            if name == "trace_shapes_of_hour"
+            else real(name)
+        )
+        write(store, traces)
+        assert wait_until(lambda: store.ingest_stats()["trace_shapes"]["errors"] == 3, 30)
+        time.sleep(1.5)  # more idle turns: nothing is tried again
+        stats = store.ingest_stats()["trace_shapes"]
+        assert stats["errors"] == 3 and stats["hours_to_do"] == 0, stats
+        assert stats["hours_done"] == 0 and "no room for the shapes" in stats["last_error"]
+        assert shapes(store, ids).equals(computed(store, ids))
+    assert kept_count(tmp_path / "fail.duckdb") == 0
