@@ -160,30 +160,35 @@ def _start_forkserver() -> None:
 
     Ctrl-C: the fork server imports its preload (pyarrow, numpy: about a second) before it
     starts ignoring SIGINT itself, and Ctrl-C reaches the whole process group: a Ctrl-C
-    while ``seqtrace serve`` starts printed a KeyboardInterrupt traceback from it. Only
-    the launch (milliseconds) runs with SIGINT ignored here; the server stops on Ctrl-C as
-    before. Signals can only be changed from the main thread; elsewhere they stay as is.
+    while ``seqtrace serve`` starts printed a KeyboardInterrupt traceback from it. The
+    launch runs with SIGINT *blocked* in this thread: the fork server inherits the blocked
+    mask and discards the pending signal when it starts ignoring SIGINT, while this
+    process still gets it (another thread takes it, or this one once unblocked). Ignoring
+    SIGINT here instead lost a Ctrl-C that came during the launch: the server started
+    and ran on (a test waited for it in vain, once in ~60 starts).
 
     Working directory: the fork server is ``python -c ...``, which puts the working
     directory first on ``sys.path`` (Python 3.11 drops the parent's path it is given), so
     a ``spanstore/`` folder there (another checkout) would be imported by every decoder
     instead of this one. ``PYTHONSAFEPATH`` keeps it off.
     """
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     safe_path = os.environ.get("PYTHONSAFEPATH")
     os.environ["PYTHONSAFEPATH"] = "1"
     try:
+        # The fork server starts the resource tracker first, whose own start (bpo-33613,
+        # the same mask) unblocks SIGINT when done: start it here, then block again.
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         forkserver.ensure_running()
     finally:
         if safe_path is None:
             del os.environ["PYTHONSAFEPATH"]
         else:
             os.environ["PYTHONSAFEPATH"] = safe_path
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
 class _Worker:

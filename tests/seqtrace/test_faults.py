@@ -336,3 +336,49 @@ def test_ctrl_c_while_serve_starts_prints_no_traceback(tmp_path: Path, delay: fl
     # 130: seqtrace saw the interrupt; -SIGINT: Python ended itself by SIGINT, as it does
     # for an interrupt it was not in a position to report (a shell shows both as 130).
     assert proc.returncode in (0, 130, -signal.SIGINT), out
+
+
+_LAUNCH_INTERRUPTED = r"""
+import os, signal, threading, time
+from multiprocessing import forkserver
+from spanstore.decode.pool import _start_forkserver
+
+launch = forkserver.ensure_running
+
+def ctrl_c_during_launch():
+    # A Ctrl-C as the launch starts, to this thread (another thread of the process may take
+    # a signal sent to the process: then it is not lost either way).
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    launch()
+    status = open(f"/proc/{forkserver._forkserver._forkserver_pid}/status").read()
+    fields = dict(line.split(":\t") for line in status.splitlines() if line.startswith("Sig"))
+    deaf = int(fields["SigBlk"], 16) | int(fields["SigIgn"], 16)
+    print("fork server deaf to SIGINT:", bool(deaf & (1 << (signal.SIGINT - 1))), flush=True)
+
+forkserver.ensure_running = ctrl_c_during_launch
+try:
+    _start_forkserver()
+    time.sleep(1.0)
+    print("the Ctrl-C was lost", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_during_the_fork_servers_launch_is_not_lost() -> None:
+    """The launch of the decoders' fork server once ignored SIGINT in the server: a Ctrl-C
+    in that window was lost and the server started and ran on (the test above timed out
+    once in ~60 starts). The launch blocks SIGINT instead: the server still gets the
+    signal, and the fork server starts deaf to it (no traceback from its preload)."""
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCH_INTERRUPTED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert done.stdout.splitlines() == ["fork server deaf to SIGINT: True", "interrupted"], (
+        done.stdout + done.stderr
+    )

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from spanstore.duckdb_store import SCHEMA_VERSION, DuckDBStore
 from spanstore.model import Span
+from spanstore.retention import RetentionPolicy
 from spanstore.rows import request_from_spans
 from tests.conftest import wait_until
 
@@ -348,3 +349,33 @@ def test_an_hour_that_cannot_be_kept_is_noted_once_and_left(
         assert stats["hours_done"] == 0 and "no room for the shapes" in stats["last_error"]
         assert shapes(store, ids).equals(computed(store, ids))
     assert kept_count(tmp_path / "fail.duckdb") == 0
+
+
+def test_retention_deletes_the_kept_rows_and_hours_of_the_spans_it_deletes(
+    tmp_path: Path, traces: list[list[Span]]
+) -> None:
+    """A kept row outlives no span of its trace's start hour: retention cuts
+    ``trace_shapes`` by the trace's start and ``trace_shape_hours`` by the hour, as it cuts
+    the spans; the hour it keeps stays kept and its rows are still used."""
+    path = tmp_path / "r.duckdb"
+    with DuckDBStore(path, max_commit_delay=0.2) as store:
+        write(store, traces)
+        wait_for_the_three_hours(store)
+    # Half an hour before the third hour: the first two hours' traces go, whole.
+    cutoff = BASE + 2 * HOUR - HOUR // 2
+    policy = RetentionPolicy(max_age_seconds=(time.time_ns() - cutoff) / 1e9, interval_seconds=0.2)
+    with DuckDBStore(path, max_commit_delay=0.2, retention=policy) as store:
+        # A round's checkpoint comes after every table's deletions.
+        assert wait_until(lambda: store.ingest_stats()["retention"]["checkpoints"] >= 1, 30)
+        kept_hours = (
+            store._db.cursor()
+            .execute("SELECT hour_unix_nano FROM trace_shape_hours ORDER BY 1")
+            .fetchall()
+        )
+        assert kept_hours == [(BASE + 2 * HOUR,)]
+        left = [t for n, t in enumerate(traces) if n % 3 == 2]
+        ids = trace_ids(left)
+        rows = raw_rows(store, ids)
+        assert len(rows) == len(left) and all(row["kept"] for row in rows)
+        assert shapes(store, ids).equals(computed(store, ids))
+    assert kept_count(path) == len(left)
