@@ -20,6 +20,13 @@ timeline gives the rate in the slices with reads and in those without (each slic
 second left out). Two separate floods drift apart on this machine by more than the reads
 cost; alternating slices of one flood see the same drift on both sides.
 
+Each round also reports where the CPU went (``cpu_cores``, sampled every 0.5 s from
+``/proc``): cores used by the server (with its fork server and decoder processes), by the
+flood client and by this process (the readers), and the machine's busy share, for the
+flood alone and with reads (with ``--alternate``: the slices with reads and those
+without). On a machine the flood keeps busy, what the reads cost in CPU is what ingest
+loses to them.
+
 ``--without-reports`` leaves the failure report and the stats out (idle and under the
 flood): the report over a flooded hour is CPU-heavy Python work of its own, and without
 it the diagram, visibility, /healthz and ingest figures show the read path alone.
@@ -82,6 +89,113 @@ def summary(values: list[float]) -> dict[str, Any]:
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+# ------------------------------------------------------------------------------ CPU
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds of all its threads so far)."""
+    found: dict[int, tuple[int, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "stat").read_text()
+        except OSError:  # it ended
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+        found[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS)
+    return found
+
+
+def _tree(root: int, processes: dict[int, tuple[int, float]]) -> set[int]:
+    tree, todo = {root}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, _) in processes.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                todo.append(pid)
+    return tree & processes.keys()
+
+
+class CpuMeter:
+    """Where the machine's CPU goes, sampled every 0.5 s: the server process, its fork
+    server and decoder processes, the flood client, this process (the readers), and the
+    machine's busy share. The reads' cost under the flood is then measured in CPU, which
+    on this 2-core machine is what ingest loses to them (the ingest ratio's bound)."""
+
+    PARTS = ("server", "decoders", "client", "readers")
+
+    def __init__(self, server_pid: int) -> None:
+        # "decoders": the server's child processes (the fork server and its decoders).
+        self.roots = {
+            "server": server_pid,
+            "decoders": server_pid,
+            "client": 0,
+            "readers": os.getpid(),
+        }
+        #: Per part, each pid's latest CPU seconds: a process that ended keeps its total.
+        self._seen: dict[str, dict[int, float]] = {part: {} for part in self.PARTS}
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def follow_client(self, pid: int) -> None:
+        self.roots["client"] = pid
+
+    def _machine(self) -> tuple[float, float]:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = ticks[3] + ticks[4]  # idle, iowait
+        return (sum(ticks) - idle) / _TICKS, sum(ticks) / _TICKS
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            processes = _processes()
+            busy, total = self._machine()
+            sample = {"machine_busy": busy, "machine_all": total}
+            for part, root in self.roots.items():
+                if root:
+                    if part in ("server", "readers"):
+                        pids = {root} & processes.keys()
+                    elif part == "decoders":
+                        pids = _tree(root, processes) - {root}
+                    else:
+                        pids = _tree(root, processes)
+                    for pid in pids:
+                        self._seen[part][pid] = processes[pid][1]
+                sample[part] = sum(self._seen[part].values())
+            self.samples.append((time.time(), sample))
+            self._stop.wait(0.5)
+
+    def use(self, spans: list[tuple[float, float]]) -> dict[str, Any] | None:
+        """Cores used by each part over these [start, end) wall-clock spans, and the
+        machine's busy share (None when no span holds two samples)."""
+        totals: dict[str, float] = {}
+        seconds = 0.0
+        for began, ended in spans:
+            inside = [(t, s) for t, s in self.samples if began <= t <= ended]
+            if len(inside) < 2:
+                continue
+            (t0, first), (t1, last) = inside[0], inside[-1]
+            seconds += t1 - t0
+            for key in last:
+                totals[key] = totals.get(key, 0.0) + last[key] - first[key]
+        if not seconds:
+            return None
+        out: dict[str, Any] = {part: round(totals[part] / seconds, 2) for part in self.PARTS}
+        out["machine_busy"] = round(totals["machine_busy"] / max(1e-9, totals["machine_all"]), 3)
+        out["seconds"] = round(seconds, 1)
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 # ------------------------------------------------------------------------------ server
@@ -377,6 +491,26 @@ def alternating_ratio(
     }
 
 
+def reads_cpu(
+    cpu: dict[str, Any], alone: dict[str, Any], with_reads: dict[str, Any], slices: Any
+) -> float | None:
+    """The server's CPU spent on reads (cores): its CPU with reads less what ingest cost
+    at the rate it kept then, ingest's CPU per span taken without reads (the slices
+    without them, or the flood alone)."""
+    if slices:
+        rates = alternating_ratio(with_reads["timeline"], slices)
+        without, with_ = cpu["slices_without_reads"], cpu["slices_with_reads"]
+        rate_without = rates["without_reads_spans_per_s"]
+        rate_with = rates["with_reads_spans_per_s"]
+    else:
+        without, with_ = cpu["alone"], cpu["with_reads"]
+        rate_without, rate_with = alone["spans_per_s"], with_reads["spans_per_s"]
+    if not (without and with_ and rate_without):
+        return None
+    per_span = (without["server"] + without["decoders"]) / rate_without
+    return float(round(with_["server"] + with_["decoders"] - per_span * rate_with, 2))
+
+
 def wait_idle(api: str, limit: float = 120.0) -> float:
     """Seconds until the store's queue is empty (the flood's backlog is written)."""
     started = time.monotonic()
@@ -460,6 +594,7 @@ def main() -> None:
     db = work / f"reads-{os.getpid()}.duckdb"
     prepare_db(args.seqtrace, db, args.base_db)
     server = Server(args.seqtrace, db)
+    meter = CpuMeter(server.process.pid)
     report: dict[str, Any] = {
         "label": args.label,
         "seqtrace": args.seqtrace,
@@ -473,11 +608,18 @@ def main() -> None:
     try:
         report["idle"] = idle_reads(server.api, args.entity, args.idle_rounds, reports)
         for _ in range(args.rounds):
-            alone = flood_result(flood(server.grpc, args.flood, args.streams))
+            process = flood(server.grpc, args.flood, args.streams)
+            meter.follow_client(process.pid)
+            time.sleep(4.0)  # the client's template build and warm-up
+            began = time.time()
+            alone = flood_result(process)
+            cpu_alone = meter.use([(began, time.time())])
             settle_alone = wait_idle(server.api)
             readers = Readers(server.api, server.grpc, args.entity, reports, args.report_pause)
             process = flood(server.grpc, args.flood, args.streams)
+            meter.follow_client(process.pid)
             time.sleep(4.0)  # the client's template build and warm-up: read at full flood
+            began = time.time()
             slices = None
             if args.alternate:
                 slices = alternate(readers, process, args.alternate)
@@ -496,6 +638,14 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
             with_reads = flood_result(process)
+            if slices:  # each slice's first second left out, as for the rates
+                on_off = {
+                    on: [(a + 1.0, b) for a, b, o in slices if o == on] for on in (True, False)
+                }
+                cpu = {"alone": cpu_alone, "slices_with_reads": meter.use(on_off[True])}
+                cpu["slices_without_reads"] = meter.use(on_off[False])
+            else:
+                cpu = {"alone": cpu_alone, "with_reads": meter.use([(began, time.time())])}
             if spy is not None:
                 spy.wait(60)
             reads = readers.finish()
@@ -513,11 +663,14 @@ def main() -> None:
                     "flood_errors": [alone["errors"], with_reads["errors"]],
                     "settle_s": [settle_alone, settle_reads],
                     "reads": reads,
+                    "cpu_cores": cpu,
+                    "reads_cpu_cores": reads_cpu(cpu, alone, with_reads, slices),
                     "load": load_average(),
                 }
             )
         report["idle_after"] = idle_reads(server.api, args.entity, args.idle_rounds, reports)
     finally:
+        meter.stop()
         server.stop()
     report["load_after"] = load_average()
     report["first_error_bodies"] = FIRST_ERROR_BODIES
@@ -561,6 +714,15 @@ def main() -> None:
                 f"  {name:9} n={r['n']:3} p50 {r['p50']} ms  p95 {r['p95']} ms  max {r['max']} ms"
             )
         print(f"  visible after ack: {reads['visible_s']}; errors {reads['errors']}")
+        for phase, use in row["cpu_cores"].items():
+            if use:
+                print(
+                    f"  cpu {phase}: server {use['server']} + decoders {use['decoders']} "
+                    f"cores, flood client {use['client']}, readers {use['readers']}; machine "
+                    f"busy {use['machine_busy']:.0%} of {os.cpu_count()} cores ({use['seconds']} s)"
+                )
+        if row["reads_cpu_cores"] is not None:
+            print(f"  the reads' CPU in the server, estimated: {row['reads_cpu_cores']} cores")
     print(json.dumps(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
