@@ -226,6 +226,13 @@ def table(report: dict[str, Any]) -> str:
                 format_duration(v["duration_p95_ns"]),
             )
         )
+    if not report["traces"]:
+        # The CLI's default range is only the last day of data: say how to widen it.
+        return (
+            f"{header}\n\nno trace matches in this range: widen it with --from/--to (from= and "
+            "to= in the query API); without them a flow covers the 24 hours that end at the "
+            "newest stored span\n"
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [header, ""]
     for row in rows:

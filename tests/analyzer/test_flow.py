@@ -464,6 +464,11 @@ def test_flow_cli_formats_and_errors(sdk_server: Server) -> None:
     assert bad_query.returncode == 2
     assert bad_query.stderr.startswith("seqtrace: error: query error at position ")
     assert len(bad_query.stderr.strip().splitlines()) == 1
+    # A selection with no trace in the range says how to widen it, in one line.
+    nothing = run("--root", "shop: POST /nowhere")
+    assert nothing.returncode == 0, nothing.stderr
+    assert "0 traces, 0 variants" in nothing.stdout
+    assert nothing.stdout.splitlines()[-1].startswith("no trace matches in this range: widen")
     bad = run("--root", "shop")
     assert bad.returncode == 2 and "SERVICE: OPERATION" in bad.stderr
     assert "Traceback" not in bad.stderr
