@@ -465,8 +465,12 @@ def alternate(readers: Readers, process: subprocess.Popen[str], seconds: float) 
     return slices
 
 
+#: Each alternating slice's first seconds are left out of its rate and its CPU.
+SLICE_SETTLE_S = 1.0
+
+
 def alternating_ratio(
-    timeline: dict[str, Any], slices: list[Any], settle: float = 1.0
+    timeline: dict[str, Any], slices: list[Any], settle: float = SLICE_SETTLE_S
 ) -> dict[str, Any]:
     """The flood's ack rate in the slices with reads over the rate in those without,
     each slice's first ``settle`` seconds left out (a report in flight when the readers
@@ -492,16 +496,18 @@ def alternating_ratio(
 
 
 def reads_cpu(
-    cpu: dict[str, Any], alone: dict[str, Any], with_reads: dict[str, Any], slices: Any
+    cpu: dict[str, Any],
+    alone: dict[str, Any],
+    with_reads: dict[str, Any],
+    sliced: dict[str, Any] | None,
 ) -> float | None:
     """The server's CPU spent on reads (cores): its CPU with reads less what ingest cost
     at the rate it kept then, ingest's CPU per span taken without reads (the slices
-    without them, or the flood alone)."""
-    if slices:
-        rates = alternating_ratio(with_reads["timeline"], slices)
+    without them, ``sliced`` being their ``alternating_ratio``, or the flood alone)."""
+    if sliced:
         without, with_ = cpu["slices_without_reads"], cpu["slices_with_reads"]
-        rate_without = rates["without_reads_spans_per_s"]
-        rate_with = rates["with_reads_spans_per_s"]
+        rate_without = sliced["without_reads_spans_per_s"]
+        rate_with = sliced["with_reads_spans_per_s"]
     else:
         without, with_ = cpu["alone"], cpu["with_reads"]
         rate_without, rate_with = alone["spans_per_s"], with_reads["spans_per_s"]
@@ -638,9 +644,11 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
             with_reads = flood_result(process)
-            if slices:  # each slice's first second left out, as for the rates
+            sliced = alternating_ratio(with_reads["timeline"], slices) if slices else None
+            if slices:
                 on_off = {
-                    on: [(a + 1.0, b) for a, b, o in slices if o == on] for on in (True, False)
+                    on: [(a + SLICE_SETTLE_S, b) for a, b, o in slices if o == on]
+                    for on in (True, False)
                 }
                 cpu = {"alone": cpu_alone, "slices_with_reads": meter.use(on_off[True])}
                 cpu["slices_without_reads"] = meter.use(on_off[False])
@@ -657,14 +665,12 @@ def main() -> None:
                     "ingest_ratio": round(
                         with_reads["spans_per_s"] / max(1, alone["spans_per_s"]), 3
                     ),
-                    "ingest_ratio_alternating": (
-                        alternating_ratio(with_reads["timeline"], slices) if slices else None
-                    ),
+                    "ingest_ratio_alternating": sliced,
                     "flood_errors": [alone["errors"], with_reads["errors"]],
                     "settle_s": [settle_alone, settle_reads],
                     "reads": reads,
                     "cpu_cores": cpu,
-                    "reads_cpu_cores": reads_cpu(cpu, alone, with_reads, slices),
+                    "reads_cpu_cores": reads_cpu(cpu, alone, with_reads, sliced),
                     "load": load_average(),
                 }
             )

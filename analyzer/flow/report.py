@@ -209,6 +209,13 @@ def table(report: dict[str, Any]) -> str:
         f"{len(report['variants'])} variants, {format_utc(report['from_unix_nano'])} to "
         f"{format_utc(report['to_unix_nano'])}"
     )
+    if not report["traces"]:
+        # The CLI's default range is only the last day of data: say how to widen it.
+        return (
+            f"{header}\n\nno trace matches in this range: widen it with --from/--to (from= and "
+            "to= in the query API); without them a flow covers the 24 hours that end at the "
+            "newest stored span\n"
+        )
     rows = [("#", "variant", "traces", "share", "ok", "partial", "failed", "errors", "p50", "p95")]
     for rank, v in enumerate(report["variants"], 1):
         errors = (v["partial"] + v["failed"]) / v["count"] if v["count"] else 0.0
@@ -225,13 +232,6 @@ def table(report: dict[str, Any]) -> str:
                 format_duration(v["duration_p50_ns"]),
                 format_duration(v["duration_p95_ns"]),
             )
-        )
-    if not report["traces"]:
-        # The CLI's default range is only the last day of data: say how to widen it.
-        return (
-            f"{header}\n\nno trace matches in this range: widen it with --from/--to (from= and "
-            "to= in the query API); without them a flow covers the 24 hours that end at the "
-            "newest stored span\n"
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [header, ""]

@@ -31,6 +31,14 @@ def request_at(first: int, start_ns: int, spans: int = 500, pad: int = 0):  # ty
     return request
 
 
+def over_the_size_limit(store: DuckDBStore) -> None:
+    """30 requests of 1,000 padded spans, oldest first, an hour apart: ~10 MB of data,
+    over the 6 MiB the size tests allow."""
+    now = time.time_ns()
+    for n in range(30):
+        store.write(request_at(n * 1000 + 1, now - (30 - n) * HOUR_NS, spans=1000, pad=64))
+
+
 def count(store: DuckDBStore, table: str) -> int:
     store.flush()
     rows = store._db.cursor().execute(f"SELECT count(*) FROM {table}").fetchall()
@@ -82,8 +90,7 @@ def test_the_oldest_spans_go_once_the_data_is_over_the_maximum_size(tmp_path: Pa
     policy = RetentionPolicy(max_size_bytes=limit, interval_seconds=0.2, batch_rows=5000)
     now = time.time_ns()
     with DuckDBStore(tmp_path / "size.duckdb", retention=policy) as store:
-        for n in range(30):  # oldest first, an hour apart
-            store.write(request_at(n * 1000 + 1, now - (30 - n) * HOUR_NS, spans=1000, pad=64))
+        over_the_size_limit(store)
         newest = store.stats().last_unix_nano
 
         def used() -> int:
@@ -165,10 +172,8 @@ def test_a_checkpoint_refused_for_a_short_write_transaction_is_tried_again(
     )
     limit = 6 * 1024 * 1024
     policy = RetentionPolicy(max_size_bytes=limit, interval_seconds=0.2, batch_rows=5000)
-    now = time.time_ns()
     with DuckDBStore(tmp_path / "busy.duckdb", retention=policy) as store:
-        for n in range(30):
-            store.write(request_at(n * 1000 + 1, now - (30 - n) * HOUR_NS, spans=1000, pad=64))
+        over_the_size_limit(store)
         stats = lambda: store.ingest_stats()["retention"]  # noqa: E731
         assert wait_until(lambda: stats()["checkpoints"] >= 1, 30), stats()
         assert refusals["left"] == 0
