@@ -843,6 +843,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
     except KeyboardInterrupt:  # Ctrl-C before a command runs (building the parser, ...)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # outside a command's own handler (loading the libraries)
+        if _interrupted_query(exc):
+            return EXIT_INTERRUPTED
+        internal_error(exc)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -897,9 +901,21 @@ EXIT_INTERRUPTED = 130
 
 
 def _interrupted_query(exc: Exception) -> bool:
-    """DuckDB turns a Ctrl-C during a query into ``RuntimeError("Query interrupted")``
-    (its own SIGINT handler, installed while a query runs), not KeyboardInterrupt."""
-    return type(exc) is RuntimeError and str(exc) == "Query interrupted"
+    """A Ctrl-C that arrived as another exception: DuckDB turns one during a query into
+    ``RuntimeError("Query interrupted")`` (its own SIGINT handler, installed while a
+    query runs); Python wraps a KeyboardInterrupt raised while a class body is set up
+    (a dataclass field's ``__set_name__``, during an import) in a RuntimeError whose
+    cause it is (seen once in CI: Ctrl-C 1.3 s into ``seqtrace serve``)."""
+    if type(exc) is RuntimeError and str(exc) == "Query interrupted":
+        return True
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 if __name__ == "__main__":

@@ -305,6 +305,27 @@ def test_a_decoder_worker_killed_mid_service_costs_one_retryable_request(tmp_pat
         assert store.stats().spans == 6
 
 
+def test_a_ctrl_c_that_python_wrapped_exits_as_a_ctrl_c(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Python 3.11 wraps a KeyboardInterrupt raised while a class is set up (a dataclass
+    field's ``__set_name__``: Ctrl-C while a module imports) in a RuntimeError; seen in
+    CI 1.3 s into ``seqtrace serve`` as an "internal error". It exits 130, silently."""
+    import seqtrace.cli as cli
+
+    class InterruptedField:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise KeyboardInterrupt
+
+    def serve_interrupted_while_importing(args: object) -> int:
+        type("LogBatch", (), {"messages": InterruptedField()})
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_serve", serve_interrupted_while_importing)
+    assert cli.main(["serve"]) == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("delay", [0.3, 0.7, 1.0, 1.3, 1.7])
 def test_ctrl_c_while_serve_starts_prints_no_traceback(tmp_path: Path, delay: float) -> None:
     """Ctrl-C reaches the whole process group, the fork server and the decoder processes
