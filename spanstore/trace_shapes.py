@@ -10,8 +10,10 @@ trace's spans (their count and a sum of their starts), else computes it again.
 The rows come from two places, both written by the writer thread between transactions
 (it owns every write, ARCHITECTURE.md):
 
-- the backfill: while the writer is idle, one hour of span start time per step (the
-  newest first, once the hour is :data:`SETTLE_NS` old), each trace that starts in it;
+- the backfill: while the writer is idle, one hour of span start time at a time (the
+  newest first, once the hour is :data:`SETTLE_NS` old), each trace that starts in it,
+  in steps of about :data:`SPANS_PER_STEP` spans (the hour's traces split by a hash of
+  their id): the writer commits nothing during a step, so a step must stay short;
 - the rows reads computed: a read hands them over (:meth:`TraceShapeKeeper.offer`), and
   the writer keeps those of traces that ended :data:`SETTLE_NS` ago at its next pause.
 
@@ -34,7 +36,7 @@ import pyarrow.compute as pc
 
 from spanstore.reader import FLOW_SHAPES_SCHEMA
 
-__all__ = ["HOUR_NS", "SETTLE_NS", "TraceShapeKeeper", "TraceShapeStats"]
+__all__ = ["HOUR_NS", "SETTLE_NS", "SPANS_PER_STEP", "TraceShapeKeeper", "TraceShapeStats"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,12 @@ HOUR_NS: Final = 3_600_000_000_000
 SETTLE_NS: Final = 10 * 60 * 1_000_000_000
 #: How far from its hour a trace's spans are read (analyzer.source's TRACE_REACH_NS).
 MARGIN_NS: Final = HOUR_NS
+#: The backfill's spans per step, about: an hour's traces are split into as many parts (by
+#: a hash of the trace id) as it takes. One statement over a busy hour ran for 34 s (1.2M
+#: spans at the server's 384 MB, DuckDB spilling), during which the writer committed
+#: nothing and a flood that began then found the queue full; in 16 parts it took 0.75 s a
+#: part, 12 s in all (docs/performance.md, "#20", session 14).
+SPANS_PER_STEP: Final = 50_000
 #: Computed rows waiting for the writer, at most (more are dropped: only speed is lost).
 MAX_OFFERED_ROWS: Final = 50_000
 
@@ -54,6 +62,7 @@ KEEP_COLUMNS: Final = (*FLOW_SHAPES_SCHEMA, "start_check")
 @dataclass(slots=True)
 class TraceShapeStats:
     hours_done: int = 0
+    steps: int = 0  # backfill statements (an hour takes one per SPANS_PER_STEP spans)
     hours_to_do: int | None = None  # settled hours waiting; None: not counted yet
     hours_settling: int = 0  # hours with spans that ended less than SETTLE_NS ago
     rows_backfilled: int = 0
@@ -80,6 +89,8 @@ class TraceShapeKeeper:
         #: Hours with spans that are not settled yet (or were committed since the read).
         self._unsettled: set[int] = set()
         self._done: set[int] = set()
+        #: The hour being backfilled: (its start, its parts, the next part).
+        self._step: tuple[int, int, int] | None = None
 
     # ------------------------------------------------------------------ any thread
 
@@ -105,6 +116,7 @@ class TraceShapeKeeper:
         stats = self.stats
         return {
             "hours_done": stats.hours_done,
+            "steps": stats.steps,
             "hours_to_do": stats.hours_to_do,
             "hours_settling": stats.hours_settling,
             "rows_backfilled": stats.rows_backfilled,
@@ -143,20 +155,32 @@ class TraceShapeKeeper:
         return kept
 
     def backfill_step(self, con: Any) -> bool:
-        """Give the traces of one more hour their rows; False when no hour is left."""
-        hours = self._hours_to_do(con)
-        if not hours:
-            return False
-        hour = hours.pop(0)
+        """Give the traces of one more part of an hour their rows (in a transaction of its
+        own); False when no hour is left."""
+        if self._step is None:
+            hours = self._hours_to_do(con)
+            if not hours:
+                return False
+            hour = hours.pop(0)
+            self.stats.hours_to_do = len(hours)
+            self._step = (hour, self._parts_of(con, hour), 0)
+        hour, parts, part = self._step
+        last = part + 1 == parts
         try:
             con.execute("BEGIN")
             added = con.execute(
                 self._sql("trace_shapes_of_hour"),
-                {"start": hour, "end": hour + HOUR_NS, "margin": MARGIN_NS},
+                {
+                    "start": hour,
+                    "end": hour + HOUR_NS,
+                    "margin": MARGIN_NS,
+                    "parts": parts,
+                    "part": part,
+                },
             ).fetchall()[0][0]
-            con.execute("INSERT INTO trace_shape_hours VALUES (?)", [hour])
+            if last:
+                con.execute("INSERT INTO trace_shape_hours VALUES (?)", [hour])
             con.execute("COMMIT")
-            self._done.add(hour)
         except Exception as exc:
             with contextlib.suppress(Exception):  # the error that matters is raised below
                 con.execute("ROLLBACK")
@@ -164,12 +188,25 @@ class TraceShapeKeeper:
             # an hour's data would fail at every idle turn (its traces are computed by
             # the reads, as without kept shapes).
             self._done.add(hour)
+            self._step = None
             self._failed(f"backfilling the trace shapes of hour {hour}", exc)
             raise
         self.stats.rows_backfilled += int(added)
-        self.stats.hours_done += 1
-        self.stats.hours_to_do = len(hours)
+        self.stats.steps += 1
+        if last:
+            self._done.add(hour)
+            self._step = None
+            self.stats.hours_done += 1
+        else:
+            self._step = (hour, parts, part + 1)
         return True
+
+    def _parts_of(self, con: Any, hour: int) -> int:
+        spans = con.execute(
+            "SELECT count(*) FROM spans WHERE start_unix_nano >= ? AND start_unix_nano < ?",
+            [hour, hour + HOUR_NS],
+        ).fetchall()[0][0]
+        return max(1, -(-int(spans) // SPANS_PER_STEP))
 
     def _hours_to_do(self, con: Any) -> list[int]:
         if self._hours is None:

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spanstore import trace_shapes
 from spanstore.duckdb_store import SCHEMA_VERSION, DuckDBStore
 from spanstore.model import Span
 from spanstore.retention import RetentionPolicy
@@ -139,6 +140,30 @@ def test_the_idle_writer_keeps_every_settled_trace_and_reads_use_the_rows(
         assert shapes(store, ids).equals(computed(store, ids))
         spans = sum(len(t) for t in traces)
         assert sum(row["spans"] for row in after) == spans
+
+
+def test_a_busy_hour_is_kept_in_several_short_steps(
+    tmp_path: Path, traces: list[list[Span]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer commits nothing during a backfill statement, so an hour with more than
+    SPANS_PER_STEP spans is split into parts by trace id, one statement each: every trace
+    gets its row once, the same row as in one step, and the hour is done after its last."""
+    monkeypatch.setattr(trace_shapes, "SPANS_PER_STEP", 25)
+    ids = trace_ids(traces)
+    spans_per_hour = [sum(len(t) for n, t in enumerate(traces) if n % 3 == h) for h in range(3)]
+    parts = sum(-(-spans // 25) for spans in spans_per_hour)
+    assert parts >= 6  # the traces fixture gives each hour several parts
+    with DuckDBStore(tmp_path / "steps.duckdb", max_commit_delay=0.2) as store:
+        write(store, traces)
+        before = raw_rows(store, ids)
+        wait_for_the_three_hours(store)
+        stats = store.ingest_stats()["trace_shapes"]
+        assert stats["steps"] == parts and stats["rows_backfilled"] == TRACES, stats
+        after = raw_rows(store, ids)
+        assert all(row["kept"] for row in after)
+        strip = [{k: v for k, v in row.items() if k != "kept"} for row in before]
+        assert [{k: v for k, v in row.items() if k != "kept"} for row in after] == strip
+    assert kept_count(tmp_path / "steps.duckdb") == TRACES
 
 
 def test_a_trace_that_gained_a_span_is_computed_again_and_its_new_row_kept(
@@ -337,7 +362,8 @@ def test_an_hour_that_cannot_be_kept_is_noted_once_and_left(
         assert keeper is not None
         real = keeper._sql
         keeper._sql = lambda name: (
-            "SELECT error('no room for the shapes') WHERE $start < $end + $margin"
+            "SELECT error('no room for the shapes')"
+            " WHERE $start < $end + $margin AND $part < $parts"
             if name == "trace_shapes_of_hour"
             else real(name)
         )

@@ -4,11 +4,14 @@
 -- within $margin of the hour (where a trace's spans can be: analyzer.source's
 -- TRACE_REACH_NS). A trace that reaches further gets a row that does not match its spans,
 -- so reads compute it again. Runs on the writer's cursor: `spans` is the table.
+-- One part of the hour's traces per statement (those whose id hashes to $part of $parts):
+-- the writer commits nothing while it runs (spanstore/trace_shapes.py's SPANS_PER_STEP).
 INSERT INTO trace_shapes BY NAME
 WITH roots AS MATERIALIZED (
     SELECT DISTINCT s.trace_id
     FROM spans AS s
     WHERE s.start_unix_nano >= $start AND s.start_unix_nano < $end
+      AND hash(s.trace_id) % $parts = $part
       AND s.trace_id NOT IN (
         SELECT trace_id FROM trace_shapes
         WHERE start_unix_nano >= $start - $margin AND start_unix_nano < $end
