@@ -23,6 +23,16 @@ in a row through a server's source (``LocalSource(keep_failure_counts=True)``), 
 Failures page in live mode asks: the first report counts, the next ones follow it.
 
     .venv/bin/python bench/bench_failures.py --db /tmp/bench/s10m.duckdb --server --hours 3
+
+With ``--flood DIR``: the last hour's report as the server makes it while a flood writes,
+in one process and measured by CPU as well as time: a new store in DIR is given
+``--base`` requests of bench_ingest.py's flood (510 spans, fresh trace ids, starts spread
+over the hour before), then each of ``--repeat`` rounds writes ``--per-round`` more
+(``--per-round 100``: about a second of this VM's saturated collector), waits for the
+writer, and asks the report and the overview's stats. Prints per round the wall time and
+the process's CPU time of the report (the writer is idle then), and the medians.
+
+    .venv/bin/python bench/bench_failures.py --flood /tmp/ff --base 3000 --repeat 20
 """
 
 from __future__ import annotations
@@ -148,6 +158,101 @@ def as_server(db: str, hours: int, repeat: int) -> int:
     return 0
 
 
+def under_flood(
+    workdir: str,
+    base: int,
+    rounds: int,
+    per_round: int,
+    profile: str | None,
+    writing: bool,
+    pause: float,
+) -> int:
+    import shutil
+    import threading
+
+    from analyzer.source import LocalSource
+    from bench.bench_ingest import Stamper, build_templates
+    from spanstore.base import StoreUnavailable
+    from spanstore.duckdb_store import DuckDBStore
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    # One DuckDB thread: all of a report's work is on the thread that asks it, and that
+    # thread's CPU time is the report's (session 13: the ratio is the same at 1 and 2).
+    store = DuckDBStore(Path(workdir) / "flood.duckdb", memory_limit="384MB", threads=1)
+    stamper = Stamper(build_templates(16, 510, 12), stream=1)
+    began = time.perf_counter()
+    for _ in range(base):
+        store.write(stamper.next())
+    store.flush()
+    print(f"{base * 510} spans written in {time.perf_counter() - began:.1f} s; load {load()}")
+    source = LocalSource(store, keep_failure_counts=True)
+    now = time.time_ns()
+    source.failures(now - HOUR_NS, now)  # the first report counts from scratch
+    walls, cpus, stats_walls = [], [], []
+    stop = threading.Event()
+    written = [0]
+
+    def write_on() -> None:  # --writing: a flood as fast as the writer takes it meanwhile
+        request = stamper.next()
+        while not stop.is_set():
+            try:
+                store.write(request)
+            except StoreUnavailable:  # the queue is full: a client would retry
+                time.sleep(0.01)
+                continue
+            written[0] += 1
+            request = stamper.next()
+
+    writer = threading.Thread(target=write_on, daemon=True)
+    if writing:
+        writer.start()
+    profiler: Any = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile(time.thread_time)  # CPU time: what the report costs
+    for n in range(rounds):
+        if writing:
+            time.sleep(pause)
+        else:
+            for _ in range(per_round):
+                store.write(stamper.next())
+            store.flush()
+        now = time.time_ns()
+        cpu, wall = time.thread_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        report = source.failures(now - HOUR_NS, now)
+        if profiler is not None:
+            profiler.disable()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.thread_time() - cpu)
+        wall = time.perf_counter()
+        source.stats()
+        stats_walls.append(time.perf_counter() - wall)
+        summary = report["summary"]
+        print(
+            f"round {n}: report {walls[-1]:.3f} s, cpu {cpus[-1]:.3f} s; stats "
+            f"{stats_walls[-1]:.3f} s; {summary['traces']} traces, {summary['partial']}"
+            f"+{summary['failed']} failing, {len(report['traces'])} listed"
+            + (f"; queue {store.ingest_stats()['queue']}" if writing else "")
+        )
+    print(
+        f"median of {rounds}: report {statistics.median(walls):.3f} s, cpu "
+        f"{statistics.median(cpus):.3f} s; stats {statistics.median(stats_walls):.3f} s;"
+        f" load {load()}"
+    )
+    stop.set()
+    if writing:
+        writer.join()
+        print(f"written meanwhile: {written[0] * 510} spans")
+    if profiler is not None:
+        profiler.dump_stats(profile)
+    store.close()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -161,7 +266,28 @@ def main() -> int:
         help="with --db: the server's reports (counts kept), each range asked --repeat times,"
         " the busiest hours and the whole store",
     )
+    parser.add_argument("--flood", metavar="DIR", help="the last hour's report during a flood")
+    parser.add_argument("--base", type=int, default=3000, help="with --flood: requests first")
+    parser.add_argument("--per-round", type=int, default=100, help="with --flood: per round")
+    parser.add_argument("--profile", help="with --flood: cProfile the reports into this file")
+    parser.add_argument(
+        "--writing",
+        action="store_true",
+        help="with --flood: write all the time (as fast as the store takes it), report every"
+        " --pause seconds",
+    )
+    parser.add_argument("--pause", type=float, default=1.0, help="with --writing (default 1 s)")
     args = parser.parse_args()
+    if args.flood:
+        return under_flood(
+            args.flood,
+            args.base,
+            args.repeat,
+            args.per_round,
+            args.profile,
+            args.writing,
+            args.pause,
+        )
     if args.db and args.server:
         return as_server(args.db, args.hours, args.repeat)
     if args.db:

@@ -95,6 +95,7 @@ def load_average() -> list[float]:
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _processes() -> dict[int, tuple[int, float]]:
@@ -142,6 +143,8 @@ class CpuMeter:
         #: Per part, each pid's latest CPU seconds: a process that ended keeps its total.
         self._seen: dict[str, dict[int, float]] = {part: {} for part in self.PARTS}
         self.samples: list[tuple[float, dict[str, float]]] = []
+        #: (when, the server process's resident memory in MiB): its peak per phase.
+        self.rss: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -171,6 +174,11 @@ class CpuMeter:
                         self._seen[part][pid] = processes[pid][1]
                 sample[part] = sum(self._seen[part].values())
             self.samples.append((time.time(), sample))
+            try:
+                pages = int(Path(f"/proc/{self.roots['server']}/statm").read_text().split()[1])
+                self.rss.append((time.time(), pages * _PAGE / 2**20))
+            except (OSError, IndexError, ValueError):  # it ended
+                pass
             self._stop.wait(0.5)
 
     def use(self, spans: list[tuple[float, float]]) -> dict[str, Any] | None:
@@ -191,6 +199,8 @@ class CpuMeter:
         out: dict[str, Any] = {part: round(totals[part] / seconds, 2) for part in self.PARTS}
         out["machine_busy"] = round(totals["machine_busy"] / max(1e-9, totals["machine_all"]), 3)
         out["seconds"] = round(seconds, 1)
+        rss = [mib for t, mib in self.rss if any(b <= t <= e for b, e in spans)]
+        out["server_rss_peak_mib"] = round(max(rss)) if rss else None
         return out
 
     def stop(self) -> None:
@@ -725,7 +735,8 @@ def main() -> None:
                 print(
                     f"  cpu {phase}: server {use['server']} + decoders {use['decoders']} "
                     f"cores, flood client {use['client']}, readers {use['readers']}; machine "
-                    f"busy {use['machine_busy']:.0%} of {os.cpu_count()} cores ({use['seconds']} s)"
+                    f"busy {use['machine_busy']:.0%} of {os.cpu_count()} cores "
+                    f"({use['seconds']} s); server peak RSS {use['server_rss_peak_mib']} MiB"
                 )
         if row["reads_cpu_cores"] is not None:
             print(f"  the reads' CPU in the server, estimated: {row['reads_cpu_cores']} cores")
