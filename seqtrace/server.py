@@ -71,18 +71,45 @@ def sample_traces_dir() -> Path | None:
     return None
 
 
-def _load_demo(store: SpanWriter) -> int:
-    """Load sample_traces/ (spans and log records), moved in time so that the incident's
-    newest span ends now: a user who then points an exporter at `up` sees the sample
-    incident and their own traffic in the same "last hours" window. Ids, and every time
-    relative to another, stay as in the files (`replay --keep-ids`'s shift)."""
+@dataclass(frozen=True)
+class DemoLoaded:
+    spans: int
+    first_start_unix_nano: int  # the loaded sample's first span start and last span end
+    last_end_unix_nano: int
+
+    def message(self) -> str:
+        """What `up` says: the times too, since the sample's newest span (an order's
+        carrier webhook) comes two days after its incident, and a view of the last hours
+        alone does not show the incident."""
+
+        def utc(ns: int) -> str:
+            return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ns / 1e9))
+
+        return (
+            f"loaded {self.spans} sample spans from sample_traces/, moved so that the newest "
+            f"ends now: {utc(self.first_start_unix_nano)} to {utc(self.last_end_unix_nano)} "
+            "(--no-demo to skip)"
+        )
+
+
+def _load_demo(store: SpanWriter) -> DemoLoaded | None:
+    """Load sample_traces/ (spans and log records), moved in time so that the sample's
+    newest span ends now: a user who then points an exporter at `up` sees the sample and
+    their own traffic in the same window. Ids, and every time relative to another, stay as
+    in the files (`replay --keep-ids`'s shift)."""
     from collector.files import read_log_file, read_trace_file
-    from seqtrace.replay_rewrite import IdMap, last_span_end, rewrite_logs, rewrite_spans
+    from seqtrace.replay_rewrite import (
+        IdMap,
+        first_span_start,
+        last_span_end,
+        rewrite_logs,
+        rewrite_spans,
+    )
 
     folder = sample_traces_dir()
     if folder is None:
         _say("no sample_traces/ folder found; starting with an empty database")
-        return 0
+        return None
     requests = [
         request for path in sorted(folder.glob("*.json")) for request in read_trace_file(str(path))
     ]
@@ -100,7 +127,10 @@ def _load_demo(store: SpanWriter) -> int:
             for log_request in read_log_file(str(path)):
                 rewrite_logs(log_request, same_ids, shift)
                 store.write_logs(log_request)
-    return total
+    first, last = first_span_start(requests), last_span_end(requests)
+    if not total or first is None or last is None:
+        return None
+    return DemoLoaded(total, first, last)
 
 
 def _ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -429,11 +459,8 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     try:
         if with_ui and writes and not args.no_demo and store.stats().spans == 0:
             loaded = _load_demo(store)
-            if loaded:
-                _say(
-                    f"loaded {loaded} sample spans from sample_traces/, moved so that the "
-                    "incident ends now (--no-demo to skip)"
-                )
+            if loaded is not None:
+                _say(loaded.message())
         try:
             addresses = collector.start()
         except OSError as exc:

@@ -285,3 +285,31 @@ def test_a_ui_port_in_use_is_one_line(sample_db: Path) -> None:
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert f"ui: cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr
     assert "--ui-port" in out.stderr
+
+
+def test_up_moves_the_sample_so_its_newest_span_ends_now_and_says_when(tmp_path: Path) -> None:
+    """`up` loads the sample shop so its newest span ends now and prints the times: the
+    newest is an order's carrier webhook two days after the incident, and "the incident
+    ends now" (as it said) sent a new user to look at the last hours for it."""
+    import time
+
+    from seqtrace.server import _load_demo
+    from spanstore.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "demo.duckdb")
+    try:
+        before = time.time_ns()
+        loaded = _load_demo(store)
+        assert loaded is not None and loaded.spans == store.stats().spans == 500
+        assert before - 10**9 <= loaded.last_end_unix_nano <= time.time_ns()
+        day = 24 * 3600 * 10**9
+        assert 2 * day < loaded.last_end_unix_nano - loaded.first_start_unix_nano < 3 * day
+        first = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(loaded.first_start_unix_nano / 1e9))
+        assert loaded.message() == (
+            f"loaded 500 sample spans from sample_traces/, moved so that the newest ends now: "
+            f"{first} to "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(loaded.last_end_unix_nano / 1e9))}"
+            " (--no-demo to skip)"
+        )
+    finally:
+        store.close()
