@@ -844,7 +844,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C before a command runs (building the parser, ...)
         return EXIT_INTERRUPTED
     except Exception as exc:  # outside a command's own handler (loading the libraries)
-        if _interrupted_query(exc):
+        if _interrupted(exc):
             return EXIT_INTERRUPTED
         internal_error(exc)
 
@@ -891,7 +891,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
-        if _interrupted_query(exc):
+        if _interrupted(exc):
             return EXIT_INTERRUPTED
         internal_error(exc)
 
@@ -900,7 +900,7 @@ def _main(argv: Sequence[str] | None) -> int:
 EXIT_INTERRUPTED = 130
 
 
-def _interrupted_query(exc: Exception) -> bool:
+def _interrupted(exc: Exception) -> bool:
     """A Ctrl-C that arrived as another exception: DuckDB turns one during a query into
     ``RuntimeError("Query interrupted")`` (its own SIGINT handler, installed while a
     query runs); Python wraps a KeyboardInterrupt raised while a class body is set up

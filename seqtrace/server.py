@@ -113,7 +113,7 @@ def _load_demo(store: SpanWriter) -> DemoLoaded | None:
     requests = [
         request for path in sorted(folder.glob("*.json")) for request in read_trace_file(str(path))
     ]
-    newest = last_span_end(requests)
+    oldest, newest = first_span_start(requests), last_span_end(requests)
     shift = time.time_ns() - newest if newest else 0
     same_ids = IdMap(keep=True)
     total = 0
@@ -127,10 +127,9 @@ def _load_demo(store: SpanWriter) -> DemoLoaded | None:
             for log_request in read_log_file(str(path)):
                 rewrite_logs(log_request, same_ids, shift)
                 store.write_logs(log_request)
-    first, last = first_span_start(requests), last_span_end(requests)
-    if not total or first is None or last is None:
+    if not total or oldest is None or newest is None:
         return None
-    return DemoLoaded(total, first, last)
+    return DemoLoaded(total, oldest + shift, newest + shift)
 
 
 def _ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
