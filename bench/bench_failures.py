@@ -29,10 +29,14 @@ in one process and measured by CPU as well as time: a new store in DIR is given
 ``--base`` requests of bench_ingest.py's flood (510 spans, fresh trace ids, starts spread
 over the hour before), then each of ``--repeat`` rounds writes ``--per-round`` more
 (``--per-round 100``: about a second of this VM's saturated collector), waits for the
-writer, and asks the report and the overview's stats. Prints per round the wall time and
-the process's CPU time of the report (the writer is idle then), and the medians.
+writer, and asks the report and the overview's stats; with ``--writing`` a thread writes
+all the time instead (as fast as the store takes it, the writer busy) and the report is
+asked every ``--pause`` seconds. DuckDB runs at one thread, so the report's CPU is its
+own thread's (``time.thread_time``; ``--profile FILE``: cProfile on that clock). Prints
+per round the report's wall and CPU time, and the medians.
 
     .venv/bin/python bench/bench_failures.py --flood /tmp/ff --base 3000 --repeat 20
+    .venv/bin/python bench/bench_failures.py --flood /tmp/ff --writing --pause 5 --repeat 10
 """
 
 from __future__ import annotations

@@ -48,9 +48,10 @@ SETTLE_NS: Final = 10 * 60 * 1_000_000_000
 MARGIN_NS: Final = HOUR_NS
 #: The backfill's spans per step, about: an hour's traces are split into as many parts (by
 #: a hash of the trace id) as it takes. One statement over a busy hour ran for 34 s (1.2M
-#: spans at the server's 384 MB, DuckDB spilling), during which the writer committed
-#: nothing and a flood that began then found the queue full; in 16 parts it took 0.75 s a
-#: part, 12 s in all (docs/performance.md, "#20", session 14).
+#: spans at the server's 384 MB, DuckDB spilling) or ran out of memory after 70 s (0.9M
+#: and 3.2M spans), the writer committing nothing meanwhile: a flood that began then found
+#: the queue full. In parts of this size each took 0.4-1.3 s, those hours 18-30 s in all
+#: (docs/performance.md, "#20", session 14).
 SPANS_PER_STEP: Final = 50_000
 #: Computed rows waiting for the writer, at most (more are dropped: only speed is lost).
 MAX_OFFERED_ROWS: Final = 50_000
