@@ -22,7 +22,8 @@ orchestrator counts the spans in the database and measures bytes per span on dis
 
 The store server takes `seqtrace serve`'s defaults; the environment can change them:
 SEQTRACE_DECODERS (decoder processes), SEQTRACE_DECODER_NICENESS (their niceness, default
-10 as `limits.decoder_niceness`), SEQTRACE_DB_MEMORY_MIB (DuckDB's memory limit),
+10 as `limits.decoder_niceness`), SEQTRACE_INGEST_NICENESS (the writer's and the request
+threads', default 10 as `limits.ingest_niceness`), SEQTRACE_DB_MEMORY_MIB (DuckDB's memory limit),
 SEQTRACE_MAX_QUEUE_MIB (the store's queue budget), SEQTRACE_MAX_INFLIGHT_MIB (the
 receivers' budget for request bodies).
 """
@@ -200,6 +201,8 @@ def serve(args: argparse.Namespace) -> None:
     from spanstore.base import WriteResult
 
     store: Any
+    # As the server: the writer and the request threads at limits.ingest_niceness.
+    ingest_niceness = int(os.environ.get("SEQTRACE_INGEST_NICENESS", "10"))
     if args.mode == "parse":
 
         class NullWriter:
@@ -238,6 +241,7 @@ def serve(args: argparse.Namespace) -> None:
             args.db,
             decoder_processes=decoders,
             decoder_niceness=niceness,
+            writer_niceness=ingest_niceness,
             memory_limit=f"{memory}MB",
             max_queue_bytes=queue_mib * 1024 * 1024,
         )
@@ -251,6 +255,7 @@ def serve(args: argparse.Namespace) -> None:
             http_port=None,
             grpc_workers=args.workers,
             max_inflight_bytes=inflight_mib * 1024 * 1024,
+            thread_niceness=ingest_niceness,
         ),
         store,
     )

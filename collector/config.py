@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from spanstore.config import MAX_NICENESS
+
 __all__ = ["MIB", "ReceiverConfig"]
 
 MIB = 1024 * 1024
@@ -48,6 +50,9 @@ class ReceiverConfig:
     max_inflight_bytes: int = 64 * MIB
     #: Seconds a request may wait in line for room in that budget before it is refused.
     admission_wait: float = 1.0
+    #: Steps nicer than the server the request threads run (0-19; Linux): under a flood
+    #: the server's reads get the CPU first (docs/config.md, "Reads under load").
+    thread_niceness: int = 0
 
     def validate(self) -> ReceiverConfig:
         """Raise ``ValueError`` naming the first bad setting; return ``self`` when all are fine."""
@@ -69,6 +74,11 @@ class ReceiverConfig:
         if self.max_grpc_message_bytes > 2**31 - 1:
             raise ValueError("max_grpc_message_bytes must be below 2 GiB")
         _positive_int("grpc_workers", self.grpc_workers)
+        niceness = self.thread_niceness
+        if isinstance(niceness, bool) or not isinstance(niceness, int):
+            raise ValueError(f"thread_niceness must be an integer, got {niceness!r}")
+        if not 0 <= niceness <= MAX_NICENESS:
+            raise ValueError(f"thread_niceness must be 0-{MAX_NICENESS}, got {niceness!r}")
         _positive_int("http_max_connections", self.http_max_connections)
         _positive_int("retry_after_seconds", self.retry_after_seconds)
         _positive_int("max_inflight_bytes", self.max_inflight_bytes)

@@ -9,6 +9,7 @@ checked from the call's metadata before the body is parsed at all.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from collector.config import ReceiverConfig
 from collector.errors import ErrorKind, IngestError, grpc_status
 from collector.ingest import Ingest
 from collector.signals import GRPC_METHODS, Signal, export_signal
+from spanstore.niceness import lower_thread_priority
 
 __all__ = ["EXPORT_METHOD", "GrpcReceiver", "format_address"]
 
@@ -130,7 +132,9 @@ class GrpcReceiver:
         assert config.grpc_port is not None
         server = grpc.server(
             futures.ThreadPoolExecutor(
-                max_workers=config.grpc_workers, thread_name_prefix="otlp-grpc"
+                max_workers=config.grpc_workers,
+                thread_name_prefix="otlp-grpc",
+                initializer=functools.partial(lower_thread_priority, config.thread_niceness),
             ),
             handlers=[_TraceService(self._ingest)],
             options=[

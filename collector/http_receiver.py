@@ -36,6 +36,7 @@ from collector.signals import (
     export_signal,
 )
 from httpbase import Answer, AnswerHandler
+from spanstore.niceness import lower_thread_priority
 
 __all__ = [
     "LOGS_PATH",
@@ -391,12 +392,14 @@ class _Server(ThreadingHTTPServer):
         tls: ssl.SSLContext | None,
         idle_timeout: float,
         max_connections: int,
+        thread_niceness: int = 0,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.otlp = handler
         self.tls = tls
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.thread_niceness = thread_niceness
         self.connections = _Connections()
         self._active = 0
         self._active_lock = threading.Lock()
@@ -420,6 +423,7 @@ class _Server(ThreadingHTTPServer):
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
+            lower_thread_priority(self.thread_niceness)  # the connection's own thread
             super().process_request_thread(request, client_address)
         finally:
             with self._active_lock:
@@ -495,6 +499,7 @@ class HttpReceiver:
                 tls,
                 config.http_idle_timeout,
                 config.http_max_connections,
+                config.thread_niceness,
             )
         except OSError as exc:
             target = format_address(config.host, config.http_port)

@@ -60,6 +60,7 @@ class FileConfig:
     db_memory_mib: int | None = None
     db_checkpoint_mib: int | None = None
     decoder_niceness: int | None = None
+    ingest_niceness: int | None = None
     keep_trace_shapes: bool | None = None
     limits: Limits = field(default_factory=Limits)
     rules: tuple[RedactionRule, ...] = ()
@@ -237,6 +238,7 @@ _SECTIONS: Final[dict[str, dict[str, Parser]]] = {
         "db_memory_mib": _positive_int,
         "db_checkpoint_mib": _positive_int,
         "decoder_niceness": _niceness,
+        "ingest_niceness": _niceness,
         "keep_trace_shapes": _flag,
     },
     "redaction": {"hash_key": _secret, "hash_key_file": _readable_file, "rules": lambda v: v},
@@ -367,6 +369,7 @@ def _apply_section(
             "db_memory_mib",
             "db_checkpoint_mib",
             "decoder_niceness",
+            "ingest_niceness",
             "keep_trace_shapes",
         ):
             if name in parsed:

@@ -42,6 +42,9 @@ DEFAULT_MAX_DIAGRAM_TRACES = 1000
 DEFAULT_DB_MEMORY_MIB = 384
 #: The decoder processes' niceness (``limits.decoder_niceness``): reads first under a flood.
 DEFAULT_DECODER_NICENESS = 10
+#: How much nicer the threads that take spans in run (``limits.ingest_niceness``): the
+#: receivers' request threads and the store's writer.
+DEFAULT_INGEST_NICENESS = 10
 # What to do when a listener cannot bind: said after the listener and the OS's reason.
 _PORT_HINT = (
     "; stop what holds that port, or pick another with --grpc-port/--http-port/--api-port "
@@ -361,6 +364,11 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
     db = settings.db
     tls = _ssl_context(settings.tls_cert, settings.tls_key)
     budget_bytes = settings.max_queue_mib * MIB
+    ingest_niceness = (
+        DEFAULT_INGEST_NICENESS
+        if settings.config.ingest_niceness is None
+        else settings.config.ingest_niceness
+    )
     receiver_settings: dict[str, Any] = {}
     if settings.max_http_body_mib is not None:
         receiver_settings["max_http_body_bytes"] = settings.max_http_body_mib * MIB
@@ -378,6 +386,7 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
             tls_key=settings.tls_key,
             cors_origins=settings.cors_origins,
             max_inflight_bytes=budget_bytes,
+            thread_niceness=ingest_niceness,
             **receiver_settings,
         ).validate()
     except ValueError as exc:
@@ -396,6 +405,7 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
                     if settings.config.decoder_niceness is None
                     else settings.config.decoder_niceness
                 ),
+                writer_niceness=ingest_niceness,
                 policy=policy,
                 retention=settings.config.retention,
             ),

@@ -852,6 +852,7 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
         max_queued_spans: int = 200_000,
         decoder_processes: int = 0,
         decoder_niceness: int = 0,
+        writer_niceness: int = 0,
         policy: IngestPolicy | None = None,
         retention: RetentionPolicy | None = None,
     ) -> None:
@@ -889,7 +890,9 @@ class ClickHouseStore(ClickHouseLogs, LogQueries, StoreReader):
         self._writer: WriterThread | None = None
         if not read_only and self.layout == "seqtrace":
             self._decode.start_processes(decoder_processes, decoder_niceness)
-            self._writer = WriterThread(_ClickHouseWriter(self), "seqtrace-ch-writer")
+            self._writer = WriterThread(
+                _ClickHouseWriter(self), "seqtrace-ch-writer", writer_niceness
+            )
             self._writer.start()
 
     # ------------------------------------------------------------------ opening

@@ -70,6 +70,9 @@ class IngestConfig:
     #: Their scheduling niceness (0-19, as ``nice``): above 0, reads in the server's own
     #: process get the CPU first when both want it (docs/config.md, "Reads under load").
     decoder_niceness: int = 0
+    #: The niceness the store's writer thread takes (0-19 steps nicer than the server;
+    #: Linux only): with ``decoder_niceness``, reads first under a flood.
+    writer_niceness: int = 0
     #: Spans that may wait for the writer before writes are refused (retryable).
     max_queued_spans: int = 200_000
     policy: IngestPolicy | None = None
@@ -79,11 +82,12 @@ class IngestConfig:
         if not all(isinstance(key, str) and key for key in self.entity_keys):
             raise ValueError(f"entity keys must be non-empty strings, got {self.entity_keys!r}")
         _count("decoder_processes", self.decoder_processes, 0)
-        _count("decoder_niceness", self.decoder_niceness, 0)
-        if self.decoder_niceness > MAX_NICENESS:
-            raise ValueError(
-                f"decoder_niceness must be at most {MAX_NICENESS}, got {self.decoder_niceness}"
-            )
+        for name in ("decoder_niceness", "writer_niceness"):
+            _count(name, getattr(self, name), 0)
+            if getattr(self, name) > MAX_NICENESS:
+                raise ValueError(
+                    f"{name} must be at most {MAX_NICENESS}, got {getattr(self, name)}"
+                )
         _count("max_queued_spans", self.max_queued_spans, 1)
         if self.policy is not None:
             self.policy.validate()

@@ -224,6 +224,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         decoder_processes: int = 0,
         decoder_niceness: int = 0,
+        writer_niceness: int = 0,
         policy: IngestPolicy | None = None,
         retention: RetentionPolicy | None = None,
         rows_per_commit: int = ROWS_PER_COMMIT,
@@ -333,7 +334,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             except BaseException:
                 self._db.close()  # release the file: nothing else holds it now
                 raise
-            self._writer = WriterThread(_DuckDBWriter(self), "seqtrace-writer")
+            self._writer = WriterThread(_DuckDBWriter(self), "seqtrace-writer", writer_niceness)
             self._writer.start()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:

@@ -21,6 +21,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
+from spanstore.niceness import lower_thread_priority
+
 if TYPE_CHECKING:
     from spanstore.decode.prepare import PreparedBatch
     from spanstore.logs import LogBatch
@@ -85,8 +87,10 @@ class WriterEngine(Protocol):
 class WriterThread:
     """The store's single writer thread over an engine (see the module docstring)."""
 
-    def __init__(self, engine: WriterEngine, name: str) -> None:
+    def __init__(self, engine: WriterEngine, name: str, niceness: int = 0) -> None:
         self._engine = engine
+        #: Steps nicer than the server the thread runs (spanstore/niceness.py).
+        self._niceness = niceness
         self._queue: queue.Queue[Queued | threading.Event | object] = queue.Queue()
         self._flush_lock = threading.Lock()
         self._flushers: list[threading.Event] = []
@@ -120,6 +124,7 @@ class WriterThread:
 
     def _run(self) -> None:
         engine = self._engine
+        lower_thread_priority(self._niceness)
         try:
             while True:
                 engine.prepare()

@@ -35,6 +35,9 @@ def test_defaults_follow_the_spec() -> None:
         ({"tls_cert": "/nonexistent.pem", "tls_key": "/nonexistent.key"}, "cannot read"),
         ({"cors_origins": ("example.com",)}, "cors origin"),
         ({"cors_origins": "https://a.example"}, "list of origins"),
+        ({"thread_niceness": 20}, "thread_niceness must be 0-19"),
+        ({"thread_niceness": -1}, "thread_niceness must be 0-19"),
+        ({"thread_niceness": True}, "thread_niceness must be an integer"),
     ],
 )
 def test_bad_settings_are_named(settings: dict[str, Any], message: str) -> None:

@@ -45,6 +45,7 @@ limits:
   db_memory_mib: 256
   db_checkpoint_mib: 16
   decoder_niceness: 0
+  ingest_niceness: 3
   keep_trace_shapes: false
 redaction:
   hash_key: {HASH_KEY}
@@ -80,6 +81,7 @@ def test_a_full_file_loads(tmp_path: Path) -> None:
     assert config.limits.max_attributes == 50 and config.limits.max_depth == 4
     assert config.query_timeout_seconds == 15.0 and config.db_memory_mib == 256
     assert config.db_checkpoint_mib == 16 and config.decoder_niceness == 0
+    assert config.ingest_niceness == 3
     assert config.keep_trace_shapes is False
     assert [r.name for r in config.rules] == ["emails", "*.card_number", "secrets"]
     assert config.rules[1].keep_last == 4 and config.hash_key == HASH_KEY.encode()
@@ -103,6 +105,8 @@ MISTAKES = [
     ("limits:\n  max_grpc_message_mib: 4096", "limits.max_grpc_message_mib: must be below"),
     ("limits:\n  decoder_niceness: 20", "limits.decoder_niceness: expected a niceness 0-19"),
     ("limits:\n  decoder_niceness: -1", "limits.decoder_niceness: expected a niceness 0-19"),
+    ("limits:\n  ingest_niceness: 20", "limits.ingest_niceness: expected a niceness 0-19"),
+    ("limits:\n  ingest_niceness: yes", "limits.ingest_niceness: expected a niceness 0-19"),
     ("limits:\n  keep_trace_shapes: 'no'", "limits.keep_trace_shapes: expected true or false"),
     ("retention:\n  max_age: -1d", "retention.max_age: expected a duration"),
     ("retention:\n  max_size: 10 parsecs", "retention.max_size: expected a size"),
@@ -209,6 +213,19 @@ def test_a_bad_file_is_exit_2_with_one_line(tmp_path: Path) -> None:
         assert "limits.max_queue_mib" in out.stderr and "Traceback" not in out.stderr
 
 
+def task_niceness(pid: int) -> dict[int, int]:
+    """Each thread of a process (Linux): its niceness, by thread id."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:  # a thread that ended meanwhile (a connection's)
+            continue
+        # Fields after "pid (comm) ": state is field 3, nice field 19.
+        found[int(task.name)] = int(stat.rsplit(")", 1)[1].split()[16])
+    return found
+
+
 def test_a_server_applies_the_file(tmp_path: Path) -> None:
     """`seqtrace serve --config`: tokens, entity keys, limits and redaction from the file;
     counts per rule on /api/v1/ingest-stats."""
@@ -231,6 +248,12 @@ def test_a_server_applies_the_file(tmp_path: Path) -> None:
         assert http_call(server.addresses["otlp-http"], body, headers)[0] == 401
         headers["Authorization"] = "Bearer in-tok-1234567"
         assert http_call(server.addresses["otlp-http"], body, headers)[0] == 200
+        # ingest_niceness: 3: the writer (and the request threads) run 3 steps nicer than
+        # the server's main thread; most threads (the reads' among them) do not.
+        niceness = task_niceness(server.process.pid)
+        main = niceness.pop(server.process.pid)
+        assert main + 3 in niceness.values()
+        assert list(niceness.values()).count(main) > list(niceness.values()).count(main + 3)
         source = HttpSource(server.api, "rd-tok-1234567")
         spans = source.trace(f"{1:032x}")["spans"]
         first = next(s for s in spans if s["span_id"] == f"{1:016x}")

@@ -86,3 +86,5 @@ def test_a_niceness_out_of_range_is_refused() -> None:
     for bad in (-1, 20, True):
         with pytest.raises(ValueError, match="decoder_niceness"):
             IngestConfig(decoder_niceness=bad).validate()  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="writer_niceness"):
+            IngestConfig(writer_niceness=bad).validate()  # type: ignore[arg-type]
