@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -56,11 +56,28 @@ TARGETS = {"spans_per_s": 50_000, "p99_ms": 150.0, "bytes_per_span": 100.0, "pea
 # ---------------------------------------------------------------------------- workload
 
 
+class Template(NamedTuple):
+    """A serialised request and where to stamp it: the byte offsets of every trace id
+    and, for a live flood, of every span's start and end time (fixed64, little-endian)."""
+
+    payload: bytes
+    id_offsets: list[int]
+    time_offsets: list[int]
+    built_unix_nano: int
+
+
 def build_templates(
-    count: int, spans: int, attrs: int, seed: int = 7
-) -> list[tuple[bytes, list[int]]]:
+    count: int, spans: int, attrs: int, seed: int = 7, live: bool = False
+) -> list[Template]:
     """``count`` serialised requests of ``spans`` spans, with the byte offsets of every
-    trace id so each send can stamp fresh ids in place (the store drops duplicates)."""
+    trace id so each send can stamp fresh ids in place (the store drops duplicates).
+
+    By default every span starts at a random moment of the hour before the templates were
+    built, and the ids differ by a per-send counter (what issue 2's ingest figures used).
+    ``live``: as traffic looks: a trace's spans start within a second of its root, the
+    roots within the two seconds before the send (each send moves its times to now), and
+    each send's ids are random, so neither the ids nor the times of what is written
+    follow an order the other does not."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
@@ -86,6 +103,9 @@ def build_templates(
         request = ExportTraceServiceRequest()
         per_service = spans // len(services)
         trace_ids = [os.urandom(16) for _ in range(max(1, spans // spans_per_trace))]
+        built = time.time_ns()
+        trace_starts = [built - rng.randint(1_000_000_000, 3_000_000_000) for _ in trace_ids]
+        times: list[int] = []
         span_no = 0
         for service, operation, flavour in services:
             resource_spans = request.resource_spans.add()
@@ -114,10 +134,16 @@ def build_templates(
                     if flavour == "http"
                     else (trace_pb2.Span.SPAN_KIND_CLIENT)
                 )
-                span.start_time_unix_nano = base_ns + rng.randint(0, 3_600_000_000_000)
+                if live:
+                    trace_start = trace_starts[trace_index]
+                    later = rng.randint(1_000_000, 1_000_000_000) if span.parent_span_id else 0
+                    span.start_time_unix_nano = trace_start + later
+                else:
+                    span.start_time_unix_nano = base_ns + rng.randint(0, 3_600_000_000_000)
                 span.end_time_unix_nano = span.start_time_unix_nano + rng.randint(
                     50_000, 90_000_000
                 )
+                times += (span.start_time_unix_nano, span.end_time_unix_nano)
                 status = 200 if rng.random() > 0.03 else rng.choice([500, 503, 404])
                 values: list[tuple[str, Any]] = [
                     ("http.request.method", rng.choice(["GET", "POST"])),
@@ -152,7 +178,14 @@ def build_templates(
             while at >= 0:
                 offsets.append(at)
                 at = payload.find(trace_id, at + 1)
-        templates.append((payload, offsets))
+        time_offsets = []
+        if live:  # start (field 7) and end (field 8) of every span, as fixed64, in order
+            at = -1  # (two spans may share a time: each is found after the one before)
+            for tag, value in zip(b"\x39\x41" * (len(times) // 2), times, strict=True):
+                at = payload.find(bytes([tag]) + value.to_bytes(8, "little"), at + 1)
+                assert at >= 0, "a span time not found in its request"
+                time_offsets.append(at + 1)
+        templates.append(Template(payload, offsets, time_offsets, built))
     return templates
 
 
@@ -160,27 +193,33 @@ class Stamper:
     """Fresh trace ids per send: overwrite the first 8 bytes of every trace id with a
     per-request counter. numpy does the 512 small writes in one call."""
 
-    def __init__(self, templates: list[tuple[bytes, list[int]]], stream: int) -> None:
+    def __init__(self, templates: list[Template], stream: int) -> None:
         import numpy as np
 
         self.np = np
         self.items = [
             (
-                np.frombuffer(payload, dtype=np.uint8),
-                (np.array(offsets)[:, None] + np.arange(8)).ravel(),
+                np.frombuffer(t.payload, dtype=np.uint8),
+                (np.array(t.id_offsets)[:, None] + np.arange(8)).ravel(),
+                (np.array(t.time_offsets, dtype=np.int64)[:, None] + np.arange(8)).ravel(),
+                t.built_unix_nano,
             )
-            for payload, offsets in templates
+            for t in templates
         ]
         self.stream = stream
         self.n = 0
 
     def next(self) -> bytes:
         np = self.np
-        template, index = self.items[self.n % len(self.items)]
+        template, index, times, built = self.items[self.n % len(self.items)]
         buffer = template.copy()
-        nonce = np.frombuffer(
-            ((self.stream << 40) | self.n | (os.getpid() << 48)).to_bytes(8, "big"), dtype=np.uint8
-        )
+        if times.size:  # live: random ids, times moved to now
+            nonce = np.frombuffer(os.urandom(8), dtype=np.uint8)
+            moved = buffer[times].view("<u8") + np.uint64(time.time_ns() - built)
+            buffer[times] = moved.view(np.uint8)
+        else:
+            counter = (self.stream << 40) | self.n | (os.getpid() << 48)
+            nonce = np.frombuffer(counter.to_bytes(8, "big"), dtype=np.uint8)
         buffer[index] = np.tile(nonce, len(index) // 8)
         self.n += 1
         return buffer.tobytes()
@@ -285,7 +324,7 @@ def serve(args: argparse.Namespace) -> None:
 def client(args: argparse.Namespace) -> None:
     import grpc
 
-    templates = build_templates(args.templates, args.spans, args.attrs)
+    templates = build_templates(args.templates, args.spans, args.attrs, live=args.live)
     stamper_lock = threading.Lock()
     stampers = [Stamper(templates, i) for i in range(max(args.streams, args.threads))]
     channels = [
@@ -515,6 +554,9 @@ def main() -> None:
     c.add_argument("--spans", type=int, default=512)
     c.add_argument("--attrs", type=int, default=10)
     c.add_argument("--templates", type=int, default=8)
+    c.add_argument(
+        "--live", action="store_true", help="traces as traffic sends them: now, random ids"
+    )
 
     args = parser.parse_args()
     if args.role == "serve":

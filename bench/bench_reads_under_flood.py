@@ -27,6 +27,13 @@ flood alone and with reads (with ``--alternate``: the slices with reads and thos
 without). On a machine the flood keeps busy, what the reads cost in CPU is what ingest
 loses to them.
 
+``--live`` floods as traffic does (``bench_ingest.py client --live``): each trace's spans
+start within a second of its root, the roots just before the send, and every send takes
+random trace ids. Without it (issue 20's flood, and every figure before session 15) a
+request's spans start anywhere in the hour before the client started and its trace ids
+carry a per-send counter: DuckDB then skips row groups by trace id, as it cannot with
+real, random ids, and not by time, as it can with real traffic.
+
 ``--without-reports`` leaves the failure report and the stats out (idle and under the
 flood): the report over a flooded hour is CPU-heavy Python work of its own, and without
 it the diagram, visibility, /healthz and ingest figures show the read path alone.
@@ -424,7 +431,7 @@ def idle_reads(api: str, entity: str, rounds: int, reports: bool = True) -> dict
 # ------------------------------------------------------------------------------ flood
 
 
-def flood(target: str, seconds: float, streams: int) -> subprocess.Popen[str]:
+def flood(target: str, seconds: float, streams: int, live: bool) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -442,6 +449,7 @@ def flood(target: str, seconds: float, streams: int) -> subprocess.Popen[str]:
             "510",
             "--warmup",
             "3",
+            *(["--live"] if live else []),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -601,6 +609,13 @@ def main() -> None:
         help="seconds between one (failure report, stats) pair and the next: 1 (default) asks"
         " them nearly back to back; 5 is one person with the Failures page in live mode",
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="the flood as traffic sends it (bench_ingest.py client --live): spans start"
+        " now, a trace's within a second, random trace ids; without it, the spans of a"
+        " request start anywhere in an hour and its ids carry a counter (issue 20's flood)",
+    )
     args = parser.parse_args()
     reports = not args.without_reports
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -624,7 +639,7 @@ def main() -> None:
     try:
         report["idle"] = idle_reads(server.api, args.entity, args.idle_rounds, reports)
         for _ in range(args.rounds):
-            process = flood(server.grpc, args.flood, args.streams)
+            process = flood(server.grpc, args.flood, args.streams, args.live)
             meter.follow_client(process.pid)
             time.sleep(4.0)  # the client's template build and warm-up
             began = time.time()
@@ -632,7 +647,7 @@ def main() -> None:
             cpu_alone = meter.use([(began, time.time())])
             settle_alone = wait_idle(server.api)
             readers = Readers(server.api, server.grpc, args.entity, reports, args.report_pause)
-            process = flood(server.grpc, args.flood, args.streams)
+            process = flood(server.grpc, args.flood, args.streams, args.live)
             meter.follow_client(process.pid)
             time.sleep(4.0)  # the client's template build and warm-up: read at full flood
             began = time.time()

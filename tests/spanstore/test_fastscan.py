@@ -173,6 +173,33 @@ def test_benchmark_requests_give_the_same_batch() -> None:
         assert check_same(payload, None)
 
 
+def test_a_live_flood_sends_now_with_random_ids() -> None:
+    """``bench_ingest.py client --live``: each send moves its spans to now (a trace's within
+    a second of its root, the roots 1-3 s before the send) and takes random trace ids; the
+    requests still decode the same both ways."""
+    import time
+
+    stamper = Stamper(build_templates(2, 510, 10, live=True), 0)
+    prefixes = set()
+    for _ in range(4):
+        time.sleep(0.05)  # the times move with the clock, not with the template
+        payload = stamper.next()
+        sent = time.time_ns()
+        assert check_same(payload)
+        request = ExportTraceServiceRequest.FromString(payload)
+        spans = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        assert len(spans) == 510
+        ages = [(sent - s.start_time_unix_nano) / 1e9 for s in spans]
+        assert 0 < min(ages) and max(ages) < 3.1
+        assert all(s.end_time_unix_nano > s.start_time_unix_nano for s in spans)
+        by_trace: dict[bytes, list[int]] = {}
+        for s in spans:
+            by_trace.setdefault(s.trace_id, []).append(s.start_time_unix_nano)
+        assert max(max(t) - min(t) for t in by_trace.values()) <= 10**9
+        prefixes |= {trace_id[:8] for trace_id in by_trace}
+    assert len(prefixes) == 4  # a random id prefix per send, not a counter
+
+
 @pytest.mark.parametrize(
     "path",
     [*sample_files(), *sorted(REAL_TRACES.glob("*.json"))],
