@@ -23,8 +23,8 @@ orchestrator counts the spans in the database and measures bytes per span on dis
 The store server takes `seqtrace serve`'s defaults; the environment can change them:
 SEQTRACE_DECODERS (decoder processes), SEQTRACE_DECODER_NICENESS (their niceness, default
 10 as `limits.decoder_niceness`), SEQTRACE_INGEST_NICENESS (the writer's and the request
-threads', default 10 as `limits.ingest_niceness`), SEQTRACE_DB_MEMORY_MIB (DuckDB's memory limit),
-SEQTRACE_MAX_QUEUE_MIB (the store's queue budget), SEQTRACE_MAX_INFLIGHT_MIB (the
+threads', default 10 as `limits.ingest_niceness`), SEQTRACE_DB_MEMORY_MIB (DuckDB's memory
+limit), SEQTRACE_MAX_QUEUE_MIB (the store's queue budget), SEQTRACE_MAX_INFLIGHT_MIB (the
 receivers' budget for request bodies).
 """
 
@@ -75,7 +75,7 @@ def build_templates(
     By default every span starts at a random moment of the hour before the templates were
     built, and the ids differ by a per-send counter (what issue 2's ingest figures used).
     ``live``: as traffic looks: a trace's spans start within a second of its root, the
-    roots within the two seconds before the send (each send moves its times to now), and
+    roots 1-3 s before the send (each send moves its times to now), and
     each send's ids are random, so neither the ids nor the times of what is written
     follow an order the other does not."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -191,7 +191,8 @@ def build_templates(
 
 class Stamper:
     """Fresh trace ids per send: overwrite the first 8 bytes of every trace id with a
-    per-request counter. numpy does the 512 small writes in one call."""
+    per-request counter (live templates: random bytes, and every span time moved by the
+    time since the template was built). numpy does the small writes in one call each."""
 
     def __init__(self, templates: list[Template], stream: int) -> None:
         import numpy as np

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from spanstore.config import MAX_NICENESS
+from spanstore.config import check_niceness
 
 __all__ = ["MIB", "ReceiverConfig"]
 
@@ -74,11 +74,7 @@ class ReceiverConfig:
         if self.max_grpc_message_bytes > 2**31 - 1:
             raise ValueError("max_grpc_message_bytes must be below 2 GiB")
         _positive_int("grpc_workers", self.grpc_workers)
-        niceness = self.thread_niceness
-        if isinstance(niceness, bool) or not isinstance(niceness, int):
-            raise ValueError(f"thread_niceness must be an integer, got {niceness!r}")
-        if not 0 <= niceness <= MAX_NICENESS:
-            raise ValueError(f"thread_niceness must be 0-{MAX_NICENESS}, got {niceness!r}")
+        check_niceness("thread_niceness", self.thread_niceness)
         _positive_int("http_max_connections", self.http_max_connections)
         _positive_int("retry_after_seconds", self.retry_after_seconds)
         _positive_int("max_inflight_bytes", self.max_inflight_bytes)

@@ -17,10 +17,12 @@ from spanstore.retention import RetentionPolicy
 __all__ = [
     "CHECKPOINT_THRESHOLD",
     "DEFAULT_MAX_QUEUE_BYTES",
+    "MAX_NICENESS",
     "ClickHouseConfig",
     "DuckDBConfig",
     "IngestConfig",
     "StoreConfig",
+    "check_niceness",
     "size_bytes",
 ]
 
@@ -54,6 +56,14 @@ def size_bytes(text: str) -> int:
         return 0
 
 
+def check_niceness(name: str, value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is a niceness step, 0 to ``MAX_NICENESS``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not 0 <= value <= MAX_NICENESS:
+        raise ValueError(f"{name} must be 0-{MAX_NICENESS}, got {value!r}")
+
+
 def _count(name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -82,12 +92,8 @@ class IngestConfig:
         if not all(isinstance(key, str) and key for key in self.entity_keys):
             raise ValueError(f"entity keys must be non-empty strings, got {self.entity_keys!r}")
         _count("decoder_processes", self.decoder_processes, 0)
-        for name in ("decoder_niceness", "writer_niceness"):
-            _count(name, getattr(self, name), 0)
-            if getattr(self, name) > MAX_NICENESS:
-                raise ValueError(
-                    f"{name} must be at most {MAX_NICENESS}, got {getattr(self, name)}"
-                )
+        check_niceness("decoder_niceness", self.decoder_niceness)
+        check_niceness("writer_niceness", self.writer_niceness)
         _count("max_queued_spans", self.max_queued_spans, 1)
         if self.policy is not None:
             self.policy.validate()
