@@ -29,18 +29,21 @@ spans, idle). Here the store does the counting and only the listed traces are re
    nothing. A kept row is never older than the data it shows.
    Under a flood, successive reports of the last hour analyse only the newly listed
    traces.
-5. The counting pass is kept too (:class:`KeptCounts`, one per server): step 1's rows for
-   every covered trace (``reader.failure_traces``), brought up to date at the next report
-   from the traces whose spans changed since (``reader.traces_changed_since``, listed by
-   the store as each write is queued) and those with a span where the range moved
-   (``reader.trace_ids_starting_in``), read alone (``failure_traces_of``). Each trace's
-   rows depend on its own spans in [lo, hi) only, so a trace that is in neither list has
-   the rows it had, and is covered while its root start stays in the range. Under a flood
-   a report reads the few thousand traces written since the last one, not every span of
-   the hour. Service reports, other stores and ranges that jumped count from scratch.
+5. The counting pass is kept too (:class:`KeptCounts`, one per server): per trace with a
+   span within an hour of the range, counts that merge (the earliest parentless span and
+   the earliest span, the last start, the span count, the span ids' hashes xor-ed) and
+   its possible errors, over the committed spans below a row id
+   (``reader.failure_parts``). The next report reads only the spans committed since
+   (DuckDB skips the row groups below that row id) and those not committed yet, merges
+   them in, and counts again whole the traces with a span where the searched range
+   moved (``reader.trace_ids_starting_in``). Each trace's rows depend on its own spans in
+   [lo, hi) only, so the rows derived equal ``reader.failure_traces`` of the range. Row
+   ids move only when rows are deleted: any deletion (retention marks one before and
+   after it deletes) starts the counts over. Under a flood a report reads the spans
+   written since the last one, not every span of the hour, however many traces they
+   touch. Service reports, other stores and ranges that jumped count from scratch.
    A range covering more than ``MAX_KEPT_TRACES`` traces is not kept, and the reports
-   that follow it (the whole store's, say) count with ``failure_candidates`` as they
-   would without kept counts (``failure_traces`` returns a row for every covered trace).
+   that follow it count with ``failure_candidates`` as they would without kept counts.
 
 The summary's counts are the exact ones of step 1. ``omitted_traces`` (an addition to the
 SPEC's shape) counts the failing traces not listed; when it is not 0, ``summary.patterns``
@@ -56,6 +59,7 @@ row newer than the counts (never an error counted twice or lost from the counts)
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +70,8 @@ import polars as pl
 from analyzer.failures import errors_among, failure_report, report_json
 from spanstore import SpanReader
 from spanstore.model import HOUR_NS
+from spanstore.reader import FAILURE_CANDIDATES_SCHEMA
+from spanstore.reader import FAILURE_PARTS_SCHEMA as PARTS_SCHEMA
 
 __all__ = ["LISTED_TRACES", "KeptCounts", "KeptRows", "store_failure_report"]
 
@@ -78,6 +84,8 @@ EntitiesFor = Callable[[list[str]], Mapping[str, Mapping[str, Sequence[str]]]]
 #: and the store's deletion generation (``_deletions``).
 Fingerprint: TypeAlias = tuple[int, ...]
 _FINGERPRINT: Final = ("trace_spans", "first_start", "last_start", "span_hash")
+#: The columns failure_traces' rows carry per trace besides its id.
+_FINGERPRINT_OF_ROWS: Final = ("root_start", *_FINGERPRINT)
 #: An hour no span starts in: its data version changes only when the store marks every
 #: hour changed, which it does after each retention step (``ChangeLog.mark_all``).
 _QUIET_HOUR: Final = (1 << 62, (1 << 62) + HOUR_NS)
@@ -129,21 +137,53 @@ class KeptRows:
 
 
 #: A kept count is brought up to date while its range moved forward by at most this much
-#: (the spans at the moved edges are read again) and at most this many traces changed
-#: since; past either, counting from scratch costs about the same.
+#: (the traces with a span where the searched range moved are counted again whole); past
+#: it, counting from scratch costs about the same.
 FOLLOW_STEP_NS: Final = 15 * 60 * 1_000_000_000
-MAX_CHANGED_TRACES: Final = 10_000
-#: Counts of ranges covering more traces than this are not kept (memory: ~110 bytes a row,
-#: a few ranges kept at once).
+#: Counts of more traces than this (those with a span within an hour of the range) are
+#: not kept (memory: ~150 bytes a trace, a few ranges kept at once).
 MAX_KEPT_TRACES: Final = 200_000
+#: Kept counts older than this that the store's writer did not bring up to date
+#: (spanstore/failure_parts_log.py: nobody watched) are counted again from scratch.
+UNLOGGED_DELTA_S: Final = 20.0
+#: A range found too large to keep is counted again whole (to see whether it still is)
+#: after this long.
+REMEASURE_S: Final = 300.0
+
+#: The per-trace counts of failure_parts (failure_parts_rows.sql) that merge.
+_TRACE_COLUMNS: Final = (
+    "trace_id",
+    "rooted_start",
+    "rooted_id",
+    "first_start",
+    "first_id",
+    "last_start",
+    "trace_spans",
+    "span_hash",
+)
+#: A possible error's columns (failure_candidates' spellings).
+_SPAN_COLUMNS: Final = (
+    "trace_id",
+    "span_id",
+    "service_name",
+    "kind",
+    "status_code",
+    "status_message",
+    "exception_type",
+    "exception_message",
+    "http_status_code",
+)
 
 
 @dataclass(frozen=True)
 class _Counted:
-    token: int  # the store's change token taken before the rows were read
+    deletions: int  # the store's deletion generation (``_deletions``) when counted
+    next_rowid: int  # every committed span below this row id is counted
     start: int
     end: int
-    rows: pl.DataFrame  # failure_traces' rows for [start, end)
+    traces: pl.DataFrame  # _TRACE_COLUMNS of every trace with a span in [lo, hi)
+    spans: pl.DataFrame  # _SPAN_COLUMNS of their possible errors
+    counted_at: float  # time.monotonic() when brought up to date
 
     def followed_by(self, start: int, end: int) -> bool:
         return _follows(self.start, self.end, start, end)
@@ -155,7 +195,8 @@ class _TooLarge:
 
     start: int
     end: int
-    covered: int  # the traces (or rows) it covered
+    covered: int  # the traces it covered (or had within an hour of it, counted by rows())
+    measured: float  # time.monotonic() when ``covered`` was counted
 
     def followed_by(self, start: int, end: int) -> bool:
         return _follows(self.start, self.end, start, end)
@@ -168,11 +209,22 @@ def _follows(start: int, end: int, next_start: int, next_end: int) -> bool:
 class KeptCounts:
     """The counting pass of the latest reports (step 5 of the module's docstring).
 
+    Per trace with a span within an hour of the range (where a report searches whole
+    traces) it keeps counts that merge: the earliest parentless span and the earliest
+    span (start, then span id), the last start, the span count and the span ids' hashes
+    xor-ed; and the spans that may be errors. They count the committed spans below a row
+    id. The next report reads only the spans committed since (DuckDB skips the row
+    groups below that row id) and those not committed yet, merges them in, and counts
+    again whole the traces with a span where the searched range moved. Each trace's
+    rows depend on its own spans in the searched range alone, so the rows it derives are
+    those of ``failure_traces`` (tests/analyzer/test_failures_kept_counts.py). Row ids
+    move only when rows are deleted: any deletion (retention) starts the counts over.
+
     A few ranges are kept (the Failures page's and the overview's, say); a report takes
     the newest one its range follows, and replaces it with its own. A range covering more
     than ``MAX_KEPT_TRACES`` traces (the whole store, say) is not kept, and the reports
-    that follow it count with ``failure_candidates``: ``failure_traces`` returns a row for
-    every covered trace, more than the possible errors alone, which only pays when kept."""
+    that follow it count with ``failure_candidates``: that reads fewer rows than these
+    counts, which only pay when kept."""
 
     def __init__(self, capacity: int = 4) -> None:
         self.capacity = capacity
@@ -181,74 +233,192 @@ class KeptCounts:
         self._lock = threading.Lock()
 
     def rows(self, reader: SpanReader, start: int, end: int) -> pl.DataFrame | None:
-        """``reader.failure_traces(start, end)``, from a kept answer where one follows;
+        """``reader.failure_traces(start, end)``, from kept counts where they follow;
         None when the report should count with ``failure_candidates`` instead (then tell
         :meth:`counted` what it covered): the reader cannot answer, or the range follows
         one too large to keep."""
-        with self._lock:  # one report at a time brings the kept rows up to date
-            followed = [kept for kept in self._kept if kept.followed_by(start, end)]
-            base = max(followed, key=lambda kept: kept.token, default=None)
+        with self._lock:  # one report at a time brings the kept counts up to date
+            deletions = _deletions(reader)
+            if deletions is None:
+                return None
+            followed = [
+                kept
+                for kept in self._kept
+                if kept.followed_by(start, end) and kept.deletions == deletions
+            ]
+            base = max(followed, key=lambda kept: kept.next_rowid, default=None)
             if base is None:
                 large = [r for r in self._too_large if r.followed_by(start, end)]
                 if large and large[-1].covered > MAX_KEPT_TRACES:  # the newest one
                     return None
-            answer = reader.traces_changed_since(None if base is None else base.token)
-            if answer is None:
+            counted = _counted(reader, base, start, end, deletions)
+            if counted is None:
                 return None
-            token, changed = answer
-            rows = None
-            if base is not None and changed is not None and len(changed) <= MAX_CHANGED_TRACES:
-                rows = _up_to_date(reader, base, start, end, changed)
-            if rows is None:
-                rows = reader.failure_traces(start, end)
-            if rows is None:
-                return None
+            kept, shown_traces, shown_spans = counted
             if base is not None:
                 self._kept.remove(base)
-            if rows.height <= MAX_KEPT_TRACES:
-                self._kept.append(_Counted(token, start, end, rows))
+            if _deletions(reader) != deletions:
+                # Retention deleted rows meanwhile: row ids may have moved. Count again
+                # in one statement, and keep nothing from this round.
+                return reader.failure_traces(start, end)
+            traces = _merged(kept.traces, shown_traces)
+            if traces.height <= MAX_KEPT_TRACES:
+                self._kept.append(kept)
                 del self._kept[: -self.capacity]
+                reader.watch_failure_parts(kept.next_rowid)
             else:
-                self._note(start, end, rows.height)
-            return rows
+                self._note(start, end, traces.height)
+            return _failure_rows(traces, pl.concat([kept.spans, shown_spans]), start, end)
 
     def counted(self, start: int, end: int, covered: int) -> None:
         """A report of [start, end) that :meth:`rows` declined counted ``covered`` traces
         with ``failure_candidates``: the next report of a range following it counts the
-        same way while it covers more than ``MAX_KEPT_TRACES``, else its counts are kept."""
+        same way while it covers more than ``MAX_KEPT_TRACES``, else its counts are kept.
+        The traces kept are those within an hour of the range, more than it covers: a
+        range measured too large by that count stays so (for ``REMEASURE_S``) whatever
+        ``covered`` says, or the reports would count both ways in turn."""
         with self._lock:
-            self._note(start, end, covered)
+            now = time.monotonic()
+            known = [
+                r
+                for r in self._too_large
+                if r.followed_by(start, end) and now - r.measured < REMEASURE_S
+            ]
+            if known and known[-1].covered > covered:
+                self._note(start, end, known[-1].covered, known[-1].measured)
+            else:
+                self._note(start, end, covered, now)
 
-    def _note(self, start: int, end: int, covered: int) -> None:
+    def _note(self, start: int, end: int, covered: int, measured: float | None = None) -> None:
         self._too_large = [r for r in self._too_large if not r.followed_by(start, end)]
-        self._too_large.append(_TooLarge(start, end, covered))
+        when = time.monotonic() if measured is None else measured
+        self._too_large.append(_TooLarge(start, end, covered, when))
         del self._too_large[: -self.capacity]
 
 
-def _up_to_date(
-    reader: SpanReader, base: _Counted, start: int, end: int, changed: Sequence[bytes]
-) -> pl.DataFrame | None:
-    """``base``'s rows for [start, end): read again for the traces whose spans changed
-    and those with a span where the searched range [lo, hi) or the range's end moved (a
-    root may enter the range there); the others keep their rows while their root start
-    is in the range (the start only moves forward: a root it passed never comes back)."""
-    edges = reader.trace_ids_starting_in(
-        [
-            (base.start - HOUR_NS, start - HOUR_NS),
-            (base.end, end),
-            (base.end + HOUR_NS, end + HOUR_NS),
-        ]
-    )
-    again = sorted({*changed, *edges})
-    fresh = reader.failure_traces(start, end, again) if again else None
-    if again and fresh is None:
+def _counted(
+    reader: SpanReader, base: _Counted | None, start: int, end: int, deletions: int
+) -> tuple[_Counted, pl.DataFrame, pl.DataFrame] | None:
+    """(the counts to keep for [start, end), the per-trace counts and possible errors of
+    the spans shown this once: not committed yet, or committed after the counted row id
+    by the time a second statement ran)."""
+    edges: list[bytes] = []
+    since = 0
+    logged: pl.DataFrame | None = None
+    if base is not None:
+        # The traces with a span where the searched range [lo, hi) moved: counted again
+        # whole (their spans that left it, or that were outside it when counted).
+        edges = reader.trace_ids_starting_in(
+            [(base.start - HOUR_NS, start - HOUR_NS), (base.end + HOUR_NS, end + HOUR_NS)]
+        )
+        since = base.next_rowid
+        # What the store's writer counted of its commits since (while reports watch):
+        # only what it committed after that, and what it has not committed, is read.
+        kept_by_writer = reader.logged_failure_parts(start, end, since)
+        if kept_by_writer is not None:
+            since, logged, beyond = kept_by_writer
+            edges = sorted({*edges, *beyond})
+        elif time.monotonic() - base.counted_at > UNLOGGED_DELTA_S:
+            # Everything committed since, read from the store, would cost more than
+            # counting from scratch (a flood's 30 s: 2.8 s against 0.8 s).
+            return _counted(reader, None, start, end, deletions)
+    answer = reader.failure_parts(start, end, since)
+    if answer is None:
         return None
-    kept = base.rows.filter(
-        ~pl.col("trace_id").is_in([trace_id.hex() for trace_id in again])
-        & (pl.col("root_start") >= start)
-        & (pl.col("root_start") < end)
+    next_rowid, parts = answer
+    if logged is not None and logged.height:
+        parts = pl.concat([logged, parts])
+    traces, spans = _split(parts, stored=True)
+    if logged is not None and logged.height:
+        traces = _combined(traces)  # a trace may have rows of several commits
+    shown_traces, shown_spans = _split(parts, stored=False)
+    if base is not None:
+        outside = ~pl.col("trace_id").is_in([trace_id.hex() for trace_id in edges])
+        traces = _merged(base.traces.filter(outside), traces.filter(outside))
+        spans = pl.concat([base.spans.filter(outside), spans.filter(outside)])
+        shown_traces, shown_spans = shown_traces.filter(outside), shown_spans.filter(outside)
+        if edges:
+            whole = reader.failure_parts(start, end, trace_ids=edges, next_rowid=next_rowid)
+            if whole is None:
+                return None
+            edge_traces, edge_spans = _split(whole[1], stored=True)
+            traces, spans = pl.concat([traces, edge_traces]), pl.concat([spans, edge_spans])
+            more_traces, more_spans = _split(whole[1], stored=False)
+            shown_traces = pl.concat([shown_traces, more_traces])
+            shown_spans = pl.concat([shown_spans, more_spans])
+    kept = _Counted(deletions, next_rowid, start, end, traces, spans, time.monotonic())
+    return kept, _merged(shown_traces), shown_spans
+
+
+def _split(parts: pl.DataFrame, *, stored: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """failure_parts' rows of one ``stored`` value: (per-trace counts merged, one row a
+    trace; the possible errors)."""
+    mine = parts.filter(pl.col("stored") == stored)
+    traces = mine.filter(pl.col("row_kind") == "trace").select(_TRACE_COLUMNS)
+    spans = mine.filter(pl.col("row_kind") == "span").select(_SPAN_COLUMNS)
+    return traces, spans
+
+
+def _merged(*frames: pl.DataFrame) -> pl.DataFrame:
+    """Per-trace counts of several frames (each with one row a trace) as one row a
+    trace: the rows of traces in more than one frame are combined, the others kept."""
+    frames = tuple(f for f in frames if f.height)
+    if not frames:
+        return pl.DataFrame(schema={n: PARTS_SCHEMA[n] for n in _TRACE_COLUMNS})
+    merged = frames[0]
+    for other in frames[1:]:
+        ids = other["trace_id"].to_list()
+        shared = merged.filter(pl.col("trace_id").is_in(ids))
+        if shared.height == 0:
+            merged = pl.concat([merged, other])
+            continue
+        combined = _combined(pl.concat([shared, other]))
+        merged = pl.concat([merged.filter(~pl.col("trace_id").is_in(ids)), combined])
+    return merged
+
+
+def _combined(traces: pl.DataFrame) -> pl.DataFrame:
+    """Per-trace counts with one row a trace, however many rows a trace had."""
+    first = pl.col("first_start").min()
+    rooted = pl.col("rooted_start").min()
+    return traces.group_by("trace_id").agg(
+        rooted.alias("rooted_start"),
+        pl.col("rooted_id").filter(pl.col("rooted_start") == rooted).min(),
+        first.alias("first_start"),
+        pl.col("first_id").filter(pl.col("first_start") == first).min(),
+        pl.col("last_start").max(),
+        pl.col("trace_spans").sum(),
+        pl.col("span_hash").bitwise_xor(),
     )
-    return kept if fresh is None else pl.concat([kept, fresh])
+
+
+def _failure_rows(traces: pl.DataFrame, spans: pl.DataFrame, start: int, end: int) -> pl.DataFrame:
+    """failure_traces' rows from the per-trace counts (one row a trace) and possible
+    errors: the traces whose root starts in [start, end), each possible error of theirs
+    with ``is_root`` (it is the root: the earliest parentless span, else the earliest
+    span), a trace without one as one row of nulls; each with its root start and
+    fingerprint."""
+    covered = (
+        traces.with_columns(
+            pl.coalesce("rooted_start", "first_start").alias("root_start"),
+            pl.when(pl.col("rooted_start").is_not_null())
+            .then(pl.col("rooted_id"))
+            .otherwise(pl.col("first_id"))
+            .alias("root_id"),
+        )
+        .filter((pl.col("root_start") >= start) & (pl.col("root_start") < end))
+        .select("trace_id", "root_id", *_FINGERPRINT_OF_ROWS)
+    )
+    errors = spans.join(covered, on="trace_id", how="inner").with_columns(
+        (pl.col("span_id") == pl.col("root_id")).alias("is_root")
+    )
+    quiet = covered.join(errors.select("trace_id").unique(), on="trace_id", how="anti")
+    columns = list(FAILURE_CANDIDATES_SCHEMA)
+    rows = pl.concat(
+        [errors.select(columns), quiet.select("trace_id", *_FINGERPRINT_OF_ROWS)],
+        how="diagonal_relaxed",
+    )
+    return rows.select(columns).cast(dict(FAILURE_CANDIDATES_SCHEMA))  # type: ignore[arg-type]
 
 
 def _copied(row: dict[str, Any]) -> dict[str, Any]:

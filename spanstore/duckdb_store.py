@@ -26,6 +26,7 @@ from typing import Any, Final, Literal, NoReturn, TypeVar, cast
 import duckdb
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -42,7 +43,7 @@ from spanstore.base import (
     WriteResult,
 )
 from spanstore.budget import MemoryBudget
-from spanstore.changes import NO_TRACES, ChangeLog, hours_of
+from spanstore.changes import ChangeLog, hours_of
 from spanstore.config import CHECKPOINT_THRESHOLD, DEFAULT_MAX_QUEUE_BYTES, size_bytes
 from spanstore.deadline import (
     call_at,
@@ -56,14 +57,16 @@ from spanstore.decode.prepare import PreparedBatch
 from spanstore.dedup import SeenFilter, key_hashes, key_hashes_from_buffer
 from spanstore.dialect import SpanLayout, parameter_names, query_names, sql_text
 from spanstore.duckdb_logs import DuckDBLogs
+from spanstore.failure_parts_log import FailurePartsLog
 from spanstore.journal import Journal, JournalError, has_segments, journal_dir
 from spanstore.log_reader import LogQueries
 from spanstore.logs import LogBatch, is_log_record
 from spanstore.policy import IngestPolicy
 from spanstore.query import rawattrs
 from spanstore.query.compiler import DUCKDB as DUCKDB_QUERY_TARGET
-from spanstore.reader import StoreReader
+from spanstore.reader import FAILURE_PARTS_SCHEMA, StoreReader
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
+from spanstore.rows import frame
 from spanstore.trace_shapes import TraceShapeKeeper
 from spanstore.unseen import (
     UnseenSnapshot,
@@ -321,9 +324,14 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 raise
         self._waiting = WaitingSpans(max_queued_spans)
         self.queue_budget = MemoryBudget(max_queue_bytes)
+        #: The failure report's counts of each commit, while a report watches
+        #: (spanstore/failure_parts_log.py).
+        self._failure_parts: FailurePartsLog | None = None if read_only else FailurePartsLog()
         self._retention: RetentionEnforcer | None = None
         if not read_only and retention is not None and retention.enabled:
-            self._retention = RetentionEnforcer(retention, self.path)
+            self._retention = RetentionEnforcer(
+                retention, self.path, before_delete=self._rows_may_move
+            )
         #: The writer's upkeep of the kept trace shapes (spanstore/trace_shapes.py).
         if not read_only and keep_trace_shapes:
             self._trace_shapes = TraceShapeKeeper(sql)
@@ -482,10 +490,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                         self._queued_seq = seq
                     # Readers see it from now on (spanstore/unseen.py): a result kept from
                     # before must not outlive it (the commit marks its hours again).
-                    self._changes.mark(
-                        hours_of(batch.spans.column("start_unix_nano")),
-                        batch.spans.column("trace_id"),
-                    )
+                    self._changes.mark(hours_of(batch.spans.column("start_unix_nano")))
                     self._writer.put(Queued(batch, seq, nbytes))
                 else:
                     self.queue_budget.release(nbytes)
@@ -771,6 +776,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             return
         tx.open = False
         self._loaded(tx.seq)
+        self._count_failure_parts(con)
         if whole_row_group:
             self._checkpoint(con)
         if self._retention is not None:
@@ -791,9 +797,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
     def _loaded(self, seq: int) -> None:
         """Everything up to journal record ``seq`` is committed in DuckDB."""
         # After the commit, never before: a reader that took the version before its
-        # query then sees it change (spanstore/changes.py). Readers saw these spans
-        # already, from the moment they were queued (``write``): no trace is new.
-        self._changes.mark(self._tx_hours, NO_TRACES)
+        # query then sees it change (spanstore/changes.py).
+        self._changes.mark(self._tx_hours)
         if self._trace_shapes is not None:
             self._trace_shapes.committed(self._tx_hours)
         self._tx_hours = set()
@@ -929,6 +934,34 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 # must not drop every kept answer (stats, SLO days, diagrams, failure rows).
                 self._changes.mark_all()
 
+    def _rows_may_move(self) -> None:
+        """Retention is about to delete rows: kept answers and row ids are void."""
+        self._changes.mark_all()
+        if self._failure_parts is not None:
+            self._failure_parts.reset()
+
+    def _count_failure_parts(self, con: duckdb.DuckDBPyConnection) -> None:
+        """After a commit, while a failure report watches: count the spans committed
+        since the last count for the next reports (spanstore/failure_parts_log.py)."""
+        parts = self._failure_parts
+        since = None if parts is None or self._broken is not None else parts.next_since()
+        if parts is None or since is None:
+            return
+        try:
+            table = con.sql(
+                sql("failure_parts_committed"), params={"since": since}
+            ).to_arrow_table()
+        except Exception as exc:
+            # Derived counts: a failure costs the next report's speed only.
+            parts.reset()
+            if _is_fatal(exc):
+                self._mark_broken(exc)
+            return
+        rows = frame(table, FAILURE_PARTS_SCHEMA)
+        position = rows.filter(pl.col("row_kind") == "position")["next_rowid"]
+        next_rowid = int(position[0]) if len(position) and position[0] is not None else since
+        parts.append(since, next_rowid, rows.filter(pl.col("row_kind") != "position"))
+
     def _keep_trace_shapes(self, con: duckdb.DuckDBPyConnection, *, idle: bool) -> None:
         """Between transactions: keep the trace shapes reads computed; when ``idle``
         (no batch waiting) and none were offered, backfill one hour's."""
@@ -977,6 +1010,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             self._known_scopes.clear()
             self._reopens += 1
             self._broken = None
+            if self._failure_parts is not None:
+                self._failure_parts.reset()  # counted again from a report's own row id
             log.warning("reopened %s; writes resume", self.path)
             return fresh
 
@@ -1212,11 +1247,19 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         # writing while this one holds it, so the versions stay 0.
         return [self._changes.version(start, end) for start, end in ranges]
 
-    def traces_changed_since(self, token: int | None) -> tuple[int, list[bytes] | None] | None:
-        # Listed when a batch is queued, before its client is acknowledged (``write``):
-        # an answer brought up to date from the list holds every acknowledged span.
-        generation, ids = self._changes.traces_since(token)
-        return generation, None if ids is None else ids.to_pylist()
+    def _logged_failure_parts(self, since_rowid: int) -> tuple[int, pl.DataFrame] | None:
+        parts = self._failure_parts
+        found = None if parts is None else parts.since(since_rowid)
+        if found is None:
+            return None
+        next_rowid, frames = found
+        if not frames:
+            return next_rowid, pl.DataFrame(schema=FAILURE_PARTS_SCHEMA)
+        return next_rowid, pl.concat(frames) if len(frames) > 1 else frames[0]
+
+    def watch_failure_parts(self, next_rowid: int) -> None:
+        if self._failure_parts is not None and not self._closed:
+            self._failure_parts.watch(next_rowid)
 
 
 class _DuckDBDialect:

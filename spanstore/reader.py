@@ -43,6 +43,7 @@ from spanstore.rows import (
 
 __all__ = [
     "FAILURE_CANDIDATES_SCHEMA",
+    "FAILURE_PARTS_SCHEMA",
     "FLOW_ROOTS_SCHEMA",
     "FLOW_SHAPES_SCHEMA",
     "RECENT_TRACES_SCHEMA",
@@ -88,6 +89,29 @@ FAILURE_CANDIDATES_SCHEMA: Final[dict[str, pl.DataType]] = {
     "first_start": pl.Int64(),
     "last_start": pl.Int64(),
     "span_hash": pl.UInt64(),
+}
+
+#: failure_parts / failure_parts_of (the DuckDB files say what the rows are).
+FAILURE_PARTS_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "row_kind": pl.String(),
+    "trace_id": pl.String(),
+    "stored": pl.Boolean(),
+    "rooted_start": pl.Int64(),
+    "rooted_id": pl.String(),
+    "first_start": pl.Int64(),
+    "first_id": pl.String(),
+    "last_start": pl.Int64(),
+    "trace_spans": pl.Int64(),
+    "span_hash": pl.UInt64(),
+    "span_id": pl.String(),
+    "service_name": pl.String(),
+    "kind": pl.String(),
+    "status_code": pl.String(),
+    "status_message": pl.String(),
+    "exception_type": pl.String(),
+    "exception_message": pl.String(),
+    "http_status_code": pl.Int64(),
+    "next_rowid": pl.Int64(),
 }
 
 THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -433,26 +457,78 @@ class StoreReader:
         rows = frame(table, FAILURE_CANDIDATES_SCHEMA).filter(pl.col("trace_id").is_not_null())
         return traces, rows
 
-    def failure_traces(
-        self,
-        start_unix_nano: int,
-        end_unix_nano: int,
-        trace_ids: Sequence[bytes] | None = None,
-    ) -> pl.DataFrame | None:
+    def failure_traces(self, start_unix_nano: int, end_unix_nano: int) -> pl.DataFrame | None:
         """``failure_candidates``' rows (no service) for every covered trace, a trace
-        without a possible error as one row whose span columns are null; with
-        ``trace_ids`` (as ``traces_changed_since`` gives them), those traces' rows alone.
-        None when the dialect does not answer it (the failure report then counts with
-        ``failure_candidates`` every time)."""
+        without a possible error as one row whose span columns are null (what the kept
+        counts of ``failure_parts`` give, counted in one statement). None when the
+        dialect does not answer it."""
         if not self._dialect.has_query("failure_traces"):
             return None
         params = self._around(start_unix_nano, end_unix_nano, HOUR_NS) | {"service": None}
+        return frame(self._table("failure_traces", params), FAILURE_CANDIDATES_SCHEMA)
+
+    def failure_parts(
+        self,
+        start_unix_nano: int,
+        end_unix_nano: int,
+        since_rowid: int = 0,
+        trace_ids: Sequence[bytes] | None = None,
+        next_rowid: int = 0,
+    ) -> tuple[int, pl.DataFrame] | None:
+        """(the row id to start the next call at, FAILURE_PARTS_SCHEMA rows): the failure
+        report's per-trace counts and possible errors over the spans within an hour of
+        [start, end) that were committed at row id ``since_rowid`` or later or are not
+        committed yet; with ``trace_ids``, every span of those traces (committed rows
+        from ``next_rowid`` on are not ``stored``). None when the dialect does not answer
+        it (row ids: DuckDB's own store only)."""
+        if not self._dialect.has_query("failure_parts"):
+            return None
+        bounds = self._around(start_unix_nano, end_unix_nano, HOUR_NS)
         if trace_ids is None:
-            return frame(self._table("failure_traces", params), FAILURE_CANDIDATES_SCHEMA)
-        tables = self._id_tables("failure_traces_of", sorted(set(trace_ids)), **params)
-        if not tables:
-            return pl.DataFrame(schema=FAILURE_CANDIDATES_SCHEMA)
-        return pl.concat([frame(table, FAILURE_CANDIDATES_SCHEMA) for table in tables])
+            params = {"lo": bounds["lo"], "hi": bounds["hi"], "since": since_rowid}
+            tables = [self._table("failure_parts", params)]
+        else:
+            ids = sorted(set(trace_ids))
+            params = {"lo": bounds["lo"], "hi": bounds["hi"], "next": next_rowid}
+            tables = self._id_tables("failure_parts_of", ids, **params)
+            if not tables:
+                return next_rowid, pl.DataFrame(schema=FAILURE_PARTS_SCHEMA)
+        rows = pl.concat([frame(table, FAILURE_PARTS_SCHEMA) for table in tables])
+        position = rows.filter(pl.col("row_kind") == "position")["next_rowid"]
+        found = int(position[0]) if len(position) and position[0] is not None else next_rowid
+        return found, rows.filter(pl.col("row_kind") != "position")
+
+    def logged_failure_parts(
+        self, start_unix_nano: int, end_unix_nano: int, since_rowid: int
+    ) -> tuple[int, pl.DataFrame, list[bytes]] | None:
+        """``failure_parts`` of the spans committed from row id ``since_rowid`` on, from
+        the counts this store's writer kept of each commit (spanstore/failure_parts_log.py)
+        instead of the store: (the row id after them, the ``stored`` rows of the traces
+        whose counted spans all lie within an hour of [start, end), the ids (as stored)
+        of the others: the writer counted every start time, so those are counted again
+        whole). None when the writer kept none from there (``failure_parts`` reads them)."""
+        logged = self._logged_failure_parts(since_rowid)
+        if logged is None:
+            return None
+        next_rowid, rows = logged
+        clamp = self._dialect.clamp
+        lo, hi = clamp(start_unix_nano - HOUR_NS), clamp(end_unix_nano + HOUR_NS)  # _around's
+        outside = (pl.col("first_start") < lo) | (pl.col("last_start") >= hi)
+        found = rows.filter((pl.col("row_kind") == "trace") & outside)["trace_id"]
+        beyond = found.unique().to_list()
+        if not beyond:
+            return next_rowid, rows, []
+        inside = rows.filter(~pl.col("trace_id").is_in(beyond))
+        return next_rowid, inside, sorted(bytes.fromhex(trace_id) for trace_id in beyond)
+
+    def _logged_failure_parts(self, since_rowid: int) -> tuple[int, pl.DataFrame] | None:
+        """The store's hook for ``logged_failure_parts``: (the row id after them, its kept
+        rows from ``since_rowid`` on); None: it kept none from there (the default)."""
+        return None
+
+    def watch_failure_parts(self, next_rowid: int) -> None:
+        """A report's kept counts end at ``next_rowid``: a store that can, counts each
+        commit from there for the next reports (``logged_failure_parts``)."""
 
     def trace_ids_starting_in(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """The ids (as stored) of the traces with a span starting in one of the
@@ -473,14 +549,6 @@ class StoreReader:
             "c_to": c_to,
         }
         return sorted(self._table("trace_ids_starting_in", bounds).column(0).to_pylist())
-
-    def traces_changed_since(self, token: int | None) -> tuple[int, list[bytes] | None] | None:
-        """(a token for now, the ids of the traces whose spans readers were shown after
-        ``token`` was taken); the ids are None when the store cannot list them all any
-        more (or ``token`` is None), and the answer is None when this reader cannot tell
-        at all (another process writes the store). Take it before the queries whose
-        answer the token labels."""
-        return None
 
     def traces_frame(
         self, trace_ids: Sequence[str], start_unix_nano: int, end_unix_nano: int

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -101,7 +102,9 @@ class RetentionStats:
 class RetentionEnforcer:
     """The writer thread's clean-up: call :meth:`step` between batches while it is due."""
 
-    def __init__(self, policy: RetentionPolicy, path: str) -> None:
+    def __init__(
+        self, policy: RetentionPolicy, path: str, before_delete: Callable[[], None] = lambda: None
+    ) -> None:
         self.policy = policy.validate()
         self.path = path
         self.stats = RetentionStats()
@@ -110,6 +113,8 @@ class RetentionEnforcer:
         self._cutoff: int | None = None
         self._tables: list[str] = []
         self._deleted_this_round = 0
+        #: Called before each DELETE: the store marks every hour changed (row ids may move).
+        self._before_delete = before_delete
 
     def due(self, now: float | None = None) -> bool:
         """Whether a step has work to do now (a round in progress, or the next check)."""
@@ -145,6 +150,9 @@ class RetentionEnforcer:
             self.stats.last_cutoff_unix_nano = cutoff
         while self._tables:
             table = self._tables[0]
+            # Readers that keep answers by row id (the failure report's counts) see the
+            # change before the rows go, not only after (DuckDBStore._housekeeping).
+            self._before_delete()
             deleted = con.execute(
                 _DELETE[table],
                 {"cutoff": self._cutoff, "n": self.policy.batch_rows},

@@ -132,6 +132,7 @@ _BY_TRACE: Final = {
     "traces_frame": ("spans",),
     "trace_entities": ("span_entities",),
     "trace_entities_in_range": ("span_entities",),
+    "failure_parts_of": ("spans",),
 }
 #: refs_by_id reads only the resources and scopes of its ids.
 _BY_ID: Final = {"resources": "resource_ids", "scopes": "scope_ids"}

@@ -1,9 +1,9 @@
 """The failure report's counting pass kept between reports (analyzer.failures_store's
-KeptCounts, the server's): brought up to date from the traces the store says changed and
-those at the range's moved edges, it equals counting the whole range again, whatever the
-writes and however the range moves; the report made with it equals the analysis of the
-whole frame; it reads only the changed traces; and the store's list of changed traces
-(spanstore.changes.ChangeLog.traces_since) forgets rather than misses.
+KeptCounts, the server's): brought up to date from the spans committed since (by row id),
+those not committed yet and the traces at the range's moved edges, it equals counting the
+whole range again, whatever the writes and however the range moves; the report made with
+it equals the analysis of the whole frame; it reads only what is new; and a deletion
+(retention) starts it over.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,11 +22,12 @@ from hypothesis import strategies as st
 import analyzer.failures_store as failures_store
 from analyzer.failures_store import FOLLOW_STEP_NS, KeptCounts, store_failure_report
 from analyzer.source import LocalSource
-from spanstore.changes import NO_TRACES, ChangeLog
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.model import HOUR_NS, Span
+from spanstore.retention import RetentionPolicy
 from spanstore.rows import request_from_spans
 from tests.analyzer.test_failures_store import T0, old_report, traces
+from tests.conftest import wait_until
 
 MINUTE = 60 * 1_000_000_000
 #: Each example's spans and ranges stay in a window of their own.
@@ -131,11 +131,14 @@ def test_kept_counts_equal_counting_again(store: DuckDBStore, data: st.DataObjec
 
 
 class Recording:
-    """A real store whose failure_traces calls are recorded (the rest passes through)."""
+    """A real store whose failure_parts calls and answers are recorded (the rest passes
+    through)."""
 
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: DuckDBStore, *, writer_counts: bool = True) -> None:
         self._store = store
-        self.calls: list[Sequence[bytes] | None] = []
+        self._writer_counts = writer_counts  # False: as if the writer kept no counts
+        self.calls: list[tuple[int, list[bytes] | None]] = []  # (since_rowid, trace_ids)
+        self.read: list[set[str]] = []  # the traces each call's rows were about
         self.candidate_calls = 0
 
     def failure_candidates(
@@ -144,11 +147,26 @@ class Recording:
         self.candidate_calls += 1
         return self._store.failure_candidates(start, end, service)
 
-    def failure_traces(
-        self, start: int, end: int, trace_ids: Sequence[bytes] | None = None
-    ) -> pl.DataFrame | None:
-        self.calls.append(None if trace_ids is None else list(trace_ids))
-        return self._store.failure_traces(start, end, trace_ids)
+    def failure_parts(
+        self,
+        start: int,
+        end: int,
+        since_rowid: int = 0,
+        trace_ids: Sequence[bytes] | None = None,
+        next_rowid: int = 0,
+    ) -> tuple[int, pl.DataFrame] | None:
+        self.calls.append((since_rowid, None if trace_ids is None else list(trace_ids)))
+        answer = self._store.failure_parts(start, end, since_rowid, trace_ids, next_rowid)
+        assert answer is not None
+        self.read.append(set(answer[1]["trace_id"].to_list()))
+        return answer
+
+    def logged_failure_parts(
+        self, start: int, end: int, since_rowid: int
+    ) -> tuple[int, pl.DataFrame, list[bytes]] | None:
+        if not self._writer_counts:
+            return None
+        return self._store.logged_failure_parts(start, end, since_rowid)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -183,29 +201,106 @@ def _trace(trace_no: int, start: int, error: bool) -> list[Span]:
     return [root, child]
 
 
-def test_a_report_reads_only_the_traces_written_since(tmp_path: Path) -> None:
-    """The second report of the same range reads the three traces written in between,
-    not the fifty before them, and counts all fifty-three."""
+def test_a_report_reads_only_the_spans_written_since(tmp_path: Path) -> None:
+    """The second report of the same range reads the spans committed since the first
+    (by row id) and those not committed yet: the three traces written in between, not
+    the fifty before them, and counts all fifty-three. (Here the writer's own counts of
+    its commits are hidden: the next test has them.)"""
     store = DuckDBStore(tmp_path / "s.duckdb")
     try:
         spans = [s for n in range(50) for s in _trace(n + 1, T0 + n * MINUTE // 2, n % 5 == 0)]
         store.write(request_from_spans(spans))
-        recording = Recording(store)
+        store.flush()
+        recording = Recording(store, writer_counts=False)
         counted = KeptCounts()
         start, end = T0, T0 + HOUR_NS
         first = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
-        assert recording.calls == [None]  # counted from scratch
+        assert recording.calls == [(0, None)]  # counted from scratch
+        assert len(recording.read[0]) == 50
         assert first["summary"]["traces"] == 50 and first["summary"]["ok"] == 40
         more = [s for n in range(50, 53) for s in _trace(n + 1, T0 + n * MINUTE // 2, True)]
-        store.write(request_from_spans(more))
+        store.write(request_from_spans(more[:2]))
+        store.flush()
+        store.write(request_from_spans(more[2:]))  # not committed yet, perhaps
         second = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
-        assert recording.calls[1] == sorted(bytes.fromhex(f"{n + 1:032x}") for n in range(50, 53))
+        assert recording.calls[1] == (100, None)  # the 100 spans counted first: row ids 0-99
+        assert recording.read[1] == {f"{n + 1:032x}" for n in range(50, 53)}
         assert second["summary"]["traces"] == 53 and second["summary"]["ok"] == 40
         assert second == old_report(store, start, end)
         # A jump beyond FOLLOW_STEP_NS counts from scratch again.
         later = start + FOLLOW_STEP_NS + 1
         store_failure_report(recording, later, end + HOUR_NS, counted=counted)  # type: ignore[arg-type]
-        assert recording.calls[-1] is None and recording.candidate_calls == 0
+        assert recording.calls[-1] == (0, None) and recording.candidate_calls == 0
+    finally:
+        store.close()
+
+
+def test_while_a_report_watches_the_writer_counts_each_commit(tmp_path: Path) -> None:
+    """After a report, the writer counts the spans of each commit (every start time) and
+    the next report merges those counts: it reads from the store only what was committed
+    after the writer's last count and what is not committed yet. A trace of the commits
+    with a span beyond the hour searched around the range is counted again whole."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        spans = [s for n in range(50) for s in _trace(n + 1, T0 + n * MINUTE // 2, n % 5 == 0)]
+        store.write(request_from_spans(spans))
+        store.flush()
+        recording = Recording(store)
+        counted = KeptCounts()
+        start, end = T0, T0 + HOUR_NS
+        # Nobody watched yet: the writer counted nothing, and the report counts from scratch.
+        assert store.logged_failure_parts(start, end, 0) is None
+        store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        assert recording.calls == [(0, None)]
+        more = [s for n in range(50, 53) for s in _trace(n + 1, T0 + n * MINUTE // 2, True)]
+        # A span of trace 51 two hours after the range: outside the searched hour.
+        stray = dataclasses.replace(
+            _trace(51, end + 2 * HOUR_NS, False)[1], span_id="00000033000000ff"
+        )
+        store.write(request_from_spans(more[:3]))  # trace 52's root in one commit,
+        store.flush()
+        store.write(request_from_spans([*more[3:], stray]))  # its child in the next
+        store.flush()
+        logged = store.logged_failure_parts(start, end, 100)
+        assert logged is not None
+        next_rowid, rows, beyond = logged
+        assert next_rowid == 107  # the 100 counted first, then 3 and 4 spans committed
+        assert set(rows["trace_id"]) == {f"{n:032x}" for n in (52, 53)}
+        assert beyond == [bytes.fromhex(f"{51:032x}")]
+        report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        # Only the spans after the writer's counts were read (none), and trace 51 whole.
+        assert recording.calls[1:] == [(107, None), (0, [bytes.fromhex(f"{51:032x}")])]
+        assert recording.read[1] == set() and recording.read[2] == {f"{51:032x}"}
+        assert report["summary"]["traces"] == 53 and report["summary"]["ok"] == 40
+        assert report == old_report(store, start, end)
+        rows_now = counted.rows(store, start, end)
+        assert rows_now is not None and as_set(rows_now) == as_set(store.failure_traces(start, end))
+    finally:
+        store.close()
+
+
+def test_a_trace_with_spans_where_the_range_moved_is_counted_again_whole(
+    tmp_path: Path,
+) -> None:
+    """The searched range [start - 1 h, end + 1 h) moves with the range: a trace with a
+    span that left it (or entered it) is read again whole, the others are not."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        early = _trace(1, T0 - HOUR_NS + 2 * MINUTE, True)  # a span leaves at the move
+        late = [
+            dataclasses.replace(s, trace_id=f"{1:032x}") for s in _trace(2, T0 + 5 * MINUTE, False)
+        ]
+        other = _trace(3, T0 + 10 * MINUTE, True)
+        store.write(request_from_spans([*early, *late, *other]))
+        store.flush()
+        recording = Recording(store)
+        counted = KeptCounts()
+        store_failure_report(recording, T0, T0 + HOUR_NS, counted=counted)  # type: ignore[arg-type]
+        moved = T0 + 5 * MINUTE
+        report = store_failure_report(recording, moved, T0 + HOUR_NS, counted=counted)  # type: ignore[arg-type]
+        assert recording.calls[1:] == [(6, None), (0, [bytes.fromhex(f"{1:032x}")])]
+        assert recording.read[2] == {f"{1:032x}"}
+        assert report == old_report(store, moved, T0 + HOUR_NS)
     finally:
         store.close()
 
@@ -221,6 +316,7 @@ def test_a_range_too_large_to_keep_counts_its_possible_errors_alone(
     try:
         spans = [s for n in range(8) for s in _trace(n + 1, T0 + n * MINUTE, n % 3 == 0)]
         store.write(request_from_spans(spans))
+        store.flush()  # committed: a kept count follows from row id 16 on
         recording = Recording(store)
         counted = KeptCounts()
         start, end = T0, T0 + HOUR_NS
@@ -228,13 +324,14 @@ def test_a_range_too_large_to_keep_counts_its_possible_errors_alone(
             report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
             assert report == old_report(store, start, end)
         # The first report found it too large; the next two counted the possible errors.
-        assert recording.calls == [None] and recording.candidate_calls == 2
+        assert recording.calls == [(0, None)] and recording.candidate_calls == 2
         # Under the bound (the last report said 8), the range is kept again.
         monkeypatch.setattr(failures_store, "MAX_KEPT_TRACES", 50)
         for _ in range(2):
             report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
             assert report == old_report(store, start, end)
-        assert recording.calls == [None, None] and recording.candidate_calls == 2
+        assert recording.calls == [(0, None), (0, None), (16, None)]
+        assert recording.candidate_calls == 2
     finally:
         store.close()
 
@@ -258,58 +355,83 @@ def test_a_reader_that_cannot_list_changes_counts_every_time(tmp_path: Path) -> 
         store.write(request_from_spans(_trace(1, T0, True)))
 
         class Blind(Recording):
-            def traces_changed_since(self, token: int | None) -> None:
-                return None
+            def data_versions(self, ranges: Sequence[tuple[int, int]]) -> None:
+                return None  # cannot tell whether rows were deleted
 
         blind = Blind(store)
         counted = KeptCounts()
         assert counted.rows(blind, T0, T0 + HOUR_NS) is None  # type: ignore[arg-type]
         report = store_failure_report(blind, T0, T0 + HOUR_NS, counted=counted)  # type: ignore[arg-type]
         assert report == old_report(store, T0, T0 + HOUR_NS)
-        assert blind.calls == []
+        assert blind.calls == []  # no failure_parts
     finally:
         store.close()
 
 
-def test_changelog_lists_the_traces_shown_since_a_generation() -> None:
-    log = ChangeLog(max_listed_traces=5)
-    start, _ = log.traces_since(None)
-    assert log.traces_since(None) == (start, None)  # no generation: nothing is listed
-    log.mark([1], pa.array([b"a", b"b", b"a"]))
-    middle, ids = log.traces_since(start)
-    assert ids is not None and sorted(ids.to_pylist()) == [b"a", b"b"]
-    log.mark([1], NO_TRACES)  # a commit of rows shown already
-    log.mark([2], pa.chunked_array([[b"c"]]))
-    now, ids = log.traces_since(middle)
-    assert ids is not None and ids.to_pylist() == [b"c"]
-    assert log.traces_since(now)[1] is not None and len(log.traces_since(now)[1]) == 0  # type: ignore[arg-type]
-    # Past the bound the oldest generations are forgotten: a reader that far behind is
-    # told so (None), never given a partial list.
-    log.mark([3], pa.array([b"d", b"e", b"f"]))
-    assert log.traces_since(start)[1] is None
-    listed = log.traces_since(middle)[1]
-    assert listed is not None and sorted(listed.to_pylist()) == [b"c", b"d", b"e", b"f"]
-    # A change it cannot list (retention's deletions, or a mark without traces).
-    log.mark_all()
-    assert log.traces_since(now)[1] is None
-    after, _ = log.traces_since(None)
-    log.mark([4])
-    assert log.traces_since(after)[1] is None
+def test_a_deletion_starts_the_kept_counts_over(tmp_path: Path) -> None:
+    """Row ids move when retention deletes rows: the report after a deletion counts from
+    scratch (retention marks the change before it deletes, and after), and is exact."""
+    import time
+
+    now = time.time_ns()
+    old = [s for n in range(5) for s in _trace(n + 1, now - 3 * HOUR_NS + n * MINUTE, True)]
+    recent = [s for n in range(5, 9) for s in _trace(n + 1, now - HOUR_NS + n * MINUTE, n % 2 == 0)]
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path, max_commit_delay=0.2)
+    try:
+        store.write(request_from_spans([*old, *recent]))
+        store.flush()
+        recording = Recording(store)
+        counted = KeptCounts()
+        start, end = now - 4 * HOUR_NS, now
+        store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        assert [since for since, _ in recording.calls] == [0, 18]  # kept, then followed
+    finally:
+        store.close()
+    policy = RetentionPolicy(max_age_seconds=2 * 3600, interval_seconds=0.2)
+    store = DuckDBStore(path, max_commit_delay=0.2, retention=policy)
+    try:
+        recording = Recording(store)
+        # The same kept counts, on the reopened store: row ids are those of the file.
+        store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        assert recording.calls == [(18, None)]
+        logged = store.logged_failure_parts(start, end, 18)  # the report watches
+        assert logged is not None and logged[0] == 18 and logged[1].height == 0
+        assert wait_until(lambda: store.ingest_stats()["retention"]["deleted_spans"] >= 10, 30)
+        # The writer's counts by row id went with the deletion.
+        assert store.logged_failure_parts(start, end, 18) is None
+        report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        assert recording.calls[-1] == (0, None)  # counted from scratch
+        assert report["summary"]["traces"] == 4
+        assert report == old_report(store, start, end)
+    finally:
+        store.close()
 
 
-def test_the_store_lists_a_write_before_it_is_acknowledged(tmp_path: Path) -> None:
-    """A write's traces are listed by the time ``write`` returns (read-your-writes for a
-    report brought up to date from the list), and the later commit lists none again."""
+def test_a_root_written_later_at_the_same_start_with_a_lower_id_is_the_root(
+    tmp_path: Path,
+) -> None:
+    """Two parentless spans of one trace start together, written in two steps: the root
+    is the lower span id whichever came first, as counting again finds it (the later
+    one failed: the trace failed at its root)."""
     store = DuckDBStore(tmp_path / "s.duckdb")
     try:
-        answer = store.traces_changed_since(None)
-        assert answer is not None
-        token, _ = answer
-        store.write(request_from_spans(_trace(7, T0, False)))
-        answer = store.traces_changed_since(token)
-        assert answer is not None and answer[1] == [bytes.fromhex(f"{7:032x}")]
+        trace = _trace(1, T0 + MINUTE, False)
+        first = dataclasses.replace(trace[0], span_id="bb00000000000001")
+        store.write(request_from_spans([first, trace[1]]))
         store.flush()
-        after = store.traces_changed_since(answer[0])
-        assert after is not None and after[1] == []
+        counted = KeptCounts()
+        store_failure_report(store, T0, T0 + HOUR_NS, counted=counted)
+        second = dataclasses.replace(
+            first, span_id="aa00000000000001", name="GET /retry", status_code="ERROR"
+        )
+        store.write(request_from_spans([second]))
+        for commit in (False, True):  # not committed yet, then committed
+            if commit:
+                store.flush()
+            report = store_failure_report(store, T0, T0 + HOUR_NS, counted=counted)
+            assert report == old_report(store, T0, T0 + HOUR_NS)
+            assert report["summary"]["failed"] == 1, report["summary"]
     finally:
         store.close()

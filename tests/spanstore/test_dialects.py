@@ -20,8 +20,9 @@ READER_QUERIES = {
     "entity_traces_in_range",
     "entity_values",
     "failure_candidates",
+    "failure_parts",
+    "failure_parts_of",
     "failure_traces",
-    "failure_traces_of",
     "flow_root_operations",
     "flow_root_shapes",
     "flow_trace_shapes",
@@ -68,11 +69,12 @@ NOT_IN_CLICKHOUSE = {
     "flow_root_operations",
     "flow_root_shapes",
     "flow_trace_shapes",
-    # The failure report's counts kept between reports (#20): only a store that lists the
-    # traces each write changed (DuckDB's, in its own process) can bring them up to date;
-    # elsewhere the reader answers None and failure_candidates counts every time.
+    # The failure report's counts kept between reports (#20): only a store whose row ids
+    # say what was committed since (DuckDB's, in its own process) can bring them up to
+    # date; elsewhere the reader answers None and failure_candidates counts every time.
+    "failure_parts",
+    "failure_parts_of",
     "failure_traces",
-    "failure_traces_of",
     "trace_ids_starting_in",
 }
 #: Log record reads (#18, spanstore/log_reader.py): every dialect, seqtrace's tables and

@@ -1,5 +1,5 @@
--- The failure report's rows per covered trace, a part of failure_candidates.sql,
--- failure_traces.sql and failure_traces_of.sql (after failure_traces_ctes.sql): one row
+-- The failure report's rows per covered trace, a part of failure_traces.sql (after
+-- failure_traces_ctes.sql): one row
 -- per span of the trace that may be an error, in the span frame's spellings, with
 -- `is_root`; a trace without such a span has one row whose span columns are null. Every
 -- row carries its trace's `root_start` and fingerprint over [lo, hi): `trace_spans`,

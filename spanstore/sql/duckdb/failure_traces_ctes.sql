@@ -1,9 +1,6 @@
--- The failure report's per-trace pass, a part of failure_candidates.sql, failure_traces.sql
--- and failure_traces_of.sql (each starts its WITH with it; failure_traces_of.sql first
--- defines a CTE named `spans` holding only some traces' spans, which the part then reads
--- in place of the table). Each trace's rows depend on its own spans in [lo, hi) alone, so
--- the rows of some traces read alone are the rows those traces have when every trace is
--- read (analyzer/failures_store.py keeps them so). What each CTE is: failure_candidates.sql.
+-- The failure report's per-trace pass, a part of failure_candidates.sql and
+-- failure_traces.sql (each starts its WITH with it). Each trace's rows depend on its own
+-- spans in [lo, hi) alone. What each CTE is: failure_candidates.sql.
 per_trace AS (
     SELECT
         trace_id,
