@@ -183,6 +183,7 @@ class _Counted:
     end: int
     traces: pl.DataFrame  # _TRACE_COLUMNS of every trace with a span in [lo, hi)
     spans: pl.DataFrame  # _SPAN_COLUMNS of their possible errors
+    rows: pl.DataFrame  # _trace_rows of those: failure_traces' rows, every root start
     counted_at: float  # time.monotonic() when brought up to date
 
     def followed_by(self, start: int, end: int) -> bool:
@@ -261,14 +262,21 @@ class KeptCounts:
                 # Retention deleted rows meanwhile: row ids may have moved. Count again
                 # in one statement, and keep nothing from this round.
                 return reader.failure_traces(start, end)
-            traces = _merged(kept.traces, shown_traces)
-            if traces.height <= MAX_KEPT_TRACES:
+            if kept.traces.height <= MAX_KEPT_TRACES:
                 self._kept.append(kept)
                 del self._kept[: -self.capacity]
                 reader.watch_failure_parts(kept.next_rowid)
             else:
-                self._note(start, end, traces.height)
-            return _failure_rows(traces, pl.concat([kept.spans, shown_spans]), start, end)
+                self._note(start, end, kept.traces.height)
+            rows = kept.rows
+            if shown_traces.height:
+                # The rows of the traces the spans shown this once touch, derived again.
+                shown = _ids_in(shown_traces)
+                touched = _merged(kept.traces.filter(shown), shown_traces)
+                touched_spans = pl.concat([kept.spans.filter(shown), shown_spans])
+                rows = pl.concat([rows.filter(~shown), _trace_rows(touched, touched_spans)])
+            in_range = (pl.col("root_start") >= start) & (pl.col("root_start") < end)
+            return rows.filter(in_range)
 
     def counted(self, start: int, end: int, covered: int) -> None:
         """A report of [start, end) that :meth:`rows` declined counted ``covered`` traces
@@ -331,6 +339,7 @@ def _counted(
     traces, spans = _split(parts, stored=True)
     if logged is not None and logged.height:
         traces = _combined(traces)  # a trace may have rows of several commits
+    stored_traces = traces
     shown_traces, shown_spans = _split(parts, stored=False)
     if base is not None:
         outside = ~pl.col("trace_id").is_in([trace_id.hex() for trace_id in edges])
@@ -346,7 +355,21 @@ def _counted(
             more_traces, more_spans = _split(whole[1], stored=False)
             shown_traces = pl.concat([shown_traces, more_traces])
             shown_spans = pl.concat([shown_spans, more_spans])
-    kept = _Counted(deletions, next_rowid, start, end, traces, spans, time.monotonic())
+    if base is None:
+        rows = _trace_rows(traces, spans)
+    else:
+        # Only the traces whose counts changed get their rows derived again.
+        edge_ids = pl.DataFrame(
+            {"trace_id": [t.hex() for t in edges]}, schema={"trace_id": pl.String}
+        )
+        changed = _ids_in(stored_traces, edge_ids)
+        rows = pl.concat(
+            [
+                base.rows.filter(~changed),
+                _trace_rows(traces.filter(changed), spans.filter(changed)),
+            ]
+        )
+    kept = _Counted(deletions, next_rowid, start, end, traces, spans, rows, time.monotonic())
     return kept, _merged(shown_traces), shown_spans
 
 
@@ -367,21 +390,26 @@ def _merged(*frames: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema={n: PARTS_SCHEMA[n] for n in _TRACE_COLUMNS})
     merged = frames[0]
     for other in frames[1:]:
-        ids = other["trace_id"].to_list()
-        shared = merged.filter(pl.col("trace_id").is_in(ids))
+        theirs = _ids_in(other)
+        shared = merged.filter(theirs)
         if shared.height == 0:
             merged = pl.concat([merged, other])
             continue
         combined = _combined(pl.concat([shared, other]))
-        merged = pl.concat([merged.filter(~pl.col("trace_id").is_in(ids)), combined])
+        merged = pl.concat([merged.filter(~theirs), combined])
     return merged
 
 
 def _combined(traces: pl.DataFrame) -> pl.DataFrame:
-    """Per-trace counts with one row a trace, however many rows a trace had."""
+    """Per-trace counts with one row a trace, however many rows a trace had (most
+    have one: only the others are grouped)."""
+    repeated = pl.col("trace_id").is_duplicated()
+    several = traces.filter(repeated)
+    if several.height == 0:
+        return traces
     first = pl.col("first_start").min()
     rooted = pl.col("rooted_start").min()
-    return traces.group_by("trace_id").agg(
+    grouped = several.group_by("trace_id").agg(
         rooted.alias("rooted_start"),
         pl.col("rooted_id").filter(pl.col("rooted_start") == rooted).min(),
         first.alias("first_start"),
@@ -390,25 +418,28 @@ def _combined(traces: pl.DataFrame) -> pl.DataFrame:
         pl.col("trace_spans").sum(),
         pl.col("span_hash").bitwise_xor(),
     )
+    return pl.concat([traces.filter(~repeated), grouped])
 
 
-def _failure_rows(traces: pl.DataFrame, spans: pl.DataFrame, start: int, end: int) -> pl.DataFrame:
-    """failure_traces' rows from the per-trace counts (one row a trace) and possible
-    errors: the traces whose root starts in [start, end), each possible error of theirs
-    with ``is_root`` (it is the root: the earliest parentless span, else the earliest
-    span), a trace without one as one row of nulls; each with its root start and
-    fingerprint."""
-    covered = (
-        traces.with_columns(
-            pl.coalesce("rooted_start", "first_start").alias("root_start"),
-            pl.when(pl.col("rooted_start").is_not_null())
-            .then(pl.col("rooted_id"))
-            .otherwise(pl.col("first_id"))
-            .alias("root_id"),
-        )
-        .filter((pl.col("root_start") >= start) & (pl.col("root_start") < end))
-        .select("trace_id", "root_id", *_FINGERPRINT_OF_ROWS)
-    )
+def _ids_in(*frames: pl.DataFrame) -> pl.Expr:
+    """Whether a row's trace is one of these frames' (as a filter)."""
+    ids = pl.concat([frame.select("trace_id") for frame in frames])["trace_id"]
+    return pl.col("trace_id").is_in(ids.implode())
+
+
+def _trace_rows(traces: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
+    """failure_traces' rows, whatever the root start (a report keeps those in its
+    range), from the per-trace counts (one row a trace) and possible errors: each
+    possible error with ``is_root`` (it is the root: the earliest parentless span, else
+    the earliest span), a trace without one as one row of nulls; each with its root
+    start and fingerprint."""
+    covered = traces.with_columns(
+        pl.coalesce("rooted_start", "first_start").alias("root_start"),
+        pl.when(pl.col("rooted_start").is_not_null())
+        .then(pl.col("rooted_id"))
+        .otherwise(pl.col("first_id"))
+        .alias("root_id"),
+    ).select("trace_id", "root_id", *_FINGERPRINT_OF_ROWS)
     errors = spans.join(covered, on="trace_id", how="inner").with_columns(
         (pl.col("span_id") == pl.col("root_id")).alias("is_root")
     )
