@@ -103,6 +103,7 @@ FAILURE_PARTS_SCHEMA: Final[dict[str, pl.DataType]] = {
     "last_start": pl.Int64(),
     "trace_spans": pl.Int64(),
     "span_hash": pl.UInt64(),
+    "first_rowid": pl.Int64(),
     "span_id": pl.String(),
     "service_name": pl.String(),
     "kind": pl.String(),
@@ -551,18 +552,27 @@ class StoreReader:
         return sorted(self._table("trace_ids_starting_in", bounds).column(0).to_pylist())
 
     def traces_frame(
-        self, trace_ids: Sequence[str], start_unix_nano: int, end_unix_nano: int
+        self,
+        trace_ids: Sequence[str],
+        start_unix_nano: int,
+        end_unix_nano: int,
+        from_rowid: int | None = None,
     ) -> pl.DataFrame:
         """The span frame of these traces: their spans within an hour of [start, end)
-        (where ``span_frame`` looks for whole traces)."""
+        (where ``span_frame`` looks for whole traces). ``from_rowid``: none of their
+        spans lies below that row id (``failure_parts``' ``first_rowid``), so the row
+        groups below are not read, where the dialect has row ids."""
         ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
         if not ids:
             return pl.DataFrame(schema=FRAME_SCHEMA)
         bounds = self._around(start_unix_nano, end_unix_nano, HOUR_NS)
-        frames = [
-            frame(table, FRAME_SCHEMA)
-            for table in self._id_tables("traces_frame", ids, lo=bounds["lo"], hi=bounds["hi"])
-        ]
+        lo, hi = bounds["lo"], bounds["hi"]
+        if from_rowid is not None and self._dialect.has_query("traces_frame_since"):
+            since = {"lo": lo, "hi": hi, "from_rowid": from_rowid}
+            tables = self._id_tables("traces_frame_since", ids, **since)
+        else:
+            tables = self._id_tables("traces_frame", ids, lo=lo, hi=hi)
+        frames = [frame(table, FRAME_SCHEMA) for table in tables]
         return pl.concat(frames) if len(frames) > 1 else frames[0]
 
     def slo_spans(

@@ -130,6 +130,7 @@ _BY_TRACE: Final = {
     "trace_rows": ("spans",),
     "logs_of_traces": ("logs",),
     "traces_frame": ("spans",),
+    "traces_frame_since": ("spans",),
     "trace_entities": ("span_entities",),
     "trace_entities_in_range": ("span_entities",),
     "failure_parts_of": ("spans",),

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import analyzer.failures_store as failures_store
-from analyzer.failures_store import FOLLOW_STEP_NS, KeptCounts, store_failure_report
+from analyzer.failures_store import FOLLOW_STEP_NS, KeptCounts, KeptRows, store_failure_report
 from analyzer.source import LocalSource
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.model import HOUR_NS, Span
@@ -140,6 +140,7 @@ class Recording:
         self.calls: list[tuple[int, list[bytes] | None]] = []  # (since_rowid, trace_ids)
         self.read: list[set[str]] = []  # the traces each call's rows were about
         self.candidate_calls = 0
+        self.frames: list[tuple[list[str], int | None]] = []  # (trace ids, from_rowid)
 
     def failure_candidates(
         self, start: int, end: int, service: str | None = None
@@ -160,6 +161,12 @@ class Recording:
         assert answer is not None
         self.read.append(set(answer[1]["trace_id"].to_list()))
         return answer
+
+    def traces_frame(
+        self, trace_ids: Sequence[str], start: int, end: int, from_rowid: int | None = None
+    ) -> pl.DataFrame:
+        self.frames.append((sorted(trace_ids), from_rowid))
+        return self._store.traces_frame(trace_ids, start, end, from_rowid)
 
     def logged_failure_parts(
         self, start: int, end: int, since_rowid: int
@@ -275,6 +282,34 @@ def test_while_a_report_watches_the_writer_counts_each_commit(tmp_path: Path) ->
         assert report == old_report(store, start, end)
         rows_now = counted.rows(store, start, end)
         assert rows_now is not None and as_set(rows_now) == as_set(store.failure_traces(start, end))
+    finally:
+        store.close()
+
+
+def test_the_listed_traces_spans_are_read_from_the_row_id_the_counts_give(
+    tmp_path: Path,
+) -> None:
+    """The kept counts know each trace's lowest row id: the spans of the traces a report
+    lists are read from the lowest of theirs on (DuckDB skips the row groups below), and
+    the report is the same."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        spans = [s for n in range(50) for s in _trace(n + 1, T0 + n * MINUTE // 2, n % 5 == 4)]
+        store.write(request_from_spans(spans))
+        store.flush()
+        recording = Recording(store)
+        counted, kept = KeptCounts(), KeptRows()
+        start, end = T0, T0 + HOUR_NS
+        store_failure_report(recording, start, end, counted=counted, kept=kept)  # type: ignore[arg-type]
+        ids, floor = recording.frames[0]
+        assert len(ids) == 10 and floor == 8  # trace 5's two spans: row ids 8 and 9
+        more = [s for n in range(50, 53) for s in _trace(n + 1, T0 + n * MINUTE // 2, True)]
+        store.write(request_from_spans(more))
+        store.flush()
+        report = store_failure_report(recording, start, end, counted=counted, kept=kept)  # type: ignore[arg-type]
+        assert recording.frames[1] == ([f"{n + 1:032x}" for n in range(50, 53)], 100)
+        assert report == old_report(store, start, end)
+        assert report["summary"]["traces"] == 53 and report["summary"]["ok"] == 40
     finally:
         store.close()
 

@@ -47,6 +47,7 @@ READER_QUERIES = {
     "trace_ids_starting_in",
     "trace_rows",
     "traces_frame",
+    "traces_frame_since",
 }
 #: What the otel_traces layout does without: spans are columns there, not protobuf with
 #: resource and scope ids (no refs_by_id, trace_rows), and the reader composes
@@ -76,6 +77,7 @@ NOT_IN_CLICKHOUSE = {
     "failure_parts_of",
     "failure_traces",
     "trace_ids_starting_in",
+    "traces_frame_since",  # row ids, as failure_parts
 }
 #: Log record reads (#18, spanstore/log_reader.py): every dialect, seqtrace's tables and
 #: the exporter's otel_logs (read beside otel_traces).

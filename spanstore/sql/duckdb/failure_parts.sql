@@ -12,7 +12,8 @@ picked AS NOT MATERIALIZED (
     SELECT
         trace_id, span_id, parent_span_id, service_name, kind, start_unix_nano, status_code,
         status_message, exception_type, exception_message, http_status_code,
-        rowid >= 0 AS stored
+        rowid >= 0 AS stored,
+        rowid AS rid
     FROM spans
     WHERE (rowid >= $since OR rowid < 0)
       AND start_unix_nano >= $lo AND start_unix_nano < $hi

@@ -9,7 +9,8 @@ picked AS NOT MATERIALIZED (
     SELECT
         trace_id, span_id, parent_span_id, service_name, kind, start_unix_nano, status_code,
         status_message, exception_type, exception_message, http_status_code,
-        true AS stored
+        true AS stored,
+        rowid AS rid
     FROM spans
     WHERE rowid >= $since
 ),

@@ -15,7 +15,8 @@ picked AS MATERIALIZED (
     SELECT
         trace_id, span_id, parent_span_id, service_name, kind, start_unix_nano, status_code,
         status_message, exception_type, exception_message, http_status_code,
-        rowid >= 0 AND rowid < $next AS stored
+        rowid >= 0 AND rowid < $next AS stored,
+        rowid AS rid
     FROM spans
     WHERE rowid IN (SELECT rid FROM wanted)
 ),

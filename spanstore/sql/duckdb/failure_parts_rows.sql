@@ -1,11 +1,14 @@
--- The rows of failure_parts.sql and failure_parts_of.sql (after their CTEs `picked`, the
--- spans with a `stored` flag, and `position`): what analyzer/failures_store.py keeps per
+-- The rows of failure_parts.sql, failure_parts_of.sql and failure_parts_committed.sql
+-- (after their CTEs `picked`, the spans with a `stored` flag and their row id `rid`, and
+-- `position`): what analyzer/failures_store.py keeps per
 -- trace and merges with the rows of later calls. Rows of three kinds (`row_kind`):
 -- 'trace': per trace and `stored`, counts that merge: the earliest parentless span (a
 --   missing, empty or all-zero parent id) as (start, span id) (the lower id first among
 --   spans starting together, as analyzer.failures picks a root), the first start (and
 --   where no span is parentless, the lowest id of the spans starting then), the last
---   start, how many spans and their span ids' hashes xor-ed;
+--   start, how many spans and their span ids' hashes xor-ed; and the lowest row id
+--   (`rid`: negative for the rows not committed yet), below which none of the trace's
+--   spans lie (the report reads the spans of the traces it lists from there on);
 -- 'span': each span that may be an error (status ERROR, or an HTTP code that
 --   analyzer.failures.error_expr counts: failure_candidates.sql), in the span frame's
 --   spellings;
@@ -22,6 +25,7 @@ per_trace AS (
         min(start_unix_nano) AS first_start,
         max(start_unix_nano) AS last_start,
         count(*) AS trace_spans,
+        min(rid) AS first_rowid,
         bit_xor(hash(span_id)) AS span_hash
     FROM picked
     GROUP BY trace_id, stored
@@ -56,6 +60,7 @@ SELECT
     p.last_start,
     p.trace_spans,
     p.span_hash,
+    p.first_rowid,
     NULL::VARCHAR AS span_id,
     NULL::VARCHAR AS service_name,
     NULL::VARCHAR AS kind,
@@ -69,7 +74,7 @@ FROM per_trace AS p
 LEFT JOIN unrooted AS u ON u.trace_id = p.trace_id AND u.stored = p.stored
 UNION ALL
 SELECT
-    'span', lower(hex(trace_id)), stored, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    'span', lower(hex(trace_id)), stored, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
     lower(hex(span_id)),
     service_name,
     CASE kind WHEN 1 THEN 'INTERNAL' WHEN 2 THEN 'SERVER' WHEN 3 THEN 'CLIENT'
@@ -83,6 +88,6 @@ SELECT
 FROM possible
 UNION ALL
 SELECT
-    'position', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    'position', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
     NULL, NULL, NULL, NULL, NULL, next_rowid
 FROM position
