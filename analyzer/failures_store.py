@@ -75,7 +75,7 @@ import polars as pl
 from analyzer.failures import errors_among, failure_report, report_json
 from spanstore import SpanReader
 from spanstore.model import HOUR_NS
-from spanstore.reader import FAILURE_CANDIDATES_SCHEMA
+from spanstore.reader import FAILURE_CANDIDATES_SCHEMA, RowIdRanges
 from spanstore.reader import FAILURE_PARTS_SCHEMA as PARTS_SCHEMA
 
 __all__ = ["LISTED_TRACES", "KeptCounts", "KeptRows", "store_failure_report"]
@@ -166,6 +166,7 @@ _TRACE_COLUMNS: Final = (
     "trace_spans",
     "span_hash",
     "first_rowid",
+    "last_rowid",
 )
 #: A possible error's columns (failure_candidates' spellings).
 _SPAN_COLUMNS: Final = (
@@ -240,15 +241,15 @@ class KeptCounts:
         self._latest: _Counted | None = None  # the counts the last rows() derived from
         self._lock = threading.Lock()
 
-    def rowid_floor(
+    def rowid_ranges(
         self, reader: SpanReader, start: int, end: int, trace_ids: Sequence[str]
-    ) -> tuple[int, int] | None:
-        """(a row id below which no span of these traces lies, within an hour of
-        [start, end), the deletion generation it holds for) from the counts the last
+    ) -> tuple[RowIdRanges, int] | None:
+        """(where the committed spans of these traces within an hour of [start, end) lie,
+        by row id, the deletion generation that holds for) from the counts the last
         :meth:`rows` of this range derived from; None when there are none (or rows may
         have moved since). Spans not committed yet have negative row ids: they are read
-        whatever the floor. The floor holds while the generation is the same: read it
-        again after the read that uses it."""
+        whatever the ranges. The ranges hold while the generation is the same: read it
+        again after the read that uses them."""
         with self._lock:
             latest = self._latest
         if latest is None or (latest.start, latest.end) != (start, end) or not trace_ids:
@@ -256,11 +257,11 @@ class KeptCounts:
         deletions = _deletions(reader)
         if deletions != latest.deletions:
             return None
+        # Spans committed after the counts lie from their row id on: every trace may have
+        # some there; a trace counted has the rest within its first and last row id.
         found = latest.traces.filter(pl.col("trace_id").is_in(list(trace_ids)))
-        floor = found["first_rowid"].min() if found.height else None
-        if found.height < len(set(trace_ids)):  # only in spans counted after the kept ones
-            floor = latest.next_rowid if floor is None else min(int(floor), latest.next_rowid)  # type: ignore[arg-type]
-        return (int(floor), deletions) if floor is not None else None  # type: ignore[arg-type]
+        spans = sorted(found.select("first_rowid", "last_rowid").iter_rows())
+        return RowIdRanges(latest.next_rowid, _fewest_ranges(spans)), deletions
 
     def rows(self, reader: SpanReader, start: int, end: int) -> pl.DataFrame | None:
         """``reader.failure_traces(start, end)``, from kept counts where they follow;
@@ -448,8 +449,31 @@ def _combined(traces: pl.DataFrame) -> pl.DataFrame:
         pl.col("trace_spans").sum(),
         pl.col("span_hash").bitwise_xor(),
         pl.col("first_rowid").min(),
+        pl.col("last_rowid").max(),
     )
     return pl.concat([traces.filter(~repeated), grouped])
+
+
+#: Row ids a row group holds (DuckDB's default): ranges closer than this are read as one.
+_ROW_GROUP: Final = 122_880
+#: The ranges traces_frame_since.sql takes.
+_MAX_RANGES: Final = 3
+
+
+def _fewest_ranges(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """At most ``_MAX_RANGES`` row-id ranges [first, last] covering these (sorted), the
+    widest gaps left out: ranges a row group apart or closer are one."""
+    merged: list[tuple[int, int]] = []
+    for first, last in spans:
+        if merged and first <= merged[-1][1] + _ROW_GROUP:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    while len(merged) > _MAX_RANGES:
+        gaps = [merged[i + 1][0] - merged[i][1] for i in range(len(merged) - 1)]
+        i = gaps.index(min(gaps))
+        merged[i : i + 2] = [(merged[i][0], max(merged[i][1], merged[i + 1][1]))]
+    return tuple(merged)
 
 
 def _ids_in(*frames: pl.DataFrame) -> pl.Expr:
@@ -604,14 +628,14 @@ def store_failure_report(
     unread = [trace_id for trace_id in listed if trace_id not in rows]
     if unread:
         # The listed traces are mostly the newest: their spans lie in the last row groups,
-        # and the kept counts know below which row id none lies.
-        floor = None
+        # and the kept counts know each one's first and last row id.
+        rowids = None
         if counted_rows is not None and counted is not None:
-            floor = counted.rowid_floor(reader, from_unix_nano, to_unix_nano, unread)
+            rowids = counted.rowid_ranges(reader, from_unix_nano, to_unix_nano, unread)
         frame = reader.traces_frame(
-            unread, from_unix_nano, to_unix_nano, None if floor is None else floor[0]
+            unread, from_unix_nano, to_unix_nano, None if rowids is None else rowids[0]
         )
-        if floor is not None and _deletions(reader) != floor[1]:
+        if rowids is not None and _deletions(reader) != rowids[1]:
             # Retention deleted rows meanwhile: row ids may have moved under the floor.
             frame = reader.traces_frame(unread, from_unix_nano, to_unix_nano)
         # The entities of the spans read (within an hour of the range, as traces_frame).

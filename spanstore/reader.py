@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -49,6 +49,7 @@ __all__ = [
     "RECENT_TRACES_SCHEMA",
     "SERVICE_MAP_SCHEMA",
     "THROUGHPUT_SCHEMA",
+    "RowIdRanges",
     "StoreReader",
 ]
 
@@ -104,6 +105,7 @@ FAILURE_PARTS_SCHEMA: Final[dict[str, pl.DataType]] = {
     "trace_spans": pl.Int64(),
     "span_hash": pl.UInt64(),
     "first_rowid": pl.Int64(),
+    "last_rowid": pl.Int64(),
     "span_id": pl.String(),
     "service_name": pl.String(),
     "kind": pl.String(),
@@ -114,6 +116,15 @@ FAILURE_PARTS_SCHEMA: Final[dict[str, pl.DataType]] = {
     "http_status_code": pl.Int64(),
     "next_rowid": pl.Int64(),
 }
+
+
+class RowIdRanges(NamedTuple):
+    """Where some traces' committed spans lie, by row id: within ``ranges`` (at most
+    three, each [first, last]) or from ``tail`` on."""
+
+    tail: int
+    ranges: tuple[tuple[int, int], ...]
+
 
 THROUGHPUT_SCHEMA: Final[dict[str, pl.DataType]] = {
     "bucket_unix_nano": pl.Int64(),
@@ -556,19 +567,30 @@ class StoreReader:
         trace_ids: Sequence[str],
         start_unix_nano: int,
         end_unix_nano: int,
-        from_rowid: int | None = None,
+        rowids: RowIdRanges | None = None,
     ) -> pl.DataFrame:
         """The span frame of these traces: their spans within an hour of [start, end)
-        (where ``span_frame`` looks for whole traces). ``from_rowid``: none of their
-        spans lies below that row id (``failure_parts``' ``first_rowid``), so the row
-        groups below are not read, where the dialect has row ids."""
+        (where ``span_frame`` looks for whole traces). ``rowids``: where their committed
+        spans lie (``failure_parts``' ``first_rowid`` and ``last_rowid``), so the other
+        row groups are not read, where the dialect has row ids."""
         ids = sorted(set(self._dialect.trace_ids(trace_ids)))  # type: ignore[type-var]
         if not ids:
             return pl.DataFrame(schema=FRAME_SCHEMA)
         bounds = self._around(start_unix_nano, end_unix_nano, HOUR_NS)
         lo, hi = bounds["lo"], bounds["hi"]
-        if from_rowid is not None and self._dialect.has_query("traces_frame_since"):
-            since = {"lo": lo, "hi": hi, "from_rowid": from_rowid}
+        if rowids is not None and self._dialect.has_query("traces_frame_since"):
+            (a, a_to), (b, b_to), (c, c_to) = (*rowids.ranges, (1, 0), (1, 0), (1, 0))[:3]
+            since = {
+                "lo": lo,
+                "hi": hi,
+                "tail": rowids.tail,
+                "a_from": a,
+                "a_to": a_to,
+                "b_from": b,
+                "b_to": b_to,
+                "c_from": c,
+                "c_to": c_to,
+            }
             tables = self._id_tables("traces_frame_since", ids, **since)
         else:
             tables = self._id_tables("traces_frame", ids, lo=lo, hi=hi)

@@ -24,6 +24,7 @@ from analyzer.failures_store import FOLLOW_STEP_NS, KeptCounts, KeptRows, store_
 from analyzer.source import LocalSource
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.model import HOUR_NS, Span
+from spanstore.reader import RowIdRanges
 from spanstore.retention import RetentionPolicy
 from spanstore.rows import request_from_spans
 from tests.analyzer.test_failures_store import T0, old_report, traces
@@ -140,7 +141,7 @@ class Recording:
         self.calls: list[tuple[int, list[bytes] | None]] = []  # (since_rowid, trace_ids)
         self.read: list[set[str]] = []  # the traces each call's rows were about
         self.candidate_calls = 0
-        self.frames: list[tuple[list[str], int | None]] = []  # (trace ids, from_rowid)
+        self.frames: list[tuple[list[str], RowIdRanges | None]] = []  # (trace ids, rowids)
 
     def failure_candidates(
         self, start: int, end: int, service: str | None = None
@@ -163,10 +164,10 @@ class Recording:
         return answer
 
     def traces_frame(
-        self, trace_ids: Sequence[str], start: int, end: int, from_rowid: int | None = None
+        self, trace_ids: Sequence[str], start: int, end: int, rowids: RowIdRanges | None = None
     ) -> pl.DataFrame:
-        self.frames.append((sorted(trace_ids), from_rowid))
-        return self._store.traces_frame(trace_ids, start, end, from_rowid)
+        self.frames.append((sorted(trace_ids), rowids))
+        return self._store.traces_frame(trace_ids, start, end, rowids)
 
     def logged_failure_parts(
         self, start: int, end: int, since_rowid: int
@@ -301,17 +302,34 @@ def test_the_listed_traces_spans_are_read_from_the_row_id_the_counts_give(
         counted, kept = KeptCounts(), KeptRows()
         start, end = T0, T0 + HOUR_NS
         store_failure_report(recording, start, end, counted=counted, kept=kept)  # type: ignore[arg-type]
-        ids, floor = recording.frames[0]
-        assert len(ids) == 10 and floor == 8  # trace 5's two spans: row ids 8 and 9
+        ids, rowids = recording.frames[0]
+        # From trace 5's spans (row ids 8 and 9) to trace 50's (98, 99), and all after.
+        assert len(ids) == 10 and rowids == RowIdRanges(100, ((8, 99),))
         more = [s for n in range(50, 53) for s in _trace(n + 1, T0 + n * MINUTE // 2, True)]
         store.write(request_from_spans(more))
         store.flush()
         report = store_failure_report(recording, start, end, counted=counted, kept=kept)  # type: ignore[arg-type]
-        assert recording.frames[1] == ([f"{n + 1:032x}" for n in range(50, 53)], 100)
+        new_ids = [f"{n + 1:032x}" for n in range(50, 53)]
+        assert recording.frames[1] == (new_ids, RowIdRanges(106, ((100, 105),)))
         assert report == old_report(store, start, end)
         assert report["summary"]["traces"] == 53 and report["summary"]["ok"] == 40
     finally:
         store.close()
+
+
+def test_the_row_id_ranges_read_are_few_and_leave_out_the_widest_gaps() -> None:
+    row_group = 122_880
+    assert failures_store._fewest_ranges([]) == ()
+    assert failures_store._fewest_ranges([(5, 9), (8, 20), (30, 40)]) == ((5, 40),)
+    far = [(0, 10), (10 * row_group, 10 * row_group + 5), (11 * row_group, 12 * row_group)]
+    assert failures_store._fewest_ranges(far) == ((0, 10), (10 * row_group, 12 * row_group))
+    # Five ranges, more than a row group apart: the two narrowest gaps are read through.
+    spread = [(n * row_group, n * row_group + 1) for n in (0, 10, 12, 40, 51)]
+    assert failures_store._fewest_ranges(spread) == (
+        (0, 12 * row_group + 1),
+        (40 * row_group, 40 * row_group + 1),
+        (51 * row_group, 51 * row_group + 1),
+    )
 
 
 def test_a_trace_with_spans_where_the_range_moved_is_counted_again_whole(

@@ -30,6 +30,7 @@ from analyzer.source import LocalSource
 from collector.files import read_trace_file
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.model import HOUR_NS, Span, SpanEvent
+from spanstore.reader import RowIdRanges
 from spanstore.rows import request_from_spans
 
 REPO = Path(__file__).resolve().parents[2]
@@ -263,9 +264,11 @@ class CountingReader:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    def traces_frame(self, trace_ids: list[str], start: int, end: int) -> pl.DataFrame:
+    def traces_frame(
+        self, trace_ids: list[str], start: int, end: int, rowids: RowIdRanges | None = None
+    ) -> pl.DataFrame:
         self.read.append(sorted(trace_ids))
-        return self.store.traces_frame(trace_ids, start, end)
+        return self.store.traces_frame(trace_ids, start, end, rowids)
 
 
 def _failing_trace(n: int, start: int, *, order: str) -> list[Span]:

@@ -6,9 +6,9 @@
 --   missing, empty or all-zero parent id) as (start, span id) (the lower id first among
 --   spans starting together, as analyzer.failures picks a root), the first start (and
 --   where no span is parentless, the lowest id of the spans starting then), the last
---   start, how many spans and their span ids' hashes xor-ed; and the lowest row id
---   (`rid`: negative for the rows not committed yet), below which none of the trace's
---   spans lie (the report reads the spans of the traces it lists from there on);
+--   start, how many spans and their span ids' hashes xor-ed; and the lowest and highest
+--   row id (`rid`: negative for the rows not committed yet), outside which none of the
+--   trace's spans lie (the report reads the spans of the traces it lists there only);
 -- 'span': each span that may be an error (status ERROR, or an HTTP code that
 --   analyzer.failures.error_expr counts: failure_candidates.sql), in the span frame's
 --   spellings;
@@ -26,6 +26,7 @@ per_trace AS (
         max(start_unix_nano) AS last_start,
         count(*) AS trace_spans,
         min(rid) AS first_rowid,
+        max(rid) AS last_rowid,
         bit_xor(hash(span_id)) AS span_hash
     FROM picked
     GROUP BY trace_id, stored
@@ -61,6 +62,7 @@ SELECT
     p.trace_spans,
     p.span_hash,
     p.first_rowid,
+    p.last_rowid,
     NULL::VARCHAR AS span_id,
     NULL::VARCHAR AS service_name,
     NULL::VARCHAR AS kind,
@@ -74,7 +76,7 @@ FROM per_trace AS p
 LEFT JOIN unrooted AS u ON u.trace_id = p.trace_id AND u.stored = p.stored
 UNION ALL
 SELECT
-    'span', lower(hex(trace_id)), stored, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    'span', lower(hex(trace_id)), stored, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
     lower(hex(span_id)),
     service_name,
     CASE kind WHEN 1 THEN 'INTERNAL' WHEN 2 THEN 'SERVER' WHEN 3 THEN 'CLIENT'
@@ -88,6 +90,6 @@ SELECT
 FROM possible
 UNION ALL
 SELECT
-    'position', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    'position', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
     NULL, NULL, NULL, NULL, NULL, next_rowid
 FROM position
