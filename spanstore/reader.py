@@ -71,11 +71,9 @@ FLOW_ROOTS_SCHEMA: Final[dict[str, pl.DataType]] = {
     "failed": pl.Int64(),
 }
 
-#: failure_candidates: the spans that may be errors of the traces a failure report covers,
-#: in the span frame's spellings, each with whether it is its trace's root, when that root
-#: starts and its trace's fingerprint (the DuckDB file says what the rows are).
-FAILURE_CANDIDATES_SCHEMA: Final[dict[str, pl.DataType]] = {
-    "trace_id": pl.String(),
+#: A span that may be an error, in the span frame's spellings (failure_candidates and
+#: failure_parts rows).
+_POSSIBLE_ERROR: Final[dict[str, pl.DataType]] = {
     "span_id": pl.String(),
     "service_name": pl.String(),
     "kind": pl.String(),
@@ -84,6 +82,14 @@ FAILURE_CANDIDATES_SCHEMA: Final[dict[str, pl.DataType]] = {
     "exception_type": pl.String(),
     "exception_message": pl.String(),
     "http_status_code": pl.Int64(),
+}
+
+#: failure_candidates: the spans that may be errors of the traces a failure report covers,
+#: in the span frame's spellings, each with whether it is its trace's root, when that root
+#: starts and its trace's fingerprint (the DuckDB file says what the rows are).
+FAILURE_CANDIDATES_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "trace_id": pl.String(),
+    **_POSSIBLE_ERROR,
     "is_root": pl.Boolean(),
     "root_start": pl.Int64(),
     "trace_spans": pl.Int64(),
@@ -106,14 +112,7 @@ FAILURE_PARTS_SCHEMA: Final[dict[str, pl.DataType]] = {
     "span_hash": pl.UInt64(),
     "first_rowid": pl.Int64(),
     "last_rowid": pl.Int64(),
-    "span_id": pl.String(),
-    "service_name": pl.String(),
-    "kind": pl.String(),
-    "status_code": pl.String(),
-    "status_message": pl.String(),
-    "exception_type": pl.String(),
-    "exception_message": pl.String(),
-    "http_status_code": pl.Int64(),
+    **_POSSIBLE_ERROR,
     "next_rowid": pl.Int64(),
 }
 

@@ -243,16 +243,23 @@ def test_a_report_reads_only_the_spans_written_since(tmp_path: Path) -> None:
         store.close()
 
 
+def _fifty_traces(tmp_path: Path, *, failing: int) -> DuckDBStore:
+    """A store holding fifty two-span traces half a minute apart from T0, committed (row
+    ids 0-99); every fifth one failing, from trace ``failing + 1`` on."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    spans = [s for n in range(50) for s in _trace(n + 1, T0 + n * MINUTE // 2, n % 5 == failing)]
+    store.write(request_from_spans(spans))
+    store.flush()
+    return store
+
+
 def test_while_a_report_watches_the_writer_counts_each_commit(tmp_path: Path) -> None:
     """After a report, the writer counts the spans of each commit (every start time) and
     the next report merges those counts: it reads from the store only what was committed
     after the writer's last count and what is not committed yet. A trace of the commits
     with a span beyond the hour searched around the range is counted again whole."""
-    store = DuckDBStore(tmp_path / "s.duckdb")
+    store = _fifty_traces(tmp_path, failing=0)
     try:
-        spans = [s for n in range(50) for s in _trace(n + 1, T0 + n * MINUTE // 2, n % 5 == 0)]
-        store.write(request_from_spans(spans))
-        store.flush()
         recording = Recording(store)
         counted = KeptCounts()
         start, end = T0, T0 + HOUR_NS
@@ -290,14 +297,11 @@ def test_while_a_report_watches_the_writer_counts_each_commit(tmp_path: Path) ->
 def test_the_listed_traces_spans_are_read_from_the_row_id_the_counts_give(
     tmp_path: Path,
 ) -> None:
-    """The kept counts know each trace's lowest row id: the spans of the traces a report
-    lists are read from the lowest of theirs on (DuckDB skips the row groups below), and
-    the report is the same."""
-    store = DuckDBStore(tmp_path / "s.duckdb")
+    """The kept counts know each trace's first and last row id: the spans of the traces
+    a report lists are read only within those (at most three ranges; DuckDB skips the row groups
+    outside) and after the counts, and the report is the same."""
+    store = _fifty_traces(tmp_path, failing=4)
     try:
-        spans = [s for n in range(50) for s in _trace(n + 1, T0 + n * MINUTE // 2, n % 5 == 4)]
-        store.write(request_from_spans(spans))
-        store.flush()
         recording = Recording(store)
         counted, kept = KeptCounts(), KeptRows()
         start, end = T0, T0 + HOUR_NS
