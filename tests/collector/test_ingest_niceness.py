@@ -24,12 +24,19 @@ def niceness_of(thread: threading.Thread) -> int:
     return os.getpriority(os.PRIO_PROCESS, thread.native_id)
 
 
-def threads_named(part: str) -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if part in thread.name]
+def threads_named(part: str, started_after: frozenset[int]) -> list[threading.Thread]:
+    """Live threads with ``part`` in their name, less those in ``started_after`` (the
+    threads alive before: an earlier test's receiver pool may linger until collected)."""
+    return [
+        thread
+        for thread in threading.enumerate()
+        if part in thread.name and thread.ident not in started_after
+    ]
 
 
 def test_request_threads_and_the_writer_run_nicer_and_nothing_else(tmp_path: Path) -> None:
     mine = os.getpriority(os.PRIO_PROCESS, 0)
+    before = frozenset(t.ident for t in threading.enumerate() if t.ident is not None)
     store = DuckDBStore(tmp_path / "nice.duckdb", writer_niceness=4)
     try:
         with running_collector(store, thread_niceness=6) as collector:
@@ -45,21 +52,24 @@ def test_request_threads_and_the_writer_run_nicer_and_nothing_else(tmp_path: Pat
                 response = connection.getresponse()
                 response.read()
                 assert response.status == 200
-                http_threads = threads_named("process_request_thread")
+                http_threads = threads_named("process_request_thread", before)
                 assert http_threads, "the HTTP connection has a thread of its own"
                 assert {niceness_of(t) for t in http_threads} == {min(19, mine + 6)}
             finally:
                 connection.close()
-            assert threads_named("otlp-grpc_"), "the gRPC request ran on the receiver's pool"
+            assert threads_named("otlp-grpc_", before), (
+                "the gRPC request ran on the receiver's pool"
+            )
             # The pool may have just started another thread that is still in its
             # initializer (which nices it before it takes any request): give it a moment.
             assert wait_until(
                 lambda: (
-                    {niceness_of(t) for t in threads_named("otlp-grpc_")} == {min(19, mine + 6)}
+                    {niceness_of(t) for t in threads_named("otlp-grpc_", before)}
+                    == {min(19, mine + 6)}
                 ),
                 5,
-            ), {t.name: niceness_of(t) for t in threads_named("otlp-grpc_")}
-            (writer,) = threads_named("seqtrace-writer")
+            ), {t.name: niceness_of(t) for t in threads_named("otlp-grpc_", before)}
+            (writer,) = threads_named("seqtrace-writer", before)
             assert niceness_of(writer) == min(19, mine + 4)
             # Every span was written (a nicer writer is no slower when nothing competes).
             store.flush()
