@@ -45,8 +45,10 @@ spans, idle). Here the store does the counting and only the listed traces are re
    committed after the writer's last count and what is not committed yet: under a flood
    neither every span of the hour nor everything written since the last report (the
    first report after 30 s without one read 2.95M spans). The rows derived from the
-   counts are kept too, and only those of the traces whose counts changed are derived
-   again. Service reports, other stores and ranges that jumped count from scratch.
+   counts, and which of those traces fail, are kept too, and only those of the traces
+   whose counts changed are derived again: the error rules then run on the changed and
+   the listed traces' rows alone, not on every possible error of the range. Service
+   reports, other stores and ranges that jumped count from scratch.
    A range covering more than ``MAX_KEPT_TRACES`` traces is not kept, and the reports
    that follow it count with ``failure_candidates`` as they would without kept counts.
 
@@ -146,8 +148,12 @@ class KeptRows:
 #: it, counting from scratch costs about the same.
 FOLLOW_STEP_NS: Final = 15 * 60 * 1_000_000_000
 #: Counts of more traces than this (those with a span within an hour of the range) are
-#: not kept (memory: ~150 bytes a trace, a few ranges kept at once).
-MAX_KEPT_TRACES: Final = 200_000
+#: not kept (memory: ~330 bytes a trace with its rows, measured at 390k traces; one range
+#: of the last hour is what the server keeps under a flood). Past it a report counts with
+#: ``failure_candidates``, over every span of the range: at 200k traces, kept counts cost
+#: 0.18 s a report against 0.96 s (docs/performance.md, "#20", session 17), so the cap
+#: is where a saturating flood of ~2.5 minutes leaves the last hour, not lower.
+MAX_KEPT_TRACES: Final = 500_000
 #: Kept counts older than this that the store's writer did not bring up to date
 #: (spanstore/failure_parts_log.py: nobody watched) are counted again from scratch.
 UNLOGGED_DELTA_S: Final = 20.0
@@ -182,6 +188,44 @@ _SPAN_COLUMNS: Final = (
 )
 
 
+class CountedRows:
+    """What :meth:`KeptCounts.rows` gives a report of [start, end): how many traces it
+    covers, its failing traces (``failing_traces``' rows), and ``reader.failure_traces``'
+    rows, of every trace (:meth:`all`) or of a few (:meth:`of`). The kept rows are not
+    filtered or copied for the range unless asked: a report lists a thousand traces of
+    the hundreds of thousands kept under a flood."""
+
+    def __init__(
+        self,
+        start: int,
+        end: int,
+        covered: int,
+        failing: pl.DataFrame,
+        kept: pl.DataFrame,
+        shown: pl.DataFrame | None = None,
+    ) -> None:
+        self.covered = covered
+        self.failing = failing
+        self._in_range = (pl.col("root_start") >= start) & (pl.col("root_start") < end)
+        self._kept = kept  # rows of every root start
+        # The rows of the traces that spans shown this once touched: they replace kept's.
+        self._shown = shown
+
+    def _parts(self) -> tuple[pl.DataFrame, ...]:
+        if self._shown is None:
+            return (self._kept,)
+        return (self._kept.filter(~_ids_in(self._shown)), self._shown)
+
+    def all(self) -> pl.DataFrame:
+        """Every row of the range (``reader.failure_traces(start, end)``)."""
+        return pl.concat([part.filter(self._in_range) for part in self._parts()])
+
+    def of(self, trace_ids: Sequence[str]) -> pl.DataFrame:
+        """The rows of these traces (within the range)."""
+        wanted = pl.col("trace_id").is_in(pl.Series(list(trace_ids), dtype=pl.String).implode())
+        return pl.concat([part.filter(wanted & self._in_range) for part in self._parts()])
+
+
 @dataclass(frozen=True)
 class _Counted:
     deletions: int  # the store's deletion generation (``_deletions``) when counted
@@ -191,6 +235,7 @@ class _Counted:
     traces: pl.DataFrame  # _TRACE_COLUMNS of every trace with a span in [lo, hi)
     spans: pl.DataFrame  # _SPAN_COLUMNS of their possible errors
     rows: pl.DataFrame  # _trace_rows of those: failure_traces' rows, every root start
+    failing: pl.DataFrame  # _failing_of those rows: the failing traces, every root start
     counted_at: float  # time.monotonic() when brought up to date
 
     def followed_by(self, start: int, end: int) -> bool:
@@ -263,8 +308,9 @@ class KeptCounts:
         spans = sorted(found.select("first_rowid", "last_rowid").iter_rows())
         return RowIdRanges(latest.next_rowid, _fewest_ranges(spans)), deletions
 
-    def rows(self, reader: SpanReader, start: int, end: int) -> pl.DataFrame | None:
-        """``reader.failure_traces(start, end)``, from kept counts where they follow;
+    def rows(self, reader: SpanReader, start: int, end: int) -> CountedRows | None:
+        """``reader.failure_traces(start, end)`` and how many traces it covers, from kept
+        counts where they follow;
         None when the report should count with ``failure_candidates`` instead (then tell
         :meth:`counted` what it covered): the reader cannot answer, or the range follows
         one too large to keep."""
@@ -291,7 +337,11 @@ class KeptCounts:
             if _deletions(reader) != deletions:
                 # Retention deleted rows meanwhile: row ids may have moved. Count again
                 # in one statement, and keep nothing from this round.
-                return reader.failure_traces(start, end)
+                fresh = reader.failure_traces(start, end)
+                if fresh is None:
+                    return None
+                covered = fresh["trace_id"].n_unique()
+                return CountedRows(start, end, covered, _failing_of(fresh), fresh)
             self._latest = kept
             if kept.traces.height <= MAX_KEPT_TRACES:
                 self._kept.append(kept)
@@ -299,15 +349,21 @@ class KeptCounts:
                 reader.watch_failure_parts(kept.next_rowid)
             else:
                 self._note(start, end, kept.traces.height)
-            rows = kept.rows
+            # Every trace counted has rows, and each trace one row in ``traces``: the
+            # covered traces by an integer filter, not by hashing the rows' trace ids.
+            covered = _covered(kept.traces, start, end)
+            failing, shown_rows = kept.failing, None
             if shown_traces.height:
                 # The rows of the traces the spans shown this once touch, derived again.
                 shown = _ids_in(shown_traces)
-                touched = _merged(kept.traces.filter(shown), shown_traces)
+                counted_before = kept.traces.filter(shown)
+                touched = _merged(counted_before, shown_traces)
                 touched_spans = pl.concat([kept.spans.filter(shown), shown_spans])
-                rows = pl.concat([rows.filter(~shown), _trace_rows(touched, touched_spans)])
+                shown_rows = _trace_rows(touched, touched_spans)
+                failing = pl.concat([failing.filter(~shown), _failing_of(shown_rows)])
+                covered += _covered(touched, start, end) - _covered(counted_before, start, end)
             in_range = (pl.col("root_start") >= start) & (pl.col("root_start") < end)
-            return rows.filter(in_range)
+            return CountedRows(start, end, covered, failing.filter(in_range), kept.rows, shown_rows)
 
     def counted(self, start: int, end: int, covered: int) -> None:
         """A report of [start, end) that :meth:`rows` declined counted ``covered`` traces
@@ -388,19 +444,19 @@ def _counted(
             shown_spans = pl.concat([shown_spans, more_spans])
     if base is None:
         rows = _trace_rows(traces, spans)
+        failing = _failing_of(rows)
     else:
         # Only the traces whose counts changed get their rows derived again.
         edge_ids = pl.DataFrame(
             {"trace_id": [t.hex() for t in edges]}, schema={"trace_id": pl.String}
         )
         changed = _ids_in(stored_traces, edge_ids)
-        rows = pl.concat(
-            [
-                base.rows.filter(~changed),
-                _trace_rows(traces.filter(changed), spans.filter(changed)),
-            ]
-        )
-    kept = _Counted(deletions, next_rowid, start, end, traces, spans, rows, time.monotonic())
+        changed_rows = _trace_rows(traces.filter(changed), spans.filter(changed))
+        rows = pl.concat([base.rows.filter(~changed), changed_rows])
+        failing = pl.concat([base.failing.filter(~changed), _failing_of(changed_rows)])
+    kept = _Counted(
+        deletions, next_rowid, start, end, traces, spans, rows, failing, time.monotonic()
+    )
     return kept, _merged(shown_traces), shown_spans
 
 
@@ -517,6 +573,18 @@ def _copied(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _covered(traces: pl.DataFrame, start: int, end: int) -> int:
+    """How many of these per-trace counts (one row a trace) have their root in the range:
+    the earliest parentless span, else the earliest span (as ``_trace_rows``)."""
+    root_start = pl.coalesce("rooted_start", "first_start")
+    return int(traces.select(((root_start >= start) & (root_start < end)).sum()).item())
+
+
+def _failing_of(rows: pl.DataFrame) -> pl.DataFrame:
+    """``failing_traces`` of failure_traces' rows (each trace's depend on its own)."""
+    return failing_traces(errors_among(rows.filter(pl.col("span_id").is_not_null())))
+
+
 def failing_traces(errors: pl.DataFrame) -> pl.DataFrame:
     """One row per trace holding one of ``errors`` (``errors_among`` the rows of
     ``failure_candidates``): trace_id, root_start, root_error (its root is one of the
@@ -609,15 +677,15 @@ def store_failure_report(
     counted_rows = None
     if counted is not None and service is None:
         counted_rows = counted.rows(reader, from_unix_nano, to_unix_nano)
+    errors: pl.DataFrame | None = None
     if counted_rows is not None:
-        covered = counted_rows["trace_id"].n_unique()
-        candidates = counted_rows.filter(pl.col("span_id").is_not_null())
+        covered, failing = counted_rows.covered, counted_rows.failing
     else:
         covered, candidates = reader.failure_candidates(from_unix_nano, to_unix_nano, service)
         if counted is not None and service is None:
             counted.counted(from_unix_nano, to_unix_nano, covered)
-    errors = errors_among(candidates)
-    failing = failing_traces(errors)
+        errors = errors_among(candidates)
+        failing = failing_traces(errors)
     listed = listed_trace_ids(failing, limit)
     fingerprints = (
         _fingerprints(failing, listed, generation)
@@ -650,7 +718,14 @@ def store_failure_report(
     traces = sorted(rows.values(), key=lambda row: (row["start_unix_nano"], row["trace_id"]))
     patterns = {"retried": 0, "degraded": 0, "failed_branch": 0, "failed": 0}
     patterns.update(Counter(row["pattern"] for row in traces))
-    listed_errors = errors.filter(pl.col("trace_id").is_in([row["trace_id"] for row in traces]))
+    shown_ids = [row["trace_id"] for row in traces]
+    if errors is None and counted_rows is not None:
+        # Kept counts: the error rules run on the listed traces' rows alone.
+        possible = counted_rows.of(shown_ids).filter(pl.col("span_id").is_not_null())
+        listed_errors = errors_among(possible)
+    else:
+        assert errors is not None
+        listed_errors = errors.filter(pl.col("trace_id").is_in(shown_ids))
     return report_json(
         from_unix_nano,
         to_unix_nano,

@@ -64,7 +64,7 @@ from spanstore.logs import LogBatch, is_log_record
 from spanstore.policy import IngestPolicy
 from spanstore.query import rawattrs
 from spanstore.query.compiler import DUCKDB as DUCKDB_QUERY_TARGET
-from spanstore.reader import FAILURE_PARTS_SCHEMA, StoreReader
+from spanstore.reader import FAILURE_PARTS_SCHEMA, StoreReader, split_failure_parts
 from spanstore.retention import RetentionEnforcer, RetentionPolicy
 from spanstore.rows import frame
 from spanstore.trace_shapes import TraceShapeKeeper
@@ -957,10 +957,8 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             if _is_fatal(exc):
                 self._mark_broken(exc)
             return
-        rows = frame(table, FAILURE_PARTS_SCHEMA)
-        position = rows.filter(pl.col("row_kind") == "position")["next_rowid"]
-        next_rowid = int(position[0]) if len(position) and position[0] is not None else since
-        parts.append(since, next_rowid, rows.filter(pl.col("row_kind") != "position"))
+        next_rowid, rows = split_failure_parts(frame(table, FAILURE_PARTS_SCHEMA), since)
+        parts.append(since, next_rowid, rows)
 
     def _keep_trace_shapes(self, con: duckdb.DuckDBPyConnection, *, idle: bool) -> None:
         """Between transactions: keep the trace shapes reads computed; when ``idle``

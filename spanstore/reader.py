@@ -117,6 +117,14 @@ FAILURE_PARTS_SCHEMA: Final[dict[str, pl.DataType]] = {
 }
 
 
+def split_failure_parts(rows: pl.DataFrame, default_next: int) -> tuple[int, pl.DataFrame]:
+    """(the row id the next count starts at, the parts rows) of failure_parts* rows: their
+    ``position`` row says where the count stopped (``default_next`` when there is none)."""
+    position = rows.filter(pl.col("row_kind") == "position")["next_rowid"]
+    next_rowid = int(position[0]) if len(position) and position[0] is not None else default_next
+    return next_rowid, rows.filter(pl.col("row_kind") != "position")
+
+
 class RowIdRanges(NamedTuple):
     """Where some traces' committed spans lie, by row id: within ``ranges`` (at most
     three, each [first, last]) or from ``tail`` on."""
@@ -505,9 +513,7 @@ class StoreReader:
             if not tables:
                 return next_rowid, pl.DataFrame(schema=FAILURE_PARTS_SCHEMA)
         rows = pl.concat([frame(table, FAILURE_PARTS_SCHEMA) for table in tables])
-        position = rows.filter(pl.col("row_kind") == "position")["next_rowid"]
-        found = int(position[0]) if len(position) and position[0] is not None else next_rowid
-        return found, rows.filter(pl.col("row_kind") != "position")
+        return split_failure_parts(rows, next_rowid)
 
     def logged_failure_parts(
         self, start_unix_nano: int, end_unix_nano: int, since_rowid: int

@@ -20,7 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import analyzer.failures_store as failures_store
-from analyzer.failures_store import FOLLOW_STEP_NS, KeptCounts, KeptRows, store_failure_report
+from analyzer.failures import errors_among
+from analyzer.failures_store import (
+    FOLLOW_STEP_NS,
+    KeptCounts,
+    KeptRows,
+    failing_traces,
+    store_failure_report,
+)
 from analyzer.source import LocalSource
 from spanstore.duckdb_store import DuckDBStore
 from spanstore.model import HOUR_NS, Span
@@ -121,12 +128,17 @@ def test_kept_counts_equal_counting_again(store: DuckDBStore, data: st.DataObjec
             written.extend(spans)
         start += data.draw(st.sampled_from([0, 5 * MINUTE, 10 * MINUTE, FOLLOW_STEP_NS]))
         end = max(end + data.draw(st.sampled_from([0, 5 * MINUTE, FOLLOW_STEP_NS])), start + 1)
-        rows = counted.rows(store, start, end)
-        assert rows is not None
+        kept = counted.rows(store, start, end)
+        assert kept is not None
         fresh = store.failure_traces(start, end)
         assert fresh is not None
-        assert as_set(rows) == as_set(fresh)
-        assert rows.height == fresh.height  # no row twice
+        assert as_set(kept.all()) == as_set(fresh)
+        assert kept.all().height == fresh.height  # no row twice
+        assert kept.covered == fresh["trace_id"].n_unique()
+        some = sorted(set(fresh["trace_id"]))[::3]
+        assert as_set(kept.of(some)) == as_set(fresh.filter(pl.col("trace_id").is_in(some)))
+        possible = fresh.filter(pl.col("span_id").is_not_null())
+        assert as_set(kept.failing) == as_set(failing_traces(errors_among(possible)))
         report = store_failure_report(store, start, end, counted=counted)
         assert report == old_report(store, start, end)
 
@@ -289,7 +301,8 @@ def test_while_a_report_watches_the_writer_counts_each_commit(tmp_path: Path) ->
         assert report["summary"]["traces"] == 53 and report["summary"]["ok"] == 40
         assert report == old_report(store, start, end)
         rows_now = counted.rows(store, start, end)
-        assert rows_now is not None and as_set(rows_now) == as_set(store.failure_traces(start, end))
+        assert rows_now is not None
+        assert as_set(rows_now.all()) == as_set(store.failure_traces(start, end))
     finally:
         store.close()
 
