@@ -69,6 +69,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
@@ -76,6 +77,7 @@ import polars as pl
 
 from analyzer.failures import errors_among, failure_report, report_json
 from spanstore import SpanReader
+from spanstore.deadline import carried
 from spanstore.model import HOUR_NS
 from spanstore.reader import FAILURE_CANDIDATES_SCHEMA, RowIdRanges
 from spanstore.reader import FAILURE_PARTS_SCHEMA as PARTS_SCHEMA
@@ -147,9 +149,9 @@ class KeptRows:
 #: (the traces with a span where the searched range moved are counted again whole); past
 #: it, counting from scratch costs about the same.
 FOLLOW_STEP_NS: Final = 15 * 60 * 1_000_000_000
-#: Counts of more traces than this (those with a span within an hour of the range) are
-#: not kept (memory: ~330 bytes a trace with its rows, measured at 390k traces; one range
-#: of the last hour is what the server keeps under a flood). Past it a report counts with
+#: Counts of more traces than this (those with a span within an hour of the range, over
+#: every range kept) are not kept (memory: ~330 bytes a trace with its rows and failing
+#: traces, measured at 390k traces: ~160 MiB at the cap). Past it a report counts with
 #: ``failure_candidates``, over every span of the range: at 200k traces, kept counts cost
 #: 0.18 s a report against 0.96 s (docs/performance.md, "#20", session 17), so the cap
 #: is where a saturating flood of ~2.5 minutes leaves the last hour, not lower.
@@ -346,6 +348,9 @@ class KeptCounts:
             if kept.traces.height <= MAX_KEPT_TRACES:
                 self._kept.append(kept)
                 del self._kept[: -self.capacity]
+                # The cap holds for every range kept together: the oldest make room.
+                while sum(k.traces.height for k in self._kept) > MAX_KEPT_TRACES:
+                    del self._kept[0]
                 reader.watch_failure_parts(kept.next_rowid)
             else:
                 self._note(start, end, kept.traces.height)
@@ -580,6 +585,21 @@ def _covered(traces: pl.DataFrame, start: int, end: int) -> int:
     return int(traces.select(((root_start >= start) & (root_start < end)).sum()).item())
 
 
+_side_pool: ThreadPoolExecutor | None = None
+_side_pool_lock = threading.Lock()
+
+
+def _side_reads() -> ThreadPoolExecutor:
+    """The thread a report reads its listed traces' entities on (one for the process:
+    a thread started per report would cost interpreter-lock hand-overs under a flood).
+    Started by the first report's thread, so at a reader's niceness."""
+    global _side_pool
+    with _side_pool_lock:
+        if _side_pool is None:
+            _side_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqtrace-report")
+        return _side_pool
+
+
 def _failing_of(rows: pl.DataFrame) -> pl.DataFrame:
     """``failing_traces`` of failure_traces' rows (each trace's depend on its own)."""
     return failing_traces(errors_among(rows.filter(pl.col("span_id").is_not_null())))
@@ -700,18 +720,24 @@ def store_failure_report(
         rowids = None
         if counted_rows is not None and counted is not None:
             rowids = counted.rowid_ranges(reader, from_unix_nano, to_unix_nano, unread)
-        frame = reader.traces_frame(
-            unread, from_unix_nano, to_unix_nano, None if rowids is None else rowids[0]
-        )
-        if rowids is not None and _deletions(reader) != rowids[1]:
-            # Retention deleted rows meanwhile: row ids may have moved under the floor.
-            frame = reader.traces_frame(unread, from_unix_nano, to_unix_nano)
-        # The entities of the spans read (within an hour of the range, as traces_frame).
+        # The entities of the spans read (within an hour of the range, as traces_frame),
+        # looked up beside the spans' read: under a flood the two reads take a core each
+        # from the niced ingest instead of one after the other.
         lo, hi = from_unix_nano - HOUR_NS, to_unix_nano + HOUR_NS
         lookup = entities_for or (lambda ids: reader.trace_entities(ids, lo, hi))
+        entities = _side_reads().submit(carried(lookup), unread)
+        try:
+            frame = reader.traces_frame(
+                unread, from_unix_nano, to_unix_nano, None if rowids is None else rowids[0]
+            )
+            if rowids is not None and _deletions(reader) != rowids[1]:
+                # Retention deleted rows meanwhile: row ids may have moved under the floor.
+                frame = reader.traces_frame(unread, from_unix_nano, to_unix_nano)
+        finally:
+            found = entities.result()
         # Each row depends on its trace's spans only: no service filter here (step 1
         # chose the traces that touch it).
-        fresh = failure_report(frame, lookup(unread), from_unix_nano, to_unix_nano)["traces"]
+        fresh = failure_report(frame, found, from_unix_nano, to_unix_nano)["traces"]
         if kept is not None:
             kept.keep(fresh, fingerprints)
         rows.update((row["trace_id"], row) for row in fresh)

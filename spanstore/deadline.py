@@ -19,10 +19,13 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-__all__ = ["call_at", "cancel_call", "query_deadline", "read_started", "time_left"]
+__all__ = ["call_at", "cancel_call", "carried", "query_deadline", "read_started", "time_left"]
 
 _local = threading.local()
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 
 @contextlib.contextmanager
@@ -52,6 +55,28 @@ def read_started() -> float | None:
     ``query_deadline``), or None outside one."""
     started: float | None = getattr(_local, "started", None)
     return started
+
+
+def carried(function: Callable[[_A], _R]) -> Callable[[_A], _R]:
+    """``function`` to call from another thread as if from this one: under this thread's
+    deadline and with its read's start (so its statements see what this request must)."""
+    deadline = getattr(_local, "deadline", None)
+    seconds = getattr(_local, "seconds", None)
+    started = getattr(_local, "started", None)
+
+    def call(argument: _A) -> _R:
+        saved = (
+            getattr(_local, "deadline", None),
+            getattr(_local, "seconds", None),
+            getattr(_local, "started", None),
+        )
+        _local.deadline, _local.seconds, _local.started = deadline, seconds, started
+        try:
+            return function(argument)
+        finally:
+            _local.deadline, _local.seconds, _local.started = saved
+
+    return call
 
 
 def deadline_seconds() -> float | None:

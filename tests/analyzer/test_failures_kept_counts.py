@@ -406,6 +406,30 @@ def test_a_range_too_large_to_keep_counts_its_possible_errors_alone(
         store.close()
 
 
+@pytest.mark.parametrize(("cap", "third_call"), [(20, (16, None)), (10, (0, None))])
+def test_the_cap_on_kept_traces_holds_over_every_range_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap: int, third_call: tuple[int, None]
+) -> None:
+    """Two ranges over the same eight traces keep 16 traces' counts: under a cap of 20
+    both stay and a report of the first follows its kept counts (from row id 16 on);
+    under a cap of 10 the second pushed the first out, which then counts from scratch."""
+    monkeypatch.setattr(failures_store, "MAX_KEPT_TRACES", cap)
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        spans = [s for n in range(8) for s in _trace(n + 1, T0 + n * MINUTE, n % 3 == 0)]
+        store.write(request_from_spans(spans))
+        store.flush()
+        recording = Recording(store)
+        counted = KeptCounts()
+        first, second = (T0, T0 + HOUR_NS), (T0 - 2 * HOUR_NS, T0 + 10 * MINUTE)
+        for start, end in (first, second, first):
+            report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+            assert report == old_report(store, start, end)
+        assert recording.calls == [(0, None), (0, None), third_call]
+    finally:
+        store.close()
+
+
 def test_the_server_source_keeps_counts_and_a_one_shot_source_does_not(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "s.duckdb")
     try:

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from spanstore.deadline import call_at, cancel_call, query_deadline, read_started
+from spanstore.deadline import (
+    call_at,
+    cancel_call,
+    carried,
+    query_deadline,
+    read_started,
+    time_left,
+)
 
 
 def test_a_call_runs_at_its_time_and_a_sooner_one_is_not_kept_waiting() -> None:
@@ -56,3 +64,23 @@ def test_read_started_is_the_outermost_request_start() -> None:
             assert read_started() == outer
         assert read_started() == outer
     assert read_started() is None
+
+
+def test_a_carried_call_runs_under_the_callers_deadline_and_read_start() -> None:
+    """A report reads its listed traces' entities on another thread: that read must stop
+    at the request's deadline and see what the request must (its read start)."""
+
+    def seen(_: object) -> tuple[float | None, float | None]:
+        return time_left(), read_started()
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(seen, None).result() == (None, None)
+        with query_deadline(30.0):
+            started = read_started()
+            left, seen_start = pool.submit(carried(seen), None).result()
+            plain = pool.submit(seen, None).result()
+        # The worker's own thread state is back as it was afterwards.
+        assert pool.submit(seen, None).result() == (None, None)
+    assert left is not None and 25.0 < left <= 30.0
+    assert seen_start == started is not None
+    assert plain == (None, None)  # without carried: no deadline there
