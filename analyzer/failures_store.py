@@ -585,19 +585,11 @@ def _covered(traces: pl.DataFrame, start: int, end: int) -> int:
     return int(traces.select(((root_start >= start) & (root_start < end)).sum()).item())
 
 
-_side_pool: ThreadPoolExecutor | None = None
-_side_pool_lock = threading.Lock()
-
-
-def _side_reads() -> ThreadPoolExecutor:
-    """The thread a report reads its listed traces' entities on (one for the process:
-    a thread started per report would cost interpreter-lock hand-overs under a flood).
-    Started by the first report's thread, so at a reader's niceness."""
-    global _side_pool
-    with _side_pool_lock:
-        if _side_pool is None:
-            _side_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqtrace-report")
-        return _side_pool
+#: The threads a report reads its listed traces' entities on, beside its spans' read
+#: (two: two reports at once do not wait for each other). Shared by the process: a thread
+#: started per report would cost interpreter-lock hand-overs under a flood. The executor
+#: starts a thread on a submit, so from a report's thread, at a reader's niceness.
+_SIDE_READS: Final = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqtrace-report")
 
 
 def _failing_of(rows: pl.DataFrame) -> pl.DataFrame:
@@ -725,7 +717,7 @@ def store_failure_report(
         # from the niced ingest instead of one after the other.
         lo, hi = from_unix_nano - HOUR_NS, to_unix_nano + HOUR_NS
         lookup = entities_for or (lambda ids: reader.trace_entities(ids, lo, hi))
-        entities = _side_reads().submit(carried(lookup), unread)
+        entities = _SIDE_READS.submit(carried(lookup), unread)
         try:
             frame = reader.traces_frame(
                 unread, from_unix_nano, to_unix_nano, None if rowids is None else rowids[0]
