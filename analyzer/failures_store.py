@@ -65,6 +65,8 @@ row newer than the counts (never an error counted twice or lost from the counts)
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -78,11 +80,15 @@ import polars as pl
 from analyzer.failures import errors_among, failure_report, report_json
 from spanstore import SpanReader
 from spanstore.deadline import carried
+from spanstore.failure_parts_log import WATCH_S
 from spanstore.model import HOUR_NS
+from spanstore.niceness import lower_thread_priority
 from spanstore.reader import FAILURE_CANDIDATES_SCHEMA, RowIdRanges
 from spanstore.reader import FAILURE_PARTS_SCHEMA as PARTS_SCHEMA
 
 __all__ = ["LISTED_TRACES", "KeptCounts", "KeptRows", "store_failure_report"]
+
+log = logging.getLogger(__name__)
 
 #: At most this many failing traces are listed (each is a few hundred bytes of JSON and one
 #: tree analysis); the counts always cover every trace of the range.
@@ -156,6 +162,9 @@ FOLLOW_STEP_NS: Final = 15 * 60 * 1_000_000_000
 #: 0.18 s a report against 0.96 s (docs/performance.md, "#20", session 17), so the cap
 #: is where a saturating flood of ~2.5 minutes leaves the last hour, not lower.
 MAX_KEPT_TRACES: Final = 500_000
+#: While reports come, the latest report's kept counts are brought up to date from the
+#: store's writer's counts this often, in the background (``KeptCounts.follow_writer``).
+FOLLOW_EVERY_S: Final = 2.0
 #: Kept counts older than this that the store's writer did not bring up to date
 #: (spanstore/failure_parts_log.py: nobody watched) are counted again from scratch.
 UNLOGGED_DELTA_S: Final = 20.0
@@ -281,12 +290,27 @@ class KeptCounts:
     that follow it count with ``failure_candidates``: that reads fewer rows than these
     counts, which only pay when kept."""
 
-    def __init__(self, capacity: int = 4) -> None:
+    def __init__(
+        self,
+        capacity: int = 4,
+        *,
+        follow_every_s: float | None = None,
+        follow_niceness: int = 0,
+    ) -> None:
+        """``follow_every_s``: while reports come (``WATCH_S``), a thread brings the
+        latest report's counts up to date from the store's writer's this often
+        (:meth:`follow_writer`), at ``follow_niceness`` steps nicer than the report's
+        thread; None: only reports do (the default: one-shot and test sources)."""
         self.capacity = capacity
+        self.follow_every_s = follow_every_s
+        self.follow_niceness = follow_niceness
         self._kept: list[_Counted] = []
         self._too_large: list[_TooLarge] = []
         self._latest: _Counted | None = None  # the counts the last rows() derived from
         self._lock = threading.Lock()
+        self._follow_lock = threading.Lock()  # guards the two below
+        self._following = False  # a thread follows the writer
+        self._asked_at = 0.0  # time.monotonic() of the last report that kept counts
 
     def rowid_ranges(
         self, reader: SpanReader, start: int, end: int, trace_ids: Sequence[str]
@@ -345,13 +369,9 @@ class KeptCounts:
                 covered = fresh["trace_id"].n_unique()
                 return CountedRows(start, end, covered, _failing_of(fresh), fresh)
             self._latest = kept
-            if kept.traces.height <= MAX_KEPT_TRACES:
-                self._kept.append(kept)
-                del self._kept[: -self.capacity]
-                # The cap holds for every range kept together: the oldest make room.
-                while sum(k.traces.height for k in self._kept) > MAX_KEPT_TRACES:
-                    del self._kept[0]
+            if self._keep(kept):
                 reader.watch_failure_parts(kept.next_rowid)
+                self._follow(reader)
             else:
                 self._note(start, end, kept.traces.height)
             # Every trace counted has rows, and each trace one row in ``traces``: the
@@ -369,6 +389,83 @@ class KeptCounts:
                 covered += _covered(touched, start, end) - _covered(counted_before, start, end)
             in_range = (pl.col("root_start") >= start) & (pl.col("root_start") < end)
             return CountedRows(start, end, covered, failing.filter(in_range), kept.rows, shown_rows)
+
+    def _keep(self, kept: _Counted) -> bool:
+        """Keep these counts (False: too large to keep). Holds ``_lock``."""
+        if kept.traces.height > MAX_KEPT_TRACES:
+            return False
+        self._kept.append(kept)
+        del self._kept[: -self.capacity]
+        # The cap holds for every range kept together: the oldest make room.
+        while sum(k.traces.height for k in self._kept) > MAX_KEPT_TRACES:
+            del self._kept[0]
+        return True
+
+    def _follow(self, reader: SpanReader) -> None:
+        """A report kept its counts: bring them up to date in the background from the
+        writer's counts (:meth:`follow_writer`) until nobody asked for ``WATCH_S``."""
+        if self.follow_every_s is None:
+            return
+        with self._follow_lock:
+            self._asked_at = time.monotonic()
+            if self._following:
+                return
+            self._following = True
+        threading.Thread(
+            target=self._follow_writer,
+            args=(reader,),
+            name="seqtrace-failure-counts",
+            daemon=True,
+        ).start()
+
+    def _follow_writer(self, reader: SpanReader) -> None:
+        # Work done ahead for the next report, as ingest's own: it waits for the reads.
+        lower_thread_priority(self.follow_niceness)
+        while True:
+            time.sleep(self.follow_every_s or 0.0)
+            began = time.monotonic()
+            try:
+                going = self.follow_every_s is not None and self.follow_writer(reader)
+            except Exception as exc:  # a closed or broken store: the next report tells
+                log.debug("the failure counts stopped following the writer: %s", exc)
+                going = False
+            with self._follow_lock:
+                asked = self._asked_at
+                if (not going and asked < began) or began - asked > WATCH_S:
+                    self._following = False
+                    return
+
+    def follow_writer(self, reader: SpanReader) -> bool:
+        """Bring the latest report's kept counts up to date with what the store's writer
+        counted of its commits since (``reader.logged_failure_parts``), so that the next
+        report of that range finds little to merge: under a flood a minute without a
+        report leaves ~160k changed traces, 0.4-0.5 s of the first report's time
+        (docs/performance.md, "#20", session 18). False when there is nothing to follow
+        (no counts kept, rows may have moved, or the writer counts nothing from there)."""
+        with self._lock:
+            latest = self._latest
+            if latest is None or not any(kept is latest for kept in self._kept):
+                return False
+        deletions = _deletions(reader)
+        if deletions != latest.deletions:
+            return False
+        # Counted without the lock (the frames kept never change): a report does not wait
+        # for this niced thread, and when one replaced the counts meanwhile this step's
+        # are dropped (that report merged the same commits).
+        counted = _counted(reader, latest, latest.start, latest.end, deletions, logged_only=True)
+        if counted is None or _deletions(reader) != deletions:
+            return False
+        kept = counted[0]
+        with self._lock:
+            if self._latest is not latest or not any(k is latest for k in self._kept):
+                return True
+            self._kept = [k for k in self._kept if k is not latest]
+            self._latest = kept
+            if not self._keep(kept):
+                self._note(kept.start, kept.end, kept.traces.height)
+                return False
+            reader.watch_failure_parts(kept.next_rowid)
+            return True
 
     def counted(self, start: int, end: int, covered: int) -> None:
         """A report of [start, end) that :meth:`rows` declined counted ``covered`` traces
@@ -397,14 +494,24 @@ class KeptCounts:
 
 
 def _counted(
-    reader: SpanReader, base: _Counted | None, start: int, end: int, deletions: int
+    reader: SpanReader,
+    base: _Counted | None,
+    start: int,
+    end: int,
+    deletions: int,
+    *,
+    logged_only: bool = False,
 ) -> tuple[_Counted, pl.DataFrame, pl.DataFrame] | None:
     """(the counts to keep for [start, end), the per-trace counts and possible errors of
     the spans shown this once: not committed yet, or committed after the counted row id
-    by the time a second statement ran)."""
+    by the time a second statement ran). ``logged_only``: ``base`` brought up to date
+    with what the store's writer counted since alone (None when it counted nothing from
+    there); the store is read only for traces to count again whole."""
     edges: list[bytes] = []
     since = 0
     logged: pl.DataFrame | None = None
+    if logged_only and base is None:
+        return None
     if base is not None:
         # The traces with a span where the searched range [lo, hi) moved: counted again
         # whole (their spans that left it, or that were outside it when counted).
@@ -418,16 +525,24 @@ def _counted(
         if kept_by_writer is not None:
             since, logged, beyond = kept_by_writer
             edges = sorted({*edges, *beyond})
+        elif logged_only:
+            return None
         elif time.monotonic() - base.counted_at > UNLOGGED_DELTA_S:
             # Everything committed since, read from the store, would cost more than
             # counting from scratch (a flood's 30 s: 2.8 s against 0.8 s).
             return _counted(reader, None, start, end, deletions)
-    answer = reader.failure_parts(start, end, since)
-    if answer is None:
-        return None
-    next_rowid, parts = answer
-    if logged is not None and logged.height:
-        parts = pl.concat([logged, parts])
+    if logged_only:
+        assert base is not None and logged is not None
+        if since == base.next_rowid and not edges:
+            return dataclasses.replace(base, counted_at=time.monotonic()), *_nothing_shown()
+        next_rowid, parts = since, logged
+    else:
+        answer = reader.failure_parts(start, end, since)
+        if answer is None:
+            return None
+        next_rowid, parts = answer
+        if logged is not None and logged.height:
+            parts = pl.concat([logged, parts])
     traces, spans = _split(parts, stored=True)
     if logged is not None and logged.height:
         traces = _combined(traces)  # a trace may have rows of several commits
@@ -463,6 +578,11 @@ def _counted(
         deletions, next_rowid, start, end, traces, spans, rows, failing, time.monotonic()
     )
     return kept, _merged(shown_traces), shown_spans
+
+
+def _nothing_shown() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """_counted's shown counts and possible errors when nothing is shown."""
+    return _split(pl.DataFrame(schema=PARTS_SCHEMA), stored=False)
 
 
 def _split(parts: pl.DataFrame, *, stored: bool) -> tuple[pl.DataFrame, pl.DataFrame]:

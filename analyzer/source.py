@@ -206,6 +206,7 @@ class LocalSource:
         max_diagram_traces: int | None = None,
         keep_slo_events: bool = False,
         keep_failure_counts: bool = False,
+        background_niceness: int = 0,
     ) -> None:
         """``max_diagram_traces`` bounds one diagram (the query API sets it): an entity
         seen in more traces in the range is refused with 413, asking for a narrower range.
@@ -213,7 +214,9 @@ class LocalSource:
         reader's ``data_versions`` say the day did not change (for a long-lived source,
         the server's; a one-shot CLI call would only pay for the split into days).
         ``keep_failure_counts``: keep the failure report's counting pass and bring it up
-        to date from the traces that changed (``analyzer.failures_store.KeptCounts``)."""
+        to date from the traces that changed (``analyzer.failures_store.KeptCounts``), in
+        the background too while reports come, on a thread ``background_niceness`` steps
+        nicer than the reads (the server gives its ingest's: that work is not a read)."""
         self.reader = reader
         self.max_diagram_traces = max_diagram_traces
         self._slo_pieces = _SloPieces(SLO_KEPT_BYTES) if keep_slo_events else None
@@ -224,6 +227,7 @@ class LocalSource:
         #: Its counting pass, kept between reports (KeptCounts) where ``keep_failure_counts``
         #: (the server's source: a one-shot report would only read more rows for it).
         self._keep_failure_counts = keep_failure_counts
+        self._background_niceness = background_niceness
         self._failure_counts: Any = None
 
     # -- helpers
@@ -543,6 +547,7 @@ class LocalSource:
         """``limit``: list at most so many failing traces (up to ``LISTED_TRACES``, the
         default; 0 for the counts alone, as the overview asks)."""
         from analyzer.failures_store import (
+            FOLLOW_EVERY_S,
             LISTED_TRACES,
             KeptCounts,
             KeptRows,
@@ -553,7 +558,9 @@ class LocalSource:
         if self._failure_rows is None:
             self._failure_rows = KeptRows()
         if self._failure_counts is None and self._keep_failure_counts:
-            self._failure_counts = KeptCounts()
+            self._failure_counts = KeptCounts(
+                follow_every_s=FOLLOW_EVERY_S, follow_niceness=self._background_niceness
+            )
         listed = LISTED_TRACES if limit is None else max(0, min(limit, LISTED_TRACES))
         # Counted in the store; only the listed traces' spans are read, and only those of
         # traces that changed since an earlier report listed them (failures_store.py).

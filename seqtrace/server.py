@@ -481,6 +481,7 @@ def run_server(args: argparse.Namespace, with_ui: bool) -> int:
                     max_diagram_traces=settings.max_diagram_traces,
                     keep_slo_events=True,
                     keep_failure_counts=True,
+                    background_niceness=ingest_niceness,
                 ),
                 host=settings.bind,
                 port=settings.api_port,

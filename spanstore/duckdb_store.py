@@ -1247,7 +1247,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
 
     def _logged_failure_parts(self, since_rowid: int) -> tuple[int, pl.DataFrame] | None:
         parts = self._failure_parts
-        found = None if parts is None else parts.since(since_rowid)
+        found = None if parts is None or self._closed else parts.since(since_rowid)
         if found is None:
             return None
         next_rowid, frames = found

@@ -128,6 +128,10 @@ def test_kept_counts_equal_counting_again(store: DuckDBStore, data: st.DataObjec
             written.extend(spans)
         start += data.draw(st.sampled_from([0, 5 * MINUTE, 10 * MINUTE, FOLLOW_STEP_NS]))
         end = max(end + data.draw(st.sampled_from([0, 5 * MINUTE, FOLLOW_STEP_NS])), start + 1)
+        if data.draw(st.booleans()):
+            # The background step between reports: the counts follow the writer's.
+            store.flush()
+            counted.follow_writer(store)
         kept = counted.rows(store, start, end)
         assert kept is not None
         fresh = store.failure_traces(start, end)
@@ -305,6 +309,66 @@ def test_while_a_report_watches_the_writer_counts_each_commit(tmp_path: Path) ->
         assert as_set(rows_now.all()) == as_set(store.failure_traces(start, end))
     finally:
         store.close()
+
+
+def test_between_reports_the_kept_counts_follow_the_writers(tmp_path: Path) -> None:
+    """``follow_writer`` (a background thread's step while reports come) merges what the
+    writer counted since the latest report, reading from the store only the traces with a
+    span beyond the hour searched (whole); the next report then starts where it stopped,
+    and is the same. Nothing to follow once the store is closed."""
+    store = _fifty_traces(tmp_path, failing=0)
+    try:
+        recording = Recording(store)
+        counted = KeptCounts()
+        start, end = T0, T0 + HOUR_NS
+        assert not counted.follow_writer(recording)  # type: ignore[arg-type]  # nothing kept
+        store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        assert counted.follow_writer(recording)  # type: ignore[arg-type]  # nothing new: still on
+        assert recording.calls == [(0, None)]
+        more = [s for n in range(50, 53) for s in _trace(n + 1, T0 + n * MINUTE // 2, True)]
+        stray = dataclasses.replace(
+            _trace(51, end + 2 * HOUR_NS, False)[1], span_id="00000033000000ff"
+        )
+        store.write(request_from_spans(more[:3]))
+        store.flush()
+        store.write(request_from_spans([*more[3:], stray]))
+        store.flush()
+        assert counted.follow_writer(recording)  # type: ignore[arg-type]
+        # Nothing read but trace 51 (whole: its stray span left the hour searched).
+        assert recording.calls[1:] == [(0, [bytes.fromhex(f"{51:032x}")])]
+        rows = counted.rows(store, start, end)
+        assert rows is not None
+        assert as_set(rows.all()) == as_set(store.failure_traces(start, end))
+        assert rows.covered == 53
+        report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
+        assert recording.calls[-1] == (107, None)  # from where the follower stopped
+        assert report == old_report(store, start, end)
+    finally:
+        store.close()
+    assert not counted.follow_writer(store)  # closed: the writer counts nothing more
+
+
+def test_the_server_source_follows_the_writer_in_the_background(tmp_path: Path) -> None:
+    """The server's source starts a thread after a report that keeps its counts: spans
+    written after it are merged without another report, and the thread ends when there
+    is nothing left to follow (the store closed)."""
+    store = _fifty_traces(tmp_path, failing=0)
+    source = LocalSource(store, keep_failure_counts=True)
+    start, end = T0, T0 + HOUR_NS
+    try:
+        source.failures(start, end)
+        counted = source._failure_counts
+        assert counted is not None and counted.follow_every_s is not None
+        counted.follow_every_s = 0.05
+        assert counted._following
+        more = [s for n in range(50, 53) for s in _trace(n + 1, T0 + n * MINUTE // 2, True)]
+        store.write(request_from_spans(more))
+        store.flush()
+        assert wait_until(lambda: counted._latest is not None and counted._latest.next_rowid == 106)
+        assert source.failures(start, end) == old_report(store, start, end)
+    finally:
+        store.close()
+    assert wait_until(lambda: not counted._following, timeout=2 * failures_store.FOLLOW_EVERY_S + 5)
 
 
 def test_the_listed_traces_spans_are_read_from_the_row_id_the_counts_give(
