@@ -370,7 +370,7 @@ class KeptCounts:
                 return CountedRows(start, end, covered, _failing_of(fresh), fresh)
             self._latest = kept
             if self._keep(kept):
-                reader.watch_failure_parts(kept.next_rowid)
+                reader.watch_failure_parts(kept.next_rowid, self._needed_from())
                 self._follow(reader)
             else:
                 self._note(start, end, kept.traces.height)
@@ -400,6 +400,11 @@ class KeptCounts:
         while sum(k.traces.height for k in self._kept) > MAX_KEPT_TRACES:
             del self._kept[0]
         return True
+
+    def _needed_from(self) -> int:
+        """The row id the oldest kept counts end at (the writer's counts of the commits
+        before it serve none of them). Holds ``_lock``."""
+        return min(kept.next_rowid for kept in self._kept)
 
     def _follow(self, reader: SpanReader) -> None:
         """A report kept its counts: bring them up to date in the background from the
@@ -464,7 +469,7 @@ class KeptCounts:
             if not self._keep(kept):
                 self._note(kept.start, kept.end, kept.traces.height)
                 return False
-            reader.watch_failure_parts(kept.next_rowid)
+            reader.watch_failure_parts(kept.next_rowid, self._needed_from())
             return True
 
     def counted(self, start: int, end: int, covered: int) -> None:

@@ -1255,9 +1255,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
             return next_rowid, pl.DataFrame(schema=FAILURE_PARTS_SCHEMA)
         return next_rowid, pl.concat(frames) if len(frames) > 1 else frames[0]
 
-    def watch_failure_parts(self, next_rowid: int) -> None:
+    def watch_failure_parts(self, next_rowid: int, needed_from: int | None = None) -> None:
         if self._failure_parts is not None and not self._closed:
-            self._failure_parts.watch(next_rowid)
+            self._failure_parts.watch(next_rowid, needed_from)
 
 
 class _DuckDBDialect:

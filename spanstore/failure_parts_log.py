@@ -54,13 +54,23 @@ class FailurePartsLog:
         self._end: int | None = None  # the row id the next entry starts at
         self._watched_until = 0.0
 
-    def watch(self, next_rowid: int) -> None:
+    def watch(self, next_rowid: int, needed_from: int | None = None) -> None:
         """A reader's counts end at ``next_rowid``: keep counting commits for ``WATCH_S``;
-        a chain not running starts there."""
+        a chain not running starts there. ``needed_from``: no reader's counts end before
+        this row id, so the entries that end at or before it go (the rest still serve
+        every reader from there on)."""
         with self._lock:
             self._watched_until = time.monotonic() + self.watch_s
             if self._end is None:
                 self._start = self._end = next_rowid
+            if needed_from is not None:
+                while self._entries and self._entries[0][1] <= needed_from:
+                    _, _, dropped = self._entries.popleft()
+                    self._rows -= dropped.height
+                if self._entries:
+                    self._start = self._entries[0][0]
+                elif self._end is not None and self._end <= needed_from:
+                    self._start = self._end
 
     def next_since(self) -> int | None:
         """Where the writer's next count starts (None: nobody watches; the chain is

@@ -543,9 +543,10 @@ class StoreReader:
         rows from ``since_rowid`` on); None: it kept none from there (the default)."""
         return None
 
-    def watch_failure_parts(self, next_rowid: int) -> None:
+    def watch_failure_parts(self, next_rowid: int, needed_from: int | None = None) -> None:
         """A report's kept counts end at ``next_rowid``: a store that can, counts each
-        commit from there for the next reports (``logged_failure_parts``)."""
+        commit from there for the next reports (``logged_failure_parts``). ``needed_from``:
+        no kept counts end before this row id, so the counts of commits before it may go."""
 
     def trace_ids_starting_in(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """The ids (as stored) of the traces with a span starting in one of the

@@ -343,6 +343,8 @@ def test_between_reports_the_kept_counts_follow_the_writers(tmp_path: Path) -> N
         report = store_failure_report(recording, start, end, counted=counted)  # type: ignore[arg-type]
         assert recording.calls[-1] == (107, None)  # from where the follower stopped
         assert report == old_report(store, start, end)
+        # The writer's counts before the one kept range's row id are gone.
+        assert store._failure_parts is not None and len(store._failure_parts) == 0
     finally:
         store.close()
     assert not counted.follow_writer(store)  # closed: the writer counts nothing more

@@ -1,7 +1,8 @@
 """The writer's per-commit failure counts (spanstore/failure_parts_log.py): one chain of
 adjacent row-id ranges from where a watching report's counts end; a reader gets the
 entries from its own row id on, or None; the oldest go first past the bound; nothing is
-counted once nobody watches, and a reset (a deletion) drops the chain."""
+counted once nobody watches, and a reset (a deletion) drops the chain; entries no
+reader's kept counts need go."""
 
 from __future__ import annotations
 
@@ -55,6 +56,26 @@ def test_the_oldest_entries_go_past_the_bound() -> None:
     assert log.since(0) is None
     found = log.since(10)
     assert found is not None and found[0] == 30 and len(found[1]) == 2
+
+
+def test_the_entries_no_reader_needs_go() -> None:
+    """A watcher says where the oldest kept counts end: the entries that end at or before
+    it go, an entry it falls inside stays, and readers from there on are served."""
+    log = FailurePartsLog()
+    log.watch(0)
+    a, b, c = rows(3, "a"), rows(2, "b"), rows(1, "c")
+    log.append(0, 10, a)
+    log.append(10, 20, b)
+    log.append(20, 30, c)
+    log.watch(30, needed_from=15)  # inside b: a goes, b stays
+    assert len(log) == 3 and log.since(0) is None
+    assert log.since(10) == (30, [b, c])
+    log.watch(30, needed_from=20)
+    assert len(log) == 1 and log.since(20) == (30, [c]) and log.since(10) is None
+    log.watch(30, needed_from=30)
+    assert len(log) == 0 and log.since(30) == (30, []) and log.since(20) is None
+    log.append(30, 40, a)
+    assert log.since(30) == (40, [a])
 
 
 def test_the_chain_stops_when_nobody_watches_and_a_reset_drops_it() -> None:
