@@ -61,6 +61,7 @@ from spanstore.failure_parts_log import FailurePartsLog
 from spanstore.journal import Journal, JournalError, has_segments, journal_dir
 from spanstore.log_reader import LogQueries
 from spanstore.logs import LogBatch, is_log_record
+from spanstore.newest import NewestSpanEnd, newest_end
 from spanstore.policy import IngestPolicy
 from spanstore.query import rawattrs
 from spanstore.query.compiler import DUCKDB as DUCKDB_QUERY_TARGET
@@ -327,6 +328,9 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         #: The failure report's counts of each commit, while a report watches
         #: (spanstore/failure_parts_log.py).
         self._failure_parts: FailurePartsLog | None = None if read_only else FailurePartsLog()
+        #: When the newest span ended, kept as batches are acknowledged (spanstore/newest.py):
+        #: read-only, another process writes the file.
+        self._newest: NewestSpanEnd | None = None if read_only else NewestSpanEnd()
         self._retention: RetentionEnforcer | None = None
         if not read_only and retention is not None and retention.enabled:
             self._retention = RetentionEnforcer(
@@ -488,6 +492,7 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                         self._pending[seq] = frozenset(batch.span_keys)
                         self._unseen[seq] = batch
                         self._queued_seq = seq
+                    self._acknowledge_newest(batch)
                     # Readers see it from now on (spanstore/unseen.py): a result kept from
                     # before must not outlive it (the commit marks its hours again).
                     self._changes.mark(hours_of(batch.spans.column("start_unix_nano")))
@@ -933,10 +938,24 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
                 # Rows of any hour may be gone. Only then: a check that deletes nothing
                 # must not drop every kept answer (stats, SLO days, diagrams, failure rows).
                 self._changes.mark_all()
+                if self._newest is not None:
+                    self._newest.forget()
+
+    def _acknowledge_newest(self, batch: PreparedBatch) -> None:
+        """Once readers see the batch (so a scan that misses it began before this, and
+        :meth:`NewestSpanEnd.learned` counts it) and before its client is answered."""
+        if self._newest is None:
+            return
+        try:
+            self._newest.acknowledged(newest_end(batch.spans))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # an end past int64
+            self._newest.forget()  # the scan answers (as it did for every read before)
 
     def _rows_may_move(self) -> None:
         """Retention is about to delete rows: kept answers and row ids are void."""
         self._changes.mark_all()
+        if self._newest is not None:
+            self._newest.forget()
         if self._failure_parts is not None:
             self._failure_parts.reset()
 
@@ -1244,6 +1263,17 @@ class DuckDBStore(DuckDBLogs, LogQueries, StoreReader):
         # Read-only, nothing can change the file: no other process can open it for
         # writing while this one holds it, so the versions stay 0.
         return [self._changes.version(start, end) for start, end in ranges]
+
+    def last_unix_nano(self) -> int | None:
+        newest = self._newest
+        if newest is None:
+            return super().last_unix_nano()
+        known, value, token = newest.known()
+        if known:
+            return value
+        scanned = super().last_unix_nano()
+        newest.learned(scanned, token)
+        return scanned
 
     def _logged_failure_parts(self, since_rowid: int) -> tuple[int, pl.DataFrame] | None:
         parts = self._failure_parts
