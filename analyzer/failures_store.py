@@ -47,8 +47,12 @@ spans, idle). Here the store does the counting and only the listed traces are re
    first report after 30 s without one read 2.95M spans). The rows derived from the
    counts, and which of those traces fail, are kept too, and only those of the traces
    whose counts changed are derived again: the error rules then run on the changed and
-   the listed traces' rows alone, not on every possible error of the range. Service
-   reports, other stores and ranges that jumped count from scratch.
+   the listed traces' rows alone, not on every possible error of the range. Between
+   reports the server's source merges the writer's counts into the latest report's
+   kept counts every ``FOLLOW_EVERY_S`` (:meth:`KeptCounts.follow_writer`, a thread at
+   the ingest's niceness), so the first report after a stretch without one finds
+   seconds to merge, not the stretch. Service reports, other stores and ranges that
+   jumped count from scratch.
    A range covering more than ``MAX_KEPT_TRACES`` traces is not kept, and the reports
    that follow it count with ``failure_candidates`` as they would without kept counts.
 
