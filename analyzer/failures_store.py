@@ -519,8 +519,6 @@ def _counted(
     edges: list[bytes] = []
     since = 0
     logged: pl.DataFrame | None = None
-    if logged_only and base is None:
-        return None
     if base is not None:
         # The traces with a span where the searched range [lo, hi) moved: counted again
         # whole (their spans that left it, or that were outside it when counted).

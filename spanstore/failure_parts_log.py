@@ -65,12 +65,7 @@ class FailurePartsLog:
                 self._start = self._end = next_rowid
             if needed_from is not None:
                 while self._entries and self._entries[0][1] <= needed_from:
-                    _, _, dropped = self._entries.popleft()
-                    self._rows -= dropped.height
-                if self._entries:
-                    self._start = self._entries[0][0]
-                elif self._end is not None and self._end <= needed_from:
-                    self._start = self._end
+                    self._drop_oldest()
 
     def next_since(self) -> int | None:
         """Where the writer's next count starts (None: nobody watches; the chain is
@@ -86,14 +81,12 @@ class FailurePartsLog:
         with self._lock:
             if since != self._end:
                 return
+            self._end = next_rowid
             if next_rowid > since:
                 self._entries.append((since, next_rowid, parts))
                 self._rows += parts.height
                 while self._rows > self.max_rows and self._entries:
-                    _, _, dropped = self._entries.popleft()
-                    self._rows -= dropped.height
-                self._start = self._entries[0][0] if self._entries else next_rowid
-            self._end = next_rowid
+                    self._drop_oldest()
 
     def reset(self) -> None:
         """Rows may move (a deletion), or a commit went uncounted: drop the chain."""
@@ -119,6 +112,12 @@ class FailurePartsLog:
     def __len__(self) -> int:
         """Rows kept."""
         return self._rows
+
+    def _drop_oldest(self) -> None:
+        """The oldest entry goes; the chain then starts at the next one (or where it ends)."""
+        _, _, dropped = self._entries.popleft()
+        self._rows -= dropped.height
+        self._start = self._entries[0][0] if self._entries else self._end
 
     def _clear(self) -> None:
         self._entries.clear()

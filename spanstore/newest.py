@@ -41,7 +41,7 @@ class NewestSpanEnd:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._known = False
-        self._value: int | None = None  # while known: the newest end (None: no spans)
+        self._scanned: int | None = None  # while known: what the scan found (None: no spans)
         self._since_forgotten: int | None = None  # acknowledged since the last forget
         self._forgotten = 0  # how many times forgotten
 
@@ -51,20 +51,19 @@ class NewestSpanEnd:
             return
         with self._lock:
             self._since_forgotten = _later(self._since_forgotten, end)
-            if self._known:
-                self._value = _later(self._value, end)
 
     def forget(self) -> None:
         """Rows may be deleted: the value is unknown until a read scans again."""
         with self._lock:
             self._known = False
-            self._value = self._since_forgotten = None
+            self._scanned = self._since_forgotten = None
             self._forgotten += 1
 
     def known(self) -> tuple[bool, int | None, int]:
-        """(whether the value is known, the value, a token for :meth:`learned`)."""
+        """(whether the value is known, the value, a token for :meth:`learned`): the scan's
+        and what was acknowledged since the value became unknown, the later."""
         with self._lock:
-            return self._known, self._value, self._forgotten
+            return self._known, _later(self._scanned, self._since_forgotten), self._forgotten
 
     def learned(self, scanned: int | None, token: int) -> None:
         """A scan that began after :meth:`known` gave ``token`` found ``scanned``: it saw
@@ -73,5 +72,5 @@ class NewestSpanEnd:
         deletion may have run under the scan)."""
         with self._lock:
             if token == self._forgotten and not self._known:
-                self._value = _later(scanned, self._since_forgotten)
+                self._scanned = scanned
                 self._known = True
